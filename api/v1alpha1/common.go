@@ -1,0 +1,48 @@
+package v1alpha1
+
+// SecretKeyRef names one key of a Secret in the same namespace as the object that holds
+// the reference.
+type SecretKeyRef struct {
+	// name of the Secret, in the referring object's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// key within the Secret's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
+}
+
+// Condition types shared by the kinds of this API.
+const (
+	// ConditionReady summarizes the object: True when everything it asks for is in place.
+	ConditionReady = "Ready"
+	// ConditionTokenReady is True on a ScimConfig whose bearer token can be read.
+	ConditionTokenReady = "TokenReady"
+	// ConditionBackendReady is True on a ScimConfig whose backend answered a
+	// connectivity and credentials check.
+	ConditionBackendReady = "BackendReady"
+	// ConditionSynced is True on a member or group that matches the backend.
+	ConditionSynced = "Synced"
+	// ConditionPaused is True on a ScimConfig with enabled: false.
+	ConditionPaused = "Paused"
+)
+
+// Well-known labels and annotations.
+const (
+	// LabelConfig is set on every OrgMember and OrgGroup to the name of its ScimConfig.
+	LabelConfig = "scim.operator.dev/config"
+	// LabelGroupPrefix starts the label key that marks an OrgMember as a member of an
+	// OrgGroup: "<LabelGroupPrefix><orggroup name>" with an empty value. Membership lives on
+	// the members so that no single object has to hold every member of a large group.
+	LabelGroupPrefix = "group.scim.operator.dev/"
+	// AnnotationRotateToken on a ScimConfig asks for a new generated bearer token: set it to
+	// any new value (for example a timestamp); the controller rotates once per value.
+	AnnotationRotateToken = "scim.operator.dev/rotate-token"
+	// AnnotationReconcile on any object of this API asks for an immediate reconcile when its
+	// value changes.
+	AnnotationReconcile = "scim.operator.dev/reconcile-requested-at"
+)

@@ -1,0 +1,98 @@
+// Package backend is the contract between the membership controllers and a membership
+// backend (Kubernetes RBAC, Docker Hub, ...), with its error classification and the
+// conformance suite every implementation runs (conformance.go).
+//
+// Every call is idempotent ("already a member" is success; "not a member" on removal is
+// success) and bounded by the context it is given.
+package backend
+
+import (
+	"context"
+)
+
+// MemberState is where a person stands in the backend's organization.
+type MemberState string
+
+const (
+	// StateAbsent: neither a member nor invited.
+	StateAbsent MemberState = "Absent"
+	// StateInvited: an invitation is pending; the person has not accepted yet.
+	StateInvited MemberState = "Invited"
+	// StateMember: a member of the organization.
+	StateMember MemberState = "Member"
+)
+
+// Member is what the backend knows of one person.
+type Member struct {
+	// UserName is the SCIM userName the member was looked up by (normally an email).
+	UserName string
+	// Email as the backend knows it, when it does.
+	Email string
+	// BackendID is the backend's identity (a Docker ID; the RBAC user name). Empty for an
+	// invitee who has not accepted yet.
+	BackendID string
+	// Role in the organization ("member", "editor", "owner"), lower case; empty when the
+	// backend has no roles.
+	Role string
+	// Teams the member is in.
+	Teams []string
+	// State of the member.
+	State MemberState
+	// InviteID identifies a pending invitation.
+	InviteID string
+}
+
+// DesiredMember is what a member should look like.
+type DesiredMember struct {
+	// UserName is the SCIM userName (an email, or a Docker ID).
+	UserName string
+	// Email to invite when the userName is not itself an email (may be empty).
+	Email string
+	// Role wanted ("member", "editor", "owner"); empty means the backend's default.
+	Role string
+}
+
+// Team is a group of members in the backend.
+type Team struct {
+	Name string
+	// Members holds the backend identities (BackendID) of the team's members.
+	Members []string
+}
+
+// Backend is one organization in one membership backend.
+type Backend interface {
+	// Check verifies connectivity and credentials (BackendReady).
+	Check(ctx context.Context) error
+
+	// ObserveMember looks a person up by userName or email, case-insensitively, among
+	// members and pending invitations. A person the backend does not know is returned
+	// with State StateAbsent and a nil error.
+	ObserveMember(ctx context.Context, userName string) (Member, error)
+
+	// EnsureMember makes the person a member (or an invitee) with the desired role and
+	// returns what the backend holds afterwards. It never invites a person who is already
+	// a member or already invited.
+	EnsureMember(ctx context.Context, want DesiredMember) (Member, error)
+
+	// EnsureMemberAbsent removes the person from the organization (every team with them)
+	// or cancels their pending invitation.
+	EnsureMemberAbsent(ctx context.Context, userName string) error
+
+	// ListMembers lists every member and pending invitation, for drift checks.
+	ListMembers(ctx context.Context) ([]Member, error)
+
+	// ObserveTeam returns the team, or nil when it does not exist.
+	ObserveTeam(ctx context.Context, team string) (*Team, error)
+
+	// EnsureTeam creates the team when it is missing.
+	EnsureTeam(ctx context.Context, team string) error
+
+	// EnsureTeamAbsent deletes the team when it exists.
+	EnsureTeamAbsent(ctx context.Context, team string) error
+
+	// EnsureTeamMember adds a member (by BackendID) to a team.
+	EnsureTeamMember(ctx context.Context, team, backendID string) error
+
+	// EnsureTeamMemberAbsent removes a member (by BackendID) from a team.
+	EnsureTeamMemberAbsent(ctx context.Context, team, backendID string) error
+}
