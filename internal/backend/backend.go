@@ -8,6 +8,8 @@ package backend
 
 import (
 	"context"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 )
 
 // MemberState is where a person stands in the backend's organization.
@@ -95,4 +97,12 @@ type Backend interface {
 
 	// EnsureTeamMemberAbsent removes a member (by BackendID) from a team.
 	EnsureTeamMemberAbsent(ctx context.Context, team, backendID string) error
+}
+
+// Provider gives the Backend of one ScimConfig. Implementations cache what must be shared
+// across reconciles of one organization (credentials, tokens, one rate limiter).
+type Provider interface {
+	// For returns the backend the ScimConfig names. A configuration problem (a missing
+	// Secret, an unknown type) is a Permanent error.
+	For(ctx context.Context, cfg *scimv1.ScimConfig) (Backend, error)
 }

@@ -1,0 +1,89 @@
+// Package index registers the cache field indexes that the SCIM server and the
+// controllers look OrgMembers and OrgGroups up by, so that no request and no reconcile
+// lists every object. Register them once per manager with Setup.
+package index
+
+import (
+	"context"
+	"strings"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/naming"
+)
+
+const (
+	// Config indexes OrgMembers and OrgGroups by spec.configName.
+	Config = "spec.configName"
+	// UserName indexes OrgMembers by "<configName>/<folded userName>".
+	UserName = "index.userName"
+	// ExternalID indexes OrgMembers and OrgGroups by "<configName>/<externalId>".
+	ExternalID = "index.externalId"
+	// DisplayName indexes OrgGroups by "<configName>/<lower-cased displayName>".
+	DisplayName = "index.displayName"
+	// Group indexes OrgMembers by the name of every OrgGroup they belong to (from the
+	// group.scim.operator.dev/<group> labels).
+	Group = "index.group"
+)
+
+// Key joins a config name and a value the way the indexes above store them.
+func Key(configName, value string) string { return configName + "/" + value }
+
+// Setup registers every index.
+func Setup(ctx context.Context, fi client.FieldIndexer) error {
+	steps := []struct {
+		obj   client.Object
+		field string
+		fn    client.IndexerFunc
+	}{
+		{&scimv1.OrgMember{}, Config, func(o client.Object) []string {
+			return []string{o.(*scimv1.OrgMember).Spec.ConfigName}
+		}},
+		{&scimv1.OrgGroup{}, Config, func(o client.Object) []string {
+			return []string{o.(*scimv1.OrgGroup).Spec.ConfigName}
+		}},
+		{&scimv1.OrgMember{}, UserName, func(o client.Object) []string {
+			m := o.(*scimv1.OrgMember)
+			return []string{Key(m.Spec.ConfigName, naming.FoldUserName(m.Spec.UserName))}
+		}},
+		{&scimv1.OrgMember{}, ExternalID, func(o client.Object) []string {
+			m := o.(*scimv1.OrgMember)
+			if m.Spec.ExternalID == "" {
+				return nil
+			}
+			return []string{Key(m.Spec.ConfigName, m.Spec.ExternalID)}
+		}},
+		{&scimv1.OrgGroup{}, ExternalID, func(o client.Object) []string {
+			g := o.(*scimv1.OrgGroup)
+			if g.Spec.ExternalID == "" {
+				return nil
+			}
+			return []string{Key(g.Spec.ConfigName, g.Spec.ExternalID)}
+		}},
+		{&scimv1.OrgGroup{}, DisplayName, func(o client.Object) []string {
+			g := o.(*scimv1.OrgGroup)
+			return []string{Key(g.Spec.ConfigName, strings.ToLower(g.Spec.DisplayName))}
+		}},
+		{&scimv1.OrgMember{}, Group, func(o client.Object) []string {
+			return GroupsOf(o.GetLabels())
+		}},
+	}
+	for _, s := range steps {
+		if err := fi.IndexField(ctx, s.obj, s.field, s.fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GroupsOf returns the OrgGroup names an OrgMember's labels place it in.
+func GroupsOf(labels map[string]string) []string {
+	var out []string
+	for k := range labels {
+		if g, ok := strings.CutPrefix(k, scimv1.LabelGroupPrefix); ok && g != "" {
+			out = append(out, g)
+		}
+	}
+	return out
+}
