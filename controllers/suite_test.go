@@ -2,7 +2,6 @@ package controllers_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -24,6 +23,7 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/controllers"
 	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/testenv"
 )
 
 var (
@@ -47,13 +47,10 @@ var _ = BeforeSuite(func() {
 	utilruntime.Must(scimv1.AddToScheme(scheme))
 	ctx, cancel = context.WithCancel(context.Background())
 
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
+	testEnv = testenv.New()
 	var err error
 	cfg, err = testEnv.Start()
-	Expect(err).NotTo(HaveOccurred(), "start envtest: is KUBEBUILDER_ASSETS set? (make test sets it from hack/controlplane.sh)")
+	Expect(err).NotTo(HaveOccurred(), "start envtest: run hack/controlplane.sh (make test does) to provide kube-apiserver and etcd")
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 
