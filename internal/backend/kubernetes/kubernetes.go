@@ -56,6 +56,7 @@
 // permission of the bound role, or when it has the "bind" verb on that role. The operator
 // is given "bind" only on the roles the cluster admin chooses, by resourceNames:
 //
+//	rules:
 //	- apiGroups: ["rbac.authorization.k8s.io"]
 //	  resources: ["clusterroles"]
 //	  verbs: ["bind"]
