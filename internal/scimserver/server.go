@@ -22,6 +22,11 @@ import (
 	"github.com/scim-operator/scim-operator/internal/scimstore"
 )
 
+// RBAC the SCIM server needs (the manager's role).
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers;orggroups,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+
 // DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is zero.
 const DefaultMaxBodyBytes int64 = 1 << 20
 
