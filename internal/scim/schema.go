@@ -96,7 +96,12 @@ var UserSchema = Schema{
 			str("honorificPrefix", "Honorific prefix."), str("honorificSuffix", "Honorific suffix.")),
 		str("displayName", "The name of the user, suitable for display."),
 		str("nickName", "The casual name of the user."),
-		func() Attribute { a := str("profileUrl", "A URI of the user's profile."); a.Type = "reference"; a.ReferenceType = []string{"external"}; return a }(),
+		func() Attribute {
+			a := str("profileUrl", "A URI of the user's profile.")
+			a.Type = "reference"
+			a.ReferenceType = []string{"external"}
+			return a
+		}(),
 		str("title", "The user's title."),
 		str("userType", "The relationship between the organization and the user."),
 		str("preferredLanguage", "The user's preferred written or spoken language."),
@@ -112,7 +117,12 @@ var UserSchema = Schema{
 		multiValued("phoneNumbers", "Phone numbers; at most one is primary."),
 		func() Attribute {
 			a := complexAttr("groups", "The groups the user belongs to (read-only; change them through Groups).", true,
-				str("value", "The group's id."), func() Attribute { r := str("$ref", "The group's URI."); r.Type = "reference"; r.ReferenceType = []string{"Group"}; return r }(),
+				str("value", "The group's id."), func() Attribute {
+					r := str("$ref", "The group's URI.")
+					r.Type = "reference"
+					r.ReferenceType = []string{"Group"}
+					return r
+				}(),
 				str("display", "The group's displayName."), str("type", "direct"))
 			a.Mutability = "readOnly"
 			for i := range a.SubAttributes {
@@ -131,8 +141,17 @@ var EnterpriseUserSchema = Schema{
 		str("organization", "Organization."), str("division", "Division."), str("department", "Department."),
 		complexAttr("manager", "The user's manager.", false,
 			str("value", "The manager's id."),
-			func() Attribute { r := str("$ref", "The manager's URI."); r.Type = "reference"; r.ReferenceType = []string{"User"}; return r }(),
-			func() Attribute { d := str("displayName", "The manager's displayName."); d.Mutability = "readOnly"; return d }()),
+			func() Attribute {
+				r := str("$ref", "The manager's URI.")
+				r.Type = "reference"
+				r.ReferenceType = []string{"User"}
+				return r
+			}(),
+			func() Attribute {
+				d := str("displayName", "The manager's displayName.")
+				d.Mutability = "readOnly"
+				return d
+			}()),
 	},
 }
 
@@ -154,13 +173,28 @@ var DockerUserSchema = Schema{
 var GroupSchema = Schema{
 	ID: SchemaGroup, Name: "Group", Description: "Group",
 	Attributes: []Attribute{
-		func() Attribute { a := strRequired("displayName", "A human-readable name for the group."); a.Uniqueness = "server"; return a }(),
+		func() Attribute {
+			a := strRequired("displayName", "A human-readable name for the group.")
+			a.Uniqueness = "server"
+			return a
+		}(),
 		func() Attribute {
 			a := complexAttr("members", "The members of the group (users of the same configuration).", true,
 				func() Attribute { v := str("value", "The member's id."); v.Mutability = "immutable"; return v }(),
-				func() Attribute { r := str("$ref", "The member's URI."); r.Type = "reference"; r.Mutability = "immutable"; r.ReferenceType = []string{"User"}; return r }(),
+				func() Attribute {
+					r := str("$ref", "The member's URI.")
+					r.Type = "reference"
+					r.Mutability = "immutable"
+					r.ReferenceType = []string{"User"}
+					return r
+				}(),
 				func() Attribute { d := str("display", "The member's userName."); d.Mutability = "readOnly"; return d }(),
-				func() Attribute { t := str("type", "User."); t.Mutability = "immutable"; t.CanonicalVals = []string{"User"}; return t }())
+				func() Attribute {
+					t := str("type", "User.")
+					t.Mutability = "immutable"
+					t.CanonicalVals = []string{"User"}
+					return t
+				}())
 			a.Returned = "default"
 			return a
 		}(),

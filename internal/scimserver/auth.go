@@ -34,15 +34,35 @@ func newTokenMemo(r client.Reader, ttl time.Duration) *tokenMemo {
 	return &tokenMemo{r: r, ttl: ttl, m: map[string]memoEntry{}}
 }
 
-func (t *tokenMemo) accepted(ctx context.Context, cfg *scimv1.ScimConfig) (token.Accepted, error) {
+// minRefresh is how soon after a read a presented token that does not match may cause
+// another read (so that a freshly rotated token works at once).
+const minRefresh = time.Second
+
+// matches tells whether presented is accepted for cfg now. A mismatch re-reads the Secret
+// when the memo is older than minRefresh.
+func (t *tokenMemo) matches(ctx context.Context, cfg *scimv1.ScimConfig, presented []byte) (bool, error) {
+	acc, age, err := t.accepted(ctx, cfg, t.ttl)
+	if err == nil && acc.Matches(presented, time.Now()) {
+		return true, nil
+	}
+	if age > minRefresh {
+		acc, _, err = t.accepted(ctx, cfg, 0)
+		if err == nil && acc.Matches(presented, time.Now()) {
+			return true, nil
+		}
+	}
+	return false, err
+}
+
+func (t *tokenMemo) accepted(ctx context.Context, cfg *scimv1.ScimConfig, ttl time.Duration) (token.Accepted, time.Duration, error) {
 	ref, key := token.SecretRef(cfg)
 	k := string(cfg.UID) + "|" + ref.String() + "|" + key
 	now := time.Now()
 	t.mu.Lock()
 	e, ok := t.m[k]
 	t.mu.Unlock()
-	if ok && now.Sub(e.at) < t.ttl {
-		return e.acc, e.err
+	if ok && now.Sub(e.at) < ttl {
+		return e.acc, now.Sub(e.at), e.err
 	}
 	acc, err := token.Resolve(ctx, t.r, cfg)
 	t.mu.Lock()
@@ -51,7 +71,7 @@ func (t *tokenMemo) accepted(ctx context.Context, cfg *scimv1.ScimConfig) (token
 	}
 	t.m[k] = memoEntry{at: now, acc: acc, err: err}
 	t.mu.Unlock()
-	return acc, err
+	return acc, 0, err
 }
 
 // bearer extracts the bearer token of a request.

@@ -131,12 +131,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		scim.WriteError(w, scimstore.APIError(err, "ScimConfig"))
 		return
 	}
-	acc, err := s.tokens.accepted(r.Context(), &cfg)
-	if err != nil && !apierrors.IsNotFound(err) && scimstore.APIError(err, "token").(*scim.Error).Status == 503 {
+	ok, err = s.tokens.matches(r.Context(), &cfg, []byte(tok))
+	if !ok && err != nil && !apierrors.IsNotFound(err) && scimstore.APIError(err, "token").(*scim.Error).Status == 503 {
 		scim.WriteError(w, scimstore.APIError(err, "token"))
 		return
 	}
-	if err != nil || !acc.Matches([]byte(tok), time.Now()) {
+	if !ok {
 		s.limiter.failed(ip)
 		unauthorized(w, "the bearer token is not valid for this SCIM endpoint")
 		return
