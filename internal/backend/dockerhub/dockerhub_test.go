@@ -579,3 +579,22 @@ func TestSharedLimiterIsPerOrganization(t *testing.T) {
 		t.Fatal("classified errors must unwrap")
 	}
 }
+
+// TestServiceBudget: the emulator's own per-minute budget answers 429 with the
+// X-RateLimit headers; the backend waits out the window and goes on.
+func TestServiceBudget(t *testing.T) {
+	e := setup(t, func(eo *hubemu.Options, _ *Options) { eo.RateLimit = 5 })
+	c := ctx(t)
+	done := 0
+	rl, _ := converge(t, e, "ten lookups", func() error {
+		for ; done < 10; done++ {
+			if _, err := e.b.ObserveMember(c, fmt.Sprintf("u%d@corp.example", done)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if rl == 0 || e.emu.CountStatus(http.StatusTooManyRequests) == 0 {
+		t.Fatal("the budget was never hit")
+	}
+}
