@@ -1,0 +1,295 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/naming"
+	"github.com/scim-operator/scim-operator/internal/token"
+)
+
+// secretRefIndex indexes ScimConfigs by the names of the Secrets they reference.
+const secretRefIndex = "index.secretRefs"
+
+// ScimConfigReconciler keeps a ScimConfig's token, backend check and status current.
+type ScimConfigReconciler struct {
+	client.Client
+	// APIReader reads Secrets, which the manager caches as metadata only.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	// Backends gives the backend of a config (for the connectivity check).
+	Backends backend.Provider
+	Clock    clock.PassiveClock
+}
+
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile follows the project's one shape: get, deferred status patch that summarizes
+// Ready, then small ordered steps.
+func (r *ScimConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	log := logf.FromContext(ctx)
+	cfg := &scimv1.ScimConfig{}
+	if err := r.Get(ctx, req.NamespacedName, cfg); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !cfg.DeletionTimestamp.IsZero() {
+		// Deleting a ScimConfig never deprovisions anyone: members stay where they are.
+		return ctrl.Result{}, nil
+	}
+	base := cfg.DeepCopy()
+	defer func() {
+		r.summarize(cfg)
+		if err := r.Status().Patch(ctx, cfg, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	cfg.Status.BasePath = naming.BasePath(cfg.Namespace, cfg.Name)
+	steps := []func(context.Context, *scimv1.ScimConfig) (ctrl.Result, error){
+		r.reconcileToken,
+		r.reconcilePaused,
+		r.reconcileBackend,
+	}
+	for _, step := range steps {
+		r, err := step(ctx, cfg)
+		res = lowestRequeue(res, r)
+		if err != nil {
+			log.V(1).Info("step failed", "error", err.Error())
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// summarize sets Ready from the other conditions.
+func (r *ScimConfigReconciler) summarize(cfg *scimv1.ScimConfig) {
+	cfg.Status.ObservedGeneration = cfg.Generation
+	ready := metav1.Condition{Type: scimv1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready",
+		Message: "SCIM endpoint serving at " + cfg.Status.BasePath, ObservedGeneration: cfg.Generation}
+	for _, t := range []string{scimv1.ConditionTokenReady, scimv1.ConditionBackendReady} {
+		c := meta.FindStatusCondition(cfg.Status.Conditions, t)
+		if c != nil && c.Status != metav1.ConditionTrue {
+			ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, c.Reason, c.Message
+			break
+		}
+		if c == nil && t == scimv1.ConditionTokenReady {
+			ready.Status, ready.Reason, ready.Message = metav1.ConditionUnknown, "Progressing", "token not checked yet"
+		}
+	}
+	if ready.Status == metav1.ConditionTrue && !cfg.IsEnabled() {
+		ready.Reason, ready.Message = "Disabled", "SCIM provisioning is disabled: the endpoint answers 403 and nothing syncs"
+	}
+	meta.SetStatusCondition(&cfg.Status.Conditions, ready)
+}
+
+func (r *ScimConfigReconciler) setCondition(cfg *scimv1.ScimConfig, t string, s metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&cfg.Status.Conditions, metav1.Condition{
+		Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: cfg.Generation,
+	})
+}
+
+func (r *ScimConfigReconciler) reconcilePaused(_ context.Context, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
+	if cfg.IsEnabled() {
+		meta.RemoveStatusCondition(&cfg.Status.Conditions, scimv1.ConditionPaused)
+	} else {
+		r.setCondition(cfg, scimv1.ConditionPaused, metav1.ConditionTrue, "Disabled",
+			"spec.enabled is false: the SCIM endpoint refuses requests and members are left as they are")
+	}
+	return ctrl.Result{}, nil
+}
+
+// reconcileToken checks a referenced token, or generates, rotates and expires the
+// generated one.
+func (r *ScimConfigReconciler) reconcileToken(ctx context.Context, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
+	if ref := cfg.Spec.TokenSecretRef; ref != nil {
+		cfg.Status.TokenSecretName = ref.Name
+		var s corev1.Secret
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: cfg.Namespace, Name: ref.Name}, &s)
+		switch {
+		case apierrors.IsNotFound(err):
+			r.setCondition(cfg, scimv1.ConditionTokenReady, metav1.ConditionFalse, "SecretNotFound",
+				fmt.Sprintf("token Secret %q not found in namespace %q", ref.Name, cfg.Namespace))
+			return ctrl.Result{}, nil // the Secret watch brings us back
+		case err != nil:
+			return ctrl.Result{}, err
+		}
+		if len(s.Data[ref.Key]) == 0 {
+			r.setCondition(cfg, scimv1.ConditionTokenReady, metav1.ConditionFalse, "SecretKeyMissing",
+				fmt.Sprintf("token Secret %q has no key %q", ref.Name, ref.Key))
+			return ctrl.Result{}, nil
+		}
+		r.setCondition(cfg, scimv1.ConditionTokenReady, metav1.ConditionTrue, "SecretFound",
+			fmt.Sprintf("bearer token read from Secret %q key %q", ref.Name, ref.Key))
+		return ctrl.Result{}, nil
+	}
+	return r.reconcileGeneratedToken(ctx, cfg)
+}
+
+func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
+	now := r.Clock.Now()
+	name := naming.TokenSecretName(cfg.Name)
+	cfg.Status.TokenSecretName = name
+	s := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: cfg.Namespace, Name: name}, s)
+	if apierrors.IsNotFound(err) {
+		tok, err := token.Generate()
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		s = &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: cfg.Namespace, Name: name,
+				Labels: map[string]string{naming.LabelTokenFor: cfg.Name}},
+			Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{naming.TokenKey: []byte(tok)},
+		}
+		if err := controllerutil.SetControllerReference(cfg, s, r.Scheme); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.Create(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+		cfg.Status.TokenRotatedAt = &metav1.Time{Time: now}
+		cfg.Status.LastRotation = cfg.Annotations[scimv1.AnnotationRotateToken]
+		r.Recorder.Eventf(cfg, nil, corev1.EventTypeNormal, "TokenGenerated", "Generate",
+			"generated a bearer token into Secret %s", name)
+	} else if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !metav1.IsControlledBy(s, cfg) {
+		r.setCondition(cfg, scimv1.ConditionTokenReady, metav1.ConditionFalse, "SecretNotOwned",
+			fmt.Sprintf("Secret %q exists and is not owned by this ScimConfig; set spec.tokenSecretRef to use it", name))
+		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("token Secret %s is not owned by ScimConfig %s", name, cfg.Name))
+	}
+
+	var res ctrl.Result
+	orig := s.DeepCopy()
+	if want := cfg.Annotations[scimv1.AnnotationRotateToken]; want != "" && want != cfg.Status.LastRotation {
+		tok, err := token.Generate()
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		grace := time.Duration(0)
+		if cfg.Spec.TokenGracePeriod != nil {
+			grace = cfg.Spec.TokenGracePeriod.Duration
+		}
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		if grace > 0 {
+			s.Data[naming.PreviousTokenKey] = s.Data[naming.TokenKey]
+			s.Annotations[naming.AnnotationPreviousTokenExpires] = now.Add(grace).UTC().Format(time.RFC3339)
+		} else {
+			delete(s.Data, naming.PreviousTokenKey)
+			delete(s.Annotations, naming.AnnotationPreviousTokenExpires)
+		}
+		s.Data[naming.TokenKey] = []byte(tok)
+		if err := r.Patch(ctx, s, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, err
+		}
+		cfg.Status.LastRotation = want
+		cfg.Status.TokenRotatedAt = &metav1.Time{Time: now}
+		r.Recorder.Eventf(cfg, nil, corev1.EventTypeNormal, "TokenRotated", "Rotate",
+			"rotated the bearer token in Secret %s; the previous token stays valid for %s", name, grace)
+		orig = s.DeepCopy()
+	}
+	// Expire the previous token once its grace period is over.
+	if exp, ok := s.Annotations[naming.AnnotationPreviousTokenExpires]; ok {
+		t, perr := time.Parse(time.RFC3339, exp)
+		if perr != nil || !now.Before(t) {
+			delete(s.Data, naming.PreviousTokenKey)
+			delete(s.Annotations, naming.AnnotationPreviousTokenExpires)
+			if err := r.Patch(ctx, s, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+				return ctrl.Result{}, err
+			}
+		} else {
+			res.RequeueAfter = t.Sub(now) + time.Second
+		}
+	}
+	if len(s.Data[naming.TokenKey]) == 0 {
+		r.setCondition(cfg, scimv1.ConditionTokenReady, metav1.ConditionFalse, "SecretKeyMissing",
+			fmt.Sprintf("generated token Secret %q has no key %q", name, naming.TokenKey))
+		return res, nil
+	}
+	r.setCondition(cfg, scimv1.ConditionTokenReady, metav1.ConditionTrue, "TokenGenerated",
+		fmt.Sprintf("bearer token in Secret %q key %q", name, naming.TokenKey))
+	return res, nil
+}
+
+// lowestRequeue keeps the earliest requested requeue of two results.
+func lowestRequeue(a, b ctrl.Result) ctrl.Result {
+	if a.RequeueAfter == 0 || (b.RequeueAfter > 0 && b.RequeueAfter < a.RequeueAfter) {
+		a.RequeueAfter = b.RequeueAfter
+	}
+	return a
+}
+
+// SetupWithManager watches ScimConfigs (spec changes and the rotate/reconcile
+// annotations), their generated token Secrets and the Secrets they reference, all Secrets
+// as metadata only.
+func (r *ScimConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &scimv1.ScimConfig{}, secretRefIndex,
+		func(o client.Object) []string { return referencedSecrets(o.(*scimv1.ScimConfig)) }); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&scimv1.ScimConfig{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}, builder.OnlyMetadata).
+		Watches(&metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}},
+			handler.EnqueueRequestsFromMapFunc(r.configsForSecret), builder.OnlyMetadata).
+		Named("scimconfig").
+		Complete(r)
+}
+
+func referencedSecrets(cfg *scimv1.ScimConfig) []string {
+	var out []string
+	if ref := cfg.Spec.TokenSecretRef; ref != nil {
+		out = append(out, ref.Name)
+	}
+	if dh := cfg.Spec.Backend.DockerHub; dh != nil {
+		out = append(out, dh.AccessTokenSecretRef.Name)
+	}
+	return out
+}
+
+func (r *ScimConfigReconciler) configsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var list scimv1.ScimConfigList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()),
+		client.MatchingFields{secretRefIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, c := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
+	}
+	return reqs
+}
