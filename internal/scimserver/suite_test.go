@@ -34,6 +34,8 @@ import (
 var (
 	testEnv   *envtest.Environment
 	k8s       client.Client // direct (uncached) client for arranging and checking
+	mgrClient client.Client // the manager's cached client
+	mgrReader client.Reader
 	srv       *scimserver.Server
 	httpSrv   *httptest.Server
 	cancelMgr context.CancelFunc
@@ -65,6 +67,7 @@ var _ = BeforeSuite(func() {
 	cancelMgr = cancel
 	Expect(index.Setup(ctx, mgr.GetFieldIndexer())).To(Succeed())
 
+	mgrClient, mgrReader = mgr.GetClient(), mgr.GetAPIReader()
 	srv, err = scimserver.New(scimserver.Options{
 		Addr: "127.0.0.1:0", Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cache: mgr.GetCache(),
 		MaxBodyBytes: 64 << 10, Log: logr.Discard(),
