@@ -164,7 +164,8 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 		}
 		s = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: cfg.Namespace, Name: name,
-				Labels: map[string]string{naming.LabelTokenFor: cfg.Name}},
+				Labels:      map[string]string{naming.LabelTokenFor: cfg.Name},
+				Annotations: map[string]string{naming.AnnotationRotatedFor: cfg.Annotations[scimv1.AnnotationRotateToken]}},
 			Type: corev1.SecretTypeOpaque,
 			Data: map[string][]byte{naming.TokenKey: []byte(tok)},
 		}
@@ -189,7 +190,9 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 
 	var res ctrl.Result
 	orig := s.DeepCopy()
-	if want := cfg.Annotations[scimv1.AnnotationRotateToken]; want != "" && want != cfg.Status.LastRotation {
+	// The rotation marker lives on the Secret, which is read uncached: a reconcile that
+	// sees a stale ScimConfig status must not rotate a second time for one request.
+	if want := cfg.Annotations[scimv1.AnnotationRotateToken]; want != "" && want != s.Annotations[naming.AnnotationRotatedFor] {
 		tok, err := token.Generate()
 		if err != nil {
 			return ctrl.Result{}, err
@@ -209,6 +212,7 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 			delete(s.Annotations, naming.AnnotationPreviousTokenExpires)
 		}
 		s.Data[naming.TokenKey] = []byte(tok)
+		s.Annotations[naming.AnnotationRotatedFor] = want
 		if err := r.Patch(ctx, s, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -217,6 +221,8 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 		r.Recorder.Eventf(cfg, nil, corev1.EventTypeNormal, "TokenRotated", "Rotate",
 			"rotated the bearer token in Secret %s; the previous token stays valid for %s", name, grace)
 		orig = s.DeepCopy()
+	} else if want != "" {
+		cfg.Status.LastRotation = want
 	}
 	// Expire the previous token once its grace period is over.
 	if exp, ok := s.Annotations[naming.AnnotationPreviousTokenExpires]; ok {
