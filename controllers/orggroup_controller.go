@@ -129,9 +129,9 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if err != nil {
 		return r.backendError(g, "connect to the backend", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
+	bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
 	defer cancel()
-	if res, err := r.sync(ctx, g, cfg, b, members); err != nil || res.RequeueAfter > 0 {
+	if res, err := r.sync(bctx, g, cfg, b, members); err != nil || res.RequeueAfter > 0 {
 		return res, err
 	}
 	return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil

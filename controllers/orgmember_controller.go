@@ -155,9 +155,9 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err != nil {
 		return r.backendError(m, "connect to the backend", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
+	bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
 	defer cancel()
-	res, err = r.sync(ctx, m, cfg, b, st)
+	res, err = r.sync(bctx, m, cfg, b, st)
 	if err != nil || res.RequeueAfter > 0 {
 		return res, err
 	}

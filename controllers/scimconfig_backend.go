@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,8 +25,7 @@ const backendCheckTimeout = 30 * time.Second
 // reconcileBackend checks the config's backend (BackendReady), counts its members by phase
 // (status.members and the members gauge) and sets lastFullSyncTime to the oldest of its
 // members' last syncs, that is when every member was last compared with the backend.
-// A disabled config is not checked: BackendReady keeps its last value (Unknown/Paused when
-// it never had one).
+// A disabled config is not checked: BackendReady keeps its last value.
 func (r *ScimConfigReconciler) reconcileBackend(ctx context.Context, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
 	if err := r.countMembers(ctx, cfg); err != nil {
 		return ctrl.Result{}, err
@@ -37,14 +35,8 @@ func (r *ScimConfigReconciler) reconcileBackend(ctx context.Context, cfg *scimv1
 		interval = DefaultStatusInterval
 	}
 	res := ctrl.Result{RequeueAfter: jitter(interval)}
-	if !cfg.IsEnabled() {
-		if meta.FindStatusCondition(cfg.Status.Conditions, scimv1.ConditionBackendReady) == nil {
-			r.setCondition(cfg, scimv1.ConditionBackendReady, metav1.ConditionUnknown, ReasonPaused,
-				"the config is disabled: the backend is not contacted")
-		}
-		return res, nil
-	}
-	if r.Backends == nil {
+	if !cfg.IsEnabled() || r.Backends == nil {
+		// Disabled: the backend is not contacted and BackendReady keeps its last value.
 		return res, nil
 	}
 	b, err := r.Backends.For(ctx, cfg)

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -34,6 +35,9 @@ var (
 	ctx       context.Context
 	cancel    context.CancelFunc
 	mgrClient client.Client
+	// provider gives the membership controllers their backends: an in-memory one for
+	// configs a test registers, the real registry otherwise.
+	provider = &testProvider{}
 )
 
 func TestControllers(t *testing.T) {
@@ -42,6 +46,8 @@ func TestControllers(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
+	SetDefaultEventuallyTimeout(20 * time.Second)
+	SetDefaultEventuallyPollingInterval(20 * time.Millisecond)
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(scimv1.AddToScheme(scheme))
@@ -79,11 +85,30 @@ var _ = AfterSuite(func() {
 
 // setupReconcilers wires every reconciler under test the way cmd/manager does.
 func setupReconcilers(mgr ctrl.Manager) error {
-	return (&controllers.ScimConfigReconciler{
+	if err := (&controllers.ScimConfigReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Scheme:    mgr.GetScheme(),
 		Recorder:  mgr.GetEventRecorder("scimconfig-controller"),
+		Backends:  provider,
+		// recount members and re-check backends often, so tests see counts promptly
+		StatusInterval: 2 * time.Second,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&controllers.OrgMemberReconciler{
+		Client:   mgr.GetClient(),
+		Scheme:   mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("orgmember-controller"),
+		Backends: provider,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&controllers.OrgGroupReconciler{
+		Client:   mgr.GetClient(),
+		Scheme:   mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("orggroup-controller"),
+		Backends: provider,
 	}).SetupWithManager(mgr)
 }
 
