@@ -138,9 +138,10 @@ type BackendSpec struct {
 	DockerHub *DockerHubBackend `json:"dockerhub,omitempty"`
 }
 
-// KubernetesBackend names the RBAC access that active members receive. Each role is bound
-// with one binding whose subjects are the active members (User subjects named by
-// userName); OrgGroups become Group subjects.
+// KubernetesBackend names the RBAC access that active members receive. Each active member
+// gets one binding per role with a single User subject named by its userName; OrgGroups
+// get one binding per role with a Group subject. The operator may bind only the roles a
+// cluster admin granted it the "bind" verb on (docs/kubernetes-backend.md).
 type KubernetesBackend struct {
 	// clusterRoles are bound cluster-wide with ClusterRoleBindings.
 	// +kubebuilder:validation:MaxItems=32

@@ -1,0 +1,133 @@
+// Command devloop is `make run`: it brings the product up locally and prints what an IdP
+// or curl needs.
+//
+//  1. the current kubeconfig's cluster when one answers, else kube-apiserver and etcd on
+//     loopback (from hack/controlplane.sh's cache);
+//  2. the CRDs;
+//  3. the sample ScimConfig (config/samples, kubernetes backend) in namespace "default";
+//  4. the manager binary, as a child process;
+//  5. the SCIM base URL and token, printed and written to .dev/env.
+//
+// Ctrl-C stops the manager and the local control plane: nothing it started keeps running.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/scim-operator/scim-operator/internal/devenv"
+	"github.com/scim-operator/scim-operator/internal/testenv"
+)
+
+func main() {
+	local := flag.Bool("local", false, "always start a local control plane, even when a cluster is reachable")
+	ns := flag.String("namespace", "default", "namespace of the sample ScimConfig")
+	dir := flag.String("dir", filepath.Join(testenv.RepoRoot(), ".dev"), "where the env file, kubeconfig and logs go")
+	flag.Parse()
+	if err := run(*local, *ns, *dir); err != nil {
+		fmt.Fprintln(os.Stderr, "devloop:", err)
+		os.Exit(1)
+	}
+}
+
+func run(forceLocal bool, ns, dir string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	say := func(format string, a ...any) { fmt.Printf("==> "+format+"\n", a...) }
+
+	var cluster *devenv.Cluster
+	var err error
+	if !forceLocal {
+		if cluster, err = devenv.Existing(os.Getenv("KUBECONFIG")); err == nil {
+			say("using the cluster of your current kubeconfig (%s)", cluster.Kubeconfig)
+		}
+	}
+	if cluster == nil {
+		say("no cluster reachable: starting kube-apiserver and etcd on loopback")
+		if cluster, err = devenv.StartLocal(dir); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		if cluster.Local {
+			say("stopping the local control plane")
+		}
+		_ = cluster.Stop()
+	}()
+
+	say("installing the CRDs")
+	if err := devenv.InstallCRDs(ctx, cluster.Client); err != nil {
+		return err
+	}
+	say("applying config/samples/scim_v1alpha1_scimconfig.yaml in namespace %s", ns)
+	sample := filepath.Join(testenv.RepoRoot(), "config", "samples", "scim_v1alpha1_scimconfig.yaml")
+	if err := devenv.ApplyYAML(ctx, cluster.Client, sample, ns); err != nil {
+		return err
+	}
+
+	say("building and starting the manager (logs: %s)", filepath.Join(dir, "manager.log"))
+	bin := filepath.Join(testenv.RepoRoot(), "bin", "manager")
+	if err := devenv.BuildManager(ctx, bin); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	logs, err := os.Create(filepath.Join(dir, "manager.log"))
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	mgr, err := devenv.StartManager(ctx, bin, cluster.Kubeconfig, logs)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		say("stopping the manager (pid %d)", mgr.PID())
+		_ = mgr.Stop()
+	}()
+
+	cfg, err := devenv.WaitReady(ctx, cluster.Client, types.NamespacedName{Namespace: ns, Name: "example"}, 60*time.Second)
+	if err != nil {
+		return err
+	}
+	tok, err := devenv.Token(ctx, cluster.Client, cfg)
+	if err != nil {
+		return err
+	}
+	url := "http://" + mgr.SCIMAddr + cfg.Status.BasePath
+	envFile := filepath.Join(dir, "env")
+	if err := devenv.WriteEnvFile(envFile, [][2]string{
+		{"KUBECONFIG", cluster.Kubeconfig}, {"SCIM_URL", url}, {"SCIM_TOKEN", tok},
+	}); err != nil {
+		return err
+	}
+	fmt.Printf(`
+scim-operator is running.
+
+  SCIM base URL:  %s
+  Bearer token:   %s
+
+  Try:    curl -H "Authorization: Bearer $SCIM_TOKEN" "$SCIM_URL/Users"
+  kubectl: KUBECONFIG=%s kubectl get scim
+
+  Written to %s (KUBECONFIG, SCIM_URL, SCIM_TOKEN): . %s
+  Ctrl-C stops everything this command started.
+`, url, tok, cluster.Kubeconfig, envFile, envFile)
+
+	select {
+	case <-ctx.Done():
+		fmt.Println()
+	case err := <-mgr.Done():
+		return fmt.Errorf("the manager exited: %v (see %s)", err, logs.Name())
+	}
+	return nil
+}

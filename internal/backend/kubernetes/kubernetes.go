@@ -1,0 +1,689 @@
+// Package kubernetes is the embedded default membership backend: an active member gets
+// the RBAC access that the ScimConfig names, and the API server's own authorizer is the
+// proof (`kubectl auth can-i --as <userName>`).
+//
+// # Layout
+//
+// Every (member, role) pair is one binding with one subject:
+//
+//   - spec.backend.kubernetes.clusterRoles: a ClusterRoleBinding per member and ClusterRole;
+//   - spec.backend.kubernetes.roles: a RoleBinding per member and role in the role's
+//     namespace (roleRef kind Role or ClusterRole).
+//
+// The subject is rbacv1.Subject{Kind: "User", Name: userName}, the userName exactly as the
+// identity provider sent it last (the authenticator, for example OIDC, must present the
+// same string). Binding names are deterministic: "scim-u-" + a hash of the config's
+// namespace and name, the case-folded userName and the role, so an ensure never creates
+// twice and a roleRef never changes under a name. Every binding is labeled
+//
+//	scim.operator.dev/config=<config name>
+//	scim.operator.dev/config-namespace=<config namespace>
+//	scim.operator.dev/member=<hash of the folded userName>   (member bindings)
+//	scim.operator.dev/team=<hash of the team name>           (team bindings)
+//
+// so that a member's bindings, a team's bindings and all of a config's bindings are one
+// label selector away. One binding per member keeps every object small (thousands of
+// members never meet the API server's object size limit) and makes each add or removal
+// a write of one small object, with no read-modify-write races between members.
+//
+// Bindings carry no ownerReference to OrgMembers: the controllers decide the deletion
+// policy (and a cluster-scoped binding cannot be owned by a namespaced object anyway).
+//
+// # Identity
+//
+// Lookups are case-insensitive: the member label is a hash of the folded userName. The
+// subject keeps the case the identity provider sent, and a later EnsureMember with a
+// different case rewrites it.
+//
+// # Teams
+//
+// An OrgGroup (team) becomes a binding per role whose subject is
+// rbacv1.Subject{Kind: "Group", Name: team}, named "scim-g-" + hash. Group membership in
+// Kubernetes comes from the authenticator (for example the OIDC groups claim), not from
+// RBAC, so EnsureTeamMember and EnsureTeamMemberAbsent are no-op successes and
+// ObserveTeam reports no members.
+//
+// # Names
+//
+// The "system:" prefix is reserved by Kubernetes for its own users and groups
+// (system:authenticated is every signed-in user, system:masters is cluster-admin), so a
+// userName or team starting with it is refused with a Permanent "InvalidUser" /
+// "InvalidTeam" error: an identity provider must not be able to grant roles to them.
+//
+// # The operator's own RBAC: the bind verb
+//
+// The API server lets a client create a binding only when it already holds every
+// permission of the bound role, or when it has the "bind" verb on that role. The operator
+// is given "bind" only on the roles the cluster admin chooses, by resourceNames:
+//
+//	rules:
+//	- apiGroups: ["rbac.authorization.k8s.io"]
+//	  resources: ["clusterroles"]
+//	  verbs: ["bind"]
+//	  resourceNames: ["view", "scim-developer"]
+//	- apiGroups: ["rbac.authorization.k8s.io"]
+//	  resources: ["roles"]
+//	  verbs: ["bind"]
+//	  resourceNames: ["deployer"]        # in a Role of the target namespace
+//
+// It never grants itself anything more: a ScimConfig naming another role fails with a
+// Permanent "NotAllowedToBind" error (Check finds it with a dry-run). Because anyone who
+// may create a ScimConfig can direct these grants, creating ScimConfigs should be allowed
+// only to cluster admins. See docs/kubernetes-backend.md.
+package kubernetes
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/naming"
+)
+
+// The operator reads and writes bindings, reads the roles it binds, and may bind only the
+// roles a cluster admin grants it "bind" on (see the package comment): no bind marker here
+// on purpose.
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;roles,verbs=get;list;watch
+
+// Labels on every binding this backend writes.
+const (
+	// LabelConfig is the ScimConfig's name (the same key OrgMembers carry).
+	LabelConfig = scimv1.LabelConfig
+	// LabelConfigNamespace is the ScimConfig's namespace: ClusterRoleBindings are
+	// cluster-wide, and two namespaces may hold configs of one name.
+	LabelConfigNamespace = "scim.operator.dev/config-namespace"
+	// LabelMember is a hash of the member's folded userName (see MemberHash).
+	LabelMember = "scim.operator.dev/member"
+	// LabelTeam is a hash of the team name (see TeamHash).
+	LabelTeam = "scim.operator.dev/team"
+	// AnnotationUserName records the userName a member binding was written for.
+	AnnotationUserName = "scim.operator.dev/user-name"
+)
+
+// DefaultFieldOwner is the server-side apply field manager of the bindings.
+const DefaultFieldOwner = "scim-operator"
+
+// Reason words of this backend's Permanent errors.
+const (
+	ReasonNoRoles          = "NoRolesConfigured"
+	ReasonRoleNotFound     = "RoleNotFound"
+	ReasonNotAllowedToBind = "NotAllowedToBind"
+	ReasonForbidden        = "Forbidden"
+	ReasonInvalid          = "Invalid"
+	ReasonInvalidUser      = "InvalidUser"
+	ReasonInvalidTeam      = "InvalidTeam"
+	ReasonNamespace        = "NamespaceNotFound"
+)
+
+// Option configures a Backend.
+type Option func(*Backend)
+
+// WithFieldOwner sets the server-side apply field manager (default DefaultFieldOwner).
+func WithFieldOwner(owner string) Option { return func(b *Backend) { b.owner = owner } }
+
+// Backend grants a ScimConfig's RBAC access to its members. It is safe for concurrent use.
+type Backend struct {
+	c         client.Client
+	owner     string
+	cfgName   string
+	cfgNS     string
+	roles     []roleRef
+	baseLabel map[string]string
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// roleRef is one configured grant: a ClusterRole cluster-wide (namespace empty) or a Role
+// or ClusterRole in a namespace.
+type roleRef struct {
+	namespace string
+	kind      string
+	name      string
+}
+
+func (r roleRef) String() string {
+	if r.namespace == "" {
+		return fmt.Sprintf("ClusterRole %q", r.name)
+	}
+	return fmt.Sprintf("%s %q in namespace %q", r.kind, r.name, r.namespace)
+}
+
+func (r roleRef) key() string { return r.namespace + "/" + r.kind + "/" + r.name }
+
+// New returns the backend of cfg. It reads cfg once: a changed ScimConfig needs a new
+// Backend (the registry makes one per generation). c should be a client that writes to the
+// API server; reads may come from a cache (a stale read only causes an idempotent
+// re-apply).
+func New(c client.Client, cfg *scimv1.ScimConfig, opts ...Option) *Backend {
+	b := &Backend{c: c, owner: DefaultFieldOwner, cfgName: cfg.Name, cfgNS: cfg.Namespace}
+	if k := cfg.Spec.Backend.Kubernetes; k != nil {
+		seen := map[string]bool{}
+		add := func(r roleRef) {
+			if !seen[r.key()] {
+				seen[r.key()] = true
+				b.roles = append(b.roles, r)
+			}
+		}
+		for _, n := range k.ClusterRoles {
+			add(roleRef{kind: "ClusterRole", name: n})
+		}
+		for _, r := range k.Roles {
+			kind := r.Kind
+			if kind == "" {
+				kind = "Role"
+			}
+			add(roleRef{namespace: r.Namespace, kind: kind, name: r.Name})
+		}
+	}
+	for _, o := range opts {
+		o(b)
+	}
+	b.baseLabel = map[string]string{LabelConfig: b.cfgName, LabelConfigNamespace: b.cfgNS}
+	return b
+}
+
+// MemberHash is the value of LabelMember for a userName (case-insensitive).
+func MemberHash(userName string) string { return digest(naming.FoldUserName(userName)) }
+
+// TeamHash is the value of LabelTeam for a team (Kubernetes group names are
+// case-sensitive, so the team name is hashed as it is).
+func TeamHash(team string) string { return digest(team) }
+
+func digest(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// bindingName is deterministic for (config, subject, role): "scim-u-..." for members and
+// "scim-g-..." for teams.
+func (b *Backend) bindingName(prefix, subjectHash string, r roleRef) string {
+	return prefix + digest(b.cfgNS, b.cfgName, subjectHash, r.key())
+}
+
+// ---------------------------------------------------------------------------------------
+// Check
+
+// Check verifies that every configured role exists and that the operator may bind it
+// (a server-side dry-run of a binding, which runs the API server's escalation check).
+func (b *Backend) Check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return backend.NewTransient("Cancelled", err)
+	}
+	if len(b.roles) == 0 {
+		return b.noRoles()
+	}
+	for _, r := range b.roles {
+		if err := b.checkRole(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Backend) noRoles() error {
+	return backend.NewPermanent(ReasonNoRoles, errors.New(
+		"spec.backend.kubernetes names no clusterRoles and no roles: there is no access to grant"))
+}
+
+func (b *Backend) checkRole(ctx context.Context, r roleRef) error {
+	var err error
+	if r.kind == "ClusterRole" {
+		err = b.c.Get(ctx, client.ObjectKey{Name: r.name}, &rbacv1.ClusterRole{})
+	} else {
+		err = b.c.Get(ctx, client.ObjectKey{Namespace: r.namespace, Name: r.name}, &rbacv1.Role{})
+	}
+	if apierrors.IsNotFound(err) {
+		return backend.NewPermanent(ReasonRoleNotFound, fmt.Errorf("%s does not exist", r))
+	}
+	if err != nil {
+		return classify(err, fmt.Sprintf("reading %s", r), r)
+	}
+	probe := b.applyConfig("scim-check-", "scim-check", rbacv1.UserKind, "scim-operator:bind-check", nil, r)
+	if err := b.c.Apply(ctx, probe, client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll); err != nil {
+		return classify(err, fmt.Sprintf("binding %s", r), r)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------------------
+// Members
+
+// applyConfig builds the binding for one subject and role.
+func (b *Backend) applyConfig(prefix, subjectHash, kind, subject string, extra map[string]string, r roleRef) runtime.ApplyConfiguration {
+	name := b.bindingName(prefix, subjectHash, r)
+	lbl := map[string]string{}
+	for k, v := range b.baseLabel {
+		lbl[k] = v
+	}
+	for k, v := range extra {
+		lbl[k] = v
+	}
+	subj := rbacv1ac.Subject().WithKind(kind).WithAPIGroup(rbacv1.GroupName).WithName(subject)
+	ref := rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind(r.kind).WithName(r.name)
+	var ann map[string]string
+	if kind == rbacv1.UserKind {
+		ann = map[string]string{AnnotationUserName: subject}
+	}
+	if r.namespace == "" {
+		return rbacv1ac.ClusterRoleBinding(name).WithLabels(lbl).WithAnnotations(ann).WithRoleRef(ref).WithSubjects(subj)
+	}
+	return rbacv1ac.RoleBinding(name, r.namespace).WithLabels(lbl).WithAnnotations(ann).WithRoleRef(ref).WithSubjects(subj)
+}
+
+// existing returns the bindings (ClusterRoleBindings and RoleBindings) matching extra on
+// top of the config labels, keyed by "<namespace>/<name>".
+func (b *Backend) existing(ctx context.Context, extra map[string]string) (map[string]binding, error) {
+	sel := labels.SelectorFromSet(labels.Merge(b.baseLabel, extra))
+	return b.list(ctx, sel)
+}
+
+// binding is the part of a ClusterRoleBinding or RoleBinding this backend reads.
+type binding struct {
+	namespace, name string
+	labels          map[string]string
+	roleRef         rbacv1.RoleRef
+	subjects        []rbacv1.Subject
+}
+
+func (b *Backend) list(ctx context.Context, sel labels.Selector) (map[string]binding, error) {
+	out := map[string]binding{}
+	var crbs rbacv1.ClusterRoleBindingList
+	if err := b.c.List(ctx, &crbs, client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, classify(err, "listing ClusterRoleBindings", roleRef{})
+	}
+	for _, o := range crbs.Items {
+		out["/"+o.Name] = binding{name: o.Name, labels: o.Labels, roleRef: o.RoleRef, subjects: o.Subjects}
+	}
+	var rbs rbacv1.RoleBindingList
+	if err := b.c.List(ctx, &rbs, client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, classify(err, "listing RoleBindings", roleRef{})
+	}
+	for _, o := range rbs.Items {
+		out[o.Namespace+"/"+o.Name] = binding{namespace: o.Namespace, name: o.Name, labels: o.Labels, roleRef: o.RoleRef, subjects: o.Subjects}
+	}
+	return out, nil
+}
+
+func (b *Backend) bindingKey(prefix, subjectHash string, r roleRef) string {
+	return r.namespace + "/" + b.bindingName(prefix, subjectHash, r)
+}
+
+// matches tells whether an existing binding already grants r to the subject.
+func matches(e binding, kind, subject string, r roleRef) bool {
+	return e.roleRef.Kind == r.kind && e.roleRef.Name == r.name &&
+		len(e.subjects) == 1 && e.subjects[0].Kind == kind && e.subjects[0].Name == subject
+}
+
+func validName(kind, name string) error {
+	reason, what := ReasonInvalidUser, "userName"
+	if kind == rbacv1.GroupKind {
+		reason, what = ReasonInvalidTeam, "team name"
+	}
+	if strings.TrimSpace(name) == "" {
+		return backend.NewPermanent(reason, fmt.Errorf("empty %s", what))
+	}
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(name)), "system:") {
+		return backend.NewPermanent(reason, fmt.Errorf(
+			"%s %q starts with \"system:\", which Kubernetes reserves for its own identities; refusing to bind roles to it", what, name))
+	}
+	return nil
+}
+
+// ObserveMember reports the member's bindings: StateMember when every configured binding
+// exists for the userName (case-insensitively); otherwise StateAbsent, with BackendID set
+// when some leftover binding still names the person (EnsureMember or EnsureMemberAbsent
+// repairs that).
+func (b *Backend) ObserveMember(ctx context.Context, userName string) (backend.Member, error) {
+	if err := ctx.Err(); err != nil {
+		return backend.Member{}, backend.NewTransient("Cancelled", err)
+	}
+	h := MemberHash(userName)
+	have, err := b.existing(ctx, map[string]string{LabelMember: h})
+	if err != nil {
+		return backend.Member{}, err
+	}
+	return b.member(userName, h, have), nil
+}
+
+// member summarizes the bindings of one member hash.
+func (b *Backend) member(userName, h string, have map[string]binding) backend.Member {
+	m := backend.Member{UserName: userName, State: backend.StateAbsent}
+	subject := ""
+	for _, e := range have {
+		if len(e.subjects) == 1 && e.subjects[0].Kind == rbacv1.UserKind {
+			subject = e.subjects[0].Name
+			break
+		}
+	}
+	if subject == "" {
+		return m
+	}
+	m.BackendID = subject
+	if strings.Contains(subject, "@") {
+		m.Email = subject
+	}
+	if len(b.roles) == 0 {
+		return m
+	}
+	for _, r := range b.roles {
+		e, ok := have[b.bindingKey("scim-u-", h, r)]
+		if !ok || !matches(e, rbacv1.UserKind, subject, r) {
+			return m
+		}
+	}
+	m.State = backend.StateMember
+	return m
+}
+
+// EnsureMember binds every configured role to the userName and deletes this config's
+// bindings of the person for roles no longer configured. DesiredMember.Role and Email are
+// not used: the access is the ScimConfig's.
+func (b *Backend) EnsureMember(ctx context.Context, want backend.DesiredMember) (backend.Member, error) {
+	if err := ctx.Err(); err != nil {
+		return backend.Member{}, backend.NewTransient("Cancelled", err)
+	}
+	if err := validName(rbacv1.UserKind, want.UserName); err != nil {
+		return backend.Member{}, err
+	}
+	if len(b.roles) == 0 {
+		return backend.Member{}, b.noRoles()
+	}
+	h := MemberHash(want.UserName)
+	extra := map[string]string{LabelMember: h}
+	have, err := b.existing(ctx, extra)
+	if err != nil {
+		return backend.Member{}, err
+	}
+	wanted := map[string]bool{}
+	for _, r := range b.roles {
+		k := b.bindingKey("scim-u-", h, r)
+		wanted[k] = true
+		if e, ok := have[k]; ok && matches(e, rbacv1.UserKind, want.UserName, r) {
+			continue
+		}
+		ac := b.applyConfig("scim-u-", h, rbacv1.UserKind, want.UserName, extra, r)
+		if err := b.c.Apply(ctx, ac, client.FieldOwner(b.owner), client.ForceOwnership); err != nil {
+			return backend.Member{}, classify(err, fmt.Sprintf("binding %s to user %q", r, want.UserName), r)
+		}
+	}
+	if err := b.deleteStale(ctx, have, wanted); err != nil {
+		return backend.Member{}, err
+	}
+	return backend.Member{UserName: want.UserName, BackendID: want.UserName, Email: emailOf(want.UserName), State: backend.StateMember}, nil
+}
+
+func emailOf(userName string) string {
+	if strings.Contains(userName, "@") {
+		return userName
+	}
+	return ""
+}
+
+// deleteStale deletes the listed bindings that are not wanted.
+func (b *Backend) deleteStale(ctx context.Context, have map[string]binding, wanted map[string]bool) error {
+	for k, e := range have {
+		if wanted[k] {
+			continue
+		}
+		if err := b.deleteBinding(ctx, e.namespace, e.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Backend) deleteBinding(ctx context.Context, namespace, name string) error {
+	var obj client.Object
+	if namespace == "" {
+		obj = &rbacv1.ClusterRoleBinding{}
+	} else {
+		obj = &rbacv1.RoleBinding{}
+	}
+	obj.SetNamespace(namespace)
+	obj.SetName(name)
+	err := b.c.Delete(ctx, obj)
+	if err == nil || apierrors.IsNotFound(err) {
+		return nil
+	}
+	what := fmt.Sprintf("deleting ClusterRoleBinding %q", name)
+	if namespace != "" {
+		what = fmt.Sprintf("deleting RoleBinding %s/%s", namespace, name)
+	}
+	return classify(err, what, roleRef{})
+}
+
+// EnsureMemberAbsent deletes every binding of this config that names the person: the
+// configured ones by their deterministic names (so a binding a stale cache has not shown
+// yet is still removed) and any other labeled with the person's hash.
+func (b *Backend) EnsureMemberAbsent(ctx context.Context, userName string) error {
+	if err := ctx.Err(); err != nil {
+		return backend.NewTransient("Cancelled", err)
+	}
+	h := MemberHash(userName)
+	return b.removeAll(ctx, "scim-u-", h, map[string]string{LabelMember: h})
+}
+
+func (b *Backend) removeAll(ctx context.Context, prefix, h string, extra map[string]string) error {
+	for _, r := range b.roles {
+		if err := b.deleteBinding(ctx, r.namespace, b.bindingName(prefix, h, r)); err != nil {
+			return err
+		}
+	}
+	have, err := b.existing(ctx, extra)
+	if err != nil {
+		return err
+	}
+	return b.deleteStale(ctx, have, nil)
+}
+
+// ListMembers lists every person that holds a binding of this config: StateMember when
+// all configured bindings exist, StateAbsent for leftovers (see ObserveMember).
+func (b *Backend) ListMembers(ctx context.Context) ([]backend.Member, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, backend.NewTransient("Cancelled", err)
+	}
+	req, err := labels.NewRequirement(LabelMember, selection.Exists, nil)
+	if err != nil {
+		return nil, backend.NewPermanent(ReasonInvalid, err)
+	}
+	sel := labels.SelectorFromSet(b.baseLabel).Add(*req)
+	all, err := b.list(ctx, sel)
+	if err != nil {
+		return nil, err
+	}
+	byHash := map[string]map[string]binding{}
+	for k, e := range all {
+		h := e.labels[LabelMember]
+		if byHash[h] == nil {
+			byHash[h] = map[string]binding{}
+		}
+		byHash[h][k] = e
+	}
+	out := make([]backend.Member, 0, len(byHash))
+	for h, have := range byHash {
+		m := b.member("", h, have)
+		if m.BackendID == "" {
+			continue
+		}
+		m.UserName = m.BackendID
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, c backend.Member) int { return strings.Compare(a.UserName, c.UserName) })
+	return out, nil
+}
+
+// ---------------------------------------------------------------------------------------
+// Teams
+
+// ObserveTeam returns the team when every configured binding of its Group subject exists,
+// nil otherwise. Members is always empty (group membership comes from the authenticator).
+func (b *Backend) ObserveTeam(ctx context.Context, team string) (*backend.Team, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, backend.NewTransient("Cancelled", err)
+	}
+	if len(b.roles) == 0 {
+		return nil, nil
+	}
+	h := TeamHash(team)
+	have, err := b.existing(ctx, map[string]string{LabelTeam: h})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range b.roles {
+		e, ok := have[b.bindingKey("scim-g-", h, r)]
+		if !ok || !matches(e, rbacv1.GroupKind, team, r) {
+			return nil, nil
+		}
+	}
+	return &backend.Team{Name: team}, nil
+}
+
+// EnsureTeam binds every configured role to the Group named team.
+func (b *Backend) EnsureTeam(ctx context.Context, team string) error {
+	if err := ctx.Err(); err != nil {
+		return backend.NewTransient("Cancelled", err)
+	}
+	if err := validName(rbacv1.GroupKind, team); err != nil {
+		return err
+	}
+	if len(b.roles) == 0 {
+		return b.noRoles()
+	}
+	h := TeamHash(team)
+	extra := map[string]string{LabelTeam: h}
+	have, err := b.existing(ctx, extra)
+	if err != nil {
+		return err
+	}
+	wanted := map[string]bool{}
+	for _, r := range b.roles {
+		k := b.bindingKey("scim-g-", h, r)
+		wanted[k] = true
+		if e, ok := have[k]; ok && matches(e, rbacv1.GroupKind, team, r) {
+			continue
+		}
+		ac := b.applyConfig("scim-g-", h, rbacv1.GroupKind, team, extra, r)
+		if err := b.c.Apply(ctx, ac, client.FieldOwner(b.owner), client.ForceOwnership); err != nil {
+			return classify(err, fmt.Sprintf("binding %s to group %q", r, team), r)
+		}
+	}
+	return b.deleteStale(ctx, have, wanted)
+}
+
+// EnsureTeamAbsent deletes every binding of the Group named team.
+func (b *Backend) EnsureTeamAbsent(ctx context.Context, team string) error {
+	if err := ctx.Err(); err != nil {
+		return backend.NewTransient("Cancelled", err)
+	}
+	h := TeamHash(team)
+	return b.removeAll(ctx, "scim-g-", h, map[string]string{LabelTeam: h})
+}
+
+// EnsureTeamMember succeeds without doing anything: Kubernetes group membership comes from
+// the authenticator (for example the OIDC groups claim), not from RBAC.
+func (b *Backend) EnsureTeamMember(ctx context.Context, _, _ string) error {
+	if err := ctx.Err(); err != nil {
+		return backend.NewTransient("Cancelled", err)
+	}
+	return nil
+}
+
+// EnsureTeamMemberAbsent succeeds without doing anything (see EnsureTeamMember).
+func (b *Backend) EnsureTeamMemberAbsent(ctx context.Context, _, _ string) error {
+	if err := ctx.Err(); err != nil {
+		return backend.NewTransient("Cancelled", err)
+	}
+	return nil
+}
+
+// RemoveAll deletes every binding this backend wrote for its ScimConfig (members and
+// teams), for a config deletion policy that removes access.
+func (b *Backend) RemoveAll(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return backend.NewTransient("Cancelled", err)
+	}
+	have, err := b.existing(ctx, nil)
+	if err != nil {
+		return err
+	}
+	return b.deleteStale(ctx, have, nil)
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+// notHeldMarker is how the API server's RBAC escalation check words its refusal.
+const notHeldMarker = "attempting to grant RBAC permissions not currently held"
+
+// classify turns an API server error into a classified backend error. r names the role
+// concerned, when there is one.
+func classify(err error, what string, r roleRef) error {
+	if err == nil {
+		return nil
+	}
+	var be *backend.Error
+	if errors.As(err, &be) {
+		return err
+	}
+	wrapped := fmt.Errorf("%s: %w", what, err)
+	switch {
+	case errors.Is(err, context.Canceled):
+		return backend.NewTransient("Cancelled", wrapped)
+	case errors.Is(err, context.DeadlineExceeded):
+		return backend.NewTransient("Timeout", wrapped)
+	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), notHeldMarker):
+		return backend.NewPermanent(ReasonNotAllowedToBind, fmt.Errorf(
+			"the operator is not allowed to bind %s: give its service account the \"bind\" verb on that role "+
+				"(resourceNames), see docs/kubernetes-backend.md: %w", r, err))
+	case apierrors.IsForbidden(err):
+		return backend.NewPermanent(ReasonForbidden, wrapped)
+	case apierrors.IsNotFound(err) && notFoundKind(err) == "namespaces":
+		// A write into a namespace that does not exist.
+		return backend.NewPermanent(ReasonNamespace, fmt.Errorf("namespace %q for %s does not exist: %w", r.namespace, r, err))
+	case apierrors.IsNotFound(err) && r.name != "":
+		// Writing a binding, the API server's escalation check could not read the role
+		// being bound (it reports it as the binding's kind with the role's name).
+		return backend.NewPermanent(ReasonRoleNotFound, fmt.Errorf("%s does not exist: %w", r, err))
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
+		return backend.NewPermanent(ReasonInvalid, wrapped)
+	case apierrors.IsTooManyRequests(err):
+		delay, _ := apierrors.SuggestsClientDelay(err)
+		return backend.NewRateLimited(secondsDuration(delay), wrapped)
+	case apierrors.IsConflict(err), apierrors.IsServerTimeout(err), apierrors.IsTimeout(err),
+		apierrors.IsServiceUnavailable(err), apierrors.IsInternalError(err), apierrors.IsUnexpectedServerError(err):
+		return backend.NewTransient("APIServerUnavailable", wrapped)
+	default:
+		return backend.NewTransient("APIServerError", wrapped)
+	}
+}
+
+func secondsDuration(s int) time.Duration { return time.Duration(s) * time.Second }
+
+// notFoundKind is the resource a NotFound status error is about ("namespaces", "roles").
+func notFoundKind(err error) string {
+	var se apierrors.APIStatus
+	if errors.As(err, &se) && se.Status().Details != nil {
+		return se.Status().Details.Kind
+	}
+	return ""
+}

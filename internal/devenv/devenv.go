@@ -1,0 +1,370 @@
+// Package devenv brings up the product locally for the dev loop (hack/devloop) and the
+// end-to-end suite (test/e2e): a control plane (the current cluster, or kube-apiserver and
+// etcd on loopback), the CRDs, a ScimConfig and the real manager binary as a process.
+package devenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/testenv"
+	"github.com/scim-operator/scim-operator/internal/token"
+)
+
+// Scheme knows the core kinds, CRDs and this project's kinds.
+var Scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(Scheme))
+	utilruntime.Must(apiextensionsv1.AddToScheme(Scheme))
+	utilruntime.Must(scimv1.AddToScheme(Scheme))
+}
+
+// Cluster is a reachable API server with a kubeconfig file for it.
+type Cluster struct {
+	Kubeconfig string
+	Config     *rest.Config
+	Client     client.Client
+	// Local is true when the control plane was started here (and Stop ends it).
+	Local bool
+	env   *envtest.Environment
+}
+
+// Stop ends a local control plane (kube-apiserver and etcd); it does nothing to a cluster
+// that was already there.
+func (c *Cluster) Stop() error {
+	if c.env == nil {
+		return nil
+	}
+	return c.env.Stop()
+}
+
+// Existing returns the cluster of a kubeconfig when it answers within a few seconds.
+func Existing(kubeconfig string) (*Cluster, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Timeout = 3 * time.Second
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dc.ServerVersion(); err != nil {
+		return nil, fmt.Errorf("cluster not reachable: %w", err)
+	}
+	cfg.Timeout = 30 * time.Second
+	c, err := client.New(cfg, client.Options{Scheme: Scheme})
+	if err != nil {
+		return nil, err
+	}
+	path := kubeconfig
+	if path == "" {
+		path = rules.GetDefaultFilename()
+	}
+	return &Cluster{Kubeconfig: path, Config: cfg, Client: c}, nil
+}
+
+// StartLocal starts kube-apiserver and etcd on loopback (binaries from hack/controlplane.sh),
+// installs the CRDs and writes an admin kubeconfig into dir.
+func StartLocal(dir string) (*Cluster, error) {
+	env := testenv.New()
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("start the local control plane (run hack/controlplane.sh to build it): %w", err)
+	}
+	user, err := env.ControlPlane.AddUser(envtest.User{Name: "dev-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: Scheme})
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return &Cluster{Kubeconfig: path, Config: cfg, Client: c, Local: true, env: env}, nil
+}
+
+// InstallCRDs applies config/crd/bases to the cluster (server-side apply) and waits until
+// they are established.
+func InstallCRDs(ctx context.Context, c client.Client) error {
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "crd", "bases", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no CRDs found in config/crd/bases: %v", err)
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096).Decode(crd); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		crd.APIVersion, crd.Kind = "apiextensions.k8s.io/v1", "CustomResourceDefinition"
+		if err := c.Patch(ctx, crd, client.Apply, client.FieldOwner("scim-devloop"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("apply %s: %w", crd.Name, err)
+		}
+		if err := poll(ctx, 30*time.Second, func() (bool, error) {
+			var got apiextensionsv1.CustomResourceDefinition
+			if err := c.Get(ctx, types.NamespacedName{Name: crd.Name}, &got); err != nil {
+				return false, nil
+			}
+			for _, cond := range got.Status.Conditions {
+				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+					return true, nil
+				}
+			}
+			return false, nil
+		}); err != nil {
+			return fmt.Errorf("CRD %s not established: %w", crd.Name, err)
+		}
+	}
+	return nil
+}
+
+// ApplyYAML creates or updates (server-side apply) every object of a YAML file in ns.
+func ApplyYAML(ctx context.Context, c client.Client, path, ns string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		if u.GetNamespace() == "" {
+			u.SetNamespace(ns)
+		}
+		if err := c.Patch(ctx, u, client.Apply, client.FieldOwner("scim-devloop"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+	}
+}
+
+// BuildManager compiles cmd/manager into out, with the same settings as the tests so
+// that the build cache is shared.
+func BuildManager(ctx context.Context, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/manager")
+	cmd.Dir = testenv.RepoRoot()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/manager: %w\n%s", err, b)
+	}
+	return nil
+}
+
+// Manager is the manager binary running as a child process.
+type Manager struct {
+	cmd *exec.Cmd
+	// SCIMAddr is host:port of the SCIM listener; ProbeAddr of /healthz and /readyz.
+	SCIMAddr, ProbeAddr string
+	done                chan error
+}
+
+// FreeAddr returns a loopback host:port that was free a moment ago.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// StartManager runs the manager binary against a kubeconfig with the SCIM listener and
+// probes on loopback, and waits until it is ready.
+func StartManager(ctx context.Context, bin, kubeconfig string, logs io.Writer, extraArgs ...string) (*Manager, error) {
+	scim, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	probe, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{
+		"--kubeconfig=" + kubeconfig,
+		"--scim-bind-address=" + scim,
+		"--health-probe-bind-address=" + probe,
+		"--metrics-bind-address=0",
+	}, extraArgs...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	// Its own process group, so that an interrupt of the dev loop reaches it only through
+	// Stop, after which nothing it started is left running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	m := &Manager{cmd: cmd, SCIMAddr: scim, ProbeAddr: probe, done: make(chan error, 1)}
+	go func() { m.done <- cmd.Wait() }()
+	err = poll(ctx, 60*time.Second, func() (bool, error) {
+		select {
+		case err := <-m.done:
+			m.done <- err
+			return false, fmt.Errorf("manager exited: %v", err)
+		default:
+		}
+		resp, err := http.Get("http://" + probe + "/readyz")
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		_ = m.Stop()
+		return nil, err
+	}
+	return m, nil
+}
+
+// Done is closed-ish: it yields the process's exit error when it ends.
+func (m *Manager) Done() <-chan error { return m.done }
+
+// PID is the manager's process id.
+func (m *Manager) PID() int { return m.cmd.Process.Pid }
+
+// Stop ends the manager (SIGTERM, then SIGKILL after 10 s) and waits for it.
+func (m *Manager) Stop() error {
+	if m.cmd.ProcessState != nil {
+		return nil
+	}
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-m.done:
+		return ignoreSignalExit(err)
+	case <-time.After(10 * time.Second):
+		_ = m.cmd.Process.Kill()
+		return ignoreSignalExit(<-m.done)
+	}
+}
+
+func ignoreSignalExit(err error) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return nil
+	}
+	return err
+}
+
+// WaitReady waits until a ScimConfig reports Ready=True and returns it.
+func WaitReady(ctx context.Context, c client.Client, key types.NamespacedName, timeout time.Duration) (*scimv1.ScimConfig, error) {
+	cfg := &scimv1.ScimConfig{}
+	var last string
+	err := poll(ctx, timeout, func() (bool, error) {
+		if err := c.Get(ctx, key, cfg); err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		cond := meta.FindStatusCondition(cfg.Status.Conditions, scimv1.ConditionReady)
+		if cond == nil {
+			last = "no Ready condition yet"
+			return false, nil
+		}
+		last = cond.Reason + ": " + cond.Message
+		return cond.Status == "True" && cond.ObservedGeneration == cfg.Generation, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ScimConfig %s not Ready (%s): %w", key, last, err)
+	}
+	return cfg, nil
+}
+
+// Token reads the bearer token a ScimConfig accepts.
+func Token(ctx context.Context, c client.Client, cfg *scimv1.ScimConfig) (string, error) {
+	ref, key := token.SecretRef(cfg)
+	var s corev1.Secret
+	if err := c.Get(ctx, ref, &s); err != nil {
+		return "", err
+	}
+	if len(s.Data[key]) == 0 {
+		return "", fmt.Errorf("secret %s has no key %q", ref, key)
+	}
+	return string(s.Data[key]), nil
+}
+
+// WriteEnvFile writes KEY=VALUE lines (shell-quoted) with mode 0600.
+func WriteEnvFile(path string, kv [][2]string) error {
+	var b bytes.Buffer
+	b.WriteString("# Written by `make run` (hack/devloop). Source it: . " + path + "\n")
+	for _, p := range kv {
+		fmt.Fprintf(&b, "export %s=%s\n", p[0], strconv.Quote(p[1]))
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o600)
+}
+
+func poll(ctx context.Context, timeout time.Duration, f func() (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ok, err := f()
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,221 @@
+// Package crd_test proves the schema validation of the v1alpha1 CRDs against a real
+// kube-apiserver: each rule is exercised and its error text asserted.
+package crd_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/testenv"
+)
+
+var (
+	k8s client.Client
+	ctx = context.Background()
+)
+
+func TestMain(m *testing.M) {
+	env := testenv.New()
+	cfg, err := env.Start()
+	if err != nil {
+		panic("start envtest (run hack/controlplane.sh first): " + err.Error())
+	}
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(scimv1.AddToScheme(scheme))
+	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	if code != 0 {
+		panic("tests failed")
+	}
+}
+
+func namespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "crd-"}}
+	if err := k8s.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// create sends a raw object so that tests can send what typed Go structs cannot (a
+// missing required field, an unknown enum value).
+func create(t *testing.T, ns string, obj map[string]any) error {
+	t.Helper()
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetAPIVersion("scim.operator.dev/v1alpha1")
+	u.SetNamespace(ns)
+	return k8s.Create(ctx, u)
+}
+
+func member(name string, spec map[string]any) map[string]any {
+	return map[string]any{"kind": "OrgMember", "metadata": map[string]any{"name": name}, "spec": spec}
+}
+
+func config(name string, spec map[string]any) map[string]any {
+	return map[string]any{"kind": "ScimConfig", "metadata": map[string]any{"name": name}, "spec": spec}
+}
+
+func wantRefused(t *testing.T, err error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("the API server accepted an invalid object; want an error with %q", parts)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error %q\n does not contain %q", err.Error(), p)
+		}
+	}
+}
+
+func TestOrgMemberValidation(t *testing.T) {
+	ns := namespace(t)
+	long := strings.Repeat("a", 300)
+	cases := []struct {
+		name string
+		spec map[string]any
+		want []string
+	}{
+		{"no userName", map[string]any{"configName": "acme"},
+			[]string{"spec.userName: Required value"}},
+		{"no configName", map[string]any{"userName": "a@acme.io"},
+			[]string{"spec.configName: Required value"}},
+		{"over-long userName", map[string]any{"configName": "acme", "userName": long + "@acme.io"},
+			[]string{"spec.userName: Too long: may not be more than 256 bytes"}},
+		{"userName with outer white space", map[string]any{"configName": "acme", "userName": " a@acme.io"},
+			[]string{"spec.userName: Invalid value", "userName must not start or end with white space"}},
+		{"two primary emails", map[string]any{"configName": "acme", "userName": "a@acme.io", "emails": []any{
+			map[string]any{"value": "a@acme.io", "primary": true},
+			map[string]any{"value": "b@acme.io", "primary": true}}},
+			[]string{"spec.emails: Invalid value", "at most one email may be primary"}},
+		{"unknown docker role", map[string]any{"configName": "acme", "userName": "a@acme.io",
+			"docker": map[string]any{"role": "admin"}},
+			[]string{`spec.docker.role: Unsupported value: "admin": supported values: "member", "editor", "owner"`}},
+		{"too many emails", map[string]any{"configName": "acme", "userName": "a@acme.io", "emails": manyEmails(21)},
+			[]string{"spec.emails: Too many: 21: must have at most 20 items"}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			wantRefused(t, create(t, ns, member("m"+string(rune('a'+i)), c.spec)), c.want...)
+		})
+	}
+
+	t.Run("defaults active and keeps configName immutable", func(t *testing.T) {
+		if err := create(t, ns, member("ok", map[string]any{"configName": "acme", "userName": "a@acme.io",
+			"emails": []any{map[string]any{"value": "a@acme.io", "primary": true}, map[string]any{"value": "b@acme.io"}}})); err != nil {
+			t.Fatal(err)
+		}
+		var m scimv1.OrgMember
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ok"}, &m); err != nil {
+			t.Fatal(err)
+		}
+		if !m.Spec.Active {
+			t.Error("active should default to true")
+		}
+		m.Spec.ConfigName = "other"
+		wantRefused(t, k8s.Update(ctx, &m), "configName is immutable")
+	})
+
+	t.Run("selectable by userName", func(t *testing.T) {
+		var list scimv1.OrgMemberList
+		if err := k8s.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{"spec.userName": "a@acme.io"}); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) != 1 {
+			t.Fatalf("field selector spec.userName found %d members, want 1", len(list.Items))
+		}
+	})
+}
+
+func manyEmails(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = map[string]any{"value": strings.Repeat("x", i+1) + "@acme.io"}
+	}
+	return out
+}
+
+func TestScimConfigValidation(t *testing.T) {
+	ns := namespace(t)
+	kube := map[string]any{"type": "kubernetes"}
+	cases := []struct {
+		name string
+		spec map[string]any
+		want []string
+	}{
+		{"unknown backend type", map[string]any{"organization": "acme", "backend": map[string]any{"type": "gitlab"}},
+			[]string{`spec.backend.type: Unsupported value: "gitlab": supported values: "kubernetes", "dockerhub"`}},
+		{"no organization", map[string]any{"backend": kube},
+			[]string{"spec.organization: Required value"}},
+		{"over-long organization", map[string]any{"organization": strings.Repeat("o", 256), "backend": kube},
+			[]string{"spec.organization: Too long: may not be more than 255 bytes"}},
+		{"dockerhub without its settings", map[string]any{"organization": "acme", "backend": map[string]any{"type": "dockerhub"}},
+			[]string{"backend.dockerhub is required when backend.type is dockerhub"}},
+		{"dockerhub settings on the kubernetes backend", map[string]any{"organization": "acme", "backend": map[string]any{
+			"type": "kubernetes", "dockerhub": map[string]any{"accessTokenSecretRef": map[string]any{"name": "s", "key": "k"}}}},
+			[]string{"backend.dockerhub is only allowed when backend.type is dockerhub"}},
+		{"bad verified domain", map[string]any{"organization": "acme", "backend": kube, "verifiedDomains": []any{"Not A Domain"}},
+			[]string{"spec.verifiedDomains[0]: Invalid value"}},
+		{"unknown deactivation policy", map[string]any{"organization": "acme", "backend": kube,
+			"policies": map[string]any{"deactivation": "Delete"}},
+			[]string{`spec.policies.deactivation: Unsupported value: "Delete": supported values: "Remove", "Keep"`}},
+		{"token reference without key", map[string]any{"organization": "acme", "backend": kube,
+			"tokenSecretRef": map[string]any{"name": "t"}},
+			[]string{"spec.tokenSecretRef.key: Required value"}},
+		{"role binding in a bad namespace", map[string]any{"organization": "acme", "backend": map[string]any{
+			"type": "kubernetes", "kubernetes": map[string]any{"roles": []any{map[string]any{"namespace": "Bad_NS", "name": "view"}}}}},
+			[]string{"spec.backend.kubernetes.roles[0].namespace: Invalid value"}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			wantRefused(t, create(t, ns, config("c"+string(rune('a'+i)), c.spec)), c.want...)
+		})
+	}
+
+	t.Run("defaults", func(t *testing.T) {
+		if err := create(t, ns, config("ok", map[string]any{"organization": "acme", "backend": map[string]any{}})); err != nil {
+			t.Fatal(err)
+		}
+		var c scimv1.ScimConfig
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ok"}, &c); err != nil {
+			t.Fatal(err)
+		}
+		if !c.IsEnabled() || c.Spec.Enabled == nil {
+			t.Error("enabled should default to true")
+		}
+		if c.Spec.Backend.Type != scimv1.BackendKubernetes {
+			t.Errorf("backend.type defaulted to %q, want kubernetes", c.Spec.Backend.Type)
+		}
+		p := c.Spec.Policies
+		if p.Deactivation != scimv1.DeactivationRemove || p.Deletion != scimv1.DeletionRemove || p.Adoption != scimv1.AdoptionIgnore {
+			t.Errorf("policies defaulted to %+v", p)
+		}
+		if c.Spec.ResyncInterval == nil || c.Spec.ResyncInterval.Duration.String() != "10m0s" {
+			t.Errorf("resyncInterval defaulted to %v", c.Spec.ResyncInterval)
+		}
+	})
+}
+
+func TestOrgGroupValidation(t *testing.T) {
+	ns := namespace(t)
+	wantRefused(t, create(t, ns, map[string]any{"kind": "OrgGroup", "metadata": map[string]any{"name": "g"},
+		"spec": map[string]any{"configName": "acme"}}), "spec.displayName: Required value")
+	wantRefused(t, create(t, ns, map[string]any{"kind": "OrgGroup", "metadata": map[string]any{"name": "g2"},
+		"spec": map[string]any{"configName": "acme", "displayName": strings.Repeat("d", 257)}}),
+		"spec.displayName: Too long: may not be more than 256 bytes")
+}

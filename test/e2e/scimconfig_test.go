@@ -1,0 +1,65 @@
+package e2e
+
+import (
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/scim-operator/scim-operator/internal/devenv"
+	"github.com/scim-operator/scim-operator/internal/testenv"
+)
+
+var _ = Describe("a ScimConfig as a cluster operator sees it", func() {
+	It("becomes Ready with a generated token Secret, and kubectl shows its columns", func() {
+		ns := newNamespace()
+		sample := filepath.Join(testenv.RepoRoot(), "config", "samples", "scim_v1alpha1_scimconfig.yaml")
+		mustKubectl("apply", "-n", ns, "-f", sample)
+
+		cfg, err := devenv.WaitReady(ctx, cluster.Client, types.NamespacedName{Namespace: ns, Name: "example"}, readyTimeout)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cfg.Status.BasePath).To(Equal("/scim/v2/" + ns + "/example"))
+
+		out := mustKubectl("get", "secret", "-n", ns, cfg.Status.TokenSecretName, "-o", "jsonpath={.data.token}")
+		Expect(out).NotTo(BeEmpty(), "the token Secret holds a token")
+
+		out = mustKubectl("get", "scimconfigs", "-n", ns)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		Expect(lines).To(HaveLen(2), out)
+		Expect(strings.Fields(lines[0])).To(Equal([]string{"NAME", "ENABLED", "ORGANIZATION", "BACKEND", "READY", "MEMBERS", "AGE"}))
+		Expect(lines[1]).To(MatchRegexp(`^example\s+true\s+example\s+kubernetes\s+True\s+\d+\s+\d+s$`))
+
+		By("finding it through the scim category and the short name")
+		Expect(mustKubectl("get", "scim", "-n", ns)).To(ContainSubstring("scimconfig.scim.operator.dev/example"))
+		Expect(mustKubectl("get", "scimcfg", "-n", ns, "-o", "name")).To(Equal("scimconfig.scim.operator.dev/example\n"))
+
+		By("showing the wide columns")
+		wide := mustKubectl("get", "scimconfigs", "-n", ns, "-o", "wide")
+		Expect(wide).To(ContainSubstring("/scim/v2/" + ns + "/example"))
+
+		By("documenting every field in kubectl explain")
+		explain := mustKubectl("explain", "scimconfig.spec.verifiedDomains")
+		Expect(explain).To(ContainSubstring("email domains this organization has verified"))
+	})
+
+	It("refuses an invalid manifest with a readable message", func() {
+		ns := newNamespace()
+		out, err := kubectl("apply", "-n", ns, "-f", "-", "--dry-run=server", "-o", "name")
+		_ = out
+		Expect(err).To(HaveOccurred()) // no input
+		bad := filepath.Join(GinkgoT().TempDir(), "bad.yaml")
+		Expect(writeFile(bad, `apiVersion: scim.operator.dev/v1alpha1
+kind: ScimConfig
+metadata: {name: bad}
+spec:
+  organization: acme
+  backend: {type: gitlab}
+`)).To(Succeed())
+		out, err = kubectl("apply", "-n", ns, "-f", bad)
+		Expect(err).To(HaveOccurred())
+		Expect(out).To(MatchRegexp(regexp.QuoteMeta(`spec.backend.type: Unsupported value: "gitlab": supported values: "kubernetes", "dockerhub"`)))
+	})
+})
