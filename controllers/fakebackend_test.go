@@ -8,8 +8,11 @@ import (
 	"strings"
 	"sync"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
+	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
 )
 
 // testProvider routes a ScimConfig to an in-memory backend registered for it, else to the
@@ -36,15 +39,20 @@ func (p *testProvider) For(ctx context.Context, cfg *scimv1.ScimConfig) (backend
 	if ok {
 		return b, nil
 	}
-	if p.real != nil {
-		return p.real.For(ctx, cfg)
+	if p.real == nil {
+		return nil, backend.NewPermanent("BackendUnavailable", errors.New("no real provider wired in this suite"))
 	}
-	if cfg.Spec.Backend.Type == scimv1.BackendDockerHub {
-		return nil, backend.NewPermanent("BackendUnavailable", errors.New("no Docker Hub backend wired in this suite"))
+	return p.real.For(ctx, cfg)
+}
+
+// kubernetesProvider gives the real kubernetes backend of a config.
+type kubernetesProvider struct{ c client.Client }
+
+func (p kubernetesProvider) For(_ context.Context, cfg *scimv1.ScimConfig) (backend.Backend, error) {
+	if cfg.Spec.Backend.Type != scimv1.BackendKubernetes {
+		return nil, backend.NewPermanent("BackendUnavailable", fmt.Errorf("no %s backend wired in this suite", cfg.Spec.Backend.Type))
 	}
-	mb := newMemBackend()
-	p.register(cfg.Namespace, cfg.Name, mb)
-	return mb, nil
+	return k8sbackend.New(p.c, cfg), nil
 }
 
 // memBackend is a small in-memory organization for the controllers' pure logic (error

@@ -402,10 +402,14 @@ func (r *OrgMemberReconciler) backendError(m *scimv1.OrgMember, what string, err
 	msg := fmt.Sprintf("could not %s: %v", what, err)
 	switch backend.ClassOf(err) {
 	case backend.Permanent:
+		msg = truncate(msg, 1024)
+		if m.Status.Phase != scimv1.PhaseFailed || m.Status.Message != msg {
+			// one event per failure, not one per retry of the same failure
+			r.event(m, corev1.EventTypeWarning, EventFailed, "Sync", "%s", msg)
+		}
 		m.Status.Phase = scimv1.PhaseFailed
-		m.Status.Message = truncate(msg, 1024)
+		m.Status.Message = msg
 		r.synced(m, metav1.ConditionFalse, reason, m.Status.Message)
-		r.event(m, corev1.EventTypeWarning, EventFailed, "Sync", "%s", m.Status.Message)
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	case backend.RateLimited:
 		wait, _ := backend.RetryAfterOf(err)

@@ -68,6 +68,7 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	mgrClient = mgr.GetClient()
+	provider.real = kubernetesProvider{c: mgr.GetClient()}
 	Expect(index.Setup(ctx, mgr.GetFieldIndexer())).To(Succeed())
 	Expect(setupReconcilers(mgr)).To(Succeed())
 	go func() {
