@@ -25,6 +25,7 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/controllers"
 	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/scimserver"
 )
 
 var scheme = runtime.NewScheme()
@@ -127,7 +128,22 @@ func run(ctx context.Context, o options) error {
 }
 
 // setup wires the controllers and the SCIM server into the manager.
-func setup(_ context.Context, mgr ctrl.Manager, _ options) error {
+func setup(_ context.Context, mgr ctrl.Manager, o options) error {
+	srv, err := scimserver.New(scimserver.Options{
+		Addr:         o.scimAddr,
+		CertDir:      o.scimCertDir,
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Cache:        mgr.GetCache(),
+		MaxBodyBytes: o.scimMaxBody,
+		Log:          ctrl.Log.WithName("scim"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(srv); err != nil {
+		return err
+	}
 	return (&controllers.ScimConfigReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),

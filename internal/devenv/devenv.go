@@ -279,6 +279,15 @@ func (m *Manager) Done() <-chan error { return m.done }
 // PID is the manager's process id.
 func (m *Manager) PID() int { return m.cmd.Process.Pid }
 
+// Kill ends the manager at once (SIGKILL), as a crash or an OOM kill would.
+func (m *Manager) Kill() error {
+	if m.cmd.ProcessState != nil {
+		return nil
+	}
+	_ = m.cmd.Process.Kill()
+	return ignoreSignalExit(<-m.done)
+}
+
 // Stop ends the manager (SIGTERM, then SIGKILL after 10 s) and waits for it.
 func (m *Manager) Stop() error {
 	if m.cmd.ProcessState != nil {

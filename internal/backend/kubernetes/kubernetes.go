@@ -88,6 +88,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -686,4 +687,17 @@ func notFoundKind(err error) string {
 		return se.Status().Details.Kind
 	}
 	return ""
+}
+
+// CacheByObject limits a manager's cache of ClusterRoleBindings and RoleBindings to the
+// ones this backend writes (those labeled scim.operator.dev/config), so that reading
+// bindings through the manager's client does not cache every binding of the cluster. Use
+// it in cache.Options.ByObject.
+func CacheByObject() map[client.Object]cache.ByObject {
+	req, _ := labels.NewRequirement(LabelConfigNamespace, selection.Exists, nil)
+	sel := labels.NewSelector().Add(*req)
+	return map[client.Object]cache.ByObject{
+		&rbacv1.ClusterRoleBinding{}: {Label: sel},
+		&rbacv1.RoleBinding{}:        {Label: sel},
+	}
 }

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -473,4 +474,88 @@ func TestClassifiesCancellation(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || backend.ClassOf(err) != backend.Transient {
 		t.Fatalf("ListMembers with a cancelled context = %v (class %v), want a Transient wrapping context.Canceled", err, backend.ClassOf(err))
 	}
+}
+
+// TestThroughALabelLimitedCache reads bindings the way the manager does, from a cache
+// limited by CacheByObject: the backend sees its own bindings and the cache holds no
+// others.
+func TestThroughALabelLimitedCache(t *testing.T) {
+	ctx := t.Context()
+	o := newOrg(t, nil)
+	for _, u := range []string{"p@x.io", "q@x.io"} {
+		if _, err := o.b.EnsureMember(ctx, backend.DesiredMember{UserName: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := cache.New(restCfg, cache.Options{Scheme: clientgoscheme.Scheme, ByObject: k8sbackend.CacheByObject()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range []client.Object{&rbacv1.ClusterRoleBinding{}, &rbacv1.RoleBinding{}} {
+		if _, err := c.GetInformer(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = c.Start(cctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		t.Fatal("cache did not sync")
+	}
+	cached, err := client.New(restCfg, client.Options{Scheme: clientgoscheme.Scheme, Cache: &client.CacheOptions{Reader: c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crbs rbacv1.ClusterRoleBindingList
+	if err := cached.List(ctx, &crbs); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range crbs.Items {
+		if b.Labels[k8sbackend.LabelConfigNamespace] == "" {
+			t.Fatalf("the limited cache holds foreign binding %s", b.Name)
+		}
+	}
+	list, err := k8sbackend.New(cached, o.cfg).ListMembers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].UserName != "p@x.io" || list[1].UserName != "q@x.io" || list[0].State != backend.StateMember {
+		t.Fatalf("ListMembers through the cache = %+v, want p@x.io and q@x.io as members", list)
+	}
+}
+
+// BenchmarkEnsureMember measures provisioning one new member (two roles) and the
+// idempotent re-ensure of an existing one, against the envtest API server.
+func BenchmarkEnsureMember(b *testing.B) {
+	ctx := context.Background()
+	ns := newName("bench-ns")
+	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		b.Fatal(err)
+	}
+	cfg := &scimv1.ScimConfig{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: ns},
+		Spec: scimv1.ScimConfigSpec{Backend: scimv1.BackendSpec{Type: scimv1.BackendKubernetes, Kubernetes: &scimv1.KubernetesBackend{
+			ClusterRoles: []string{"view"},
+			Roles:        []scimv1.NamespacedRole{{Namespace: ns, Kind: "ClusterRole", Name: "edit"}},
+		}}},
+	}
+	kb := k8sbackend.New(admin, cfg)
+	defer func() { _ = kb.RemoveAll(context.Background()) }()
+	b.Run("new", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			if _, err := kb.EnsureMember(ctx, backend.DesiredMember{UserName: fmt.Sprintf("n%d@x.io", i)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("existing", func(b *testing.B) {
+		if _, err := kb.EnsureMember(ctx, backend.DesiredMember{UserName: "same@x.io"}); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := kb.EnsureMember(ctx, backend.DesiredMember{UserName: "same@x.io"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -1,0 +1,270 @@
+package scim
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func decode(t *testing.T, s string) Resource {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatal(err)
+	}
+	return Canonicalize(UserType, m)
+}
+
+const alice = `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"u-1","externalId":"Ext-1",
+ "userName":"Alice@Example.com","displayName":"Alice A","active":true,"title":"",
+ "name":{"givenName":"Alice","familyName":"Anders"},
+ "emails":[{"value":"alice@example.com","type":"work","primary":true},{"value":"al@home.org","type":"home"}],
+ "meta":{"created":"2024-01-02T03:04:05Z","lastModified":"2024-06-01T00:00:00Z"},
+ "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"employeeNumber":"42","manager":{"value":"u-9"}}}`
+
+func TestFilterOperators(t *testing.T) {
+	res := decode(t, alice)
+	cases := []struct {
+		f    string
+		want bool
+	}{
+		{`userName eq "alice@example.com"`, true},
+		{`USERNAME Eq "ALICE@EXAMPLE.COM"`, true},
+		{`userName ne "alice@example.com"`, false},
+		{`userName co "example"`, true},
+		{`userName sw "ali"`, true},
+		{`userName ew ".COM"`, true},
+		{`userName gt "a"`, true},
+		{`userName ge "alice@example.com"`, true},
+		{`userName lt "b"`, true},
+		{`userName le "a"`, false},
+		{`title pr`, false},
+		{`displayName pr`, true},
+		{`nickName pr`, false},
+		{`externalId eq "ext-1"`, false}, // caseExact
+		{`externalId eq "Ext-1"`, true},
+		{`id eq "u-1"`, true},
+		{`active eq true`, true},
+		{`active eq false`, false},
+		{`name.givenName eq "alice"`, true},
+		{`emails.value eq "al@home.org"`, true},
+		{`emails eq "al@home.org"`, true},
+		{`emails[type eq "work" and value co "alice"]`, true},
+		{`emails[type eq "home" and primary eq true]`, false},
+		{`emails[type eq "work"].value eq "alice@example.com"`, true},
+		{`emails[type eq "home"].value eq "alice@example.com"`, false},
+		{`emails[type eq "work"].value pr`, true},
+		{`not (userName eq "bob")`, true},
+		{`userName eq "bob" or (displayName sw "Alice" and active eq true)`, true},
+		{`meta.created gt "2023-12-31T00:00:00Z"`, true},
+		{`meta.lastModified lt "2024-01-01T00:00:00+01:00"`, false},
+		{`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "42"`, true},
+		{`URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER:employeeNumber eq "42"`, true},
+		{`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "u-9"`, true},
+		{`urn:ietf:params:scim:schemas:core:2.0:User:userName sw "alice"`, true},
+		{`name.familyName eq Anders and (emails.value co example.com or emails.value co example.org)`, true}, // unquoted
+		{`userName sw A`, true},
+		{`userName eq "al\"ice"`, false},
+		{`nickName eq null`, true},
+	}
+	for _, c := range cases {
+		f, err := ParseFilter(UserType, c.f)
+		if err != nil {
+			t.Errorf("%s: %v", c.f, err)
+			continue
+		}
+		if got := f.Match(res); got != c.want {
+			t.Errorf("%s: got %v, want %v", c.f, got, c.want)
+		}
+	}
+}
+
+func TestFilterErrors(t *testing.T) {
+	for _, s := range []string{``, `userName`, `userName eq`, `userName zz "x"`, `(userName eq "x"`, `userName eq "x" and`, strings.Repeat("a", MaxFilterLength+1)} {
+		_, err := ParseFilter(UserType, s)
+		se, ok := err.(*Error)
+		if !ok || se.Status != 400 || se.ScimType != ErrInvalidFilter {
+			t.Errorf("%q: want 400 invalidFilter, got %v", s, err)
+		}
+	}
+}
+
+func TestEqualityValue(t *testing.T) {
+	f, _ := ParseFilter(UserType, `userName eq "A@b.c" and active eq true`)
+	if v, ok := f.EqualityValue("username"); !ok || v != "A@b.c" {
+		t.Fatalf("got %q %v", v, ok)
+	}
+	f, _ = ParseFilter(UserType, `userName eq "a" or userName eq "b"`)
+	if _, ok := f.EqualityValue("userName"); ok {
+		t.Fatal("or must not narrow")
+	}
+}
+
+func patch(t *testing.T, rt *ResourceType, res Resource, ops string) (*MemberDelta, error) {
+	t.Helper()
+	var p PatchRequest
+	if err := json.Unmarshal([]byte(ops), &p); err != nil {
+		t.Fatal(err)
+	}
+	return ApplyPatch(rt, res, p.Operations)
+}
+
+func TestPatchEntra(t *testing.T) {
+	res := decode(t, alice)
+	_, err := patch(t, UserType, res, `{"Operations":[
+	 {"op":"Replace","path":"active","value":"False"},
+	 {"op":"replace","value":{"displayName":"AA","name.givenName":"Al","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber":"7"}},
+	 {"op":"Replace","path":"emails[type eq \"work\"].value","value":"new@example.com"},
+	 {"op":"Add","path":"phoneNumbers[type eq \"mobile\"].value","value":"123"},
+	 {"op":"remove","path":"emails[type eq \"home\"]"},
+	 {"op":"add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department","value":"R&D"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(res)
+	got := string(b)
+	for _, want := range []string{`"active":false`, `"displayName":"AA"`, `"givenName":"Al"`, `"familyName":"Anders"`,
+		`"employeeNumber":"7"`, `"department":"R\u0026D"`, `{"primary":true,"type":"work","value":"new@example.com"}`,
+		`"phoneNumbers":[{"type":"mobile","value":"123"}]`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %s in %s", want, got)
+		}
+	}
+	if strings.Contains(got, "al@home.org") {
+		t.Errorf("home email not removed: %s", got)
+	}
+}
+
+func TestPatchOkta(t *testing.T) {
+	res := decode(t, alice)
+	if _, err := patch(t, UserType, res, `{"Operations":[{"op":"replace","value":{"active":false}}]}`); err != nil {
+		t.Fatal(err)
+	}
+	if res["active"] != false {
+		t.Fatalf("active = %v", res["active"])
+	}
+	if _, err := patch(t, UserType, res, `{"Operations":[{"op":"add","path":"emails","value":[{"value":"x@y.z","primary":true}]}]}`); err != nil {
+		t.Fatal(err)
+	}
+	primaries := 0
+	for _, e := range res["emails"].([]any) {
+		if e.(map[string]any)["primary"] == true {
+			primaries++
+		}
+	}
+	if primaries != 1 {
+		t.Fatalf("adding a primary email must clear the others: %v", res["emails"])
+	}
+}
+
+func TestPatchErrors(t *testing.T) {
+	for _, c := range []struct{ ops, scimType string }{
+		{`{"Operations":[]}`, ErrInvalidValue},
+		{`{"Operations":[{"op":"move","path":"a"}]}`, ErrInvalidSyntax},
+		{`{"Operations":[{"op":"remove"}]}`, ErrNoTarget},
+		{`{"Operations":[{"op":"add","value":"x"}]}`, ErrInvalidValue},
+		{`{"Operations":[{"op":"add","path":"emails[type eq"}]}`, ErrInvalidPath},
+		{`{"Operations":[{"op":"replace","path":"userName"}]}`, ErrInvalidValue},
+		{`{"Operations":[{"op":"replace","path":"displayName[value eq \"x\"]","value":"y"}]}`, ErrInvalidPath},
+	} {
+		_, err := patch(t, UserType, decode(t, alice), c.ops)
+		se, ok := err.(*Error)
+		if !ok || se.Status != 400 || se.ScimType != c.scimType {
+			t.Errorf("%s: want 400 %s, got %v", c.ops, c.scimType, err)
+		}
+	}
+}
+
+func TestPatchMembers(t *testing.T) {
+	g := Resource{"displayName": "g"}
+	d, err := patch(t, GroupType, g, `{"Operations":[
+	 {"op":"Add","path":"members","value":[{"value":"a","$ref":null},{"value":"b"},{"value":"c","display":"C"}]},
+	 {"op":"Remove","path":"members","value":[{"value":"a"}]},
+	 {"op":"remove","path":"members[value eq \"b\"]"},
+	 {"op":"replace","value":{"id":"ignored","displayName":"G2"}}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Clear || strings.Join(d.Add, ",") != "c" || strings.Join(d.Remove, ",") != "a,b" {
+		t.Fatalf("delta %+v", d)
+	}
+	if g["displayName"] != "G2" || g["id"] != nil {
+		t.Fatalf("group %v", g)
+	}
+	d, _ = patch(t, GroupType, g, `{"Operations":[{"op":"remove","path":"members"},{"op":"add","path":"members","value":[{"value":"z"}]}]}`)
+	if !d.Clear || strings.Join(d.Add, ",") != "z" {
+		t.Fatalf("delta %+v", d)
+	}
+	d, _ = patch(t, GroupType, g, `{"Operations":[{"op":"remove","path":"members[value eq \"x\" or value eq \"y\"]"}]}`)
+	if strings.Join(d.Remove, ",") != "x,y" {
+		t.Fatalf("delta %+v", d)
+	}
+}
+
+func TestProjection(t *testing.T) {
+	res := decode(t, alice)
+	Project(UserType, res, []string{"userName", "name.givenName", "emails[type eq \"work\"]"}, nil)
+	b, _ := json.Marshal(res)
+	got := string(b)
+	for _, want := range []string{`"id"`, `"schemas"`, `"userName"`, `"givenName"`, `"emails"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %s: %s", want, got)
+		}
+	}
+	for _, absent := range []string{`familyName`, `displayName`, `employeeNumber`} {
+		if strings.Contains(got, absent) {
+			t.Errorf("%s should be gone: %s", absent, got)
+		}
+	}
+	res = decode(t, alice)
+	Project(UserType, res, nil, []string{"emails", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "id"})
+	if res["emails"] != nil || res["id"] == nil {
+		t.Errorf("excluded: %v", res)
+	}
+	if _, ok := res[SchemaEnterpriseUser].(map[string]any)["employeeNumber"]; ok {
+		t.Errorf("employeeNumber not excluded")
+	}
+}
+
+func TestCanonicalize(t *testing.T) {
+	r := decode(t, `{"USERNAME":"x","Active":"True","Emails":[{"Value":"a@b.c","Primary":"true"}],"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:Department":"D","URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:DOCKER:2.0:USER":{"DockerRole":"owner"}}`)
+	b, _ := json.Marshal(r)
+	want := `{"active":true,"emails":[{"primary":true,"value":"a@b.c"}],"urn:ietf:params:scim:schemas:extension:docker:2.0:User":{"dockerRole":"owner"},"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"D"},"userName":"x"}`
+	if string(b) != want {
+		t.Fatalf("got  %s\nwant %s", b, want)
+	}
+}
+
+func TestSortAndPage(t *testing.T) {
+	l := []Resource{{"id": "3", "userName": "b"}, {"id": "1", "userName": "B"}, {"id": "2"}, {"id": "0", "userName": "a"}}
+	if err := SortResources(UserType, l, "userName", ""); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range l {
+		ids = append(ids, r["id"].(string))
+	}
+	if strings.Join(ids, ",") != "0,1,3,2" {
+		t.Fatalf("order %v", ids)
+	}
+	if err := SortResources(UserType, l, "userName", "sideways"); err == nil {
+		t.Fatal("bad sortOrder accepted")
+	}
+	zero, big, neg := 0, 5000, -3
+	for _, c := range []struct {
+		q             Query
+		start, count int
+	}{{Query{}, 1, DefaultCount}, {Query{StartIndex: -4, Count: &zero}, 1, 0}, {Query{Count: &big}, 1, MaxCount}, {Query{StartIndex: 3, Count: &neg}, 3, 0}} {
+		s, n := c.q.Page()
+		if s != c.start || n != c.count {
+			t.Errorf("%+v: got %d %d", c.q, s, n)
+		}
+	}
+}
+
+func TestErrorBody(t *testing.T) {
+	b, _ := json.Marshal(BadRequest(ErrUniqueness, "dup %s", "x"))
+	if string(b) != `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400","scimType":"uniqueness","detail":"dup x"}` {
+		t.Fatal(string(b))
+	}
+}

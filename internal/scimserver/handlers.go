@@ -1,0 +1,498 @@
+package scimserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/naming"
+	"github.com/scim-operator/scim-operator/internal/scim"
+	"github.com/scim-operator/scim-operator/internal/scimstore"
+)
+
+type reqInfo struct {
+	config   string
+	resource string
+}
+
+type ctxKey struct{}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// instrument adds panic recovery, metrics and one log line per request (never headers).
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		info := &reqInfo{resource: "other"}
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				s.o.Log.Error(nil, "panic serving SCIM request", "panic", p, "method", r.Method, "path", r.URL.Path)
+				if sw.code == 0 {
+					scim.WriteError(sw, &scim.Error{Status: 500, Detail: "internal error"})
+				}
+			}
+			code := strconv.Itoa(sw.code)
+			requestsTotal.WithLabelValues(info.config, r.Method, info.resource, code).Inc()
+			requestDuration.WithLabelValues(r.Method, info.resource).Observe(time.Since(start).Seconds())
+			s.o.Log.V(1).Info("SCIM request", "method", r.Method, "path", r.URL.Path, "config", info.config,
+				"code", sw.code, "duration", time.Since(start).String(), "userAgent", r.UserAgent())
+		}()
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, info)))
+	})
+}
+
+func info(r *http.Request) *reqInfo {
+	if i, ok := r.Context().Value(ctxKey{}).(*reqInfo); ok {
+		return i
+	}
+	return &reqInfo{}
+}
+
+func unauthorized(w http.ResponseWriter, detail string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="scim"`)
+	scim.WriteError(w, scim.Errorf(http.StatusUnauthorized, "", "%s", detail))
+}
+
+// route: /scim/v2/<namespace>/<name>/<Resource>[/<id>]
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, naming.BasePathPrefix)
+	if !ok {
+		scim.WriteError(w, scim.NotFound("no SCIM endpoint at %s; SCIM base paths look like %s<namespace>/<scimconfig>", r.URL.Path, naming.BasePathPrefix))
+		return
+	}
+	parts := strings.SplitN(strings.Trim(rest, "/"), "/", 4)
+	if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
+		scim.WriteError(w, scim.NotFound("no SCIM endpoint at %s", r.URL.Path))
+		return
+	}
+	ns, name := parts[0], parts[1]
+	var resource, id, extra string
+	if len(parts) > 2 {
+		resource = parts[2]
+	}
+	if len(parts) > 3 {
+		id = parts[3]
+		if i := strings.Index(id, "/"); i >= 0 {
+			id, extra = id[:i], id[i+1:]
+		}
+	}
+	ri := info(r)
+	ri.resource = canonicalResource(resource)
+
+	ip := clientIP(r)
+	if s.limiter.blocked(ip) {
+		w.Header().Set("Retry-After", "2")
+		scim.WriteError(w, scim.Errorf(http.StatusTooManyRequests, "", "too many failed authentication attempts from this client; retry later"))
+		return
+	}
+	tok, hasTok := bearer(r)
+	if !hasTok {
+		s.limiter.failed(ip)
+		unauthorized(w, "a bearer token is required (Authorization: Bearer <token>)")
+		return
+	}
+	var cfg scimv1.ScimConfig
+	err := s.o.Client.Get(r.Context(), types.NamespacedName{Namespace: ns, Name: name}, &cfg)
+	if err != nil {
+		if apierrors.IsNotFound(err) || !scimstore.ValidID(name) {
+			s.limiter.failed(ip)
+			// an unknown config answers like a wrong token: no probing which configs exist
+			unauthorized(w, "the bearer token is not valid for this SCIM endpoint")
+			return
+		}
+		scim.WriteError(w, scimstore.APIError(err, "ScimConfig"))
+		return
+	}
+	ok, err = s.tokens.matches(r.Context(), &cfg, []byte(tok))
+	if !ok && err != nil && !apierrors.IsNotFound(err) && scimstore.APIError(err, "token").(*scim.Error).Status == 503 {
+		scim.WriteError(w, scimstore.APIError(err, "token"))
+		return
+	}
+	if !ok {
+		s.limiter.failed(ip)
+		unauthorized(w, "the bearer token is not valid for this SCIM endpoint")
+		return
+	}
+	ri.config = ns + "/" + name
+	if !cfg.IsEnabled() {
+		scim.WriteError(w, scim.Errorf(http.StatusForbidden, "", "SCIM provisioning is disabled for this organization (ScimConfig %s/%s has enabled: false)", ns, name))
+		return
+	}
+	sc := scimstore.Scope{Config: &cfg, BaseURL: baseURL(r, s.tls, ns, name)}
+	if extra != "" {
+		scim.WriteError(w, scim.NotFound("no SCIM endpoint at %s", r.URL.Path))
+		return
+	}
+	switch ri.resource {
+	case "Users":
+		s.resource(w, r, sc, scim.UserType, id)
+	case "Groups":
+		s.resource(w, r, sc, scim.GroupType, id)
+	case ".search":
+		if id != "" {
+			scim.WriteError(w, scim.NotFound("no SCIM endpoint at %s", r.URL.Path))
+			return
+		}
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, "POST")
+			return
+		}
+		s.rootSearch(w, r, sc)
+	case "ServiceProviderConfig", "ResourceTypes", "Schemas":
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, "GET")
+			return
+		}
+		s.discovery(w, sc, ri.resource, id)
+	default:
+		scim.WriteError(w, scim.NotFound("no SCIM resource %q; this endpoint serves Users, Groups, ServiceProviderConfig, ResourceTypes, Schemas and .search", resource))
+	}
+}
+
+func canonicalResource(seg string) string {
+	for _, c := range []string{"Users", "Groups", "ServiceProviderConfig", "ResourceTypes", "Schemas", ".search"} {
+		if strings.EqualFold(seg, c) {
+			return c
+		}
+	}
+	switch strings.ToLower(seg) {
+	case "serviceproviderconfigs", "serviceconfiguration":
+		return "ServiceProviderConfig"
+	}
+	return "other"
+}
+
+func baseURL(r *http.Request, tls bool, ns, name string) string {
+	scheme := "http"
+	if tls || r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + naming.BasePath(ns, name)
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	scim.WriteError(w, scim.Errorf(http.StatusMethodNotAllowed, "", "method not allowed; allowed: %s", allow))
+}
+
+func (s *Server) discovery(w http.ResponseWriter, sc scimstore.Scope, kind, id string) {
+	switch kind {
+	case "ServiceProviderConfig":
+		if id != "" {
+			scim.WriteError(w, scim.NotFound("no such resource"))
+			return
+		}
+		scim.WriteJSON(w, http.StatusOK, scim.ServiceProviderConfig(sc.BaseURL))
+	case "ResourceTypes":
+		docs := []map[string]any{scim.ResourceTypeDoc(sc.BaseURL, scim.UserType), scim.ResourceTypeDoc(sc.BaseURL, scim.GroupType)}
+		if id == "" {
+			scim.WriteJSON(w, http.StatusOK, scim.ListOf(docs))
+			return
+		}
+		for _, d := range docs {
+			if strings.EqualFold(d["id"].(string), id) {
+				scim.WriteJSON(w, http.StatusOK, d)
+				return
+			}
+		}
+		scim.WriteError(w, scim.NotFound("ResourceType %q not found", id))
+	case "Schemas":
+		var docs []map[string]any
+		for _, sch := range scim.AllSchemas() {
+			d := scim.SchemaDoc(sc.BaseURL, sch)
+			if id != "" && strings.EqualFold(sch.ID, id) {
+				scim.WriteJSON(w, http.StatusOK, d)
+				return
+			}
+			docs = append(docs, d)
+		}
+		if id != "" {
+			scim.WriteError(w, scim.NotFound("Schema %q not found", id))
+			return
+		}
+		scim.WriteJSON(w, http.StatusOK, scim.ListOf(docs))
+	}
+}
+
+// readBody reads a JSON object body within the size limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, into any) error {
+	body := http.MaxBytesReader(w, r.Body, s.o.MaxBodyBytes)
+	b, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return scim.Errorf(http.StatusRequestEntityTooLarge, "", "request body is larger than %d bytes", s.o.MaxBodyBytes)
+		}
+		return scim.BadRequest(scim.ErrInvalidSyntax, "cannot read the request body")
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return scim.BadRequest(scim.ErrInvalidSyntax, "the request body is empty; a JSON object is required")
+	}
+	if b[0] != '{' {
+		return scim.BadRequest(scim.ErrInvalidSyntax, "the request body must be a JSON object")
+	}
+	if err := json.Unmarshal(b, into); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return scim.BadRequest(scim.ErrInvalidSyntax, "the request body does not match the expected shape: %s must be %s", te.Field, te.Type.String())
+		}
+		return scim.BadRequest(scim.ErrInvalidSyntax, "the request body is not valid JSON: %s", err.Error())
+	}
+	return nil
+}
+
+func writeResource(w http.ResponseWriter, status int, res scim.Resource) {
+	if m, ok := res["meta"].(map[string]any); ok {
+		if v, ok := m["version"].(string); ok {
+			w.Header().Set("ETag", v)
+		}
+		if status == http.StatusCreated {
+			if loc, ok := m["location"].(string); ok {
+				w.Header().Set("Location", loc)
+			}
+		}
+	}
+	scim.WriteJSON(w, status, res)
+}
+
+func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.Scope, rt *scim.ResourceType, id string) {
+	ctx := r.Context()
+	if id == ".search" {
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, "POST")
+			return
+		}
+		var q scim.Query
+		if err := s.readBody(w, r, &q); err != nil {
+			scim.WriteError(w, err)
+			return
+		}
+		s.list(w, r, sc, rt, q)
+		return
+	}
+	ifMatch := scimstore.ParseIfMatch(r.Header.Get("If-Match"))
+	q, qerr := scim.QueryFromURL(r.URL.Query())
+	switch {
+	case id == "" && r.Method == http.MethodGet:
+		if qerr != nil {
+			scim.WriteError(w, qerr)
+			return
+		}
+		s.list(w, r, sc, rt, q)
+	case id == "" && r.Method == http.MethodPost:
+		body := map[string]any{}
+		if err := s.readBody(w, r, &body); err != nil {
+			scim.WriteError(w, err)
+			return
+		}
+		res := scim.Canonicalize(rt, body)
+		var out scim.Resource
+		var err error
+		if rt == scim.UserType {
+			out, err = s.store.CreateUser(ctx, sc, res)
+		} else {
+			out, err = s.store.CreateGroup(ctx, sc, res)
+		}
+		if err != nil {
+			scim.WriteError(w, err)
+			return
+		}
+		writeResource(w, http.StatusCreated, out)
+	case id == "":
+		methodNotAllowed(w, "GET, POST")
+	case r.Method == http.MethodGet:
+		var out scim.Resource
+		var err error
+		if rt == scim.UserType {
+			out, err = s.store.GetUser(ctx, sc, id)
+		} else {
+			out, err = s.store.GetGroup(ctx, sc, id, withMembers(q, ""))
+		}
+		if err != nil {
+			scim.WriteError(w, err)
+			return
+		}
+		if qerr == nil {
+			scim.Project(rt, out, q.Attributes, q.ExcludedAttributes)
+		}
+		writeResource(w, http.StatusOK, out)
+	case r.Method == http.MethodPut:
+		body := map[string]any{}
+		if err := s.readBody(w, r, &body); err != nil {
+			scim.WriteError(w, err)
+			return
+		}
+		res := scim.Canonicalize(rt, body)
+		var out scim.Resource
+		var err error
+		if rt == scim.UserType {
+			out, err = s.store.ReplaceUser(ctx, sc, id, res, ifMatch)
+		} else {
+			out, err = s.store.ReplaceGroup(ctx, sc, id, res, ifMatch)
+		}
+		if err != nil {
+			scim.WriteError(w, err)
+			return
+		}
+		writeResource(w, http.StatusOK, out)
+	case r.Method == http.MethodPatch:
+		var p scim.PatchRequest
+		if err := s.readBody(w, r, &p); err != nil {
+			scim.WriteError(w, err)
+			return
+		}
+		var out scim.Resource
+		var err error
+		if rt == scim.UserType {
+			out, err = s.store.PatchUser(ctx, sc, id, p.Operations, ifMatch)
+		} else {
+			out, err = s.store.PatchGroup(ctx, sc, id, p.Operations, ifMatch)
+		}
+		if err != nil {
+			scim.WriteError(w, err)
+			return
+		}
+		if qerr == nil {
+			scim.Project(rt, out, q.Attributes, q.ExcludedAttributes)
+		}
+		writeResource(w, http.StatusOK, out)
+	case r.Method == http.MethodDelete:
+		var err error
+		if rt == scim.UserType {
+			err = s.store.DeleteUser(ctx, sc, id, ifMatch)
+		} else {
+			err = s.store.DeleteGroup(ctx, sc, id, ifMatch)
+		}
+		if err != nil {
+			scim.WriteError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		methodNotAllowed(w, "GET, PUT, PATCH, DELETE")
+	}
+}
+
+func withMembers(q scim.Query, filter string) bool {
+	if strings.Contains(strings.ToLower(filter), "members") {
+		return true
+	}
+	return scim.Includes(q.Attributes, "members") && !scim.Excludes(q.ExcludedAttributes, "members")
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request, sc scimstore.Scope, rt *scim.ResourceType, q scim.Query) {
+	var f *scim.Filter
+	if strings.TrimSpace(q.Filter) != "" {
+		var err error
+		if f, err = scim.ParseFilter(rt, q.Filter); err != nil {
+			scim.WriteError(w, err)
+			return
+		}
+	}
+	var items []scim.Resource
+	var err error
+	if rt == scim.UserType {
+		items, err = s.store.ListUsers(r.Context(), sc, f)
+	} else {
+		items, err = s.store.ListGroups(r.Context(), sc, f, withMembers(q, q.Filter) || strings.Contains(strings.ToLower(q.SortBy), "members"))
+	}
+	if err != nil {
+		scim.WriteError(w, err)
+		return
+	}
+	if err := scim.SortResources(rt, items, q.SortBy, q.SortOrder); err != nil {
+		scim.WriteError(w, err)
+		return
+	}
+	start, count := q.Page()
+	total := len(items)
+	page := []scim.Resource{}
+	if start <= total {
+		end := min(start-1+count, total)
+		page = items[start-1 : end]
+	}
+	for _, res := range page {
+		scim.Project(rt, res, q.Attributes, q.ExcludedAttributes)
+	}
+	scim.WriteJSON(w, http.StatusOK, scim.ListResponse{
+		Schemas: []string{scim.SchemaListResponse}, TotalResults: total,
+		StartIndex: start, ItemsPerPage: len(page), Resources: page,
+	})
+}
+
+// rootSearch is POST <base>/.search: Users and Groups together.
+func (s *Server) rootSearch(w http.ResponseWriter, r *http.Request, sc scimstore.Scope) {
+	var q scim.Query
+	if err := s.readBody(w, r, &q); err != nil {
+		scim.WriteError(w, err)
+		return
+	}
+	var all []scim.Resource
+	for _, rt := range []*scim.ResourceType{scim.UserType, scim.GroupType} {
+		var f *scim.Filter
+		if strings.TrimSpace(q.Filter) != "" {
+			var err error
+			if f, err = scim.ParseFilter(rt, q.Filter); err != nil {
+				scim.WriteError(w, err)
+				return
+			}
+		}
+		var items []scim.Resource
+		var err error
+		if rt == scim.UserType {
+			items, err = s.store.ListUsers(r.Context(), sc, f)
+		} else {
+			items, err = s.store.ListGroups(r.Context(), sc, f, withMembers(q, q.Filter))
+		}
+		if err != nil {
+			scim.WriteError(w, err)
+			return
+		}
+		if err := scim.SortResources(rt, items, q.SortBy, q.SortOrder); err != nil {
+			scim.WriteError(w, err)
+			return
+		}
+		for _, it := range items {
+			scim.Project(rt, it, q.Attributes, q.ExcludedAttributes)
+		}
+		all = append(all, items...)
+	}
+	start, count := q.Page()
+	page := []scim.Resource{}
+	if start <= len(all) {
+		page = all[start-1 : min(start-1+count, len(all))]
+	}
+	scim.WriteJSON(w, http.StatusOK, scim.ListResponse{
+		Schemas: []string{scim.SchemaListResponse}, TotalResults: len(all),
+		StartIndex: start, ItemsPerPage: len(page), Resources: page,
+	})
+}

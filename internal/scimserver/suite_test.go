@@ -1,0 +1,247 @@
+package scimserver_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/naming"
+	"github.com/scim-operator/scim-operator/internal/scimserver"
+)
+
+var (
+	testEnv   *envtest.Environment
+	k8s       client.Client // direct (uncached) client for arranging and checking
+	srv       *scimserver.Server
+	httpSrv   *httptest.Server
+	cancelMgr context.CancelFunc
+)
+
+func TestSCIMServer(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "SCIM server suite")
+}
+
+var _ = BeforeSuite(func() {
+	scheme := runtime.NewScheme()
+	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	Expect(scimv1.AddToScheme(scheme)).To(Succeed())
+
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+
+	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancelMgr = cancel
+	Expect(index.Setup(ctx, mgr.GetFieldIndexer())).To(Succeed())
+
+	srv, err = scimserver.New(scimserver.Options{
+		Addr: "127.0.0.1:0", Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cache: mgr.GetCache(),
+		MaxBodyBytes: 64 << 10, Log: logr.Discard(),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	go func() {
+		defer GinkgoRecover()
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+	Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+	httpSrv = httptest.NewServer(srv.Handler())
+})
+
+var _ = AfterSuite(func() {
+	if httpSrv != nil {
+		httpSrv.Close()
+	}
+	if cancelMgr != nil {
+		cancelMgr()
+	}
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})
+
+// env is one test's namespace with one or more ScimConfigs.
+type env struct {
+	ns string
+}
+
+func newEnv() *env {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "scim-"}}
+	Expect(k8s.Create(context.Background(), ns)).To(Succeed())
+	DeferCleanup(func() { _ = k8s.Delete(context.Background(), ns) })
+	return &env{ns: ns.Name}
+}
+
+type cfgOpt func(*scimv1.ScimConfig)
+
+func withDomains(d ...string) cfgOpt {
+	return func(c *scimv1.ScimConfig) { c.Spec.VerifiedDomains = d }
+}
+
+func disabled() cfgOpt {
+	return func(c *scimv1.ScimConfig) { f := false; c.Spec.Enabled = &f }
+}
+
+// config creates a ScimConfig with a generated-token-style Secret and returns a client.
+func (e *env) config(name, token string, opts ...cfgOpt) *scimClient {
+	ctx := context.Background()
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: naming.TokenSecretName(name)},
+		Data:       map[string][]byte{naming.TokenKey: []byte(token)},
+	}
+	Expect(k8s.Create(ctx, sec)).To(Succeed())
+	c := &scimv1.ScimConfig{
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name},
+		Spec: scimv1.ScimConfigSpec{
+			Organization: "acme",
+			Backend:      scimv1.BackendSpec{Type: scimv1.BackendKubernetes},
+		},
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	Expect(k8s.Create(ctx, c)).To(Succeed())
+	sc := &scimClient{base: naming.BasePath(e.ns, name), token: token, ns: e.ns, config: name}
+	// wait until the cache knows the config
+	Eventually(func() int { return sc.do("GET", "/ServiceProviderConfig", nil).code }).Should(Or(Equal(200), Equal(403)))
+	return sc
+}
+
+type scimClient struct {
+	base, token, ns, config string
+	ua, contentType         string
+	remoteAddr              string // when set, requests go straight to the handler with this address
+}
+
+type resp struct {
+	code   int
+	header http.Header
+	raw    []byte
+	body   map[string]any
+}
+
+func (r resp) String() string { return fmt.Sprintf("%d %s", r.code, r.raw) }
+
+func (c *scimClient) do(method, path string, body any, headers ...string) resp {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		Expect(err).NotTo(HaveOccurred())
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, httpSrv.URL+c.base+path, rd)
+	Expect(err).NotTo(HaveOccurred())
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if rd != nil {
+		ct := c.contentType
+		if ct == "" {
+			ct = "application/scim+json"
+		}
+		req.Header.Set("Content-Type", ct)
+	}
+	if c.ua != "" {
+		req.Header.Set("User-Agent", c.ua)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	var code int
+	var hdr http.Header
+	var raw []byte
+	if c.remoteAddr != "" {
+		req.RemoteAddr = c.remoteAddr
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		code, hdr, raw = rec.Code, rec.Header(), rec.Body.Bytes()
+	} else {
+		res, err := http.DefaultClient.Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		defer res.Body.Close()
+		raw, err = io.ReadAll(res.Body)
+		Expect(err).NotTo(HaveOccurred())
+		code, hdr = res.StatusCode, res.Header
+	}
+	r := resp{code: code, header: hdr, raw: raw}
+	if len(raw) > 0 {
+		Expect(json.Unmarshal(raw, &r.body)).To(Succeed(), "response is not a JSON object: %s", raw)
+		Expect(hdr.Get("Content-Type")).To(HavePrefix("application/scim+json"))
+	}
+	return r
+}
+
+// expectError asserts a SCIM error response.
+func expectError(r resp, status int, scimType, detailSubstring string) {
+	GinkgoHelper()
+	Expect(r.code).To(Equal(status), "%s", r)
+	Expect(r.body["schemas"]).To(ConsistOf("urn:ietf:params:scim:api:messages:2.0:Error"))
+	Expect(r.body["status"]).To(Equal(fmt.Sprint(status)))
+	if scimType != "" {
+		Expect(r.body["scimType"]).To(Equal(scimType), "%s", r)
+	} else {
+		Expect(r.body).NotTo(HaveKey("scimType"))
+	}
+	Expect(r.body["detail"]).To(ContainSubstring(detailSubstring))
+}
+
+func members(ns, config string) []scimv1.OrgMember {
+	var l scimv1.OrgMemberList
+	Expect(k8s.List(context.Background(), &l, client.InNamespace(ns))).To(Succeed())
+	var out []scimv1.OrgMember
+	for _, m := range l.Items {
+		if m.Spec.ConfigName == config {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func str(v any) string { s, _ := v.(string); return s }
+
+func resources(r resp) []map[string]any {
+	var out []map[string]any
+	l, _ := r.body["Resources"].([]any)
+	for _, e := range l {
+		out = append(out, e.(map[string]any))
+	}
+	return out
+}
+
+var _ = time.Second

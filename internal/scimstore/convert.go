@@ -1,0 +1,362 @@
+// Package scimstore keeps SCIM Users as OrgMembers and SCIM Groups as OrgGroups: it
+// converts between SCIM JSON and the CRs, reads from the controller-runtime cache through
+// the field indexes of internal/index, and writes through the API server as field owner
+// "scim-server" with merge patches guarded by resourceVersion preconditions.
+package scimstore
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/scim"
+)
+
+// FieldOwner is the field manager of every write of the SCIM server.
+const FieldOwner = "scim-server"
+
+// Version is the weak ETag of an object.
+func Version(resourceVersion string) string { return `W/"` + resourceVersion + `"` }
+
+func lastModified(o metav1.Object) time.Time {
+	t := o.GetCreationTimestamp().Time
+	for _, mf := range o.GetManagedFields() {
+		if mf.Manager == FieldOwner && mf.Time != nil && mf.Time.After(t) && mf.Subresource == "" {
+			t = mf.Time.Time
+		}
+	}
+	return t
+}
+
+func meta(o metav1.Object, resourceType, location string) map[string]any {
+	return map[string]any{
+		"resourceType": resourceType,
+		"created":      o.GetCreationTimestamp().UTC().Format(time.RFC3339),
+		"lastModified": lastModified(o).UTC().Format(time.RFC3339),
+		"location":     location,
+		"version":      Version(o.GetResourceVersion()),
+	}
+}
+
+func setStr(m map[string]any, k, v string) {
+	if v != "" {
+		m[k] = v
+	}
+}
+
+func multiToSCIM(l []scimv1.MultiValue) []any {
+	out := make([]any, 0, len(l))
+	for _, e := range l {
+		m := map[string]any{"value": e.Value}
+		setStr(m, "type", e.Type)
+		setStr(m, "display", e.Display)
+		if e.Primary {
+			m["primary"] = true
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// UserToSCIM renders an OrgMember as a SCIM User (without groups, which need lookups).
+func UserToSCIM(m *scimv1.OrgMember, baseURL string) scim.Resource {
+	s := m.Spec
+	r := scim.Resource{
+		"schemas":  []any{scim.SchemaUser},
+		"id":       m.Name,
+		"userName": s.UserName,
+		"active":   s.Active,
+		"meta":     meta(m, "User", baseURL+"/Users/"+m.Name),
+	}
+	setStr(r, "externalId", s.ExternalID)
+	setStr(r, "displayName", s.DisplayName)
+	setStr(r, "nickName", s.NickName)
+	setStr(r, "title", s.Title)
+	setStr(r, "userType", s.UserType)
+	setStr(r, "preferredLanguage", s.PreferredLanguage)
+	setStr(r, "locale", s.Locale)
+	setStr(r, "timezone", s.Timezone)
+	setStr(r, "profileUrl", s.ProfileURL)
+	if n := s.Name; n != nil {
+		nm := map[string]any{}
+		setStr(nm, "formatted", n.Formatted)
+		setStr(nm, "familyName", n.FamilyName)
+		setStr(nm, "givenName", n.GivenName)
+		setStr(nm, "middleName", n.MiddleName)
+		setStr(nm, "honorificPrefix", n.HonorificPrefix)
+		setStr(nm, "honorificSuffix", n.HonorificSuffix)
+		if len(nm) > 0 {
+			r["name"] = nm
+		}
+	}
+	if len(s.Emails) > 0 {
+		r["emails"] = multiToSCIM(s.Emails)
+	}
+	if len(s.PhoneNumbers) > 0 {
+		r["phoneNumbers"] = multiToSCIM(s.PhoneNumbers)
+	}
+	schemas := []any{scim.SchemaUser}
+	if e := s.Enterprise; e != nil {
+		em := map[string]any{}
+		setStr(em, "employeeNumber", e.EmployeeNumber)
+		setStr(em, "costCenter", e.CostCenter)
+		setStr(em, "organization", e.Organization)
+		setStr(em, "division", e.Division)
+		setStr(em, "department", e.Department)
+		if e.Manager != nil && (e.Manager.Value != "" || e.Manager.DisplayName != "") {
+			mm := map[string]any{}
+			setStr(mm, "value", e.Manager.Value)
+			setStr(mm, "displayName", e.Manager.DisplayName)
+			if e.Manager.Value != "" {
+				mm["$ref"] = baseURL + "/Users/" + e.Manager.Value
+			}
+			em["manager"] = mm
+		}
+		if len(em) > 0 {
+			r[scim.SchemaEnterpriseUser] = em
+			schemas = append(schemas, scim.SchemaEnterpriseUser)
+		}
+	}
+	if d := s.Docker; d != nil {
+		dm := map[string]any{}
+		setStr(dm, "dockerRole", d.Role)
+		setStr(dm, "dockerOrg", d.Org)
+		setStr(dm, "dockerTeam", d.Team)
+		if len(dm) > 0 {
+			r[scim.SchemaDockerUser] = dm
+			schemas = append(schemas, scim.SchemaDockerUser)
+		}
+	}
+	r["schemas"] = schemas
+	return r
+}
+
+func getString(m map[string]any, key string) (string, error) {
+	v, ok := m[key]
+	if !ok || v == nil {
+		return "", nil
+	}
+	switch t := v.(type) {
+	case string:
+		return strings.TrimSpace(t), nil
+	case float64, bool:
+		return fmt.Sprint(t), nil
+	}
+	return "", scim.BadRequest(scim.ErrInvalidValue, "%s must be a string", key)
+}
+
+func multiFromSCIM(v any, attr string) ([]scimv1.MultiValue, error) {
+	if v == nil {
+		return nil, nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, scim.BadRequest(scim.ErrInvalidValue, "%s must be a list", attr)
+	}
+	var out []scimv1.MultiValue
+	seen := map[string]int{}
+	primaries := 0
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			if s, isStr := e.(string); isStr {
+				m = map[string]any{"value": s}
+			} else {
+				return nil, scim.BadRequest(scim.ErrInvalidValue, "%s entries must be objects", attr)
+			}
+		}
+		var mv scimv1.MultiValue
+		var err error
+		if mv.Value, err = getString(m, "value"); err != nil {
+			return nil, scim.BadRequest(scim.ErrInvalidValue, "%s.value must be a string", attr)
+		}
+		if mv.Type, err = getString(m, "type"); err != nil {
+			return nil, scim.BadRequest(scim.ErrInvalidValue, "%s.type must be a string", attr)
+		}
+		if mv.Display, err = getString(m, "display"); err != nil {
+			return nil, scim.BadRequest(scim.ErrInvalidValue, "%s.display must be a string", attr)
+		}
+		switch p := m["primary"].(type) {
+		case bool:
+			mv.Primary = p
+		case nil:
+		default:
+			return nil, scim.BadRequest(scim.ErrInvalidValue, "%s.primary must be a boolean", attr)
+		}
+		if mv.Value == "" {
+			continue // an empty template value ("{$user.email}" unset): nothing to keep
+		}
+		key := strings.ToLower(mv.Type) + "\x00" + strings.ToLower(mv.Value)
+		if i, dup := seen[key]; dup {
+			if mv.Primary && !out[i].Primary {
+				out[i].Primary = true
+				primaries++
+			}
+			continue
+		}
+		if mv.Primary {
+			primaries++
+		}
+		seen[key] = len(out)
+		out = append(out, mv)
+	}
+	if primaries > 1 {
+		return nil, scim.BadRequest(scim.ErrInvalidValue, "at most one of %s may be primary, %d are", attr, primaries)
+	}
+	return out, nil
+}
+
+// UserSpecFromSCIM reads an OrgMember spec from a canonical SCIM User. active reports
+// whether the resource carried "active" (its value is in spec.Active). password, groups,
+// id, meta and unknown attributes are ignored.
+func UserSpecFromSCIM(r scim.Resource) (spec scimv1.OrgMemberSpec, active bool, err error) {
+	if spec.UserName, err = getString(r, "userName"); err != nil {
+		return spec, false, err
+	}
+	if spec.UserName == "" {
+		return spec, false, scim.BadRequest(scim.ErrInvalidValue, "userName is required")
+	}
+	fields := []struct {
+		key string
+		dst *string
+	}{
+		{"externalId", &spec.ExternalID}, {"displayName", &spec.DisplayName}, {"nickName", &spec.NickName},
+		{"title", &spec.Title}, {"userType", &spec.UserType}, {"preferredLanguage", &spec.PreferredLanguage},
+		{"locale", &spec.Locale}, {"timezone", &spec.Timezone}, {"profileUrl", &spec.ProfileURL},
+	}
+	for _, f := range fields {
+		if *f.dst, err = getString(r, f.key); err != nil {
+			return spec, false, err
+		}
+	}
+	switch a := r["active"].(type) {
+	case bool:
+		spec.Active, active = a, true
+	case nil:
+	default:
+		return spec, false, scim.BadRequest(scim.ErrInvalidValue, "active must be a boolean")
+	}
+	if nv, ok := r["name"]; ok && nv != nil {
+		nm, ok := nv.(map[string]any)
+		if !ok {
+			return spec, false, scim.BadRequest(scim.ErrInvalidValue, "name must be an object")
+		}
+		n := &scimv1.Name{}
+		for _, f := range []struct {
+			key string
+			dst *string
+		}{{"formatted", &n.Formatted}, {"familyName", &n.FamilyName}, {"givenName", &n.GivenName},
+			{"middleName", &n.MiddleName}, {"honorificPrefix", &n.HonorificPrefix}, {"honorificSuffix", &n.HonorificSuffix}} {
+			if *f.dst, err = getString(nm, f.key); err != nil {
+				return spec, false, scim.BadRequest(scim.ErrInvalidValue, "name.%s must be a string", f.key)
+			}
+		}
+		if *n != (scimv1.Name{}) {
+			spec.Name = n
+		}
+	}
+	if spec.Emails, err = multiFromSCIM(r["emails"], "emails"); err != nil {
+		return spec, false, err
+	}
+	if spec.PhoneNumbers, err = multiFromSCIM(r["phoneNumbers"], "phoneNumbers"); err != nil {
+		return spec, false, err
+	}
+	if ev, ok := r[scim.SchemaEnterpriseUser].(map[string]any); ok {
+		e := &scimv1.EnterpriseUser{}
+		for _, f := range []struct {
+			key string
+			dst *string
+		}{{"employeeNumber", &e.EmployeeNumber}, {"costCenter", &e.CostCenter}, {"organization", &e.Organization},
+			{"division", &e.Division}, {"department", &e.Department}} {
+			if *f.dst, err = getString(ev, f.key); err != nil {
+				return spec, false, scim.BadRequest(scim.ErrInvalidValue, "%s must be a string", f.key)
+			}
+		}
+		switch m := ev["manager"].(type) {
+		case map[string]any:
+			mg := &scimv1.Manager{}
+			mg.Value, _ = getString(m, "value")
+			mg.DisplayName, _ = getString(m, "displayName")
+			if *mg != (scimv1.Manager{}) {
+				e.Manager = mg
+			}
+		case string:
+			if m != "" {
+				e.Manager = &scimv1.Manager{Value: m}
+			}
+		}
+		if *e != (scimv1.EnterpriseUser{}) {
+			spec.Enterprise = e
+		}
+	}
+	if dv, ok := r[scim.SchemaDockerUser].(map[string]any); ok {
+		d := &scimv1.DockerUser{}
+		if d.Role, err = getString(dv, "dockerRole"); err != nil {
+			return spec, false, err
+		}
+		d.Role = strings.ToLower(d.Role)
+		if d.Org, err = getString(dv, "dockerOrg"); err != nil {
+			return spec, false, err
+		}
+		if d.Team, err = getString(dv, "dockerTeam"); err != nil {
+			return spec, false, err
+		}
+		if *d != (scimv1.DockerUser{}) {
+			spec.Docker = d
+		}
+	}
+	return spec, active, nil
+}
+
+// GroupToSCIM renders an OrgGroup; members is nil when members were not asked for.
+func GroupToSCIM(g *scimv1.OrgGroup, members []scimv1.OrgMember, withMembers bool, baseURL string) scim.Resource {
+	r := scim.Resource{
+		"schemas":     []any{scim.SchemaGroup},
+		"id":          g.Name,
+		"displayName": g.Spec.DisplayName,
+		"meta":        meta(g, "Group", baseURL+"/Groups/"+g.Name),
+	}
+	setStr(r, "externalId", g.Spec.ExternalID)
+	if withMembers {
+		sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
+		ms := make([]any, 0, len(members))
+		for i := range members {
+			ms = append(ms, map[string]any{
+				"value":   members[i].Name,
+				"display": members[i].Spec.UserName,
+				"type":    "User",
+				"$ref":    baseURL + "/Users/" + members[i].Name,
+			})
+		}
+		r["members"] = ms
+	}
+	return r
+}
+
+// GroupSpecFromSCIM reads displayName and externalId, and the member ids when present.
+func GroupSpecFromSCIM(r scim.Resource) (spec scimv1.OrgGroupSpec, members []string, hasMembers bool, err error) {
+	if spec.DisplayName, err = getString(r, "displayName"); err != nil {
+		return spec, nil, false, err
+	}
+	if spec.DisplayName == "" {
+		return spec, nil, false, scim.BadRequest(scim.ErrInvalidValue, "displayName is required")
+	}
+	if spec.ExternalID, err = getString(r, "externalId"); err != nil {
+		return spec, nil, false, err
+	}
+	if mv, ok := r["members"]; ok {
+		hasMembers = true
+		if mv != nil {
+			d, perr := scim.ApplyPatch(scim.GroupType, scim.Resource{}, []scim.PatchOp{{Op: "replace", Path: "members", Value: mustJSON(mv)}})
+			if perr != nil {
+				return spec, nil, false, perr
+			}
+			members = d.Add
+		}
+	}
+	return spec, members, hasMembers, nil
+}

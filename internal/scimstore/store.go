@@ -1,0 +1,901 @@
+package scimstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/naming"
+	"github.com/scim-operator/scim-operator/internal/scim"
+)
+
+func mustJSON(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// Store reads SCIM resources from the cache and writes them through the API server.
+type Store struct {
+	// Client is the manager's client: reads from the cache, writes to the API server.
+	Client client.Client
+	// APIReader reads from the API server (read-your-writes fallback).
+	APIReader client.Reader
+	Log       logr.Logger
+	// WriteTimeout bounds each API server write (default 10s).
+	WriteTimeout time.Duration
+	// CacheWait bounds the wait for the cache to show a write (default 3s).
+	CacheWait time.Duration
+}
+
+// Scope is one ScimConfig as seen by a request.
+type Scope struct {
+	Config *scimv1.ScimConfig
+	// BaseURL is the absolute SCIM base URL of the config, for meta.location.
+	BaseURL string
+}
+
+func (s Scope) ns() string   { return s.Config.Namespace }
+func (s Scope) name() string { return s.Config.Name }
+
+var idRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// ValidID tells whether id can name an object of ours.
+func ValidID(id string) bool { return idRE.MatchString(id) }
+
+// APIError maps an API server error to a SCIM error.
+func APIError(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var se *scim.Error
+	if errors.As(err, &se) {
+		return se
+	}
+	unavailable := &scim.Error{Status: 503, Detail: "the Kubernetes API server is unavailable, retry later", RetryAfter: 5}
+	switch {
+	case apierrors.IsNotFound(err):
+		return scim.NotFound("%s not found", what)
+	case apierrors.IsAlreadyExists(err):
+		return scim.Errorf(409, scim.ErrUniqueness, "%s already exists", what)
+	case apierrors.IsInvalid(err):
+		var st apierrors.APIStatus
+		if errors.As(err, &st) && st.Status().Details != nil && len(st.Status().Details.Causes) > 0 {
+			var parts []string
+			for _, c := range st.Status().Details.Causes {
+				f := strings.TrimPrefix(c.Field, "spec.")
+				parts = append(parts, strings.TrimSpace(f+": "+c.Message))
+			}
+			return scim.BadRequest(scim.ErrInvalidValue, "%s", strings.Join(parts, "; "))
+		}
+		return scim.BadRequest(scim.ErrInvalidValue, "%s is invalid", what)
+	case apierrors.IsConflict(err):
+		return scim.Errorf(412, "", "%s was changed by someone else (version mismatch)", what)
+	case apierrors.IsTimeout(err), apierrors.IsServerTimeout(err), apierrors.IsTooManyRequests(err),
+		apierrors.IsServiceUnavailable(err), apierrors.IsInternalError(err), apierrors.IsUnexpectedServerError(err):
+		return unavailable
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return unavailable
+	}
+	var ne net.Error
+	var oe *net.OpError
+	if errors.As(err, &ne) || errors.As(err, &oe) {
+		return unavailable
+	}
+	var st apierrors.APIStatus
+	if errors.As(err, &st) {
+		return &scim.Error{Status: 500, Detail: "the Kubernetes API server refused the request: " + string(apierrors.ReasonForError(err))}
+	}
+	return unavailable
+}
+
+func (s *Store) writeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := s.WriteTimeout
+	if d <= 0 {
+		d = 10 * time.Second
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// waitCache waits (bounded) until the cache shows obj at resourceVersion rv, or gone when
+// rv is empty, so that the same client's next read sees its write.
+func (s *Store) waitCache(ctx context.Context, obj client.Object, rv string) {
+	d := s.CacheWait
+	if d <= 0 {
+		d = 3 * time.Second
+	}
+	key := client.ObjectKeyFromObject(obj)
+	probe := obj.DeepCopyObject().(client.Object)
+	_ = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
+		err := s.Client.Get(ctx, key, probe)
+		if rv == "" {
+			return apierrors.IsNotFound(err), nil
+		}
+		return err == nil && probe.GetResourceVersion() == rv, nil
+	})
+}
+
+// ParseIfMatch returns the resourceVersion an If-Match header asks for ("" for none or *).
+func ParseIfMatch(h string) string {
+	h = strings.TrimSpace(h)
+	if h == "" || h == "*" {
+		return ""
+	}
+	if first, _, ok := strings.Cut(h, ","); ok {
+		h = strings.TrimSpace(first)
+	}
+	h = strings.TrimPrefix(h, "W/")
+	return strings.Trim(h, `"`)
+}
+
+func stale(what string) error {
+	return scim.Errorf(412, "", "%s has changed: the If-Match version is stale", what)
+}
+
+// --- Users -------------------------------------------------------------------------
+
+// userRef names a user in error details.
+func userRef(id string) string { return fmt.Sprintf("User %q", id) }
+
+func (s *Store) getMember(ctx context.Context, sc Scope, id string) (*scimv1.OrgMember, error) {
+	if !ValidID(id) {
+		return nil, scim.NotFound("%s not found", userRef(id))
+	}
+	var m scimv1.OrgMember
+	key := types.NamespacedName{Namespace: sc.ns(), Name: id}
+	err := s.Client.Get(ctx, key, &m)
+	if apierrors.IsNotFound(err) && s.APIReader != nil {
+		err = s.APIReader.Get(ctx, key, &m)
+	}
+	if err != nil {
+		return nil, APIError(err, userRef(id))
+	}
+	if m.Spec.ConfigName != sc.name() || !m.DeletionTimestamp.IsZero() {
+		return nil, scim.NotFound("%s not found", userRef(id))
+	}
+	return &m, nil
+}
+
+// userResource renders a member with its groups.
+func (s *Store) userResource(ctx context.Context, sc Scope, m *scimv1.OrgMember) scim.Resource {
+	r := UserToSCIM(m, sc.BaseURL)
+	groups := index.GroupsOf(m.Labels)
+	if len(groups) > 0 {
+		slices.Sort(groups)
+		var gl []any
+		for _, g := range groups {
+			var og scimv1.OrgGroup
+			if err := s.Client.Get(ctx, types.NamespacedName{Namespace: sc.ns(), Name: g}, &og); err != nil || og.Spec.ConfigName != sc.name() {
+				continue
+			}
+			gl = append(gl, map[string]any{"value": g, "display": og.Spec.DisplayName, "type": "direct", "$ref": sc.BaseURL + "/Groups/" + g})
+		}
+		if gl != nil {
+			r["groups"] = gl
+		}
+	}
+	return r
+}
+
+// GetUser returns one user of the scope.
+func (s *Store) GetUser(ctx context.Context, sc Scope, id string) (scim.Resource, error) {
+	m, err := s.getMember(ctx, sc, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.userResource(ctx, sc, m), nil
+}
+
+// ListUsers returns the scope's users matching f (nil: all), unsorted.
+func (s *Store) ListUsers(ctx context.Context, sc Scope, f *scim.Filter) ([]scim.Resource, error) {
+	var list scimv1.OrgMemberList
+	opts := []client.ListOption{client.InNamespace(sc.ns())}
+	var byID string
+	switch {
+	case f == nil:
+		opts = append(opts, client.MatchingFields{index.Config: sc.name()})
+	default:
+		if v, ok := f.EqualityValue("userName"); ok {
+			opts = append(opts, client.MatchingFields{index.UserName: index.Key(sc.name(), naming.FoldUserName(v))})
+		} else if v, ok := f.EqualityValue("externalId"); ok {
+			opts = append(opts, client.MatchingFields{index.ExternalID: index.Key(sc.name(), v)})
+		} else if v, ok := f.EqualityValue("id"); ok {
+			byID = v
+		} else {
+			opts = append(opts, client.MatchingFields{index.Config: sc.name()})
+		}
+	}
+	if byID != "" {
+		m, err := s.getMember(ctx, sc, byID)
+		if err != nil {
+			var se *scim.Error
+			if errors.As(err, &se) && se.Status == 404 {
+				return nil, nil
+			}
+			return nil, err
+		}
+		list.Items = []scimv1.OrgMember{*m}
+	} else if err := s.Client.List(ctx, &list, opts...); err != nil {
+		return nil, APIError(err, "Users")
+	}
+	out := make([]scim.Resource, 0, len(list.Items))
+	for i := range list.Items {
+		m := &list.Items[i]
+		if m.Spec.ConfigName != sc.name() || !m.DeletionTimestamp.IsZero() {
+			continue
+		}
+		r := s.userResource(ctx, sc, m)
+		if f == nil || f.Match(r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func checkDomain(cfg *scimv1.ScimConfig, userName string) error {
+	if len(cfg.Spec.VerifiedDomains) == 0 {
+		return nil
+	}
+	_, domain, ok := strings.Cut(userName, "@")
+	if ok {
+		domain = strings.ToLower(strings.TrimSpace(domain))
+		for _, d := range cfg.Spec.VerifiedDomains {
+			if strings.EqualFold(d, domain) {
+				return nil
+			}
+		}
+	}
+	return scim.BadRequest(scim.ErrInvalidValue, "userName %q is not in a verified domain of this organization; allowed domains: %s",
+		userName, strings.Join(cfg.Spec.VerifiedDomains, ", "))
+}
+
+// userNameTaken tells whether another member of the scope already has userName.
+func (s *Store) userNameTaken(ctx context.Context, sc Scope, userName, exceptID string) (bool, error) {
+	var list scimv1.OrgMemberList
+	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()),
+		client.MatchingFields{index.UserName: index.Key(sc.name(), naming.FoldUserName(userName))}); err != nil {
+		return false, APIError(err, "Users")
+	}
+	for _, m := range list.Items {
+		if m.Name != exceptID && m.Spec.ConfigName == sc.name() {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func conflictUserName(userName string) error {
+	return scim.Errorf(409, scim.ErrUniqueness, "a user with userName %q already exists", userName)
+}
+
+// maxNameAttempts bounds the alternative names tried when a userName's derived name is
+// held by a member that was renamed since.
+const maxNameAttempts = 4
+
+func memberName(config, userName string, attempt int) string {
+	if attempt == 0 {
+		return naming.MemberName(config, userName)
+	}
+	return naming.MemberName(config, fmt.Sprintf("%s\x00%d", userName, attempt))
+}
+
+// CreateUser creates a user. Concurrent creates of one userName race for one object name
+// (naming.MemberName): the API server lets exactly one win; the others get 409.
+func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim.Resource, error) {
+	spec, hasActive, err := UserSpecFromSCIM(r)
+	if err != nil {
+		return nil, err
+	}
+	if !hasActive {
+		spec.Active = true
+	}
+	spec.ConfigName = sc.name()
+	if err := checkDomain(sc.Config, spec.UserName); err != nil {
+		return nil, err
+	}
+	if taken, err := s.userNameTaken(ctx, sc, spec.UserName, ""); err != nil {
+		return nil, err
+	} else if taken {
+		return nil, conflictUserName(spec.UserName)
+	}
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
+	for attempt := 0; attempt < maxNameAttempts; attempt++ {
+		m := &scimv1.OrgMember{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: sc.ns(), Name: memberName(sc.name(), spec.UserName, attempt),
+				Labels: map[string]string{scimv1.LabelConfig: sc.name()},
+			},
+			Spec: spec,
+		}
+		err := s.Client.Create(wctx, m, client.FieldOwner(FieldOwner))
+		if err == nil {
+			s.waitCache(ctx, m, m.ResourceVersion)
+			return s.userResource(ctx, sc, m), nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, APIError(err, userRef(m.Name))
+		}
+		var existing scimv1.OrgMember
+		if gerr := s.APIReader.Get(wctx, client.ObjectKeyFromObject(m), &existing); gerr != nil {
+			if apierrors.IsNotFound(gerr) {
+				attempt-- // deleted in between: try the same name again
+				continue
+			}
+			return nil, APIError(gerr, userRef(m.Name))
+		}
+		if naming.FoldUserName(existing.Spec.UserName) == naming.FoldUserName(spec.UserName) {
+			return nil, conflictUserName(spec.UserName)
+		}
+	}
+	return nil, conflictUserName(spec.UserName)
+}
+
+// ReplaceUser implements PUT. A body without "active" leaves active unchanged.
+func (s *Store) ReplaceUser(ctx context.Context, sc Scope, id string, r scim.Resource, ifMatch string) (scim.Resource, error) {
+	spec, hasActive, err := UserSpecFromSCIM(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.updateUser(ctx, sc, id, ifMatch, func(cur *scimv1.OrgMember) (scimv1.OrgMemberSpec, error) {
+		next := spec
+		next.ConfigName = cur.Spec.ConfigName
+		if !hasActive {
+			next.Active = cur.Spec.Active
+		}
+		return next, nil
+	})
+}
+
+// PatchUser implements PATCH.
+func (s *Store) PatchUser(ctx context.Context, sc Scope, id string, ops []scim.PatchOp, ifMatch string) (scim.Resource, error) {
+	return s.updateUser(ctx, sc, id, ifMatch, func(cur *scimv1.OrgMember) (scimv1.OrgMemberSpec, error) {
+		res := UserToSCIM(cur, sc.BaseURL)
+		if _, err := scim.ApplyPatch(scim.UserType, res, ops); err != nil {
+			return scimv1.OrgMemberSpec{}, err
+		}
+		next, hasActive, err := UserSpecFromSCIM(res)
+		if err != nil {
+			return next, err
+		}
+		next.ConfigName = cur.Spec.ConfigName
+		if !hasActive {
+			next.Active = cur.Spec.Active
+		}
+		return next, nil
+	})
+}
+
+func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mutate func(*scimv1.OrgMember) (scimv1.OrgMemberSpec, error)) (scim.Resource, error) {
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
+	fresh := false
+	for try := 0; ; try++ {
+		var cur *scimv1.OrgMember
+		var err error
+		if fresh {
+			cur = &scimv1.OrgMember{}
+			if err = s.APIReader.Get(wctx, types.NamespacedName{Namespace: sc.ns(), Name: id}, cur); err == nil &&
+				(cur.Spec.ConfigName != sc.name() || !cur.DeletionTimestamp.IsZero()) {
+				err = scim.NotFound("%s not found", userRef(id))
+			}
+			err = APIError(err, userRef(id))
+		} else {
+			cur, err = s.getMember(wctx, sc, id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ifMatch != "" && cur.ResourceVersion != ifMatch {
+			if !fresh {
+				fresh = true // the cache may lag behind the version the client saw
+				continue
+			}
+			return nil, stale(userRef(id))
+		}
+		next, err := mutate(cur)
+		if err != nil {
+			return nil, err
+		}
+		if naming.FoldUserName(next.UserName) != naming.FoldUserName(cur.Spec.UserName) {
+			if err := checkDomain(sc.Config, next.UserName); err != nil {
+				return nil, err
+			}
+			if taken, err := s.userNameTaken(wctx, sc, next.UserName, cur.Name); err != nil {
+				return nil, err
+			} else if taken {
+				return nil, conflictUserName(next.UserName)
+			}
+		}
+		updated := cur.DeepCopy()
+		updated.Spec = next
+		if equalJSON(cur.Spec, next) {
+			return s.userResource(ctx, sc, cur), nil
+		}
+		err = s.Client.Patch(wctx, updated, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
+		if apierrors.IsConflict(err) {
+			if ifMatch != "" {
+				return nil, stale(userRef(id))
+			}
+			if try < 5 {
+				fresh = true
+				continue
+			}
+		}
+		if err != nil {
+			return nil, APIError(err, userRef(id))
+		}
+		s.waitCache(ctx, updated, updated.ResourceVersion)
+		return s.userResource(ctx, sc, updated), nil
+	}
+}
+
+func equalJSON(a, b any) bool {
+	ab, _ := json.Marshal(a)
+	bb, _ := json.Marshal(b)
+	return string(ab) == string(bb)
+}
+
+// DeleteUser deletes the OrgMember.
+func (s *Store) DeleteUser(ctx context.Context, sc Scope, id, ifMatch string) error {
+	m, err := s.getMember(ctx, sc, id)
+	if err != nil {
+		return err
+	}
+	pre := &metav1.Preconditions{UID: &m.UID}
+	if ifMatch != "" {
+		pre.ResourceVersion = &ifMatch
+	}
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
+	err = s.Client.Delete(wctx, m, client.Preconditions(*pre))
+	if apierrors.IsConflict(err) {
+		return stale(userRef(id))
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return APIError(err, userRef(id))
+	}
+	s.waitCache(ctx, m, "")
+	return nil
+}
+
+// --- Groups ------------------------------------------------------------------------
+
+func groupRef(id string) string { return fmt.Sprintf("Group %q", id) }
+
+func (s *Store) getGroup(ctx context.Context, sc Scope, id string) (*scimv1.OrgGroup, error) {
+	if !ValidID(id) {
+		return nil, scim.NotFound("%s not found", groupRef(id))
+	}
+	var g scimv1.OrgGroup
+	key := types.NamespacedName{Namespace: sc.ns(), Name: id}
+	err := s.Client.Get(ctx, key, &g)
+	if apierrors.IsNotFound(err) && s.APIReader != nil {
+		err = s.APIReader.Get(ctx, key, &g)
+	}
+	if err != nil {
+		return nil, APIError(err, groupRef(id))
+	}
+	if g.Spec.ConfigName != sc.name() || !g.DeletionTimestamp.IsZero() {
+		return nil, scim.NotFound("%s not found", groupRef(id))
+	}
+	return &g, nil
+}
+
+// GroupMembers lists the members of a group from the cache (index.Group).
+func (s *Store) GroupMembers(ctx context.Context, sc Scope, group string) ([]scimv1.OrgMember, error) {
+	var list scimv1.OrgMemberList
+	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()), client.MatchingFields{index.Group: group}); err != nil {
+		return nil, APIError(err, "members")
+	}
+	out := list.Items[:0]
+	for _, m := range list.Items {
+		if m.Spec.ConfigName == sc.name() && m.DeletionTimestamp.IsZero() {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) groupResource(ctx context.Context, sc Scope, g *scimv1.OrgGroup, withMembers bool) (scim.Resource, error) {
+	var members []scimv1.OrgMember
+	if withMembers {
+		var err error
+		if members, err = s.GroupMembers(ctx, sc, g.Name); err != nil {
+			return nil, err
+		}
+	}
+	return GroupToSCIM(g, members, withMembers, sc.BaseURL), nil
+}
+
+// GetGroup returns one group; members are looked up only when withMembers.
+func (s *Store) GetGroup(ctx context.Context, sc Scope, id string, withMembers bool) (scim.Resource, error) {
+	g, err := s.getGroup(ctx, sc, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.groupResource(ctx, sc, g, withMembers)
+}
+
+// ListGroups returns the scope's groups matching f.
+func (s *Store) ListGroups(ctx context.Context, sc Scope, f *scim.Filter, withMembers bool) ([]scim.Resource, error) {
+	var list scimv1.OrgGroupList
+	opts := []client.ListOption{client.InNamespace(sc.ns())}
+	if v, ok := eq(f, "displayName"); ok {
+		opts = append(opts, client.MatchingFields{index.DisplayName: index.Key(sc.name(), strings.ToLower(v))})
+	} else if v, ok := eq(f, "externalId"); ok {
+		opts = append(opts, client.MatchingFields{index.ExternalID: index.Key(sc.name(), v)})
+	} else {
+		opts = append(opts, client.MatchingFields{index.Config: sc.name()})
+	}
+	if err := s.Client.List(ctx, &list, opts...); err != nil {
+		return nil, APIError(err, "Groups")
+	}
+	out := make([]scim.Resource, 0, len(list.Items))
+	for i := range list.Items {
+		g := &list.Items[i]
+		if g.Spec.ConfigName != sc.name() || !g.DeletionTimestamp.IsZero() {
+			continue
+		}
+		r, err := s.groupResource(ctx, sc, g, withMembers)
+		if err != nil {
+			return nil, err
+		}
+		if f == nil || f.Match(r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func eq(f *scim.Filter, attr string) (string, bool) {
+	if f == nil {
+		return "", false
+	}
+	return f.EqualityValue(attr)
+}
+
+func (s *Store) displayNameTaken(ctx context.Context, sc Scope, displayName, exceptID string) (bool, error) {
+	var list scimv1.OrgGroupList
+	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()),
+		client.MatchingFields{index.DisplayName: index.Key(sc.name(), strings.ToLower(displayName))}); err != nil {
+		return false, APIError(err, "Groups")
+	}
+	for _, g := range list.Items {
+		if g.Name != exceptID && g.Spec.ConfigName == sc.name() {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func conflictDisplayName(n string) error {
+	return scim.Errorf(409, scim.ErrUniqueness, "a group with displayName %q already exists", n)
+}
+
+// checkMembers verifies that every id is a user of the scope (400 invalidValue otherwise).
+func (s *Store) checkMembers(ctx context.Context, sc Scope, ids []string) error {
+	var unknown []string
+	for _, id := range ids {
+		if _, err := s.getMember(ctx, sc, id); err != nil {
+			var se *scim.Error
+			if errors.As(err, &se) && se.Status == 404 {
+				unknown = append(unknown, id)
+				if len(unknown) >= 10 {
+					break
+				}
+				continue
+			}
+			return err
+		}
+	}
+	if len(unknown) > 0 {
+		return scim.BadRequest(scim.ErrInvalidValue, "unknown member id(s): %s", strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// CreateGroup creates a group and labels its members.
+func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (scim.Resource, error) {
+	spec, members, _, err := GroupSpecFromSCIM(r)
+	if err != nil {
+		return nil, err
+	}
+	spec.ConfigName = sc.name()
+	if err := s.checkMembers(ctx, sc, members); err != nil {
+		return nil, err
+	}
+	if taken, err := s.displayNameTaken(ctx, sc, spec.DisplayName, ""); err != nil {
+		return nil, err
+	} else if taken {
+		return nil, conflictDisplayName(spec.DisplayName)
+	}
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
+	var g *scimv1.OrgGroup
+	for attempt := 0; attempt < maxNameAttempts && g == nil; attempt++ {
+		name := naming.GroupName(sc.name(), spec.DisplayName)
+		if attempt > 0 {
+			name = naming.GroupName(sc.name(), fmt.Sprintf("%s\x00%d", spec.DisplayName, attempt))
+		}
+		cand := &scimv1.OrgGroup{
+			ObjectMeta: metav1.ObjectMeta{Namespace: sc.ns(), Name: name, Labels: map[string]string{scimv1.LabelConfig: sc.name()}},
+			Spec:       spec,
+		}
+		err := s.Client.Create(wctx, cand, client.FieldOwner(FieldOwner))
+		if err == nil {
+			g = cand
+			break
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, APIError(err, groupRef(name))
+		}
+		var existing scimv1.OrgGroup
+		if gerr := s.APIReader.Get(wctx, client.ObjectKeyFromObject(cand), &existing); gerr != nil {
+			return nil, APIError(gerr, groupRef(name))
+		}
+		if strings.EqualFold(strings.TrimSpace(existing.Spec.DisplayName), strings.TrimSpace(spec.DisplayName)) {
+			return nil, conflictDisplayName(spec.DisplayName)
+		}
+	}
+	if g == nil {
+		return nil, conflictDisplayName(spec.DisplayName)
+	}
+	if err := s.applyMembers(wctx, sc, g.Name, &scim.MemberDelta{Add: members}); err != nil {
+		// nothing half-written: take the group back out
+		_ = s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, &scim.MemberDelta{Clear: true})
+		_ = s.Client.Delete(context.WithoutCancel(ctx), g)
+		return nil, err
+	}
+	s.waitCache(ctx, g, g.ResourceVersion)
+	return s.groupResource(ctx, sc, g, true)
+}
+
+// ReplaceGroup implements PUT: displayName, externalId and (when given) the member set.
+func (s *Store) ReplaceGroup(ctx context.Context, sc Scope, id string, r scim.Resource, ifMatch string) (scim.Resource, error) {
+	spec, members, hasMembers, err := GroupSpecFromSCIM(r)
+	if err != nil {
+		return nil, err
+	}
+	d := &scim.MemberDelta{}
+	if hasMembers {
+		d.Clear, d.Add = true, members
+	}
+	return s.updateGroup(ctx, sc, id, ifMatch, d, func(cur *scimv1.OrgGroup) (scimv1.OrgGroupSpec, error) {
+		spec.ConfigName = cur.Spec.ConfigName
+		return spec, nil
+	})
+}
+
+// PatchGroup implements PATCH. withMembers says whether the answer lists members.
+func (s *Store) PatchGroup(ctx context.Context, sc Scope, id string, ops []scim.PatchOp, ifMatch string) (scim.Resource, error) {
+	var delta *scim.MemberDelta
+	return s.updateGroup(ctx, sc, id, ifMatch, nil, func(cur *scimv1.OrgGroup) (scimv1.OrgGroupSpec, error) {
+		res := GroupToSCIM(cur, nil, false, sc.BaseURL)
+		d, err := scim.ApplyPatch(scim.GroupType, res, ops)
+		if err != nil {
+			return cur.Spec, err
+		}
+		delta = d
+		spec, _, _, err := GroupSpecFromSCIM(res)
+		spec.ConfigName = cur.Spec.ConfigName
+		return spec, err
+	}, func() *scim.MemberDelta { return delta })
+}
+
+func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, d *scim.MemberDelta,
+	mutate func(*scimv1.OrgGroup) (scimv1.OrgGroupSpec, error), late ...func() *scim.MemberDelta) (scim.Resource, error) {
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
+	var g *scimv1.OrgGroup
+	fresh := false
+	for try := 0; ; try++ {
+		var cur *scimv1.OrgGroup
+		var err error
+		if fresh {
+			cur = &scimv1.OrgGroup{}
+			if err = s.APIReader.Get(wctx, types.NamespacedName{Namespace: sc.ns(), Name: id}, cur); err == nil &&
+				(cur.Spec.ConfigName != sc.name() || !cur.DeletionTimestamp.IsZero()) {
+				err = scim.NotFound("%s not found", groupRef(id))
+			}
+			err = APIError(err, groupRef(id))
+		} else {
+			cur, err = s.getGroup(wctx, sc, id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ifMatch != "" && cur.ResourceVersion != ifMatch {
+			if !fresh {
+				fresh = true
+				continue
+			}
+			return nil, stale(groupRef(id))
+		}
+		next, err := mutate(cur)
+		if err != nil {
+			return nil, err
+		}
+		if len(late) > 0 {
+			d = late[0]()
+		}
+		if d != nil {
+			if err := s.checkMembers(wctx, sc, d.Add); err != nil {
+				return nil, err
+			}
+		}
+		if !strings.EqualFold(strings.TrimSpace(next.DisplayName), strings.TrimSpace(cur.Spec.DisplayName)) {
+			if taken, err := s.displayNameTaken(wctx, sc, next.DisplayName, cur.Name); err != nil {
+				return nil, err
+			} else if taken {
+				return nil, conflictDisplayName(next.DisplayName)
+			}
+		}
+		if equalJSON(cur.Spec, next) && ifMatch == "" {
+			g = cur
+			break
+		}
+		updated := cur.DeepCopy()
+		updated.Spec = next
+		err = s.Client.Patch(wctx, updated, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
+		if apierrors.IsConflict(err) {
+			if ifMatch != "" {
+				return nil, stale(groupRef(id))
+			}
+			if try < 5 {
+				fresh = true
+				continue
+			}
+		}
+		if err != nil {
+			return nil, APIError(err, groupRef(id))
+		}
+		g = updated
+		break
+	}
+	if d != nil && !d.Empty() {
+		if err := s.applyMembers(wctx, sc, g.Name, d); err != nil {
+			return nil, err
+		}
+	}
+	s.waitCache(ctx, g, g.ResourceVersion)
+	return s.groupResource(ctx, sc, g, true)
+}
+
+// DeleteGroup removes the group's label from its members, then deletes the OrgGroup.
+func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) error {
+	g, err := s.getGroup(ctx, sc, id)
+	if err != nil {
+		return err
+	}
+	if ifMatch != "" && g.ResourceVersion != ifMatch {
+		return stale(groupRef(id))
+	}
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
+	if err := s.applyMembers(wctx, sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
+		return err
+	}
+	pre := metav1.Preconditions{UID: &g.UID}
+	if ifMatch != "" {
+		pre.ResourceVersion = &ifMatch
+	}
+	err = s.Client.Delete(wctx, g, client.Preconditions(pre))
+	if apierrors.IsConflict(err) {
+		return stale(groupRef(id))
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return APIError(err, groupRef(id))
+	}
+	s.waitCache(ctx, g, "")
+	return nil
+}
+
+// memberWorkers bounds the parallel label patches of one membership change.
+const memberWorkers = 8
+
+// applyMembers labels and unlabels OrgMembers. Each label patch is idempotent, so a
+// retried request converges.
+func (s *Store) applyMembers(ctx context.Context, sc Scope, group string, d *scim.MemberDelta) error {
+	label := scimv1.LabelGroupPrefix + group
+	type change struct {
+		id  string
+		add bool
+	}
+	var changes []change
+	if d.Clear {
+		cur, err := s.GroupMembers(ctx, sc, group)
+		if err != nil {
+			return err
+		}
+		keep := map[string]bool{}
+		for _, id := range d.Add {
+			keep[id] = true
+		}
+		for _, m := range cur {
+			if !keep[m.Name] {
+				changes = append(changes, change{m.Name, false})
+			}
+		}
+	}
+	for _, id := range d.Remove {
+		changes = append(changes, change{id, false})
+	}
+	for _, id := range d.Add {
+		changes = append(changes, change{id, true})
+	}
+	work := make(chan change)
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := 0; w < memberWorkers && w < len(changes); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				if err := s.setLabel(ctx, sc, c.id, label, c.add); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, c := range changes {
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		work <- c
+	}
+	close(work)
+	wg.Wait()
+	return firstErr
+}
+
+func (s *Store) setLabel(ctx context.Context, sc Scope, id, label string, add bool) error {
+	m, err := s.getMember(ctx, sc, id)
+	if err != nil {
+		var se *scim.Error
+		if errors.As(err, &se) && se.Status == 404 && !add {
+			return nil
+		}
+		return err
+	}
+	if _, has := m.Labels[label]; has == add {
+		return nil
+	}
+	var v any
+	if add {
+		v = ""
+	}
+	patch := mustJSON(map[string]any{"metadata": map[string]any{"labels": map[string]any{label: v}}})
+	err = s.Client.Patch(ctx, m, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldOwner))
+	if apierrors.IsNotFound(err) && !add {
+		return nil
+	}
+	if err != nil {
+		return APIError(err, userRef(id))
+	}
+	s.waitCache(ctx, m, m.ResourceVersion)
+	return nil
+}
