@@ -8,11 +8,8 @@ import (
 	"strings"
 	"sync"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
-	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
 )
 
 // testProvider routes a ScimConfig to an in-memory backend registered for it, else to the
@@ -45,16 +42,6 @@ func (p *testProvider) For(ctx context.Context, cfg *scimv1.ScimConfig) (backend
 	return p.real.For(ctx, cfg)
 }
 
-// kubernetesProvider gives the real kubernetes backend of a config.
-type kubernetesProvider struct{ c client.Client }
-
-func (p kubernetesProvider) For(_ context.Context, cfg *scimv1.ScimConfig) (backend.Backend, error) {
-	if cfg.Spec.Backend.Type != scimv1.BackendKubernetes {
-		return nil, backend.NewPermanent("BackendUnavailable", fmt.Errorf("no %s backend wired in this suite", cfg.Spec.Backend.Type))
-	}
-	return k8sbackend.New(p.c, cfg), nil
-}
-
 // memBackend is a small in-memory organization for the controllers' pure logic (error
 // classification, adoption, ordering); behaviour against real backends is tested with the
 // kubernetes backend and the Docker Hub emulator.
@@ -66,17 +53,30 @@ type memBackend struct {
 	invite bool
 	// faults are returned, one per call, by the operations they name.
 	faults map[string][]error
+	// sticky faults are returned by every call of their operation until cleared.
+	sticky map[string]error
 	calls  []string
 }
 
 func newMemBackend() *memBackend {
-	return &memBackend{members: map[string]*backend.Member{}, teams: map[string][]string{}, faults: map[string][]error{}}
+	return &memBackend{members: map[string]*backend.Member{}, teams: map[string][]string{},
+		faults: map[string][]error{}, sticky: map[string]error{}}
 }
 
 func (b *memBackend) fail(op string, errs ...error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.faults[op] = append(b.faults[op], errs...)
+}
+
+func (b *memBackend) failAlways(op string, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err == nil {
+		delete(b.sticky, op)
+		return
+	}
+	b.sticky[op] = err
 }
 
 func (b *memBackend) callsOf(op string) int {
@@ -93,6 +93,9 @@ func (b *memBackend) callsOf(op string) int {
 
 func (b *memBackend) enter(op string) error {
 	b.calls = append(b.calls, op)
+	if err := b.sticky[op]; err != nil {
+		return err
+	}
 	if q := b.faults[op]; len(q) > 0 {
 		b.faults[op] = q[1:]
 		return q[0]

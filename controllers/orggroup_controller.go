@@ -282,8 +282,11 @@ func (r *OrgGroupReconciler) backendError(g *scimv1.OrgGroup, what string, err e
 	msg := truncate(fmt.Sprintf("could not %s: %v", what, err), 1024)
 	switch backend.ClassOf(err) {
 	case backend.Permanent:
+		if c := meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionSynced); c == nil || c.Message != msg {
+			// one event per failure, not one per retry of the same failure
+			r.event(g, corev1.EventTypeWarning, EventFailed, "Sync", "%s", msg)
+		}
 		r.synced(g, metav1.ConditionFalse, reason, msg)
-		r.event(g, corev1.EventTypeWarning, EventFailed, "Sync", "%s", msg)
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	case backend.RateLimited:
 		wait, _ := backend.RetryAfterOf(err)

@@ -29,6 +29,10 @@ import (
 	"github.com/scim-operator/scim-operator/internal/token"
 )
 
+// annotationRotatedFor on a generated token Secret is the rotate-token value it was last
+// rotated for.
+const annotationRotatedFor = "scim.operator.dev/rotated-for"
+
 // secretRefIndex indexes ScimConfigs by the names of the Secrets they reference.
 const secretRefIndex = "index.secretRefs"
 
@@ -194,6 +198,12 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 
 	var res ctrl.Result
 	orig := s.DeepCopy()
+	// The Secret (read from the API server) also records the request it rotated for: the
+	// cached ScimConfig may not show status.lastRotation yet when the Secret's own change
+	// brings the next reconcile, and that must not rotate twice.
+	if want := cfg.Annotations[scimv1.AnnotationRotateToken]; want != "" && want == s.Annotations[annotationRotatedFor] {
+		cfg.Status.LastRotation = want
+	}
 	if want := cfg.Annotations[scimv1.AnnotationRotateToken]; want != "" && want != cfg.Status.LastRotation {
 		tok, err := token.Generate()
 		if err != nil {
@@ -214,6 +224,7 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 			delete(s.Annotations, naming.AnnotationPreviousTokenExpires)
 		}
 		s.Data[naming.TokenKey] = []byte(tok)
+		s.Annotations[annotationRotatedFor] = want
 		if err := r.Patch(ctx, s, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, err
 		}

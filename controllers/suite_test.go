@@ -23,6 +23,7 @@ import (
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/controllers"
+	"github.com/scim-operator/scim-operator/internal/backend/registry"
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/testenv"
 )
@@ -68,7 +69,7 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	mgrClient = mgr.GetClient()
-	provider.real = kubernetesProvider{c: mgr.GetClient()}
+	provider.real = registry.New(mgr.GetClient(), mgr.GetAPIReader(), registry.Options{})
 	Expect(index.Setup(ctx, mgr.GetFieldIndexer())).To(Succeed())
 	Expect(setupReconcilers(mgr)).To(Succeed())
 	go func() {
