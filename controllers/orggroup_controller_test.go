@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"errors"
+	"strconv"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -38,7 +39,7 @@ func groupState(g *scimv1.OrgGroup) func() string {
 	}
 }
 
-func itoa(n int32) string { return string(rune('0'+n%10)) }
+func itoa(n int32) string { return strconv.Itoa(int(n)) }
 
 func setGroupLabel(m *scimv1.OrgMember, group string, in bool) {
 	updateMember(m, func(o *scimv1.OrgMember) {
