@@ -24,6 +24,10 @@ import (
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/controllers"
+	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/backend/dockerhub"
+	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
+	"github.com/scim-operator/scim-operator/internal/backend/registry"
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/scimserver"
 )
@@ -99,7 +103,11 @@ func run(ctx context.Context, o options) error {
 		LeaderElectionNamespace:       o.leaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		// Members are cached by the thousand: keep only what the server and controllers read.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		// The kubernetes backend's bindings are cached only when they carry its labels.
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject:         k8sbackend.CacheByObject(),
+		},
 		// Secrets are read directly (token and credential Secrets only), never cached whole.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	})
@@ -144,10 +152,29 @@ func setup(_ context.Context, mgr ctrl.Manager, o options) error {
 	if err := mgr.Add(srv); err != nil {
 		return err
 	}
+	backends := NewBackends(mgr)
 	return (&controllers.ScimConfigReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Scheme:    mgr.GetScheme(),
 		Recorder:  mgr.GetEventRecorder("scimconfig-controller"),
+		Backends:  backends,
 	}).SetupWithManager(mgr)
+}
+
+// NewBackends is the backend Provider of the manager: every backend this binary knows.
+func NewBackends(mgr ctrl.Manager) *registry.Registry {
+	return registry.New(mgr.GetClient(), mgr.GetAPIReader(), registry.Options{
+		DockerHub: func(_ context.Context, cfg *scimv1.ScimConfig, token string) (backend.Backend, error) {
+			dh := cfg.Spec.Backend.DockerHub
+			return dockerhub.New(dockerhub.Options{
+				BaseURL:     dh.BaseURL,
+				Org:         cfg.Spec.Organization,
+				AccessToken: token,
+				Limiter:     dockerhub.SharedLimiter(cfg.Spec.Organization, int(dh.RequestsPerMinute)),
+				DefaultRole: dh.DefaultRole,
+				Log:         ctrl.Log.WithName("dockerhub").WithValues("organization", cfg.Spec.Organization),
+			})
+		},
+	})
 }

@@ -252,7 +252,7 @@ func TestSortAndPage(t *testing.T) {
 	}
 	zero, big, neg := 0, 5000, -3
 	for _, c := range []struct {
-		q             Query
+		q            Query
 		start, count int
 	}{{Query{}, 1, DefaultCount}, {Query{StartIndex: -4, Count: &zero}, 1, 0}, {Query{Count: &big}, 1, MaxCount}, {Query{StartIndex: 3, Count: &neg}, 3, 0}} {
 		s, n := c.q.Page()

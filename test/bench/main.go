@@ -258,4 +258,3 @@ func waitCached(ctx context.Context, c client.Client, ns string, want int) error
 	}
 	return fmt.Errorf("cache did not reach %d members", want)
 }
-

@@ -1,0 +1,517 @@
+package dockerhub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scim-operator/scim-operator/internal/backend"
+)
+
+// hubMember is one entry of GET /v2/orgs/{org}/members.
+type hubMember struct {
+	ID       string   `json:"id"`
+	Username string   `json:"username"`
+	Email    string   `json:"email"`
+	FullName string   `json:"full_name"`
+	Role     string   `json:"role"`
+	Groups   []string `json:"groups"`
+}
+
+// hubInvite is one pending invitation.
+type hubInvite struct {
+	ID      string `json:"id"`
+	Invitee string `json:"invitee"`
+	Team    string `json:"team"`
+	Role    string `json:"role"`
+}
+
+type page struct {
+	Count   int               `json:"count"`
+	Next    *string           `json:"next"`
+	Results []json.RawMessage `json:"results"`
+}
+
+func validRole(r string) bool { return r == "member" || r == "editor" || r == "owner" }
+
+func isEmail(s string) bool {
+	at := strings.LastIndex(s, "@")
+	return at > 0 && at < len(s)-1
+}
+
+// listAll follows a paginated list from first, through the absolute next links exactly
+// as the service gives them (a next link to another host is refused: the bearer token
+// goes only to the configured base URL).
+func (b *Backend) listAll(ctx context.Context, first string, each func(json.RawMessage) error) error {
+	seen := map[string]bool{}
+	for target, n := first, 0; target != ""; n++ {
+		if n >= maxPages || seen[target] {
+			return backend.NewTransient("UnexpectedResponse", fmt.Errorf("GET %s: pagination does not end", pathOf(first)))
+		}
+		seen[target] = true
+		var p page
+		if err := b.do(ctx, http.MethodGet, target, nil, &p); err != nil {
+			return err
+		}
+		for _, r := range p.Results {
+			if err := each(r); err != nil {
+				return err
+			}
+		}
+		target = ""
+		if p.Next != nil && *p.Next != "" {
+			u, err := url.Parse(*p.Next)
+			if err != nil || !u.IsAbs() || !strings.EqualFold(u.Scheme, b.base.Scheme) || !strings.EqualFold(u.Host, b.base.Host) {
+				return backend.NewPermanent("UnexpectedResponse", fmt.Errorf("GET %s: refusing to follow a next link outside %s", pathOf(first), b.base.Host))
+			}
+			target = *p.Next
+		}
+	}
+	return nil
+}
+
+func (b *Backend) membersURL(search string) string {
+	q := url.Values{}
+	if search != "" {
+		q.Set("search", search)
+	}
+	q.Set("page_size", strconv.Itoa(b.opts.PageSize))
+	return b.api("orgs", b.opts.Org, "members") + "?" + q.Encode()
+}
+
+// findMembers searches members for each id and keeps exact (case-insensitive) matches
+// by username or email.
+func (b *Backend) findMembers(ctx context.Context, ids []string) ([]hubMember, error) {
+	var out []hubMember
+	seen := map[string]bool{}
+	for _, id := range ids {
+		err := b.listAll(ctx, b.membersURL(id), func(raw json.RawMessage) error {
+			var m hubMember
+			if err := json.Unmarshal(raw, &m); err != nil {
+				return backend.NewTransient("UnexpectedResponse", fmt.Errorf("a members entry is not JSON: %w", err))
+			}
+			if strings.EqualFold(m.Role, "invitee") || seen[strings.ToLower(m.Username)] {
+				return nil
+			}
+			if strings.EqualFold(m.Username, id) || (m.Email != "" && strings.EqualFold(m.Email, id)) {
+				seen[strings.ToLower(m.Username)] = true
+				out = append(out, m)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (b *Backend) listInvites(ctx context.Context) ([]hubInvite, error) {
+	var resp struct {
+		Data []hubInvite `json:"data"`
+	}
+	if err := b.do(ctx, http.MethodGet, b.api("orgs", b.opts.Org, "invites"), nil, &resp); err != nil {
+		return nil, err
+	}
+	return resp.Data, nil
+}
+
+func (b *Backend) findInvites(ctx context.Context, ids []string) ([]hubInvite, error) {
+	all, err := b.listInvites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []hubInvite
+	for _, inv := range all {
+		for _, id := range ids {
+			if strings.EqualFold(inv.Invitee, id) {
+				out = append(out, inv)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+func ids(values ...string) []string {
+	var out []string
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		dup := false
+		for _, o := range out {
+			dup = dup || strings.EqualFold(o, v)
+		}
+		if !dup {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (b *Backend) memberOf(userName string, m hubMember) backend.Member {
+	teams := append([]string(nil), m.Groups...)
+	return backend.Member{UserName: userName, Email: m.Email, BackendID: m.Username, Role: strings.ToLower(m.Role),
+		Teams: teams, State: backend.StateMember}
+}
+
+func (b *Backend) inviteeOf(userName string, inv hubInvite) backend.Member {
+	m := backend.Member{UserName: userName, Role: strings.ToLower(inv.Role), State: backend.StateInvited, InviteID: inv.ID}
+	if m.Role == "" {
+		m.Role = b.opts.DefaultRole
+	}
+	if isEmail(inv.Invitee) {
+		m.Email = inv.Invitee
+	}
+	return m
+}
+
+// observe looks the person up among members first, then pending invites.
+func (b *Backend) observe(ctx context.Context, userName string, more ...string) (backend.Member, []hubMember, []hubInvite, error) {
+	who := ids(append([]string{userName}, more...)...)
+	members, err := b.findMembers(ctx, who)
+	if err != nil {
+		return backend.Member{}, nil, nil, err
+	}
+	invites, err := b.findInvites(ctx, who)
+	if err != nil {
+		return backend.Member{}, nil, nil, err
+	}
+	switch {
+	case len(members) > 0:
+		return b.memberOf(userName, members[0]), members, invites, nil
+	case len(invites) > 0:
+		return b.inviteeOf(userName, invites[0]), members, invites, nil
+	default:
+		return backend.Member{UserName: userName, State: backend.StateAbsent}, nil, nil, nil
+	}
+}
+
+// Check exchanges the access token and makes one cheap organization call.
+func (b *Backend) Check(ctx context.Context) (err error) {
+	start := time.Now()
+	defer func() { b.record("Check", start, err) }()
+	if _, err = b.token(ctx); err != nil {
+		return err
+	}
+	var p page
+	err = b.do(ctx, http.MethodGet, b.api("orgs", b.opts.Org, "members")+"?page_size=1", nil, &p)
+	if statusOf(err) == http.StatusNotFound {
+		return backend.NewPermanent("OrganizationNotFound", fmt.Errorf("organization %q: %w", b.opts.Org, err))
+	}
+	return err
+}
+
+// ObserveMember looks the person up by Docker ID or email among members and pending invites.
+func (b *Backend) ObserveMember(ctx context.Context, userName string) (m backend.Member, err error) {
+	start := time.Now()
+	defer func() { b.record("ObserveMember", start, err) }()
+	m, _, _, err = b.observe(ctx, userName)
+	return m, err
+}
+
+// inviteeFor is who to invite: the userName when it is an email (or there is no
+// email), else the email.
+func inviteeFor(want backend.DesiredMember) string {
+	if isEmail(want.UserName) || strings.TrimSpace(want.Email) == "" {
+		return strings.TrimSpace(want.UserName)
+	}
+	return strings.TrimSpace(want.Email)
+}
+
+// EnsureMember invites the person only when they are neither a member nor invited, and
+// changes a member's role in place. A pending invite is reported as it is (its role
+// cannot change until it is accepted).
+func (b *Backend) EnsureMember(ctx context.Context, want backend.DesiredMember) (m backend.Member, err error) {
+	start := time.Now()
+	defer func() { b.record("EnsureMember", start, err) }()
+	role := strings.ToLower(strings.TrimSpace(want.Role))
+	if role == "" {
+		role = b.opts.DefaultRole
+	}
+	if !validRole(role) {
+		return backend.Member{}, backend.NewPermanent("InvalidRole", fmt.Errorf("role %q is not member, editor or owner", want.Role))
+	}
+	if strings.TrimSpace(want.UserName) == "" {
+		return backend.Member{}, backend.NewPermanent("InvalidUser", errors.New("userName is empty"))
+	}
+	m, _, _, err = b.observe(ctx, want.UserName, want.Email)
+	if err != nil {
+		return m, err
+	}
+	switch m.State {
+	case backend.StateMember:
+		if m.Role == role {
+			return m, nil
+		}
+		var updated hubMember
+		err = b.do(ctx, http.MethodPut, b.api("orgs", b.opts.Org, "members", m.BackendID), map[string]string{"role": role}, &updated)
+		if err != nil {
+			return m, b.refusal(err, "changing the role of "+m.BackendID)
+		}
+		m.Role = role
+		return m, nil
+	case backend.StateInvited:
+		return m, nil
+	}
+	invitee := inviteeFor(want)
+	var resp struct {
+		Invitees []struct {
+			Invitee string    `json:"invitee"`
+			Status  string    `json:"status"`
+			Invite  hubInvite `json:"invite"`
+		} `json:"invitees"`
+	}
+	body := map[string]any{"org": b.opts.Org, "role": role, "invitees": []string{invitee}}
+	if err = b.do(ctx, http.MethodPost, b.api("invites", "bulk"), body, &resp); err != nil {
+		return m, err
+	}
+	if len(resp.Invitees) != 1 {
+		return m, backend.NewTransient("UnexpectedResponse", fmt.Errorf("POST /v2/invites/bulk answered %d invitees for one", len(resp.Invitees)))
+	}
+	got := resp.Invitees[0]
+	switch got.Status {
+	case "invited":
+		inv := got.Invite
+		if inv.Invitee == "" {
+			inv.Invitee = invitee
+		}
+		if inv.Role == "" {
+			inv.Role = role
+		}
+		b.opts.Log.Info("invited to the Docker Hub organization", "org", b.opts.Org, "userName", want.UserName, "role", role)
+		return b.inviteeOf(want.UserName, inv), nil
+	case "existing_org_member":
+		// A member under another identity than the ones searched: look again, and report
+		// a member either way (the service says so).
+		again, _, _, err := b.observe(ctx, want.UserName, want.Email, invitee)
+		if err == nil && again.State == backend.StateMember {
+			return again, nil
+		}
+		return backend.Member{UserName: want.UserName, Email: want.Email, Role: role, State: backend.StateMember}, nil
+	case "invalid_email_or_docker_id":
+		return m, backend.NewPermanent("InvalidUser", fmt.Errorf("Docker Hub refused to invite %q: not a valid email or Docker ID", invitee))
+	default:
+		return m, backend.NewPermanent("InviteRejected", fmt.Errorf("Docker Hub answered %q to the invitation of %q", truncate(clean(got.Status), 60), invitee))
+	}
+}
+
+// refusal turns a 400 about owners into a LastOwner error.
+func (b *Backend) refusal(err error, what string) error {
+	if statusOf(err) == http.StatusBadRequest && strings.Contains(strings.ToLower(messageOf(err)), "owner") {
+		return backend.NewPermanent("LastOwner", fmt.Errorf("%s: %w", what, err))
+	}
+	return err
+}
+
+// EnsureMemberAbsent cancels pending invites of the person and removes them from the
+// organization (and so from every team). Already gone is success.
+func (b *Backend) EnsureMemberAbsent(ctx context.Context, userName string) (err error) {
+	start := time.Now()
+	defer func() { b.record("EnsureMemberAbsent", start, err) }()
+	_, members, invites, err := b.observe(ctx, userName)
+	if err != nil {
+		return err
+	}
+	for _, inv := range invites {
+		err = b.do(ctx, http.MethodDelete, b.api("invites", inv.ID), nil, nil)
+		if err != nil && statusOf(err) != http.StatusNotFound {
+			return err
+		}
+	}
+	for _, m := range members {
+		err = b.do(ctx, http.MethodDelete, b.api("orgs", b.opts.Org, "members", m.Username), nil, nil)
+		if err != nil && statusOf(err) != http.StatusNotFound {
+			return b.refusal(err, "removing "+m.Username)
+		}
+		b.opts.Log.Info("removed from the Docker Hub organization", "org", b.opts.Org, "userName", userName, "dockerID", m.Username)
+	}
+	return nil
+}
+
+// ListMembers lists every member (all pages) and every pending invite.
+func (b *Backend) ListMembers(ctx context.Context) (out []backend.Member, err error) {
+	start := time.Now()
+	defer func() { b.record("ListMembers", start, err) }()
+	err = b.listAll(ctx, b.membersURL(""), func(raw json.RawMessage) error {
+		var m hubMember
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return backend.NewTransient("UnexpectedResponse", fmt.Errorf("a members entry is not JSON: %w", err))
+		}
+		if strings.EqualFold(m.Role, "invitee") {
+			return nil // listed below from the invites, with their ids
+		}
+		name := m.Email
+		if name == "" {
+			name = m.Username
+		}
+		out = append(out, b.memberOf(name, m))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	invites, err := b.listInvites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, inv := range invites {
+		out = append(out, b.inviteeOf(inv.Invitee, inv))
+	}
+	return out, nil
+}
+
+// teamName accepts "org:team" (the SCIM displayName form) as well as "team".
+func (b *Backend) teamName(team string) (string, error) {
+	team = strings.TrimSpace(team)
+	if org, t, ok := strings.Cut(team, ":"); ok {
+		if !strings.EqualFold(org, b.opts.Org) {
+			return "", backend.NewPermanent("InvalidTeam", fmt.Errorf("team %q belongs to organization %q, not %q", team, org, b.opts.Org))
+		}
+		team = t
+	}
+	if team == "" {
+		return "", backend.NewPermanent("InvalidTeam", errors.New("team name is empty"))
+	}
+	return team, nil
+}
+
+// ObserveTeam returns the team with its members' Docker IDs, or nil when it does not exist.
+func (b *Backend) ObserveTeam(ctx context.Context, team string) (t *backend.Team, err error) {
+	start := time.Now()
+	defer func() { b.record("ObserveTeam", start, err) }()
+	name, err := b.teamName(team)
+	if err != nil {
+		return nil, err
+	}
+	var g struct {
+		Name string `json:"name"`
+	}
+	err = b.do(ctx, http.MethodGet, b.api("orgs", b.opts.Org, "groups", name), nil, &g)
+	if statusOf(err) == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	t = &backend.Team{Name: g.Name, Members: []string{}}
+	if t.Name == "" {
+		t.Name = name
+	}
+	q := url.Values{"page_size": {strconv.Itoa(b.opts.PageSize)}}
+	err = b.listAll(ctx, b.api("orgs", b.opts.Org, "groups", name, "members")+"?"+q.Encode(), func(raw json.RawMessage) error {
+		var m hubMember
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return backend.NewTransient("UnexpectedResponse", fmt.Errorf("a team member entry is not JSON: %w", err))
+		}
+		t.Members = append(t.Members, m.Username)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// EnsureTeam creates the team when it is missing.
+func (b *Backend) EnsureTeam(ctx context.Context, team string) (err error) {
+	start := time.Now()
+	defer func() { b.record("EnsureTeam", start, err) }()
+	name, err := b.teamName(team)
+	if err != nil {
+		return err
+	}
+	err = b.do(ctx, http.MethodGet, b.api("orgs", b.opts.Org, "groups", name), nil, nil)
+	if statusOf(err) != http.StatusNotFound {
+		return err
+	}
+	body := map[string]string{"name": name, "description": "Managed by scim-operator"}
+	err = b.do(ctx, http.MethodPost, b.api("orgs", b.opts.Org, "groups"), body, nil)
+	if s := statusOf(err); (s == http.StatusBadRequest || s == http.StatusConflict) && strings.Contains(strings.ToLower(messageOf(err)), "exist") {
+		return nil // created meanwhile by another worker
+	}
+	if statusOf(err) == http.StatusBadRequest {
+		return backend.NewPermanent("InvalidTeam", fmt.Errorf("creating team %q: %w", name, err))
+	}
+	return err
+}
+
+// EnsureTeamAbsent deletes the team when it exists.
+func (b *Backend) EnsureTeamAbsent(ctx context.Context, team string) (err error) {
+	start := time.Now()
+	defer func() { b.record("EnsureTeamAbsent", start, err) }()
+	name, err := b.teamName(team)
+	if err != nil {
+		return err
+	}
+	err = b.do(ctx, http.MethodDelete, b.api("orgs", b.opts.Org, "groups", name), nil, nil)
+	if statusOf(err) == http.StatusNotFound {
+		return nil
+	}
+	return err
+}
+
+// EnsureTeamMember adds a member (by Docker ID) to a team, when not in it yet.
+func (b *Backend) EnsureTeamMember(ctx context.Context, team, backendID string) (err error) {
+	start := time.Now()
+	defer func() { b.record("EnsureTeamMember", start, err) }()
+	name, err := b.teamName(team)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(backendID) == "" {
+		return backend.NewPermanent("NotOrgMember", errors.New("no Docker ID yet (the invitation is not accepted)"))
+	}
+	q := url.Values{"search": {backendID}, "page_size": {strconv.Itoa(b.opts.PageSize)}}
+	found := false
+	err = b.listAll(ctx, b.api("orgs", b.opts.Org, "groups", name, "members")+"?"+q.Encode(), func(raw json.RawMessage) error {
+		var m hubMember
+		if json.Unmarshal(raw, &m) == nil && strings.EqualFold(m.Username, backendID) {
+			found = true
+		}
+		return nil
+	})
+	if statusOf(err) == http.StatusNotFound {
+		return backend.NewPermanent("TeamNotFound", fmt.Errorf("team %q: %w", name, err))
+	}
+	if err != nil || found {
+		return err
+	}
+	err = b.do(ctx, http.MethodPost, b.api("orgs", b.opts.Org, "groups", name, "members"), map[string]string{"member": backendID}, nil)
+	switch s := statusOf(err); {
+	case err == nil:
+		return nil
+	case (s == http.StatusBadRequest || s == http.StatusConflict) && strings.Contains(strings.ToLower(messageOf(err)), "already"):
+		return nil
+	case s == http.StatusNotFound || s == http.StatusBadRequest:
+		return backend.NewPermanent("NotOrgMember", fmt.Errorf("adding %s to team %q: %w", backendID, name, err))
+	default:
+		return err
+	}
+}
+
+// EnsureTeamMemberAbsent removes a member (by Docker ID) from a team.
+func (b *Backend) EnsureTeamMemberAbsent(ctx context.Context, team, backendID string) (err error) {
+	start := time.Now()
+	defer func() { b.record("EnsureTeamMemberAbsent", start, err) }()
+	name, err := b.teamName(team)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(backendID) == "" {
+		return nil
+	}
+	err = b.do(ctx, http.MethodDelete, b.api("orgs", b.opts.Org, "groups", name, "members", backendID), nil, nil)
+	if statusOf(err) == http.StatusNotFound {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,600 @@
+package dockerhub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/time/rate"
+
+	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/metrics"
+	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
+)
+
+type env struct {
+	emu   *hubemu.Emulator
+	b     *Backend
+	clock *hubemu.Clock
+	v     *hubemu.Validator
+}
+
+var orgSeq int
+
+// setup starts an emulator for a fresh organization, with the OpenAPI validator on
+// when the file is present, and a backend pointed at it sharing the emulator's clock.
+func setup(t testing.TB, tweak ...func(*hubemu.Options, *Options)) *env {
+	t.Helper()
+	orgSeq++
+	org := fmt.Sprintf("org%d%s", orgSeq, strings.ToLower(strings.ReplaceAll(t.Name(), "/", "")))
+	if len(org) > 40 {
+		org = org[:40]
+	}
+	clock := hubemu.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	v := hubemu.OptionalValidator(t)
+	eo := hubemu.Options{Org: org, Now: clock.Now, Middleware: v.Middleware}
+	bo := Options{Org: org, AccessToken: hubemu.DefaultToken, Now: clock.Now,
+		Limiter: rate.NewLimiter(rate.Inf, 1), Timeout: 5 * time.Second}
+	if tt, ok := t.(*testing.T); ok {
+		bo.Log = testr.NewWithOptions(tt, testr.Options{Verbosity: 0})
+	}
+	for _, f := range tweak {
+		f(&eo, &bo)
+	}
+	emu := hubemu.New(eo).Start()
+	t.Cleanup(emu.Close)
+	bo.BaseURL = emu.URL()
+	b, err := New(bo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{emu: emu, b: b, clock: clock, v: v}
+}
+
+func ctx(t testing.TB) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+func mustClass(t *testing.T, err error, class backend.Class, reason, text string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("want %s %s error, got nil", class, reason)
+	}
+	if backend.ClassOf(err) != class || backend.ReasonOf(err) != reason || !strings.Contains(err.Error(), text) {
+		t.Fatalf("want %s/%s containing %q, got %s/%s: %v", class, reason, text, backend.ClassOf(err), backend.ReasonOf(err), err)
+	}
+	if strings.Contains(err.Error(), hubemu.DefaultToken) || strings.Contains(err.Error(), "<html") {
+		t.Fatalf("error leaks a secret or HTML: %v", err)
+	}
+}
+
+// TestMemberAndTeamLifecycle walks the whole contract: invite once, accept, role change
+// in place, teams, removal, idempotency of every step.
+func TestMemberAndTeamLifecycle(t *testing.T) {
+	e := setup(t)
+	c := ctx(t)
+	b := e.b
+	if err := b.Check(c); err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.ObserveMember(c, "Ann@Corp.example")
+	if err != nil || m.State != backend.StateAbsent {
+		t.Fatalf("observe absent: %+v %v", m, err)
+	}
+	m, err = b.EnsureMember(c, backend.DesiredMember{UserName: "Ann@Corp.example", Role: "editor"})
+	if err != nil || m.State != backend.StateInvited || m.InviteID == "" || m.Role != "editor" {
+		t.Fatalf("invite: %+v %v", m, err)
+	}
+	// Again, with other casing: the pending invite is found, nobody is re-invited.
+	m2, err := b.EnsureMember(c, backend.DesiredMember{UserName: "ann@corp.EXAMPLE", Role: "owner"})
+	if err != nil || m2.State != backend.StateInvited || m2.InviteID != m.InviteID || m2.Role != "editor" {
+		t.Fatalf("second ensure: %+v %v", m2, err)
+	}
+	if n := e.emu.Count("POST", "/v2/invites/bulk"); n != 1 {
+		t.Fatalf("bulk invite posted %d times", n)
+	}
+	list, err := b.ListMembers(c)
+	if err != nil || len(list) != 2 || list[1].State != backend.StateInvited || list[1].Email != "Ann@Corp.example" {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	if err := b.EnsureTeamMember(c, "devs", ""); err == nil {
+		t.Fatal("an invitee without Docker ID joined a team")
+	}
+
+	if err := e.emu.AcceptInvite("ann@corp.example", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	m, err = b.EnsureMember(c, backend.DesiredMember{UserName: "Ann@Corp.example", Role: "member"})
+	if err != nil || m.State != backend.StateMember || m.BackendID != "ann" || m.Role != "member" {
+		t.Fatalf("after accept: %+v %v", m, err)
+	}
+	if got, _ := e.emu.Member("ann"); got.Role != "member" || e.emu.Count("PUT", "/v2/orgs/"+e.emu.Org()+"/members/ann") != 1 {
+		t.Fatalf("role not changed in place: %+v", got)
+	}
+
+	// Teams, by name and by the SCIM "org:team" form.
+	team := e.emu.Org() + ":devs"
+	if tm, err := b.ObserveTeam(c, team); err != nil || tm != nil {
+		t.Fatalf("observe missing team: %+v %v", tm, err)
+	}
+	for range 2 {
+		if err := b.EnsureTeam(c, team); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.EnsureTeamMember(c, "devs", "ann"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.emu.Count("POST", "/v2/orgs/"+e.emu.Org()+"/groups"); n != 1 {
+		t.Fatalf("team created %d times", n)
+	}
+	if n := e.emu.Count("POST", "/v2/orgs/"+e.emu.Org()+"/groups/devs/members"); n != 1 {
+		t.Fatalf("team member added %d times", n)
+	}
+	tm, err := b.ObserveTeam(c, "devs")
+	if err != nil || tm == nil || tm.Name != "devs" || len(tm.Members) != 1 || tm.Members[0] != "ann" {
+		t.Fatalf("observe team: %+v %v", tm, err)
+	}
+	m, _ = b.ObserveMember(c, "ann")
+	if len(m.Teams) != 1 || m.Teams[0] != "devs" {
+		t.Fatalf("member teams: %+v", m)
+	}
+	err = b.EnsureTeamMember(c, "nope", "ann")
+	mustClass(t, err, backend.Permanent, "TeamNotFound", `team "nope"`)
+	err = b.EnsureTeam(c, "not a valid name!")
+	mustClass(t, err, backend.Permanent, "InvalidTeam", "Enter a valid team name")
+	_, err = b.ObserveTeam(c, "other:devs")
+	mustClass(t, err, backend.Permanent, "InvalidTeam", `belongs to organization "other"`)
+
+	for range 2 {
+		if err := b.EnsureTeamMemberAbsent(c, "devs", "ann"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.EnsureTeamMember(c, "devs", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := b.EnsureMemberAbsent(c, "ANN@corp.example"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e.emu.IsMember("ann") {
+		t.Fatal("still a member")
+	}
+	if tv, _ := e.emu.Team("devs"); len(tv.Members) != 0 {
+		t.Fatalf("removed member still in team: %+v", tv)
+	}
+	for range 2 {
+		if err := b.EnsureTeamAbsent(c, "devs"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := e.emu.Team("devs"); ok {
+		t.Fatal("team not deleted")
+	}
+	// Reactivation re-adds: a new invitation.
+	m, err = b.EnsureMember(c, backend.DesiredMember{UserName: "ann@corp.example"})
+	if err != nil || m.State != backend.StateInvited || m.Role != "member" {
+		t.Fatalf("re-add: %+v %v", m, err)
+	}
+	if reqs, resps := e.v.Checked(); e.v != nil && (reqs < 30 || resps < 30) {
+		t.Fatalf("validator saw only %d requests / %d responses", reqs, resps)
+	}
+	if got := testutil.ToFloat64(metrics.BackendCalls.WithLabelValues(BackendName, "EnsureMember", metrics.ResultSuccess)); got < 4 {
+		t.Fatalf("EnsureMember success counter = %v", got)
+	}
+}
+
+func TestPendingInviteCancelledByID(t *testing.T) {
+	e := setup(t)
+	c := ctx(t)
+	m, err := e.b.EnsureMember(c, backend.DesiredMember{UserName: "bob@corp.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.EnsureMemberAbsent(c, "BOB@corp.example"); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.emu.Invites()) != 0 || e.emu.Count("DELETE", "/v2/invites/"+m.InviteID) != 1 {
+		t.Fatalf("invite not cancelled by id: %+v", e.emu.Invites())
+	}
+	// An invite that expired meanwhile: nothing to do, no error.
+	m, _ = e.b.EnsureMember(c, backend.DesiredMember{UserName: "bob@corp.example"})
+	e.emu.ExpireInvite(m.InviteID)
+	if err := e.b.EnsureMemberAbsent(c, "bob@corp.example"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExistingMembersAreNotInvited(t *testing.T) {
+	e := setup(t)
+	c := ctx(t)
+	e.emu.AddMember("carol", "Carol@Corp.example", "owner")
+	m, err := e.b.EnsureMember(c, backend.DesiredMember{UserName: "carol@corp.example", Role: "owner"})
+	if err != nil || m.State != backend.StateMember || m.BackendID != "carol" || m.Role != "owner" {
+		t.Fatalf("%+v %v", m, err)
+	}
+	// A Docker ID userName with an email: found by either.
+	e.emu.AddMember("dave", "dave@corp.example", "member")
+	m, err = e.b.EnsureMember(c, backend.DesiredMember{UserName: "DAVE", Email: "dave@corp.example"})
+	if err != nil || m.State != backend.StateMember || m.BackendID != "dave" {
+		t.Fatalf("%+v %v", m, err)
+	}
+	if n := e.emu.Count("POST", "/v2/invites/bulk"); n != 0 {
+		t.Fatalf("members were invited %d times", n)
+	}
+	// A Docker account that is not a member yet is invited by its Docker ID.
+	e.emu.AddAccount("erin", "erin@elsewhere.example")
+	m, err = e.b.EnsureMember(c, backend.DesiredMember{UserName: "erin"})
+	if err != nil || m.State != backend.StateInvited {
+		t.Fatalf("%+v %v", m, err)
+	}
+	_, err = e.b.EnsureMember(c, backend.DesiredMember{UserName: "no such docker id"})
+	mustClass(t, err, backend.Permanent, "InvalidUser", `refused to invite "no such docker id"`)
+	_, err = e.b.EnsureMember(c, backend.DesiredMember{UserName: "x@corp.example", Role: "admin"})
+	mustClass(t, err, backend.Permanent, "InvalidRole", `role "admin" is not member, editor or owner`)
+}
+
+func TestLastOwnerIsRefused(t *testing.T) {
+	e := setup(t)
+	c := ctx(t)
+	err := e.b.EnsureMemberAbsent(c, "owner")
+	mustClass(t, err, backend.Permanent, "LastOwner", "cannot remove the last owner of the organization")
+	_, err = e.b.EnsureMember(c, backend.DesiredMember{UserName: "owner", Role: "member"})
+	mustClass(t, err, backend.Permanent, "LastOwner", "cannot demote the last owner")
+	if !e.emu.IsMember("owner") {
+		t.Fatal("last owner removed")
+	}
+}
+
+func TestListsTwoThousandMembersAcrossPages(t *testing.T) {
+	e := setup(t)
+	for i := range 2000 {
+		e.emu.AddMember(fmt.Sprintf("user%04d", i), fmt.Sprintf("user%04d@corp.example", i), "member")
+	}
+	c := ctx(t)
+	_, _ = e.b.EnsureMember(c, backend.DesiredMember{UserName: "pending@corp.example"})
+	e.emu.ResetLog()
+	list, err := e.b.ListMembers(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	members, invited := 0, 0
+	seen := map[string]bool{}
+	for _, m := range list {
+		if seen[m.UserName] {
+			t.Fatalf("duplicate %s", m.UserName)
+		}
+		seen[m.UserName] = true
+		switch m.State {
+		case backend.StateMember:
+			members++
+		case backend.StateInvited:
+			invited++
+		}
+	}
+	if members != 2001 || invited != 1 {
+		t.Fatalf("members %d invited %d", members, invited)
+	}
+	// 2001 members at 100 a page: 21 pages, each fetched once through its next link.
+	reqs := e.emu.Requests()
+	pages := 0
+	for _, r := range reqs {
+		if r.Path == "/v2/orgs/"+e.emu.Org()+"/members" {
+			pages++
+			if pages > 1 && !strings.Contains(r.Query, fmt.Sprintf("page=%d", pages)) {
+				t.Fatalf("page %d fetched as %q", pages, r.Query)
+			}
+		}
+		if r.Status == http.StatusNotFound {
+			t.Fatalf("a page answered 404: %+v", r)
+		}
+	}
+	if pages != 21 {
+		t.Fatalf("fetched %d pages", pages)
+	}
+}
+
+// converge retries op the way a controller does, advancing the shared clock by the
+// backend's retry hint instead of sleeping.
+func converge(t *testing.T, e *env, what string, op func() error) (rateLimited, transient int) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		err := op()
+		if err == nil {
+			return
+		}
+		if attempt > 100 {
+			t.Fatalf("%s does not converge: %v", what, err)
+		}
+		switch backend.ClassOf(err) {
+		case backend.RateLimited:
+			rateLimited++
+			d, _ := backend.RetryAfterOf(err)
+			if d <= 0 {
+				t.Fatalf("%s: rate limited without a hint: %v", what, err)
+			}
+			e.clock.Advance(d)
+		case backend.Transient:
+			transient++
+		default:
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+}
+
+// TestStormsConvergeWithoutDuplicateInvites runs 60 people through 429 storms (both
+// retry headers), 5xx bursts and HTML gateway pages.
+func TestStormsConvergeWithoutDuplicateInvites(t *testing.T) {
+	e := setup(t)
+	c := ctx(t)
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultRateLimit, RetryAfter: 2 * time.Second, Every: 3, Count: 40})
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultRateLimit, LegacyRetryHeader: true, RetryAfter: 3 * time.Second, Every: 5, Count: 20})
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultStatus, Status: 503, Every: 4, Count: 30})
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultHTML, Status: 502, Every: 7, Count: 10})
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultStatus, Status: 500, Method: "POST", Path: "/v2/invites/bulk", Every: 2, Count: 10})
+	var rl, tr int
+	for i := range 60 {
+		who := fmt.Sprintf("p%02d@corp.example", i)
+		r, x := converge(t, e, "invite "+who, func() error {
+			_, err := e.b.EnsureMember(c, backend.DesiredMember{UserName: who})
+			return err
+		})
+		rl, tr = rl+r, tr+x
+	}
+	if rl == 0 || tr == 0 {
+		t.Fatalf("the storm did not hit: %d rate limited, %d transient", rl, tr)
+	}
+	for i := range 60 {
+		who := fmt.Sprintf("p%02d@corp.example", i)
+		if n := e.emu.InvitesSent(who); n != 1 {
+			t.Fatalf("%s got %d invitations", who, n)
+		}
+	}
+	if n := len(e.emu.Invites()); n != 60 {
+		t.Fatalf("%d pending invites", n)
+	}
+	// Then everyone accepts and leaves again through the same weather.
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultRateLimit, Every: 2, Count: 30})
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultStatus, Status: 504, Every: 3, Count: 30})
+	for i := range 60 {
+		who := fmt.Sprintf("p%02d@corp.example", i)
+		if i%2 == 0 {
+			if err := e.emu.AcceptInvite(who, fmt.Sprintf("p%02d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		converge(t, e, "remove "+who, func() error { return e.b.EnsureMemberAbsent(c, who) })
+	}
+	if len(e.emu.Members()) != 1 || len(e.emu.Invites()) != 0 {
+		t.Fatalf("left: %+v %+v", e.emu.Members(), e.emu.Invites())
+	}
+}
+
+// TestDroppedConnections: an invitation whose answer is lost is not sent again.
+func TestDroppedConnections(t *testing.T) {
+	e := setup(t)
+	c := ctx(t)
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultDrop, AfterHandling: true, Method: "POST", Path: "/v2/invites/bulk"})
+	_, err := e.b.EnsureMember(c, backend.DesiredMember{UserName: "frank@corp.example"})
+	mustClass(t, err, backend.Transient, "BackendUnavailable", "POST /v2/invites/bulk")
+	m, err := e.b.EnsureMember(c, backend.DesiredMember{UserName: "frank@corp.example"})
+	if err != nil || m.State != backend.StateInvited {
+		t.Fatalf("%+v %v", m, err)
+	}
+	if n := e.emu.InvitesSent("frank@corp.example"); n != 1 {
+		t.Fatalf("%d invitations", n)
+	}
+	// net/http retries an idempotent request once on a reused connection that closed:
+	// drop a few in a row so the failure reaches the backend.
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultDrop, Method: "GET", Count: 3})
+	_, err = e.b.ListMembers(c)
+	mustClass(t, err, backend.Transient, "BackendUnavailable", "GET /v2/orgs/")
+	converge(t, e, "list", func() error { _, err := e.b.ListMembers(c); return err })
+}
+
+func TestSlowAnswersTimeOut(t *testing.T) {
+	e := setup(t, func(_ *hubemu.Options, o *Options) { o.Timeout = 100 * time.Millisecond })
+	c := ctx(t)
+	if err := e.b.Check(c); err != nil {
+		t.Fatal(err)
+	}
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultLatency, Latency: 10 * time.Second, Method: "GET"})
+	_, err := e.b.ObserveMember(c, "x@corp.example")
+	mustClass(t, err, backend.Transient, "BackendUnavailable", "context deadline exceeded")
+	if _, err := e.b.ObserveMember(c, "x@corp.example"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTokenExpiryAndRefresh(t *testing.T) {
+	e := setup(t)
+	c := ctx(t)
+	if err := e.b.EnsureTeam(c, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	auth := func() int { return e.emu.Count("POST", "/v2/auth/token") }
+	if auth() != 1 {
+		t.Fatalf("%d token exchanges", auth())
+	}
+	e.clock.Advance(5 * time.Minute)
+	if err := e.b.EnsureTeam(c, "t1"); err != nil || auth() != 1 {
+		t.Fatalf("cached token not reused: %d exchanges, %v", auth(), err)
+	}
+	// Close to exp: refreshed before use, without a 401.
+	e.clock.Advance(4*time.Minute + 30*time.Second)
+	if err := e.b.EnsureTeam(c, "t1"); err != nil || auth() != 2 || e.emu.CountStatus(401) != 0 {
+		t.Fatalf("no proactive refresh: %d exchanges, %d 401s, %v", auth(), e.emu.CountStatus(401), err)
+	}
+	// Server-side invalidation: one 401, one refresh, one retry.
+	e.emu.RevokeTokens()
+	if err := e.b.EnsureTeam(c, "t1"); err != nil || auth() != 3 || e.emu.CountStatus(401) != 1 {
+		t.Fatalf("no refresh on 401: %d exchanges, %d 401s, %v", auth(), e.emu.CountStatus(401), err)
+	}
+}
+
+func TestCredentialProblemsArePermanent(t *testing.T) {
+	e := setup(t, func(_ *hubemu.Options, o *Options) { o.AccessToken = "dckr_oat_wrong_secret" })
+	err := e.b.Check(ctx(t))
+	mustClass(t, err, backend.Permanent, "InvalidCredentials", "Incorrect authentication credentials")
+	if strings.Contains(err.Error(), "dckr_oat_wrong_secret") {
+		t.Fatalf("secret in error: %v", err)
+	}
+	if n := e.emu.Count("POST", "/v2/auth/token"); n != 1 {
+		t.Fatalf("%d token exchanges for one check", n)
+	}
+
+	ro := setup(t, func(eo *hubemu.Options, o *Options) {
+		eo.Tokens = map[string]hubemu.TokenSpec{"dckr_oat_ro": {ReadOnly: true}}
+		o.AccessToken = "dckr_oat_ro"
+	})
+	if err := ro.b.Check(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	err = ro.b.EnsureTeam(ctx(t), "t")
+	mustClass(t, err, backend.Permanent, "Forbidden", "You do not have permission")
+
+	// A token that keeps being refused after the one refresh: InvalidCredentials.
+	e2 := setup(t)
+	e2.emu.Inject(hubemu.Fault{Kind: hubemu.FaultStatus, Status: 401, Path: "/v2/orgs", Count: 2})
+	err = e2.b.Check(ctx(t))
+	mustClass(t, err, backend.Permanent, "InvalidCredentials", "401 Unauthorized")
+	if n := e2.emu.Count("POST", "/v2/auth/token"); n != 2 {
+		t.Fatalf("%d token exchanges, want 2 (first and one refresh)", n)
+	}
+	_, err = New(Options{Org: "x"})
+	mustClass(t, err, backend.Permanent, "InvalidCredentials", "access token is empty")
+}
+
+func TestLegacyLogin(t *testing.T) {
+	e := setup(t, func(_ *hubemu.Options, o *Options) { o.LegacyLogin = true })
+	if err := e.b.Check(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if e.emu.Count("POST", "/v2/users/login") != 1 || e.emu.Count("POST", "/v2/auth/token") != 0 {
+		t.Fatal("deprecated login path not used")
+	}
+}
+
+func TestHTMLAndOddErrorBodies(t *testing.T) {
+	e := setup(t)
+	c := ctx(t)
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultHTML, Status: 502, Method: "GET"})
+	_, err := e.b.ListMembers(c)
+	mustClass(t, err, backend.Transient, "BackendUnavailable", "502 Bad Gateway: HTML error page: 502 Bad Gateway")
+	if len(err.Error()) > 300 {
+		t.Fatalf("error too long: %v", err)
+	}
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultRateLimit, LegacyRetryHeader: true, RetryAfter: 30 * time.Second})
+	_, err = e.b.ListMembers(c)
+	mustClass(t, err, backend.RateLimited, "RateLimited", "Rate limit exceeded")
+	if d, _ := backend.RetryAfterOf(err); d != 30*time.Second {
+		t.Fatalf("hint %v", d)
+	}
+	// While paused, calls fail fast without reaching the service.
+	before := len(e.emu.Requests())
+	_, err = e.b.ListMembers(c)
+	mustClass(t, err, backend.RateLimited, "RateLimited", "slow down")
+	if len(e.emu.Requests()) != before {
+		t.Fatal("a paused call reached the service")
+	}
+
+	for _, tc := range []struct{ ct, body, want string }{
+		{"application/json", `{"detail":"d1"}`, "d1"},
+		{"application/json", `{"message":"m1"}`, "m1"},
+		{"application/json", `{"errinfo":{},"detail":"same","message":"same"}`, "same"},
+		{"application/json", `{"fields":{"name":["taken"]},"text":"bad"}`, `bad; name: ["taken"]`},
+		{"application/json", `[1,2,3]`, "[1,2,3]"},
+		{"text/html", "<html><head><title>404 Not Found</title></head><body>" + strings.Repeat("x", 5000), "HTML error page: 404 Not Found"},
+		{"text/plain", strings.Repeat("y", 500), strings.Repeat("y", 120) + "..."},
+	} {
+		if got := summarize(tc.ct, []byte(tc.body)); got != tc.want {
+			t.Errorf("summarize(%.30q) = %q, want %q", tc.body, got, tc.want)
+		}
+	}
+}
+
+func TestRetryHints(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		h    http.Header
+		want time.Duration
+	}{
+		{http.Header{"Retry-After": {"7"}}, 7 * time.Second},
+		{http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}, 90 * time.Second},
+		{http.Header{"X-Retry-After": {fmt.Sprint(now.Add(42 * time.Second).Unix())}}, 42 * time.Second},
+		{http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {fmt.Sprint(now.Add(10 * time.Second).Unix())}}, 10 * time.Second},
+		{http.Header{"Retry-After": {"99999"}}, time.Hour},
+		{http.Header{}, 0},
+	} {
+		if got := retryHint(tc.h, now); got != tc.want {
+			t.Errorf("retryHint(%v) = %v, want %v", tc.h, got, tc.want)
+		}
+	}
+}
+
+// TestNextLinksAreFollowedAsGiven: a next link to another host is refused, and the
+// emulator's absolute links work (a client that prefixed the base URL would get the
+// HTML 404 at page two; TestListsTwoThousandMembersAcrossPages checks no 404 came).
+func TestNextLinksAreFollowedAsGiven(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/v2/auth/token" {
+			fmt.Fprint(w, `{"access_token":"a.b.c"}`)
+			return
+		}
+		fmt.Fprint(w, `{"count":2,"next":"http://192.0.2.1/v2/orgs/x/members?page=2","previous":null,"results":[{"username":"a","role":"Member"}]}`)
+	}))
+	defer srv.Close()
+	b, err := New(Options{BaseURL: srv.URL, Org: "x", AccessToken: "dckr_oat_x", Limiter: rate.NewLimiter(rate.Inf, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.ListMembers(ctx(t))
+	mustClass(t, err, backend.Permanent, "UnexpectedResponse", "refusing to follow a next link outside 127.0.0.1")
+}
+
+func TestSharedLimiterIsPerOrganization(t *testing.T) {
+	a := SharedLimiter("Acme", 60)
+	if SharedLimiter("acme", 60) != a || SharedLimiter("other", 60) == a {
+		t.Fatal("limiters not shared per organization")
+	}
+	if SharedLimiter("ACME", 120); a.Limit() != rate.Every(time.Second/2) {
+		t.Fatalf("limit %v", a.Limit())
+	}
+	if _, err := New(Options{Org: "acme", AccessToken: "x", BaseURL: "ftp://h"}); err == nil || !strings.Contains(err.Error(), "not an http(s) URL") {
+		t.Fatalf("bad base URL accepted: %v", err)
+	}
+	if !errors.Is(backend.NewPermanent("x", context.Canceled), context.Canceled) {
+		t.Fatal("classified errors must unwrap")
+	}
+}
+
+// TestServiceBudget: the emulator's own per-minute budget answers 429 with the
+// X-RateLimit headers; the backend waits out the window and goes on.
+func TestServiceBudget(t *testing.T) {
+	e := setup(t, func(eo *hubemu.Options, _ *Options) { eo.RateLimit = 5 })
+	c := ctx(t)
+	done := 0
+	rl, _ := converge(t, e, "ten lookups", func() error {
+		for ; done < 10; done++ {
+			if _, err := e.b.ObserveMember(c, fmt.Sprintf("u%d@corp.example", done)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if rl == 0 || e.emu.CountStatus(http.StatusTooManyRequests) == 0 {
+		t.Fatal("the budget was never hit")
+	}
+}
