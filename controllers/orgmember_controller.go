@@ -646,14 +646,14 @@ func truncate(s string, n int) string {
 
 // countReconcile records one reconcile's outcome.
 func countReconcile(controller string, res ctrl.Result, err error) {
-	result := metrics.ResultSuccess
+	result := metrics.ReconcileSuccess
 	switch {
 	case err != nil && errors.Is(err, reconcile.TerminalError(nil)):
-		result = metrics.ResultTerminal
+		result = metrics.ReconcileTerminal
 	case err != nil:
-		result = metrics.ResultError
+		result = metrics.ReconcileError
 	case res.RequeueAfter > 0:
-		result = metrics.ResultRequeue
+		result = metrics.ReconcileRequeue
 	}
 	metrics.Reconciles.WithLabelValues(controller, result).Inc()
 }

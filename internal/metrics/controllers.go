@@ -1,5 +1,7 @@
 package metrics
 
+// Metrics of the membership controllers: reconciles and members by phase.
+
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -7,10 +9,10 @@ import (
 
 // Reconcile results counted by Reconciles.
 const (
-	ResultSuccess  = "success"
-	ResultRequeue  = "requeue"
-	ResultError    = "error"
-	ResultTerminal = "terminal"
+	ReconcileSuccess  = "success"
+	ReconcileRequeue  = "requeue"
+	ReconcileError    = "error"
+	ReconcileTerminal = "terminal"
 )
 
 var (
