@@ -252,6 +252,15 @@ func (r *OrgMemberReconciler) sync(ctx context.Context, m *scimv1.OrgMember, cfg
 		obs = got
 		r.event(m, corev1.EventTypeNormal, EventRoleChanged, "ChangeRole",
 			"%s's role in organization %s changed from %s to %s", m.Spec.UserName, cfg.Spec.Organization, from, want.Role)
+	case m.Status.Phase == scimv1.PhasePending && m.Status.Origin == scimv1.OriginProvisioned:
+		// Our create went through but its answer was lost (we recorded the intent first):
+		// found here instead of creating again.
+		reason, verb := EventAdded, "added to"
+		if obs.State == backend.StateInvited {
+			reason, verb = EventInvited, "invited to"
+		}
+		r.event(m, corev1.EventTypeNormal, reason, "Provision",
+			"%s %s organization %s%s", m.Spec.UserName, verb, cfg.Spec.Organization, roleWords(want.Role))
 	case wasDeactivated:
 		r.event(m, corev1.EventTypeNormal, EventReactivated, "Reactivate",
 			"%s reactivated: still %s of organization %s", m.Spec.UserName, stateWords(obs.State), cfg.Spec.Organization)
