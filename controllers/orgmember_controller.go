@@ -153,7 +153,15 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 
 	b, err := r.Backends.For(ctx, cfg)
 	if err != nil {
-		return r.backendError(m, "connect to the backend", err)
+		// A configuration problem of the whole config (a missing credentials Secret, an
+		// unknown backend) is the config's to report (BackendReady): the member waits,
+		// without an event per member, and a repaired config resumes it.
+		r.synced(m, metav1.ConditionFalse, backend.ReasonOf(err),
+			truncate(fmt.Sprintf("waiting for ScimConfig %q's backend: %v", cfg.Name, err), 1024))
+		if backend.ClassOf(err) == backend.Permanent {
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
 	}
 	bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
 	defer cancel()

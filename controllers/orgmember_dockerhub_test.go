@@ -1,13 +1,16 @@
 package controllers_test
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
@@ -181,5 +184,86 @@ var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 		for _, m := range ms {
 			Expect(reasonsOf(ns, m.Name)()).To(Equal([]string{"Invited"}))
 		}
+	})
+})
+
+var _ = Describe("OrgGroup controller with the Docker Hub emulator", func() {
+	It("creates the team, adds accepted members, removes those who leave the group and deletes the team", func() {
+		ns := newNamespace()
+		emu := hubConfig(ns, nil)
+		emu.AddMember("hand", "hand@example.com", "member")
+		emu.AddTeam("devs", "hand") // a team that exists, with someone SCIM does not manage
+		g := newGroup(ns, "acme", ns+":devs")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		a := newMember(ns, "acme", "ann@example.com")
+		a.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		settled(a, "Invited/True/Invited")
+		Eventually(groupState(g)).Should(Equal("devs/1/True/TeamSynced"))
+		team := func() []string { t, _ := emu.Team("devs"); return t.Members }
+		Expect(team()).To(ConsistOf("hand"), "an invitee cannot join a team yet")
+
+		Expect(emu.AcceptInvite("ann@example.com", "ann")).To(Succeed())
+		requestReconcile(a)
+		settled(a, "Active/True/Active")
+		Eventually(team).Should(ConsistOf("hand", "ann"))
+
+		setGroupLabel(a, g.Name, false)
+		Eventually(team).Should(ConsistOf("hand"))
+		Expect(emu.IsMember("ann")).To(BeTrue(), "leaving a group leaves the organization alone")
+
+		Expect(k8s.Delete(ctx, g)).To(Succeed())
+		expectGone(g)
+		_, ok := emu.Team("devs")
+		Expect(ok).To(BeFalse())
+	})
+})
+
+var _ = Describe("OrgMember controller at scale", Label("long"), func() {
+	It("invites 2,000 members across many pages, each exactly once", func() {
+		if !strings.Contains(GinkgoLabelFilter(), "long") {
+			Skip("long: run with -ginkgo.label-filter=long")
+		}
+		ns := newNamespace()
+		emu := hubConfig(ns, nil)
+		const n = 2000
+		users := make([]string, n)
+		for i := range users {
+			users[i] = fmt.Sprintf("user%04d@example.com", i)
+			Expect(k8s.Create(ctx, newMember(ns, "acme", users[i]))).To(Succeed())
+		}
+		Eventually(func() scimv1.MemberCounts {
+			var c scimv1.ScimConfig
+			_ = k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acme"}, &c)
+			return c.Status.Members
+		}, 5*time.Minute, time.Second).Should(Equal(scimv1.MemberCounts{Total: n, Invited: n}))
+		Expect(emu.Invites()).To(HaveLen(n))
+		for _, u := range users {
+			Expect(emu.InvitesSent(u)).To(Equal(1), u)
+		}
+	})
+})
+
+var _ = Describe("OrgMember controller with a misconfigured Docker Hub backend", func() {
+	It("waits without failing while the credentials Secret is missing, and resumes when it appears", func() {
+		ns := newNamespace()
+		emu := hubemu.New(hubemu.Options{Org: ns}).Start()
+		DeferCleanup(emu.Close)
+		c := newConfig(ns, "acme")
+		c.Spec.Organization = emu.Org()
+		c.Spec.Backend = scimv1.BackendSpec{Type: scimv1.BackendDockerHub, DockerHub: &scimv1.DockerHubBackend{
+			BaseURL: emu.URL(), AccessTokenSecretRef: scimv1.SecretKeyRef{Name: "hub", Key: "token"}, RequestsPerMinute: 6000}}
+		Expect(k8s.Create(ctx, c)).To(Succeed())
+		m := newMember(ns, "acme", "zed@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)).Should(Equal("False/CredentialsMissing"))
+		settled(m, "Pending/False/CredentialsMissing")
+		Expect(reasonsOf(ns, m.Name)()).To(BeEmpty(), "no event per member for the config's problem")
+
+		Expect(k8s.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hub"},
+			StringData: map[string]string{"token": hubemu.DefaultToken},
+		})).To(Succeed())
+		settled(m, "Invited/True/Invited")
 	})
 })
