@@ -42,6 +42,10 @@ type ScimConfigReconciler struct {
 	// Backends gives the backend of a config (for the connectivity check).
 	Backends backend.Provider
 	Clock    clock.PassiveClock
+
+	// StatusInterval is how often the backend is re-checked and the members recounted
+	// (DefaultStatusInterval when zero).
+	StatusInterval time.Duration
 }
 
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch;update;patch

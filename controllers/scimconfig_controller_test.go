@@ -25,7 +25,9 @@ func newConfig(ns, name string) *scimv1.ScimConfig {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: scimv1.ScimConfigSpec{
 			Organization: "acme",
-			Backend:      scimv1.BackendSpec{Type: scimv1.BackendKubernetes},
+			Backend: scimv1.BackendSpec{Type: scimv1.BackendKubernetes,
+				// a role that exists, so the backend check passes (BackendReady)
+				Kubernetes: &scimv1.KubernetesBackend{ClusterRoles: []string{"view"}}},
 		},
 	}
 }

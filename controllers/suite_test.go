@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -22,6 +23,9 @@ import (
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/controllers"
+	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/backend/dockerhub"
+	"github.com/scim-operator/scim-operator/internal/backend/registry"
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/testenv"
 )
@@ -34,6 +38,9 @@ var (
 	ctx       context.Context
 	cancel    context.CancelFunc
 	mgrClient client.Client
+	// provider gives the membership controllers their backends: an in-memory one for
+	// configs a test registers, the real registry otherwise.
+	provider = &testProvider{}
 )
 
 func TestControllers(t *testing.T) {
@@ -42,6 +49,8 @@ func TestControllers(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
+	SetDefaultEventuallyTimeout(20 * time.Second)
+	SetDefaultEventuallyPollingInterval(20 * time.Millisecond)
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(scimv1.AddToScheme(scheme))
@@ -62,6 +71,20 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	mgrClient = mgr.GetClient()
+	// the registry as cmd/manager builds it (NewBackends), Docker Hub included
+	provider.real = registry.New(mgr.GetClient(), mgr.GetAPIReader(), registry.Options{
+		DockerHub: func(_ context.Context, c *scimv1.ScimConfig, token string) (backend.Backend, error) {
+			dh := c.Spec.Backend.DockerHub
+			return dockerhub.New(dockerhub.Options{
+				BaseURL:     dh.BaseURL,
+				Org:         c.Spec.Organization,
+				AccessToken: token,
+				Limiter:     dockerhub.SharedLimiter(c.Spec.Organization, int(dh.RequestsPerMinute)),
+				DefaultRole: dh.DefaultRole,
+				Log:         ctrl.Log.WithName("dockerhub").WithValues("organization", c.Spec.Organization),
+			})
+		},
+	})
 	Expect(index.Setup(ctx, mgr.GetFieldIndexer())).To(Succeed())
 	Expect(setupReconcilers(mgr)).To(Succeed())
 	go func() {
@@ -79,11 +102,30 @@ var _ = AfterSuite(func() {
 
 // setupReconcilers wires every reconciler under test the way cmd/manager does.
 func setupReconcilers(mgr ctrl.Manager) error {
-	return (&controllers.ScimConfigReconciler{
+	if err := (&controllers.ScimConfigReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Scheme:    mgr.GetScheme(),
 		Recorder:  mgr.GetEventRecorder("scimconfig-controller"),
+		Backends:  provider,
+		// recount members and re-check backends often, so tests see counts promptly
+		StatusInterval: 2 * time.Second,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&controllers.OrgMemberReconciler{
+		Client:   mgr.GetClient(),
+		Scheme:   mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("orgmember-controller"),
+		Backends: provider,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&controllers.OrgGroupReconciler{
+		Client:   mgr.GetClient(),
+		Scheme:   mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("orggroup-controller"),
+		Backends: provider,
 	}).SetupWithManager(mgr)
 }
 

@@ -1,0 +1,437 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/index"
+)
+
+// Event reasons of OrgGroups.
+const (
+	EventTeamCreated       = "TeamCreated"
+	EventTeamDeleted       = "TeamDeleted"
+	EventTeamMemberAdded   = "TeamMemberAdded"
+	EventTeamMemberRemoved = "TeamMemberRemoved"
+)
+
+// OrgGroupReconciler makes a backend team match each OrgGroup: the team exists, and its
+// members are the group's active OrgMembers (those labeled
+// group.scim.operator.dev/<group name>).
+//
+// Team name: a displayName "org:team" names the team after the first colon, whatever the
+// org part says (the ScimConfig's organization is the one used, as with the dockerOrg
+// hint); a displayName without a colon is the team name itself.
+//
+// Only members SCIM manages are ever removed from a team: people in the team who are not
+// OrgMembers of the config, or who existed before SCIM with adoption off (Preexisting), are
+// left alone, and so are deactivated members whose policy keeps their access.
+type OrgGroupReconciler struct {
+	client.Client
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+	// Backends gives the backend of a group's ScimConfig.
+	Backends backend.Provider
+	Clock    clock.PassiveClock
+}
+
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=orggroups,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=orggroups/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=orggroups/finalizers,verbs=update
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile follows the project's one shape.
+func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	defer func() { countReconcile("orggroup", res, retErr) }()
+	g := &scimv1.OrgGroup{}
+	if err := r.Get(ctx, req.NamespacedName, g); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	cfg := &scimv1.ScimConfig{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: g.Spec.ConfigName}, cfg); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		cfg = nil
+	} else if !cfg.DeletionTimestamp.IsZero() {
+		cfg = nil
+	}
+	if !g.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, g, cfg)
+	}
+	if !controllerutil.ContainsFinalizer(g, FinalizerDeprovision) {
+		orig := g.DeepCopy()
+		controllerutil.AddFinalizer(g, FinalizerDeprovision)
+		if err := r.Patch(ctx, g, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}),
+			client.FieldOwner(FieldOwnerController)); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+
+	base := g.DeepCopy()
+	defer func() {
+		r.summarize(g)
+		if err := r.Status().Patch(ctx, g, client.MergeFrom(base), client.FieldOwner(FieldOwnerController)); err != nil &&
+			!apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+	if meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionReady) == nil {
+		setCond(&g.Status.Conditions, g.Generation, scimv1.ConditionReady, metav1.ConditionUnknown, ReasonProgressing, "reconciling")
+	}
+	g.Status.Team = TeamName(g.Spec.DisplayName)
+
+	members, err := r.groupMembers(ctx, g)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	g.Status.MemberCount = int32(len(members))
+
+	switch {
+	case cfg == nil:
+		r.synced(g, metav1.ConditionFalse, ReasonConfigNotFound,
+			fmt.Sprintf("ScimConfig %q not found in namespace %q; waiting for it", g.Spec.ConfigName, g.Namespace))
+		return ctrl.Result{}, nil
+	case !cfg.IsEnabled():
+		r.synced(g, metav1.ConditionUnknown, ReasonPaused,
+			fmt.Sprintf("ScimConfig %q is disabled: the team is left as it is", cfg.Name))
+		return ctrl.Result{}, nil
+	}
+	b, err := r.Backends.For(ctx, cfg)
+	if err != nil {
+		return r.backendError(g, "connect to the backend", err)
+	}
+	bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
+	defer cancel()
+	if res, err := r.sync(bctx, g, cfg, b, members); err != nil || res.RequeueAfter > 0 {
+		return res, err
+	}
+	return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
+}
+
+// sync creates the team when missing and makes its members match the group.
+func (r *OrgGroupReconciler) sync(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
+	b backend.Backend, members []scimv1.OrgMember) (ctrl.Result, error) {
+	team := g.Status.Team
+	t, err := b.ObserveTeam(ctx, team)
+	if err != nil {
+		return r.backendError(g, "observe team "+team, err)
+	}
+	if t == nil {
+		if err := b.EnsureTeam(ctx, team); err != nil {
+			return r.backendError(g, "create team "+team, err)
+		}
+		r.event(g, corev1.EventTypeNormal, EventTeamCreated, "CreateTeam",
+			"created team %s in organization %s", team, cfg.Spec.Organization)
+		t = &backend.Team{Name: team}
+	}
+	in := map[string]bool{}
+	for _, id := range t.Members {
+		in[strings.ToLower(id)] = true
+	}
+
+	// Who should be in the team: the group's active members the backend knows.
+	want := map[string]string{} // lower(backendID) -> backendID
+	for i := range members {
+		m := &members[i]
+		if m.Spec.Active && m.Status.Phase == scimv1.PhaseActive && m.Status.BackendID != "" &&
+			m.Status.Origin != scimv1.OriginPreexisting {
+			want[strings.ToLower(m.Status.BackendID)] = m.Status.BackendID
+		}
+	}
+	var added, removed []string
+	for _, id := range sortedValues(want) {
+		if in[strings.ToLower(id)] {
+			continue
+		}
+		if err := b.EnsureTeamMember(ctx, team, id); err != nil {
+			return r.backendError(g, fmt.Sprintf("add %s to team %s", id, team), err)
+		}
+		added = append(added, id)
+	}
+
+	// Who may be taken out: members of the team that SCIM manages and that are not wanted.
+	removable, err := r.managedIDs(ctx, g, cfg)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	for _, id := range t.Members {
+		low := strings.ToLower(id)
+		if _, ok := want[low]; ok || !removable[low] {
+			continue
+		}
+		if err := b.EnsureTeamMemberAbsent(ctx, team, id); err != nil {
+			return r.backendError(g, fmt.Sprintf("remove %s from team %s", id, team), err)
+		}
+		removed = append(removed, id)
+	}
+	if len(added) > 0 {
+		r.event(g, corev1.EventTypeNormal, EventTeamMemberAdded, "AddTeamMembers",
+			"added %d member(s) to team %s: %s", len(added), team, listWords(added))
+	}
+	if len(removed) > 0 {
+		r.event(g, corev1.EventTypeNormal, EventTeamMemberRemoved, "RemoveTeamMembers",
+			"removed %d member(s) from team %s: %s", len(removed), team, listWords(removed))
+	}
+	g.Status.LastSyncTime = &metav1.Time{Time: r.Clock.Now()}
+	r.synced(g, metav1.ConditionTrue, ReasonSynced,
+		fmt.Sprintf("team %s of organization %s has the group's %d active member(s)", team, cfg.Spec.Organization, len(want)))
+	return ctrl.Result{}, nil
+}
+
+// groupMembers lists the config's OrgMembers labeled as members of the group, from the
+// cache through the index.Group index.
+func (r *OrgGroupReconciler) groupMembers(ctx context.Context, g *scimv1.OrgGroup) ([]scimv1.OrgMember, error) {
+	var list scimv1.OrgMemberList
+	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Group: g.Name}); err != nil {
+		return nil, err
+	}
+	out := list.Items[:0]
+	for _, m := range list.Items {
+		if m.Spec.ConfigName == g.Spec.ConfigName && m.DeletionTimestamp.IsZero() {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// managedIDs are the backend identities of the config's members that SCIM may take out of
+// a team: provisioned or adopted, and not deactivated under the Keep policy.
+func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig) (map[string]bool, error) {
+	var list scimv1.OrgMemberList
+	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: cfg.Name}); err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, m := range list.Items {
+		if m.Status.BackendID == "" || m.Status.Origin == "" || m.Status.Origin == scimv1.OriginPreexisting {
+			continue
+		}
+		if !m.Spec.Active && cfg.Spec.Policies.Deactivation == scimv1.DeactivationKeep {
+			continue
+		}
+		out[strings.ToLower(m.Status.BackendID)] = true
+	}
+	return out, nil
+}
+
+// reconcileDelete removes the team, unless the config is disabled or gone.
+func (r *OrgGroupReconciler) reconcileDelete(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(g, FinalizerDeprovision) {
+		return ctrl.Result{}, nil
+	}
+	if cfg != nil && cfg.IsEnabled() && g.Status.Team != "" {
+		b, err := r.Backends.For(ctx, cfg)
+		if err == nil {
+			bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
+			err = b.EnsureTeamAbsent(bctx, g.Status.Team)
+			cancel()
+		}
+		if err != nil {
+			base := g.DeepCopy()
+			res, rerr := r.backendError(g, "delete team "+g.Status.Team, err)
+			r.summarize(g)
+			if perr := r.Status().Patch(ctx, g, client.MergeFrom(base), client.FieldOwner(FieldOwnerController)); perr != nil &&
+				!apierrors.IsNotFound(perr) {
+				rerr = errors.Join(rerr, perr)
+			}
+			return res, rerr
+		}
+		r.event(g, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
+			"group deleted: team %s removed from organization %s", g.Status.Team, cfg.Spec.Organization)
+	}
+	orig := g.DeepCopy()
+	controllerutil.RemoveFinalizer(g, FinalizerDeprovision)
+	if err := r.Patch(ctx, g, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}),
+		client.FieldOwner(FieldOwnerController)); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *OrgGroupReconciler) backendError(g *scimv1.OrgGroup, what string, err error) (ctrl.Result, error) {
+	reason := backend.ReasonOf(err)
+	msg := truncate(fmt.Sprintf("could not %s: %v", what, err), 1024)
+	switch backend.ClassOf(err) {
+	case backend.Permanent:
+		if c := meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionSynced); c == nil || c.Message != msg {
+			// one event per failure, not one per retry of the same failure
+			r.event(g, corev1.EventTypeWarning, EventFailed, "Sync", "%s", msg)
+		}
+		r.synced(g, metav1.ConditionFalse, reason, msg)
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	case backend.RateLimited:
+		wait, _ := backend.RetryAfterOf(err)
+		if wait <= 0 {
+			wait = defaultRateLimitWait
+		}
+		r.synced(g, metav1.ConditionFalse, ReasonRateLimited,
+			fmt.Sprintf("rate limited while trying to %s; retrying in %s", what, wait.Round(time.Second)))
+		return ctrl.Result{RequeueAfter: wait + time.Duration(rand.Int64N(int64(wait/5)+1))}, nil
+	default:
+		r.synced(g, metav1.ConditionFalse, reason, msg+"; retrying")
+		return ctrl.Result{}, err
+	}
+}
+
+func (r *OrgGroupReconciler) synced(g *scimv1.OrgGroup, s metav1.ConditionStatus, reason, msg string) {
+	setCond(&g.Status.Conditions, g.Generation, scimv1.ConditionSynced, s, reason, msg)
+}
+
+func (r *OrgGroupReconciler) summarize(g *scimv1.OrgGroup) {
+	g.Status.ObservedGeneration = g.Generation
+	s := meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionSynced)
+	if s == nil {
+		return
+	}
+	reason := s.Reason
+	if s.Status == metav1.ConditionTrue {
+		reason = "TeamSynced"
+	}
+	setCond(&g.Status.Conditions, g.Generation, scimv1.ConditionReady, s.Status, reason, s.Message)
+}
+
+func (r *OrgGroupReconciler) event(g *scimv1.OrgGroup, typ, reason, action, note string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(g, nil, typ, reason, action, note, args...)
+	}
+}
+
+// TeamName is the backend team of a SCIM group displayName: the part after the first
+// colon of "org:team", else the whole name.
+func TeamName(displayName string) string {
+	name := strings.TrimSpace(displayName)
+	if _, team, ok := strings.Cut(name, ":"); ok && strings.TrimSpace(team) != "" {
+		return strings.TrimSpace(team)
+	}
+	return name
+}
+
+// SetupWithManager watches OrgGroups (spec changes, deletion, the reconcile annotation),
+// OrgMembers mapped to their groups through their group labels (old and new, so leaving a
+// group counts), and ScimConfigs mapped to their groups.
+func (r *OrgGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&scimv1.OrgGroup{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, reconcileRequested()))).
+		Watches(&scimv1.OrgMember{}, memberGroupsHandler{}).
+		Watches(&scimv1.ScimConfig{}, handler.EnqueueRequestsFromMapFunc(r.groupsOfConfig),
+			builder.WithPredicates(configChanged())).
+		Named("orggroup").
+		Complete(r)
+}
+
+func (r *OrgGroupReconciler) groupsOfConfig(ctx context.Context, o client.Object) []reconcile.Request {
+	var list scimv1.OrgGroupList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()),
+		client.MatchingFields{index.Config: o.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "list groups of config", "config", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+// memberGroupsHandler enqueues the groups an OrgMember is in (before and after an update)
+// when its group labels, activity, phase or backend identity change.
+type memberGroupsHandler struct{}
+
+type groupQueue = workqueue.TypedRateLimitingInterface[reconcile.Request]
+
+func enqueueGroups(ns string, labels map[string]string, q groupQueue) {
+	for _, g := range index.GroupsOf(labels) {
+		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: g}})
+	}
+}
+
+func (memberGroupsHandler) Create(_ context.Context, e event.TypedCreateEvent[client.Object], q groupQueue) {
+	enqueueGroups(e.Object.GetNamespace(), e.Object.GetLabels(), q)
+}
+
+func (memberGroupsHandler) Update(_ context.Context, e event.TypedUpdateEvent[client.Object], q groupQueue) {
+	o, ok1 := e.ObjectOld.(*scimv1.OrgMember)
+	n, ok2 := e.ObjectNew.(*scimv1.OrgMember)
+	if !ok1 || !ok2 {
+		return
+	}
+	if equalGroupLabels(o.Labels, n.Labels) && o.Spec.Active == n.Spec.Active && o.Status.Phase == n.Status.Phase &&
+		o.Status.BackendID == n.Status.BackendID && o.Status.Origin == n.Status.Origin {
+		return
+	}
+	enqueueGroups(o.Namespace, o.Labels, q)
+	enqueueGroups(n.Namespace, n.Labels, q)
+}
+
+func (memberGroupsHandler) Delete(_ context.Context, e event.TypedDeleteEvent[client.Object], q groupQueue) {
+	enqueueGroups(e.Object.GetNamespace(), e.Object.GetLabels(), q)
+}
+
+func (memberGroupsHandler) Generic(_ context.Context, e event.TypedGenericEvent[client.Object], q groupQueue) {
+	enqueueGroups(e.Object.GetNamespace(), e.Object.GetLabels(), q)
+}
+
+func equalGroupLabels(a, b map[string]string) bool {
+	ga, gb := index.GroupsOf(a), index.GroupsOf(b)
+	if len(ga) != len(gb) {
+		return false
+	}
+	sort.Strings(ga)
+	sort.Strings(gb)
+	for i := range ga {
+		if ga[i] != gb[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// listWords lists up to ten names.
+func listWords(names []string) string {
+	if len(names) <= 10 {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:10], ", ") + fmt.Sprintf(" and %d more", len(names)-10)
+}

@@ -1,0 +1,126 @@
+package controllers_test
+
+import (
+	"errors"
+	"strconv"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/controllers"
+	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/naming"
+)
+
+func newGroup(ns, cfgName, displayName string) *scimv1.OrgGroup {
+	return &scimv1.OrgGroup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: naming.GroupName(cfgName, displayName),
+			Labels: map[string]string{scimv1.LabelConfig: cfgName}},
+		Spec: scimv1.OrgGroupSpec{ConfigName: cfgName, DisplayName: displayName},
+	}
+}
+
+// groupState is "<team>/<memberCount>/<Ready status>/<Ready reason>" for the current generation.
+func groupState(g *scimv1.OrgGroup) func() string {
+	return func() string {
+		var got scimv1.OrgGroup
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(g), &got); err != nil {
+			return "gone"
+		}
+		c := meta.FindStatusCondition(got.Status.Conditions, scimv1.ConditionReady)
+		if c == nil || got.Status.ObservedGeneration != got.Generation {
+			return "?"
+		}
+		return got.Status.Team + "/" + itoa(got.Status.MemberCount) + "/" + string(c.Status) + "/" + c.Reason
+	}
+}
+
+func itoa(n int32) string { return strconv.Itoa(int(n)) }
+
+func setGroupLabel(m *scimv1.OrgMember, group string, in bool) {
+	updateMember(m, func(o *scimv1.OrgMember) {
+		if in {
+			o.Labels[scimv1.LabelGroupPrefix+group] = ""
+		} else {
+			delete(o.Labels, scimv1.LabelGroupPrefix+group)
+		}
+	})
+}
+
+var _ = Describe("OrgGroup controller", func() {
+	var (
+		ns string
+		mb *memBackend
+	)
+	BeforeEach(func() {
+		ns = newNamespace()
+		mb = newMemBackend()
+		provider.register(ns, "acme", mb)
+		Expect(k8s.Create(ctx, newConfig(ns, "acme"))).To(Succeed())
+	})
+
+	It("maps org:team to a team, keeps its members in step with the labels and deletes it with the group", func() {
+		g := newGroup(ns, "acme", "acme:devs")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		Eventually(groupState(g)).Should(Equal("devs/0/True/TeamSynced"))
+		_, ok := mb.team("devs")
+		Expect(ok).To(BeTrue(), "a missing team is created")
+
+		a := newMember(ns, "acme", "ann@example.com")
+		a.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
+		b := newMember(ns, "acme", "ben@example.com")
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		Expect(k8s.Create(ctx, b)).To(Succeed())
+		settled(a, "Active/True/Active")
+		settled(b, "Active/True/Active")
+		Eventually(func() []string { t, _ := mb.team("devs"); return t }).Should(ConsistOf("ann@example.com"))
+
+		By("a person in the team who is no OrgMember of SCIM's is left alone")
+		Expect(mb.EnsureTeamMember(ctx, "devs", "hand-added")).To(Succeed())
+
+		setGroupLabel(b, g.Name, true)
+		Eventually(func() []string { t, _ := mb.team("devs"); return t }).Should(
+			ConsistOf("ann@example.com", "ben@example.com", "hand-added"))
+		Eventually(groupState(g)).Should(Equal("devs/2/True/TeamSynced"))
+
+		setGroupLabel(a, g.Name, false)
+		Eventually(func() []string { t, _ := mb.team("devs"); return t }).Should(ConsistOf("ben@example.com", "hand-added"))
+
+		By("a deactivated member leaves the team")
+		updateMember(b, func(o *scimv1.OrgMember) { o.Spec.Active = false })
+		Eventually(func() []string { t, _ := mb.team("devs"); return t }).Should(ConsistOf("hand-added"))
+
+		Expect(k8s.Delete(ctx, g)).To(Succeed())
+		expectGone(g)
+		_, ok = mb.team("devs")
+		Expect(ok).To(BeFalse(), "the team is deleted with its group")
+		Eventually(reasonsOf(ns, g.Name)).Should(Equal([]string{
+			"TeamCreated", "TeamMemberAdded", "TeamMemberAdded", "TeamMemberRemoved", "TeamMemberRemoved", "TeamDeleted"}))
+	})
+
+	It("uses a plain displayName as the team, surfaces refusals, and keeps the team when the config is disabled", func() {
+		Expect(controllers.TeamName("other-org:ops")).To(Equal("ops"))
+		Expect(controllers.TeamName("ops")).To(Equal("ops"))
+		mb.failAlways("EnsureTeam", backend.NewPermanent("InvalidTeam", errors.New("team name is taken by an owner team")))
+		g := newGroup(ns, "acme", "ops")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		Eventually(groupState(g)).Should(Equal("ops/0/False/InvalidTeam"))
+		Eventually(eventsOf(ns, g.Name)).Should(Equal([]string{
+			"Failed: could not create team ops: InvalidTeam (Permanent): team name is taken by an owner team"}))
+
+		mb.failAlways("EnsureTeam", nil)
+		requestReconcile(g)
+		Eventually(groupState(g)).Should(Equal("ops/0/True/TeamSynced"))
+
+		updateConfig(ns, "acme", func(c *scimv1.ScimConfig) { f := false; c.Spec.Enabled = &f })
+		Eventually(groupState(g)).Should(Equal("ops/0/Unknown/Paused"))
+		Expect(k8s.Delete(ctx, g)).To(Succeed())
+		expectGone(g)
+		_, ok := mb.team("ops")
+		Expect(ok).To(BeTrue(), "disabling SCIM leaves teams in place")
+	})
+})

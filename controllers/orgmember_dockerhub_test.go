@@ -1,0 +1,269 @@
+package controllers_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
+)
+
+// hubConfig starts a Docker Hub emulator on 127.0.0.1 for a fresh organization (named
+// after the namespace, so no two tests share a rate limiter) and a ScimConfig pointing at it.
+func hubConfig(ns string, change func(*scimv1.ScimConfig)) *hubemu.Emulator {
+	emu := hubemu.New(hubemu.Options{Org: ns}).Start()
+	DeferCleanup(emu.Close)
+	Expect(k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hub"},
+		StringData: map[string]string{"token": hubemu.DefaultToken},
+	})).To(Succeed())
+	c := newConfig(ns, "acme")
+	c.Spec.Organization = emu.Org()
+	c.Spec.Backend = scimv1.BackendSpec{Type: scimv1.BackendDockerHub, DockerHub: &scimv1.DockerHubBackend{
+		BaseURL:              emu.URL(),
+		AccessTokenSecretRef: scimv1.SecretKeyRef{Name: "hub", Key: "token"},
+		DefaultRole:          "member",
+		RequestsPerMinute:    6000,
+	}}
+	if change != nil {
+		change(c)
+	}
+	Expect(k8s.Create(ctx, c)).To(Succeed())
+	return emu
+}
+
+func roleOf(emu *hubemu.Emulator, id string) func() string {
+	return func() string {
+		m, ok := emu.Member(id)
+		if !ok {
+			return "absent"
+		}
+		return m.Role
+	}
+}
+
+var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
+	var ns string
+	BeforeEach(func() { ns = newNamespace() })
+
+	It("invites, activates on acceptance, changes the role, deactivates, re-invites and removes", func() {
+		emu := hubConfig(ns, nil)
+		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)).Should(Equal("True/Connected"))
+		m := newMember(ns, "acme", "ada@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Invited/True/Invited")
+		Expect(emu.Invites()).To(HaveLen(1))
+		Expect(getMember(m).Status.InviteID).To(Equal(emu.Invites()[0].ID))
+
+		Expect(emu.AcceptInvite("ada@example.com", "ada")).To(Succeed())
+		requestReconcile(m)
+		settled(m, "Active/True/Active")
+		Expect(getMember(m).Status.BackendID).To(Equal("ada"))
+		Expect(getMember(m).Status.InviteID).To(BeEmpty())
+
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.Docker = &scimv1.DockerUser{Role: "editor"} })
+		Eventually(roleOf(emu, "ada")).Should(Equal("editor"))
+		settled(m, "Active/True/Active")
+		Expect(getMember(m).Status.Message).To(Equal("member of organization " + ns + " as editor"))
+
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.Active = false })
+		settled(m, "Deactivated/True/Deactivated")
+		Expect(emu.IsMember("ada")).To(BeFalse(), "deactivation removes from the organization")
+
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.Active = true })
+		settled(m, "Invited/True/Invited")
+		Expect(emu.InvitesSent("ada@example.com")).To(Equal(2), "reactivation re-invites, once")
+		Expect(emu.Invites()[0].Role).To(Equal("editor"))
+
+		Expect(k8s.Delete(ctx, m)).To(Succeed())
+		expectGone(m)
+		Expect(emu.Invites()).To(BeEmpty(), "deletion cancels the pending invitation")
+		Eventually(eventsOf(ns, m.Name)).Should(Equal([]string{
+			"Invited: ada@example.com invited to organization " + ns + " as member",
+			"RoleChanged: ada@example.com's role in organization " + ns + " changed from member to editor",
+			"Deactivated: ada@example.com deactivated: removed from organization " + ns +
+				"; the OrgMember is kept so a reactivation re-adds them",
+			"Reactivated: ada@example.com reactivated: invited to organization " + ns + " as editor",
+			"Removed: ada@example.com deleted: removed from organization " + ns,
+		}))
+	})
+
+	It("repairs drift on the periodic resync: a member removed by hand and an expired invitation", func() {
+		emu := hubConfig(ns, func(c *scimv1.ScimConfig) {
+			c.Spec.ResyncInterval = &metav1.Duration{Duration: 2 * time.Second}
+		})
+		a := newMember(ns, "acme", "ann@example.com")
+		b := newMember(ns, "acme", "ben@example.com")
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		Expect(k8s.Create(ctx, b)).To(Succeed())
+		settled(a, "Invited/True/Invited")
+		settled(b, "Invited/True/Invited")
+		Expect(emu.AcceptInvite("ann@example.com", "ann")).To(Succeed())
+		settled(a, "Active/True/Active") // found by the resync, no request needed
+
+		Expect(emu.RemoveMember("ann")).To(BeTrue())
+		Expect(emu.ExpireInvite(getMember(b).Status.InviteID)).To(BeTrue())
+		Eventually(func() int { return emu.InvitesSent("ann@example.com") }).Should(Equal(2))
+		Eventually(func() int { return emu.InvitesSent("ben@example.com") }).Should(Equal(2))
+		settled(a, "Invited/True/Invited")
+		Eventually(eventsOf(ns, a.Name)).Should(ContainElement(
+			"Invited: ann@example.com was missing from organization " + ns +
+				" (removed outside SCIM, or the invitation expired): invited to it again as member"))
+	})
+
+	It("leaves preexisting members alone with adoption off", func() {
+		emu := hubConfig(ns, nil)
+		emu.AddMember("bob", "bob@example.com", "editor")
+		m := newMember(ns, "acme", "bob@example.com")
+		m.Spec.Docker = &scimv1.DockerUser{Role: "member"}
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Active/True/Preexisting")
+		Expect(getMember(m).Status.Origin).To(Equal(scimv1.OriginPreexisting))
+		Expect(getMember(m).Status.BackendID).To(Equal("bob"))
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.Active = false })
+		settled(m, "Active/True/Preexisting")
+		Expect(k8s.Delete(ctx, m)).To(Succeed())
+		expectGone(m)
+		Expect(roleOf(emu, "bob")()).To(Equal("editor"), "never changed, never removed")
+	})
+
+	It("adopts preexisting members with adoption on, and surfaces a last-owner refusal", func() {
+		emu := hubConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Policies.Adoption = scimv1.AdoptionAdopt })
+		emu.AddMember("bob", "bob@example.com", "member")
+		bob := newMember(ns, "acme", "bob@example.com")
+		bob.Spec.Docker = &scimv1.DockerUser{Role: "editor"}
+		Expect(k8s.Create(ctx, bob)).To(Succeed())
+		settled(bob, "Active/True/Active")
+		Expect(getMember(bob).Status.Origin).To(Equal(scimv1.OriginAdopted))
+		Eventually(roleOf(emu, "bob")).Should(Equal("editor"), "an adopted member is managed")
+
+		owner := newMember(ns, "acme", "owner")
+		owner.Spec.Docker = &scimv1.DockerUser{Role: "owner"}
+		Expect(k8s.Create(ctx, owner)).To(Succeed())
+		settled(owner, "Active/True/Active")
+		updateMember(owner, func(o *scimv1.OrgMember) { o.Spec.Active = false })
+		settled(owner, "Failed/False/LastOwner")
+		Expect(getMember(owner).Status.Message).To(HavePrefix("could not remove the deactivated member: LastOwner (Permanent): "))
+		Expect(emu.IsMember("owner")).To(BeTrue())
+
+		Expect(k8s.Delete(ctx, bob)).To(Succeed())
+		expectGone(bob)
+		Expect(emu.IsMember("bob")).To(BeFalse(), "an adopted member is removed on deletion")
+	})
+
+	It("converges through 429 storms, 5xx bursts and lost answers without duplicate invitations", func() {
+		emu := hubConfig(ns, nil)
+		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)).Should(Equal("True/Connected"))
+		emu.Inject(hubemu.Fault{Kind: hubemu.FaultRateLimit, RetryAfter: time.Second, Count: 6})
+		emu.Inject(hubemu.Fault{Kind: hubemu.FaultStatus, Status: http.StatusServiceUnavailable, Count: 4, Every: 2})
+		emu.Inject(hubemu.Fault{Kind: hubemu.FaultHTML, Status: http.StatusBadGateway, Count: 2, Path: "/v2/orgs"})
+		emu.Inject(hubemu.Fault{Kind: hubemu.FaultDrop, AfterHandling: true, Method: http.MethodPost, Path: "/v2/invites/bulk", Count: 2})
+		users := []string{"u1@example.com", "u2@example.com", "u3@example.com", "u4@example.com", "u5@example.com", "u6@example.com"}
+		var ms []*scimv1.OrgMember
+		for _, u := range users {
+			m := newMember(ns, "acme", u)
+			Expect(k8s.Create(ctx, m)).To(Succeed())
+			ms = append(ms, m)
+		}
+		for _, m := range ms {
+			settled(m, "Invited/True/Invited")
+		}
+		for _, u := range users {
+			Expect(emu.InvitesSent(u)).To(Equal(1), u+" is invited exactly once")
+		}
+		Expect(emu.CountStatus(http.StatusTooManyRequests)).To(BeNumerically(">=", 1), "the storm happened")
+		Expect(emu.Invites()).To(HaveLen(len(users)))
+		for _, m := range ms {
+			Expect(reasonsOf(ns, m.Name)()).To(Equal([]string{"Invited"}))
+		}
+	})
+})
+
+var _ = Describe("OrgGroup controller with the Docker Hub emulator", func() {
+	It("creates the team, adds accepted members, removes those who leave the group and deletes the team", func() {
+		ns := newNamespace()
+		emu := hubConfig(ns, nil)
+		emu.AddMember("hand", "hand@example.com", "member")
+		emu.AddTeam("devs", "hand") // a team that exists, with someone SCIM does not manage
+		g := newGroup(ns, "acme", ns+":devs")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		a := newMember(ns, "acme", "ann@example.com")
+		a.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		settled(a, "Invited/True/Invited")
+		Eventually(groupState(g)).Should(Equal("devs/1/True/TeamSynced"))
+		team := func() []string { t, _ := emu.Team("devs"); return t.Members }
+		Expect(team()).To(ConsistOf("hand"), "an invitee cannot join a team yet")
+
+		Expect(emu.AcceptInvite("ann@example.com", "ann")).To(Succeed())
+		requestReconcile(a)
+		settled(a, "Active/True/Active")
+		Eventually(team).Should(ConsistOf("hand", "ann"))
+
+		setGroupLabel(a, g.Name, false)
+		Eventually(team).Should(ConsistOf("hand"))
+		Expect(emu.IsMember("ann")).To(BeTrue(), "leaving a group leaves the organization alone")
+
+		Expect(k8s.Delete(ctx, g)).To(Succeed())
+		expectGone(g)
+		_, ok := emu.Team("devs")
+		Expect(ok).To(BeFalse())
+	})
+})
+
+var _ = Describe("OrgMember controller at scale", Label("long"), func() {
+	It("invites 2,000 members across many pages, each exactly once", func() {
+		if !strings.Contains(GinkgoLabelFilter(), "long") {
+			Skip("long: run with -ginkgo.label-filter=long")
+		}
+		ns := newNamespace()
+		emu := hubConfig(ns, nil)
+		const n = 2000
+		users := make([]string, n)
+		for i := range users {
+			users[i] = fmt.Sprintf("user%04d@example.com", i)
+			Expect(k8s.Create(ctx, newMember(ns, "acme", users[i]))).To(Succeed())
+		}
+		Eventually(func() scimv1.MemberCounts {
+			var c scimv1.ScimConfig
+			_ = k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acme"}, &c)
+			return c.Status.Members
+		}, 5*time.Minute, time.Second).Should(Equal(scimv1.MemberCounts{Total: n, Invited: n}))
+		Expect(emu.Invites()).To(HaveLen(n))
+		for _, u := range users {
+			Expect(emu.InvitesSent(u)).To(Equal(1), u)
+		}
+	})
+})
+
+var _ = Describe("OrgMember controller with a misconfigured Docker Hub backend", func() {
+	It("waits without failing while the credentials Secret is missing, and resumes when it appears", func() {
+		ns := newNamespace()
+		emu := hubemu.New(hubemu.Options{Org: ns}).Start()
+		DeferCleanup(emu.Close)
+		c := newConfig(ns, "acme")
+		c.Spec.Organization = emu.Org()
+		c.Spec.Backend = scimv1.BackendSpec{Type: scimv1.BackendDockerHub, DockerHub: &scimv1.DockerHubBackend{
+			BaseURL: emu.URL(), AccessTokenSecretRef: scimv1.SecretKeyRef{Name: "hub", Key: "token"}, RequestsPerMinute: 6000}}
+		Expect(k8s.Create(ctx, c)).To(Succeed())
+		m := newMember(ns, "acme", "zed@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)).Should(Equal("False/CredentialsMissing"))
+		settled(m, "Pending/False/CredentialsMissing")
+		Expect(reasonsOf(ns, m.Name)()).To(BeEmpty(), "no event per member for the config's problem")
+
+		Expect(k8s.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hub"},
+			StringData: map[string]string{"token": hubemu.DefaultToken},
+		})).To(Succeed())
+		settled(m, "Invited/True/Invited")
+	})
+})
