@@ -232,11 +232,11 @@ var _ = Describe("OrgMember controller at scale", Label("long"), func() {
 			users[i] = fmt.Sprintf("user%04d@example.com", i)
 			Expect(k8s.Create(ctx, newMember(ns, "acme", users[i]))).To(Succeed())
 		}
-		Eventually(func() scimv1.MemberCounts {
+		Eventually(func() *scimv1.MemberCounts {
 			var c scimv1.ScimConfig
 			_ = k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acme"}, &c)
 			return c.Status.Members
-		}, 5*time.Minute, time.Second).Should(Equal(scimv1.MemberCounts{Total: n, Invited: n}))
+		}, 5*time.Minute, time.Second).Should(Equal(&scimv1.MemberCounts{Total: n, Invited: n}))
 		Expect(emu.Invites()).To(HaveLen(n))
 		for _, u := range users {
 			Expect(emu.InvitesSent(u)).To(Equal(1), u)
