@@ -194,6 +194,27 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 
 	var res ctrl.Result
 	orig := s.DeepCopy()
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	// Someone emptied the generated Secret: make a new token rather than serve none.
+	if len(s.Data[naming.TokenKey]) == 0 {
+		tok, err := token.Generate()
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		s.Data[naming.TokenKey] = []byte(tok)
+		if err := r.Patch(ctx, s, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, err
+		}
+		cfg.Status.TokenRotatedAt = &metav1.Time{Time: now}
+		r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "TokenRegenerated", "Generate",
+			"Secret %s had no key %q: generated a new bearer token", name, naming.TokenKey)
+		orig = s.DeepCopy()
+	}
 	// The rotation marker lives on the Secret, which is read uncached: a reconcile that
 	// sees a stale ScimConfig status must not rotate a second time for one request.
 	if want := cfg.Annotations[scimv1.AnnotationRotateToken]; want != "" && want != s.Annotations[naming.AnnotationRotatedFor] {
@@ -204,9 +225,6 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 		grace := time.Duration(0)
 		if cfg.Spec.TokenGracePeriod != nil {
 			grace = cfg.Spec.TokenGracePeriod.Duration
-		}
-		if s.Annotations == nil {
-			s.Annotations = map[string]string{}
 		}
 		if grace > 0 {
 			s.Data[naming.PreviousTokenKey] = s.Data[naming.TokenKey]
@@ -240,11 +258,6 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 		} else {
 			res.RequeueAfter = t.Sub(now) + time.Second
 		}
-	}
-	if len(s.Data[naming.TokenKey]) == 0 {
-		r.setCondition(cfg, scimv1.ConditionTokenReady, metav1.ConditionFalse, "SecretKeyMissing",
-			fmt.Sprintf("generated token Secret %q has no key %q", name, naming.TokenKey))
-		return res, nil
 	}
 	r.setCondition(cfg, scimv1.ConditionTokenReady, metav1.ConditionTrue, "TokenGenerated",
 		fmt.Sprintf("bearer token in Secret %q key %q", name, naming.TokenKey))

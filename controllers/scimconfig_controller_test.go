@@ -191,6 +191,26 @@ var _ = Describe("ScimConfig controller", func() {
 		Eventually(conditionStatus(ns, "off", scimv1.ConditionReady)).Should(Equal("True/Ready"))
 	})
 
+	It("generates a new token when the generated Secret is emptied, and rotates it without panicking", func() {
+		Expect(k8s.Create(ctx, newConfig(ns, "empty"))).To(Succeed())
+		Eventually(conditionStatus(ns, "empty", scimv1.ConditionTokenReady)).Should(Equal("True/TokenGenerated"))
+		s := tokenSecret(ns, "empty")
+		old := string(s.Data[naming.TokenKey])
+		s.Data = nil
+		Expect(k8s.Update(ctx, s)).To(Succeed())
+		Eventually(func() string { return string(tokenSecret(ns, "empty").Data[naming.TokenKey]) }).ShouldNot(Or(BeEmpty(), Equal(old)))
+
+		c := &scimv1.ScimConfig{}
+		Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "empty"}, c)).To(Succeed())
+		s = tokenSecret(ns, "empty")
+		s.Data = nil
+		Expect(k8s.Update(ctx, s)).To(Succeed())
+		c.Annotations = map[string]string{scimv1.AnnotationRotateToken: "after-empty"}
+		Expect(k8s.Update(ctx, c)).To(Succeed())
+		Eventually(func() string { return tokenSecret(ns, "empty").Annotations[naming.AnnotationRotatedFor] }).Should(Equal("after-empty"))
+		Expect(tokenSecret(ns, "empty").Data[naming.TokenKey]).NotTo(BeEmpty())
+	})
+
 	It("refuses to take over a Secret it does not own", func() {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: naming.TokenSecretName("taken")},
 			Data: map[string][]byte{"token": []byte("someone-elses")}}
