@@ -29,10 +29,6 @@ import (
 	"github.com/scim-operator/scim-operator/internal/token"
 )
 
-// annotationRotatedFor on a generated token Secret is the rotate-token value it was last
-// rotated for.
-const annotationRotatedFor = "scim.operator.dev/rotated-for"
-
 // secretRefIndex indexes ScimConfigs by the names of the Secrets they reference.
 const secretRefIndex = "index.secretRefs"
 
@@ -47,7 +43,6 @@ type ScimConfigReconciler struct {
 	Backends backend.Provider
 	Clock    clock.PassiveClock
 
-	// Set by the membership controllers' owner (scimconfig_backend.go):
 	// StatusInterval is how often the backend is re-checked and the members recounted
 	// (DefaultStatusInterval when zero).
 	StatusInterval time.Duration
@@ -173,7 +168,8 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 		}
 		s = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: cfg.Namespace, Name: name,
-				Labels: map[string]string{naming.LabelTokenFor: cfg.Name}},
+				Labels:      map[string]string{naming.LabelTokenFor: cfg.Name},
+				Annotations: map[string]string{naming.AnnotationRotatedFor: cfg.Annotations[scimv1.AnnotationRotateToken]}},
 			Type: corev1.SecretTypeOpaque,
 			Data: map[string][]byte{naming.TokenKey: []byte(tok)},
 		}
@@ -198,13 +194,9 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 
 	var res ctrl.Result
 	orig := s.DeepCopy()
-	// The Secret (read from the API server) also records the request it rotated for: the
-	// cached ScimConfig may not show status.lastRotation yet when the Secret's own change
-	// brings the next reconcile, and that must not rotate twice.
-	if want := cfg.Annotations[scimv1.AnnotationRotateToken]; want != "" && want == s.Annotations[annotationRotatedFor] {
-		cfg.Status.LastRotation = want
-	}
-	if want := cfg.Annotations[scimv1.AnnotationRotateToken]; want != "" && want != cfg.Status.LastRotation {
+	// The rotation marker lives on the Secret, which is read uncached: a reconcile that
+	// sees a stale ScimConfig status must not rotate a second time for one request.
+	if want := cfg.Annotations[scimv1.AnnotationRotateToken]; want != "" && want != s.Annotations[naming.AnnotationRotatedFor] {
 		tok, err := token.Generate()
 		if err != nil {
 			return ctrl.Result{}, err
@@ -224,7 +216,7 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 			delete(s.Annotations, naming.AnnotationPreviousTokenExpires)
 		}
 		s.Data[naming.TokenKey] = []byte(tok)
-		s.Annotations[annotationRotatedFor] = want
+		s.Annotations[naming.AnnotationRotatedFor] = want
 		if err := r.Patch(ctx, s, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -233,6 +225,8 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 		r.Recorder.Eventf(cfg, nil, corev1.EventTypeNormal, "TokenRotated", "Rotate",
 			"rotated the bearer token in Secret %s; the previous token stays valid for %s", name, grace)
 		orig = s.DeepCopy()
+	} else if want != "" {
+		cfg.Status.LastRotation = want
 	}
 	// Expire the previous token once its grace period is over.
 	if exp, ok := s.Annotations[naming.AnnotationPreviousTokenExpires]; ok {

@@ -52,6 +52,9 @@ const (
 	// AnnotationPreviousTokenExpires on a generated token Secret is when the previous
 	// token stops being accepted (RFC 3339).
 	AnnotationPreviousTokenExpires = "scim.operator.dev/previous-token-expires-at"
+	// AnnotationRotatedFor on a generated token Secret is the rotate-token annotation
+	// value the current token was made for: one rotation per value.
+	AnnotationRotatedFor = "scim.operator.dev/rotated-for"
 	// LabelTokenFor marks a generated token Secret with its ScimConfig's name.
 	LabelTokenFor = "scim.operator.dev/token-for"
 )

@@ -357,7 +357,7 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 		if rt == scim.UserType {
 			out, err = s.store.ReplaceUser(ctx, sc, id, res, ifMatch)
 		} else {
-			out, err = s.store.ReplaceGroup(ctx, sc, id, res, ifMatch)
+			out, err = s.store.ReplaceGroup(ctx, sc, id, res, ifMatch, withMembers(q, ""))
 		}
 		if err != nil {
 			scim.WriteError(w, err)
@@ -375,7 +375,7 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 		if rt == scim.UserType {
 			out, err = s.store.PatchUser(ctx, sc, id, p.Operations, ifMatch)
 		} else {
-			out, err = s.store.PatchGroup(ctx, sc, id, p.Operations, ifMatch)
+			out, err = s.store.PatchGroup(ctx, sc, id, p.Operations, ifMatch, withMembers(q, ""))
 		}
 		if err != nil {
 			scim.WriteError(w, err)

@@ -32,7 +32,7 @@ const DefaultMaxBodyBytes int64 = 1 << 20
 
 // Options configure the server.
 type Options struct {
-	Addr         string        // listen address, e.g. ":8443"
+	Addr         string        // listen address, e.g. ":8090"
 	CertDir      string        // when it holds tls.crt/tls.key, serve HTTPS; else plain HTTP
 	Client       client.Client // the manager's (cached) client
 	APIReader    client.Reader // uncached reader (token Secrets, read-your-writes fallback)
@@ -60,7 +60,7 @@ func New(o Options) (*Server, error) {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if o.Addr == "" {
-		o.Addr = ":8443"
+		o.Addr = ":8090"
 	}
 	s := &Server{
 		o:       o,

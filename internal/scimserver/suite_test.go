@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -34,6 +35,9 @@ import (
 var (
 	testEnv   *envtest.Environment
 	k8s       client.Client // direct (uncached) client for arranging and checking
+	mgrClient client.Client // the manager's cached client
+	mgrReader client.Reader
+	mgrCache  cache.Cache
 	srv       *scimserver.Server
 	httpSrv   *httptest.Server
 	cancelMgr context.CancelFunc
@@ -65,6 +69,7 @@ var _ = BeforeSuite(func() {
 	cancelMgr = cancel
 	Expect(index.Setup(ctx, mgr.GetFieldIndexer())).To(Succeed())
 
+	mgrClient, mgrReader, mgrCache = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache()
 	srv, err = scimserver.New(scimserver.Options{
 		Addr: "127.0.0.1:0", Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cache: mgr.GetCache(),
 		MaxBodyBytes: 64 << 10, Log: logr.Discard(),

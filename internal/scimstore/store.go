@@ -667,7 +667,8 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 }
 
 // ReplaceGroup implements PUT: displayName, externalId and (when given) the member set.
-func (s *Store) ReplaceGroup(ctx context.Context, sc Scope, id string, r scim.Resource, ifMatch string) (scim.Resource, error) {
+// withMembers says whether the answer lists the members.
+func (s *Store) ReplaceGroup(ctx context.Context, sc Scope, id string, r scim.Resource, ifMatch string, withMembers bool) (scim.Resource, error) {
 	spec, members, hasMembers, err := GroupSpecFromSCIM(r)
 	if err != nil {
 		return nil, err
@@ -676,16 +677,16 @@ func (s *Store) ReplaceGroup(ctx context.Context, sc Scope, id string, r scim.Re
 	if hasMembers {
 		d.Clear, d.Add = true, members
 	}
-	return s.updateGroup(ctx, sc, id, ifMatch, d, func(cur *scimv1.OrgGroup) (scimv1.OrgGroupSpec, error) {
+	return s.updateGroup(ctx, sc, id, ifMatch, withMembers, d, func(cur *scimv1.OrgGroup) (scimv1.OrgGroupSpec, error) {
 		spec.ConfigName = cur.Spec.ConfigName
 		return spec, nil
 	})
 }
 
 // PatchGroup implements PATCH. withMembers says whether the answer lists members.
-func (s *Store) PatchGroup(ctx context.Context, sc Scope, id string, ops []scim.PatchOp, ifMatch string) (scim.Resource, error) {
+func (s *Store) PatchGroup(ctx context.Context, sc Scope, id string, ops []scim.PatchOp, ifMatch string, withMembers bool) (scim.Resource, error) {
 	var delta *scim.MemberDelta
-	return s.updateGroup(ctx, sc, id, ifMatch, nil, func(cur *scimv1.OrgGroup) (scimv1.OrgGroupSpec, error) {
+	return s.updateGroup(ctx, sc, id, ifMatch, withMembers, nil, func(cur *scimv1.OrgGroup) (scimv1.OrgGroupSpec, error) {
 		res := GroupToSCIM(cur, nil, false, sc.BaseURL)
 		d, err := scim.ApplyPatch(scim.GroupType, res, ops)
 		if err != nil {
@@ -698,7 +699,7 @@ func (s *Store) PatchGroup(ctx context.Context, sc Scope, id string, ops []scim.
 	}, func() *scim.MemberDelta { return delta })
 }
 
-func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, d *scim.MemberDelta,
+func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, withMembers bool, d *scim.MemberDelta,
 	mutate func(*scimv1.OrgGroup) (scimv1.OrgGroupSpec, error), late ...func() *scim.MemberDelta) (scim.Resource, error) {
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
@@ -774,7 +775,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, d
 		}
 	}
 	s.waitCache(ctx, g, g.ResourceVersion)
-	return s.groupResource(ctx, sc, g, true)
+	return s.groupResource(ctx, sc, g, withMembers)
 }
 
 // DeleteGroup removes the group's label from its members, then deletes the OrgGroup.

@@ -1,0 +1,133 @@
+package scimserver_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/scim-operator/scim-operator/internal/scimserver"
+)
+
+// unreachable fails every write as if the API server had gone away.
+type unreachable struct{ client.Client }
+
+func (u unreachable) err() error {
+	return &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+}
+func (u unreachable) Create(context.Context, client.Object, ...client.CreateOption) error {
+	return u.err()
+}
+func (u unreachable) Patch(context.Context, client.Object, client.Patch, ...client.PatchOption) error {
+	return u.err()
+}
+func (u unreachable) Delete(context.Context, client.Object, ...client.DeleteOption) error {
+	return u.err()
+}
+
+var _ = Describe("API server failures", func() {
+	It("answers 503 with Retry-After and writes nothing", func() {
+		c := newEnv().config("down", "down-token")
+		r := c.do("POST", "/Users", `{"userName":"before@example.com"}`)
+		Expect(r.code).To(Equal(201))
+		id := str(r.body["id"])
+
+		broken, err := scimserver.New(scimserver.Options{Client: unreachable{mgrClient}, APIReader: mgrReader, Log: logr.Discard()})
+		Expect(err).NotTo(HaveOccurred())
+		hs := httptest.NewServer(broken.Handler())
+		defer hs.Close()
+		bc := &scimClient{base: c.base, token: "down-token"}
+		orig := httpSrv
+		httpSrv = hs
+		defer func() { httpSrv = orig }()
+
+		r = bc.do("POST", "/Users", `{"userName":"during@example.com"}`)
+		expectError(r, 503, "", "the Kubernetes API server is unavailable, retry later")
+		Expect(r.header.Get("Retry-After")).To(Equal("5"))
+		expectError(bc.do("PATCH", "/Users/"+id, `{"Operations":[{"op":"replace","path":"active","value":false}]}`), 503, "", "unavailable")
+		expectError(bc.do("DELETE", "/Users/"+id, nil), 503, "", "unavailable")
+		By("reads still work from the cache")
+		Expect(bc.do("GET", "/Users/"+id, nil).code).To(Equal(200))
+
+		ms := members(c.ns, c.config)
+		Expect(ms).To(HaveLen(1))
+		Expect(ms[0].Spec.Active).To(BeTrue())
+	})
+})
+
+var _ = Describe("metrics", func() {
+	It("counts requests per config, method, resource and code", func() {
+		c := newEnv().config("metered", "metered-token")
+		before := counter(c, "GET", "Users", "200")
+		Expect(c.do("GET", "/Users", nil).code).To(Equal(200))
+		Expect(counter(c, "GET", "Users", "200")).To(Equal(before + 1))
+		families, err := metrics.Registry.Gather()
+		Expect(err).NotTo(HaveOccurred())
+		var names []string
+		for _, f := range families {
+			names = append(names, f.GetName())
+		}
+		Expect(names).To(ContainElements("scim_requests_total", "scim_request_duration_seconds"))
+	})
+})
+
+// counter reads scim_requests_total for one label set from the registry.
+func counter(c *scimClient, method, resource, code string) float64 {
+	families, err := metrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	want := map[string]string{"config": c.ns + "/" + c.config, "method": method, "resource": resource, "code": code}
+	for _, f := range families {
+		if f.GetName() != "scim_requests_total" {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if want[l.GetName()] != l.GetValue() {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+var _ = Describe("large groups", func() {
+	It("handles a group of 600 members added in batches, listed, and cleared", func() {
+		c := newEnv().config("big", "big-token")
+		const n = 600
+		ids := make([]string, 0, n)
+		for i := 0; i < n; i++ {
+			r := c.do("POST", "/Users", fmt.Sprintf(`{"userName":"m%04d@example.com"}`, i))
+			Expect(r.code).To(Equal(201), "%s", r)
+			ids = append(ids, str(r.body["id"]))
+		}
+		r := c.do("POST", "/Groups", `{"displayName":"everyone"}`)
+		gid := str(r.body["id"])
+		for start := 0; start < n; start += 200 {
+			var vals []string
+			for _, id := range ids[start : start+200] {
+				vals = append(vals, `{"value":"`+id+`"}`)
+			}
+			r = c.do("PATCH", "/Groups/"+gid+"?excludedAttributes=members", `{"Operations":[{"op":"add","path":"members","value":[`+strings.Join(vals, ",")+`]}]}`)
+			Expect(r.code).To(Equal(200), "%s", r)
+			Expect(r.body).NotTo(HaveKey("members"))
+		}
+		r = c.do("GET", "/Groups/"+gid, nil)
+		Expect(r.body["members"]).To(HaveLen(n))
+		r = c.do("GET", "/Groups?filter="+q(`displayName eq "everyone"`)+"&excludedAttributes=members", nil)
+		Expect(resources(r)[0]).NotTo(HaveKey("members"))
+		r = c.do("PATCH", "/Groups/"+gid, `{"Operations":[{"op":"remove","path":"members"}]}`)
+		Expect(r.code).To(Equal(200))
+		Expect(r.body["members"]).To(BeEmpty())
+	})
+})

@@ -1,0 +1,42 @@
+package scimstore
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/scim-operator/scim-operator/internal/scim"
+)
+
+// FuzzDecodeUser: any JSON object decodes into an OrgMember spec or a SCIM 400, never a
+// panic; a decoded spec renders back with the same userName and at most one primary email.
+func FuzzDecodeUser(f *testing.F) {
+	for _, s := range []string{
+		`{"userName":"a@b.c","emails":[{"value":"a@b.c","primary":true}],"password":"x","groups":[]}`,
+		`{"schemas":["urn:scim:schemas:core:1.0"],"userName":"x","name":{"givenName":"G"},"active":"True"}`,
+		`{"userName":"u","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"manager":"m","employeeNumber":5},"urn:ietf:params:scim:schemas:extension:docker:2.0:User":{"dockerRole":"Owner"}}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		var m map[string]any
+		if json.Unmarshal([]byte(body), &m) != nil {
+			return
+		}
+		spec, _, err := UserSpecFromSCIM(scim.Canonicalize(scim.UserType, m))
+		if err != nil {
+			if se, ok := err.(*scim.Error); !ok || se.Status != 400 {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		p := 0
+		for _, e := range spec.Emails {
+			if e.Primary {
+				p++
+			}
+		}
+		if p > 1 || spec.UserName == "" {
+			t.Fatalf("invalid spec %+v", spec)
+		}
+	})
+}
