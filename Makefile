@@ -66,6 +66,10 @@ test: verify test-unit test-e2e fuzz-short conformance ## Every test (CI runs th
 test-unit: ## Unit and envtest suites (a real kube-apiserver and etcd).
 	KUBEBUILDER_ASSETS="$(ASSETS)" $(GOTEST) -count=1 -timeout 20m ./api/... ./controllers/... ./internal/... ./cmd/...
 
+.PHONY: test-long
+test-long: ## The long suites: 2,000 members through the controllers against the Docker Hub emulator.
+	KUBEBUILDER_ASSETS="$(ASSETS)" $(GOTEST) -count=1 -timeout 30m ./controllers/... -ginkgo.label-filter=long -ginkgo.v
+
 .PHONY: test-e2e
 test-e2e: ## The real manager binary, real HTTP and the built kubectl against a local control plane.
 	KUBEBUILDER_ASSETS="$(ASSETS)" $(GOTEST) -count=1 -timeout 20m ./test/...

@@ -374,11 +374,11 @@ var _ = Describe("ScimConfig backend status", func() {
 		off.Spec.Active = false
 		Expect(k8s.Create(ctx, off)).To(Succeed())
 		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)).Should(Equal("True/Connected"))
-		Eventually(func() scimv1.MemberCounts {
+		Eventually(func() *scimv1.MemberCounts {
 			var c scimv1.ScimConfig
 			_ = k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acme"}, &c)
 			return c.Status.Members
-		}).Should(Equal(scimv1.MemberCounts{Total: 3, Active: 2, Deactivated: 1}))
+		}).Should(Equal(&scimv1.MemberCounts{Total: 3, Active: 2, Deactivated: 1}))
 		var c scimv1.ScimConfig
 		Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acme"}, &c)).To(Succeed())
 		Expect(c.Status.LastFullSyncTime).NotTo(BeNil())

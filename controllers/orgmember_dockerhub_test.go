@@ -220,23 +220,25 @@ var _ = Describe("OrgGroup controller with the Docker Hub emulator", func() {
 })
 
 var _ = Describe("OrgMember controller at scale", Label("long"), func() {
-	It("invites 2,000 members across many pages, each exactly once", func() {
-		if !strings.Contains(GinkgoLabelFilter(), "long") {
-			Skip("long: run with -ginkgo.label-filter=long")
+	It("invites every member across many pages, each exactly once", func() {
+		// make test runs a short variant (250 members, 3 pages of the backend's listing);
+		// make test-long runs 2,000 (-ginkgo.label-filter=long).
+		n := 250
+		if strings.Contains(GinkgoLabelFilter(), "long") {
+			n = 2000
 		}
 		ns := newNamespace()
 		emu := hubConfig(ns, nil)
-		const n = 2000
 		users := make([]string, n)
 		for i := range users {
 			users[i] = fmt.Sprintf("user%04d@example.com", i)
 			Expect(k8s.Create(ctx, newMember(ns, "acme", users[i]))).To(Succeed())
 		}
-		Eventually(func() scimv1.MemberCounts {
+		Eventually(func() *scimv1.MemberCounts {
 			var c scimv1.ScimConfig
 			_ = k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acme"}, &c)
 			return c.Status.Members
-		}, 5*time.Minute, time.Second).Should(Equal(scimv1.MemberCounts{Total: n, Invited: n}))
+		}, 5*time.Minute, time.Second).Should(Equal(&scimv1.MemberCounts{Total: int32(n), Invited: int32(n)}))
 		Expect(emu.Invites()).To(HaveLen(n))
 		for _, u := range users {
 			Expect(emu.InvitesSent(u)).To(Equal(1), u)

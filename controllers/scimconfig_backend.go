@@ -105,7 +105,7 @@ func (r *ScimConfigReconciler) countMembers(ctx context.Context, cfg *scimv1.Sci
 			oldest = t
 		}
 	}
-	cfg.Status.Members = c
+	cfg.Status.Members = &c
 	if complete && oldest != nil {
 		cfg.Status.LastFullSyncTime = oldest.DeepCopy()
 	}

@@ -23,8 +23,6 @@ import (
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/controllers"
-	"github.com/scim-operator/scim-operator/internal/backend"
-	"github.com/scim-operator/scim-operator/internal/backend/dockerhub"
 	"github.com/scim-operator/scim-operator/internal/backend/registry"
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/testenv"
@@ -73,17 +71,7 @@ var _ = BeforeSuite(func() {
 	mgrClient = mgr.GetClient()
 	// the registry as cmd/manager builds it (NewBackends), Docker Hub included
 	provider.real = registry.New(mgr.GetClient(), mgr.GetAPIReader(), registry.Options{
-		DockerHub: func(_ context.Context, c *scimv1.ScimConfig, token string) (backend.Backend, error) {
-			dh := c.Spec.Backend.DockerHub
-			return dockerhub.New(dockerhub.Options{
-				BaseURL:     dh.BaseURL,
-				Org:         c.Spec.Organization,
-				AccessToken: token,
-				Limiter:     dockerhub.SharedLimiter(c.Spec.Organization, int(dh.RequestsPerMinute)),
-				DefaultRole: dh.DefaultRole,
-				Log:         ctrl.Log.WithName("dockerhub").WithValues("organization", c.Spec.Organization),
-			})
-		},
+		DockerHub: registry.DockerHub(ctrl.Log.WithName("dockerhub")),
 	})
 	Expect(index.Setup(ctx, mgr.GetFieldIndexer())).To(Succeed())
 	Expect(setupReconcilers(mgr)).To(Succeed())

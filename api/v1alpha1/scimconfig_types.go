@@ -259,7 +259,7 @@ type ScimConfigStatus struct {
 
 	// members counts this config's OrgMembers by phase.
 	// +optional
-	Members MemberCounts `json:"members,omitempty"`
+	Members *MemberCounts `json:"members,omitempty"`
 
 	// lastFullSyncTime is when every member was last compared with the backend.
 	// +optional

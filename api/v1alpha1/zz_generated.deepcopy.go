@@ -546,7 +546,11 @@ func (in *ScimConfigStatus) DeepCopyInto(out *ScimConfigStatus) {
 		in, out := &in.TokenRotatedAt, &out.TokenRotatedAt
 		*out = (*in).DeepCopy()
 	}
-	out.Members = in.Members
+	if in.Members != nil {
+		in, out := &in.Members, &out.Members
+		*out = new(MemberCounts)
+		**out = **in
+	}
 	if in.LastFullSyncTime != nil {
 		in, out := &in.LastFullSyncTime, &out.LastFullSyncTime
 		*out = (*in).DeepCopy()

@@ -79,7 +79,10 @@ func statusCmd(e *env) *cobra.Command {
 				if cond := meta.FindStatusCondition(cfg.Status.Conditions, scimv1.ConditionReady); cond != nil {
 					ready, reason = string(cond.Status), cond.Reason
 				}
-				m := cfg.Status.Members
+				var m scimv1.MemberCounts
+				if cfg.Status.Members != nil {
+					m = *cfg.Status.Members
+				}
 				fmt.Fprintf(w, "%s\t%t\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", cfg.Name, cfg.IsEnabled(),
 					cfg.Spec.Backend.Type, ready, reason, m.Total, m.Active, m.Invited, m.Deactivated, m.Failed, cfg.Status.BasePath)
 			}

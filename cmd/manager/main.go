@@ -24,8 +24,6 @@ import (
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/controllers"
-	"github.com/scim-operator/scim-operator/internal/backend"
-	"github.com/scim-operator/scim-operator/internal/backend/dockerhub"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
 	"github.com/scim-operator/scim-operator/internal/backend/registry"
 	"github.com/scim-operator/scim-operator/internal/index"
@@ -152,29 +150,38 @@ func setup(_ context.Context, mgr ctrl.Manager, o options) error {
 	if err := mgr.Add(srv); err != nil {
 		return err
 	}
+	if err := mgr.AddReadyzCheck("scim", srv.ReadyCheck); err != nil {
+		return err
+	}
 	backends := NewBackends(mgr)
-	return (&controllers.ScimConfigReconciler{
+	if err := (&controllers.ScimConfigReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Scheme:    mgr.GetScheme(),
 		Recorder:  mgr.GetEventRecorder("scimconfig-controller"),
 		Backends:  backends,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&controllers.OrgMemberReconciler{
+		Client:   mgr.GetClient(),
+		Scheme:   mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("orgmember-controller"),
+		Backends: backends,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&controllers.OrgGroupReconciler{
+		Client:   mgr.GetClient(),
+		Scheme:   mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("orggroup-controller"),
+		Backends: backends,
 	}).SetupWithManager(mgr)
 }
 
 // NewBackends is the backend Provider of the manager: every backend this binary knows.
 func NewBackends(mgr ctrl.Manager) *registry.Registry {
 	return registry.New(mgr.GetClient(), mgr.GetAPIReader(), registry.Options{
-		DockerHub: func(_ context.Context, cfg *scimv1.ScimConfig, token string) (backend.Backend, error) {
-			dh := cfg.Spec.Backend.DockerHub
-			return dockerhub.New(dockerhub.Options{
-				BaseURL:     dh.BaseURL,
-				Org:         cfg.Spec.Organization,
-				AccessToken: token,
-				Limiter:     dockerhub.SharedLimiter(cfg.Spec.Organization, int(dh.RequestsPerMinute)),
-				DefaultRole: dh.DefaultRole,
-				Log:         ctrl.Log.WithName("dockerhub").WithValues("organization", cfg.Spec.Organization),
-			})
-		},
+		DockerHub: registry.DockerHub(ctrl.Log.WithName("dockerhub")),
 	})
 }

@@ -187,7 +187,9 @@ func ApplyYAML(ctx context.Context, c client.Client, path, ns string) error {
 		if len(u.Object) == 0 {
 			continue
 		}
-		if u.GetNamespace() == "" {
+		if namespaced, err := c.IsObjectNamespaced(u); err != nil {
+			return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+		} else if namespaced && u.GetNamespace() == "" {
 			u.SetNamespace(ns)
 		}
 		if err := c.Patch(ctx, u, client.Apply, client.FieldOwner("scim-devloop"), client.ForceOwnership); err != nil {

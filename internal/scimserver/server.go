@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -49,6 +50,17 @@ type Server struct {
 	limiter *failureLimiter
 	handler http.Handler
 	tls     bool
+	// listening is true while the listener accepts connections (ReadyCheck).
+	listening atomic.Bool
+}
+
+// ReadyCheck is a readiness check (healthz.Checker) that passes once the SCIM listener
+// accepts connections, so a replica takes IdP traffic only when it can answer it.
+func (s *Server) ReadyCheck(_ *http.Request) error {
+	if !s.listening.Load() {
+		return errors.New("SCIM listener not started")
+	}
+	return nil
 }
 
 // New builds a server.
@@ -106,6 +118,8 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("scimserver: listen %s: %w", s.o.Addr, err)
 	}
+	s.listening.Store(true)
+	defer s.listening.Store(false)
 	if s.tls {
 		cw, err := certwatcher.New(filepath.Join(s.o.CertDir, "tls.crt"), filepath.Join(s.o.CertDir, "tls.key"))
 		if err != nil {

@@ -116,3 +116,59 @@ var _ = Describe("the SCIM endpoint as an IdP sees it", func() {
 		Expect(body["detail"]).To(ContainSubstring("disabled"))
 	})
 })
+
+var _ = Describe("membership through the kubernetes backend", func() {
+	canI := func(user string) string {
+		out, _ := kubectl("auth", "can-i", "list", "pods", "-n", "default", "--as", user)
+		return strings.TrimSpace(out)
+	}
+	phase := func(ns, id string) func() string {
+		return func() string {
+			out, _ := kubectl("get", "orgmember", "-n", ns, id, "-o", "jsonpath={.status.phase}")
+			return out
+		}
+	}
+
+	It("grants access on provisioning and takes it away on deactivation and deletion", func() {
+		ns, _, c := readyConfig()
+		user := "rbac-" + ns + "@example.com"
+		Expect(canI(user)).To(Equal("no"))
+
+		code, body, _ := c.do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+user+`","active":true}`)
+		Expect(code).To(Equal(201), "%v", body)
+		id := body["id"].(string)
+		Eventually(phase(ns, id), readyTimeout).Should(Equal("Active"))
+		Eventually(func() string { return canI(user) }, readyTimeout).Should(Equal("yes"))
+
+		By("deactivating (Okta's PATCH without a path)")
+		code, body, _ = c.do("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+			"Operations":[{"op":"replace","value":{"active":false}}]}`)
+		Expect(code).To(Equal(200), "%v", body)
+		Eventually(phase(ns, id), readyTimeout).Should(Equal("Deactivated"))
+		Eventually(func() string { return canI(user) }, readyTimeout).Should(Equal("no"))
+
+		By("telling the story in kubectl describe")
+		desc := mustKubectl("describe", "orgmember", "-n", ns, id)
+		Expect(desc).To(ContainSubstring("Deactivated"))
+		Expect(desc).To(MatchRegexp(`(?s)Events:.*Deactivated`))
+
+		By("reactivating (Entra's string boolean)")
+		code, _, _ = c.do("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+			"Operations":[{"op":"Replace","path":"active","value":"True"}]}`)
+		Expect(code).To(Equal(200))
+		Eventually(func() string { return canI(user) }, readyTimeout).Should(Equal("yes"))
+
+		By("deleting")
+		code, _, _ = c.do("DELETE", "/Users/"+id, "")
+		Expect(code).To(Equal(204))
+		Eventually(func() string { return canI(user) }, readyTimeout).Should(Equal("no"))
+		Eventually(func() string {
+			out, _ := kubectl("get", "orgmembers", "-n", ns, "-o", "name")
+			return out
+		}, readyTimeout).Should(BeEmpty())
+
+		By("counting members on the ScimConfig")
+		out := mustKubectl("get", "scimconfig", "-n", ns, "example", "-o", "jsonpath={.status.members.total}")
+		Expect(out).To(Or(Equal("0"), BeEmpty()))
+	})
+})
