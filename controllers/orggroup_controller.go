@@ -265,14 +265,17 @@ func (r *OrgGroupReconciler) reconcileDelete(ctx context.Context, g *scimv1.OrgG
 			}
 			return res, rerr
 		}
-		r.event(g, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
-			"group deleted: team %s removed from organization %s", g.Status.Team, cfg.Spec.Organization)
 	}
 	orig := g.DeepCopy()
 	controllerutil.RemoveFinalizer(g, FinalizerDeprovision)
 	if err := r.Patch(ctx, g, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}),
 		client.FieldOwner(FieldOwnerController)); err != nil {
+		// a conflict retries the whole (idempotent) deletion; the event waits for success
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if cfg != nil && cfg.IsEnabled() && g.Status.Team != "" {
+		r.event(orig, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
+			"group deleted: team %s removed from organization %s", g.Status.Team, cfg.Spec.Organization)
 	}
 	return ctrl.Result{}, nil
 }

@@ -347,6 +347,7 @@ func (r *OrgMemberReconciler) reconcileDelete(ctx context.Context, m *scimv1.Org
 	}
 	base := m.DeepCopy()
 	var why string
+	var done func() // the event, told once the finalizer is gone (a conflict retries it all)
 	switch {
 	case cfg == nil:
 		why = "its ScimConfig is gone: deleting a config never deprovisions anyone"
@@ -361,8 +362,10 @@ func (r *OrgMemberReconciler) reconcileDelete(ctx context.Context, m *scimv1.Org
 	}
 	if why != "" {
 		if m.Status.Origin != "" {
-			r.event(m, corev1.EventTypeNormal, EventOrphaned, "Release",
-				"%s deleted; access left in place because %s", m.Spec.UserName, why)
+			done = func() {
+				r.event(m, corev1.EventTypeNormal, EventOrphaned, "Release",
+					"%s deleted; access left in place because %s", m.Spec.UserName, why)
+			}
 		}
 	} else {
 		b, err := r.Backends.For(ctx, cfg)
@@ -388,14 +391,19 @@ func (r *OrgMemberReconciler) reconcileDelete(ctx context.Context, m *scimv1.Org
 		if err := r.Status().Patch(ctx, m, client.MergeFrom(base), client.FieldOwner(FieldOwnerController)); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
-		r.event(m, corev1.EventTypeNormal, EventRemoved, "Deprovision",
-			"%s deleted: removed from organization %s", m.Spec.UserName, cfg.Spec.Organization)
+		done = func() {
+			r.event(m, corev1.EventTypeNormal, EventRemoved, "Deprovision",
+				"%s deleted: removed from organization %s", m.Spec.UserName, cfg.Spec.Organization)
+		}
 	}
 	orig := m.DeepCopy()
 	controllerutil.RemoveFinalizer(m, FinalizerDeprovision)
 	if err := r.Patch(ctx, m, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}),
 		client.FieldOwner(FieldOwnerController)); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if done != nil {
+		done()
 	}
 	return ctrl.Result{}, nil
 }

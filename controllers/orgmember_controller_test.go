@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -18,6 +19,7 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/controllers"
 	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/metrics"
 	"github.com/scim-operator/scim-operator/internal/naming"
 )
 
@@ -380,6 +382,12 @@ var _ = Describe("ScimConfig backend status", func() {
 		var c scimv1.ScimConfig
 		Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acme"}, &c)).To(Succeed())
 		Expect(c.Status.LastFullSyncTime).NotTo(BeNil())
+		Eventually(func() float64 {
+			return testutil.ToFloat64(metrics.MembersByPhase.WithLabelValues(ns, "acme", "Active"))
+		}).Should(Equal(2.0))
+		Expect(testutil.ToFloat64(metrics.MembersByPhase.WithLabelValues(ns, "acme", "Deactivated"))).To(Equal(1.0))
+		Expect(testutil.ToFloat64(metrics.Reconciles.WithLabelValues("orgmember", metrics.ReconcileRequeue))).To(
+			BeNumerically(">=", 3), "each synced member requeues itself for the resync")
 
 		By("a failing check shows on BackendReady and Ready")
 		mb.fail("Check", backend.NewPermanent("InvalidCredentials", errors.New("401 Unauthorized")))
