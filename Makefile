@@ -8,7 +8,7 @@ SHELL := /usr/bin/env bash -o pipefail
 
 K8S_VERSION ?= 1.37.2
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
-KUSTOMIZE_VERSION ?= v5.8.3
+KUSTOMIZE_VERSION ?= v5.8.1
 NEWMAN_VERSION ?= 6.2.2
 IMG ?= scim-operator:dev
 
