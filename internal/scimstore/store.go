@@ -23,12 +23,25 @@ import (
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scim"
+	"github.com/scim-operator/scim-operator/internal/scimstore/convert"
 )
 
 func mustJSON(v any) json.RawMessage {
 	b, _ := json.Marshal(v)
 	return b
 }
+
+// FieldOwner is the field manager of every write of the SCIM server.
+const FieldOwner = convert.FieldOwner
+
+// Conversions, re-exported for callers of the store.
+var (
+	UserToSCIM        = convert.UserToSCIM
+	UserSpecFromSCIM  = convert.UserSpecFromSCIM
+	GroupToSCIM       = convert.GroupToSCIM
+	GroupSpecFromSCIM = convert.GroupSpecFromSCIM
+	Version           = convert.Version
+)
 
 // Store reads SCIM resources from the cache and writes them through the API server.
 type Store struct {
