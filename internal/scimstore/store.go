@@ -669,7 +669,7 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 	if g == nil {
 		return nil, conflictDisplayName(spec.DisplayName)
 	}
-	if err := s.applyMembers(wctx, sc, g.Name, &scim.MemberDelta{Add: members}); err != nil {
+	if err := s.applyMembers(ctx, sc, g.Name, &scim.MemberDelta{Add: members}); err != nil {
 		// nothing half-written: take the group back out
 		_ = s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, &scim.MemberDelta{Clear: true})
 		_ = s.Client.Delete(context.WithoutCancel(ctx), g)
@@ -783,7 +783,9 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		break
 	}
 	if d != nil && !d.Empty() {
-		if err := s.applyMembers(wctx, sc, g.Name, d); err != nil {
+		// each label write has its own timeout: a large membership change takes longer
+		// than one write may
+		if err := s.applyMembers(ctx, sc, g.Name, d); err != nil {
 			return nil, err
 		}
 	}
@@ -800,11 +802,11 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 	if ifMatch != "" && g.ResourceVersion != ifMatch {
 		return stale(groupRef(id))
 	}
-	wctx, cancel := s.writeCtx(ctx)
-	defer cancel()
-	if err := s.applyMembers(wctx, sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
+	if err := s.applyMembers(ctx, sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
 		return err
 	}
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
 	pre := metav1.Preconditions{UID: &g.UID}
 	if ifMatch != "" {
 		pre.ResourceVersion = &ifMatch
@@ -888,6 +890,8 @@ func (s *Store) applyMembers(ctx context.Context, sc Scope, group string, d *sci
 
 func (s *Store) setLabel(ctx context.Context, sc Scope, id, label string, add bool) error {
 	m, err := s.getMember(ctx, sc, id)
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
 	if err != nil {
 		var se *scim.Error
 		if errors.As(err, &se) && se.Status == 404 && !add {
@@ -903,7 +907,7 @@ func (s *Store) setLabel(ctx context.Context, sc Scope, id, label string, add bo
 		v = ""
 	}
 	patch := mustJSON(map[string]any{"metadata": map[string]any{"labels": map[string]any{label: v}}})
-	err = s.Client.Patch(ctx, m, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldOwner))
+	err = s.Client.Patch(wctx, m, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldOwner))
 	if apierrors.IsNotFound(err) && !add {
 		return nil
 	}
