@@ -136,8 +136,8 @@ func (s *Store) waitCache(ctx context.Context, obj client.Object, rv string) {
 	probe := obj.DeepCopyObject().(client.Object)
 	_ = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
 		err := s.Client.Get(ctx, key, probe)
-		if rv == "" {
-			return apierrors.IsNotFound(err), nil
+		if rv == "" { // a delete: gone, or terminating behind a finalizer
+			return apierrors.IsNotFound(err) || (err == nil && probe.GetDeletionTimestamp() != nil), nil
 		}
 		return err == nil && probe.GetResourceVersion() == rv, nil
 	})
@@ -285,7 +285,7 @@ func (s *Store) userNameTaken(ctx context.Context, sc Scope, userName, exceptID 
 		return false, APIError(err, "Users")
 	}
 	for _, m := range list.Items {
-		if m.Name != exceptID && m.Spec.ConfigName == sc.name() {
+		if m.Name != exceptID && m.Spec.ConfigName == sc.name() && m.DeletionTimestamp.IsZero() {
 			return true, nil
 		}
 	}
@@ -328,7 +328,7 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 	}
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
-	for attempt := 0; attempt < maxNameAttempts; attempt++ {
+	for attempt, tries := 0, 0; attempt < maxNameAttempts && tries < 2*maxNameAttempts; attempt, tries = attempt+1, tries+1 {
 		m := &scimv1.OrgMember{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace: sc.ns(), Name: memberName(sc.name(), spec.UserName, attempt),
@@ -353,6 +353,10 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			return nil, APIError(gerr, userRef(m.Name))
 		}
 		if naming.FoldUserName(existing.Spec.UserName) == naming.FoldUserName(spec.UserName) {
+			if !existing.DeletionTimestamp.IsZero() {
+				return nil, &scim.Error{Status: 503, RetryAfter: 10,
+					Detail: fmt.Sprintf("a user with userName %q is still being deleted; retry later", spec.UserName)}
+			}
 			return nil, conflictUserName(spec.UserName)
 		}
 	}
@@ -590,7 +594,7 @@ func (s *Store) displayNameTaken(ctx context.Context, sc Scope, displayName, exc
 		return false, APIError(err, "Groups")
 	}
 	for _, g := range list.Items {
-		if g.Name != exceptID && g.Spec.ConfigName == sc.name() {
+		if g.Name != exceptID && g.Spec.ConfigName == sc.name() && g.DeletionTimestamp.IsZero() {
 			return true, nil
 		}
 	}
