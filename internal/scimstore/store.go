@@ -176,7 +176,7 @@ func (s *Store) getMember(ctx context.Context, sc Scope, id string) (*scimv1.Org
 		err = s.APIReader.Get(ctx, key, &m)
 	}
 	if err != nil {
-		return nil, APIError(err, userRef(id))
+		return nil, s.apiError(err, userRef(id))
 	}
 	if m.Spec.ConfigName != sc.name() || !m.DeletionTimestamp.IsZero() {
 		return nil, scim.NotFound("%s not found", userRef(id))
@@ -244,7 +244,7 @@ func (s *Store) ListUsers(ctx context.Context, sc Scope, f *scim.Filter) ([]scim
 		}
 		list.Items = []scimv1.OrgMember{*m}
 	} else if err := s.Client.List(ctx, &list, opts...); err != nil {
-		return nil, APIError(err, "Users")
+		return nil, s.apiError(err, "Users")
 	}
 	out := make([]scim.Resource, 0, len(list.Items))
 	for i := range list.Items {
@@ -282,7 +282,7 @@ func (s *Store) userNameTaken(ctx context.Context, sc Scope, userName, exceptID 
 	var list scimv1.OrgMemberList
 	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()),
 		client.MatchingFields{index.UserName: index.Key(sc.name(), naming.FoldUserName(userName))}); err != nil {
-		return false, APIError(err, "Users")
+		return false, s.apiError(err, "Users")
 	}
 	for _, m := range list.Items {
 		if m.Name != exceptID && m.Spec.ConfigName == sc.name() && m.DeletionTimestamp.IsZero() {
@@ -342,7 +342,7 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			return s.userResource(ctx, sc, m), nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return nil, APIError(err, userRef(m.Name))
+			return nil, s.apiError(err, userRef(m.Name))
 		}
 		var existing scimv1.OrgMember
 		if gerr := s.APIReader.Get(wctx, client.ObjectKeyFromObject(m), &existing); gerr != nil {
@@ -350,7 +350,7 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 				attempt-- // deleted in between: try the same name again
 				continue
 			}
-			return nil, APIError(gerr, userRef(m.Name))
+			return nil, s.apiError(gerr, userRef(m.Name))
 		}
 		if naming.FoldUserName(existing.Spec.UserName) == naming.FoldUserName(spec.UserName) {
 			if !existing.DeletionTimestamp.IsZero() {
@@ -411,7 +411,7 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 				(cur.Spec.ConfigName != sc.name() || !cur.DeletionTimestamp.IsZero()) {
 				err = scim.NotFound("%s not found", userRef(id))
 			}
-			err = APIError(err, userRef(id))
+			err = s.apiError(err, userRef(id))
 		} else {
 			cur, err = s.getMember(wctx, sc, id)
 		}
@@ -455,7 +455,7 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 			}
 		}
 		if err != nil {
-			return nil, APIError(err, userRef(id))
+			return nil, s.apiError(err, userRef(id))
 		}
 		s.waitCache(ctx, updated, updated.ResourceVersion)
 		return s.userResource(ctx, sc, updated), nil
@@ -485,7 +485,7 @@ func (s *Store) DeleteUser(ctx context.Context, sc Scope, id, ifMatch string) er
 		return stale(userRef(id))
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
-		return APIError(err, userRef(id))
+		return s.apiError(err, userRef(id))
 	}
 	s.waitCache(ctx, m, "")
 	return nil
@@ -506,7 +506,7 @@ func (s *Store) getGroup(ctx context.Context, sc Scope, id string) (*scimv1.OrgG
 		err = s.APIReader.Get(ctx, key, &g)
 	}
 	if err != nil {
-		return nil, APIError(err, groupRef(id))
+		return nil, s.apiError(err, groupRef(id))
 	}
 	if g.Spec.ConfigName != sc.name() || !g.DeletionTimestamp.IsZero() {
 		return nil, scim.NotFound("%s not found", groupRef(id))
@@ -518,7 +518,7 @@ func (s *Store) getGroup(ctx context.Context, sc Scope, id string) (*scimv1.OrgG
 func (s *Store) GroupMembers(ctx context.Context, sc Scope, group string) ([]scimv1.OrgMember, error) {
 	var list scimv1.OrgMemberList
 	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()), client.MatchingFields{index.Group: group}); err != nil {
-		return nil, APIError(err, "members")
+		return nil, s.apiError(err, "members")
 	}
 	out := list.Items[:0]
 	for _, m := range list.Items {
@@ -561,7 +561,7 @@ func (s *Store) ListGroups(ctx context.Context, sc Scope, f *scim.Filter, withMe
 		opts = append(opts, client.MatchingFields{index.Config: sc.name()})
 	}
 	if err := s.Client.List(ctx, &list, opts...); err != nil {
-		return nil, APIError(err, "Groups")
+		return nil, s.apiError(err, "Groups")
 	}
 	out := make([]scim.Resource, 0, len(list.Items))
 	for i := range list.Items {
@@ -591,7 +591,7 @@ func (s *Store) displayNameTaken(ctx context.Context, sc Scope, displayName, exc
 	var list scimv1.OrgGroupList
 	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()),
 		client.MatchingFields{index.DisplayName: index.Key(sc.name(), strings.ToLower(displayName))}); err != nil {
-		return false, APIError(err, "Groups")
+		return false, s.apiError(err, "Groups")
 	}
 	for _, g := range list.Items {
 		if g.Name != exceptID && g.Spec.ConfigName == sc.name() && g.DeletionTimestamp.IsZero() {
@@ -660,11 +660,11 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 			break
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return nil, APIError(err, groupRef(name))
+			return nil, s.apiError(err, groupRef(name))
 		}
 		var existing scimv1.OrgGroup
 		if gerr := s.APIReader.Get(wctx, client.ObjectKeyFromObject(cand), &existing); gerr != nil {
-			return nil, APIError(gerr, groupRef(name))
+			return nil, s.apiError(gerr, groupRef(name))
 		}
 		if strings.EqualFold(strings.TrimSpace(existing.Spec.DisplayName), strings.TrimSpace(spec.DisplayName)) {
 			return nil, conflictDisplayName(spec.DisplayName)
@@ -731,7 +731,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 				(cur.Spec.ConfigName != sc.name() || !cur.DeletionTimestamp.IsZero()) {
 				err = scim.NotFound("%s not found", groupRef(id))
 			}
-			err = APIError(err, groupRef(id))
+			err = s.apiError(err, groupRef(id))
 		} else {
 			cur, err = s.getGroup(wctx, sc, id)
 		}
@@ -781,7 +781,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			}
 		}
 		if err != nil {
-			return nil, APIError(err, groupRef(id))
+			return nil, s.apiError(err, groupRef(id))
 		}
 		g = updated
 		break
@@ -820,7 +820,7 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 		return stale(groupRef(id))
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
-		return APIError(err, groupRef(id))
+		return s.apiError(err, groupRef(id))
 	}
 	s.waitCache(ctx, g, "")
 	return nil
@@ -916,8 +916,19 @@ func (s *Store) setLabel(ctx context.Context, sc Scope, id, label string, add bo
 		return nil
 	}
 	if err != nil {
-		return APIError(err, userRef(id))
+		return s.apiError(err, userRef(id))
 	}
 	s.waitCache(ctx, m, m.ResourceVersion)
 	return nil
+}
+
+// apiError maps an API server error like APIError and logs the ones that are not the
+// client's doing (5xx), with the underlying error, for the operator.
+func (s *Store) apiError(err error, what string) error {
+	mapped := APIError(err, what)
+	var se *scim.Error
+	if errors.As(mapped, &se) && se.Status >= 500 {
+		s.Log.Error(err, "Kubernetes API call failed", "resource", what, "answer", se.Status)
+	}
+	return mapped
 }
