@@ -49,6 +49,7 @@ func TestSCIMServer(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
+	ctrl.SetLogger(logr.Discard())
 	scheme := runtime.NewScheme()
 	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 	Expect(scimv1.AddToScheme(scheme)).To(Succeed())

@@ -827,7 +827,7 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 }
 
 // memberWorkers bounds the parallel label patches of one membership change.
-const memberWorkers = 8
+const memberWorkers = 16
 
 // applyMembers labels and unlabels OrgMembers. Each label patch is idempotent, so a
 // retried request converges.
@@ -889,7 +889,48 @@ func (s *Store) applyMembers(ctx context.Context, sc Scope, group string, d *sci
 	}
 	close(work)
 	wg.Wait()
-	return firstErr
+	if firstErr != nil {
+		return firstErr
+	}
+	s.waitMembers(ctx, sc, group, d, len(changes))
+	return nil
+}
+
+// waitMembers waits (bounded) until the cache's group index shows a membership change,
+// with one list per poll rather than one read per member.
+func (s *Store) waitMembers(ctx context.Context, sc Scope, group string, d *scim.MemberDelta, changes int) {
+	if changes == 0 {
+		return
+	}
+	limit := s.CacheWait
+	if limit <= 0 {
+		limit = 3 * time.Second
+	}
+	limit += time.Duration(changes) * time.Millisecond
+	_ = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, limit, true, func(ctx context.Context) (bool, error) {
+		cur, err := s.GroupMembers(ctx, sc, group)
+		if err != nil {
+			return false, nil
+		}
+		in := make(map[string]bool, len(cur))
+		for _, m := range cur {
+			in[m.Name] = true
+		}
+		for _, id := range d.Add {
+			if !in[id] {
+				return false, nil
+			}
+		}
+		if d.Clear {
+			return len(in) == len(d.Add), nil
+		}
+		for _, id := range d.Remove {
+			if in[id] {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 }
 
 func (s *Store) setLabel(ctx context.Context, sc Scope, id, label string, add bool) error {
@@ -918,7 +959,6 @@ func (s *Store) setLabel(ctx context.Context, sc Scope, id, label string, add bo
 	if err != nil {
 		return s.apiError(err, userRef(id))
 	}
-	s.waitCache(ctx, m, m.ResourceVersion)
 	return nil
 }
 
