@@ -46,6 +46,8 @@ var _ = Describe("discovery documents and search", func() {
 		c := newEnv().config("search", "search-token")
 		Expect(c.do("POST", "/Users", `{"userName":"s1@example.com","title":"Boss"}`).code).To(Equal(201))
 		Expect(c.do("POST", "/Users", `{"userName":"s2@example.com"}`).code).To(Equal(201))
+		By("without verifiedDomains any userName is accepted, email or not")
+		Expect(c.do("POST", "/Users", `{"userName":"plain-login-name"}`).code).To(Equal(201))
 		Expect(c.do("POST", "/Groups", `{"displayName":"searchers"}`).code).To(Equal(201))
 		r := c.do("POST", "/Users/.search", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
 			"filter":"title pr","attributes":["userName"],"startIndex":1,"count":10}`)
@@ -53,7 +55,7 @@ var _ = Describe("discovery documents and search", func() {
 		Expect(r.body["totalResults"]).To(BeNumerically("==", 1))
 		Expect(resources(r)[0]).To(And(HaveKeyWithValue("userName", "s1@example.com"), Not(HaveKey("title"))))
 		r = c.do("POST", "/.search", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}`)
-		Expect(r.body["totalResults"]).To(BeNumerically("==", 3))
+		Expect(r.body["totalResults"]).To(BeNumerically("==", 4))
 		expectError(c.do("GET", "/Users/.search", nil), 405, "", "method not allowed")
 	})
 })

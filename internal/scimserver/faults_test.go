@@ -2,18 +2,27 @@ package scimserver_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scimserver"
 )
 
@@ -102,15 +111,49 @@ func counter(c *scimClient, method, resource, code string) float64 {
 }
 
 var _ = Describe("large groups", func() {
-	It("handles a group of 600 members added in batches, listed, and cleared", func() {
+	// SCIM_GROUP_MEMBERS raises the size (for example 50000) for a long manual run.
+	It("handles a large group: members added in batches, listed, and cleared", func() {
 		c := newEnv().config("big", "big-token")
-		const n = 600
-		ids := make([]string, 0, n)
-		for i := 0; i < n; i++ {
-			r := c.do("POST", "/Users", fmt.Sprintf(`{"userName":"m%04d@example.com"}`, i))
-			Expect(r.code).To(Equal(201), "%s", r)
-			ids = append(ids, str(r.body["id"]))
+		n := 600
+		if v, err := strconv.Atoi(os.Getenv("SCIM_GROUP_MEMBERS")); err == nil && v > 0 {
+			n = (v + 199) / 200 * 200
 		}
+		ids := make([]string, n)
+		if n <= 600 {
+			for i := 0; i < n; i++ {
+				r := c.do("POST", "/Users", fmt.Sprintf(`{"userName":"m%05d@example.com"}`, i))
+				Expect(r.code).To(Equal(201), "%s", r)
+				ids[i] = str(r.body["id"])
+			}
+		} else {
+			// many members: create the OrgMembers directly, 16 at a time (POST is tested elsewhere)
+			var wg sync.WaitGroup
+			work := make(chan int)
+			for w := 0; w < 16; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer GinkgoRecover()
+					for i := range work {
+						un := fmt.Sprintf("m%05d@example.com", i)
+						m := &scimv1.OrgMember{
+							ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: naming.MemberName(c.config, un), Labels: map[string]string{scimv1.LabelConfig: c.config}},
+							Spec:       scimv1.OrgMemberSpec{ConfigName: c.config, UserName: un, Active: true},
+						}
+						Expect(k8s.Create(context.Background(), m)).To(Succeed())
+						ids[i] = m.Name
+					}
+				}()
+			}
+			for i := 0; i < n; i++ {
+				work <- i
+			}
+			close(work)
+			wg.Wait()
+			Eventually(func() any { return c.do("GET", "/Users?count=0", nil).body["totalResults"] }).
+				WithTimeout(5 * time.Minute).Should(BeNumerically("==", n))
+		}
+		began := time.Now()
 		r := c.do("POST", "/Groups", `{"displayName":"everyone"}`)
 		gid := str(r.body["id"])
 		for start := 0; start < n; start += 200 {
@@ -122,12 +165,21 @@ var _ = Describe("large groups", func() {
 			Expect(r.code).To(Equal(200), "%s", r)
 			Expect(r.body).NotTo(HaveKey("members"))
 		}
+		GinkgoWriter.Printf("added %d members in %s\n", n, time.Since(began))
+		began = time.Now()
 		r = c.do("GET", "/Groups/"+gid, nil)
 		Expect(r.body["members"]).To(HaveLen(n))
+		GinkgoWriter.Printf("GET group with %d members: %s, %d bytes\n", n, time.Since(began), len(r.raw))
+		var g scimv1.OrgGroup
+		Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: c.ns, Name: gid}, &g)).To(Succeed())
+		raw, _ := json.Marshal(g)
+		Expect(len(raw)).To(BeNumerically("<", 4096), "the OrgGroup object does not grow with its members")
+		began = time.Now()
 		r = c.do("GET", "/Groups?filter="+q(`displayName eq "everyone"`)+"&excludedAttributes=members", nil)
 		Expect(resources(r)[0]).NotTo(HaveKey("members"))
 		r = c.do("PATCH", "/Groups/"+gid, `{"Operations":[{"op":"remove","path":"members"}]}`)
 		Expect(r.code).To(Equal(200))
 		Expect(r.body["members"]).To(BeEmpty())
+		GinkgoWriter.Printf("removed %d members in %s\n", n, time.Since(began))
 	})
 })

@@ -60,13 +60,23 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 				}
 			}
 			code := strconv.Itoa(sw.code)
-			requestsTotal.WithLabelValues(info.config, r.Method, info.resource, code).Inc()
-			requestDuration.WithLabelValues(r.Method, info.resource).Observe(time.Since(start).Seconds())
+			method := metricMethod(r.Method)
+			requestsTotal.WithLabelValues(info.config, method, info.resource, code).Inc()
+			requestDuration.WithLabelValues(method, info.resource).Observe(time.Since(start).Seconds())
 			s.o.Log.V(1).Info("SCIM request", "method", r.Method, "path", r.URL.Path, "config", info.config,
 				"code", sw.code, "duration", time.Since(start).String(), "userAgent", r.UserAgent())
 		}()
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, info)))
 	})
+}
+
+// metricMethod bounds the method label: clients may send any token as a method.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 func info(r *http.Request) *reqInfo {

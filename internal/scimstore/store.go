@@ -23,12 +23,25 @@ import (
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scim"
+	"github.com/scim-operator/scim-operator/internal/scimstore/convert"
 )
 
 func mustJSON(v any) json.RawMessage {
 	b, _ := json.Marshal(v)
 	return b
 }
+
+// FieldOwner is the field manager of every write of the SCIM server.
+const FieldOwner = convert.FieldOwner
+
+// Conversions, re-exported for callers of the store.
+var (
+	UserToSCIM        = convert.UserToSCIM
+	UserSpecFromSCIM  = convert.UserSpecFromSCIM
+	GroupToSCIM       = convert.GroupToSCIM
+	GroupSpecFromSCIM = convert.GroupSpecFromSCIM
+	Version           = convert.Version
+)
 
 // Store reads SCIM resources from the cache and writes them through the API server.
 type Store struct {
@@ -123,8 +136,8 @@ func (s *Store) waitCache(ctx context.Context, obj client.Object, rv string) {
 	probe := obj.DeepCopyObject().(client.Object)
 	_ = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
 		err := s.Client.Get(ctx, key, probe)
-		if rv == "" {
-			return apierrors.IsNotFound(err), nil
+		if rv == "" { // a delete: gone, or terminating behind a finalizer
+			return apierrors.IsNotFound(err) || (err == nil && probe.GetDeletionTimestamp() != nil), nil
 		}
 		return err == nil && probe.GetResourceVersion() == rv, nil
 	})
@@ -163,7 +176,7 @@ func (s *Store) getMember(ctx context.Context, sc Scope, id string) (*scimv1.Org
 		err = s.APIReader.Get(ctx, key, &m)
 	}
 	if err != nil {
-		return nil, APIError(err, userRef(id))
+		return nil, s.apiError(err, userRef(id))
 	}
 	if m.Spec.ConfigName != sc.name() || !m.DeletionTimestamp.IsZero() {
 		return nil, scim.NotFound("%s not found", userRef(id))
@@ -231,7 +244,7 @@ func (s *Store) ListUsers(ctx context.Context, sc Scope, f *scim.Filter) ([]scim
 		}
 		list.Items = []scimv1.OrgMember{*m}
 	} else if err := s.Client.List(ctx, &list, opts...); err != nil {
-		return nil, APIError(err, "Users")
+		return nil, s.apiError(err, "Users")
 	}
 	out := make([]scim.Resource, 0, len(list.Items))
 	for i := range list.Items {
@@ -269,10 +282,10 @@ func (s *Store) userNameTaken(ctx context.Context, sc Scope, userName, exceptID 
 	var list scimv1.OrgMemberList
 	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()),
 		client.MatchingFields{index.UserName: index.Key(sc.name(), naming.FoldUserName(userName))}); err != nil {
-		return false, APIError(err, "Users")
+		return false, s.apiError(err, "Users")
 	}
 	for _, m := range list.Items {
-		if m.Name != exceptID && m.Spec.ConfigName == sc.name() {
+		if m.Name != exceptID && m.Spec.ConfigName == sc.name() && m.DeletionTimestamp.IsZero() {
 			return true, nil
 		}
 	}
@@ -315,7 +328,7 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 	}
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
-	for attempt := 0; attempt < maxNameAttempts; attempt++ {
+	for attempt, tries := 0, 0; attempt < maxNameAttempts && tries < 2*maxNameAttempts; attempt, tries = attempt+1, tries+1 {
 		m := &scimv1.OrgMember{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace: sc.ns(), Name: memberName(sc.name(), spec.UserName, attempt),
@@ -329,7 +342,7 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			return s.userResource(ctx, sc, m), nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return nil, APIError(err, userRef(m.Name))
+			return nil, s.apiError(err, userRef(m.Name))
 		}
 		var existing scimv1.OrgMember
 		if gerr := s.APIReader.Get(wctx, client.ObjectKeyFromObject(m), &existing); gerr != nil {
@@ -337,9 +350,13 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 				attempt-- // deleted in between: try the same name again
 				continue
 			}
-			return nil, APIError(gerr, userRef(m.Name))
+			return nil, s.apiError(gerr, userRef(m.Name))
 		}
 		if naming.FoldUserName(existing.Spec.UserName) == naming.FoldUserName(spec.UserName) {
+			if !existing.DeletionTimestamp.IsZero() {
+				return nil, &scim.Error{Status: 503, RetryAfter: 10,
+					Detail: fmt.Sprintf("a user with userName %q is still being deleted; retry later", spec.UserName)}
+			}
 			return nil, conflictUserName(spec.UserName)
 		}
 	}
@@ -394,7 +411,7 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 				(cur.Spec.ConfigName != sc.name() || !cur.DeletionTimestamp.IsZero()) {
 				err = scim.NotFound("%s not found", userRef(id))
 			}
-			err = APIError(err, userRef(id))
+			err = s.apiError(err, userRef(id))
 		} else {
 			cur, err = s.getMember(wctx, sc, id)
 		}
@@ -438,7 +455,7 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 			}
 		}
 		if err != nil {
-			return nil, APIError(err, userRef(id))
+			return nil, s.apiError(err, userRef(id))
 		}
 		s.waitCache(ctx, updated, updated.ResourceVersion)
 		return s.userResource(ctx, sc, updated), nil
@@ -468,7 +485,7 @@ func (s *Store) DeleteUser(ctx context.Context, sc Scope, id, ifMatch string) er
 		return stale(userRef(id))
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
-		return APIError(err, userRef(id))
+		return s.apiError(err, userRef(id))
 	}
 	s.waitCache(ctx, m, "")
 	return nil
@@ -489,7 +506,7 @@ func (s *Store) getGroup(ctx context.Context, sc Scope, id string) (*scimv1.OrgG
 		err = s.APIReader.Get(ctx, key, &g)
 	}
 	if err != nil {
-		return nil, APIError(err, groupRef(id))
+		return nil, s.apiError(err, groupRef(id))
 	}
 	if g.Spec.ConfigName != sc.name() || !g.DeletionTimestamp.IsZero() {
 		return nil, scim.NotFound("%s not found", groupRef(id))
@@ -501,7 +518,7 @@ func (s *Store) getGroup(ctx context.Context, sc Scope, id string) (*scimv1.OrgG
 func (s *Store) GroupMembers(ctx context.Context, sc Scope, group string) ([]scimv1.OrgMember, error) {
 	var list scimv1.OrgMemberList
 	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()), client.MatchingFields{index.Group: group}); err != nil {
-		return nil, APIError(err, "members")
+		return nil, s.apiError(err, "members")
 	}
 	out := list.Items[:0]
 	for _, m := range list.Items {
@@ -544,7 +561,7 @@ func (s *Store) ListGroups(ctx context.Context, sc Scope, f *scim.Filter, withMe
 		opts = append(opts, client.MatchingFields{index.Config: sc.name()})
 	}
 	if err := s.Client.List(ctx, &list, opts...); err != nil {
-		return nil, APIError(err, "Groups")
+		return nil, s.apiError(err, "Groups")
 	}
 	out := make([]scim.Resource, 0, len(list.Items))
 	for i := range list.Items {
@@ -574,10 +591,10 @@ func (s *Store) displayNameTaken(ctx context.Context, sc Scope, displayName, exc
 	var list scimv1.OrgGroupList
 	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()),
 		client.MatchingFields{index.DisplayName: index.Key(sc.name(), strings.ToLower(displayName))}); err != nil {
-		return false, APIError(err, "Groups")
+		return false, s.apiError(err, "Groups")
 	}
 	for _, g := range list.Items {
-		if g.Name != exceptID && g.Spec.ConfigName == sc.name() {
+		if g.Name != exceptID && g.Spec.ConfigName == sc.name() && g.DeletionTimestamp.IsZero() {
 			return true, nil
 		}
 	}
@@ -643,11 +660,11 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 			break
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return nil, APIError(err, groupRef(name))
+			return nil, s.apiError(err, groupRef(name))
 		}
 		var existing scimv1.OrgGroup
 		if gerr := s.APIReader.Get(wctx, client.ObjectKeyFromObject(cand), &existing); gerr != nil {
-			return nil, APIError(gerr, groupRef(name))
+			return nil, s.apiError(gerr, groupRef(name))
 		}
 		if strings.EqualFold(strings.TrimSpace(existing.Spec.DisplayName), strings.TrimSpace(spec.DisplayName)) {
 			return nil, conflictDisplayName(spec.DisplayName)
@@ -656,7 +673,7 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 	if g == nil {
 		return nil, conflictDisplayName(spec.DisplayName)
 	}
-	if err := s.applyMembers(wctx, sc, g.Name, &scim.MemberDelta{Add: members}); err != nil {
+	if err := s.applyMembers(ctx, sc, g.Name, &scim.MemberDelta{Add: members}); err != nil {
 		// nothing half-written: take the group back out
 		_ = s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, &scim.MemberDelta{Clear: true})
 		_ = s.Client.Delete(context.WithoutCancel(ctx), g)
@@ -714,7 +731,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 				(cur.Spec.ConfigName != sc.name() || !cur.DeletionTimestamp.IsZero()) {
 				err = scim.NotFound("%s not found", groupRef(id))
 			}
-			err = APIError(err, groupRef(id))
+			err = s.apiError(err, groupRef(id))
 		} else {
 			cur, err = s.getGroup(wctx, sc, id)
 		}
@@ -764,13 +781,15 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			}
 		}
 		if err != nil {
-			return nil, APIError(err, groupRef(id))
+			return nil, s.apiError(err, groupRef(id))
 		}
 		g = updated
 		break
 	}
 	if d != nil && !d.Empty() {
-		if err := s.applyMembers(wctx, sc, g.Name, d); err != nil {
+		// each label write has its own timeout: a large membership change takes longer
+		// than one write may
+		if err := s.applyMembers(ctx, sc, g.Name, d); err != nil {
 			return nil, err
 		}
 	}
@@ -787,11 +806,11 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 	if ifMatch != "" && g.ResourceVersion != ifMatch {
 		return stale(groupRef(id))
 	}
-	wctx, cancel := s.writeCtx(ctx)
-	defer cancel()
-	if err := s.applyMembers(wctx, sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
+	if err := s.applyMembers(ctx, sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
 		return err
 	}
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
 	pre := metav1.Preconditions{UID: &g.UID}
 	if ifMatch != "" {
 		pre.ResourceVersion = &ifMatch
@@ -801,14 +820,14 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 		return stale(groupRef(id))
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
-		return APIError(err, groupRef(id))
+		return s.apiError(err, groupRef(id))
 	}
 	s.waitCache(ctx, g, "")
 	return nil
 }
 
 // memberWorkers bounds the parallel label patches of one membership change.
-const memberWorkers = 8
+const memberWorkers = 16
 
 // applyMembers labels and unlabels OrgMembers. Each label patch is idempotent, so a
 // retried request converges.
@@ -870,11 +889,54 @@ func (s *Store) applyMembers(ctx context.Context, sc Scope, group string, d *sci
 	}
 	close(work)
 	wg.Wait()
-	return firstErr
+	if firstErr != nil {
+		return firstErr
+	}
+	s.waitMembers(ctx, sc, group, d, len(changes))
+	return nil
+}
+
+// waitMembers waits (bounded) until the cache's group index shows a membership change,
+// with one list per poll rather than one read per member.
+func (s *Store) waitMembers(ctx context.Context, sc Scope, group string, d *scim.MemberDelta, changes int) {
+	if changes == 0 {
+		return
+	}
+	limit := s.CacheWait
+	if limit <= 0 {
+		limit = 3 * time.Second
+	}
+	limit += time.Duration(changes) * time.Millisecond
+	_ = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, limit, true, func(ctx context.Context) (bool, error) {
+		cur, err := s.GroupMembers(ctx, sc, group)
+		if err != nil {
+			return false, nil
+		}
+		in := make(map[string]bool, len(cur))
+		for _, m := range cur {
+			in[m.Name] = true
+		}
+		for _, id := range d.Add {
+			if !in[id] {
+				return false, nil
+			}
+		}
+		if d.Clear {
+			return len(in) == len(d.Add), nil
+		}
+		for _, id := range d.Remove {
+			if in[id] {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 }
 
 func (s *Store) setLabel(ctx context.Context, sc Scope, id, label string, add bool) error {
 	m, err := s.getMember(ctx, sc, id)
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
 	if err != nil {
 		var se *scim.Error
 		if errors.As(err, &se) && se.Status == 404 && !add {
@@ -890,13 +952,23 @@ func (s *Store) setLabel(ctx context.Context, sc Scope, id, label string, add bo
 		v = ""
 	}
 	patch := mustJSON(map[string]any{"metadata": map[string]any{"labels": map[string]any{label: v}}})
-	err = s.Client.Patch(ctx, m, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldOwner))
+	err = s.Client.Patch(wctx, m, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldOwner))
 	if apierrors.IsNotFound(err) && !add {
 		return nil
 	}
 	if err != nil {
-		return APIError(err, userRef(id))
+		return s.apiError(err, userRef(id))
 	}
-	s.waitCache(ctx, m, m.ResourceVersion)
 	return nil
+}
+
+// apiError maps an API server error like APIError and logs the ones that are not the
+// client's doing (5xx), with the underlying error, for the operator.
+func (s *Store) apiError(err error, what string) error {
+	mapped := APIError(err, what)
+	var se *scim.Error
+	if errors.As(mapped, &se) && se.Status >= 500 {
+		s.Log.Error(err, "Kubernetes API call failed", "resource", what, "answer", se.Status)
+	}
+	return mapped
 }

@@ -1,4 +1,4 @@
-package scimstore
+package convert
 
 import (
 	"encoding/json"

@@ -1,10 +1,10 @@
-// Package scimstore keeps SCIM Users as OrgMembers and SCIM Groups as OrgGroups: it
-// converts between SCIM JSON and the CRs, reads from the controller-runtime cache through
-// the field indexes of internal/index, and writes through the API server as field owner
-// "scim-server" with merge patches guarded by resourceVersion preconditions.
-package scimstore
+// Package convert turns SCIM Users and Groups (canonical JSON objects of internal/scim)
+// into OrgMember and OrgGroup specs and back. It has no client code, so that its fuzz
+// target builds quickly.
+package convert
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -359,4 +359,9 @@ func GroupSpecFromSCIM(r scim.Resource) (spec scimv1.OrgGroupSpec, members []str
 		}
 	}
 	return spec, members, hasMembers, nil
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
 }
