@@ -146,6 +146,17 @@ var _ = Describe("errors", func() {
 		Expect(other.do("GET", "/Users", nil).code).To(Equal(200))
 	})
 
+	It("answers 401, not 503, when the token Secret has lost its key", func() {
+		ctx := context.Background()
+		var s corev1.Secret
+		Expect(k8s.Get(ctx, types.NamespacedName{Namespace: e.ns, Name: naming.TokenSecretName("errs")}, &s)).To(Succeed())
+		delete(s.Data, naming.TokenKey)
+		Expect(k8s.Update(ctx, &s)).To(Succeed())
+		tok := &scimClient{base: c.base, token: "errs-token", remoteAddr: "10.7.0.1:1"}
+		Eventually(func() int { return tok.do("GET", "/Users", nil).code }).WithTimeout(10 * time.Second).Should(Equal(401))
+		expectError(tok.do("GET", "/Users", nil), 401, "", "not valid")
+	})
+
 	It("accepts the previous token during its grace period only", func() {
 		ctx := context.Background()
 		var s corev1.Secret

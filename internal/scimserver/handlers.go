@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -142,7 +143,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ok, err = s.tokens.matches(r.Context(), &cfg, []byte(tok))
-	if !ok && err != nil && !apierrors.IsNotFound(err) && scimstore.APIError(err, "token").(*scim.Error).Status == 503 {
+	if !ok && err != nil && apiUnavailable(err) {
 		scim.WriteError(w, scimstore.APIError(err, "token"))
 		return
 	}
@@ -505,4 +506,16 @@ func (s *Server) rootSearch(w http.ResponseWriter, r *http.Request, sc scimstore
 		Schemas: []string{scim.SchemaListResponse}, TotalResults: len(all),
 		StartIndex: start, ItemsPerPage: len(page), Resources: page,
 	})
+}
+
+// apiUnavailable tells a failure to reach the API server (503 with Retry-After) from a
+// token that is simply not there: a missing Secret or key answers 401 like a wrong token.
+func apiUnavailable(err error) bool {
+	var st apierrors.APIStatus
+	if errors.As(err, &st) {
+		code := st.Status().Code
+		return code >= 500 || code == http.StatusTooManyRequests
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
 }
