@@ -90,31 +90,8 @@ var _ = AfterSuite(func() {
 
 // setupReconcilers wires every reconciler under test the way cmd/manager does.
 func setupReconcilers(mgr ctrl.Manager) error {
-	if err := (&controllers.ScimConfigReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Scheme:    mgr.GetScheme(),
-		Recorder:  mgr.GetEventRecorder("scimconfig-controller"),
-		Backends:  provider,
-		// recount members and re-check backends often, so tests see counts promptly
-		StatusInterval: 2 * time.Second,
-	}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := (&controllers.OrgMemberReconciler{
-		Client:   mgr.GetClient(),
-		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("orgmember-controller"),
-		Backends: provider,
-	}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	return (&controllers.OrgGroupReconciler{
-		Client:   mgr.GetClient(),
-		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("orggroup-controller"),
-		Backends: provider,
-	}).SetupWithManager(mgr)
+	// recount members and re-check backends often, so tests see counts promptly
+	return controllers.SetupWithManager(mgr, controllers.Options{Backends: provider, StatusInterval: 2 * time.Second})
 }
 
 // newNamespace creates a fresh namespace for one test.

@@ -153,30 +153,7 @@ func setup(_ context.Context, mgr ctrl.Manager, o options) error {
 	if err := mgr.AddReadyzCheck("scim", srv.ReadyCheck); err != nil {
 		return err
 	}
-	backends := NewBackends(mgr)
-	if err := (&controllers.ScimConfigReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Scheme:    mgr.GetScheme(),
-		Recorder:  mgr.GetEventRecorder("scimconfig-controller"),
-		Backends:  backends,
-	}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := (&controllers.OrgMemberReconciler{
-		Client:   mgr.GetClient(),
-		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("orgmember-controller"),
-		Backends: backends,
-	}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	return (&controllers.OrgGroupReconciler{
-		Client:   mgr.GetClient(),
-		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("orggroup-controller"),
-		Backends: backends,
-	}).SetupWithManager(mgr)
+	return controllers.SetupWithManager(mgr, controllers.Options{Backends: NewBackends(mgr)})
 }
 
 // NewBackends is the backend Provider of the manager: every backend this binary knows.

@@ -1,0 +1,47 @@
+package controllers
+
+import (
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/scim-operator/scim-operator/internal/backend"
+)
+
+// Options wire every reconciler of this package into a manager.
+type Options struct {
+	// Backends gives each ScimConfig its membership backend.
+	Backends backend.Provider
+	// StatusInterval is how often a ScimConfig re-checks its backend and recounts its
+	// members (DefaultStatusInterval when zero).
+	StatusInterval time.Duration
+}
+
+// SetupWithManager adds the ScimConfig, OrgMember and OrgGroup reconcilers to mgr, the
+// same way for the manager binary and for the test suites.
+func SetupWithManager(mgr ctrl.Manager, o Options) error {
+	if err := (&ScimConfigReconciler{
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Scheme:         mgr.GetScheme(),
+		Recorder:       mgr.GetEventRecorder("scimconfig-controller"),
+		Backends:       o.Backends,
+		StatusInterval: o.StatusInterval,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&OrgMemberReconciler{
+		Client:   mgr.GetClient(),
+		Scheme:   mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("orgmember-controller"),
+		Backends: o.Backends,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&OrgGroupReconciler{
+		Client:   mgr.GetClient(),
+		Scheme:   mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("orggroup-controller"),
+		Backends: o.Backends,
+	}).SetupWithManager(mgr)
+}
