@@ -110,7 +110,10 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionReady) == nil {
 		setCond(&g.Status.Conditions, g.Generation, scimv1.ConditionReady, metav1.ConditionUnknown, ReasonProgressing, "reconciling")
 	}
-	g.Status.Team = TeamName(g.Spec.DisplayName)
+	if team := TeamName(g.Spec.DisplayName); team != g.Status.Team {
+		// a renamed group syncs another team, which SCIM has not created (yet)
+		g.Status.Team, g.Status.TeamCreated = team, false
+	}
 
 	members, err := r.groupMembers(ctx, g)
 	if err != nil {
@@ -167,6 +170,10 @@ func (r *OrgGroupReconciler) sync(ctx context.Context, g *scimv1.OrgGroup, cfg *
 		return r.backendError(g, "observe team "+team, err)
 	}
 	if t == nil {
+		// Recorded before creating, written by the deferred status patch: the team is
+		// ours to delete with the group. (Were that patch lost, the team would be left
+		// in place on deletion, never a team SCIM did not create deleted.)
+		g.Status.TeamCreated = true
 		if err := b.EnsureTeam(ctx, team); err != nil {
 			return r.backendError(g, "create team "+team, err)
 		}
@@ -332,14 +339,16 @@ func (r *OrgGroupReconciler) groupsOfSameTeam(ctx context.Context, o client.Obje
 	return reqs
 }
 
-// reconcileDelete removes the team, unless the config is disabled or gone, or another
+// reconcileDelete removes the team SCIM created, unless the config is disabled or gone, or another
 // group maps to the same team (a group in TeamConflict never owned it; an owner hands it
 // over to the group that waited).
 func (r *OrgGroupReconciler) reconcileDelete(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(g, FinalizerDeprovision) {
 		return ctrl.Result{}, nil
 	}
-	deleteTeam := cfg != nil && cfg.IsEnabled() && g.Status.Team != ""
+	// Only a team SCIM created is deleted: a team that existed before SCIM (or that this
+	// group took over) is left in place.
+	deleteTeam := cfg != nil && cfg.IsEnabled() && g.Status.Team != "" && g.Status.TeamCreated
 	if deleteTeam {
 		shared, err := r.sharesTeam(ctx, g)
 		if err != nil {

@@ -223,7 +223,7 @@ var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 })
 
 var _ = Describe("OrgGroup controller with the Docker Hub emulator", func() {
-	It("creates the team, adds accepted members, removes those who leave the group and deletes the team", func() {
+	It("syncs a team that existed before SCIM: adds accepted members, removes those who leave the group, and keeps the team on deletion", func() {
 		ns := newNamespace()
 		emu := hubConfig(ns, nil)
 		emu.AddMember("hand", "hand@example.com", "member")
@@ -247,9 +247,22 @@ var _ = Describe("OrgGroup controller with the Docker Hub emulator", func() {
 		Eventually(team).Should(ConsistOf("hand"))
 		Expect(emu.IsMember("ann")).To(BeTrue(), "leaving a group leaves the organization alone")
 
+		Expect(getGroup(g).Status.TeamCreated).To(BeFalse(), "the team existed before SCIM")
+		setGroupLabel(a, g.Name, true)
+		Eventually(team).Should(ConsistOf("hand", "ann"))
 		Expect(k8s.Delete(ctx, g)).To(Succeed())
 		expectGone(g)
-		_, ok := emu.Team("devs")
+		Expect(team()).To(ConsistOf("hand", "ann"), "a team SCIM did not create is left in place, as it is")
+		Expect(reasonsOf(ns, g.Name)()).NotTo(ContainElement("TeamDeleted"))
+
+		By("a team SCIM created is deleted with its group")
+		g2 := newGroup(ns, "acme", ns+":ops")
+		Expect(k8s.Create(ctx, g2)).To(Succeed())
+		Eventually(groupState(g2)).Should(Equal("ops/0/True/TeamSynced"))
+		Expect(getGroup(g2).Status.TeamCreated).To(BeTrue())
+		Expect(k8s.Delete(ctx, g2)).To(Succeed())
+		expectGone(g2)
+		_, ok := emu.Team("ops")
 		Expect(ok).To(BeFalse())
 	})
 })
