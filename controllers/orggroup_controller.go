@@ -207,13 +207,13 @@ func (r *OrgGroupReconciler) sync(ctx context.Context, g *scimv1.OrgGroup, cfg *
 	}
 
 	// Who may be taken out: members of the team that SCIM manages and that are not wanted.
-	removable, err := r.managedIDs(ctx, g, cfg)
+	removable, hinted, err := r.managedIDs(ctx, g, cfg, team)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	for _, id := range t.Members {
 		low := strings.ToLower(id)
-		if _, ok := want[low]; ok || !removable[low] {
+		if _, ok := want[low]; ok || hinted[low] || !removable[low] {
 			continue
 		}
 		if err := b.EnsureTeamMemberAbsent(ctx, team, id); err != nil {
@@ -252,13 +252,17 @@ func (r *OrgGroupReconciler) groupMembers(ctx context.Context, g *scimv1.OrgGrou
 }
 
 // managedIDs are the backend identities of the config's members that SCIM may take out of
-// a team: provisioned or adopted, and not deactivated under the Keep policy.
-func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig) (map[string]bool, error) {
+// a team: provisioned or adopted, and not deactivated under the Keep policy. hinted are
+// those of them, active, whose spec.docker.team names the team: the OrgMember controller
+// puts them in it, so the group keeps them there as if they were its own members (else
+// the two controllers would add and remove them in turn).
+func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
+	team string) (removable, hinted map[string]bool, err error) {
 	var list scimv1.OrgMemberList
 	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: cfg.Name}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[string]bool{}
+	removable, hinted = map[string]bool{}, map[string]bool{}
 	for _, m := range list.Items {
 		if m.Status.BackendID == "" || m.Status.Origin == "" || m.Status.Origin == scimv1.OriginPreexisting {
 			continue
@@ -266,9 +270,13 @@ func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup,
 		if !m.Spec.Active && cfg.Spec.Policies.Deactivation == scimv1.DeactivationKeep {
 			continue
 		}
-		out[strings.ToLower(m.Status.BackendID)] = true
+		id := strings.ToLower(m.Status.BackendID)
+		removable[id] = true
+		if m.Spec.Active && m.DeletionTimestamp.IsZero() && strings.EqualFold(TeamName(desiredTeam(&m)), team) {
+			hinted[id] = true
+		}
 	}
-	return out, nil
+	return removable, hinted, nil
 }
 
 // teamOwner returns another OrgGroup of the same config whose team is g's team

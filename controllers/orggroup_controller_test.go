@@ -160,6 +160,34 @@ var _ = Describe("OrgGroup controller", func() {
 		Eventually(func() []string { t, _ := mb.team("ENG"); return t }).Should(ConsistOf("ben@example.com"))
 	})
 
+	It("keeps in its team the members whose spec.docker.team names it", func() {
+		teamOf := func() []string { t, _ := mb.team("devs"); return t }
+		g := newGroup(ns, "acme", "acme:devs")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		Eventually(groupState(g)).Should(Equal("devs/0/True/TeamSynced"))
+		a := newMember(ns, "acme", "ann@example.com")
+		a.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
+		b := newMember(ns, "acme", "ben@example.com")
+		b.Spec.Docker = &scimv1.DockerUser{Team: "devs"} // not in the group, but hinted to its team
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		Expect(k8s.Create(ctx, b)).To(Succeed())
+		settled(a, "Active/True/Active")
+		settled(b, "Active/True/Active")
+		Eventually(teamOf).Should(ConsistOf("ann@example.com", "ben@example.com"))
+
+		// a later change of the group syncs the team again, with ben known to be managed
+		c := newMember(ns, "acme", "cy@example.com")
+		c.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
+		Expect(k8s.Create(ctx, c)).To(Succeed())
+		settled(c, "Active/True/Active")
+		Eventually(groupState(g)).Should(Equal("devs/2/True/TeamSynced"))
+		Eventually(teamOf).Should(ContainElement("cy@example.com"))
+		Expect(teamOf()).To(ConsistOf("ann@example.com", "ben@example.com", "cy@example.com"),
+			"the group does not take out a member the member controller put in by its team hint")
+		Expect(reasonsOf(ns, g.Name)()).NotTo(ContainElement("TeamMemberRemoved"))
+		Eventually(reasonsOf(ns, b.Name)).Should(Equal([]string{"Added", "TeamJoined"}), "joined once, never again")
+	})
+
 	It("uses a plain displayName as the team, surfaces refusals, and keeps the team when the config is disabled", func() {
 		Expect(controllers.TeamName("other-org:ops")).To(Equal("ops"))
 		Expect(controllers.TeamName("ops")).To(Equal("ops"))
