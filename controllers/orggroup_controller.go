@@ -33,6 +33,9 @@ import (
 	"github.com/scim-operator/scim-operator/internal/index"
 )
 
+// ReasonTeamConflict: another, older OrgGroup of the config maps to the same team.
+const ReasonTeamConflict = "TeamConflict"
+
 // Event reasons of OrgGroups.
 const (
 	EventTeamCreated       = "TeamCreated"
@@ -107,7 +110,10 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionReady) == nil {
 		setCond(&g.Status.Conditions, g.Generation, scimv1.ConditionReady, metav1.ConditionUnknown, ReasonProgressing, "reconciling")
 	}
-	g.Status.Team = TeamName(g.Spec.DisplayName)
+	if team := TeamName(g.Spec.DisplayName); team != g.Status.Team {
+		// a renamed group syncs another team, which SCIM has not created (yet)
+		g.Status.Team, g.Status.TeamCreated = team, false
+	}
 
 	members, err := r.groupMembers(ctx, g)
 	if err != nil {
@@ -124,6 +130,24 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		r.synced(g, metav1.ConditionUnknown, ReasonPaused,
 			fmt.Sprintf("ScimConfig %q is disabled: the team is left as it is", cfg.Name))
 		return ctrl.Result{}, nil
+	}
+	other, err := r.teamOwner(ctx, g)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if other != nil {
+		// Two displayNames ("a:eng", "b:eng", "eng") can name one team: each group would
+		// take the other's members out and deleting either would delete the team. The
+		// older group keeps the team; this one never touches it until the other is gone
+		// (its deletion re-enqueues this one) or this one is renamed.
+		msg := fmt.Sprintf("team %s is already synced by OrgGroup %s (displayName %q), created earlier; "+
+			"this group leaves the team alone until that group is deleted or one of them is renamed",
+			g.Status.Team, other.Name, other.Spec.DisplayName)
+		if c := meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionSynced); c == nil || c.Message != msg {
+			r.event(g, corev1.EventTypeWarning, EventFailed, "Sync", "%s", msg)
+		}
+		r.synced(g, metav1.ConditionFalse, ReasonTeamConflict, msg)
+		return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
 	}
 	b, err := r.Backends.For(ctx, cfg)
 	if err != nil {
@@ -146,6 +170,10 @@ func (r *OrgGroupReconciler) sync(ctx context.Context, g *scimv1.OrgGroup, cfg *
 		return r.backendError(g, "observe team "+team, err)
 	}
 	if t == nil {
+		// Recorded before creating, written by the deferred status patch: the team is
+		// ours to delete with the group. (Were that patch lost, the team would be left
+		// in place on deletion, never a team SCIM did not create deleted.)
+		g.Status.TeamCreated = true
 		if err := b.EnsureTeam(ctx, team); err != nil {
 			return r.backendError(g, "create team "+team, err)
 		}
@@ -179,13 +207,13 @@ func (r *OrgGroupReconciler) sync(ctx context.Context, g *scimv1.OrgGroup, cfg *
 	}
 
 	// Who may be taken out: members of the team that SCIM manages and that are not wanted.
-	removable, err := r.managedIDs(ctx, g, cfg)
+	removable, hinted, err := r.managedIDs(ctx, g, cfg, team)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	for _, id := range t.Members {
 		low := strings.ToLower(id)
-		if _, ok := want[low]; ok || !removable[low] {
+		if _, ok := want[low]; ok || hinted[low] || !removable[low] {
 			continue
 		}
 		if err := b.EnsureTeamMemberAbsent(ctx, team, id); err != nil {
@@ -224,13 +252,17 @@ func (r *OrgGroupReconciler) groupMembers(ctx context.Context, g *scimv1.OrgGrou
 }
 
 // managedIDs are the backend identities of the config's members that SCIM may take out of
-// a team: provisioned or adopted, and not deactivated under the Keep policy.
-func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig) (map[string]bool, error) {
+// a team: provisioned or adopted, and not deactivated under the Keep policy. hinted are
+// those of them, active, whose spec.docker.team names the team: the OrgMember controller
+// puts them in it, so the group keeps them there as if they were its own members (else
+// the two controllers would add and remove them in turn).
+func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
+	team string) (removable, hinted map[string]bool, err error) {
 	var list scimv1.OrgMemberList
 	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: cfg.Name}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[string]bool{}
+	removable, hinted = map[string]bool{}, map[string]bool{}
 	for _, m := range list.Items {
 		if m.Status.BackendID == "" || m.Status.Origin == "" || m.Status.Origin == scimv1.OriginPreexisting {
 			continue
@@ -238,17 +270,101 @@ func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup,
 		if !m.Spec.Active && cfg.Spec.Policies.Deactivation == scimv1.DeactivationKeep {
 			continue
 		}
-		out[strings.ToLower(m.Status.BackendID)] = true
+		id := strings.ToLower(m.Status.BackendID)
+		removable[id] = true
+		if m.Spec.Active && m.DeletionTimestamp.IsZero() && strings.EqualFold(TeamName(desiredTeam(&m)), team) {
+			hinted[id] = true
+		}
 	}
-	return out, nil
+	return removable, hinted, nil
 }
 
-// reconcileDelete removes the team, unless the config is disabled or gone.
+// teamOwner returns another OrgGroup of the same config whose team is g's team
+// (case-insensitively) and that was created before g (creationTimestamp, then name), or
+// nil when g owns its team. A group being deleted still counts until it is gone.
+func (r *OrgGroupReconciler) teamOwner(ctx context.Context, g *scimv1.OrgGroup) (*scimv1.OrgGroup, error) {
+	var list scimv1.OrgGroupList
+	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: g.Spec.ConfigName}); err != nil {
+		return nil, err
+	}
+	team := TeamName(g.Spec.DisplayName)
+	var owner *scimv1.OrgGroup
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.Name == g.Name || o.Spec.ConfigName != g.Spec.ConfigName || !strings.EqualFold(TeamName(o.Spec.DisplayName), team) {
+			continue
+		}
+		if olderGroup(o, g) && (owner == nil || olderGroup(o, owner)) {
+			owner = o
+		}
+	}
+	return owner, nil
+}
+
+// sharesTeam reports whether another live OrgGroup of the config maps to g's team: g's
+// deletion then leaves the team to it.
+func (r *OrgGroupReconciler) sharesTeam(ctx context.Context, g *scimv1.OrgGroup) (bool, error) {
+	var list scimv1.OrgGroupList
+	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: g.Spec.ConfigName}); err != nil {
+		return false, err
+	}
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.Name != g.Name && o.Spec.ConfigName == g.Spec.ConfigName && o.DeletionTimestamp.IsZero() &&
+			strings.EqualFold(TeamName(o.Spec.DisplayName), g.Status.Team) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// olderGroup orders groups by creationTimestamp, then name.
+func olderGroup(a, b *scimv1.OrgGroup) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
+// groupsOfSameTeam maps a deleted OrgGroup to the other groups of its config with the same
+// team: one that waited in TeamConflict takes the team over.
+func (r *OrgGroupReconciler) groupsOfSameTeam(ctx context.Context, o client.Object) []reconcile.Request {
+	g, ok := o.(*scimv1.OrgGroup)
+	if !ok {
+		return nil
+	}
+	var list scimv1.OrgGroupList
+	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: g.Spec.ConfigName}); err != nil {
+		logf.FromContext(ctx).Error(err, "list groups of config", "config", g.Spec.ConfigName)
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if list.Items[i].Name != g.Name && strings.EqualFold(TeamName(list.Items[i].Spec.DisplayName), TeamName(g.Spec.DisplayName)) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}
+
+// reconcileDelete removes the team SCIM created, unless the config is disabled or gone, or another
+// group maps to the same team (a group in TeamConflict never owned it; an owner hands it
+// over to the group that waited).
 func (r *OrgGroupReconciler) reconcileDelete(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(g, FinalizerDeprovision) {
 		return ctrl.Result{}, nil
 	}
-	if cfg != nil && cfg.IsEnabled() && g.Status.Team != "" {
+	// Only a team SCIM created is deleted: a team that existed before SCIM (or that this
+	// group took over) is left in place.
+	deleteTeam := cfg != nil && cfg.IsEnabled() && g.Status.Team != "" && g.Status.TeamCreated
+	if deleteTeam {
+		shared, err := r.sharesTeam(ctx, g)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		deleteTeam = !shared
+	}
+	if deleteTeam {
 		b, err := r.Backends.For(ctx, cfg)
 		if err == nil {
 			bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
@@ -273,7 +389,7 @@ func (r *OrgGroupReconciler) reconcileDelete(ctx context.Context, g *scimv1.OrgG
 		// a conflict retries the whole (idempotent) deletion; the event waits for success
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if cfg != nil && cfg.IsEnabled() && g.Status.Team != "" {
+	if deleteTeam {
 		r.event(orig, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
 			"group deleted: team %s removed from organization %s", g.Status.Team, cfg.Spec.Organization)
 	}
@@ -349,6 +465,12 @@ func (r *OrgGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&scimv1.OrgGroup{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, reconcileRequested()))).
 		Watches(&scimv1.OrgMember{}, memberGroupsHandler{}).
+		Watches(&scimv1.OrgGroup{}, handler.EnqueueRequestsFromMapFunc(r.groupsOfSameTeam),
+			builder.WithPredicates(predicate.Funcs{
+				CreateFunc:  func(event.CreateEvent) bool { return false },
+				UpdateFunc:  func(event.UpdateEvent) bool { return false },
+				GenericFunc: func(event.GenericEvent) bool { return false },
+			})).
 		Watches(&scimv1.ScimConfig{}, handler.EnqueueRequestsFromMapFunc(r.groupsOfConfig),
 			builder.WithPredicates(configChanged())).
 		Named("orggroup").

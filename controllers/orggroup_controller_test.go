@@ -39,6 +39,12 @@ func groupState(g *scimv1.OrgGroup) func() string {
 	}
 }
 
+func getGroup(g *scimv1.OrgGroup) *scimv1.OrgGroup {
+	var got scimv1.OrgGroup
+	Expect(k8s.Get(ctx, client.ObjectKeyFromObject(g), &got)).To(Succeed())
+	return &got
+}
+
 func itoa(n int32) string { return strconv.Itoa(int(n)) }
 
 func setGroupLabel(m *scimv1.OrgMember, group string, in bool) {
@@ -100,6 +106,86 @@ var _ = Describe("OrgGroup controller", func() {
 		Expect(ok).To(BeFalse(), "the team is deleted with its group")
 		Eventually(reasonsOf(ns, g.Name)).Should(Equal([]string{
 			"TeamCreated", "TeamMemberAdded", "TeamMemberAdded", "TeamMemberRemoved", "TeamMemberRemoved", "TeamDeleted"}))
+	})
+
+	It("lets only the oldest of the groups that map to one team sync it, and never deletes the team for a newer one", func() {
+		teamOf := func() []string { t, _ := mb.team("eng"); return t }
+		g1 := newGroup(ns, "acme", "acme:eng")
+		Expect(k8s.Create(ctx, g1)).To(Succeed())
+		Eventually(groupState(g1)).Should(Equal("eng/0/True/TeamSynced"))
+		// a newer group mapping to the same team; its name sorts after g1's so that it is
+		// the newer one even when both were created within the same second
+		var g2 *scimv1.OrgGroup
+		for _, org := range []string{"b", "c", "d", "e", "f", "g", "h"} {
+			if g2 = newGroup(ns, "acme", org+":ENG"); g2.Name > g1.Name {
+				break
+			}
+		}
+		Expect(g2.Name > g1.Name).To(BeTrue())
+		a := newMember(ns, "acme", "ann@example.com")
+		a.Labels[scimv1.LabelGroupPrefix+g1.Name] = ""
+		b := newMember(ns, "acme", "ben@example.com")
+		b.Labels[scimv1.LabelGroupPrefix+g2.Name] = ""
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		Expect(k8s.Create(ctx, b)).To(Succeed())
+		settled(a, "Active/True/Active")
+		settled(b, "Active/True/Active")
+		Eventually(teamOf).Should(ConsistOf("ann@example.com"))
+
+		Expect(k8s.Create(ctx, g2)).To(Succeed())
+		Eventually(groupState(g2)).Should(Equal("ENG/1/False/TeamConflict"))
+		msg := "team ENG is already synced by OrgGroup " + g1.Name + ` (displayName "acme:eng"), created earlier; ` +
+			"this group leaves the team alone until that group is deleted or one of them is renamed"
+		Expect(meta.FindStatusCondition(getGroup(g2).Status.Conditions, scimv1.ConditionReady).Message).To(Equal(msg))
+		Eventually(eventsOf(ns, g2.Name)).Should(Equal([]string{"Failed: " + msg}))
+		requestReconcile(g1)
+		Eventually(groupState(g1)).Should(Equal("eng/1/True/TeamSynced"))
+		Expect(teamOf()).To(ConsistOf("ann@example.com"), "the newer group neither adds ben nor removes ann")
+
+		Expect(k8s.Delete(ctx, g2)).To(Succeed())
+		expectGone(g2)
+		_, ok := mb.team("eng")
+		Expect(ok).To(BeTrue(), "deleting the newer group leaves the team")
+		Expect(teamOf()).To(ConsistOf("ann@example.com"))
+
+		By("a waiting group takes the team over when the owner is deleted")
+		g3 := g2.DeepCopy()
+		g3.ResourceVersion, g3.UID, g3.Finalizers, g3.CreationTimestamp = "", "", nil, metav1.Time{}
+		Expect(k8s.Create(ctx, g3)).To(Succeed())
+		Eventually(groupState(g3)).Should(Equal("ENG/1/False/TeamConflict"))
+		Expect(k8s.Delete(ctx, g1)).To(Succeed())
+		expectGone(g1)
+		Eventually(groupState(g3)).Should(Equal("ENG/1/True/TeamSynced"))
+		// (the in-memory backend's team names are case-sensitive; Docker Hub's are not)
+		Eventually(func() []string { t, _ := mb.team("ENG"); return t }).Should(ConsistOf("ben@example.com"))
+	})
+
+	It("keeps in its team the members whose spec.docker.team names it", func() {
+		teamOf := func() []string { t, _ := mb.team("devs"); return t }
+		g := newGroup(ns, "acme", "acme:devs")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		Eventually(groupState(g)).Should(Equal("devs/0/True/TeamSynced"))
+		a := newMember(ns, "acme", "ann@example.com")
+		a.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
+		b := newMember(ns, "acme", "ben@example.com")
+		b.Spec.Docker = &scimv1.DockerUser{Team: "devs"} // not in the group, but hinted to its team
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		Expect(k8s.Create(ctx, b)).To(Succeed())
+		settled(a, "Active/True/Active")
+		settled(b, "Active/True/Active")
+		Eventually(teamOf).Should(ConsistOf("ann@example.com", "ben@example.com"))
+
+		// a later change of the group syncs the team again, with ben known to be managed
+		c := newMember(ns, "acme", "cy@example.com")
+		c.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
+		Expect(k8s.Create(ctx, c)).To(Succeed())
+		settled(c, "Active/True/Active")
+		Eventually(groupState(g)).Should(Equal("devs/2/True/TeamSynced"))
+		Eventually(teamOf).Should(ContainElement("cy@example.com"))
+		Expect(teamOf()).To(ConsistOf("ann@example.com", "ben@example.com", "cy@example.com"),
+			"the group does not take out a member the member controller put in by its team hint")
+		Expect(reasonsOf(ns, g.Name)()).NotTo(ContainElement("TeamMemberRemoved"))
+		Eventually(reasonsOf(ns, b.Name)).Should(Equal([]string{"Added", "TeamJoined"}), "joined once, never again")
 	})
 
 	It("uses a plain displayName as the team, surfaces refusals, and keeps the team when the config is disabled", func() {

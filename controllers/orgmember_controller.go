@@ -184,7 +184,7 @@ func (r *OrgMemberReconciler) sync(ctx context.Context, m *scimv1.OrgMember, cfg
 	log := logf.FromContext(ctx)
 	// Observe first, every time: a create whose result was not recorded is found here and
 	// is never repeated.
-	obs, err := b.ObserveMember(ctx, m.Spec.UserName)
+	obs, err := observeMember(ctx, b, m)
 	if err != nil {
 		return r.backendError(m, "observe the member", err)
 	}
@@ -324,7 +324,7 @@ func (r *OrgMemberReconciler) deactivate(ctx context.Context, m *scimv1.OrgMembe
 		m.Status.Message = "deactivated; access kept in organization " + cfg.Spec.Organization + " (deactivation policy Keep)"
 	default:
 		if obs.State != backend.StateAbsent {
-			if err := b.EnsureMemberAbsent(ctx, m.Spec.UserName); err != nil {
+			if err := removeMember(ctx, b, m); err != nil {
 				return r.backendError(m, "remove the deactivated member", err)
 			}
 			r.event(m, corev1.EventTypeNormal, EventDeactivated, "Deactivate",
@@ -371,7 +371,7 @@ func (r *OrgMemberReconciler) reconcileDelete(ctx context.Context, m *scimv1.Org
 		b, err := r.Backends.For(ctx, cfg)
 		if err == nil {
 			bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
-			err = b.EnsureMemberAbsent(bctx, m.Spec.UserName)
+			err = removeMember(bctx, b, m)
 			cancel()
 		}
 		if err != nil {
@@ -406,6 +406,27 @@ func (r *OrgMemberReconciler) reconcileDelete(ctx context.Context, m *scimv1.Org
 		done()
 	}
 	return ctrl.Result{}, nil
+}
+
+// observeMember looks the person up under their userName and, on a backend that invites
+// by email (backend.EmailInviter: Docker Hub invites the email of a person whose userName
+// is not one), under their email too. Looking under the userName alone would miss that
+// invitation: every resync would take the person for missing ("invited it again") and
+// deactivation or deletion would leave the invitation open for them to accept.
+func observeMember(ctx context.Context, b backend.Backend, m *scimv1.OrgMember) (backend.Member, error) {
+	if ei, ok := b.(backend.EmailInviter); ok {
+		return ei.ObserveMemberWithEmail(ctx, m.Spec.UserName, primaryEmail(m))
+	}
+	return b.ObserveMember(ctx, m.Spec.UserName)
+}
+
+// removeMember removes the person from the backend, under their email too where
+// observeMember looks there.
+func removeMember(ctx context.Context, b backend.Backend, m *scimv1.OrgMember) error {
+	if ei, ok := b.(backend.EmailInviter); ok {
+		return ei.EnsureMemberAbsentWithEmail(ctx, m.Spec.UserName, primaryEmail(m))
+	}
+	return b.EnsureMemberAbsent(ctx, m.Spec.UserName)
 }
 
 // preexisting describes a member that SCIM leaves alone.

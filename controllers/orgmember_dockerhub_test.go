@@ -119,6 +119,41 @@ var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 				" (removed outside SCIM, or the invitation expired): invited to it again as member"))
 	})
 
+	It("finds, and cancels on deactivation and deletion, the invitation sent to the email of a userName that is not one", func() {
+		emu := hubConfig(ns, nil)
+		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)).Should(Equal("True/Connected"))
+		m := newMember(ns, "acme", "ada")
+		m.Spec.Emails = []scimv1.MultiValue{{Value: "ada@example.com", Primary: true}}
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Invited/True/Invited")
+		Expect(emu.Invites()).To(HaveLen(1))
+		Expect(emu.Invites()[0].Invitee).To(Equal("ada@example.com"))
+
+		// A resync observes the invitation instead of taking the person for missing.
+		listed := emu.Count("GET", "/v2/orgs/"+ns+"/invites")
+		requestReconcile(m)
+		Eventually(func() int { return emu.Count("GET", "/v2/orgs/"+ns+"/invites") }).Should(BeNumerically(">", listed))
+
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.Active = false })
+		settled(m, "Deactivated/True/Deactivated")
+		Expect(emu.Invites()).To(BeEmpty(), "deactivation cancels the invitation sent to the email")
+		Expect(getMember(m).Status.InviteID).To(BeEmpty())
+
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.Active = true })
+		settled(m, "Invited/True/Invited")
+		Expect(emu.InvitesSent("ada@example.com")).To(Equal(2))
+		Expect(k8s.Delete(ctx, m)).To(Succeed())
+		expectGone(m)
+		Expect(emu.Invites()).To(BeEmpty(), "deletion cancels the invitation sent to the email")
+		Eventually(eventsOf(ns, m.Name)).Should(Equal([]string{
+			"Invited: ada invited to organization " + ns + " as member",
+			"Deactivated: ada deactivated: removed from organization " + ns +
+				"; the OrgMember is kept so a reactivation re-adds them",
+			"Reactivated: ada reactivated: invited to organization " + ns + " as member",
+			"Removed: ada deleted: removed from organization " + ns,
+		}))
+	})
+
 	It("leaves preexisting members alone with adoption off", func() {
 		emu := hubConfig(ns, nil)
 		emu.AddMember("bob", "bob@example.com", "editor")
@@ -188,7 +223,7 @@ var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 })
 
 var _ = Describe("OrgGroup controller with the Docker Hub emulator", func() {
-	It("creates the team, adds accepted members, removes those who leave the group and deletes the team", func() {
+	It("syncs a team that existed before SCIM: adds accepted members, removes those who leave the group, and keeps the team on deletion", func() {
 		ns := newNamespace()
 		emu := hubConfig(ns, nil)
 		emu.AddMember("hand", "hand@example.com", "member")
@@ -212,9 +247,22 @@ var _ = Describe("OrgGroup controller with the Docker Hub emulator", func() {
 		Eventually(team).Should(ConsistOf("hand"))
 		Expect(emu.IsMember("ann")).To(BeTrue(), "leaving a group leaves the organization alone")
 
+		Expect(getGroup(g).Status.TeamCreated).To(BeFalse(), "the team existed before SCIM")
+		setGroupLabel(a, g.Name, true)
+		Eventually(team).Should(ConsistOf("hand", "ann"))
 		Expect(k8s.Delete(ctx, g)).To(Succeed())
 		expectGone(g)
-		_, ok := emu.Team("devs")
+		Expect(team()).To(ConsistOf("hand", "ann"), "a team SCIM did not create is left in place, as it is")
+		Expect(reasonsOf(ns, g.Name)()).NotTo(ContainElement("TeamDeleted"))
+
+		By("a team SCIM created is deleted with its group")
+		g2 := newGroup(ns, "acme", ns+":ops")
+		Expect(k8s.Create(ctx, g2)).To(Succeed())
+		Eventually(groupState(g2)).Should(Equal("ops/0/True/TeamSynced"))
+		Expect(getGroup(g2).Status.TeamCreated).To(BeTrue())
+		Expect(k8s.Delete(ctx, g2)).To(Succeed())
+		expectGone(g2)
+		_, ok := emu.Team("ops")
 		Expect(ok).To(BeFalse())
 	})
 })

@@ -32,6 +32,12 @@ type OrgGroupStatus struct {
 	// +optional
 	Team string `json:"team,omitempty"`
 
+	// teamCreated is true when SCIM created the team (it did not exist when the group was
+	// first synced). Deleting the group deletes only a team SCIM created; a team that
+	// existed before SCIM is left in place.
+	// +optional
+	TeamCreated bool `json:"teamCreated,omitempty"`
+
 	// memberCount is the number of OrgMembers in the group.
 	// +optional
 	MemberCount int32 `json:"memberCount,omitempty"`

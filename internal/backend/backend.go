@@ -99,6 +99,25 @@ type Backend interface {
 	EnsureTeamMemberAbsent(ctx context.Context, team, backendID string) error
 }
 
+// EmailInviter is implemented, in addition to Backend, by a backend that invites a person
+// under their email when their userName is not one (Docker Hub: DesiredMember.Email).
+// Such a pending invitation (and the membership it becomes when its invitee signs up
+// under another Docker ID) is not found by the userName alone, so the controllers
+// observe and remove through these methods when a backend has them: a deprovisioned
+// person then keeps no invitation, and a resync does not take the invitation for a
+// missing member.
+//
+// It is a separate, optional interface so that Backend keeps its shape: a backend whose
+// identities are only userNames (Kubernetes RBAC) must not look people up by email.
+type EmailInviter interface {
+	// ObserveMemberWithEmail is ObserveMember looking under the userName and the email
+	// (may be empty).
+	ObserveMemberWithEmail(ctx context.Context, userName, email string) (Member, error)
+	// EnsureMemberAbsentWithEmail is EnsureMemberAbsent for the person found under the
+	// userName or the email (may be empty).
+	EnsureMemberAbsentWithEmail(ctx context.Context, userName, email string) error
+}
+
 // Provider gives the Backend of one ScimConfig. Implementations cache what must be shared
 // across reconciles of one organization (credentials, tokens, one rate limiter).
 type Provider interface {

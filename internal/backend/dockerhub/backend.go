@@ -212,9 +212,15 @@ func (b *Backend) Check(ctx context.Context) (err error) {
 
 // ObserveMember looks the person up by Docker ID or email among members and pending invites.
 func (b *Backend) ObserveMember(ctx context.Context, userName string) (m backend.Member, err error) {
+	return b.ObserveMemberWithEmail(ctx, userName, "")
+}
+
+// ObserveMemberWithEmail looks the person up under the userName and the email, the two
+// identities EnsureMember may have invited them under (backend.EmailInviter).
+func (b *Backend) ObserveMemberWithEmail(ctx context.Context, userName, email string) (m backend.Member, err error) {
 	start := time.Now()
 	defer func() { b.record("ObserveMember", start, err) }()
-	m, _, _, err = b.observe(ctx, userName)
+	m, _, _, err = b.observe(ctx, userName, email)
 	return m, err
 }
 
@@ -315,9 +321,16 @@ func (b *Backend) refusal(err error, what string) error {
 // EnsureMemberAbsent cancels pending invites of the person and removes them from the
 // organization (and so from every team). Already gone is success.
 func (b *Backend) EnsureMemberAbsent(ctx context.Context, userName string) (err error) {
+	return b.EnsureMemberAbsentWithEmail(ctx, userName, "")
+}
+
+// EnsureMemberAbsentWithEmail is EnsureMemberAbsent for the person found under the
+// userName or the email: an invitation EnsureMember sent to the email of a person whose
+// userName is not one is cancelled too (backend.EmailInviter).
+func (b *Backend) EnsureMemberAbsentWithEmail(ctx context.Context, userName, email string) (err error) {
 	start := time.Now()
 	defer func() { b.record("EnsureMemberAbsent", start, err) }()
-	_, members, invites, err := b.observe(ctx, userName)
+	_, members, invites, err := b.observe(ctx, userName, email)
 	if err != nil {
 		return err
 	}

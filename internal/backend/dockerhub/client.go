@@ -90,7 +90,10 @@ type Backend struct {
 	jwtExp time.Time
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend      = (*Backend)(nil)
+	_ backend.EmailInviter = (*Backend)(nil)
+)
 
 // New validates opts and returns the backend. It makes no call.
 func New(opts Options) (*Backend, error) {

@@ -598,3 +598,44 @@ func TestServiceBudget(t *testing.T) {
 		t.Fatal("the budget was never hit")
 	}
 }
+
+// TestEmailInviter: the invitation EnsureMember sends to the email of a person whose
+// userName is not one is invisible under the userName alone, and found and cancelled
+// under both; once accepted under another Docker ID, it is removed the same way.
+func TestEmailInviter(t *testing.T) {
+	e := setup(t)
+	c := ctx(t)
+	got, err := e.b.EnsureMember(c, backend.DesiredMember{UserName: "ada", Email: "ada@example.com", Role: "member"})
+	if err != nil || got.State != backend.StateInvited {
+		t.Fatalf("EnsureMember = %+v, %v; want an invitee", got, err)
+	}
+	if m, err := e.b.ObserveMember(c, "ada"); err != nil || m.State != backend.StateAbsent {
+		t.Fatalf("ObserveMember(userName) = %+v, %v; want Absent (the invite is under the email)", m, err)
+	}
+	m, err := e.b.ObserveMemberWithEmail(c, "ada", "ada@example.com")
+	if err != nil || m.State != backend.StateInvited || m.InviteID != got.InviteID || m.UserName != "ada" {
+		t.Fatalf("ObserveMemberWithEmail = %+v, %v; want the invite %s under userName ada", m, err, got.InviteID)
+	}
+	if err := e.b.EnsureMemberAbsentWithEmail(c, "ada", "ada@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.emu.Invites()); n != 0 {
+		t.Fatalf("%d invites left, want the email's invite cancelled", n)
+	}
+
+	if _, err := e.b.EnsureMember(c, backend.DesiredMember{UserName: "ada", Email: "ada@example.com", Role: "member"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.emu.AcceptInvite("ada@example.com", "ada-hub"); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := e.b.ObserveMemberWithEmail(c, "ada", "ada@example.com"); err != nil || m.State != backend.StateMember || m.BackendID != "ada-hub" {
+		t.Fatalf("ObserveMemberWithEmail after acceptance = %+v, %v; want member ada-hub", m, err)
+	}
+	if err := e.b.EnsureMemberAbsentWithEmail(c, "ada", "ada@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if e.emu.IsMember("ada-hub") {
+		t.Fatal("ada-hub is still a member")
+	}
+}
