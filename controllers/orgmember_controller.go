@@ -178,6 +178,19 @@ type memberState struct {
 	base *scimv1.OrgMember
 }
 
+// claimOrigin records a member's origin before anything else happens, with an
+// optimistic lock: a reconcile working from a stale cached copy (one that does not show
+// the origin recorded a moment ago) fails here with a conflict and retries, instead of
+// judging a member SCIM has just provisioned to be preexisting.
+func (r *OrgMemberReconciler) claimOrigin(ctx context.Context, m *scimv1.OrgMember, st *memberState) error {
+	if err := r.Status().Patch(ctx, m, client.MergeFromWithOptions(st.base, client.MergeFromWithOptimisticLock{}),
+		client.FieldOwner(FieldOwnerController)); err != nil {
+		return err
+	}
+	st.base = m.DeepCopy()
+	return nil
+}
+
 // sync observes the person in the backend and makes the backend match the spec.
 func (r *OrgMemberReconciler) sync(ctx context.Context, m *scimv1.OrgMember, cfg *scimv1.ScimConfig,
 	b backend.Backend, st *memberState) (ctrl.Result, error) {
@@ -193,11 +206,17 @@ func (r *OrgMemberReconciler) sync(ctx context.Context, m *scimv1.OrgMember, cfg
 		if obs.State != backend.StateAbsent {
 			if adoption(cfg) == scimv1.AdoptionAdopt {
 				m.Status.Origin = scimv1.OriginAdopted
+				if err := r.claimOrigin(ctx, m, st); err != nil {
+					return ctrl.Result{}, err
+				}
 				r.event(m, corev1.EventTypeNormal, EventAdopted, "Adopt",
 					"%s was already %s of organization %s; adopted: SCIM manages them from now on",
 					m.Spec.UserName, stateWords(obs.State), cfg.Spec.Organization)
 			} else {
 				m.Status.Origin = scimv1.OriginPreexisting
+				if err := r.claimOrigin(ctx, m, st); err != nil {
+					return ctrl.Result{}, err
+				}
 				r.record(m, obs)
 				r.event(m, corev1.EventTypeNormal, EventPreexisting, "Observe",
 					"%s was already %s of organization %s before SCIM; adoption is off, so SCIM never changes or removes them",
@@ -211,10 +230,9 @@ func (r *OrgMemberReconciler) sync(ctx context.Context, m *scimv1.OrgMember, cfg
 			// ours to remove later, and one we never started is never removed.
 			m.Status.Origin = scimv1.OriginProvisioned
 			m.Status.Message = "provisioning in organization " + cfg.Spec.Organization
-			if err := r.Status().Patch(ctx, m, client.MergeFrom(st.base), client.FieldOwner(FieldOwnerController)); err != nil {
+			if err := r.claimOrigin(ctx, m, st); err != nil {
 				return ctrl.Result{}, err
 			}
-			st.base = m.DeepCopy()
 		}
 	}
 
