@@ -429,6 +429,10 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, sc scimstore.Scope
 			return
 		}
 	}
+	if rt == scim.UserType && f == nil && q.SortBy == "" {
+		s.listUsersPage(w, r, sc, q)
+		return
+	}
 	var items []scim.Resource
 	var err error
 	if rt == scim.UserType {
@@ -453,6 +457,29 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, sc scimstore.Scope
 	}
 	for _, res := range page {
 		scim.Project(rt, res, q.Attributes, q.ExcludedAttributes)
+	}
+	scim.WriteJSON(w, http.StatusOK, scim.ListResponse{
+		Schemas: []string{scim.SchemaListResponse}, TotalResults: total,
+		StartIndex: start, ItemsPerPage: len(page), Resources: page,
+	})
+}
+
+// listUsersPage answers an unfiltered, unsorted Users list (the IdPs' paging case) by
+// cutting the page before converting: the answer is the one of the general path.
+func (s *Server) listUsersPage(w http.ResponseWriter, r *http.Request, sc scimstore.Scope, q scim.Query) {
+	// validates sortOrder as the general path does
+	if err := scim.SortResources(scim.UserType, nil, "", q.SortOrder); err != nil {
+		scim.WriteError(w, err)
+		return
+	}
+	start, count := q.Page()
+	page, total, err := s.store.ListUsersPage(r.Context(), sc, start, count)
+	if err != nil {
+		scim.WriteError(w, err)
+		return
+	}
+	for _, res := range page {
+		scim.Project(scim.UserType, res, q.Attributes, q.ExcludedAttributes)
 	}
 	scim.WriteJSON(w, http.StatusOK, scim.ListResponse{
 		Schemas: []string{scim.SchemaListResponse}, TotalResults: total,

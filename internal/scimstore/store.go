@@ -260,6 +260,41 @@ func (s *Store) ListUsers(ctx context.Context, sc Scope, f *scim.Filter) ([]scim
 	return out, nil
 }
 
+// ListUsersPage returns the 1-based page [start, start+count) of all the scope's users in
+// the default list order (by id, as scim.SortResources orders them without sortBy) and the
+// number of users. Unlike ListUsers it orders the cached OrgMembers by name (the id) and
+// converts only the members of the page, so paging through a large organization costs
+// the page, not the organization. start < 1 counts as 1, count < 0 as 0.
+func (s *Store) ListUsersPage(ctx context.Context, sc Scope, start, count int) ([]scim.Resource, int, error) {
+	var list scimv1.OrgMemberList
+	// The cache's objects are shared: they are only read and sorted by pointer here, and the
+	// members of the page are deep-copied before conversion.
+	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()),
+		client.MatchingFields{index.Config: sc.name()}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, 0, s.apiError(err, "Users")
+	}
+	members := make([]*scimv1.OrgMember, 0, len(list.Items))
+	for i := range list.Items {
+		m := &list.Items[i]
+		if m.Spec.ConfigName != sc.name() || !m.DeletionTimestamp.IsZero() {
+			continue
+		}
+		members = append(members, m)
+	}
+	slices.SortStableFunc(members, func(a, b *scimv1.OrgMember) int { return strings.Compare(a.Name, b.Name) })
+	total := len(members)
+	start = max(start, 1)
+	count = max(count, 0)
+	page := []scim.Resource{}
+	if start > total {
+		return page, total, nil
+	}
+	for _, m := range members[start-1 : min(start-1+count, total)] {
+		page = append(page, s.userResource(ctx, sc, m.DeepCopy()))
+	}
+	return page, total, nil
+}
+
 func checkDomain(cfg *scimv1.ScimConfig, userName string) error {
 	if len(cfg.Spec.VerifiedDomains) == 0 {
 		return nil
