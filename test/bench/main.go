@@ -47,6 +47,7 @@ func main() {
 	creates := flag.Int("creates", 300, "sequential SCIM creates for the write benchmark")
 	flag.Parse()
 	testing.Init()
+	ctrl.SetLogger(logr.Discard())
 	rows, err := run(*members, *creates)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
