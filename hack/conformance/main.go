@@ -27,13 +27,13 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scimserver"
+	"github.com/scim-operator/scim-operator/internal/testenv"
 )
 
 // folders run, in order (the collection's "Get Token" request and the unnamed trailing
@@ -62,7 +62,7 @@ func run(newman, collection, expectedPath, reportPath string) error {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = scimv1.AddToScheme(scheme)
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
+	env := testenv.New()
 	cfg, err := env.Start()
 	if err != nil {
 		return fmt.Errorf("control plane: %w", err)
