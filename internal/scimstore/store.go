@@ -841,6 +841,18 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 	if ifMatch != "" && g.ResourceVersion != ifMatch {
 		return stale(groupRef(id))
 	}
+	if ifMatch != "" && s.APIReader != nil {
+		// The members are unlabeled before the delete (a group recreated under the same
+		// name must not inherit them), so check the precondition against the API server
+		// first: a stale If-Match must change nothing, not leave an emptied group.
+		var fresh scimv1.OrgGroup
+		if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(g), &fresh); err != nil {
+			return s.apiError(err, groupRef(id))
+		}
+		if fresh.ResourceVersion != ifMatch {
+			return stale(groupRef(id))
+		}
+	}
 	if err := s.applyMembers(ctx, sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
 		return err
 	}
