@@ -243,6 +243,24 @@ var _ = Describe("errors", func() {
 		Expect(c.do("DELETE", "/Users/"+id, nil, "If-Match", newTag).code).To(Equal(204))
 	})
 
+	It("gives a group a new ETag for a members-only change, so a stale If-Match loses", func() {
+		uid := str(c.do("POST", "/Users", `{"userName":"gm1@example.com"}`).body["id"])
+		uid2 := str(c.do("POST", "/Users", `{"userName":"gm2@example.com"}`).body["id"])
+		r := c.do("POST", "/Groups", `{"displayName":"etag-group"}`)
+		Expect(r.code).To(Equal(201))
+		gid, etag := str(r.body["id"]), r.header.Get("ETag")
+		add := func(id string) string {
+			return `{"Operations":[{"op":"add","path":"members","value":[{"value":"` + id + `"}]}]}`
+		}
+		r = c.do("PATCH", "/Groups/"+gid, add(uid), "If-Match", etag)
+		Expect(r.code).To(Equal(200), "%s", r)
+		Expect(r.header.Get("ETag")).NotTo(Equal(etag), "a members-only change is a new version")
+		expectError(c.do("PATCH", "/Groups/"+gid, add(uid2), "If-Match", etag), 412, "", "stale")
+		Expect(members(e.ns, "errs")).To(HaveLen(2))
+		r = c.do("GET", "/Groups/"+gid, nil)
+		Expect(r.body["members"]).To(HaveLen(1), "the stale change added nobody")
+	})
+
 	It("refuses unknown group members and invalid member filters", func() {
 		r := c.do("POST", "/Groups", `{"displayName":"g1"}`)
 		Expect(r.code).To(Equal(201))

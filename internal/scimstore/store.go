@@ -8,6 +8,7 @@ import (
 	"net"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -799,12 +800,19 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 				return nil, conflictDisplayName(next.DisplayName)
 			}
 		}
-		if equalJSON(cur.Spec, next) && ifMatch == "" {
+		membersChange := d != nil && !d.Empty()
+		if equalJSON(cur.Spec, next) && ifMatch == "" && !membersChange {
 			g = cur
 			break
 		}
 		updated := cur.DeepCopy()
 		updated.Spec = next
+		if membersChange {
+			// Members live on the OrgMembers; bumping this annotation in the same
+			// optimistic-lock patch gives the group a new version (and ETag) for a
+			// members-only change, so two changes made against one If-Match cannot both win.
+			bumpMembersRevision(updated)
+		}
 		err = s.Client.Patch(wctx, updated, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
 		if apierrors.IsConflict(err) {
 			if ifMatch != "" {
@@ -830,6 +838,17 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 	}
 	s.waitCache(ctx, g, g.ResourceVersion)
 	return s.groupResource(ctx, sc, g, withMembers)
+}
+
+// AnnotationMembersRevision on an OrgGroup counts its membership changes.
+const AnnotationMembersRevision = "scim.operator.dev/members-revision"
+
+func bumpMembersRevision(g *scimv1.OrgGroup) {
+	n, _ := strconv.ParseInt(g.Annotations[AnnotationMembersRevision], 10, 64)
+	if g.Annotations == nil {
+		g.Annotations = map[string]string{}
+	}
+	g.Annotations[AnnotationMembersRevision] = strconv.FormatInt(n+1, 10)
 }
 
 // DeleteGroup removes the group's label from its members, then deletes the OrgGroup.
