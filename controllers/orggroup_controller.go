@@ -78,14 +78,9 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if err := r.Get(ctx, req.NamespacedName, g); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	cfg := &scimv1.ScimConfig{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: g.Namespace, Name: g.Spec.ConfigName}, cfg); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return ctrl.Result{}, err
-		}
-		cfg = nil
-	} else if !cfg.DeletionTimestamp.IsZero() {
-		cfg = nil
+	cfg, err := liveConfig(ctx, r.Client, g.Namespace, g.Spec.ConfigName)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	if !g.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, g, cfg)

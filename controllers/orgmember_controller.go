@@ -529,8 +529,14 @@ func (r *OrgMemberReconciler) event(m *scimv1.OrgMember, typ, reason, action, no
 }
 
 func (r *OrgMemberReconciler) config(ctx context.Context, ns, name string) (*scimv1.ScimConfig, error) {
+	return liveConfig(ctx, r.Client, ns, name)
+}
+
+// liveConfig returns a member's or group's ScimConfig, or nil when it is gone or being
+// deleted (then nothing is deprovisioned).
+func liveConfig(ctx context.Context, c client.Reader, ns, name string) (*scimv1.ScimConfig, error) {
 	cfg := &scimv1.ScimConfig{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, cfg); err != nil {
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, cfg); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
