@@ -62,6 +62,8 @@ type OrgGroupReconciler struct {
 	// Backends gives the backend of a group's ScimConfig.
 	Backends backend.Provider
 	Clock    clock.PassiveClock
+	// Rechecks asks the ScimConfig controller to check a config's backend now.
+	Rechecks *Rechecks
 }
 
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orggroups,verbs=get;list;watch;patch
@@ -105,11 +107,6 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionReady) == nil {
 		setCond(&g.Status.Conditions, g.Generation, scimv1.ConditionReady, metav1.ConditionUnknown, ReasonProgressing, "reconciling")
 	}
-	if team := TeamName(g.Spec.DisplayName); team != g.Status.Team {
-		// a renamed group syncs another team, which SCIM has not created (yet)
-		g.Status.Team, g.Status.TeamCreated = team, false
-	}
-
 	members, err := r.groupMembers(ctx, g)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -144,12 +141,29 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		r.synced(g, metav1.ConditionFalse, ReasonTeamConflict, msg)
 		return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
 	}
+	if backendNotReady(cfg) {
+		c := meta.FindStatusCondition(cfg.Status.Conditions, scimv1.ConditionBackendReady)
+		r.synced(g, metav1.ConditionFalse, ReasonBackendNotReady,
+			truncate(fmt.Sprintf("waiting for ScimConfig %q's backend: %s", cfg.Name, c.Message), 1024))
+		return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
+	}
 	b, err := r.Backends.For(ctx, cfg)
 	if err != nil {
-		return r.backendError(g, "connect to the backend", err)
+		return r.backendError(ctx, g, cfg, "connect to the backend", err)
 	}
 	bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
 	defer cancel()
+	if team := TeamName(g.Spec.DisplayName); team != g.Status.Team {
+		// A renamed group syncs another team. A backend that labels its grants moves the
+		// group's own grants to the new name when it ensures them; elsewhere the former
+		// team is cleaned up first, so a rename never leaves it behind.
+		if _, labelled := b.(backend.OwnerLedger); !labelled && g.Status.Team != "" {
+			if err := r.leaveTeam(bctx, g, cfg, b, g.Status.Team); err != nil {
+				return r.backendError(ctx, g, cfg, "clean up former team "+g.Status.Team, err)
+			}
+		}
+		g.Status.Team, g.Status.TeamCreated = team, false
+	}
 	if res, err := r.sync(bctx, g, cfg, b, members); err != nil || res.RequeueAfter > 0 {
 		return res, err
 	}
@@ -160,17 +174,29 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 func (r *OrgGroupReconciler) sync(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
 	b backend.Backend, members []scimv1.OrgMember) (ctrl.Result, error) {
 	team := g.Status.Team
-	t, err := b.ObserveTeam(ctx, team)
+	ol, labelled := b.(backend.OwnerLedger)
+	var t *backend.Team
+	var err error
+	if labelled {
+		t, err = ol.ObserveTeamOwned(ctx, groupOwner(g), team)
+	} else {
+		t, err = b.ObserveTeam(ctx, team)
+	}
 	if err != nil {
-		return r.backendError(g, "observe team "+team, err)
+		return r.backendError(ctx, g, cfg, "observe team "+team, err)
 	}
 	if t == nil {
 		// Recorded before creating, written by the deferred status patch: the team is
 		// ours to delete with the group. (Were that patch lost, the team would be left
 		// in place on deletion, never a team SCIM did not create deleted.)
 		g.Status.TeamCreated = true
-		if err := b.EnsureTeam(ctx, team); err != nil {
-			return r.backendError(g, "create team "+team, err)
+		if labelled {
+			err = ol.EnsureTeamOwned(ctx, groupOwner(g), team)
+		} else {
+			err = b.EnsureTeam(ctx, team)
+		}
+		if err != nil {
+			return r.backendError(ctx, g, cfg, "create team "+team, err)
 		}
 		r.event(g, corev1.EventTypeNormal, EventTeamCreated, "CreateTeam",
 			"created team %s in organization %s", team, cfg.Spec.Organization)
@@ -196,7 +222,7 @@ func (r *OrgGroupReconciler) sync(ctx context.Context, g *scimv1.OrgGroup, cfg *
 			continue
 		}
 		if err := b.EnsureTeamMember(ctx, team, id); err != nil {
-			return r.backendError(g, fmt.Sprintf("add %s to team %s", id, team), err)
+			return r.backendError(ctx, g, cfg, fmt.Sprintf("add %s to team %s", id, team), err)
 		}
 		added = append(added, id)
 	}
@@ -212,7 +238,7 @@ func (r *OrgGroupReconciler) sync(ctx context.Context, g *scimv1.OrgGroup, cfg *
 			continue
 		}
 		if err := b.EnsureTeamMemberAbsent(ctx, team, id); err != nil {
-			return r.backendError(g, fmt.Sprintf("remove %s from team %s", id, team), err)
+			return r.backendError(ctx, g, cfg, fmt.Sprintf("remove %s from team %s", id, team), err)
 		}
 		removed = append(removed, id)
 	}
@@ -299,6 +325,11 @@ func (r *OrgGroupReconciler) teamOwner(ctx context.Context, g *scimv1.OrgGroup) 
 // sharesTeam reports whether another live OrgGroup of the config maps to g's team: g's
 // deletion then leaves the team to it.
 func (r *OrgGroupReconciler) sharesTeam(ctx context.Context, g *scimv1.OrgGroup) (bool, error) {
+	return r.sharesTeamName(ctx, g, g.Status.Team)
+}
+
+// sharesTeamName reports whether another live OrgGroup of the config maps to team.
+func (r *OrgGroupReconciler) sharesTeamName(ctx context.Context, g *scimv1.OrgGroup, team string) (bool, error) {
 	var list scimv1.OrgGroupList
 	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: g.Spec.ConfigName}); err != nil {
 		return false, err
@@ -306,7 +337,7 @@ func (r *OrgGroupReconciler) sharesTeam(ctx context.Context, g *scimv1.OrgGroup)
 	for i := range list.Items {
 		o := &list.Items[i]
 		if o.Name != g.Name && o.Spec.ConfigName == g.Spec.ConfigName && o.DeletionTimestamp.IsZero() &&
-			strings.EqualFold(TeamName(o.Spec.DisplayName), g.Status.Team) {
+			strings.EqualFold(TeamName(o.Spec.DisplayName), team) {
 			return true, nil
 		}
 	}
@@ -342,33 +373,68 @@ func (r *OrgGroupReconciler) groupsOfSameTeam(ctx context.Context, o client.Obje
 	return reqs
 }
 
-// reconcileDelete removes the team SCIM created, unless the config is disabled or gone, or another
-// group maps to the same team (a group in TeamConflict never owned it; an owner hands it
-// over to the group that waited).
+// groupOwner is the backend owner of a group's grants.
+func groupOwner(g *scimv1.OrgGroup) backend.Owner {
+	return backend.Owner{Kind: "OrgGroup", UID: string(g.UID)}
+}
+
+// leaveTeam takes the group out of a team it no longer maps to (a rename): the team is
+// deleted when SCIM created it for this group and no other group maps to it, else the
+// members SCIM manages for this group are taken out of it.
+func (r *OrgGroupReconciler) leaveTeam(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
+	b backend.Backend, team string) error {
+	shared, err := r.sharesTeamName(ctx, g, team)
+	if err != nil || shared {
+		return err
+	}
+	if g.Status.TeamCreated {
+		if err := b.EnsureTeamAbsent(ctx, team); err != nil {
+			return err
+		}
+		r.event(g, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
+			"group renamed: former team %s removed from organization %s", team, cfg.Spec.Organization)
+		return nil
+	}
+	t, err := b.ObserveTeam(ctx, team)
+	if err != nil || t == nil {
+		return err
+	}
+	removable, hinted, err := r.managedIDs(ctx, g, cfg, team)
+	if err != nil {
+		return err
+	}
+	for _, id := range t.Members {
+		low := strings.ToLower(id)
+		if hinted[low] || !removable[low] {
+			continue
+		}
+		if err := b.EnsureTeamMemberAbsent(ctx, team, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reconcileDelete applies the deletion policy to the group's grants, unless the config is
+// gone (its own deletion decided) or another group maps to the same team (a group in
+// TeamConflict never owned it; an owner hands it over to the group that waited). On a
+// backend that labels its grants the group's own grants are removed (Remove) or orphaned
+// (Orphan, or a disabled config); elsewhere only a team SCIM created is deleted.
 func (r *OrgGroupReconciler) reconcileDelete(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(g, FinalizerDeprovision) {
 		return ctrl.Result{}, nil
 	}
-	// Only a team SCIM created is deleted: a team that existed before SCIM (or that this
-	// group took over) is left in place.
-	deleteTeam := cfg != nil && cfg.IsEnabled() && g.Status.Team != "" && g.Status.TeamCreated
-	if deleteTeam {
-		shared, err := r.sharesTeam(ctx, g)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		deleteTeam = !shared
-	}
-	if deleteTeam {
+	var done func()
+	if cfg != nil {
 		b, err := r.Backends.For(ctx, cfg)
 		if err == nil {
 			bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
-			err = b.EnsureTeamAbsent(bctx, g.Status.Team)
+			done, err = r.deprovision(bctx, g, cfg, b)
 			cancel()
 		}
 		if err != nil {
 			base := g.DeepCopy()
-			res, rerr := r.backendError(g, "delete team "+g.Status.Team, err)
+			res, rerr := r.backendError(ctx, g, cfg, "apply the deletion policy to team "+g.Status.Team, err)
 			r.summarize(g)
 			if perr := r.Status().Patch(ctx, g, client.MergeFrom(base), client.FieldOwner(FieldOwnerController)); perr != nil &&
 				!apierrors.IsNotFound(perr) {
@@ -384,16 +450,59 @@ func (r *OrgGroupReconciler) reconcileDelete(ctx context.Context, g *scimv1.OrgG
 		// a conflict retries the whole (idempotent) deletion; the event waits for success
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if deleteTeam {
-		r.event(orig, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
-			"group deleted: team %s removed from organization %s", g.Status.Team, cfg.Spec.Organization)
+	if done != nil {
+		done()
 	}
 	return ctrl.Result{}, nil
 }
 
-func (r *OrgGroupReconciler) backendError(g *scimv1.OrgGroup, what string, err error) (ctrl.Result, error) {
+// deprovision applies the deletion policy of a live config to a deleted group, and
+// returns the event to tell once the group is released.
+func (r *OrgGroupReconciler) deprovision(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
+	b backend.Backend) (func(), error) {
+	remove := cfg.IsEnabled() && cfg.Spec.Policies.Deletion != scimv1.DeletionOrphan
+	if ol, ok := b.(backend.OwnerLedger); ok {
+		if !remove {
+			return nil, ol.OrphanOwner(ctx, groupOwner(g), "Orphaned")
+		}
+		if err := ol.EnsureOwnerAbsent(ctx, groupOwner(g), g.Status.Team); err != nil {
+			return nil, err
+		}
+		return func() {
+			r.event(g, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
+				"group deleted: group %s's access removed from organization %s", g.Status.Team, cfg.Spec.Organization)
+		}, nil
+	}
+	// Only a team SCIM created is deleted: a team that existed before SCIM (or that this
+	// group took over) is left in place.
+	if !remove || g.Status.Team == "" || !g.Status.TeamCreated {
+		return nil, nil
+	}
+	if shared, err := r.sharesTeam(ctx, g); err != nil || shared {
+		return nil, err
+	}
+	if err := b.EnsureTeamAbsent(ctx, g.Status.Team); err != nil {
+		return nil, err
+	}
+	return func() {
+		r.event(g, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
+			"group deleted: team %s removed from organization %s", g.Status.Team, cfg.Spec.Organization)
+	}, nil
+}
+
+func (r *OrgGroupReconciler) backendError(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig, what string, err error) (ctrl.Result, error) {
 	reason := backend.ReasonOf(err)
 	msg := truncate(fmt.Sprintf("could not %s: %v", what, err), 1024)
+	if backend.ConfigWide(err) {
+		if r.Rechecks != nil {
+			r.Rechecks.Request(ctx, cfg)
+		}
+		r.synced(g, metav1.ConditionFalse, ReasonBackendNotReady, truncate(msg+"; waiting for the backend", 1024))
+		if backend.ClassOf(err) == backend.Permanent {
+			return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
+		}
+		return ctrl.Result{}, err
+	}
 	switch backend.ClassOf(err) {
 	case backend.Permanent:
 		if c := meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionSynced); c == nil || c.Message != msg {
@@ -401,7 +510,8 @@ func (r *OrgGroupReconciler) backendError(g *scimv1.OrgGroup, what string, err e
 			r.event(g, corev1.EventTypeWarning, EventFailed, "Sync", "%s", msg)
 		}
 		r.synced(g, metav1.ConditionFalse, reason, msg)
-		return ctrl.Result{}, reconcile.TerminalError(err)
+		// retried on the resync interval: a backend repaired by hand is noticed
+		return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
 	case backend.RateLimited:
 		wait, _ := backend.RetryAfterOf(err)
 		if wait <= 0 {

@@ -31,6 +31,8 @@ import (
 	"github.com/scim-operator/scim-operator/internal/backend"
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/metrics"
+	"github.com/scim-operator/scim-operator/internal/naming"
+	"github.com/scim-operator/scim-operator/internal/plan"
 )
 
 const (
@@ -60,6 +62,9 @@ const (
 	ReasonSynced         = "Synced"
 	ReasonPreexisting    = "Preexisting"
 	ReasonRateLimited    = "RateLimited"
+	// ReasonBackendNotReady: the config's backend is not ready (BackendReady=False); the
+	// member waits for it and keeps its phase.
+	ReasonBackendNotReady = "BackendNotReady"
 )
 
 // Event reasons: one for every change the controllers make in a backend.
@@ -75,6 +80,7 @@ const (
 	EventFailed      = "Failed"
 	EventTeamJoined  = "TeamJoined"
 	EventOrphaned    = "Orphaned"
+	EventRenamed     = "Renamed"
 )
 
 // OrgMemberReconciler makes a Backend match each OrgMember: provisioning, role and team,
@@ -89,6 +95,9 @@ type OrgMemberReconciler struct {
 	// Backends gives the backend of a member's ScimConfig.
 	Backends backend.Provider
 	Clock    clock.PassiveClock
+	// Rechecks asks the ScimConfig controller to check a config's backend now (a member
+	// met a problem of the whole connection).
+	Rechecks *Rechecks
 }
 
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers,verbs=get;list;watch;patch
@@ -97,22 +106,23 @@ type OrgMemberReconciler struct {
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile follows the project's one shape: get, deletion branch, finalizer, deferred
-// status patch that summarizes Ready, paused, then ordered steps.
+// Reconcile follows the project's one shape: get, finalizer, deferred status patch that
+// summarizes Ready, then observe -> plan (internal/plan) -> execute.
 func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	defer func() { countReconcile("orgmember", res, retErr) }()
 	m := &scimv1.OrgMember{}
 	if err := r.Get(ctx, req.NamespacedName, m); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	deleting := !m.DeletionTimestamp.IsZero()
+	if deleting && !controllerutil.ContainsFinalizer(m, FinalizerDeprovision) {
+		return ctrl.Result{}, nil
+	}
 	cfg, err := r.config(ctx, m.Namespace, m.Spec.ConfigName)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if !m.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, m, cfg)
-	}
-	if !controllerutil.ContainsFinalizer(m, FinalizerDeprovision) {
+	if !deleting && !controllerutil.ContainsFinalizer(m, FinalizerDeprovision) {
 		orig := m.DeepCopy()
 		controllerutil.AddFinalizer(m, FinalizerDeprovision)
 		if err := r.Patch(ctx, m, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}),
@@ -123,6 +133,9 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 
 	st := &memberState{base: m.DeepCopy()}
 	defer func() {
+		if st.abandon {
+			return // an optimistic lock refused this reconcile's view: write nothing of it
+		}
 		r.summarize(m)
 		if err := r.Status().Patch(ctx, m, client.MergeFrom(st.base), client.FieldOwner(FieldOwnerController)); err != nil &&
 			!apierrors.IsNotFound(err) {
@@ -137,282 +150,299 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		m.Status.Phase = scimv1.PhasePending
 	}
 
-	switch {
-	case cfg == nil:
-		r.synced(m, metav1.ConditionFalse, ReasonConfigNotFound,
-			fmt.Sprintf("ScimConfig %q not found in namespace %q; waiting for it", m.Spec.ConfigName, m.Namespace))
-		return ctrl.Result{}, nil // the ScimConfig watch brings us back
-	case !cfg.IsEnabled():
-		r.synced(m, metav1.ConditionUnknown, ReasonPaused,
-			fmt.Sprintf("ScimConfig %q is disabled: nothing is synced and the member is left as it is", cfg.Name))
-		return ctrl.Result{}, nil // enabling the config re-enqueues its members
-	case m.Status.Origin == scimv1.OriginPreexisting:
-		r.preexisting(m, cfg)
-		return ctrl.Result{}, nil
-	}
-
-	b, err := r.Backends.For(ctx, cfg)
-	if err != nil {
-		// A configuration problem of the whole config (a missing credentials Secret, an
-		// unknown backend) is the config's to report (BackendReady): the member waits,
-		// without an event per member, and a repaired config resumes it.
-		r.synced(m, metav1.ConditionFalse, backend.ReasonOf(err),
-			truncate(fmt.Sprintf("waiting for ScimConfig %q's backend: %v", cfg.Name, err), 1024))
-		if backend.ClassOf(err) == backend.Permanent {
-			return ctrl.Result{}, nil
+	in := plan.MemberInput{Config: configState(cfg), Deleting: deleting, Active: m.Spec.Active,
+		Origin: m.Status.Origin, Phase: m.Status.Phase}
+	var b backend.Backend
+	if cfg != nil {
+		in.Policies = cfg.Spec.Policies
+		in.Policies.Adoption = adoption(cfg)
+		in.WantRole = desiredRole(m, cfg)
+		if cfg.Spec.Backend.Type == scimv1.BackendDockerHub {
+			in.Team = desiredTeam(m) // a per-user hint means nothing to the kubernetes backend
 		}
-		return ctrl.Result{}, err
+		if in.Config != plan.ConfigDisabled || deleting {
+			if b, err = r.Backends.For(ctx, cfg); err != nil {
+				return r.waitForConfig(ctx, m, cfg, err)
+			}
+			_, in.Labelled = b.(backend.OwnerLedger)
+		}
 	}
 	bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
 	defer cancel()
-	res, err = r.sync(bctx, m, cfg, b, st)
-	if err != nil || res.RequeueAfter > 0 {
-		return res, err
+	if plan.NeedsObservation(in) {
+		obs, err := observeMember(bctx, b, m)
+		if err != nil {
+			return r.backendError(ctx, m, cfg, "observe the member", err)
+		}
+		in.Observed = obs
 	}
-	return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
+	in.Stale = staleIdentities(m, in.Observed, in.Labelled)
+	in.Renamed = in.Labelled && m.Status.BackendID != "" && !strings.EqualFold(m.Status.BackendID, m.Spec.UserName)
+
+	p := plan.Member(in)
+	logf.FromContext(ctx).V(1).Info("plan", "steps", p.Steps, "wait", p.Wait, "story", p.Story, "origin", p.Origin)
+	if p.Wait != plan.WaitNone {
+		return r.wait(m, cfg, p.Wait)
+	}
+	return r.execute(bctx, ctx, m, cfg, b, in, p, st)
 }
 
 // memberState carries the status patch base between the deferred patch and the steps
 // that record an intent before acting.
 type memberState struct {
 	base *scimv1.OrgMember
+	// abandon: an optimistic lock refused a write of this reconcile, so its view of the
+	// member is stale; the deferred status patch must not write it back.
+	abandon bool
 }
 
-// claimOrigin records a member's origin before anything else happens, with an
-// optimistic lock: a reconcile working from a stale cached copy (one that does not show
-// the origin recorded a moment ago) fails here with a conflict and retries, instead of
-// judging a member SCIM has just provisioned to be preexisting.
-func (r *OrgMemberReconciler) claimOrigin(ctx context.Context, m *scimv1.OrgMember, st *memberState) error {
+// configState is where the member's config stands for the planner.
+func configState(cfg *scimv1.ScimConfig) plan.ConfigState {
+	switch {
+	case cfg == nil:
+		return plan.ConfigGone
+	case !cfg.IsEnabled():
+		return plan.ConfigDisabled
+	case backendNotReady(cfg):
+		return plan.ConfigNotReady
+	}
+	return plan.ConfigEnabled
+}
+
+// backendNotReady tells whether the config reported, for its current generation, that its
+// backend is not ready.
+func backendNotReady(cfg *scimv1.ScimConfig) bool {
+	c := meta.FindStatusCondition(cfg.Status.Conditions, scimv1.ConditionBackendReady)
+	return c != nil && c.Status == metav1.ConditionFalse && c.ObservedGeneration == cfg.Generation
+}
+
+// recordIntent writes the member's status with an optimistic lock before acting: a
+// reconcile working from a stale cached copy (one that does not show the origin or the
+// identities recorded a moment ago) fails here with a conflict and retries, and its
+// deferred status patch writes nothing.
+func (r *OrgMemberReconciler) recordIntent(ctx context.Context, m *scimv1.OrgMember, st *memberState) error {
 	if err := r.Status().Patch(ctx, m, client.MergeFromWithOptions(st.base, client.MergeFromWithOptimisticLock{}),
 		client.FieldOwner(FieldOwnerController)); err != nil {
+		st.abandon = true
 		return err
 	}
 	st.base = m.DeepCopy()
 	return nil
 }
 
-// sync observes the person in the backend and makes the backend match the spec.
-func (r *OrgMemberReconciler) sync(ctx context.Context, m *scimv1.OrgMember, cfg *scimv1.ScimConfig,
-	b backend.Backend, st *memberState) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
-	// Observe first, every time: a create whose result was not recorded is found here and
-	// is never repeated.
-	obs, err := observeMember(ctx, b, m)
-	if err != nil {
-		return r.backendError(m, "observe the member", err)
+// wait describes a member that cannot be synced now.
+func (r *OrgMemberReconciler) wait(m *scimv1.OrgMember, cfg *scimv1.ScimConfig, w plan.Wait) (ctrl.Result, error) {
+	switch w {
+	case plan.WaitConfigGone:
+		r.synced(m, metav1.ConditionFalse, ReasonConfigNotFound,
+			fmt.Sprintf("ScimConfig %q not found in namespace %q (or being deleted); waiting for it", m.Spec.ConfigName, m.Namespace))
+		return ctrl.Result{}, nil // the ScimConfig watch brings us back
+	case plan.WaitDisabled:
+		r.synced(m, metav1.ConditionUnknown, ReasonPaused,
+			fmt.Sprintf("ScimConfig %q is disabled: nothing is synced and the member is left as it is", cfg.Name))
+		return ctrl.Result{}, nil // enabling the config re-enqueues its members
+	default:
+		c := meta.FindStatusCondition(cfg.Status.Conditions, scimv1.ConditionBackendReady)
+		r.synced(m, metav1.ConditionFalse, ReasonBackendNotReady,
+			truncate(fmt.Sprintf("waiting for ScimConfig %q's backend: %s", cfg.Name, c.Message), 1024))
+		// BackendReady turning True re-enqueues the config's members.
+		return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
 	}
+}
 
-	if m.Status.Origin == "" {
-		if obs.State != backend.StateAbsent {
-			if adoption(cfg) == scimv1.AdoptionAdopt {
-				m.Status.Origin = scimv1.OriginAdopted
-				if err := r.claimOrigin(ctx, m, st); err != nil {
-					return ctrl.Result{}, err
-				}
-				r.event(m, corev1.EventTypeNormal, EventAdopted, "Adopt",
-					"%s was already %s of organization %s; adopted: SCIM manages them from now on",
-					m.Spec.UserName, stateWords(obs.State), cfg.Spec.Organization)
-			} else {
-				m.Status.Origin = scimv1.OriginPreexisting
-				if err := r.claimOrigin(ctx, m, st); err != nil {
-					return ctrl.Result{}, err
-				}
-				r.record(m, obs)
-				r.event(m, corev1.EventTypeNormal, EventPreexisting, "Observe",
-					"%s was already %s of organization %s before SCIM; adoption is off, so SCIM never changes or removes them",
-					m.Spec.UserName, stateWords(obs.State), cfg.Spec.Organization)
-				r.preexisting(m, cfg)
-				m.Status.LastSyncTime = &metav1.Time{Time: r.Clock.Now()}
-				return ctrl.Result{}, nil
+// waitForConfig handles a backend the registry could not build: a configuration problem
+// of the whole config is the config's to report (BackendReady); the member waits, without
+// an event per member, and a repaired config resumes it.
+func (r *OrgMemberReconciler) waitForConfig(ctx context.Context, m *scimv1.OrgMember, cfg *scimv1.ScimConfig, err error) (ctrl.Result, error) {
+	r.synced(m, metav1.ConditionFalse, backend.ReasonOf(err),
+		truncate(fmt.Sprintf("waiting for ScimConfig %q's backend: %v", cfg.Name, err), 1024))
+	r.recheck(ctx, cfg)
+	if backend.ClassOf(err) == backend.Permanent {
+		return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// recheck asks the ScimConfig controller to check the config's backend now.
+func (r *OrgMemberReconciler) recheck(ctx context.Context, cfg *scimv1.ScimConfig) {
+	if r.Rechecks != nil {
+		r.Rechecks.Request(ctx, cfg)
+	}
+}
+
+// execute runs a plan's steps in order, then tells its story.
+func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgMember, cfg *scimv1.ScimConfig,
+	b backend.Backend, in plan.MemberInput, p plan.MemberPlan, st *memberState) (ctrl.Result, error) {
+	obs := in.Observed
+	want := backend.DesiredMember{UserName: m.Spec.UserName, Email: primaryEmail(m), Role: in.WantRole, Owner: ownerOf(m)}
+	for _, step := range p.Steps {
+		switch step {
+		case plan.StepRecordOrigin:
+			m.Status.Origin = p.Origin
+			if p.Origin == scimv1.OriginProvisioned && obs.State != backend.StateMember && obs.State != backend.StateInvited {
+				m.Status.Message = "provisioning in organization " + cfg.Spec.Organization
 			}
-		} else if m.Spec.Active {
-			// Record the intent before creating: a member whose creation we started is
-			// ours to remove later, and one we never started is never removed.
-			m.Status.Origin = scimv1.OriginProvisioned
-			m.Status.Message = "provisioning in organization " + cfg.Spec.Organization
-			if err := r.claimOrigin(ctx, m, st); err != nil {
+			if !in.Labelled && p.Origin != scimv1.OriginPreexisting {
+				recordIdentities(m, currentIdentities(m, obs)...)
+			}
+			if err := r.recordIntent(outer, m, st); err != nil {
 				return ctrl.Result{}, err
 			}
+		case plan.StepEnsure:
+			if !in.Labelled && addsIdentities(m, currentIdentities(m, obs)...) {
+				if err := r.recordIntent(outer, m, st); err != nil {
+					return ctrl.Result{}, err
+				}
+			}
+			got, err := b.EnsureMember(ctx, want)
+			if err != nil {
+				return r.backendError(outer, m, cfg, ensureWords(in, p), err)
+			}
+			obs = got
+			if !in.Labelled {
+				recordIdentities(m, currentIdentities(m, obs)...)
+			}
+		case plan.StepRemoveStale:
+			if err := removeStale(ctx, b, m, in.Stale); err != nil {
+				return r.backendError(outer, m, cfg, "remove the member's former identities", err)
+			}
+		case plan.StepJoinTeam:
+			team := in.Team
+			if err := b.EnsureTeam(ctx, team); err != nil {
+				return r.backendError(outer, m, cfg, "create team "+team, err)
+			}
+			if err := b.EnsureTeamMember(ctx, team, obs.BackendID); err != nil {
+				return r.backendError(outer, m, cfg, "add the member to team "+team, err)
+			}
+			obs.Teams = append(obs.Teams, team)
+			r.event(m, corev1.EventTypeNormal, EventTeamJoined, "JoinTeam",
+				"%s added to team %s of organization %s", m.Spec.UserName, team, cfg.Spec.Organization)
+		case plan.StepRemove:
+			if err := removeGrants(ctx, b, m, in.Labelled); err != nil {
+				return r.backendError(outer, m, cfg, removeWords(in), err)
+			}
+			obs = backend.Member{UserName: m.Spec.UserName, State: backend.StateAbsent}
+		case plan.StepOrphan:
+			if ol, ok := b.(backend.OwnerLedger); ok {
+				if err := ol.OrphanOwner(ctx, ownerOf(m), "Orphaned"); err != nil {
+					return r.backendError(outer, m, cfg, "leave the member's access in place", err)
+				}
+			}
+		case plan.StepRelease:
+			return r.release(outer, m, cfg, p, st)
 		}
 	}
+	return r.conclude(m, cfg, in, p, obs)
+}
 
-	if !m.Spec.Active {
-		return r.deactivate(ctx, m, cfg, b, obs)
+// conclude records the outcome of a plan that keeps the member: phase, identity, story.
+func (r *OrgMemberReconciler) conclude(m *scimv1.OrgMember, cfg *scimv1.ScimConfig, in plan.MemberInput,
+	p plan.MemberPlan, obs backend.Member) (ctrl.Result, error) {
+	org := cfg.Spec.Organization
+	if m.Status.Origin == scimv1.OriginPreexisting {
+		if p.Story == plan.StoryPreexisting {
+			r.record(m, obs)
+			r.event(m, corev1.EventTypeNormal, EventPreexisting, "Observe",
+				"%s was already %s of organization %s before SCIM; adoption is off, so SCIM never changes or removes them",
+				m.Spec.UserName, stateWords(obs.State), org)
+			m.Status.LastSyncTime = &metav1.Time{Time: r.Clock.Now()}
+		}
+		r.preexisting(m, cfg)
+		return ctrl.Result{}, nil
 	}
-
-	want := backend.DesiredMember{UserName: m.Spec.UserName, Email: primaryEmail(m), Role: desiredRole(m, cfg)}
-	wasDeactivated := m.Status.Phase == scimv1.PhaseDeactivated
-	switch {
-	case obs.State == backend.StateAbsent:
-		before := m.Status.Phase
-		got, err := b.EnsureMember(ctx, want)
-		if err != nil {
-			return r.backendError(m, "add the member", err)
-		}
-		obs = got
-		if m.Status.Origin == "" { // a reactivated member that was never provisioned
-			m.Status.Origin = scimv1.OriginProvisioned
-		}
-		verb, reason := "added to", EventAdded
-		if obs.State == backend.StateInvited {
-			verb, reason = "invited to", EventInvited
-		}
-		switch {
-		case wasDeactivated:
-			r.event(m, corev1.EventTypeNormal, EventReactivated, "Reactivate",
-				"%s reactivated: %s organization %s%s", m.Spec.UserName, verb, cfg.Spec.Organization, roleWords(want.Role))
-		case before == scimv1.PhaseActive || before == scimv1.PhaseInvited:
-			r.event(m, corev1.EventTypeNormal, reason, "Repair",
-				"%s was missing from organization %s (removed outside SCIM, or the invitation expired): %s it again%s",
-				m.Spec.UserName, cfg.Spec.Organization, verb, roleWords(want.Role))
-		default:
-			r.event(m, corev1.EventTypeNormal, reason, "Provision",
-				"%s %s organization %s%s", m.Spec.UserName, verb, cfg.Spec.Organization, roleWords(want.Role))
-		}
-	case obs.State == backend.StateMember && want.Role != "" && obs.Role != "" && !strings.EqualFold(obs.Role, want.Role):
-		from := obs.Role
-		got, err := b.EnsureMember(ctx, want)
-		if err != nil {
-			return r.backendError(m, "change the member's role", err)
-		}
-		obs = got
+	verb, reason := "added to", EventAdded
+	if obs.State == backend.StateInvited {
+		verb, reason = "invited to", EventInvited
+	}
+	role := roleWords(in.WantRole)
+	switch p.Story {
+	case plan.StoryAdopt:
+		r.event(m, corev1.EventTypeNormal, EventAdopted, "Adopt",
+			"%s was already %s of organization %s; adopted: SCIM manages them from now on", m.Spec.UserName, stateWords(in.Observed.State), org)
+	case plan.StoryProvision:
+		r.event(m, corev1.EventTypeNormal, reason, "Provision", "%s %s organization %s%s", m.Spec.UserName, verb, org, role)
+	case plan.StoryRepair:
+		r.event(m, corev1.EventTypeNormal, reason, "Repair",
+			"%s was missing from organization %s (removed outside SCIM, or the invitation expired): %s it again%s",
+			m.Spec.UserName, org, verb, role)
+	case plan.StoryReactivate:
+		r.event(m, corev1.EventTypeNormal, EventReactivated, "Reactivate", "%s reactivated: %s organization %s%s",
+			m.Spec.UserName, verb, org, role)
+	case plan.StoryRoleChange:
 		r.event(m, corev1.EventTypeNormal, EventRoleChanged, "ChangeRole",
-			"%s's role in organization %s changed from %s to %s", m.Spec.UserName, cfg.Spec.Organization, from, want.Role)
-	case m.Status.Phase == scimv1.PhasePending && m.Status.Origin == scimv1.OriginProvisioned:
-		// Our create went through but its answer was lost (we recorded the intent first):
-		// found here instead of creating again.
-		reason, verb := EventAdded, "added to"
-		if obs.State == backend.StateInvited {
-			reason, verb = EventInvited, "invited to"
-		}
-		r.event(m, corev1.EventTypeNormal, reason, "Provision",
-			"%s %s organization %s%s", m.Spec.UserName, verb, cfg.Spec.Organization, roleWords(want.Role))
-	case wasDeactivated:
-		r.event(m, corev1.EventTypeNormal, EventReactivated, "Reactivate",
-			"%s reactivated: still %s of organization %s", m.Spec.UserName, stateWords(obs.State), cfg.Spec.Organization)
+			"%s's role in organization %s changed from %s to %s", m.Spec.UserName, org, in.Observed.Role, in.WantRole)
+	case plan.StoryRenamed:
+		r.event(m, corev1.EventTypeNormal, EventRenamed, "Rename",
+			"%s: access in organization %s moved to the member's current identity; former identities removed", m.Spec.UserName, org)
+	case plan.StoryDeactivate:
+		r.event(m, corev1.EventTypeNormal, EventDeactivated, "Deactivate",
+			"%s deactivated: removed from organization %s; the OrgMember is kept so a reactivation re-adds them", m.Spec.UserName, org)
+	case plan.StoryKeep:
+		r.event(m, corev1.EventTypeNormal, EventDeactivated, "Deactivate",
+			"%s deactivated; access to organization %s kept (deactivation policy Keep)", m.Spec.UserName, org)
 	}
 
-	if team := desiredTeam(m); team != "" && obs.State == backend.StateMember && obs.BackendID != "" &&
-		!slices.ContainsFunc(obs.Teams, func(t string) bool { return strings.EqualFold(t, team) }) {
-		if err := b.EnsureTeam(ctx, team); err != nil {
-			return r.backendError(m, "create team "+team, err)
+	if p.Phase == scimv1.PhaseDeactivated {
+		m.Status.Phase = scimv1.PhaseDeactivated
+		switch {
+		case m.Status.Origin == "":
+			m.Status.Message = "inactive and never provisioned: nothing to do in organization " + org
+		case in.Policies.Deactivation == scimv1.DeactivationKeep:
+			r.record(m, obs)
+			m.Status.Message = "deactivated; access kept in organization " + org + " (deactivation policy Keep)"
+		default:
+			m.Status.InviteID = ""
+			m.Status.Message = "deactivated: not in organization " + org + "; reactivation re-adds them"
 		}
-		if err := b.EnsureTeamMember(ctx, team, obs.BackendID); err != nil {
-			return r.backendError(m, "add the member to team "+team, err)
-		}
-		obs.Teams = append(obs.Teams, team)
-		r.event(m, corev1.EventTypeNormal, EventTeamJoined, "JoinTeam",
-			"%s added to team %s of organization %s", m.Spec.UserName, team, cfg.Spec.Organization)
+		r.syncedNow(m)
+		return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
 	}
 
 	r.record(m, obs)
 	switch obs.State {
 	case backend.StateMember:
 		m.Status.Phase = scimv1.PhaseActive
-		m.Status.Message = fmt.Sprintf("member of organization %s%s%s", cfg.Spec.Organization, roleWords(obs.Role), originWords(m.Status.Origin))
+		m.Status.Message = fmt.Sprintf("member of organization %s%s%s", org, roleWords(obs.Role), originWords(m.Status.Origin))
 	case backend.StateInvited:
 		m.Status.Phase = scimv1.PhaseInvited
 		m.Status.Message = fmt.Sprintf("invited to organization %s%s; waiting for the person to accept%s",
-			cfg.Spec.Organization, roleWords(want.Role), originWords(m.Status.Origin))
+			org, role, originWords(m.Status.Origin))
 	default:
 		// The backend answered success but does not show the member yet: look again soon.
 		m.Status.Phase = scimv1.PhasePending
 		r.synced(m, metav1.ConditionFalse, ReasonProgressing, "the backend does not show the member yet")
-		log.V(1).Info("member not visible after EnsureMember", "userName", m.Spec.UserName)
 		return ctrl.Result{RequeueAfter: jitter(10 * time.Second)}, nil
 	}
 	r.syncedNow(m)
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
 }
 
-// deactivate applies the deactivation policy to a member with active=false.
-func (r *OrgMemberReconciler) deactivate(ctx context.Context, m *scimv1.OrgMember, cfg *scimv1.ScimConfig,
-	b backend.Backend, obs backend.Member) (ctrl.Result, error) {
-	keep := cfg.Spec.Policies.Deactivation == scimv1.DeactivationKeep
+// release records the member's last status and removes its finalizer; the event is told
+// once the finalizer is gone (a conflict retries it all).
+func (r *OrgMemberReconciler) release(ctx context.Context, m *scimv1.OrgMember, cfg *scimv1.ScimConfig,
+	p plan.MemberPlan, st *memberState) (ctrl.Result, error) {
+	var done func()
 	switch {
-	case m.Status.Origin == "":
-		// Never provisioned and inactive: nothing to do in the backend.
-		m.Status.Message = "inactive and never provisioned: nothing to do in organization " + cfg.Spec.Organization
-	case keep:
-		r.record(m, obs)
-		if m.Status.Phase != scimv1.PhaseDeactivated {
-			r.event(m, corev1.EventTypeNormal, EventDeactivated, "Deactivate",
-				"%s deactivated; access to organization %s kept (deactivation policy Keep)", m.Spec.UserName, cfg.Spec.Organization)
-		}
-		m.Status.Message = "deactivated; access kept in organization " + cfg.Spec.Organization + " (deactivation policy Keep)"
-	default:
-		if obs.State != backend.StateAbsent {
-			if err := removeMember(ctx, b, m); err != nil {
-				return r.backendError(m, "remove the deactivated member", err)
-			}
-			r.event(m, corev1.EventTypeNormal, EventDeactivated, "Deactivate",
-				"%s deactivated: removed from organization %s; the OrgMember is kept so a reactivation re-adds them",
-				m.Spec.UserName, cfg.Spec.Organization)
-		}
-		m.Status.InviteID = ""
-		m.Status.Message = "deactivated: not in organization " + cfg.Spec.Organization + "; reactivation re-adds them"
-	}
-	m.Status.Phase = scimv1.PhaseDeactivated
-	r.syncedNow(m)
-	return ctrl.Result{}, nil
-}
-
-// reconcileDelete deprovisions a deleted member as the deletion policy says, then
-// releases it.
-func (r *OrgMemberReconciler) reconcileDelete(ctx context.Context, m *scimv1.OrgMember, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(m, FinalizerDeprovision) {
-		return ctrl.Result{}, nil
-	}
-	base := m.DeepCopy()
-	var why string
-	var done func() // the event, told once the finalizer is gone (a conflict retries it all)
-	switch {
-	case cfg == nil:
-		why = "its ScimConfig is gone: deleting a config never deprovisions anyone"
-	case !cfg.IsEnabled():
-		why = "its ScimConfig is disabled: disabling SCIM never deprovisions anyone"
-	case m.Status.Origin == "":
-		why = "it was never provisioned"
-	case m.Status.Origin == scimv1.OriginPreexisting:
-		why = "it existed before SCIM and adoption is off"
-	case cfg.Spec.Policies.Deletion == scimv1.DeletionOrphan:
-		why = "the deletion policy is Orphan"
-	}
-	if why != "" {
-		if m.Status.Origin != "" {
-			done = func() {
-				r.event(m, corev1.EventTypeNormal, EventOrphaned, "Release",
-					"%s deleted; access left in place because %s", m.Spec.UserName, why)
-			}
-		}
-	} else {
-		b, err := r.Backends.For(ctx, cfg)
-		if err == nil {
-			bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
-			err = removeMember(bctx, b, m)
-			cancel()
-		}
-		if err != nil {
-			res, rerr := r.backendError(m, "remove the deleted member", err)
-			r.summarize(m)
-			if perr := r.Status().Patch(ctx, m, client.MergeFrom(base), client.FieldOwner(FieldOwnerController)); perr != nil &&
-				!apierrors.IsNotFound(perr) {
-				rerr = errors.Join(rerr, perr)
-			}
-			return res, rerr
-		}
+	case p.Story == plan.StoryRemove:
 		m.Status.Phase = scimv1.PhaseRemoved
 		m.Status.InviteID = ""
+		m.Status.GrantedIdentities = nil
 		m.Status.Message = "removed from organization " + cfg.Spec.Organization
 		r.syncedNow(m)
-		r.summarize(m)
-		if err := r.Status().Patch(ctx, m, client.MergeFrom(base), client.FieldOwner(FieldOwnerController)); err != nil {
-			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
 		done = func() {
 			r.event(m, corev1.EventTypeNormal, EventRemoved, "Deprovision",
 				"%s deleted: removed from organization %s", m.Spec.UserName, cfg.Spec.Organization)
 		}
+	case m.Status.Origin != "":
+		done = func() {
+			r.event(m, corev1.EventTypeNormal, EventOrphaned, "Release",
+				"%s deleted; access left in place because %s", m.Spec.UserName, p.Why)
+		}
+	}
+	st.abandon = true
+	r.summarize(m)
+	if err := r.Status().Patch(ctx, m, client.MergeFrom(st.base), client.FieldOwner(FieldOwnerController)); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	orig := m.DeepCopy()
 	controllerutil.RemoveFinalizer(m, FinalizerDeprovision)
@@ -424,6 +454,113 @@ func (r *OrgMemberReconciler) reconcileDelete(ctx context.Context, m *scimv1.Org
 		done()
 	}
 	return ctrl.Result{}, nil
+}
+
+func ensureWords(in plan.MemberInput, p plan.MemberPlan) string {
+	switch {
+	case p.Story == plan.StoryRoleChange:
+		return "change the member's role"
+	case !in.Active:
+		return "keep the deactivated member's access"
+	}
+	return "add the member"
+}
+
+func removeWords(in plan.MemberInput) string {
+	if in.Deleting {
+		return "remove the deleted member"
+	}
+	return "remove the deactivated member"
+}
+
+// ownerOf is the backend owner of a member's grants.
+func ownerOf(m *scimv1.OrgMember) backend.Owner {
+	return backend.Owner{Kind: "OrgMember", UID: string(m.UID)}
+}
+
+// removeGrants takes every grant of the member away: by owner UID where the backend labels
+// its grants, else under its current identities and every identity it recorded.
+func removeGrants(ctx context.Context, b backend.Backend, m *scimv1.OrgMember, labelled bool) error {
+	if ol, ok := b.(backend.OwnerLedger); ok && labelled {
+		return ol.EnsureOwnerAbsent(ctx, ownerOf(m), m.Spec.UserName)
+	}
+	if err := removeMember(ctx, b, m); err != nil {
+		return err
+	}
+	current := map[string]bool{naming.FoldUserName(m.Spec.UserName): true, naming.FoldUserName(primaryEmail(m)): true}
+	var rest []string
+	for _, id := range m.Status.GrantedIdentities {
+		if !current[id] {
+			rest = append(rest, id)
+		}
+	}
+	if err := removeStale(ctx, b, m, rest); err != nil {
+		return err
+	}
+	m.Status.GrantedIdentities = nil
+	return nil
+}
+
+// removeStale removes the identities the member granted earlier, dropping each from the
+// record once the backend confirms it gone.
+func removeStale(ctx context.Context, b backend.Backend, m *scimv1.OrgMember, stale []string) error {
+	for _, id := range stale {
+		if err := b.EnsureMemberAbsent(ctx, id); err != nil {
+			return err
+		}
+		m.Status.GrantedIdentities = slices.DeleteFunc(m.Status.GrantedIdentities, func(x string) bool { return x == id })
+	}
+	return nil
+}
+
+// currentIdentities are the identities the member holds access under now: its userName,
+// its primary email and the backend's id of it.
+func currentIdentities(m *scimv1.OrgMember, obs backend.Member) []string {
+	out := []string{m.Spec.UserName, primaryEmail(m)}
+	if obs.State == backend.StateMember {
+		out = append(out, obs.BackendID)
+	}
+	return out
+}
+
+// staleIdentities are the recorded identities that are not current (backends without
+// owner labels only).
+func staleIdentities(m *scimv1.OrgMember, obs backend.Member, labelled bool) []string {
+	if labelled || len(m.Status.GrantedIdentities) == 0 {
+		return nil
+	}
+	current := map[string]bool{}
+	for _, id := range currentIdentities(m, obs) {
+		current[naming.FoldUserName(id)] = true
+	}
+	var out []string
+	for _, id := range m.Status.GrantedIdentities {
+		if !current[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// recordIdentities adds identities to the member's record (folded, without blanks).
+func recordIdentities(m *scimv1.OrgMember, ids ...string) {
+	for _, id := range ids {
+		f := naming.FoldUserName(strings.TrimSpace(id))
+		if f != "" && !slices.Contains(m.Status.GrantedIdentities, f) {
+			m.Status.GrantedIdentities = append(m.Status.GrantedIdentities, f)
+		}
+	}
+}
+
+// addsIdentities tells whether recordIdentities would add something.
+func addsIdentities(m *scimv1.OrgMember, ids ...string) bool {
+	for _, id := range ids {
+		f := naming.FoldUserName(strings.TrimSpace(id))
+		if f != "" && !slices.Contains(m.Status.GrantedIdentities, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // observeMember looks the person up under their userName and, on a backend that invites
@@ -458,12 +595,22 @@ func (r *OrgMemberReconciler) preexisting(m *scimv1.OrgMember, cfg *scimv1.ScimC
 	r.synced(m, metav1.ConditionTrue, ReasonPreexisting, m.Status.Message)
 }
 
-// backendError turns a classified backend failure into conditions, phase and result:
-// Permanent stalls (TerminalError, Failed, an event); RateLimited waits for the hint;
-// Transient returns the error for exponential backoff.
-func (r *OrgMemberReconciler) backendError(m *scimv1.OrgMember, what string, err error) (ctrl.Result, error) {
+// backendError turns a classified backend failure into conditions, phase and result. A
+// problem of the whole connection (backend.ConfigWide) is the config's to report: the
+// member keeps its phase, asks the config to check its backend, and waits. Permanent
+// member errors are Failed with one event, and retried on the resync interval (a backend
+// repaired by hand is noticed); RateLimited waits for the hint; Transient backs off.
+func (r *OrgMemberReconciler) backendError(ctx context.Context, m *scimv1.OrgMember, cfg *scimv1.ScimConfig, what string, err error) (ctrl.Result, error) {
 	reason := backend.ReasonOf(err)
 	msg := fmt.Sprintf("could not %s: %v", what, err)
+	if backend.ConfigWide(err) {
+		r.recheck(ctx, cfg)
+		r.synced(m, metav1.ConditionFalse, ReasonBackendNotReady, truncate(msg+"; waiting for the backend", 1024))
+		if backend.ClassOf(err) == backend.Permanent {
+			return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
+		}
+		return ctrl.Result{}, err
+	}
 	switch backend.ClassOf(err) {
 	case backend.Permanent:
 		msg = truncate(msg, 1024)
@@ -474,7 +621,7 @@ func (r *OrgMemberReconciler) backendError(m *scimv1.OrgMember, what string, err
 		m.Status.Phase = scimv1.PhaseFailed
 		m.Status.Message = msg
 		r.synced(m, metav1.ConditionFalse, reason, m.Status.Message)
-		return ctrl.Result{}, reconcile.TerminalError(err)
+		return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
 	case backend.RateLimited:
 		wait, _ := backend.RetryAfterOf(err)
 		if wait <= 0 {
@@ -608,8 +755,10 @@ func configChanged() predicate.Predicate {
 			if !ok1 || !ok2 {
 				return false
 			}
-			return condStatus(o.Status.Conditions, scimv1.ConditionBackendReady) !=
-				condStatus(n.Status.Conditions, scimv1.ConditionBackendReady)
+			// Only a recovery resumes members: they wait without calling the backend while
+			// it is not ready, so its failure needs no pass over them.
+			return condStatus(o.Status.Conditions, scimv1.ConditionBackendReady) != metav1.ConditionTrue &&
+				condStatus(n.Status.Conditions, scimv1.ConditionBackendReady) == metav1.ConditionTrue
 		},
 	})
 }

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
@@ -45,7 +47,14 @@ func (r *ScimConfigReconciler) reconcileBackend(ctx context.Context, cfg *scimv1
 		err = b.Check(cctx)
 		cancel()
 	}
+	was := condStatus(cfg.Status.Conditions, scimv1.ConditionBackendReady)
 	if err != nil {
+		if was != metav1.ConditionFalse {
+			// one event per outage, not one per member or per check
+			r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "BackendNotReady", "Check",
+				"%s backend for organization %s is not ready; members wait for it: %s",
+				cfg.Spec.Backend.Type, cfg.Spec.Organization, truncate(err.Error(), 512))
+		}
 		r.setCondition(cfg, scimv1.ConditionBackendReady, metav1.ConditionFalse, backend.ReasonOf(err),
 			truncate(fmt.Sprintf("%s backend for organization %s: %v", cfg.Spec.Backend.Type, cfg.Spec.Organization, err), 32768))
 		switch backend.ClassOf(err) {
@@ -60,6 +69,10 @@ func (r *ScimConfigReconciler) reconcileBackend(ctx context.Context, cfg *scimv1
 		default:
 			return ctrl.Result{}, err
 		}
+	}
+	if was == metav1.ConditionFalse {
+		r.Recorder.Eventf(cfg, nil, corev1.EventTypeNormal, "BackendReady", "Check",
+			"%s backend for organization %s answers again; waiting members resume", cfg.Spec.Backend.Type, cfg.Spec.Organization)
 	}
 	r.setCondition(cfg, scimv1.ConditionBackendReady, metav1.ConditionTrue, "Connected",
 		fmt.Sprintf("%s backend for organization %s answered", cfg.Spec.Backend.Type, cfg.Spec.Organization))
@@ -112,6 +125,145 @@ func (r *ScimConfigReconciler) countMembers(ctx context.Context, cfg *scimv1.Sci
 	for _, p := range []scimv1.MemberPhase{scimv1.PhasePending, scimv1.PhaseInvited, scimv1.PhaseActive,
 		scimv1.PhaseDeactivated, scimv1.PhaseRemoved, scimv1.PhaseFailed} {
 		metrics.MembersByPhase.WithLabelValues(cfg.Namespace, cfg.Name, string(p)).Set(byPhase[p])
+	}
+	return nil
+}
+
+// reconcileSweep removes the grants whose owner (an OrgMember or OrgGroup, by UID) no
+// longer exists, on a backend that labels its grants with their owner: access never
+// depends on a member object still carrying its old name, or on a finalizer having run.
+// Members being deleted still count as owners: their finalizer applies the policy.
+// A disabled config is not swept (disabling SCIM never deprovisions anyone).
+func (r *ScimConfigReconciler) reconcileSweep(ctx context.Context, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
+	if !cfg.IsEnabled() || r.Backends == nil || backendNotReady(cfg) {
+		return ctrl.Result{}, nil
+	}
+	b, err := r.Backends.For(ctx, cfg)
+	if err != nil {
+		return ctrl.Result{}, nil // BackendReady says why
+	}
+	ol, ok := b.(backend.OwnerLedger)
+	if !ok {
+		return ctrl.Result{}, nil
+	}
+	live, err := r.owners(ctx, cfg)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, backendCheckTimeout)
+	defer cancel()
+	n, err := ol.Sweep(sctx, func(uid string) bool { return live[uid] })
+	if n > 0 {
+		r.Recorder.Eventf(cfg, nil, corev1.EventTypeNormal, "Swept", "Sweep",
+			"removed %d grant(s) whose OrgMember or OrgGroup no longer exists", n)
+	}
+	if err != nil && backend.ClassOf(err) != backend.Permanent {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
+}
+
+// owners are the UIDs of the config's OrgMembers and OrgGroups, from the cache.
+func (r *ScimConfigReconciler) owners(ctx context.Context, cfg *scimv1.ScimConfig) (map[string]bool, error) {
+	live := map[string]bool{}
+	var members scimv1.OrgMemberList
+	if err := r.List(ctx, &members, client.InNamespace(cfg.Namespace), client.MatchingFields{index.Config: cfg.Name}); err != nil {
+		return nil, err
+	}
+	for i := range members.Items {
+		live[string(members.Items[i].UID)] = true
+	}
+	var groups scimv1.OrgGroupList
+	if err := r.List(ctx, &groups, client.InNamespace(cfg.Namespace), client.MatchingFields{index.Config: cfg.Name}); err != nil {
+		return nil, err
+	}
+	for i := range groups.Items {
+		live[string(groups.Items[i].UID)] = true
+	}
+	return live, nil
+}
+
+// reconcileDelete applies the config's deletion policy to every grant of its members and
+// groups, then releases the config. Members and groups never act on a config that is being
+// deleted, so the outcome does not depend on the order objects go in (a namespace
+// deletion): enabled with policy Remove, every grant is removed; with Orphan, or disabled,
+// every grant is left in place and marked orphaned.
+func (r *ScimConfigReconciler) reconcileDelete(ctx context.Context, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(cfg, FinalizerGrants) {
+		return ctrl.Result{}, nil
+	}
+	remove := cfg.IsEnabled() && cfg.Spec.Policies.Deletion != scimv1.DeletionOrphan
+	if err := r.deprovisionAll(ctx, cfg, remove); err != nil {
+		r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "DeletionBlocked", "Delete",
+			"could not apply the deletion policy yet (retrying; remove the finalizer %s by hand to abandon): %v",
+			FinalizerGrants, truncate(err.Error(), 512))
+		if backend.ClassOf(err) == backend.RateLimited {
+			wait, _ := backend.RetryAfterOf(err)
+			return ctrl.Result{RequeueAfter: max(wait, time.Second)}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	orig := cfg.DeepCopy()
+	controllerutil.RemoveFinalizer(cfg, FinalizerGrants)
+	if err := r.Patch(ctx, cfg, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if remove {
+		r.Recorder.Eventf(orig, nil, corev1.EventTypeNormal, "Deprovisioned", "Delete",
+			"ScimConfig deleted with deletion policy Remove: its members' and groups' access removed from organization %s", cfg.Spec.Organization)
+	} else {
+		r.Recorder.Eventf(orig, nil, corev1.EventTypeNormal, "Orphaned", "Delete",
+			"ScimConfig deleted (deletion policy Orphan, or disabled): its members' and groups' access left in organization %s", cfg.Spec.Organization)
+	}
+	return ctrl.Result{}, nil
+}
+
+// deprovisionAll removes (remove) or orphans every grant of the config.
+func (r *ScimConfigReconciler) deprovisionAll(ctx context.Context, cfg *scimv1.ScimConfig, remove bool) error {
+	if r.Backends == nil {
+		return nil
+	}
+	if !remove && cfg.Spec.Backend.Type == scimv1.BackendDockerHub {
+		return nil // nothing to mark: Docker Hub grants are recorded on the members
+	}
+	b, err := r.Backends.For(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
+	defer cancel()
+	if ol, ok := b.(backend.OwnerLedger); ok {
+		if remove {
+			return ol.RemoveAllOwned(dctx)
+		}
+		return ol.OrphanAll(dctx, "ConfigDeleted")
+	}
+	if !remove {
+		return nil
+	}
+	var members scimv1.OrgMemberList
+	if err := r.List(ctx, &members, client.InNamespace(cfg.Namespace), client.MatchingFields{index.Config: cfg.Name}); err != nil {
+		return err
+	}
+	for i := range members.Items {
+		m := &members.Items[i]
+		if m.Status.Origin != scimv1.OriginProvisioned && m.Status.Origin != scimv1.OriginAdopted {
+			continue
+		}
+		if err := removeGrants(dctx, b, m, false); err != nil {
+			return err
+		}
+	}
+	var groups scimv1.OrgGroupList
+	if err := r.List(ctx, &groups, client.InNamespace(cfg.Namespace), client.MatchingFields{index.Config: cfg.Name}); err != nil {
+		return err
+	}
+	for i := range groups.Items {
+		if g := &groups.Items[i]; g.Status.TeamCreated && g.Status.Team != "" {
+			if err := b.EnsureTeamAbsent(dctx, g.Status.Team); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

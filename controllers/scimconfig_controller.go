@@ -47,7 +47,14 @@ type ScimConfigReconciler struct {
 	// StatusInterval is how often the backend is re-checked and the members recounted
 	// (DefaultStatusInterval when zero).
 	StatusInterval time.Duration
+	// Rechecks are requests from the member and group controllers to check a config's
+	// backend now.
+	Rechecks *Rechecks
 }
+
+// FinalizerGrants holds a ScimConfig until its deletion policy has been applied to every
+// grant of its members and groups (docs/access-invariant.md, "Deleting a ScimConfig").
+const FinalizerGrants = "scim.operator.dev/grants"
 
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs/status,verbs=get;update;patch
@@ -67,8 +74,14 @@ func (r *ScimConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !cfg.DeletionTimestamp.IsZero() {
-		// Deleting a ScimConfig never deprovisions anyone: members stay where they are.
-		return ctrl.Result{}, nil
+		return r.reconcileDelete(ctx, cfg)
+	}
+	if !controllerutil.ContainsFinalizer(cfg, FinalizerGrants) {
+		orig := cfg.DeepCopy()
+		controllerutil.AddFinalizer(cfg, FinalizerGrants)
+		if err := r.Patch(ctx, cfg, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
 	}
 	base := cfg.DeepCopy()
 	defer func() {
@@ -83,6 +96,7 @@ func (r *ScimConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		r.reconcileToken,
 		r.reconcilePaused,
 		r.reconcileBackend,
+		r.reconcileSweep,
 	}
 	for _, step := range steps {
 		r, err := step(ctx, cfg)
@@ -287,14 +301,16 @@ func (r *ScimConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		func(o client.Object) []string { return referencedSecrets(o.(*scimv1.ScimConfig)) }); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&scimv1.ScimConfig{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		Watches(&metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}},
-			handler.EnqueueRequestsFromMapFunc(r.configsForSecret), builder.OnlyMetadata).
-		Named("scimconfig").
-		Complete(r)
+			handler.EnqueueRequestsFromMapFunc(r.configsForSecret), builder.OnlyMetadata)
+	if r.Rechecks != nil {
+		b = b.WatchesRawSource(r.Rechecks.source())
+	}
+	return b.Named("scimconfig").Complete(r)
 }
 
 func referencedSecrets(cfg *scimv1.ScimConfig) []string {

@@ -20,7 +20,9 @@ type Options struct {
 // SetupWithManager adds the ScimConfig, OrgMember and OrgGroup reconcilers to mgr, the
 // same way for the manager binary and for the test suites.
 func SetupWithManager(mgr ctrl.Manager, o Options) error {
+	rechecks := NewRechecks()
 	if err := (&ScimConfigReconciler{
+		Rechecks:       rechecks,
 		Client:         mgr.GetClient(),
 		APIReader:      mgr.GetAPIReader(),
 		Scheme:         mgr.GetScheme(),
@@ -35,6 +37,7 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Scheme:   mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("orgmember-controller"),
 		Backends: o.Backends,
+		Rechecks: rechecks,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -43,5 +46,6 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Scheme:   mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("orggroup-controller"),
 		Backends: o.Backends,
+		Rechecks: rechecks,
 	}).SetupWithManager(mgr)
 }

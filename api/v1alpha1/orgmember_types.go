@@ -250,6 +250,17 @@ type OrgMemberStatus struct {
 	// +optional
 	InviteID string `json:"inviteID,omitempty"`
 
+	// grantedIdentities are the identities this member was granted access under in a
+	// backend that does not label its grants (Docker Hub: invitation emails or userNames,
+	// Docker IDs), folded to lower case. Each is recorded before it is granted and dropped
+	// only once the backend confirms it gone, so a rename or an email change never leaves
+	// the old identity in the organization.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=320
+	// +listType=set
+	// +optional
+	GrantedIdentities []string `json:"grantedIdentities,omitempty"`
+
 	// conditions: Ready and Synced.
 	// +listType=map
 	// +listMapKey=type

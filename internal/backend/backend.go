@@ -8,6 +8,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 )
@@ -42,6 +43,10 @@ type Member struct {
 	State MemberState
 	// InviteID identifies a pending invitation.
 	InviteID string
+	// Managed is set by a backend that labels its grants (OwnerLedger) when some grant
+	// found for the person carries SCIM's labels: SCIM granted it (to this member, to an
+	// earlier member of the same name, or as an orphan), so it is never Preexisting.
+	Managed bool
 }
 
 // DesiredMember is what a member should look like.
@@ -52,6 +57,17 @@ type DesiredMember struct {
 	Email string
 	// Role wanted ("member", "editor", "owner"); empty means the backend's default.
 	Role string
+	// Owner is the OrgMember that wants the access. A backend that labels its grants
+	// (OwnerLedger) records it on every grant; others ignore it.
+	Owner Owner
+}
+
+// Owner identifies the OrgMember or OrgGroup, by UID, that wants a grant.
+type Owner struct {
+	// Kind is "OrgMember" or "OrgGroup".
+	Kind string
+	// UID of the object: names change (renames), UIDs do not.
+	UID string
 }
 
 // Team is a group of members in the backend.
@@ -116,6 +132,56 @@ type EmailInviter interface {
 	// EnsureMemberAbsentWithEmail is EnsureMemberAbsent for the person found under the
 	// userName or the email (may be empty).
 	EnsureMemberAbsentWithEmail(ctx context.Context, userName, email string) error
+}
+
+// OwnerLedger is implemented, in addition to Backend, by a backend that records on each
+// grant the ScimConfig and the owner (OrgMember or OrgGroup UID) that wants it (the
+// kubernetes backend: labels on every binding). The controllers then keep grants as sets:
+// what an owner holds is found by its UID, never by its current name, and grants whose
+// owner no longer exists are collected by a per-config sweep.
+//
+// A backend without it (Docker Hub, whose organization has no labels) is kept through the
+// identities each OrgMember records in its status instead.
+type OwnerLedger interface {
+	// EnsureTeamOwned is EnsureTeam for the OrgGroup owner: its grants carry its UID.
+	EnsureTeamOwned(ctx context.Context, owner Owner, team string) error
+	// ObserveTeamOwned is ObserveTeam for the OrgGroup owner.
+	ObserveTeamOwned(ctx context.Context, owner Owner, team string) (*Team, error)
+	// EnsureOwnerAbsent removes every grant owned by owner, whatever identity it names, and
+	// the grants of subject (a userName for an OrgMember, a team for an OrgGroup; may be
+	// empty) that no owner holds (orphans the owner claimed).
+	EnsureOwnerAbsent(ctx context.Context, owner Owner, subject string) error
+	// OrphanOwner leaves owner's grants in place and marks them orphaned (why says by
+	// which policy): the sweep leaves them, and a member of the same identity claims them.
+	OrphanOwner(ctx context.Context, owner Owner, why string) error
+	// Sweep removes every grant of the config whose owner is not live, and returns how
+	// many it removed. Orphaned and unlabelled grants are left alone.
+	Sweep(ctx context.Context, live func(uid string) bool) (int, error)
+	// OrphanAll marks every owned grant of the config orphaned (a config deleted under the
+	// Orphan policy, or while disabled).
+	OrphanAll(ctx context.Context, why string) error
+	// RemoveAllOwned removes every owned grant of the config (a config deleted under the
+	// Remove policy); orphaned grants stay orphaned.
+	RemoveAllOwned(ctx context.Context) error
+}
+
+// ConfigWide reports whether err is a problem of the whole organization connection
+// (credentials, organization, configuration, the backend unreachable) rather than of one
+// member: the ScimConfig reports it once and its members wait instead of failing one by one.
+func ConfigWide(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Reason {
+	case "InvalidCredentials", "OrganizationNotFound", "InvalidConfiguration", "CredentialsMissing",
+		"UnknownBackend", "InvalidBackendConfig", "NoRolesConfigured", "RoleNotFound", "NotAllowedToBind",
+		"NamespaceNotFound":
+		return true
+	case "BackendUnavailable", "APIServerUnavailable":
+		return true
+	}
+	return false
 }
 
 // Provider gives the Backend of one ScimConfig. Implementations cache what must be shared

@@ -188,6 +188,15 @@ func (e *Emulator) AddToken(secret string, spec TokenSpec) {
 	e.tokens[secret] = spec
 }
 
+// RemoveToken revokes an organization access token: exchanging it answers 401, and so
+// does every JWT issued so far.
+func (e *Emulator) RemoveToken(secret string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.tokens, secret)
+	e.jwts = map[string]issuedJWT{}
+}
+
 // RevokeTokens invalidates every JWT issued so far (the next call with one gets 401).
 func (e *Emulator) RevokeTokens() {
 	e.mu.Lock()

@@ -78,6 +78,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -87,6 +88,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -115,6 +117,14 @@ const (
 	LabelTeam = "scim.operator.dev/team"
 	// AnnotationUserName records the userName a member binding was written for.
 	AnnotationUserName = "scim.operator.dev/user-name"
+	// LabelOwnerUID is the UID of the OrgMember or OrgGroup that wants the binding: what an
+	// owner holds is found by it, whatever name the owner carries now.
+	LabelOwnerUID = "scim.operator.dev/owner-uid"
+	// LabelOwnerKind is "OrgMember" or "OrgGroup".
+	LabelOwnerKind = "scim.operator.dev/owner-kind"
+	// LabelOrphaned marks a binding a policy left in place when its owner went (the value
+	// says which policy): the sweep leaves it, and a member of the same identity claims it.
+	LabelOrphaned = "scim.operator.dev/orphaned"
 )
 
 // DefaultFieldOwner is the server-side apply field manager of the bindings.
@@ -148,7 +158,10 @@ type Backend struct {
 	baseLabel map[string]string
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend     = (*Backend)(nil)
+	_ backend.OwnerLedger = (*Backend)(nil)
+)
 
 // roleRef is one configured grant: a ClusterRole cluster-wide (namespace empty) or a Role
 // or ClusterRole in a namespace.
@@ -216,9 +229,16 @@ func digest(parts ...string) string {
 }
 
 // bindingName is deterministic for (config, subject, role): "scim-u-..." for members and
-// "scim-g-..." for teams.
+// "scim-g-..." for teams. Bindings written for an owner are named by ownerName instead.
 func (b *Backend) bindingName(prefix, subjectHash string, r roleRef) string {
 	return prefix + digest(b.cfgNS, b.cfgName, subjectHash, r.key())
+}
+
+// ownerName is deterministic for (config, owner UID, role): a renamed owner keeps its
+// bindings and only their subject changes, in the same write that takes the old name's
+// access away.
+func (b *Backend) ownerName(prefix string, o backend.Owner, r roleRef) string {
+	return prefix + digest(b.cfgNS, b.cfgName, "owner:"+o.UID, r.key())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -259,7 +279,7 @@ func (b *Backend) checkRole(ctx context.Context, r roleRef) error {
 	if err != nil {
 		return classify(err, fmt.Sprintf("reading %s", r), r)
 	}
-	probe := b.applyConfig("scim-check-", "scim-check", rbacv1.UserKind, "scim-operator:bind-check", nil, r)
+	probe := b.applyConfig(b.bindingName("scim-check-", "scim-check", r), rbacv1.UserKind, "scim-operator:bind-check", nil, r)
 	if err := b.c.Apply(ctx, probe, client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll); err != nil {
 		return classify(err, fmt.Sprintf("binding %s", r), r)
 	}
@@ -269,9 +289,8 @@ func (b *Backend) checkRole(ctx context.Context, r roleRef) error {
 // ---------------------------------------------------------------------------------------
 // Members
 
-// applyConfig builds the binding for one subject and role.
-func (b *Backend) applyConfig(prefix, subjectHash, kind, subject string, extra map[string]string, r roleRef) runtime.ApplyConfiguration {
-	name := b.bindingName(prefix, subjectHash, r)
+// applyConfig builds the binding for one subject and role, named name.
+func (b *Backend) applyConfig(name, kind, subject string, extra map[string]string, r roleRef) runtime.ApplyConfiguration {
 	lbl := map[string]string{}
 	for k, v := range b.baseLabel {
 		lbl[k] = v
@@ -350,10 +369,10 @@ func validName(kind, name string) error {
 	return nil
 }
 
-// ObserveMember reports the member's bindings: StateMember when every configured binding
-// exists for the userName (case-insensitively); otherwise StateAbsent, with BackendID set
-// when some leftover binding still names the person (EnsureMember or EnsureMemberAbsent
-// repairs that).
+// ObserveMember reports the member's bindings: StateMember when every configured role is
+// bound to the userName (case-insensitively found) by a binding of this config; otherwise
+// StateAbsent, with BackendID set when some leftover binding still names the person.
+// Managed says whether any binding of this config names the person.
 func (b *Backend) ObserveMember(ctx context.Context, userName string) (backend.Member, error) {
 	if err := ctx.Err(); err != nil {
 		return backend.Member{}, backend.NewTransient("Cancelled", err)
@@ -363,12 +382,12 @@ func (b *Backend) ObserveMember(ctx context.Context, userName string) (backend.M
 	if err != nil {
 		return backend.Member{}, err
 	}
-	return b.member(userName, h, have), nil
+	return b.member(userName, have), nil
 }
 
 // member summarizes the bindings of one member hash.
-func (b *Backend) member(userName, h string, have map[string]binding) backend.Member {
-	m := backend.Member{UserName: userName, State: backend.StateAbsent}
+func (b *Backend) member(userName string, have map[string]binding) backend.Member {
+	m := backend.Member{UserName: userName, State: backend.StateAbsent, Managed: len(have) > 0}
 	subject := ""
 	for _, e := range have {
 		if len(e.subjects) == 1 && e.subjects[0].Kind == rbacv1.UserKind {
@@ -386,19 +405,36 @@ func (b *Backend) member(userName, h string, have map[string]binding) backend.Me
 	if len(b.roles) == 0 {
 		return m
 	}
-	for _, r := range b.roles {
-		e, ok := have[b.bindingKey("scim-u-", h, r)]
-		if !ok || !matches(e, rbacv1.UserKind, subject, r) {
-			return m
-		}
+	if b.grantsAll(have, rbacv1.UserKind, subject) {
+		m.State = backend.StateMember
 	}
-	m.State = backend.StateMember
 	return m
 }
 
-// EnsureMember binds every configured role to the userName and deletes this config's
-// bindings of the person for roles no longer configured. DesiredMember.Role and Email are
-// not used: the access is the ScimConfig's.
+// grantsAll tells whether every configured role is bound to the subject by one of have.
+func (b *Backend) grantsAll(have map[string]binding, kind, subject string) bool {
+	for _, r := range b.roles {
+		if !slices.ContainsFunc(mapValues(have), func(e binding) bool { return matches(e, kind, subject, r) }) {
+			return false
+		}
+	}
+	return true
+}
+
+func mapValues(m map[string]binding) []binding {
+	out := make([]binding, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// EnsureMember binds every configured role to the userName. With an Owner the bindings are
+// named and labelled by the owner's UID: a renamed member's bindings get the new subject,
+// the owner's bindings of roles no longer configured are deleted, and bindings of the same
+// person that no live member owns (orphaned, or written before owners were recorded) are
+// claimed: replaced by the owner's. Without an Owner the bindings are named by the person.
+// DesiredMember.Role and Email are not used: the access is the ScimConfig's.
 func (b *Backend) EnsureMember(ctx context.Context, want backend.DesiredMember) (backend.Member, error) {
 	if err := ctx.Err(); err != nil {
 		return backend.Member{}, backend.NewTransient("Cancelled", err)
@@ -409,28 +445,89 @@ func (b *Backend) EnsureMember(ctx context.Context, want backend.DesiredMember) 
 	if len(b.roles) == 0 {
 		return backend.Member{}, b.noRoles()
 	}
-	h := MemberHash(want.UserName)
-	extra := map[string]string{LabelMember: h}
-	have, err := b.existing(ctx, extra)
-	if err != nil {
+	g := grant{prefix: "scim-u-", kind: rbacv1.UserKind, subject: want.UserName,
+		hashLabel: LabelMember, hash: MemberHash(want.UserName), owner: want.Owner}
+	if err := b.ensure(ctx, g); err != nil {
 		return backend.Member{}, err
 	}
+	return backend.Member{UserName: want.UserName, BackendID: want.UserName, Email: emailOf(want.UserName),
+		State: backend.StateMember, Managed: true}, nil
+}
+
+// grant is one subject's access: every configured role bound to it.
+type grant struct {
+	prefix, kind, subject string
+	hashLabel, hash       string
+	owner                 backend.Owner
+}
+
+func (b *Backend) grantName(g grant, r roleRef) string {
+	if g.owner.UID != "" {
+		return b.ownerName(g.prefix, g.owner, r)
+	}
+	return b.bindingName(g.prefix, g.hash, r)
+}
+
+func (b *Backend) grantLabels(g grant) map[string]string {
+	l := map[string]string{g.hashLabel: g.hash}
+	if g.owner.UID != "" {
+		l[LabelOwnerUID] = g.owner.UID
+		l[LabelOwnerKind] = g.owner.Kind
+	}
+	return l
+}
+
+// ensure makes the grant's bindings exist and deletes what the grant replaces: the
+// owner's other bindings, and the subject's bindings no live owner holds.
+func (b *Backend) ensure(ctx context.Context, g grant) error {
+	have, err := b.existing(ctx, map[string]string{g.hashLabel: g.hash})
+	if err != nil {
+		return err
+	}
+	if g.owner.UID != "" {
+		mine, err := b.existing(ctx, map[string]string{LabelOwnerUID: g.owner.UID})
+		if err != nil {
+			return err
+		}
+		maps.Copy(have, mine)
+	}
+	lbl := b.grantLabels(g)
 	wanted := map[string]bool{}
 	for _, r := range b.roles {
-		k := b.bindingKey("scim-u-", h, r)
+		name := b.grantName(g, r)
+		k := r.namespace + "/" + name
 		wanted[k] = true
-		if e, ok := have[k]; ok && matches(e, rbacv1.UserKind, want.UserName, r) {
+		if e, ok := have[k]; ok && matches(e, g.kind, g.subject, r) && labelsHold(e.labels, lbl) {
 			continue
 		}
-		ac := b.applyConfig("scim-u-", h, rbacv1.UserKind, want.UserName, extra, r)
+		ac := b.applyConfig(name, g.kind, g.subject, lbl, r)
 		if err := b.c.Apply(ctx, ac, client.FieldOwner(b.owner), client.ForceOwnership); err != nil {
-			return backend.Member{}, classify(err, fmt.Sprintf("binding %s to user %q", r, want.UserName), r)
+			return classify(err, fmt.Sprintf("binding %s to %s %q", r, strings.ToLower(g.kind), g.subject), r)
 		}
 	}
-	if err := b.deleteStale(ctx, have, wanted); err != nil {
-		return backend.Member{}, err
+	for k, e := range have {
+		owner := e.labels[LabelOwnerUID]
+		if wanted[k] || (owner != "" && owner != g.owner.UID) {
+			continue // another owner's binding of the same name: the sweep decides about it
+		}
+		if err := b.deleteBinding(ctx, e.namespace, e.name); err != nil {
+			return err
+		}
 	}
-	return backend.Member{UserName: want.UserName, BackendID: want.UserName, Email: emailOf(want.UserName), State: backend.StateMember}, nil
+	return nil
+}
+
+// labelsHold tells whether have carries every label of want and is not marked orphaned.
+func labelsHold(have, want map[string]string) bool {
+	if _, orphaned := have[LabelOrphaned]; orphaned {
+		return false
+	}
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func emailOf(userName string) string {
@@ -498,17 +595,12 @@ func (b *Backend) removeAll(ctx context.Context, prefix, h string, extra map[str
 }
 
 // ListMembers lists every person that holds a binding of this config: StateMember when
-// all configured bindings exist, StateAbsent for leftovers (see ObserveMember).
+// all configured roles are bound, StateAbsent for leftovers (see ObserveMember).
 func (b *Backend) ListMembers(ctx context.Context) ([]backend.Member, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, backend.NewTransient("Cancelled", err)
 	}
-	req, err := labels.NewRequirement(LabelMember, selection.Exists, nil)
-	if err != nil {
-		return nil, backend.NewPermanent(ReasonInvalid, err)
-	}
-	sel := labels.SelectorFromSet(b.baseLabel).Add(*req)
-	all, err := b.list(ctx, sel)
+	all, err := b.listWith(ctx, LabelMember)
 	if err != nil {
 		return nil, err
 	}
@@ -521,8 +613,8 @@ func (b *Backend) ListMembers(ctx context.Context) ([]backend.Member, error) {
 		byHash[h][k] = e
 	}
 	out := make([]backend.Member, 0, len(byHash))
-	for h, have := range byHash {
-		m := b.member("", h, have)
+	for _, have := range byHash {
+		m := b.member("", have)
 		if m.BackendID == "" {
 			continue
 		}
@@ -533,34 +625,55 @@ func (b *Backend) ListMembers(ctx context.Context) ([]backend.Member, error) {
 	return out, nil
 }
 
+// listWith lists the config's bindings that carry the label key.
+func (b *Backend) listWith(ctx context.Context, key string) (map[string]binding, error) {
+	req, err := labels.NewRequirement(key, selection.Exists, nil)
+	if err != nil {
+		return nil, backend.NewPermanent(ReasonInvalid, err)
+	}
+	return b.list(ctx, labels.SelectorFromSet(b.baseLabel).Add(*req))
+}
+
 // ---------------------------------------------------------------------------------------
 // Teams
 
-// ObserveTeam returns the team when every configured binding of its Group subject exists,
+// ObserveTeam returns the team when every configured role is bound to its Group subject,
 // nil otherwise. Members is always empty (group membership comes from the authenticator).
 func (b *Backend) ObserveTeam(ctx context.Context, team string) (*backend.Team, error) {
+	return b.ObserveTeamOwned(ctx, backend.Owner{}, team)
+}
+
+// ObserveTeamOwned is ObserveTeam for an OrgGroup: the team exists for it when its own
+// bindings grant every role to the Group.
+func (b *Backend) ObserveTeamOwned(ctx context.Context, owner backend.Owner, team string) (*backend.Team, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, backend.NewTransient("Cancelled", err)
 	}
 	if len(b.roles) == 0 {
 		return nil, nil
 	}
-	h := TeamHash(team)
-	have, err := b.existing(ctx, map[string]string{LabelTeam: h})
+	extra := map[string]string{LabelTeam: TeamHash(team)}
+	if owner.UID != "" {
+		extra = map[string]string{LabelOwnerUID: owner.UID}
+	}
+	have, err := b.existing(ctx, extra)
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range b.roles {
-		e, ok := have[b.bindingKey("scim-g-", h, r)]
-		if !ok || !matches(e, rbacv1.GroupKind, team, r) {
-			return nil, nil
-		}
+	if !b.grantsAll(have, rbacv1.GroupKind, team) {
+		return nil, nil
 	}
 	return &backend.Team{Name: team}, nil
 }
 
 // EnsureTeam binds every configured role to the Group named team.
 func (b *Backend) EnsureTeam(ctx context.Context, team string) error {
+	return b.EnsureTeamOwned(ctx, backend.Owner{}, team)
+}
+
+// EnsureTeamOwned is EnsureTeam for an OrgGroup: the bindings carry its UID, so a renamed
+// group's bindings get the new Group subject and the old one loses access.
+func (b *Backend) EnsureTeamOwned(ctx context.Context, owner backend.Owner, team string) error {
 	if err := ctx.Err(); err != nil {
 		return backend.NewTransient("Cancelled", err)
 	}
@@ -570,25 +683,8 @@ func (b *Backend) EnsureTeam(ctx context.Context, team string) error {
 	if len(b.roles) == 0 {
 		return b.noRoles()
 	}
-	h := TeamHash(team)
-	extra := map[string]string{LabelTeam: h}
-	have, err := b.existing(ctx, extra)
-	if err != nil {
-		return err
-	}
-	wanted := map[string]bool{}
-	for _, r := range b.roles {
-		k := b.bindingKey("scim-g-", h, r)
-		wanted[k] = true
-		if e, ok := have[k]; ok && matches(e, rbacv1.GroupKind, team, r) {
-			continue
-		}
-		ac := b.applyConfig("scim-g-", h, rbacv1.GroupKind, team, extra, r)
-		if err := b.c.Apply(ctx, ac, client.FieldOwner(b.owner), client.ForceOwnership); err != nil {
-			return classify(err, fmt.Sprintf("binding %s to group %q", r, team), r)
-		}
-	}
-	return b.deleteStale(ctx, have, wanted)
+	return b.ensure(ctx, grant{prefix: "scim-g-", kind: rbacv1.GroupKind, subject: team,
+		hashLabel: LabelTeam, hash: TeamHash(team), owner: owner})
 }
 
 // EnsureTeamAbsent deletes every binding of the Group named team.
@@ -617,8 +713,142 @@ func (b *Backend) EnsureTeamMemberAbsent(ctx context.Context, _, _ string) error
 	return nil
 }
 
-// RemoveAll deletes every binding this backend wrote for its ScimConfig (members and
-// teams), for a config deletion policy that removes access.
+// ---------------------------------------------------------------------------------------
+// Owners (backend.OwnerLedger)
+
+// EnsureOwnerAbsent deletes every binding the owner holds: the configured ones by their
+// deterministic names (a binding the cache has not shown yet is still removed) and any
+// other labelled with its UID, whatever subject they name.
+func (b *Backend) EnsureOwnerAbsent(ctx context.Context, owner backend.Owner, subject string) error {
+	if err := ctx.Err(); err != nil {
+		return backend.NewTransient("Cancelled", err)
+	}
+	if owner.UID == "" {
+		return backend.NewPermanent(ReasonInvalid, errors.New("no owner UID"))
+	}
+	for _, prefix := range []string{"scim-u-", "scim-g-"} {
+		for _, r := range b.roles {
+			if err := b.deleteBinding(ctx, r.namespace, b.ownerName(prefix, owner, r)); err != nil {
+				return err
+			}
+		}
+	}
+	have, err := b.existing(ctx, map[string]string{LabelOwnerUID: owner.UID})
+	if err != nil {
+		return err
+	}
+	if subject != "" {
+		sel := map[string]string{LabelMember: MemberHash(subject)}
+		if owner.Kind == "OrgGroup" {
+			sel = map[string]string{LabelTeam: TeamHash(subject)}
+		}
+		same, err := b.existing(ctx, sel)
+		if err != nil {
+			return err
+		}
+		for k, e := range same {
+			if e.labels[LabelOwnerUID] == "" {
+				have[k] = e
+			}
+		}
+	}
+	return b.deleteStale(ctx, have, nil)
+}
+
+// OrphanOwner marks the owner's bindings orphaned: the owner label goes, the access stays.
+func (b *Backend) OrphanOwner(ctx context.Context, owner backend.Owner, why string) error {
+	if err := ctx.Err(); err != nil {
+		return backend.NewTransient("Cancelled", err)
+	}
+	have, err := b.existing(ctx, map[string]string{LabelOwnerUID: owner.UID})
+	if err != nil {
+		return err
+	}
+	return b.orphan(ctx, have, why)
+}
+
+func (b *Backend) orphan(ctx context.Context, have map[string]binding, why string) error {
+	patch := []byte(fmt.Sprintf(`{"metadata":{"labels":{%q:null,%q:%q}}}`, LabelOwnerUID, LabelOrphaned, labelValue(why)))
+	for _, e := range have {
+		var obj client.Object = &rbacv1.ClusterRoleBinding{}
+		if e.namespace != "" {
+			obj = &rbacv1.RoleBinding{}
+		}
+		obj.SetNamespace(e.namespace)
+		obj.SetName(e.name)
+		err := b.c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(b.owner))
+		if err != nil && !apierrors.IsNotFound(err) {
+			return classify(err, "marking binding "+e.name+" orphaned", roleRef{})
+		}
+	}
+	return nil
+}
+
+// labelValue makes why a valid label value (CamelCase words pass unchanged).
+func labelValue(why string) string {
+	out := make([]rune, 0, len(why))
+	for _, c := range why {
+		if c == '-' || c == '_' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') {
+			out = append(out, c)
+		}
+	}
+	if len(out) > 63 {
+		out = out[:63]
+	}
+	if len(out) == 0 {
+		return "true"
+	}
+	return string(out)
+}
+
+// Sweep deletes the config's owned bindings whose owner is not live.
+func (b *Backend) Sweep(ctx context.Context, live func(uid string) bool) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, backend.NewTransient("Cancelled", err)
+	}
+	all, err := b.listWith(ctx, LabelOwnerUID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range all {
+		if live(e.labels[LabelOwnerUID]) {
+			continue
+		}
+		if err := b.deleteBinding(ctx, e.namespace, e.name); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// OrphanAll marks every owned binding of the config orphaned.
+func (b *Backend) OrphanAll(ctx context.Context, why string) error {
+	if err := ctx.Err(); err != nil {
+		return backend.NewTransient("Cancelled", err)
+	}
+	all, err := b.listWith(ctx, LabelOwnerUID)
+	if err != nil {
+		return err
+	}
+	return b.orphan(ctx, all, why)
+}
+
+// RemoveAllOwned deletes every owned binding of the config; orphaned ones stay.
+func (b *Backend) RemoveAllOwned(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return backend.NewTransient("Cancelled", err)
+	}
+	all, err := b.listWith(ctx, LabelOwnerUID)
+	if err != nil {
+		return err
+	}
+	return b.deleteStale(ctx, all, nil)
+}
+
+// RemoveAll deletes every binding this backend wrote for its ScimConfig (members, teams
+// and orphans).
 func (b *Backend) RemoveAll(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return backend.NewTransient("Cancelled", err)

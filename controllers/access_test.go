@@ -1,0 +1,328 @@
+package controllers_test
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
+	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
+)
+
+// canListConfigMapsAsGroup is canListConfigMaps for a stranger in group.
+func canListConfigMapsAsGroup(group, ns string) func() bool {
+	return func() bool {
+		r := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: "stranger", Groups: []string{group},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "list", Resource: "configmaps", Namespace: ns},
+		}}
+		Expect(k8s.Create(ctx, r)).To(Succeed())
+		return r.Status.Allowed
+	}
+}
+
+// configBindings are the RoleBindings of the namespace's config.
+func configBindings(ns string) func() []rbacv1.RoleBinding {
+	return func() []rbacv1.RoleBinding {
+		var l rbacv1.RoleBindingList
+		Expect(k8s.List(ctx, &l, client.InNamespace(ns), client.MatchingLabels{k8sbackend.LabelConfigNamespace: ns})).To(Succeed())
+		return l.Items
+	}
+}
+
+// twoRoleConfig creates two Roles that list ConfigMaps and a config binding both.
+func twoRoleConfig(ns string, change func(*scimv1.ScimConfig)) {
+	kubernetesConfig(ns, func(c *scimv1.ScimConfig) {
+		Expect(k8s.Create(ctx, &rbacv1.Role{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe-writer"},
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"list", "create"}}},
+		})).To(Succeed())
+		c.Spec.Backend.Kubernetes.Roles = append(c.Spec.Backend.Kubernetes.Roles,
+			scimv1.NamespacedRole{Namespace: ns, Kind: "Role", Name: "probe-writer"})
+		if change != nil {
+			change(c)
+		}
+	})
+}
+
+// Issue 7's reproductions: each failed on the controllers that cleaned up by the member's
+// current name and read a partial grant as no grant.
+var _ = Describe("Access follows the identity provider (kubernetes backend)", func() {
+	var ns string
+	BeforeEach(func() { ns = newNamespace() })
+
+	It("takes access from the old userName at the rename, and from the new one at the deletion", func() {
+		kubernetesConfig(ns, nil)
+		m := newMember(ns, "acme", "alice.rename@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Active/True/Active")
+		Expect(canListConfigMaps("alice.rename@example.com", ns)()).To(BeTrue())
+
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.UserName = "bob.rename@example.com" })
+		Eventually(canListConfigMaps("bob.rename@example.com", ns)).Should(BeTrue())
+		Expect(canListConfigMaps("alice.rename@example.com", ns)()).To(BeFalse(), "the old name keeps no access after the rename")
+		Eventually(reasonsOf(ns, m.Name)).Should(ContainElement("Renamed"))
+
+		Expect(k8s.Delete(ctx, m)).To(Succeed())
+		expectGone(m)
+		Expect(canListConfigMaps("bob.rename@example.com", ns)()).To(BeFalse())
+		Expect(canListConfigMaps("alice.rename@example.com", ns)()).To(BeFalse())
+		Expect(configBindings(ns)()).To(BeEmpty(), "no binding outlives its member")
+	})
+
+	It("deactivates a member one of whose bindings was deleted by hand", func() {
+		twoRoleConfig(ns, nil)
+		user := "drift@example.com"
+		m := newMember(ns, "acme", user)
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Active/True/Active")
+		Eventually(configBindings(ns)).Should(HaveLen(2))
+		var probe rbacv1.RoleBinding
+		for _, b := range configBindings(ns)() {
+			if b.RoleRef.Name == "probe-writer" {
+				probe = b
+			}
+		}
+		Expect(k8s.Delete(ctx, &probe)).To(Succeed())
+
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.Active = false })
+		settled(m, "Deactivated/True/Deactivated")
+		Eventually(canListConfigMaps(user, ns)).Should(BeFalse(), "the remaining binding goes too")
+		Expect(configBindings(ns)()).To(BeEmpty())
+	})
+
+	It("grants nothing to a Group because one user carries a docker team hint", func() {
+		kubernetesConfig(ns, nil)
+		m := newMember(ns, "acme", "hinted@example.com")
+		m.Spec.Docker = &scimv1.DockerUser{Team: "qa"}
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Active/True/Active")
+		Expect(canListConfigMapsAsGroup("qa", ns)()).To(BeFalse())
+		Expect(k8s.Delete(ctx, m)).To(Succeed())
+		expectGone(m)
+		Expect(canListConfigMapsAsGroup("qa", ns)()).To(BeFalse())
+		Expect(configBindings(ns)()).To(BeEmpty())
+	})
+
+	It("moves a renamed group's access to its new Group and removes it with the group", func() {
+		kubernetesConfig(ns, nil)
+		g := newGroup(ns, "acme", "acme:red")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		Eventually(canListConfigMapsAsGroup("red", ns)).Should(BeTrue())
+		updateGroup(g, func(o *scimv1.OrgGroup) { o.Spec.DisplayName = "acme:blue" })
+		Eventually(canListConfigMapsAsGroup("blue", ns)).Should(BeTrue())
+		Expect(canListConfigMapsAsGroup("red", ns)()).To(BeFalse(), "the old Group loses access at the rename")
+		Expect(k8s.Delete(ctx, g)).To(Succeed())
+		expectGone(g)
+		Expect(canListConfigMapsAsGroup("blue", ns)()).To(BeFalse())
+		Expect(configBindings(ns)()).To(BeEmpty())
+	})
+
+	It("takes an orphan back: a member re-created under an orphaned name is SCIM's, not preexisting", func() {
+		kubernetesConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Policies.Deletion = scimv1.DeletionOrphan })
+		user := "again@example.com"
+		first := newMember(ns, "acme", user)
+		Expect(k8s.Create(ctx, first)).To(Succeed())
+		settled(first, "Active/True/Active")
+		Expect(k8s.Delete(ctx, first)).To(Succeed())
+		expectGone(first)
+		Expect(canListConfigMaps(user, ns)()).To(BeTrue(), "Orphan leaves the access")
+
+		second := newMember(ns, "acme", user)
+		second.Name = "again-2"
+		Expect(k8s.Create(ctx, second)).To(Succeed())
+		settled(second, "Active/True/Active")
+		Expect(getMember(second).Status.Origin).To(Equal(scimv1.OriginProvisioned))
+		updateMember(second, func(o *scimv1.OrgMember) { o.Spec.Active = false })
+		settled(second, "Deactivated/True/Deactivated")
+		Expect(canListConfigMaps(user, ns)()).To(BeFalse(), "the claimed grant follows the member")
+		Expect(configBindings(ns)()).To(BeEmpty())
+	})
+
+	It("sweeps grants whose member is gone without its finalizer", func() {
+		kubernetesConfig(ns, nil)
+		m := newMember(ns, "acme", "forced@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Active/True/Active")
+		// someone strips the finalizer by hand: the member goes without deprovisioning
+		got := getMember(m)
+		got.Finalizers = nil
+		Expect(k8s.Update(ctx, got)).To(Succeed())
+		Expect(k8s.Delete(ctx, got)).To(Succeed())
+		expectGone(m)
+		requestReconcile(newConfigRef(ns, "acme"))
+		Eventually(canListConfigMaps("forced@example.com", ns)).Should(BeFalse())
+		Eventually(configBindings(ns)).Should(BeEmpty())
+	})
+
+	DescribeTable("deleting a ScimConfig has one outcome per policy, in any order of deletion",
+		func(deletion scimv1.DeletionPolicy, enabled bool, membersFirst bool, wantAccess bool) {
+			kubernetesConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Policies.Deletion = deletion })
+			var ms []*scimv1.OrgMember
+			for _, u := range []string{"p@example.com", "q@example.com", "r@example.com"} {
+				m := newMember(ns, "acme", u)
+				Expect(k8s.Create(ctx, m)).To(Succeed())
+				ms = append(ms, m)
+			}
+			for _, m := range ms {
+				settled(m, "Active/True/Active")
+			}
+			if !enabled {
+				updateConfig(ns, "acme", func(c *scimv1.ScimConfig) { c.Spec.Enabled = ptr.To(false) })
+				Eventually(memberCond(ms[0], scimv1.ConditionSynced)).Should(Equal("Unknown/Paused"))
+			}
+			// what the namespace controller does: delete everything, in some order
+			del := func(o client.Object) { Expect(client.IgnoreNotFound(k8s.Delete(ctx, o))).To(Succeed()) }
+			if membersFirst {
+				for _, m := range ms {
+					del(m)
+				}
+				del(newConfig(ns, "acme"))
+			} else {
+				del(newConfig(ns, "acme"))
+				for _, m := range ms {
+					del(m)
+				}
+			}
+			for _, m := range ms {
+				expectGone(m)
+			}
+			Eventually(func() bool {
+				err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acme"}, &scimv1.ScimConfig{})
+				return apierrors.IsNotFound(err)
+			}).Should(BeTrue(), "the config's finalizer is released")
+			for _, m := range ms {
+				Expect(canListConfigMaps(m.Spec.UserName, ns)()).To(Equal(wantAccess), m.Spec.UserName)
+			}
+		},
+		Entry("Remove, config first", scimv1.DeletionRemove, true, false, false),
+		Entry("Remove, members first", scimv1.DeletionRemove, true, true, false),
+		Entry("Orphan, config first", scimv1.DeletionOrphan, true, false, true),
+		Entry("Orphan, members first", scimv1.DeletionOrphan, true, true, true),
+		Entry("disabled, config first", scimv1.DeletionRemove, false, false, true),
+		Entry("disabled, members first", scimv1.DeletionRemove, false, true, true),
+	)
+})
+
+// updateGroup changes a group's spec with a retry on conflicts.
+func updateGroup(g *scimv1.OrgGroup, change func(*scimv1.OrgGroup)) {
+	Eventually(func() error {
+		got := getGroup(g)
+		change(got)
+		return k8s.Update(ctx, got)
+	}).Should(Succeed())
+}
+
+func newConfigRef(ns, name string) client.Object {
+	c := &scimv1.ScimConfig{}
+	c.Namespace, c.Name = ns, name
+	return c
+}
+
+var _ = Describe("Access follows the identity provider (Docker Hub emulator)", func() {
+	var ns string
+	BeforeEach(func() { ns = newNamespace() })
+
+	invitees := func(emu *hubemu.Emulator) func() []string {
+		return func() []string {
+			var out []string
+			for _, inv := range emu.Invites() {
+				out = append(out, inv.Invitee)
+			}
+			return out
+		}
+	}
+
+	It("cancels the invitation of the old identity when the userName and email change", func() {
+		emu := hubConfig(ns, nil)
+		m := newMember(ns, "acme", "hubuser0@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Invited/True/Invited")
+		Expect(invitees(emu)()).To(Equal([]string{"hubuser0@example.com"}))
+
+		updateMember(m, func(o *scimv1.OrgMember) {
+			o.Spec.UserName = "renamed0@example.com"
+			o.Spec.Emails = []scimv1.MultiValue{{Value: "renamed0@example.com", Primary: true}}
+		})
+		Eventually(invitees(emu)).Should(Equal([]string{"renamed0@example.com"}), "the old invitation is cancelled")
+		settled(m, "Invited/True/Invited")
+		Expect(getMember(m).Status.GrantedIdentities).To(Equal([]string{"renamed0@example.com"}))
+
+		Expect(k8s.Delete(ctx, m)).To(Succeed())
+		expectGone(m)
+		Expect(invitees(emu)()).To(BeEmpty(), "nobody removed at the IdP can still accept an invitation")
+	})
+
+	It("removes the old Docker ID when a member's identity changes after acceptance", func() {
+		emu := hubConfig(ns, nil)
+		m := newMember(ns, "acme", "kim@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Invited/True/Invited")
+		Expect(emu.AcceptInvite("kim@example.com", "kim")).To(Succeed())
+		requestReconcile(m)
+		settled(m, "Active/True/Active")
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.UserName = "kim.new@example.com" })
+		Eventually(func() bool { return emu.IsMember("kim") }).Should(BeFalse())
+		Eventually(invitees(emu)).Should(Equal([]string{"kim.new@example.com"}))
+	})
+
+	It("deletes the team SCIM created for a group when the group is renamed", func() {
+		emu := hubConfig(ns, nil)
+		g := newGroup(ns, "acme", ns+":red")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		Eventually(func() bool { _, ok := emu.Team("red"); return ok }).Should(BeTrue())
+		updateGroup(g, func(o *scimv1.OrgGroup) { o.Spec.DisplayName = ns + ":blue" })
+		Eventually(func() bool { _, ok := emu.Team("blue"); return ok }).Should(BeTrue())
+		Eventually(func() bool { _, ok := emu.Team("red"); return ok }).Should(BeFalse(), "the old team goes with the rename")
+	})
+
+	It("reports a revoked token once on the config; members keep their phase and resume", func() {
+		emu := hubConfig(ns, nil)
+		var ms []*scimv1.OrgMember
+		for _, u := range []string{"t1@example.com", "t2@example.com", "t3@example.com"} {
+			m := newMember(ns, "acme", u)
+			Expect(k8s.Create(ctx, m)).To(Succeed())
+			ms = append(ms, m)
+		}
+		for _, m := range ms {
+			settled(m, "Invited/True/Invited")
+		}
+		emu.RemoveToken(hubemu.DefaultToken)
+		for _, m := range ms {
+			requestReconcile(m)
+		}
+		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)).Should(Equal("False/InvalidCredentials"))
+		for _, m := range ms {
+			Eventually(memberCond(m, scimv1.ConditionSynced)).Should(HavePrefix("False/"))
+			Expect(getMember(m).Status.Phase).To(Equal(scimv1.PhaseInvited), "a config-wide problem is not a member failure")
+			Consistently(reasonsOf(ns, m.Name), "1s").ShouldNot(ContainElement("Failed"))
+		}
+		count := func(reason string) func() int {
+			return func() int {
+				n := 0
+				for _, r := range reasonsOf(ns, "acme")() {
+					if r == reason {
+						n++
+					}
+				}
+				return n
+			}
+		}
+		Eventually(count("BackendNotReady")).Should(Equal(1))
+		Consistently(count("BackendNotReady"), "1s").Should(Equal(1), "one event on the config, not one per member or check")
+
+		emu.AddToken(hubemu.DefaultToken, hubemu.TokenSpec{})
+		requestReconcile(newConfigRef(ns, "acme"))
+		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)).Should(Equal("True/Connected"))
+		for _, m := range ms {
+			settled(m, "Invited/True/Invited")
+		}
+	})
+})

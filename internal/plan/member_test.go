@@ -1,0 +1,168 @@
+package plan
+
+import (
+	"slices"
+	"testing"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/backend"
+)
+
+var (
+	absent  = backend.Member{UserName: "a@x", State: backend.StateAbsent}
+	member  = backend.Member{UserName: "a@x", State: backend.StateMember, BackendID: "a", Role: "member"}
+	invited = backend.Member{UserName: "a@x", State: backend.StateInvited}
+	managed = backend.Member{UserName: "a@x", State: backend.StateMember, BackendID: "a@x", Managed: true}
+
+	remove = scimv1.LifecyclePolicies{Deactivation: scimv1.DeactivationRemove, Deletion: scimv1.DeletionRemove, Adoption: scimv1.AdoptionIgnore}
+	keep   = scimv1.LifecyclePolicies{Deactivation: scimv1.DeactivationKeep, Deletion: scimv1.DeletionRemove, Adoption: scimv1.AdoptionIgnore}
+	orphan = scimv1.LifecyclePolicies{Deactivation: scimv1.DeactivationRemove, Deletion: scimv1.DeletionOrphan, Adoption: scimv1.AdoptionIgnore}
+	adopt  = scimv1.LifecyclePolicies{Deactivation: scimv1.DeactivationRemove, Deletion: scimv1.DeletionRemove, Adoption: scimv1.AdoptionAdopt}
+)
+
+const (
+	prov = scimv1.OriginProvisioned
+	pre  = scimv1.OriginPreexisting
+)
+
+// TestMember is the planner's decision table: one row per rule of docs/access-invariant.md.
+func TestMember(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		in     MemberInput
+		wait   Wait
+		steps  []Step
+		origin scimv1.MemberOrigin
+		phase  scimv1.MemberPhase
+		story  Story
+	}{
+		// config states
+		{name: "config gone: wait", in: MemberInput{Config: ConfigGone, Active: true, Origin: prov}, wait: WaitConfigGone},
+		{name: "config gone, deleted: release without touching the backend",
+			in: MemberInput{Config: ConfigGone, Deleting: true, Origin: prov, Policies: remove}, steps: []Step{StepRelease}},
+		{name: "disabled: wait", in: MemberInput{Config: ConfigDisabled, Active: false, Origin: prov, Policies: remove}, wait: WaitDisabled},
+		{name: "disabled, deleted: orphan, never remove",
+			in: MemberInput{Config: ConfigDisabled, Deleting: true, Origin: prov, Policies: remove}, steps: []Step{StepOrphan, StepRelease}, story: StoryOrphan},
+		{name: "disabled, deleted, never provisioned: release",
+			in: MemberInput{Config: ConfigDisabled, Deleting: true, Policies: remove}, steps: []Step{StepRelease}},
+		{name: "backend not ready: no grant",
+			in: MemberInput{Config: ConfigNotReady, Active: true, Origin: prov, Phase: scimv1.PhaseActive, Policies: remove}, wait: WaitBackendReady},
+		{name: "backend not ready: a deactivation is still tried",
+			in: MemberInput{Config: ConfigNotReady, Active: false, Origin: prov, Phase: scimv1.PhaseActive, Policies: remove},
+			steps: []Step{StepRemove}, phase: scimv1.PhaseDeactivated},
+		{name: "backend not ready: a deletion is still tried",
+			in: MemberInput{Config: ConfigNotReady, Deleting: true, Origin: prov, Policies: remove},
+			steps: []Step{StepRemove, StepRelease}, phase: scimv1.PhaseRemoved, story: StoryRemove},
+
+		// provisioning and origin
+		{name: "new active member: record origin, then grant",
+			in:    MemberInput{Active: true, Observed: absent, Policies: remove},
+			steps: []Step{StepRecordOrigin, StepEnsure}, origin: prov, story: StoryProvision},
+		{name: "new member found unlabelled, adoption off: preexisting, left alone",
+			in:    MemberInput{Active: true, Observed: member, Policies: remove},
+			steps: []Step{StepRecordOrigin}, origin: pre, phase: scimv1.PhaseActive, story: StoryPreexisting},
+		{name: "new member found with SCIM's labels: SCIM's, never preexisting",
+			in:    MemberInput{Active: true, Observed: managed, Policies: remove, Labelled: true},
+			steps: []Step{StepRecordOrigin, StepEnsure}, origin: prov, story: StoryProvision},
+		{name: "new inactive member claims an orphan and removes it",
+			in:    MemberInput{Active: false, Observed: managed, Policies: remove, Labelled: true},
+			steps: []Step{StepRecordOrigin, StepRemove}, origin: prov, phase: scimv1.PhaseDeactivated, story: StoryDeactivate},
+		{name: "new member found, adoption on: adopted",
+			in:    MemberInput{Active: true, Observed: member, Policies: adopt},
+			steps: []Step{StepRecordOrigin}, origin: scimv1.OriginAdopted, story: StoryAdopt},
+		{name: "preexisting stays alone even when inactive",
+			in: MemberInput{Active: false, Origin: pre, Policies: remove}, phase: scimv1.PhaseActive},
+		{name: "new inactive member never granted: nothing",
+			in: MemberInput{Active: false, Observed: absent, Policies: remove}, phase: scimv1.PhaseDeactivated},
+
+		// steady state and drift
+		{name: "active member in place: nothing (unlabelled backend)",
+			in: MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseActive, Observed: member, Policies: remove}},
+		{name: "active member on a labelled backend: ensure is a diff, always run",
+			in:    MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseActive, Observed: managed, Policies: remove, Labelled: true},
+			steps: []Step{StepEnsure}},
+		{name: "removed by hand: repaired",
+			in:    MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseActive, Observed: absent, Policies: remove},
+			steps: []Step{StepEnsure}, story: StoryRepair},
+		{name: "answer lost after our create: found, told once",
+			in:    MemberInput{Active: true, Origin: prov, Phase: scimv1.PhasePending, Observed: invited, Policies: remove},
+			story: StoryProvision},
+		{name: "role changed",
+			in:    MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseActive, Observed: member, WantRole: "editor", Policies: remove},
+			steps: []Step{StepEnsure}, story: StoryRoleChange},
+		{name: "team hint: join",
+			in:    MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseActive, Observed: member, Team: "qa", Policies: remove},
+			steps: []Step{StepJoinTeam}},
+
+		// renames
+		{name: "renamed on an unlabelled backend: grant the new identity, remove the old",
+			in: MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseInvited, Observed: absent, Stale: []string{"old@x"}, Policies: remove},
+			steps: []Step{StepEnsure, StepRemoveStale}, story: StoryRenamed},
+		{name: "renamed on a labelled backend: ensure moves the owner's grants",
+			in:    MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseActive, Observed: absent, Renamed: true, Labelled: true, Policies: remove},
+			steps: []Step{StepEnsure}, story: StoryRenamed},
+
+		// deactivation
+		{name: "deactivated, policy Remove: every grant removed",
+			in:    MemberInput{Active: false, Origin: prov, Phase: scimv1.PhaseActive, Observed: member, Policies: remove},
+			steps: []Step{StepRemove}, phase: scimv1.PhaseDeactivated, story: StoryDeactivate},
+		{name: "deactivated with one binding of two gone: still removed",
+			in:    MemberInput{Active: false, Origin: prov, Phase: scimv1.PhaseActive, Observed: backend.Member{State: backend.StateAbsent, BackendID: "a@x", Managed: true}, Policies: remove, Labelled: true},
+			steps: []Step{StepRemove}, phase: scimv1.PhaseDeactivated, story: StoryDeactivate},
+		{name: "already deactivated: removal re-run quietly (drift added by hand goes)",
+			in:    MemberInput{Active: false, Origin: prov, Phase: scimv1.PhaseDeactivated, Observed: absent, Policies: remove},
+			steps: []Step{StepRemove}, phase: scimv1.PhaseDeactivated},
+		{name: "deactivated, policy Keep: access kept and repaired",
+			in:    MemberInput{Active: false, Origin: prov, Phase: scimv1.PhaseActive, Observed: absent, Policies: keep},
+			steps: []Step{StepEnsure}, phase: scimv1.PhaseDeactivated, story: StoryKeep},
+		{name: "reactivated",
+			in:    MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseDeactivated, Observed: absent, Policies: remove},
+			steps: []Step{StepEnsure}, story: StoryReactivate},
+
+		// deletion
+		{name: "deleted, policy Remove", in: MemberInput{Deleting: true, Origin: prov, Policies: remove},
+			steps: []Step{StepRemove, StepRelease}, phase: scimv1.PhaseRemoved, story: StoryRemove},
+		{name: "deleted, policy Orphan", in: MemberInput{Deleting: true, Origin: prov, Policies: orphan},
+			steps: []Step{StepOrphan, StepRelease}, story: StoryOrphan},
+		{name: "deleted, preexisting", in: MemberInput{Deleting: true, Origin: pre, Policies: remove}, steps: []Step{StepRelease}},
+		{name: "deleted, never provisioned", in: MemberInput{Deleting: true, Policies: remove}, steps: []Step{StepRelease}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Member(tc.in)
+			if p.Wait != tc.wait {
+				t.Errorf("wait = %q, want %q", p.Wait, tc.wait)
+			}
+			if !slices.Equal(p.Steps, tc.steps) {
+				t.Errorf("steps = %v, want %v", p.Steps, tc.steps)
+			}
+			if p.Origin != tc.origin {
+				t.Errorf("origin = %q, want %q", p.Origin, tc.origin)
+			}
+			if p.Phase != tc.phase {
+				t.Errorf("phase = %q, want %q", p.Phase, tc.phase)
+			}
+			if p.Story != tc.story {
+				t.Errorf("story = %q, want %q", p.Story, tc.story)
+			}
+		})
+	}
+}
+
+// TestNeedsObservation: members that wait, are released or left alone are not looked up.
+func TestNeedsObservation(t *testing.T) {
+	for _, tc := range []struct {
+		in   MemberInput
+		want bool
+	}{
+		{MemberInput{Config: ConfigEnabled, Active: true}, true},
+		{MemberInput{Config: ConfigEnabled, Origin: pre}, false},
+		{MemberInput{Config: ConfigEnabled, Deleting: true}, false},
+		{MemberInput{Config: ConfigDisabled}, false},
+		{MemberInput{Config: ConfigNotReady}, false},
+		{MemberInput{Config: ConfigGone}, false},
+	} {
+		if got := NeedsObservation(tc.in); got != tc.want {
+			t.Errorf("NeedsObservation(%+v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
