@@ -1,6 +1,9 @@
 package controllers_test
 
 import (
+	"context"
+	"errors"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -8,10 +11,15 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/controllers"
+	"github.com/scim-operator/scim-operator/internal/backend"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
 	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
 )
@@ -324,5 +332,60 @@ var _ = Describe("Access follows the identity provider (Docker Hub emulator)", f
 		for _, m := range ms {
 			settled(m, "Invited/True/Invited")
 		}
+	})
+})
+
+var _ = Describe("OrgMember reconciler, one reconcile at a time", func() {
+	var (
+		ns string
+		mb *memBackend
+	)
+	BeforeEach(func() {
+		ns = newNamespace()
+		mb = newMemBackend()
+		provider.register(ns, "acme", mb)
+		Expect(k8s.Create(ctx, newConfig(ns, "acme"))).To(Succeed())
+	})
+
+	// reconcileWith runs one reconcile of m with a client that serves get as the member.
+	reconcileWith := func(m *scimv1.OrgMember, get *scimv1.OrgMember) (ctrl.Result, error) {
+		ww, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+		Expect(err).NotTo(HaveOccurred())
+		c := interceptor.NewClient(ww, interceptor.Funcs{
+			Get: func(ctx context.Context, cl client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+				if om, ok := obj.(*scimv1.OrgMember); ok && key == client.ObjectKeyFromObject(m) && get != nil {
+					get.DeepCopyInto(om)
+					return nil
+				}
+				return cl.Get(ctx, key, obj, opts...)
+			},
+		})
+		r := &controllers.OrgMemberReconciler{Client: c, Scheme: scheme, Backends: provider, Clock: clock.RealClock{}}
+		return r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(m)})
+	}
+
+	It("writes nothing of a judgement made from a stale copy when its optimistic lock is refused", func() {
+		m := newMember(ns, "acme", "stale@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		stale := getMember(m) // before any reconcile: no origin, an old resourceVersion
+		stale.Finalizers = []string{controllers.FinalizerDeprovision}
+		settled(m, "Active/True/Active")
+		Expect(getMember(m).Status.Origin).To(Equal(scimv1.OriginProvisioned))
+
+		// the person is in the backend now: judged from the stale copy they look preexisting
+		_, err := reconcileWith(m, stale)
+		Expect(apierrors.IsConflict(err)).To(BeTrue(), "the optimistic lock refuses the stale judgement: %v", err)
+		Expect(getMember(m).Status.Origin).To(Equal(scimv1.OriginProvisioned), "the refused judgement is not written back")
+	})
+
+	It("retries a Permanent member error on the resync interval instead of stopping for good", func() {
+		m := newMember(ns, "acme", "perm@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Active/True/Active")
+		mb.failAlways("ObserveMember", backend.NewPermanent("InvalidUser", errors.New("refused")))
+		res, err := reconcileWith(m, nil)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.RequeueAfter).To(BeNumerically(">", 0), "a later pass notices a repaired backend")
+		mb.failAlways("ObserveMember", nil)
 	})
 })
