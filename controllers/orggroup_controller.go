@@ -123,24 +123,6 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			fmt.Sprintf("ScimConfig %q is disabled: the team is left as it is", cfg.Name))
 		return ctrl.Result{}, nil
 	}
-	other, err := r.teamOwner(ctx, g)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if other != nil {
-		// Two displayNames ("a:eng", "b:eng", "eng") can name one team: each group would
-		// take the other's members out and deleting either would delete the team. The
-		// older group keeps the team; this one never touches it until the other is gone
-		// (its deletion re-enqueues this one) or this one is renamed.
-		msg := fmt.Sprintf("team %s is already synced by OrgGroup %s (displayName %q), created earlier; "+
-			"this group leaves the team alone until that group is deleted or one of them is renamed",
-			g.Status.Team, other.Name, other.Spec.DisplayName)
-		if c := meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionSynced); c == nil || c.Message != msg {
-			r.event(g, corev1.EventTypeWarning, EventFailed, "Sync", "%s", msg)
-		}
-		r.synced(g, metav1.ConditionFalse, ReasonTeamConflict, msg)
-		return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
-	}
 	if backendNotReady(cfg) {
 		c := meta.FindStatusCondition(cfg.Status.Conditions, scimv1.ConditionBackendReady)
 		r.synced(g, metav1.ConditionFalse, ReasonBackendNotReady,
@@ -163,6 +145,24 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			}
 		}
 		g.Status.Team, g.Status.TeamCreated = team, false
+	}
+	other, err := r.teamOwner(ctx, g)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if other != nil {
+		// Two displayNames ("a:eng", "b:eng", "eng") can name one team: each group would
+		// take the other's members out and deleting either would delete the team. The
+		// older group keeps the team; this one never touches it until the other is gone
+		// (its deletion re-enqueues this one) or this one is renamed.
+		msg := fmt.Sprintf("team %s is already synced by OrgGroup %s (displayName %q), created earlier; "+
+			"this group leaves the team alone until that group is deleted or one of them is renamed",
+			g.Status.Team, other.Name, other.Spec.DisplayName)
+		if c := meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionSynced); c == nil || c.Message != msg {
+			r.event(g, corev1.EventTypeWarning, EventFailed, "Sync", "%s", msg)
+		}
+		r.synced(g, metav1.ConditionFalse, ReasonTeamConflict, msg)
+		return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
 	}
 	if res, err := r.sync(bctx, g, cfg, b, members); err != nil || res.RequeueAfter > 0 {
 		return res, err

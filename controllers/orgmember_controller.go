@@ -157,14 +157,14 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		in.Policies = cfg.Spec.Policies
 		in.Policies.Adoption = adoption(cfg)
 		in.WantRole = desiredRole(m, cfg)
-		if cfg.Spec.Backend.Type == scimv1.BackendDockerHub {
-			in.Team = desiredTeam(m) // a per-user hint means nothing to the kubernetes backend
-		}
 		if in.Config != plan.ConfigDisabled || deleting {
 			if b, err = r.Backends.For(ctx, cfg); err != nil {
 				return r.waitForConfig(ctx, m, cfg, err)
 			}
 			_, in.Labelled = b.(backend.OwnerLedger)
+			if _, groupsOnly := b.(backend.NoUserTeams); !groupsOnly {
+				in.Team = desiredTeam(m)
+			}
 		}
 	}
 	bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
@@ -274,6 +274,7 @@ func (r *OrgMemberReconciler) recheck(ctx context.Context, cfg *scimv1.ScimConfi
 func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgMember, cfg *scimv1.ScimConfig,
 	b backend.Backend, in plan.MemberInput, p plan.MemberPlan, st *memberState) (ctrl.Result, error) {
 	obs := in.Observed
+	var later []func() // events told after the plan's story
 	want := backend.DesiredMember{UserName: m.Spec.UserName, Email: primaryEmail(m), Role: in.WantRole, Owner: ownerOf(m)}
 	for _, step := range p.Steps {
 		switch step {
@@ -308,6 +309,10 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 			}
 		case plan.StepJoinTeam:
 			team := in.Team
+			if obs.State != backend.StateMember || obs.BackendID == "" ||
+				slices.ContainsFunc(obs.Teams, func(t string) bool { return strings.EqualFold(t, team) }) {
+				continue
+			}
 			if err := b.EnsureTeam(ctx, team); err != nil {
 				return r.backendError(outer, m, cfg, "create team "+team, err)
 			}
@@ -315,8 +320,10 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 				return r.backendError(outer, m, cfg, "add the member to team "+team, err)
 			}
 			obs.Teams = append(obs.Teams, team)
-			r.event(m, corev1.EventTypeNormal, EventTeamJoined, "JoinTeam",
-				"%s added to team %s of organization %s", m.Spec.UserName, team, cfg.Spec.Organization)
+			later = append(later, func() {
+				r.event(m, corev1.EventTypeNormal, EventTeamJoined, "JoinTeam",
+					"%s added to team %s of organization %s", m.Spec.UserName, team, cfg.Spec.Organization)
+			})
 		case plan.StepRemove:
 			if err := removeGrants(ctx, b, m, in.Labelled); err != nil {
 				return r.backendError(outer, m, cfg, removeWords(in), err)
@@ -332,7 +339,11 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 			return r.release(outer, m, cfg, p, st)
 		}
 	}
-	return r.conclude(m, cfg, in, p, obs)
+	res, err := r.conclude(m, cfg, in, p, obs)
+	for _, tell := range later {
+		tell()
+	}
+	return res, err
 }
 
 // conclude records the outcome of a plan that keeps the member: phase, identity, story.
@@ -757,7 +768,7 @@ func configChanged() predicate.Predicate {
 			}
 			// Only a recovery resumes members: they wait without calling the backend while
 			// it is not ready, so its failure needs no pass over them.
-			return condStatus(o.Status.Conditions, scimv1.ConditionBackendReady) != metav1.ConditionTrue &&
+			return condStatus(o.Status.Conditions, scimv1.ConditionBackendReady) == metav1.ConditionFalse &&
 				condStatus(n.Status.Conditions, scimv1.ConditionBackendReady) == metav1.ConditionTrue
 		},
 	})

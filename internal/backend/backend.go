@@ -165,6 +165,14 @@ type OwnerLedger interface {
 	RemoveAllOwned(ctx context.Context) error
 }
 
+// NoUserTeams is implemented by a backend whose teams are not lists of people but grants
+// to a group that the authenticator asserts (Kubernetes RBAC Group subjects). A per-user
+// team hint (spec.docker.team) must not create such a team: it would grant access to
+// everyone the authenticator puts in the group, people the IdP never sent.
+type NoUserTeams interface {
+	NoUserTeams()
+}
+
 // ConfigWide reports whether err is a problem of the whole organization connection
 // (credentials, organization, configuration, the backend unreachable) rather than of one
 // member: the ScimConfig reports it once and its members wait instead of failing one by one.

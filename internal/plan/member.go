@@ -228,8 +228,9 @@ func Member(in MemberInput) MemberPlan {
 	}
 
 	p.Steps = append(p.Steps, ensureSteps(in)...)
-	if in.Team != "" && found && in.Observed.State == backend.StateMember && in.Observed.BackendID != "" &&
-		!containsFold(in.Observed.Teams, in.Team) {
+	// Joined once the person is a member with a backend id (the reconciler checks what
+	// Ensure returned): an invitee has no id to add to a team yet.
+	if in.Team != "" && !containsFold(in.Observed.Teams, in.Team) {
 		p.Steps = append(p.Steps, StepJoinTeam)
 	}
 	if p.Story != StoryNone {
@@ -246,7 +247,7 @@ func Member(in MemberInput) MemberPlan {
 		p.Story = StoryProvision
 	case roleDiffers(in):
 		p.Story = StoryRoleChange
-	case in.Phase == "" || in.Phase == scimv1.PhasePending:
+	case origin == scimv1.OriginProvisioned && (in.Phase == "" || in.Phase == scimv1.PhasePending):
 		// Our create went through but its answer was lost: found instead of created again.
 		p.Story = StoryProvision
 	}

@@ -48,10 +48,10 @@ func TestMember(t *testing.T) {
 		{name: "backend not ready: no grant",
 			in: MemberInput{Config: ConfigNotReady, Active: true, Origin: prov, Phase: scimv1.PhaseActive, Policies: remove}, wait: WaitBackendReady},
 		{name: "backend not ready: a deactivation is still tried",
-			in: MemberInput{Config: ConfigNotReady, Active: false, Origin: prov, Phase: scimv1.PhaseActive, Policies: remove},
+			in:    MemberInput{Config: ConfigNotReady, Active: false, Origin: prov, Phase: scimv1.PhaseActive, Policies: remove},
 			steps: []Step{StepRemove}, phase: scimv1.PhaseDeactivated},
 		{name: "backend not ready: a deletion is still tried",
-			in: MemberInput{Config: ConfigNotReady, Deleting: true, Origin: prov, Policies: remove},
+			in:    MemberInput{Config: ConfigNotReady, Deleting: true, Origin: prov, Policies: remove},
 			steps: []Step{StepRemove, StepRelease}, phase: scimv1.PhaseRemoved, story: StoryRemove},
 
 		// provisioning and origin
@@ -96,7 +96,7 @@ func TestMember(t *testing.T) {
 
 		// renames
 		{name: "renamed on an unlabelled backend: grant the new identity, remove the old",
-			in: MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseInvited, Observed: absent, Stale: []string{"old@x"}, Policies: remove},
+			in:    MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseInvited, Observed: absent, Stale: []string{"old@x"}, Policies: remove},
 			steps: []Step{StepEnsure, StepRemoveStale}, story: StoryRenamed},
 		{name: "renamed on a labelled backend: ensure moves the owner's grants",
 			in:    MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseActive, Observed: absent, Renamed: true, Labelled: true, Policies: remove},

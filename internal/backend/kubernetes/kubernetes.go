@@ -161,6 +161,7 @@ type Backend struct {
 var (
 	_ backend.Backend     = (*Backend)(nil)
 	_ backend.OwnerLedger = (*Backend)(nil)
+	_ backend.NoUserTeams = (*Backend)(nil)
 )
 
 // roleRef is one configured grant: a ClusterRole cluster-wide (namespace empty) or a Role
@@ -712,6 +713,10 @@ func (b *Backend) EnsureTeamMemberAbsent(ctx context.Context, _, _ string) error
 	}
 	return nil
 }
+
+// NoUserTeams says that a team here is a Group grant, not a list of people: a per-user
+// team hint must not create it (backend.NoUserTeams).
+func (b *Backend) NoUserTeams() {}
 
 // ---------------------------------------------------------------------------------------
 // Owners (backend.OwnerLedger)
