@@ -31,6 +31,7 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
 	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/plan"
 )
 
 // ReasonTeamConflict: another, older OrgGroup of the config maps to the same team.
@@ -73,21 +74,23 @@ type OrgGroupReconciler struct {
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile follows the project's one shape.
+// Reconcile follows the project's one shape: get, finalizer, deferred status patch that
+// summarizes Ready, then observe -> plan (internal/plan) -> execute.
 func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	defer func() { countReconcile("orggroup", res, retErr) }()
 	g := &scimv1.OrgGroup{}
 	if err := r.Get(ctx, req.NamespacedName, g); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	deleting := !g.DeletionTimestamp.IsZero()
+	if deleting && !controllerutil.ContainsFinalizer(g, FinalizerDeprovision) {
+		return ctrl.Result{}, nil
+	}
 	cfg, err := liveConfig(ctx, r.Client, g.Namespace, g.Spec.ConfigName)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if !g.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, g, cfg)
-	}
-	if !controllerutil.ContainsFinalizer(g, FinalizerDeprovision) {
+	if !deleting && !controllerutil.ContainsFinalizer(g, FinalizerDeprovision) {
 		orig := g.DeepCopy()
 		controllerutil.AddFinalizer(g, FinalizerDeprovision)
 		if err := r.Patch(ctx, g, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}),
@@ -97,7 +100,11 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 
 	base := g.DeepCopy()
+	released := false
 	defer func() {
+		if released {
+			return
+		}
 		r.summarize(g)
 		if err := r.Status().Patch(ctx, g, client.MergeFrom(base), client.FieldOwner(FieldOwnerController)); err != nil &&
 			!apierrors.IsNotFound(err) {
@@ -113,101 +120,89 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	g.Status.MemberCount = int32(len(members))
 
-	switch {
-	case cfg == nil:
+	in := plan.GroupInput{Config: configState(cfg), Deleting: deleting, Team: TeamName(g.Spec.DisplayName),
+		TeamCreated: g.Status.TeamCreated}
+	if deleting {
+		in.Team = g.Status.Team
+	} else if in.Team != g.Status.Team {
+		in.Former = g.Status.Team
+	}
+	var b backend.Backend
+	if cfg != nil {
+		in.Policies = cfg.Spec.Policies
+		if in.Config != plan.ConfigDisabled || deleting {
+			if b, err = r.Backends.For(ctx, cfg); err != nil {
+				return r.backendError(ctx, g, cfg, "connect to the backend", err)
+			}
+			_, in.Labelled = b.(backend.OwnerLedger)
+		}
+	}
+	var owner *scimv1.OrgGroup
+	if deleting {
+		if in.Shared, err = r.sharesTeam(ctx, g); err != nil {
+			return ctrl.Result{}, err
+		}
+	} else if in.Config == plan.ConfigEnabled {
+		if owner, err = r.teamOwner(ctx, g); err != nil {
+			return ctrl.Result{}, err
+		}
+		in.Conflict = owner != nil
+	}
+	bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
+	defer cancel()
+	if plan.NeedsGroupObservation(in) {
+		if in.Observed, err = r.observeTeam(bctx, g, b, in.Team, in.Labelled); err != nil {
+			return r.backendError(ctx, g, cfg, "observe team "+in.Team, err)
+		}
+		in.Want = wantedIDs(members)
+		if in.Removable, in.Hinted, err = r.managedIDs(ctx, g, cfg, in.Team); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	p := plan.Group(in)
+	if p.Wait != plan.WaitNone {
+		return r.wait(g, cfg, p.Wait)
+	}
+	if deleting {
+		res, err := r.executeDeletion(bctx, ctx, g, cfg, b, p)
+		released = err == nil
+		return res, err
+	}
+	return r.execute(bctx, ctx, g, cfg, b, in, p, owner)
+}
+
+// wait describes a group that cannot be synced now.
+func (r *OrgGroupReconciler) wait(g *scimv1.OrgGroup, cfg *scimv1.ScimConfig, w plan.Wait) (ctrl.Result, error) {
+	switch w {
+	case plan.WaitConfigGone:
 		r.synced(g, metav1.ConditionFalse, ReasonConfigNotFound,
-			fmt.Sprintf("ScimConfig %q not found in namespace %q; waiting for it", g.Spec.ConfigName, g.Namespace))
+			fmt.Sprintf("ScimConfig %q not found in namespace %q (or being deleted); waiting for it", g.Spec.ConfigName, g.Namespace))
 		return ctrl.Result{}, nil
-	case !cfg.IsEnabled():
+	case plan.WaitDisabled:
 		r.synced(g, metav1.ConditionUnknown, ReasonPaused,
 			fmt.Sprintf("ScimConfig %q is disabled: the team is left as it is", cfg.Name))
 		return ctrl.Result{}, nil
-	}
-	if backendNotReady(cfg) {
+	default:
 		c := meta.FindStatusCondition(cfg.Status.Conditions, scimv1.ConditionBackendReady)
 		r.synced(g, metav1.ConditionFalse, ReasonBackendNotReady,
 			truncate(fmt.Sprintf("waiting for ScimConfig %q's backend: %s", cfg.Name, c.Message), 1024))
 		return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
 	}
-	b, err := r.Backends.For(ctx, cfg)
-	if err != nil {
-		return r.backendError(ctx, g, cfg, "connect to the backend", err)
-	}
-	bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
-	defer cancel()
-	if team := TeamName(g.Spec.DisplayName); team != g.Status.Team {
-		// A renamed group syncs another team. A backend that labels its grants moves the
-		// group's own grants to the new name when it ensures them; elsewhere the former
-		// team is cleaned up first, so a rename never leaves it behind.
-		if _, labelled := b.(backend.OwnerLedger); !labelled && g.Status.Team != "" {
-			if err := r.leaveTeam(bctx, g, cfg, b, g.Status.Team); err != nil {
-				return r.backendError(ctx, g, cfg, "clean up former team "+g.Status.Team, err)
-			}
-		}
-		g.Status.Team, g.Status.TeamCreated = team, false
-	}
-	other, err := r.teamOwner(ctx, g)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if other != nil {
-		// Two displayNames ("a:eng", "b:eng", "eng") can name one team: each group would
-		// take the other's members out and deleting either would delete the team. The
-		// older group keeps the team; this one never touches it until the other is gone
-		// (its deletion re-enqueues this one) or this one is renamed.
-		msg := fmt.Sprintf("team %s is already synced by OrgGroup %s (displayName %q), created earlier; "+
-			"this group leaves the team alone until that group is deleted or one of them is renamed",
-			g.Status.Team, other.Name, other.Spec.DisplayName)
-		if c := meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionSynced); c == nil || c.Message != msg {
-			r.event(g, corev1.EventTypeWarning, EventFailed, "Sync", "%s", msg)
-		}
-		r.synced(g, metav1.ConditionFalse, ReasonTeamConflict, msg)
-		return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
-	}
-	if res, err := r.sync(bctx, g, cfg, b, members); err != nil || res.RequeueAfter > 0 {
-		return res, err
-	}
-	return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
 }
 
-// sync creates the team when missing and makes its members match the group.
-func (r *OrgGroupReconciler) sync(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
-	b backend.Backend, members []scimv1.OrgMember) (ctrl.Result, error) {
-	team := g.Status.Team
-	ol, labelled := b.(backend.OwnerLedger)
-	var t *backend.Team
-	var err error
-	if labelled {
-		t, err = ol.ObserveTeamOwned(ctx, groupOwner(g), team)
-	} else {
-		t, err = b.ObserveTeam(ctx, team)
+// observeTeam reads the team: on a backend that labels its grants, the group's own grant.
+func (r *OrgGroupReconciler) observeTeam(ctx context.Context, g *scimv1.OrgGroup, b backend.Backend, team string,
+	labelled bool) (*backend.Team, error) {
+	if ol, ok := b.(backend.OwnerLedger); ok && labelled {
+		return ol.ObserveTeamOwned(ctx, groupOwner(g), team)
 	}
-	if err != nil {
-		return r.backendError(ctx, g, cfg, "observe team "+team, err)
-	}
-	if t == nil {
-		// Recorded before creating, written by the deferred status patch: the team is
-		// ours to delete with the group. (Were that patch lost, the team would be left
-		// in place on deletion, never a team SCIM did not create deleted.)
-		g.Status.TeamCreated = true
-		if labelled {
-			err = ol.EnsureTeamOwned(ctx, groupOwner(g), team)
-		} else {
-			err = b.EnsureTeam(ctx, team)
-		}
-		if err != nil {
-			return r.backendError(ctx, g, cfg, "create team "+team, err)
-		}
-		r.event(g, corev1.EventTypeNormal, EventTeamCreated, "CreateTeam",
-			"created team %s in organization %s", team, cfg.Spec.Organization)
-		t = &backend.Team{Name: team}
-	}
-	in := map[string]bool{}
-	for _, id := range t.Members {
-		in[strings.ToLower(id)] = true
-	}
+	return b.ObserveTeam(ctx, team)
+}
 
-	// Who should be in the team: the group's active members the backend knows.
+// wantedIDs are the backend ids of the group's members that belong in its team: active,
+// in the backend, and managed by SCIM.
+func wantedIDs(members []scimv1.OrgMember) []string {
 	want := map[string]string{} // lower(backendID) -> backendID
 	for i := range members {
 		m := &members[i]
@@ -216,44 +211,79 @@ func (r *OrgGroupReconciler) sync(ctx context.Context, g *scimv1.OrgGroup, cfg *
 			want[strings.ToLower(m.Status.BackendID)] = m.Status.BackendID
 		}
 	}
-	var added, removed []string
-	for _, id := range sortedValues(want) {
-		if in[strings.ToLower(id)] {
-			continue
-		}
-		if err := b.EnsureTeamMember(ctx, team, id); err != nil {
-			return r.backendError(ctx, g, cfg, fmt.Sprintf("add %s to team %s", id, team), err)
-		}
-		added = append(added, id)
-	}
+	return sortedValues(want)
+}
 
-	// Who may be taken out: members of the team that SCIM manages and that are not wanted.
-	removable, hinted, err := r.managedIDs(ctx, g, cfg, team)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	for _, id := range t.Members {
-		low := strings.ToLower(id)
-		if _, ok := want[low]; ok || hinted[low] || !removable[low] {
+// execute runs a live group's plan.
+func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
+	b backend.Backend, in plan.GroupInput, p plan.GroupPlan, owner *scimv1.OrgGroup) (ctrl.Result, error) {
+	team := in.Team
+	for _, step := range p.Steps {
+		if step != plan.GroupLeaveFormer {
 			continue
 		}
-		if err := b.EnsureTeamMemberAbsent(ctx, team, id); err != nil {
-			return r.backendError(ctx, g, cfg, fmt.Sprintf("remove %s from team %s", id, team), err)
+		if err := r.leaveTeam(ctx, g, cfg, b, in.Former); err != nil {
+			return r.backendError(outer, g, cfg, "clean up former team "+in.Former, err)
 		}
-		removed = append(removed, id)
 	}
-	if len(added) > 0 {
-		r.event(g, corev1.EventTypeNormal, EventTeamMemberAdded, "AddTeamMembers",
-			"added %d member(s) to team %s: %s", len(added), team, listWords(added))
+	if g.Status.Team != team {
+		// a renamed group syncs another team, which SCIM has not created (yet)
+		g.Status.Team, g.Status.TeamCreated = team, false
 	}
-	if len(removed) > 0 {
-		r.event(g, corev1.EventTypeNormal, EventTeamMemberRemoved, "RemoveTeamMembers",
-			"removed %d member(s) from team %s: %s", len(removed), team, listWords(removed))
+	if p.Conflict {
+		// Two displayNames ("a:eng", "b:eng", "eng") can name one team: each group would
+		// take the other's members out and deleting either would delete the team. The
+		// older group keeps the team; this one never touches it until the other is gone
+		// (its deletion re-enqueues this one) or this one is renamed.
+		msg := fmt.Sprintf("team %s is already synced by OrgGroup %s (displayName %q), created earlier; "+
+			"this group leaves the team alone until that group is deleted or one of them is renamed",
+			team, owner.Name, owner.Spec.DisplayName)
+		if c := meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionSynced); c == nil || c.Message != msg {
+			r.event(g, corev1.EventTypeWarning, EventFailed, "Sync", "%s", msg)
+		}
+		r.synced(g, metav1.ConditionFalse, ReasonTeamConflict, msg)
+		return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
+	}
+	for _, step := range p.Steps {
+		switch step {
+		case plan.GroupEnsureTeam:
+			// Recorded before creating, written by the deferred status patch: the team is
+			// ours to delete with the group. (Were that patch lost, the team would be left
+			// in place on deletion, never a team SCIM did not create deleted.)
+			g.Status.TeamCreated = true
+			var err error
+			if ol, ok := b.(backend.OwnerLedger); ok && in.Labelled {
+				err = ol.EnsureTeamOwned(ctx, groupOwner(g), team)
+			} else {
+				err = b.EnsureTeam(ctx, team)
+			}
+			if err != nil {
+				return r.backendError(outer, g, cfg, "create team "+team, err)
+			}
+			r.event(g, corev1.EventTypeNormal, EventTeamCreated, "CreateTeam",
+				"created team %s in organization %s", team, cfg.Spec.Organization)
+		case plan.GroupAdd:
+			for _, id := range p.Add {
+				if err := b.EnsureTeamMember(ctx, team, id); err != nil {
+					return r.backendError(outer, g, cfg, fmt.Sprintf("add %s to team %s", id, team), err)
+				}
+			}
+			r.event(g, corev1.EventTypeNormal, EventTeamMemberAdded, "AddTeamMembers",
+				"added %d member(s) to team %s: %s", len(p.Add), team, listWords(p.Add))
+		case plan.GroupRemove:
+			for _, id := range p.Remove {
+				if err := b.EnsureTeamMemberAbsent(ctx, team, id); err != nil {
+					return r.backendError(outer, g, cfg, fmt.Sprintf("remove %s from team %s", id, team), err)
+				}
+			}
+			r.event(g, corev1.EventTypeNormal, EventTeamMemberRemoved, "RemoveTeamMembers",
+				"removed %d member(s) from team %s: %s", len(p.Remove), team, listWords(p.Remove))
+		}
 	}
 	g.Status.LastSyncTime = &metav1.Time{Time: r.Clock.Now()}
 	r.synced(g, metav1.ConditionTrue, ReasonSynced,
-		fmt.Sprintf("team %s of organization %s has the group's %d active member(s)", team, cfg.Spec.Organization, len(want)))
-	return ctrl.Result{}, nil
+		fmt.Sprintf("team %s of organization %s has the group's %d active member(s)", team, cfg.Spec.Organization, len(in.Want)))
+	return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
 }
 
 // groupMembers lists the config's OrgMembers labeled as members of the group, from the
@@ -415,79 +445,46 @@ func (r *OrgGroupReconciler) leaveTeam(ctx context.Context, g *scimv1.OrgGroup, 
 	return nil
 }
 
-// reconcileDelete applies the deletion policy to the group's grants, unless the config is
-// gone (its own deletion decided) or another group maps to the same team (a group in
-// TeamConflict never owned it; an owner hands it over to the group that waited). On a
-// backend that labels its grants the group's own grants are removed (Remove) or orphaned
-// (Orphan, or a disabled config); elsewhere only a team SCIM created is deleted.
-func (r *OrgGroupReconciler) reconcileDelete(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(g, FinalizerDeprovision) {
-		return ctrl.Result{}, nil
-	}
+// executeDeletion runs a deleted group's plan (the deletion policy, internal/plan), then
+// releases the group; the event waits for the release (a conflict retries it all).
+func (r *OrgGroupReconciler) executeDeletion(ctx, outer context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
+	b backend.Backend, p plan.GroupPlan) (ctrl.Result, error) {
 	var done func()
-	if cfg != nil {
-		b, err := r.Backends.For(ctx, cfg)
-		if err == nil {
-			bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
-			done, err = r.deprovision(bctx, g, cfg, b)
-			cancel()
-		}
-		if err != nil {
-			base := g.DeepCopy()
-			res, rerr := r.backendError(ctx, g, cfg, "apply the deletion policy to team "+g.Status.Team, err)
-			r.summarize(g)
-			if perr := r.Status().Patch(ctx, g, client.MergeFrom(base), client.FieldOwner(FieldOwnerController)); perr != nil &&
-				!apierrors.IsNotFound(perr) {
-				rerr = errors.Join(rerr, perr)
+	for _, step := range p.Steps {
+		switch step {
+		case plan.GroupOrphan:
+			if ol, ok := b.(backend.OwnerLedger); ok {
+				if err := ol.OrphanOwner(ctx, groupOwner(g), "Orphaned"); err != nil {
+					return r.backendError(outer, g, cfg, "leave team "+g.Status.Team+" in place", err)
+				}
 			}
-			return res, rerr
+		case plan.GroupRemoveGrants:
+			var err error
+			if ol, ok := b.(backend.OwnerLedger); ok {
+				err = ol.EnsureOwnerAbsent(ctx, groupOwner(g), g.Status.Team)
+			} else {
+				err = b.EnsureTeamAbsent(ctx, g.Status.Team)
+			}
+			if err != nil {
+				return r.backendError(outer, g, cfg, "delete team "+g.Status.Team, err)
+			}
+			done = func() {
+				r.event(g, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
+					"group deleted: team %s removed from organization %s", g.Status.Team, cfg.Spec.Organization)
+			}
+		case plan.GroupRelease:
+			orig := g.DeepCopy()
+			controllerutil.RemoveFinalizer(g, FinalizerDeprovision)
+			if err := r.Patch(outer, g, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}),
+				client.FieldOwner(FieldOwnerController)); err != nil {
+				return ctrl.Result{}, client.IgnoreNotFound(err)
+			}
 		}
-	}
-	orig := g.DeepCopy()
-	controllerutil.RemoveFinalizer(g, FinalizerDeprovision)
-	if err := r.Patch(ctx, g, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}),
-		client.FieldOwner(FieldOwnerController)); err != nil {
-		// a conflict retries the whole (idempotent) deletion; the event waits for success
-		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if done != nil {
 		done()
 	}
 	return ctrl.Result{}, nil
-}
-
-// deprovision applies the deletion policy of a live config to a deleted group, and
-// returns the event to tell once the group is released.
-func (r *OrgGroupReconciler) deprovision(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
-	b backend.Backend) (func(), error) {
-	remove := cfg.IsEnabled() && cfg.Spec.Policies.Deletion != scimv1.DeletionOrphan
-	if ol, ok := b.(backend.OwnerLedger); ok {
-		if !remove {
-			return nil, ol.OrphanOwner(ctx, groupOwner(g), "Orphaned")
-		}
-		if err := ol.EnsureOwnerAbsent(ctx, groupOwner(g), g.Status.Team); err != nil {
-			return nil, err
-		}
-		return func() {
-			r.event(g, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
-				"group deleted: group %s's access removed from organization %s", g.Status.Team, cfg.Spec.Organization)
-		}, nil
-	}
-	// Only a team SCIM created is deleted: a team that existed before SCIM (or that this
-	// group took over) is left in place.
-	if !remove || g.Status.Team == "" || !g.Status.TeamCreated {
-		return nil, nil
-	}
-	if shared, err := r.sharesTeam(ctx, g); err != nil || shared {
-		return nil, err
-	}
-	if err := b.EnsureTeamAbsent(ctx, g.Status.Team); err != nil {
-		return nil, err
-	}
-	return func() {
-		r.event(g, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
-			"group deleted: team %s removed from organization %s", g.Status.Team, cfg.Spec.Organization)
-	}, nil
 }
 
 func (r *OrgGroupReconciler) backendError(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig, what string, err error) (ctrl.Result, error) {

@@ -166,3 +166,52 @@ func TestNeedsObservation(t *testing.T) {
 		}
 	}
 }
+
+// TestGroup is the group planner's decision table.
+func TestGroup(t *testing.T) {
+	team := &backend.Team{Name: "eng", Members: []string{"ann", "old", "foreign", "hinted"}}
+	managedIDs := map[string]bool{"ann": true, "old": true, "hinted": true}
+	for _, tc := range []struct {
+		name        string
+		in          GroupInput
+		wait        Wait
+		steps       []GroupStep
+		add, remove []string
+	}{
+		{name: "disabled: wait", in: GroupInput{Config: ConfigDisabled, Team: "eng"}, wait: WaitDisabled},
+		{name: "not ready: wait", in: GroupInput{Config: ConfigNotReady, Team: "eng"}, wait: WaitBackendReady},
+		{name: "new team: create it and add the members",
+			in:    GroupInput{Team: "eng", Want: []string{"ann"}},
+			steps: []GroupStep{GroupEnsureTeam, GroupAdd}, add: []string{"ann"}},
+		{name: "members follow the group; foreign and hinted members stay",
+			in:    GroupInput{Team: "eng", Observed: team, Want: []string{"ann", "bo"}, Removable: managedIDs, Hinted: map[string]bool{"hinted": true}},
+			steps: []GroupStep{GroupAdd, GroupRemove}, add: []string{"bo"}, remove: []string{"old"}},
+		{name: "renamed, unlabelled backend: leave the former team first",
+			in:    GroupInput{Team: "eng", Former: "red", Observed: &backend.Team{Name: "eng"}},
+			steps: []GroupStep{GroupLeaveFormer}},
+		{name: "renamed, labelled backend: the group's grant moves with EnsureTeam",
+			in:    GroupInput{Team: "eng", Former: "red", Labelled: true},
+			steps: []GroupStep{GroupEnsureTeam}},
+		{name: "conflict: never touches the team", in: GroupInput{Team: "eng", Conflict: true}},
+		{name: "deleted, config gone", in: GroupInput{Deleting: true, Config: ConfigGone, Labelled: true}, steps: []GroupStep{GroupRelease}},
+		{name: "deleted, labelled, Remove", in: GroupInput{Deleting: true, Labelled: true, Team: "eng"},
+			steps: []GroupStep{GroupRemoveGrants, GroupRelease}},
+		{name: "deleted, labelled, Orphan", in: GroupInput{Deleting: true, Labelled: true, Team: "eng", Policies: orphan},
+			steps: []GroupStep{GroupOrphan, GroupRelease}},
+		{name: "deleted, labelled, disabled", in: GroupInput{Deleting: true, Labelled: true, Team: "eng", Config: ConfigDisabled},
+			steps: []GroupStep{GroupOrphan, GroupRelease}},
+		{name: "deleted, team SCIM created", in: GroupInput{Deleting: true, Team: "eng", TeamCreated: true},
+			steps: []GroupStep{GroupRemoveGrants, GroupRelease}},
+		{name: "deleted, team existed before SCIM", in: GroupInput{Deleting: true, Team: "eng"}, steps: []GroupStep{GroupRelease}},
+		{name: "deleted, team shared with another group", in: GroupInput{Deleting: true, Team: "eng", TeamCreated: true, Shared: true},
+			steps: []GroupStep{GroupRelease}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Group(tc.in)
+			if p.Wait != tc.wait || !slices.Equal(p.Steps, tc.steps) || !slices.Equal(p.Add, tc.add) || !slices.Equal(p.Remove, tc.remove) {
+				t.Errorf("Group = wait %q steps %v add %v remove %v; want wait %q steps %v add %v remove %v",
+					p.Wait, p.Steps, p.Add, p.Remove, tc.wait, tc.steps, tc.add, tc.remove)
+			}
+		})
+	}
+}
