@@ -21,6 +21,10 @@ import (
 // members when ScimConfigReconciler.StatusInterval is zero.
 const DefaultStatusInterval = time.Minute
 
+// DeletionGiveUp is how long a deleted ScimConfig waits for a backend that refuses for
+// good (Permanent) before it is released with its grants left in place.
+const DeletionGiveUp = 5 * time.Minute
+
 // backendCheckTimeout bounds one connectivity check.
 const backendCheckTimeout = 30 * time.Second
 
@@ -193,13 +197,26 @@ func (r *ScimConfigReconciler) reconcileDelete(ctx context.Context, cfg *scimv1.
 		return ctrl.Result{}, nil
 	}
 	remove := cfg.IsEnabled() && cfg.Spec.Policies.Deletion != scimv1.DeletionOrphan
-	if err := r.deprovisionAll(ctx, cfg, remove); err != nil {
+	err := r.deprovisionAll(ctx, cfg, remove)
+	if err != nil && backend.ClassOf(err) == backend.Permanent && r.Clock.Since(cfg.DeletionTimestamp.Time) > DeletionGiveUp {
+		// The backend cannot be reached for good (a namespace deletion took the
+		// credentials Secret first, a revoked token): say so, and do not hold the config
+		// (and its namespace) in Terminating forever.
+		r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "DeletionIncomplete", "Delete",
+			"gave up removing access after %s: %s; what SCIM granted is left in organization %s",
+			DeletionGiveUp, truncate(err.Error(), 512), cfg.Spec.Organization)
+		remove, err = false, nil
+	}
+	if err != nil {
 		r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "DeletionBlocked", "Delete",
 			"could not apply the deletion policy yet (retrying; remove the finalizer %s by hand to abandon): %v",
 			FinalizerGrants, truncate(err.Error(), 512))
-		if backend.ClassOf(err) == backend.RateLimited {
+		switch backend.ClassOf(err) {
+		case backend.RateLimited:
 			wait, _ := backend.RetryAfterOf(err)
 			return ctrl.Result{RequeueAfter: max(wait, time.Second)}, nil
+		case backend.Permanent:
+			return ctrl.Result{RequeueAfter: DeletionGiveUp / 5}, nil
 		}
 		return ctrl.Result{}, err
 	}
