@@ -1,7 +1,7 @@
 # scim-operator: every developer and CI entry point.
 #   make run     the product locally (local control plane when no cluster is reachable)
 #   make test    every test: unit, envtest suites, e2e, short fuzz, conformance
-#   make verify  generated files are fresh, code is formatted and vetted
+#   make verify  generated files are fresh, code is formatted and vetted, the tree is clean
 
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
@@ -50,6 +50,8 @@ verify: manifests generate ## Fail when generated files are stale or code is unf
 	@test -z "$$(gofmt -l api controllers cmd internal test hack 2>/dev/null)" || { gofmt -l api controllers cmd internal test hack; echo "gofmt needed"; exit 1; }
 	go vet ./...
 	hack/verify-api-imports.sh
+	hack/verify-tree_test.sh >/dev/null
+	hack/verify-tree.sh
 	@git diff --exit-code -- config api || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- config api)" || { git status --porcelain -- config api; echo "untracked generated files: commit them"; exit 1; }
 
