@@ -4,6 +4,8 @@ package crd_test
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -11,8 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -20,28 +22,43 @@ import (
 )
 
 var (
-	k8s client.Client
-	ctx = context.Background()
+	k8s     client.Client
+	restCfg *rest.Config
+	ctx     = context.Background()
 )
 
-func TestMain(m *testing.M) {
+// TestMain exits with the tests' own code: a failed test, or a control plane that cannot
+// start, is a plain test failure (not a panic with a goroutine dump).
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) (code int) {
 	env := testenv.New()
 	cfg, err := env.Start()
 	if err != nil {
-		panic("start envtest (run hack/controlplane.sh first): " + err.Error())
+		fmt.Fprintln(os.Stderr, "start envtest (run hack/controlplane.sh first):", err)
+		return 1
 	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop envtest:", err)
+			code = 1
+		}
+	}()
 	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(scimv1.AddToScheme(scheme))
-	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		panic(err)
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	code := m.Run()
-	_ = env.Stop()
-	if code != 0 {
-		panic("tests failed")
+	if err := scimv1.AddToScheme(scheme); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
+	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, "client:", err)
+		return 1
+	}
+	restCfg = cfg
+	return m.Run()
 }
 
 func namespace(t *testing.T) string {
