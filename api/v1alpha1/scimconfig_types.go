@@ -270,7 +270,7 @@ type ScimConfigStatus struct {
 // the organization, its membership backend and lifecycle policies.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=scimcfg;sc,categories=scim
+// +kubebuilder:resource:shortName=scimcfg,categories=scim
 // +kubebuilder:printcolumn:name="Enabled",type=boolean,JSONPath=`.spec.enabled`
 // +kubebuilder:printcolumn:name="Organization",type=string,JSONPath=`.spec.organization`
 // +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.spec.backend.type`

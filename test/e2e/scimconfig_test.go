@@ -7,6 +7,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/scim-operator/scim-operator/internal/devenv"
@@ -35,6 +37,13 @@ var _ = Describe("a ScimConfig as a cluster operator sees it", func() {
 		By("finding it through the scim category and the short name")
 		Expect(mustKubectl("get", "scim", "-n", ns)).To(ContainSubstring("scimconfig.scim.operator.dev/example"))
 		Expect(mustKubectl("get", "scimcfg", "-n", ns, "-o", "name")).To(Equal("scimconfig.scim.operator.dev/example\n"))
+
+		By("leaving the built-in short names alone: `kubectl get sc` lists StorageClasses")
+		sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: ns}, Provisioner: "example.com/none"}
+		Expect(cluster.Client.Create(ctx, sc)).To(Succeed())
+		DeferCleanup(func() { Expect(cluster.Client.Delete(ctx, sc)).To(Succeed()) })
+		// combined output: a "short name could also match" warning would fail the comparison
+		Expect(mustKubectl("get", "sc", sc.Name, "-o", "name")).To(Equal("storageclass.storage.k8s.io/" + sc.Name + "\n"))
 
 		By("showing the wide columns")
 		wide := mustKubectl("get", "scimconfigs", "-n", ns, "-o", "wide")
