@@ -108,7 +108,7 @@ build: ## The manager and the kubectl plugin into bin/.
 .PHONY: run
 run: ## The product locally: control plane (if no cluster), CRDs, sample ScimConfig, manager.
 	go build -o bin/devloop ./hack/devloop
-	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) hack/controlplane.sh)" bin/devloop $(RUN_ARGS)
+	K8S_VERSION=$(K8S_VERSION) bin/devloop $(RUN_ARGS)
 
 .PHONY: docker-build
 docker-build: ## The container image (needs a Docker engine).
