@@ -56,6 +56,7 @@ verify: manifests generate ## Fail when generated files are stale or code is unf
 	@test -z "$$(gofmt -l api controllers cmd internal test hack 2>/dev/null)" || { gofmt -l api controllers cmd internal test hack; echo "gofmt needed"; exit 1; }
 	go vet ./...
 	hack/verify-api-imports.sh
+	hack/verify-gomod.sh
 	hack/verify-tree_test.sh >/dev/null
 	hack/verify-tree.sh
 	@git diff --exit-code -- config api || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
