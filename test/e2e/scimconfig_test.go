@@ -56,9 +56,6 @@ var _ = Describe("a ScimConfig as a cluster operator sees it", func() {
 
 	It("refuses an invalid manifest with a readable message", func() {
 		ns := newNamespace()
-		out, err := kubectl("apply", "-n", ns, "-f", "-", "--dry-run=server", "-o", "name")
-		_ = out
-		Expect(err).To(HaveOccurred()) // no input
 		bad := filepath.Join(GinkgoT().TempDir(), "bad.yaml")
 		Expect(writeFile(bad, `apiVersion: scim.operator.dev/v1alpha1
 kind: ScimConfig
@@ -67,8 +64,17 @@ spec:
   organization: acme
   backend: {type: gitlab}
 `)).To(Succeed())
+		want := regexp.QuoteMeta(`spec.backend.type: Unsupported value: "gitlab": supported values: "kubernetes", "dockerhub"`)
+
+		By("a server-side dry run reports it before anything is applied")
+		out, err := kubectl("apply", "-n", ns, "-f", bad, "--dry-run=server", "-o", "name")
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(MatchRegexp(want))
+
+		By("a real apply is refused with the same message and creates nothing")
 		out, err = kubectl("apply", "-n", ns, "-f", bad)
-		Expect(err).To(HaveOccurred())
-		Expect(out).To(MatchRegexp(regexp.QuoteMeta(`spec.backend.type: Unsupported value: "gitlab": supported values: "kubernetes", "dockerhub"`)))
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(MatchRegexp(want))
+		Expect(mustKubectl("get", "scimconfigs", "-n", ns, "-o", "name")).To(BeEmpty())
 	})
 })
