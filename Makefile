@@ -59,6 +59,7 @@ verify: manifests generate ## Fail when generated files are stale or code is unf
 	hack/verify-gomod.sh
 	hack/verify-tree_test.sh >/dev/null
 	hack/verify-tree.sh
+	go test -count=1 ./hack/testlint/
 	@git diff --exit-code -- config api || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- config api)" || { git status --porcelain -- config api; echo "untracked generated files: commit them"; exit 1; }
 
