@@ -33,7 +33,7 @@ func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) (code int) {
 	env := testenv.New()
-	cfg, err := env.Start()
+	cfg, err := testenv.Start(env)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start envtest (run hack/controlplane.sh first):", err)
 		return 1
