@@ -1,7 +1,7 @@
 # scim-operator: every developer and CI entry point.
 #   make run     the product locally (local control plane when no cluster is reachable)
 #   make test    every test: unit, envtest suites, e2e, short fuzz, conformance
-#   make verify  generated files are fresh, code is formatted and vetted
+#   make verify  generated files are fresh, code is formatted and vetted, the tree is clean
 
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
@@ -18,8 +18,14 @@ CONTROLLER_GEN ?= $(TOOLS_DIR)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(TOOLS_DIR)/kustomize-$(KUSTOMIZE_VERSION)
 NEWMAN_DIR ?= $(TOOLS_DIR)/newman-$(NEWMAN_VERSION)
 
-# KUBEBUILDER_ASSETS is resolved lazily: only targets that need a control plane build one.
-ASSETS = $(shell K8S_VERSION=$(K8S_VERSION) hack/controlplane.sh)
+# WITH_ASSETS prefixes a recipe line that needs a control plane: it builds kube-apiserver,
+# etcd and kubectl (or finds them cached) and exports KUBEBUILDER_ASSETS, in the recipe's own
+# shell so that a failed build stops the target with the build's error on the terminal. (A
+# $(shell ...) here would swallow the failure and run the tests with an empty
+# KUBEBUILDER_ASSETS.) Only targets that need a control plane pay for it.
+WITH_ASSETS = KUBEBUILDER_ASSETS=$$(K8S_VERSION=$(K8S_VERSION) hack/controlplane.sh) \
+	&& { test -n "$$KUBEBUILDER_ASSETS" || { echo "hack/controlplane.sh printed no directory" >&2; exit 1; }; } \
+	&& export KUBEBUILDER_ASSETS &&
 
 FUZZTIME ?= 10s
 GOTEST ?= go test
@@ -50,6 +56,10 @@ verify: manifests generate ## Fail when generated files are stale or code is unf
 	@test -z "$$(gofmt -l api controllers cmd internal test hack 2>/dev/null)" || { gofmt -l api controllers cmd internal test hack; echo "gofmt needed"; exit 1; }
 	go vet ./...
 	hack/verify-api-imports.sh
+	hack/verify-gomod.sh
+	hack/verify-tree_test.sh >/dev/null
+	hack/verify-tree.sh
+	go test -count=1 ./hack/testlint/
 	@git diff --exit-code -- config api || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- config api)" || { git status --porcelain -- config api; echo "untracked generated files: commit them"; exit 1; }
 
@@ -64,15 +74,15 @@ test: verify test-unit test-e2e fuzz-short conformance ## Every test (CI runs th
 
 .PHONY: test-unit
 test-unit: ## Unit and envtest suites (a real kube-apiserver and etcd).
-	KUBEBUILDER_ASSETS="$(ASSETS)" $(GOTEST) -count=1 -timeout 20m ./api/... ./controllers/... ./internal/... ./cmd/...
+	$(WITH_ASSETS) $(GOTEST) -count=1 -timeout 20m ./api/... ./controllers/... ./internal/... ./cmd/...
 
 .PHONY: test-long
 test-long: ## The long suites: 2,000 members through the controllers against the Docker Hub emulator.
-	KUBEBUILDER_ASSETS="$(ASSETS)" $(GOTEST) -count=1 -timeout 30m ./controllers/... -ginkgo.label-filter=long -ginkgo.v
+	$(WITH_ASSETS) $(GOTEST) -count=1 -timeout 30m ./controllers/... -ginkgo.label-filter=long -ginkgo.v
 
 .PHONY: test-e2e
 test-e2e: ## The real manager binary, real HTTP and the built kubectl against a local control plane.
-	KUBEBUILDER_ASSETS="$(ASSETS)" $(GOTEST) -count=1 -timeout 20m ./test/...
+	$(WITH_ASSETS) $(GOTEST) -count=1 -timeout 20m ./test/...
 
 .PHONY: fuzz-short
 fuzz-short: ## A short run of every fuzz target (seed corpora live in testdata/fuzz).
@@ -84,11 +94,11 @@ fuzz: ## The long fuzz run: FUZZTIME=5m make fuzz
 
 .PHONY: conformance
 conformance: ## The Microsoft SCIM collection with newman, when ../shared/conformance exists.
-	NEWMAN_DIR=$(NEWMAN_DIR) NEWMAN_VERSION=$(NEWMAN_VERSION) KUBEBUILDER_ASSETS="$(ASSETS)" hack/conformance.sh
+	$(WITH_ASSETS) NEWMAN_DIR=$(NEWMAN_DIR) NEWMAN_VERSION=$(NEWMAN_VERSION) hack/conformance.sh
 
 .PHONY: bench
 bench: ## Benchmarks, printed as a table.
-	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./test/bench
+	$(WITH_ASSETS) go run ./test/bench
 
 ##@ Build and run
 
@@ -100,7 +110,7 @@ build: ## The manager and the kubectl plugin into bin/.
 .PHONY: run
 run: ## The product locally: control plane (if no cluster), CRDs, sample ScimConfig, manager.
 	go build -o bin/devloop ./hack/devloop
-	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) hack/controlplane.sh)" bin/devloop $(RUN_ARGS)
+	K8S_VERSION=$(K8S_VERSION) bin/devloop $(RUN_ARGS)
 
 .PHONY: docker-build
 docker-build: ## The container image (needs a Docker engine).

@@ -96,10 +96,12 @@ var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 		}))
 	})
 
-	It("repairs drift on the periodic resync: a member removed by hand and an expired invitation", func() {
-		emu := hubConfig(ns, func(c *scimv1.ScimConfig) {
-			c.Spec.ResyncInterval = &metav1.Duration{Duration: 2 * time.Second}
-		})
+	It("repairs drift on a resync of the config: a member removed by hand and an expired invitation", func() {
+		// The periodic resync (spec.resyncInterval, at least 1m) re-runs every member's
+		// reconcile; the config's reconcile annotation runs the same pass at once, without
+		// touching any member, so the spec needs no sub-minute interval.
+		emu := hubConfig(ns, nil)
+		cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}}
 		a := newMember(ns, "acme", "ann@example.com")
 		b := newMember(ns, "acme", "ben@example.com")
 		Expect(k8s.Create(ctx, a)).To(Succeed())
@@ -107,10 +109,12 @@ var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 		settled(a, "Invited/True/Invited")
 		settled(b, "Invited/True/Invited")
 		Expect(emu.AcceptInvite("ann@example.com", "ann")).To(Succeed())
-		settled(a, "Active/True/Active") // found by the resync, no request needed
+		requestReconcile(cfg)
+		settled(a, "Active/True/Active") // found by the resync, no request on the member
 
 		Expect(emu.RemoveMember("ann")).To(BeTrue())
 		Expect(emu.ExpireInvite(getMember(b).Status.InviteID)).To(BeTrue())
+		requestReconcile(cfg)
 		Eventually(func() int { return emu.InvitesSent("ann@example.com") }).Should(Equal(2))
 		Eventually(func() int { return emu.InvitesSent("ben@example.com") }).Should(Equal(2))
 		settled(a, "Invited/True/Invited")

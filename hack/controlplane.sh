@@ -94,9 +94,17 @@ import _ "k8s.io/kubernetes/cmd/kube-apiserver/app"
 GO
   (cd "$dir" && go mod tidy >&2)
   say "kube-apiserver: compiling (about 10 minutes cold on 2 cores; progress below)"
-  (cd "$dir" && CGO_ENABLED=0 go build -v -trimpath -ldflags "$(ldflags)" \
+  # -v lists every package, so only a count is shown; the full output is kept in a log and
+  # its end is shown when the build fails (the caller must see the compiler's error).
+  local log="$WORK/kube-apiserver-build.log"
+  if ! (cd "$dir" && CGO_ENABLED=0 go build -v -trimpath -ldflags "$(ldflags)" \
       -o "$DEST/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver 2>&1 \
-      | awk '{n++; if (n % 200 == 0) printf "[controlplane]   %d packages compiled\n", n > "/dev/stderr"}')
+      | tee "$log" \
+      | awk '{n++; if (n % 200 == 0) printf "[controlplane]   %d packages compiled\n", n > "/dev/stderr"}'); then
+    say "kube-apiserver: the build failed; the end of $log:"
+    tail -n 40 "$log" >&2
+    exit 1
+  fi
   mv "$DEST/kube-apiserver.tmp" "$DEST/kube-apiserver"
 }
 

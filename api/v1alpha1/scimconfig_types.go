@@ -48,6 +48,7 @@ const (
 // the provisioned members go.
 // +kubebuilder:validation:XValidation:rule="self.backend.type != 'dockerhub' || has(self.backend.dockerhub)",message="backend.dockerhub is required when backend.type is dockerhub"
 // +kubebuilder:validation:XValidation:rule="self.backend.type == 'dockerhub' || !has(self.backend.dockerhub)",message="backend.dockerhub is only allowed when backend.type is dockerhub"
+// +kubebuilder:validation:XValidation:rule="self.backend.type == 'kubernetes' || !has(self.backend.kubernetes)",message="backend.kubernetes is only allowed when backend.type is kubernetes"
 type ScimConfigSpec struct {
 	// enabled turns the SCIM endpoint and all syncing for this organization on or off.
 	// Turning it off leaves every provisioned member where they are: disabling SCIM never
@@ -74,8 +75,13 @@ type ScimConfigSpec struct {
 	TokenSecretRef *SecretKeyRef `json:"tokenSecretRef,omitempty"`
 
 	// tokenGracePeriod keeps the previous generated token valid for this long after a
-	// rotation so the IdP can be updated. Zero ends the old token at once.
+	// rotation so the IdP can be updated. Zero ends the old token at once; at most 720h
+	// (30 days). A Go duration: "0s", "15m", "24h".
 	// +kubebuilder:default="0s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) >= duration('0s') && duration(self) <= duration('720h'))",message="tokenGracePeriod must be between 0s and 720h (30 days)"
 	// +optional
 	TokenGracePeriod *metav1.Duration `json:"tokenGracePeriod,omitempty"`
 
@@ -94,8 +100,13 @@ type ScimConfigSpec struct {
 	Policies LifecyclePolicies `json:"policies,omitempty"`
 
 	// resyncInterval is how often every member is compared with the backend to repair
-	// drift (jittered by up to 10%).
+	// drift (jittered by up to 10%): at least 1m, so that a resync cannot storm the
+	// backend, and at most 24h. A Go duration: "10m", "1h30m".
 	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) >= duration('1m') && duration(self) <= duration('24h'))",message="resyncInterval must be between 1m and 24h"
 	// +optional
 	ResyncInterval *metav1.Duration `json:"resyncInterval,omitempty"`
 }
@@ -267,10 +278,12 @@ type ScimConfigStatus struct {
 }
 
 // ScimConfig is one organization connection: the SCIM endpoint's enablement and token,
-// the organization, its membership backend and lifecycle policies.
+// the organization, its membership backend and lifecycle policies. Its name is at most 63
+// characters: members and grants carry it as a label value.
 // +kubebuilder:object:root=true
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: a ScimConfig's name is used as a label value"
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=scimcfg;sc,categories=scim
+// +kubebuilder:resource:shortName=scimcfg,categories=scim
 // +kubebuilder:printcolumn:name="Enabled",type=boolean,JSONPath=`.spec.enabled`
 // +kubebuilder:printcolumn:name="Organization",type=string,JSONPath=`.spec.organization`
 // +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.spec.backend.type`

@@ -63,7 +63,7 @@ func run(newman, collection, expectedPath, reportPath string) error {
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = scimv1.AddToScheme(scheme)
 	env := testenv.New()
-	cfg, err := env.Start()
+	cfg, err := testenv.Start(env)
 	if err != nil {
 		return fmt.Errorf("control plane: %w", err)
 	}

@@ -2,7 +2,7 @@
 // or curl needs.
 //
 //  1. the current kubeconfig's cluster when one answers, else kube-apiserver and etcd on
-//     loopback (from hack/controlplane.sh's cache);
+//     loopback (hack/controlplane.sh builds them, or finds them cached, only then);
 //  2. the CRDs;
 //  3. the sample ScimConfig (config/samples, kubernetes backend) in namespace "default";
 //  4. the manager binary, as a child process;
@@ -43,18 +43,16 @@ func run(forceLocal bool, ns, dir string) error {
 	defer stop()
 	say := func(format string, a ...any) { fmt.Printf("==> "+format+"\n", a...) }
 
-	var cluster *devenv.Cluster
-	var err error
-	if !forceLocal {
-		if cluster, err = devenv.Existing(os.Getenv("KUBECONFIG")); err == nil {
-			say("using the cluster of your current kubeconfig (%s)", cluster.Kubeconfig)
-		}
-	}
-	if cluster == nil {
-		say("no cluster reachable: starting kube-apiserver and etcd on loopback")
-		if cluster, err = devenv.StartLocal(dir); err != nil {
-			return err
-		}
+	// The kubeconfig's cluster is tried first: the control plane is built (about 10 minutes
+	// the first time) only when no cluster answers.
+	cluster, err := devenv.Connector{
+		ForceLocal: forceLocal,
+		Kubeconfig: os.Getenv("KUBECONFIG"),
+		Dir:        dir,
+		Say:        say,
+	}.Connect(ctx)
+	if err != nil {
+		return err
 	}
 	defer func() {
 		if cluster.Local {

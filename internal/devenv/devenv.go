@@ -100,7 +100,7 @@ func Existing(kubeconfig string) (*Cluster, error) {
 // installs the CRDs and writes an admin kubeconfig into dir.
 func StartLocal(dir string) (*Cluster, error) {
 	env := testenv.New()
-	cfg, err := env.Start()
+	cfg, err := testenv.Start(env)
 	if err != nil {
 		return nil, fmt.Errorf("start the local control plane (run hack/controlplane.sh to build it): %w", err)
 	}

@@ -12,7 +12,9 @@ func FuzzFilter(f *testing.F) {
 		f.Add(s)
 	}
 	var res map[string]any
-	_ = json.Unmarshal([]byte(alice), &res)
+	if err := json.Unmarshal([]byte(alice), &res); err != nil {
+		f.Fatal(err) // else every input would be matched against an empty user
+	}
 	user := Canonicalize(UserType, res)
 	f.Fuzz(func(t *testing.T, s string) {
 		flt, err := ParseFilter(UserType, s)
@@ -50,7 +52,9 @@ func FuzzPatch(f *testing.F) {
 		}
 		for _, rt := range []*ResourceType{UserType, GroupType} {
 			var res map[string]any
-			_ = json.Unmarshal([]byte(alice), &res)
+			if err := json.Unmarshal([]byte(alice), &res); err != nil {
+				t.Fatal(err) // else every patch would apply to an empty resource
+			}
 			r := Canonicalize(rt, res)
 			if _, err := ApplyPatch(rt, r, p.Operations); err != nil {
 				if _, ok := err.(*Error); !ok {

@@ -90,11 +90,16 @@ func TestFilterErrors(t *testing.T) {
 }
 
 func TestEqualityValue(t *testing.T) {
-	f, _ := ParseFilter(UserType, `userName eq "A@b.c" and active eq true`)
+	f, err := ParseFilter(UserType, `userName eq "A@b.c" and active eq true`)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if v, ok := f.EqualityValue("username"); !ok || v != "A@b.c" {
 		t.Fatalf("got %q %v", v, ok)
 	}
-	f, _ = ParseFilter(UserType, `userName eq "a" or userName eq "b"`)
+	if f, err = ParseFilter(UserType, `userName eq "a" or userName eq "b"`); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok := f.EqualityValue("userName"); ok {
 		t.Fatal("or must not narrow")
 	}
@@ -191,11 +196,15 @@ func TestPatchMembers(t *testing.T) {
 	if g["displayName"] != "G2" || g["id"] != nil {
 		t.Fatalf("group %v", g)
 	}
-	d, _ = patch(t, GroupType, g, `{"Operations":[{"op":"remove","path":"members"},{"op":"add","path":"members","value":[{"value":"z"}]}]}`)
+	if d, err = patch(t, GroupType, g, `{"Operations":[{"op":"remove","path":"members"},{"op":"add","path":"members","value":[{"value":"z"}]}]}`); err != nil {
+		t.Fatal(err)
+	}
 	if !d.Clear || strings.Join(d.Add, ",") != "z" {
 		t.Fatalf("delta %+v", d)
 	}
-	d, _ = patch(t, GroupType, g, `{"Operations":[{"op":"remove","path":"members[value eq \"x\" or value eq \"y\"]"}]}`)
+	if d, err = patch(t, GroupType, g, `{"Operations":[{"op":"remove","path":"members[value eq \"x\" or value eq \"y\"]"}]}`); err != nil {
+		t.Fatal(err)
+	}
 	if strings.Join(d.Remove, ",") != "x,y" {
 		t.Fatalf("delta %+v", d)
 	}

@@ -30,7 +30,7 @@ import (
 func TestListUsersPageMatchesFullList(t *testing.T) {
 	ctrl.SetLogger(logr.Discard())
 	env := testenv.New()
-	cfg, err := env.Start()
+	cfg, err := testenv.Start(env)
 	if err != nil {
 		t.Fatalf("envtest: %v", err)
 	}

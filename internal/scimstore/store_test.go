@@ -43,7 +43,11 @@ func TestAPIError(t *testing.T) {
 	}
 	for _, c := range cases {
 		var se *scim.Error
-		if !errors.As(APIError(c.err, "User"), &se) || se.Status != c.status || se.ScimType != c.scimType {
+		if !errors.As(APIError(c.err, "User"), &se) {
+			t.Errorf("%v: not a SCIM error", c.err)
+			continue
+		}
+		if se.Status != c.status || se.ScimType != c.scimType {
 			t.Errorf("%v: got %+v", c.err, se)
 		}
 		if c.status == 503 && se.RetryAfter == 0 {
@@ -51,7 +55,9 @@ func TestAPIError(t *testing.T) {
 		}
 	}
 	var se *scim.Error
-	errors.As(APIError(cases[3].err, "User"), &se)
+	if !errors.As(APIError(cases[3].err, "User"), &se) {
+		t.Fatalf("%v: not a SCIM error", cases[3].err)
+	}
 	if se.Detail != "userName: Too long: may not be more than 256 bytes" {
 		t.Errorf("invalid detail %q", se.Detail)
 	}

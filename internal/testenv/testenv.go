@@ -4,10 +4,13 @@
 package testenv
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -41,4 +44,18 @@ func New() *envtest.Environment {
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+}
+
+// Start starts env, and stops what it had started when it fails part way: envtest's Start
+// returns an error with kube-apiserver and etcd still running when, for example, the API
+// server refuses a CRD, and every such failed run would leave both behind.
+func Start(env *envtest.Environment) (*rest.Config, error) {
+	cfg, err := env.Start()
+	if err != nil {
+		if stopErr := env.Stop(); stopErr != nil {
+			err = errors.Join(err, fmt.Errorf("stopping the partly started control plane: %w", stopErr))
+		}
+		return nil, err
+	}
+	return cfg, nil
 }

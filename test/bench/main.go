@@ -93,7 +93,7 @@ func run(nMembers, nCreates int) ([]row, error) {
 	}), "compound filter with a value path"))
 
 	env := testenv.New()
-	cfg, err := env.Start()
+	cfg, err := testenv.Start(env)
 	if err != nil {
 		return nil, fmt.Errorf("start envtest (run hack/controlplane.sh): %w", err)
 	}

@@ -4,6 +4,8 @@ package crd_test
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -11,8 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -20,28 +22,43 @@ import (
 )
 
 var (
-	k8s client.Client
-	ctx = context.Background()
+	k8s     client.Client
+	restCfg *rest.Config
+	ctx     = context.Background()
 )
 
-func TestMain(m *testing.M) {
+// TestMain exits with the tests' own code: a failed test, or a control plane that cannot
+// start, is a plain test failure (not a panic with a goroutine dump).
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) (code int) {
 	env := testenv.New()
-	cfg, err := env.Start()
+	cfg, err := testenv.Start(env)
 	if err != nil {
-		panic("start envtest (run hack/controlplane.sh first): " + err.Error())
+		fmt.Fprintln(os.Stderr, "start envtest (run hack/controlplane.sh first):", err)
+		return 1
 	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop envtest:", err)
+			code = 1
+		}
+	}()
 	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(scimv1.AddToScheme(scheme))
-	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		panic(err)
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	code := m.Run()
-	_ = env.Stop()
-	if code != 0 {
-		panic("tests failed")
+	if err := scimv1.AddToScheme(scheme); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
+	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, "client:", err)
+		return 1
+	}
+	restCfg = cfg
+	return m.Run()
 }
 
 func namespace(t *testing.T) string {
@@ -80,6 +97,19 @@ func wantRefused(t *testing.T, err error, parts ...string) {
 		if !strings.Contains(err.Error(), p) {
 			t.Errorf("error %q\n does not contain %q", err.Error(), p)
 		}
+	}
+}
+
+// wantExactly asserts the whole reason the API server gives, after `<kind> "<name>" is
+// invalid: `: the rule's own message and nothing else (no second, confusing error).
+func wantExactly(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("the API server accepted an invalid object; want %q", want)
+	}
+	_, got, ok := strings.Cut(err.Error(), " is invalid: ")
+	if !ok || got != want {
+		t.Errorf("error %q\n want ... is invalid: %q", err.Error(), want)
 	}
 }
 
@@ -187,6 +217,57 @@ func TestScimConfigValidation(t *testing.T) {
 		})
 	}
 
+	durationPattern := `'^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$'`
+	exact := []struct {
+		name, objName string
+		spec          map[string]any
+		want          string
+	}{
+		{"kubernetes settings on the dockerhub backend", "", map[string]any{"organization": "acme", "backend": map[string]any{
+			"type":       "dockerhub",
+			"dockerhub":  map[string]any{"accessTokenSecretRef": map[string]any{"name": "s", "key": "k"}},
+			"kubernetes": map[string]any{"clusterRoles": []any{"view"}}}},
+			"spec: Invalid value: backend.kubernetes is only allowed when backend.type is kubernetes"},
+		{"a resync that would storm the backend", "", map[string]any{"organization": "acme", "backend": kube, "resyncInterval": "1s"},
+			`spec.resyncInterval: Invalid value: "1s": resyncInterval must be between 1m and 24h`},
+		{"a resync just under a minute", "", map[string]any{"organization": "acme", "backend": kube, "resyncInterval": "59.999s"},
+			`spec.resyncInterval: Invalid value: "59.999s": resyncInterval must be between 1m and 24h`},
+		{"a resync of more than a day", "", map[string]any{"organization": "acme", "backend": kube, "resyncInterval": "24h0m1s"},
+			`spec.resyncInterval: Invalid value: "24h0m1s": resyncInterval must be between 1m and 24h`},
+		{"a resync that is not a duration", "", map[string]any{"organization": "acme", "backend": kube, "resyncInterval": "1d"},
+			`spec.resyncInterval: Invalid value: "1d": spec.resyncInterval in body should match ` + durationPattern},
+		{"a negative token grace period", "", map[string]any{"organization": "acme", "backend": kube, "tokenGracePeriod": "-1s"},
+			`spec.tokenGracePeriod: Invalid value: "-1s": spec.tokenGracePeriod in body should match ` + durationPattern},
+		{"a token grace period over 30 days", "", map[string]any{"organization": "acme", "backend": kube, "tokenGracePeriod": "721h"},
+			`spec.tokenGracePeriod: Invalid value: "721h": tokenGracePeriod must be between 0s and 720h (30 days)`},
+		{"a name longer than a label value", strings.Repeat("n", 64), map[string]any{"organization": "acme", "backend": kube},
+			"<nil>: Invalid value: metadata.name must be at most 63 characters: a ScimConfig's name is used as a label value"},
+	}
+	for i, c := range exact {
+		t.Run(c.name, func(t *testing.T) {
+			name := c.objName
+			if name == "" {
+				name = "x" + string(rune('a'+i))
+			}
+			wantExactly(t, create(t, ns, config(name, c.spec)), c.want)
+		})
+	}
+
+	t.Run("accepts the bounds", func(t *testing.T) {
+		for name, spec := range map[string]map[string]any{
+			strings.Repeat("n", 63): {"organization": "acme", "backend": kube},
+			"shortest-resync":       {"organization": "acme", "backend": kube, "resyncInterval": "1m", "tokenGracePeriod": "720h"},
+			"longest-resync":        {"organization": "acme", "backend": kube, "resyncInterval": "24h", "tokenGracePeriod": "0s"},
+			"go-duration-forms":     {"organization": "acme", "backend": kube, "resyncInterval": "1h30m0.5s", "tokenGracePeriod": "1.5h"},
+			"dockerhub": {"organization": "acme", "backend": map[string]any{"type": "dockerhub",
+				"dockerhub": map[string]any{"accessTokenSecretRef": map[string]any{"name": "s", "key": "k"}}}},
+		} {
+			if err := create(t, ns, config(name, spec)); err != nil {
+				t.Errorf("%s refused: %v", name, err)
+			}
+		}
+	})
+
 	t.Run("defaults", func(t *testing.T) {
 		if err := create(t, ns, config("ok", map[string]any{"organization": "acme", "backend": map[string]any{}})); err != nil {
 			t.Fatal(err)
@@ -207,6 +288,9 @@ func TestScimConfigValidation(t *testing.T) {
 		}
 		if c.Spec.ResyncInterval == nil || c.Spec.ResyncInterval.Duration.String() != "10m0s" {
 			t.Errorf("resyncInterval defaulted to %v", c.Spec.ResyncInterval)
+		}
+		if c.Spec.TokenGracePeriod == nil || c.Spec.TokenGracePeriod.Duration != 0 {
+			t.Errorf("tokenGracePeriod defaulted to %v", c.Spec.TokenGracePeriod)
 		}
 	})
 }

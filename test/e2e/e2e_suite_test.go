@@ -54,14 +54,25 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 })
 
+// anySpecFailed makes AfterSuite print the manager's log when a spec failed.
+var anySpecFailed bool
+
+var _ = ReportAfterEach(func(r SpecReport) {
+	if r.Failed() {
+		anySpecFailed = true
+	}
+})
+
 var _ = AfterSuite(func() {
 	if mgr != nil {
 		Expect(mgr.Stop()).To(Succeed())
 	}
 	if logFile != nil {
 		_ = logFile.Close()
-		if CurrentSpecReport().Failed() || os.Getenv("E2E_SHOW_LOGS") != "" {
-			b, _ := os.ReadFile(logFile.Name())
+		// (CurrentSpecReport() here would be the AfterSuite node's own report, never failed.)
+		if anySpecFailed || os.Getenv("E2E_SHOW_LOGS") != "" {
+			b, err := os.ReadFile(logFile.Name())
+			Expect(err).NotTo(HaveOccurred())
 			GinkgoWriter.Printf("manager log:\n%s\n", b)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/scim-operator/scim-operator/internal/devenv"
@@ -36,6 +38,13 @@ var _ = Describe("a ScimConfig as a cluster operator sees it", func() {
 		Expect(mustKubectl("get", "scim", "-n", ns)).To(ContainSubstring("scimconfig.scim.operator.dev/example"))
 		Expect(mustKubectl("get", "scimcfg", "-n", ns, "-o", "name")).To(Equal("scimconfig.scim.operator.dev/example\n"))
 
+		By("leaving the built-in short names alone: `kubectl get sc` lists StorageClasses")
+		sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: ns}, Provisioner: "example.com/none"}
+		Expect(cluster.Client.Create(ctx, sc)).To(Succeed())
+		DeferCleanup(func() { Expect(cluster.Client.Delete(ctx, sc)).To(Succeed()) })
+		// combined output: a "short name could also match" warning would fail the comparison
+		Expect(mustKubectl("get", "sc", sc.Name, "-o", "name")).To(Equal("storageclass.storage.k8s.io/" + sc.Name + "\n"))
+
 		By("showing the wide columns")
 		wide := mustKubectl("get", "scimconfigs", "-n", ns, "-o", "wide")
 		Expect(wide).To(ContainSubstring("/scim/v2/" + ns + "/example"))
@@ -47,9 +56,6 @@ var _ = Describe("a ScimConfig as a cluster operator sees it", func() {
 
 	It("refuses an invalid manifest with a readable message", func() {
 		ns := newNamespace()
-		out, err := kubectl("apply", "-n", ns, "-f", "-", "--dry-run=server", "-o", "name")
-		_ = out
-		Expect(err).To(HaveOccurred()) // no input
 		bad := filepath.Join(GinkgoT().TempDir(), "bad.yaml")
 		Expect(writeFile(bad, `apiVersion: scim.operator.dev/v1alpha1
 kind: ScimConfig
@@ -58,8 +64,17 @@ spec:
   organization: acme
   backend: {type: gitlab}
 `)).To(Succeed())
+		want := regexp.QuoteMeta(`spec.backend.type: Unsupported value: "gitlab": supported values: "kubernetes", "dockerhub"`)
+
+		By("a server-side dry run reports it before anything is applied")
+		out, err := kubectl("apply", "-n", ns, "-f", bad, "--dry-run=server", "-o", "name")
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(MatchRegexp(want))
+
+		By("a real apply is refused with the same message and creates nothing")
 		out, err = kubectl("apply", "-n", ns, "-f", bad)
-		Expect(err).To(HaveOccurred())
-		Expect(out).To(MatchRegexp(regexp.QuoteMeta(`spec.backend.type: Unsupported value: "gitlab": supported values: "kubernetes", "dockerhub"`)))
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(MatchRegexp(want))
+		Expect(mustKubectl("get", "scimconfigs", "-n", ns, "-o", "name")).To(BeEmpty())
 	})
 })

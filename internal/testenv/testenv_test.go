@@ -1,0 +1,58 @@
+package testenv
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStartStopsWhatAFailedStartLeftRunning: a CRD the API server refuses makes envtest's
+// Start fail after kube-apiserver and etcd are up; Start must stop them.
+func TestStartStopsWhatAFailedStartLeftRunning(t *testing.T) {
+	dir := t.TempDir()
+	// valid YAML, refused by the API server: a CEL rule with a field path it cannot resolve
+	crd := `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  names: {kind: Widget, listKind: WidgetList, plural: widgets, singular: widget}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-validations:
+        - rule: "true"
+          fieldPath: .metadata.name
+`
+	if err := os.WriteFile(filepath.Join(dir, "widget.yaml"), []byte(crd), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := New()
+	env.CRDDirectoryPaths = []string{dir}
+
+	_, err := Start(env)
+	if err == nil {
+		_ = env.Stop()
+		t.Fatal("the control plane started with a CRD the API server refuses")
+	}
+	if !strings.Contains(err.Error(), "widgets.example.com") {
+		t.Errorf("the error does not name the refused CRD: %v", err)
+	}
+	apiserver := env.ControlPlane.APIServer
+	if apiserver == nil || apiserver.SecureServing.ListenAddr.Port == "" {
+		t.Fatalf("the API server never started, so this test proves nothing: %v", err)
+	}
+	addr := net.JoinHostPort(apiserver.SecureServing.ListenAddr.Address, apiserver.SecureServing.ListenAddr.Port)
+	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		conn.Close()
+		t.Errorf("kube-apiserver still listens on %s after the failed Start", addr)
+	}
+}
