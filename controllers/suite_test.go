@@ -56,7 +56,7 @@ var _ = BeforeSuite(func() {
 
 	testEnv = testenv.New()
 	var err error
-	cfg, err = testEnv.Start()
+	cfg, err = testenv.Start(testEnv)
 	Expect(err).NotTo(HaveOccurred(), "start envtest: run hack/controlplane.sh (make test does) to provide kube-apiserver and etcd")
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())

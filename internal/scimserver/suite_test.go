@@ -55,7 +55,7 @@ var _ = BeforeSuite(func() {
 	Expect(scimv1.AddToScheme(scheme)).To(Succeed())
 
 	testEnv = testenv.New()
-	cfg, err := testEnv.Start()
+	cfg, err := testenv.Start(testEnv)
 	Expect(err).NotTo(HaveOccurred())
 
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
