@@ -162,7 +162,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	err := s.o.Client.Get(r.Context(), types.NamespacedName{Namespace: ns, Name: name}, &cfg)
 	known := err == nil
 	if !hasTok {
-		s.authFailed(w, r, ns, name, known, "no bearer token", "a bearer token is required (Authorization: Bearer <token>)")
+		s.authFailed(w, r, ns, name, known, "missing token", "a bearer token is required (Authorization: Bearer <token>)")
 		return
 	}
 	if err != nil {
