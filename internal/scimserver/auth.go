@@ -194,11 +194,15 @@ func (f *failureLimiter) len() int {
 // client cannot fill memory with long made-up paths; every other path, existing config
 // or not, has its own key, so that throttling tells nothing about which configs exist.
 func failureKey(client, ns, name string) string {
-	if len(ns) > 63 || len(name) > 253 {
+	if !plausibleName(ns, name) {
 		return client + " <invalid>"
 	}
 	return client + " " + ns + "/" + name
 }
+
+// plausibleName tells whether ns and name fit Kubernetes' length limits for a namespace
+// and a ScimConfig name; no longer path can name a config.
+func plausibleName(ns, name string) bool { return len(ns) <= 63 && len(name) <= 253 }
 
 // clientResolver tells which client a request comes from: the direct peer's address,
 // or, when the peer is a trusted proxy, the client named by X-Forwarded-For.

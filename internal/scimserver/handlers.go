@@ -99,6 +99,9 @@ func unauthorized(w http.ResponseWriter, detail string) {
 func (s *Server) authFailed(w http.ResponseWriter, r *http.Request, ns, name string, known bool, reason, detail string) {
 	client := s.clients.client(r)
 	v := s.limiter.failure(failureKey(client, ns, name), time.Now())
+	if !plausibleName(ns, name) {
+		ns, name = "<invalid>", "<invalid>" // a client's made-up path: keep log lines short
+	}
 	if v.allowed {
 		s.o.Log.V(1).Info("SCIM authentication failed", "namespace", ns, "config", name, "client", client, "reason", reason)
 		unauthorized(w, detail)

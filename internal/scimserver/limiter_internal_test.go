@@ -167,3 +167,31 @@ func TestClientResolver(t *testing.T) {
 		}
 	}
 }
+
+func TestFailureLimiterConcurrent(t *testing.T) {
+	f := newFailureLimiter()
+	f.maxKeys = 50
+	done := make(chan int)
+	for g := range 8 {
+		go func() {
+			allowed := 0
+			for i := range 2000 {
+				if f.failure(fmt.Sprint("k", (g*2000+i)%64), time.Now()).allowed {
+					allowed++
+				}
+			}
+			done <- allowed
+		}()
+	}
+	total := 0
+	for range 8 {
+		total += <-done
+	}
+	if n := f.len(); n > f.maxKeys {
+		t.Fatalf("len %d exceeds maxKeys %d", n, f.maxKeys)
+	}
+	// 50 keys of 10 failures each, plus a little refill while the test runs
+	if total < 50*failureBurst || total > 64*failureBurst+64 {
+		t.Fatalf("%d failures allowed, want about %d", total, 50*failureBurst)
+	}
+}
