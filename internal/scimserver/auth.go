@@ -2,8 +2,9 @@ package scimserver
 
 import (
 	"context"
-	"net"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -85,51 +86,202 @@ func bearer(r *http.Request) (string, bool) {
 	return tok, tok != ""
 }
 
-// failureLimiter slows down clients that keep presenting bad tokens: each client IP
-// may fail authentication 10 times in a burst, then once per 2 seconds; beyond that it
-// gets 429 without its token even being checked.
+// Failed authentication attempts are limited per (client address, base path): each pair
+// may fail failureBurst times in a row, then once per failureInterval. The limiter only
+// ever sees attempts that already failed: a request whose token matches never consults
+// it, so no number of failures anywhere can refuse a valid token.
+const (
+	failureBurst    = 10
+	failureInterval = 2 * time.Second
+	// failureMaxKeys bounds the limiter's memory (an entry is ~200 bytes).
+	failureMaxKeys = 10000
+	// sweepEvery is how often idle entries are evicted in the normal course.
+	sweepEvery = time.Minute
+)
+
+// failureLimiter counts failed authentication attempts per key with one token bucket
+// (golang.org/x/time/rate) each. An entry whose bucket has refilled to its burst is
+// exactly as good as no entry, so evicting it forgets nothing: that is what "idle" means
+// here, and it happens failureBurst*failureInterval (20 s) after a key's last failure.
 type failureLimiter struct {
-	mu sync.Mutex
-	m  map[string]*limEntry
+	limit     rate.Limit
+	burst     int
+	maxKeys   int
+	mu        sync.Mutex
+	m         map[string]*limEntry
+	lastSweep time.Time
+	lastFull  time.Time // when a full map was last reported
 }
 
 type limEntry struct {
-	lim  *rate.Limiter
-	seen time.Time
+	lim *rate.Limiter
+	// throttled is true from the first refused failure until the next allowed one, so
+	// that the start of each throttling episode is logged once.
+	throttled bool
 }
 
-func newFailureLimiter() *failureLimiter { return &failureLimiter{m: map[string]*limEntry{}} }
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+func newFailureLimiter() *failureLimiter {
+	return &failureLimiter{
+		limit: rate.Every(failureInterval), burst: failureBurst, maxKeys: failureMaxKeys,
+		m: map[string]*limEntry{},
 	}
-	return host
 }
 
-func (f *failureLimiter) get(ip string) *rate.Limiter {
+// verdict is the limiter's answer to one failed attempt.
+type verdict struct {
+	allowed    bool          // within the budget: answer 401
+	retryAfter time.Duration // when refused: until the key may fail again
+	report     bool          // when refused: the first refusal of an episode (log it at Info)
+	full       bool          // refused because the map is full of keys still failing
+}
+
+// failure records one failed attempt of key at now.
+func (f *failureLimiter) failure(key string, now time.Time) verdict {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	now := time.Now()
-	if len(f.m) > 10000 {
-		for k, e := range f.m {
-			if now.Sub(e.seen) > 10*time.Minute {
-				delete(f.m, k)
-			}
+	if now.Sub(f.lastSweep) >= sweepEvery {
+		f.sweep(now)
+	}
+	e := f.m[key]
+	if e == nil {
+		if len(f.m) >= f.maxKeys && now.Sub(f.lastSweep) >= time.Second {
+			f.sweep(now)
 		}
+		if len(f.m) >= f.maxKeys {
+			// Every entry is a key that failed within the last 20 s. Rather than grow
+			// or forget a live budget, refuse new keys' failures until entries go idle:
+			// only failed attempts get here, so no valid token is refused by this.
+			report := now.Sub(f.lastFull) >= sweepEvery
+			if report {
+				f.lastFull = now
+			}
+			return verdict{retryAfter: failureInterval, report: report, full: true}
+		}
+		e = &limEntry{lim: rate.NewLimiter(f.limit, f.burst)}
+		f.m[key] = e
 	}
-	e, ok := f.m[ip]
-	if !ok {
-		e = &limEntry{lim: rate.NewLimiter(rate.Every(2*time.Second), 10)}
-		f.m[ip] = e
+	if e.lim.AllowN(now, 1) {
+		e.throttled = false
+		return verdict{allowed: true}
 	}
-	e.seen = now
-	return e.lim
+	v := verdict{report: !e.throttled}
+	e.throttled = true
+	// the bucket holds less than one token: the wait until it holds one
+	missing := 1 - e.lim.TokensAt(now)
+	v.retryAfter = time.Duration(missing / float64(f.limit) * float64(time.Second))
+	return v
 }
 
-// blocked tells whether ip has no failures left.
-func (f *failureLimiter) blocked(ip string) bool { return f.get(ip).Tokens() < 1 }
+// sweep evicts the entries whose bucket has refilled. The caller holds f.mu.
+func (f *failureLimiter) sweep(now time.Time) {
+	for k, e := range f.m {
+		if e.lim.TokensAt(now) >= float64(f.burst) {
+			delete(f.m, k)
+		}
+	}
+	f.lastSweep = now
+}
 
-// failed records an authentication failure.
-func (f *failureLimiter) failed(ip string) { f.get(ip).Allow() }
+// len is the number of keys tracked (for tests).
+func (f *failureLimiter) len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.m)
+}
+
+// failureKey is the limiter key of a failed attempt by client on the base path of
+// ns/name. Names that cannot be Kubernetes names share one key per client, so that a
+// client cannot fill memory with long made-up paths; every other path, existing config
+// or not, has its own key, so that throttling tells nothing about which configs exist.
+func failureKey(client, ns, name string) string {
+	if !plausibleName(ns, name) {
+		return client + " <invalid>"
+	}
+	return client + " " + ns + "/" + name
+}
+
+// plausibleName tells whether ns and name fit Kubernetes' length limits for a namespace
+// and a ScimConfig name; no longer path can name a config.
+func plausibleName(ns, name string) bool { return len(ns) <= 63 && len(name) <= 253 }
+
+// clientResolver tells which client a request comes from: the direct peer's address,
+// or, when the peer is a trusted proxy, the client named by X-Forwarded-For.
+type clientResolver struct {
+	trusted []netip.Prefix
+}
+
+// parseTrustedProxies parses CIDRs ("10.0.0.0/8") and single addresses ("10.0.0.7").
+func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q is neither a CIDR nor an IP address", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+func (c clientResolver) isTrusted(a netip.Addr) bool {
+	for _, p := range c.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseHop parses one address as found in RemoteAddr or X-Forwarded-For: a bare IP, or
+// an IP with a port ("1.2.3.4:5", "[::1]:5"), as some proxies write.
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// client returns the client address of r. With no trusted proxies (the default) it is
+// the direct peer, whatever the headers say. When the peer is a trusted proxy,
+// X-Forwarded-For is read from the right (the entry the peer appended) leftwards,
+// skipping trusted proxies; the first untrusted address is the client. Entries left of
+// it were written by the client or by proxies nobody vouches for, so they are ignored:
+// a client cannot choose its own key by sending the header itself.
+func (c clientResolver) client(r *http.Request) string {
+	peer, ok := parseHop(r.RemoteAddr)
+	if !ok {
+		return r.RemoteAddr
+	}
+	if !c.isTrusted(peer) {
+		return peer.String()
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	cur := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, ok := parseHop(hops[i])
+		if !ok {
+			break // garbage from a trusted hop: the last address we can vouch for
+		}
+		cur = a
+		if !c.isTrusted(a) {
+			break
+		}
+	}
+	return cur.String()
+}

@@ -92,6 +92,46 @@ func unauthorized(w http.ResponseWriter, detail string) {
 	scim.WriteError(w, scim.Errorf(http.StatusUnauthorized, "", "%s", detail))
 }
 
+// authFailed answers a failed authentication on the base path of ns/name: 401, or 429
+// with Retry-After once this client has used up its failure budget for this path. known
+// tells whether ns/name is an existing ScimConfig (metric labels are bounded to those).
+// reason is for the log; the presented token and the Authorization header never are.
+func (s *Server) authFailed(w http.ResponseWriter, r *http.Request, ns, name string, known bool, reason, detail string) {
+	client := s.clients.client(r)
+	v := s.limiter.failure(failureKey(client, ns, name), time.Now())
+	if !plausibleName(ns, name) {
+		ns, name = "<invalid>", "<invalid>" // a client's made-up path: keep log lines short
+	}
+	if v.allowed {
+		s.o.Log.V(1).Info("SCIM authentication failed", "namespace", ns, "config", name, "client", client, "reason", reason)
+		unauthorized(w, detail)
+		return
+	}
+	lns, lcfg := "", ""
+	if known {
+		lns, lcfg = ns, name
+	}
+	authThrottled.WithLabelValues(lns, lcfg).Inc()
+	secs := int64((v.retryAfter + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	log := s.o.Log.V(1)
+	if v.report {
+		log = s.o.Log
+	}
+	if v.full {
+		log.Info("SCIM authentication failures throttled: the failure limiter is full, failures of new clients answer 429 until entries go idle",
+			"namespace", ns, "config", name, "client", client, "reason", reason, "maxKeys", failureMaxKeys)
+	} else {
+		log.Info("SCIM authentication failures throttled: this client keeps failing on this ScimConfig's path; valid tokens are still accepted",
+			"namespace", ns, "config", name, "client", client, "reason", reason, "retryAfterSeconds", secs)
+	}
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	scim.WriteError(w, scim.Errorf(http.StatusTooManyRequests, "",
+		"too many failed authentication attempts from this client on this SCIM endpoint; retry after %d seconds (a valid token is always accepted)", secs))
+}
+
 // route: /scim/v2/<namespace>/<name>/<Resource>[/<id>]
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, naming.BasePathPrefix)
@@ -118,25 +158,20 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	ri := info(r)
 	ri.resource = canonicalResource(resource)
 
-	ip := clientIP(r)
-	if s.limiter.blocked(ip) {
-		w.Header().Set("Retry-After", "2")
-		scim.WriteError(w, scim.Errorf(http.StatusTooManyRequests, "", "too many failed authentication attempts from this client; retry later"))
-		return
-	}
+	// The token is checked before anything else: a valid token is never refused because
+	// of failures, its own or anyone's. Only failed attempts meet the limiter.
 	tok, hasTok := bearer(r)
-	if !hasTok {
-		s.limiter.failed(ip)
-		unauthorized(w, "a bearer token is required (Authorization: Bearer <token>)")
-		return
-	}
 	var cfg scimv1.ScimConfig
 	err := s.o.Client.Get(r.Context(), types.NamespacedName{Namespace: ns, Name: name}, &cfg)
+	known := err == nil
+	if !hasTok {
+		s.authFailed(w, r, ns, name, known, "missing token", "a bearer token is required (Authorization: Bearer <token>)")
+		return
+	}
 	if err != nil {
 		if apierrors.IsNotFound(err) || !scimstore.ValidID(name) {
-			s.limiter.failed(ip)
 			// an unknown config answers like a wrong token: no probing which configs exist
-			unauthorized(w, "the bearer token is not valid for this SCIM endpoint")
+			s.authFailed(w, r, ns, name, false, "unknown ScimConfig", "the bearer token is not valid for this SCIM endpoint")
 			return
 		}
 		scim.WriteError(w, scimstore.APIError(err, "ScimConfig"))
@@ -148,8 +183,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		s.limiter.failed(ip)
-		unauthorized(w, "the bearer token is not valid for this SCIM endpoint")
+		s.authFailed(w, r, ns, name, true, "wrong token", "the bearer token is not valid for this SCIM endpoint")
 		return
 	}
 	ri.config = ns + "/" + name

@@ -40,6 +40,11 @@ type Options struct {
 	Cache        cache.Cache   // for WaitForCacheSync
 	MaxBodyBytes int64
 	Log          logr.Logger
+	// TrustedProxies lists the reverse proxies (CIDRs such as "10.0.0.0/8", or single
+	// addresses) whose X-Forwarded-For header names the client for the failed-
+	// authentication limiter. Empty (the default): the limiter keys on the direct peer
+	// and X-Forwarded-For is ignored, since any client can send it.
+	TrustedProxies []string
 }
 
 // Server is the SCIM HTTP server.
@@ -48,6 +53,7 @@ type Server struct {
 	store   *scimstore.Store
 	tokens  *tokenMemo
 	limiter *failureLimiter
+	clients clientResolver
 	handler http.Handler
 	tls     bool
 	// listening is true while the listener accepts connections (ReadyCheck).
@@ -74,11 +80,16 @@ func New(o Options) (*Server, error) {
 	if o.Addr == "" {
 		o.Addr = ":8090"
 	}
+	trusted, err := parseTrustedProxies(o.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("scimserver: %w", err)
+	}
 	s := &Server{
 		o:       o,
 		store:   &scimstore.Store{Client: o.Client, APIReader: o.APIReader, Log: o.Log},
 		tokens:  newTokenMemo(o.APIReader, 3*time.Second),
 		limiter: newFailureLimiter(),
+		clients: clientResolver{trusted: trusted},
 	}
 	if o.CertDir != "" {
 		if _, err := os.Stat(filepath.Join(o.CertDir, "tls.crt")); err == nil {

@@ -151,7 +151,9 @@ var probeN int
 type scimClient struct {
 	base, token, ns, config string
 	ua, contentType         string
-	remoteAddr              string // when set, requests go straight to the handler with this address
+	remoteAddr              string       // when set, requests go straight to the handler with this address
+	url                     string       // the server's URL when not the suite's (loopback HTTP)
+	h                       http.Handler // the handler remoteAddr requests go to when not the suite's
 }
 
 type resp struct {
@@ -176,7 +178,11 @@ func (c *scimClient) do(method, path string, body any, headers ...string) resp {
 		Expect(err).NotTo(HaveOccurred())
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, httpSrv.URL+c.base+path, rd)
+	u := httpSrv.URL
+	if c.url != "" {
+		u = c.url
+	}
+	req, err := http.NewRequest(method, u+c.base+path, rd)
 	Expect(err).NotTo(HaveOccurred())
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -200,7 +206,11 @@ func (c *scimClient) do(method, path string, body any, headers ...string) resp {
 	if c.remoteAddr != "" {
 		req.RemoteAddr = c.remoteAddr
 		rec := httptest.NewRecorder()
-		srv.Handler().ServeHTTP(rec, req)
+		h := c.h
+		if h == nil {
+			h = srv.Handler()
+		}
+		h.ServeHTTP(rec, req)
 		code, hdr, raw = rec.Code, rec.Header(), rec.Body.Bytes()
 	} else {
 		res, err := http.DefaultClient.Do(req)
