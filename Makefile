@@ -22,6 +22,11 @@ NEWMAN_DIR ?= $(TOOLS_DIR)/newman-$(NEWMAN_VERSION)
 ASSETS = $(shell K8S_VERSION=$(K8S_VERSION) hack/controlplane.sh)
 
 FUZZTIME ?= 10s
+# test-model's long budget (make test-e2e runs test/model with its short default: one random
+# sequence per backend and the regression seeds).
+MODEL_SEQUENCES ?= 10
+MODEL_OPS ?= 40
+MODEL_BACKEND ?= both
 GOTEST ?= go test
 
 .PHONY: all
@@ -73,6 +78,11 @@ test-long: ## The long suites: 2,000 members through the controllers against the
 .PHONY: test-e2e
 test-e2e: ## The real manager binary, real HTTP and the built kubectl against a local control plane.
 	KUBEBUILDER_ASSETS="$(ASSETS)" $(GOTEST) -count=1 -timeout 20m ./test/...
+
+.PHONY: test-model
+test-model: ## The access invariant under long random operation sequences: MODEL_SEQUENCES=10 MODEL_OPS=40 [MODEL_SEED=n]
+	KUBEBUILDER_ASSETS="$(ASSETS)" MODEL_SEQUENCES=$(MODEL_SEQUENCES) MODEL_OPS=$(MODEL_OPS) MODEL_BACKEND=$(MODEL_BACKEND) \
+		$(GOTEST) -count=1 -timeout 180m ./test/model/ -run TestModel -v
 
 .PHONY: fuzz-short
 fuzz-short: ## A short run of every fuzz target (seed corpora live in testdata/fuzz).
