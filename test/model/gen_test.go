@@ -25,6 +25,9 @@ var weights = map[string][]struct {
 	},
 }
 
+// excluded operation kinds (-model.exclude); "hints" excludes dockerTeam hints everywhere.
+var excluded = map[opKind]bool{}
+
 // generate returns n operations from seed, each valid for the model state it follows.
 func generate(be string, seed uint64, n int) []Op {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
@@ -44,6 +47,9 @@ func generate(be string, seed uint64, n int) []Op {
 				break
 			}
 			x -= kw.w
+		}
+		if excluded[k] {
+			continue
 		}
 		if !m.enabled && isSCIM(k) && rng.IntN(6) != 0 {
 			continue // a disabled config answers 403: a few of those are enough
@@ -113,7 +119,7 @@ func email(rng *rand.Rand, be, userName string) string {
 }
 
 func teamHint(rng *rand.Rand) string {
-	if rng.IntN(3) == 0 {
+	if rng.IntN(3) == 0 && !excluded["hints"] {
 		return pick(rng, teamHintPool)
 	}
 	return ""

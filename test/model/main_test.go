@@ -80,6 +80,8 @@ var (
 	flagSettle    = flag.Duration("model.settle", envDuration("MODEL_SETTLE", 60*time.Second), "longest wait for the backend to settle")
 	flagShrink    = flag.Duration("model.shrink", envDuration("MODEL_SHRINK", 2*time.Minute), "time spent shrinking one failure (0: none)")
 	flagRegress   = flag.Bool("model.regressions", true, "also run the regression seeds")
+	flagExclude   = flag.String("model.exclude", envOr("MODEL_EXCLUDE", ""),
+		"operation kinds never generated, comma-separated (e.g. patch-dockerTeam,hints,delete-config; hints: no dockerTeam anywhere)")
 	flagPrint     = flag.Bool("model.print", false, "print the operations of -model.replay (or -model.seed) and exit, without a cluster")
 )
 
@@ -97,6 +99,11 @@ func TestMain(m *testing.M) {
 	if *flagReplay == 0 {
 		if v, err := strconv.ParseUint(os.Getenv("MODEL_REPLAY"), 10, 64); err == nil {
 			*flagReplay = v
+		}
+	}
+	for _, k := range strings.Split(*flagExclude, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			excluded[opKind(k)] = true
 		}
 	}
 	if *flagPrint {
@@ -289,6 +296,13 @@ func keepList(keep map[int]bool, n int) string {
 	return strings.Join(l, ",")
 }
 
+func excludeArg() string {
+	if *flagExclude == "" {
+		return ""
+	}
+	return " -model.exclude=" + *flagExclude
+}
+
 func backends() []string {
 	switch *flagBackend {
 	case kube, hub:
@@ -356,11 +370,11 @@ func TestModel(t *testing.T) {
 				if last.failed {
 					report += "\n  shrunk failure: " + last.msg
 				}
-				report += fmt.Sprintf("\n  replay: go test ./test/model/ -run TestModel -v -args -model.backend=%s -model.replay=%d -model.ops=%d -model.keep=%s",
-					be, s.seed, s.ops, keepList(sk, len(ops)))
+				report += fmt.Sprintf("\n  replay: go test ./test/model/ -run TestModel -v -args -model.backend=%s -model.replay=%d -model.ops=%d%s -model.keep=%s",
+					be, s.seed, s.ops, excludeArg(), keepList(sk, len(ops)))
 			} else {
-				report += fmt.Sprintf("\n  replay: go test ./test/model/ -run TestModel -v -args -model.backend=%s -model.replay=%d -model.ops=%d",
-					be, s.seed, s.ops)
+				report += fmt.Sprintf("\n  replay: go test ./test/model/ -run TestModel -v -args -model.backend=%s -model.replay=%d -model.ops=%d%s",
+					be, s.seed, s.ops, excludeArg())
 			}
 			failures = append(failures, report)
 			t.Error(report)

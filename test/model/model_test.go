@@ -240,6 +240,9 @@ type model struct {
 	krecs        []*krec
 	hrecs        []*hrec
 	foreignN     int
+	// accounts are the Docker IDs the emulator has ever known: an account keeps its email
+	// after its member is removed, so a foreign member never reuses one
+	accounts map[string]bool
 }
 
 func newModel(be string) *model {
@@ -252,6 +255,7 @@ func newModel(be string) *model {
 func (m *model) resetBackend() {
 	m.krecs = nil
 	m.hrecs = nil
+	m.accounts = map[string]bool{"owner": true}
 	if m.be == hub {
 		// the emulator's organization owner, there before SCIM
 		m.hrecs = []*hrec{{member: true, username: "owner", email: "owner@org.example", foreign: true}}
@@ -274,6 +278,10 @@ func (m *model) clone() *model {
 	for _, r := range m.krecs {
 		x := *r
 		c.krecs = append(c.krecs, &x)
+	}
+	c.accounts = map[string]bool{}
+	for k := range m.accounts {
+		c.accounts[k] = true
 	}
 	c.hrecs = nil
 	for _, r := range m.hrecs {
@@ -524,13 +532,12 @@ func (m *model) step(op Op) outcome {
 		if m.be != hub {
 			return invalid
 		}
-		for _, r := range m.hrecs {
-			if r.member && fold(r.username) == fold(op.Email) {
-				return invalid
-			}
+		if m.accounts[fold(op.Email)] {
+			return invalid
 		}
 		for _, r := range m.hrecs {
 			if !r.member && fold(r.invitee) == fold(op.Name) {
+				m.accounts[fold(op.Email)] = true
 				r.member, r.username, r.email, r.invitee = true, op.Email, r.invitee, ""
 				return outcome{valid: true}
 			}
@@ -737,6 +744,9 @@ func (m *model) driftForeign(op Op) outcome {
 		return invalid
 	}
 	// a foreign person must not overlap anyone the organization or a member names
+	if m.accounts[fold(op.Name)] {
+		return invalid
+	}
 	for _, r := range m.hrecs {
 		if r.matches(op.Name) || (op.Email != "" && r.matches(op.Email)) {
 			return invalid
@@ -752,6 +762,7 @@ func (m *model) driftForeign(op Op) outcome {
 			}
 		}
 	}
+	m.accounts[fold(op.Name)] = true
 	m.hrecs = append(m.hrecs, &hrec{member: true, username: op.Name, email: op.Email, foreign: true})
 	return outcome{valid: true}
 }
