@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 )
 
 // weights of the operation kinds, per backend.
@@ -25,11 +26,21 @@ var weights = map[string][]struct {
 	},
 }
 
-// excluded operation kinds (-model.exclude); "hints" excludes dockerTeam hints everywhere.
-var excluded = map[opKind]bool{}
+// parseExclude reads a comma-separated list of operation kinds never generated; "hints"
+// excludes dockerTeam hints everywhere.
+func parseExclude(s string) map[opKind]bool {
+	out := map[opKind]bool{}
+	for _, k := range strings.Split(s, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			out[opKind(k)] = true
+		}
+	}
+	return out
+}
 
-// generate returns n operations from seed, each valid for the model state it follows.
-func generate(be string, seed uint64, n int) []Op {
+// generate returns n operations from seed, each valid for the model state it follows,
+// none of an excluded kind.
+func generate(be string, seed uint64, n int, excluded map[opKind]bool) []Op {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	m := newModel(be)
 	var ops []Op
@@ -57,7 +68,7 @@ func generate(be string, seed uint64, n int) []Op {
 		if (k == opRestart && count[k] >= 2) || (k == opDeleteConfig && (count[k] >= 1 || len(ops) < 5)) {
 			continue
 		}
-		op, ok := propose(rng, m, k, len(ops))
+		op, ok := propose(rng, m, k, len(ops), excluded)
 		if !ok {
 			continue
 		}
@@ -118,14 +129,13 @@ func email(rng *rand.Rand, be, userName string) string {
 	return ""
 }
 
-func teamHint(rng *rand.Rand) string {
-	if rng.IntN(3) == 0 && !excluded["hints"] {
-		return pick(rng, teamHintPool)
+func propose(rng *rand.Rand, m *model, k opKind, idx int, excluded map[opKind]bool) (Op, bool) {
+	teamHint := func(rng *rand.Rand) string {
+		if rng.IntN(3) == 0 && !excluded["hints"] {
+			return pick(rng, teamHintPool)
+		}
+		return ""
 	}
-	return ""
-}
-
-func propose(rng *rand.Rand, m *model, k opKind, idx int) (Op, bool) {
 	op := Op{Kind: k, U: -1, G: -1}
 	var ok bool
 	switch k {

@@ -40,14 +40,20 @@ import (
 	"github.com/scim-operator/scim-operator/internal/testenv"
 )
 
-// regressionSeeds always run (with regressionOps operations), whatever the flags say:
-// sequences that once broke the invariant.
-var regressionSeeds = map[string][]uint64{
+// regression is a sequence that once broke the invariant: generate(backend, seed, ops,
+// exclude). Regressions always run (unless -model.regressions=false or a replay), whatever
+// the other flags say.
+type regression struct {
+	seed    uint64
+	ops     int
+	exclude string
+	why     string // what it found on the code of its day
+}
+
+var regressions = map[string][]regression{
 	kube: {},
 	hub:  {},
 }
-
-const regressionOps = 30
 
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
@@ -82,7 +88,7 @@ var (
 	flagRegress   = flag.Bool("model.regressions", true, "also run the regression seeds")
 	flagExclude   = flag.String("model.exclude", envOr("MODEL_EXCLUDE", ""),
 		"operation kinds never generated, comma-separated (e.g. patch-dockerTeam,hints,delete-config; hints: no dockerTeam anywhere)")
-	flagPrint     = flag.Bool("model.print", false, "print the operations of -model.replay (or -model.seed) and exit, without a cluster")
+	flagPrint = flag.Bool("model.print", false, "print the operations of -model.replay (or -model.seed) and exit, without a cluster")
 )
 
 var sys *system
@@ -101,11 +107,6 @@ func TestMain(m *testing.M) {
 			*flagReplay = v
 		}
 	}
-	for _, k := range strings.Split(*flagExclude, ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			excluded[opKind(k)] = true
-		}
-	}
 	if *flagPrint {
 		seed := *flagReplay
 		if seed == 0 {
@@ -114,7 +115,7 @@ func TestMain(m *testing.M) {
 		for _, be := range backends() {
 			fmt.Printf("%s seed=%d:\n", be, seed)
 			m := newModel(be)
-			for i, op := range generate(be, seed, *flagOps) {
+			for i, op := range generate(be, seed, *flagOps, parseExclude(*flagExclude)) {
 				out := m.apply(op)
 				if out.configDeleted {
 					m.freshConfig()
@@ -296,11 +297,11 @@ func keepList(keep map[int]bool, n int) string {
 	return strings.Join(l, ",")
 }
 
-func excludeArg() string {
-	if *flagExclude == "" {
+func excludeArg(exclude string) string {
+	if exclude == "" {
 		return ""
 	}
-	return " -model.exclude=" + *flagExclude
+	return " -model.exclude=" + exclude
 }
 
 func backends() []string {
@@ -314,29 +315,31 @@ func backends() []string {
 func TestModel(t *testing.T) {
 	ctx := context.Background()
 	type seq struct {
-		seed uint64
-		ops  int
-		tag  string
+		seed    uint64
+		ops     int
+		tag     string
+		exclude string
 	}
-	var sequences, operations int
+	var sequences, operations, nRegressions int
 	var failures []string
 	for _, be := range backends() {
 		var list []seq
 		if *flagReplay != 0 {
-			list = []seq{{*flagReplay, *flagOps, "replay"}}
+			list = []seq{{*flagReplay, *flagOps, "replay", *flagExclude}}
 		} else {
 			if *flagRegress {
-				for _, s := range regressionSeeds[be] {
-					list = append(list, seq{s, regressionOps, "regression"})
+				for _, r := range regressions[be] {
+					list = append(list, seq{r.seed, r.ops, "regression: " + r.why, r.exclude})
+					nRegressions++
 				}
 			}
 			for i := 0; i < *flagSequences; i++ {
-				list = append(list, seq{*flagSeed + uint64(i), *flagOps, "random"})
+				list = append(list, seq{*flagSeed + uint64(i), *flagOps, "random", *flagExclude})
 			}
 		}
 		shrunkOne := false
 		for _, s := range list {
-			ops := generate(be, s.seed, s.ops)
+			ops := generate(be, s.seed, s.ops, parseExclude(s.exclude))
 			var keep map[int]bool
 			if s.tag == "replay" && *flagKeep != "" {
 				keep = map[int]bool{}
@@ -356,7 +359,7 @@ func TestModel(t *testing.T) {
 				continue
 			}
 			report := fmt.Sprintf("%s seed=%d FAILED %s", be, s.seed, res.msg)
-			if !shrunkOne && *flagShrink > 0 && keep == nil {
+			if !shrunkOne && *flagShrink > 0 && keep == nil && s.tag == "random" {
 				shrunkOne = true
 				t.Logf("%s seed=%d failed; shrinking for up to %s", be, s.seed, *flagShrink)
 				sk, last := shrink(ctx, t, be, ops, *flagShrink)
@@ -371,10 +374,10 @@ func TestModel(t *testing.T) {
 					report += "\n  shrunk failure: " + last.msg
 				}
 				report += fmt.Sprintf("\n  replay: go test ./test/model/ -run TestModel -v -args -model.backend=%s -model.replay=%d -model.ops=%d%s -model.keep=%s",
-					be, s.seed, s.ops, excludeArg(), keepList(sk, len(ops)))
+					be, s.seed, s.ops, excludeArg(s.exclude), keepList(sk, len(ops)))
 			} else {
 				report += fmt.Sprintf("\n  replay: go test ./test/model/ -run TestModel -v -args -model.backend=%s -model.replay=%d -model.ops=%d%s",
-					be, s.seed, s.ops, excludeArg())
+					be, s.seed, s.ops, excludeArg(s.exclude))
 			}
 			failures = append(failures, report)
 			t.Error(report)
@@ -384,6 +387,6 @@ func TestModel(t *testing.T) {
 	for i := 0; i < *flagSequences; i++ {
 		seeds = append(seeds, strconv.FormatUint(*flagSeed+uint64(i), 10))
 	}
-	t.Logf("model: %d sequences, %d operations run, backends %v, random seeds %s (regression seeds %v), %d failed",
-		sequences, operations, backends(), strings.Join(seeds, ","), regressionSeeds, len(failures))
+	t.Logf("model: %d sequences, %d operations run, backends %v, random seeds %s (and %d regression sequences), %d failed",
+		sequences, operations, backends(), strings.Join(seeds, ","), nRegressions, len(failures))
 }
