@@ -178,6 +178,7 @@ type result struct {
 	at     int
 	msg    string
 	ran    int
+	done   map[int]bool // indices of the operations that were valid and sent
 }
 
 // runSequence runs ops (those whose index keep allows) in a fresh namespace and config.
@@ -194,6 +195,11 @@ func runSequence(ctx context.Context, t *testing.T, be string, ops []Op, keep ma
 	}
 	defer r.close(ctx)
 	ran := 0
+	done := map[int]bool{}
+	fail := func(at int, msg string) result {
+		done[at] = true
+		return result{failed: true, at: at, ran: ran, msg: msg, done: done}
+	}
 	for i, op := range ops {
 		if keep != nil && !keep[i] {
 			continue
@@ -205,9 +211,10 @@ func runSequence(ctx context.Context, t *testing.T, be string, ops []Op, keep ma
 			continue
 		}
 		ran++
+		done[i] = true
 		if want.preSettle {
 			if err := r.withModel(before).check(ctx); err != nil {
-				return result{failed: true, at: i, ran: ran, msg: fmt.Sprintf("before op %d (%s): %v", i, op, err)}
+				return fail(i, fmt.Sprintf("before op %d (%s): %v", i, op, err))
 			}
 		}
 		expect := ""
@@ -216,27 +223,27 @@ func runSequence(ctx context.Context, t *testing.T, be string, ops []Op, keep ma
 		}
 		logf("  %2d  %s%s", i, op, expect)
 		if err := r.exec(ctx, op, want); err != nil {
-			return result{failed: true, at: i, ran: ran, msg: fmt.Sprintf("op %d (%s): %v", i, op, err)}
+			return fail(i, fmt.Sprintf("op %d (%s): %v", i, op, err))
 		}
 		if want.postSettle {
 			if err := r.check(ctx); err != nil {
-				return result{failed: true, at: i, ran: ran, msg: fmt.Sprintf("after op %d (%s): %v", i, op, err)}
+				return fail(i, fmt.Sprintf("after op %d (%s): %v", i, op, err))
 			}
 		}
 		if want.configDeleted {
 			if err := r.check(ctx); err != nil {
-				return result{failed: true, at: i, ran: ran, msg: fmt.Sprintf("after op %d (%s): %v", i, op, err)}
+				return fail(i, fmt.Sprintf("after op %d (%s): %v", i, op, err))
 			}
 			r.m.freshConfig()
 			if err := r.newConfig(ctx); err != nil {
-				return result{failed: true, at: i, ran: ran, msg: "a fresh config: " + err.Error()}
+				return fail(i, "a fresh config: "+err.Error())
 			}
 		}
 	}
 	if err := r.check(ctx); err != nil {
-		return result{failed: true, at: len(ops), ran: ran, msg: "final check: " + err.Error()}
+		return result{failed: true, at: len(ops), ran: ran, msg: "final check: " + err.Error(), done: done}
 	}
-	return result{ran: ran}
+	return result{ran: ran, done: done}
 }
 
 // withModel returns the run checked against another model state (the one before an op
@@ -256,6 +263,9 @@ func shrink(ctx context.Context, t *testing.T, be string, ops []Op, budget time.
 		keep[i] = true
 	}
 	var last result
+	if first := runSequence(ctx, t, be, ops, keep, true); first.failed && first.done != nil {
+		keep, last = first.done, first // what was skipped, or came after the failure, goes
+	}
 	for chunk := len(ops) / 2; chunk >= 1; chunk /= 2 {
 		for start := 0; start < len(ops); start += chunk {
 			if time.Now().After(deadline) {
@@ -278,8 +288,8 @@ func shrink(ctx context.Context, t *testing.T, be string, ops []Op, budget time.
 				delete(try, i)
 			}
 			res := runSequence(ctx, t, be, ops, try, true)
-			if res.failed {
-				keep, last = try, res
+			if res.failed && res.done != nil {
+				keep, last = res.done, res
 				t.Logf("  shrink: still fails without ops %v (%d left)", removed, len(keep))
 			}
 		}

@@ -177,7 +177,15 @@ type muser struct {
 	userName, email, team string
 	active                bool
 	origin                string // Provisioned | Preexisting
+	kept                  bool   // deactivated while the policy was Keep, never removed since
 }
+
+// keepRestoresAccess reads the doc's "wanted: active, or inactive under deactivation:
+// Keep" literally, as a function of the live config: switching deactivation Remove -> Keep
+// gives access back to members deactivated (and removed) earlier. Set it to false for the
+// other reading: only a member deactivated while Keep was in force keeps access, and a
+// switch to Remove takes it away for good (until reactivation).
+const keepRestoresAccess = true
 
 // primary is the identity the operator looks up besides the userName: the primary email,
 // else the userName.
@@ -417,6 +425,9 @@ func (m *model) step(op Op) outcome {
 		if !m.enabled {
 			return outcome{valid: true, status: 403}
 		}
+		if u.active && !next.active {
+			next.kept = m.deactivation == "Keep"
+		}
 		if fold(next.userName) != fold(u.userName) {
 			if m.userNameTaken(next.userName, op.U) {
 				return outcome{valid: true, status: 409}
@@ -515,6 +526,11 @@ func (m *model) step(op Op) outcome {
 			return invalid
 		}
 		m.deletion, m.deactivation = op.Deletion, op.Deact
+		if op.Deact == "Remove" && m.enabled {
+			for _, u := range m.users {
+				u.kept = false
+			}
+		}
 		return outcome{valid: true, postSettle: m.enabled}
 	case opEnable:
 		if op.Active == m.enabled {
@@ -782,6 +798,9 @@ func (m *model) hubFound(ids ...string) []*hrec {
 }
 
 func (m *model) wanted(u *muser) bool {
+	if !keepRestoresAccess && !u.active {
+		return u.origin == "Provisioned" && m.deactivation == "Keep" && u.kept
+	}
 	return u.origin == "Provisioned" && (u.active || m.deactivation == "Keep")
 }
 
