@@ -51,8 +51,16 @@ type regression struct {
 }
 
 var regressions = map[string][]regression{
-	kube: {},
-	hub:  {},
+	kube: {
+		{100, 25, "", "a dockerTeam hint binds a Group on the kubernetes backend"},
+		{201, 25, "hints", "an enabled config deleted under Remove leaves every grant; a rename leaves the old userName bound"},
+		{203, 25, "hints", "a rename after deactivation and reactivation leaves the old userName bound"},
+	},
+	hub: {
+		{2, 25, "", "a rename leaves the accepted Docker ID in the organization"},
+		{301, 25, "", "a PUT that changes userName and drops the email leaves the invitation sent to the old email"},
+		{302, 25, "", "a PUT rename leaves the old userName's invitation"},
+	},
 }
 
 func envOr(name, def string) string {
