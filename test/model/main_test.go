@@ -55,6 +55,7 @@ var regressions = map[string][]regression{
 		{100, 25, "", "a dockerTeam hint binds a Group on the kubernetes backend"},
 		{201, 25, "hints", "an enabled config deleted under Remove leaves every grant; a rename leaves the old userName bound"},
 		{203, 25, "hints", "a rename after deactivation and reactivation leaves the old userName bound"},
+		{501, 30, "hints,delete-config,patch-userName,put-user", "a group rename leaves the old team's Group bound"},
 	},
 	hub: {
 		{2, 25, "", "a rename leaves the accepted Docker ID in the organization"},
