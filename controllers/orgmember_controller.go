@@ -151,7 +151,7 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 
 	in := plan.MemberInput{Config: configState(cfg), Deleting: deleting, Active: m.Spec.Active,
-		Origin: m.Status.Origin, Phase: m.Status.Phase}
+		Origin: m.Status.Origin, Phase: m.Status.Phase, Deprovisioned: m.Status.Deprovisioned}
 	var b backend.Backend
 	if cfg != nil {
 		in.Policies = cfg.Spec.Policies
@@ -300,6 +300,7 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 				return r.backendError(outer, m, cfg, ensureWords(in, p), err)
 			}
 			obs = got
+			m.Status.Deprovisioned = false
 			if !in.Labelled {
 				recordIdentities(m, currentIdentities(m, obs)...)
 			}
@@ -329,6 +330,7 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 				return r.backendError(outer, m, cfg, removeWords(in), err)
 			}
 			obs = backend.Member{UserName: m.Spec.UserName, State: backend.StateAbsent}
+			m.Status.Deprovisioned = !in.Deleting
 		case plan.StepOrphan:
 			if ol, ok := b.(backend.OwnerLedger); ok {
 				if err := ol.OrphanOwner(ctx, ownerOf(m), "Orphaned"); err != nil {
@@ -398,6 +400,9 @@ func (r *OrgMemberReconciler) conclude(m *scimv1.OrgMember, cfg *scimv1.ScimConf
 		switch {
 		case m.Status.Origin == "":
 			m.Status.Message = "inactive and never provisioned: nothing to do in organization " + org
+		case in.Policies.Deactivation == scimv1.DeactivationKeep && m.Status.Deprovisioned:
+			m.Status.Message = "deactivated: not in organization " + org +
+				" (removed under the Remove policy; Keep does not give access back); reactivation re-adds them"
 		case in.Policies.Deactivation == scimv1.DeactivationKeep:
 			r.record(m, obs)
 			m.Status.Message = "deactivated; access kept in organization " + org + " (deactivation policy Keep)"

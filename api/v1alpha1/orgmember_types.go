@@ -261,6 +261,13 @@ type OrgMemberStatus struct {
 	// +optional
 	GrantedIdentities []string `json:"grantedIdentities,omitempty"`
 
+	// deprovisioned is true once the member's access was removed because it was
+	// deactivated (deactivation policy Remove). A later switch of the policy to Keep does
+	// not give it back (Keep keeps what a member holds; it never re-invites a suspended
+	// person); a reactivation clears it.
+	// +optional
+	Deprovisioned bool `json:"deprovisioned,omitempty"`
+
 	// conditions: Ready and Synced.
 	// +listType=map
 	// +listMapKey=type

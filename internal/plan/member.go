@@ -104,6 +104,9 @@ type MemberInput struct {
 	Labelled bool
 	// Renamed: the identity last granted is not the current one (the story only).
 	Renamed bool
+	// Deprovisioned: the member's access was removed at a deactivation under Remove
+	// (status.deprovisioned); Keep does not give it back.
+	Deprovisioned bool
 }
 
 // MemberPlan is what to do.
@@ -211,6 +214,9 @@ func Member(in MemberInput) MemberPlan {
 		switch {
 		case origin == "":
 			// Never granted anything: nothing to keep or remove.
+		case in.Policies.Deactivation == scimv1.DeactivationKeep && in.Deprovisioned:
+			// Removed under Remove earlier: Keep keeps what a member holds, it never
+			// gives a suspended person access back.
 		case in.Policies.Deactivation == scimv1.DeactivationKeep:
 			// Access is kept for the member's current identity, and repaired.
 			p.Steps = append(p.Steps, ensureSteps(in)...)

@@ -18,8 +18,8 @@ package model
 //     processed each one before sending the next (see harness.quiesce), so the model may
 //     treat each operation as seen on its own. Drift is repaired only when a reconcile
 //     happens (at the latest on the reconcile-requested annotation of the settle step).
-//   - wanted is a function of the *live* config: switching deactivation Remove -> Keep
-//     gives access back to members deactivated earlier, Keep -> Remove takes it away.
+//   - wanted follows the live config, except that Keep never gives back what Remove took:
+//     Keep -> Remove takes a deactivated member's access away; Remove -> Keep leaves it out.
 //     Deletion policy applies at the time of the deletion.
 //   - kubernetes: a hand-made (unlabelled) binding is foreign and never makes a member
 //     Preexisting: the backend only knows the bindings it wrote, so a member with that
@@ -27,10 +27,10 @@ package model
 //   - The "same identity" that takes over an orphaned grant is compared case-insensitively
 //     (userNames are unique per config case-insensitively); the grant then follows the
 //     member's userName as last sent (kubernetes subjects are case-sensitive).
-//   - Taking over an orphan applies to both backends, on SCIM create (a re-created
-//     member or group): on dockerhub too, a person deleted under Orphan and created again
-//     is Provisioned, not Preexisting. A rename into an orphaned identity is ambiguous in
-//     the doc and is never generated.
+//   - Taking over an orphan applies on the kubernetes backend, on SCIM create (a
+//     re-created member or group). On dockerhub an orphan has no label: a person deleted
+//     under Orphan and created again is Preexisting (adoption Ignore), like a foreign one.
+//     A rename into an orphaned identity is ambiguous in the doc and is never generated.
 //   - dockerhub: a person can be in an organization only once, so ownership is ambiguous
 //     when a SCIM member's identity (userName or primary email) also names a foreign or
 //     orphaned person, or another member's identity. The generator never creates that
@@ -180,12 +180,10 @@ type muser struct {
 	kept                  bool   // deactivated while the policy was Keep, never removed since
 }
 
-// keepRestoresAccess reads the doc's "wanted: active, or inactive under deactivation:
-// Keep" literally, as a function of the live config: switching deactivation Remove -> Keep
-// gives access back to members deactivated (and removed) earlier. Set it to false for the
-// other reading: only a member deactivated while Keep was in force keeps access, and a
-// switch to Remove takes it away for good (until reactivation).
-const keepRestoresAccess = true
+// keepRestoresAccess is false, as docs/access-invariant.md decides: only a member
+// deactivated while Keep was in force keeps access, and a switch to Remove takes it away
+// for good (until reactivation); switching back to Keep re-invites no suspended person.
+const keepRestoresAccess = false
 
 // primary is the identity the operator looks up besides the userName: the primary email,
 // else the userName.
@@ -537,6 +535,11 @@ func (m *model) step(op Op) outcome {
 			return invalid
 		}
 		m.enabled = op.Active
+		if m.enabled && m.deactivation == "Remove" {
+			for _, u := range m.users {
+				u.kept = false // enabled under Remove: what Keep kept is taken now
+			}
+		}
 		// a config is disabled only once its backend matches: the frozen state is then
 		// the settled one
 		return outcome{valid: true, preSettle: !op.Active, postSettle: op.Active}
@@ -595,8 +598,11 @@ func (m *model) createUser(h int, u *muser) bool {
 		switch {
 		case foreign > 0 && orphans > 0:
 			return false
-		case foreign > 0:
-			u.origin = "Preexisting" // there before SCIM, adoption Ignore: foreign for good
+		case foreign > 0 || orphans > 0:
+			// there before SCIM, adoption Ignore: left alone for good. Docker Hub has no
+			// labels, so an orphan looks like anyone who was there before SCIM
+			// (docs/access-invariant.md).
+			u.origin = "Preexisting"
 		default:
 			u.origin = "Provisioned"
 			for _, r := range found {
