@@ -91,7 +91,7 @@ test-e2e: ## The real manager binary, real HTTP and the built kubectl against a 
 
 .PHONY: test-model
 test-model: ## The access invariant under long random operation sequences: MODEL_SEQUENCES=10 MODEL_OPS=40 [MODEL_SEED=n]
-	KUBEBUILDER_ASSETS="$(ASSETS)" MODEL_SEQUENCES=$(MODEL_SEQUENCES) MODEL_OPS=$(MODEL_OPS) MODEL_BACKEND=$(MODEL_BACKEND) \
+	$(WITH_ASSETS) MODEL_SEQUENCES=$(MODEL_SEQUENCES) MODEL_OPS=$(MODEL_OPS) MODEL_BACKEND=$(MODEL_BACKEND) \
 		$(GOTEST) -count=1 -timeout 180m ./test/model/ -run TestModel -v
 
 .PHONY: fuzz-short
