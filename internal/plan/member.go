@@ -29,6 +29,10 @@ const (
 	// ConfigNotReady: the config's backend is not ready (BackendReady=False): members wait
 	// without calling the backend, keeping their phase.
 	ConfigNotReady
+	// ConfigDeleting: the (enabled) config is being deleted. Its finalizer applies the
+	// deletion policy to every grant; a member deleted meanwhile applies the same policy
+	// to itself, so the outcome does not depend on which of the two goes first.
+	ConfigDeleting
 )
 
 // Step is one thing the reconciler does, in the order the plan lists them.
@@ -137,10 +141,11 @@ func (p MemberPlan) Has(s Step) bool {
 // NeedsObservation tells whether the planner needs Observed for this input: a member
 // that waits, is released without action, or is left alone is never looked up.
 func NeedsObservation(in MemberInput) bool {
-	if in.Config != ConfigEnabled || in.Origin == scimv1.OriginPreexisting {
+	if in.Config != ConfigEnabled || in.Deleting {
 		return false
 	}
-	return !in.Deleting
+	// a Preexisting member is looked at again only to adopt it
+	return in.Origin != scimv1.OriginPreexisting || in.Policies.Adoption == scimv1.AdoptionAdopt
 }
 
 // Member plans one OrgMember.
@@ -158,6 +163,13 @@ func Member(in MemberInput) MemberPlan {
 			return release(in, "its ScimConfig is disabled: disabling SCIM never deprovisions anyone")
 		}
 		return MemberPlan{Wait: WaitDisabled}
+	case ConfigDeleting:
+		if !in.Deleting {
+			return MemberPlan{Wait: WaitConfigGone}
+		}
+		q := in
+		q.Config = ConfigEnabled
+		return Member(q)
 	case ConfigNotReady:
 		// Nothing is granted while the backend is not ready, but a removal is still tried:
 		// when the IdP says a person is out, they are out as soon as the backend allows.
@@ -165,6 +177,14 @@ func Member(in MemberInput) MemberPlan {
 		q.Config, q.Observed = ConfigEnabled, backend.Member{State: backend.StateAbsent}
 		p := Member(q)
 		if p.Has(StepEnsure) || p.Has(StepJoinTeam) || p.Has(StepRemoveStale) {
+			// A renamed member's former identity loses its access now; the current one
+			// is granted once the backend is ready.
+			switch {
+			case in.Labelled && in.Renamed && in.Origin != "" && in.Origin != scimv1.OriginPreexisting:
+				return MemberPlan{Wait: WaitBackendReady, Steps: []Step{StepRemove}}
+			case len(in.Stale) > 0:
+				return MemberPlan{Wait: WaitBackendReady, Steps: []Step{StepRemoveStale}}
+			}
 			return MemberPlan{Wait: WaitBackendReady}
 		}
 		return p
@@ -184,12 +204,15 @@ func Member(in MemberInput) MemberPlan {
 
 	var p MemberPlan
 	origin := in.Origin
+	if origin == scimv1.OriginPreexisting && in.Policies.Adoption == scimv1.AdoptionAdopt {
+		origin = "" // adoption switched on: judged again, and adopted
+	}
 	found := in.Observed.State != backend.StateAbsent && in.Observed.State != ""
 	if origin == "" {
 		switch {
-		case found && in.Observed.Managed:
-			// A SCIM-labelled grant (an orphan, or an earlier member of this name) is
-			// SCIM's: the member owns it from now on.
+		case in.Observed.Managed:
+			// A SCIM-labelled grant (an orphan, or an earlier member of this name), even
+			// a partial one, is SCIM's: the member owns it from now on.
 			origin = scimv1.OriginProvisioned
 		case found && in.Policies.Adoption == scimv1.AdoptionAdopt:
 			origin = scimv1.OriginAdopted
@@ -262,13 +285,15 @@ func Member(in MemberInput) MemberPlan {
 
 // ensureSteps are the steps that make the current identity hold access and take it from
 // the identities the member no longer has.
+// The former identities go first: a rename into an identity the backend refuses must not
+// leave the former one its access.
 func ensureSteps(in MemberInput) []Step {
 	var s []Step
-	if in.Labelled || in.Observed.State != backend.StateMember && in.Observed.State != backend.StateInvited || roleDiffers(in) {
-		s = append(s, StepEnsure)
-	}
 	if len(in.Stale) > 0 {
 		s = append(s, StepRemoveStale)
+	}
+	if in.Labelled || in.Observed.State != backend.StateMember && in.Observed.State != backend.StateInvited || roleDiffers(in) {
+		s = append(s, StepEnsure)
 	}
 	return s
 }
