@@ -28,6 +28,11 @@ WITH_ASSETS = KUBEBUILDER_ASSETS=$$(K8S_VERSION=$(K8S_VERSION) hack/controlplane
 	&& export KUBEBUILDER_ASSETS &&
 
 FUZZTIME ?= 10s
+# test-model's long budget (make test-e2e runs test/model with its short default: one random
+# sequence per backend and the regression seeds).
+MODEL_SEQUENCES ?= 10
+MODEL_OPS ?= 40
+MODEL_BACKEND ?= both
 GOTEST ?= go test
 
 .PHONY: all
@@ -83,6 +88,11 @@ test-long: ## The long suites: 2,000 members through the controllers against the
 .PHONY: test-e2e
 test-e2e: ## The real manager binary, real HTTP and the built kubectl against a local control plane.
 	$(WITH_ASSETS) $(GOTEST) -count=1 -timeout 20m ./test/...
+
+.PHONY: test-model
+test-model: ## The access invariant under long random operation sequences: MODEL_SEQUENCES=10 MODEL_OPS=40 [MODEL_SEED=n]
+	KUBEBUILDER_ASSETS="$(ASSETS)" MODEL_SEQUENCES=$(MODEL_SEQUENCES) MODEL_OPS=$(MODEL_OPS) MODEL_BACKEND=$(MODEL_BACKEND) \
+		$(GOTEST) -count=1 -timeout 180m ./test/model/ -run TestModel -v
 
 .PHONY: fuzz-short
 fuzz-short: ## A short run of every fuzz target (seed corpora live in testdata/fuzz).

@@ -1,164 +1,51 @@
 // Command manager runs scim-operator: the controllers (leader-elected) and the SCIM HTTP
-// server (on every replica).
+// server (on every replica). It reads its flags into manager.Options and starts what
+// manager.New builds, the same constructor the tests use.
 package main
 
 import (
-	"context"
-	"crypto/tls"
-	"errors"
 	"flag"
-	"net/http"
 	"os"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
-	"github.com/scim-operator/scim-operator/controllers"
-	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
-	"github.com/scim-operator/scim-operator/internal/backend/registry"
-	"github.com/scim-operator/scim-operator/internal/index"
-	"github.com/scim-operator/scim-operator/internal/scimserver"
+	"github.com/scim-operator/scim-operator/internal/manager"
 )
 
-var scheme = runtime.NewScheme()
-
-func init() {
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(scimv1.AddToScheme(scheme))
-}
-
-type options struct {
-	metricsAddr, probeAddr     string
-	secureMetrics, enableHTTP2 bool
-	leaderElect                bool
-	leaderElectionNamespace    string
-	scimAddr, scimCertDir      string
-	scimMaxBody                int64
-	metricsCertDir             string
-	zap                        zap.Options
-}
-
 func main() {
-	var o options
-	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443",
+	var o manager.Options
+	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8443",
 		"Address of the metrics endpoint (HTTPS with authn/authz unless --metrics-secure=false); 0 disables it.")
-	flag.BoolVar(&o.secureMetrics, "metrics-secure", true,
+	flag.BoolVar(&o.SecureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS behind Kubernetes authentication and authorization.")
-	flag.StringVar(&o.metricsCertDir, "metrics-cert-dir", "",
+	flag.StringVar(&o.MetricsCertDir, "metrics-cert-dir", "",
 		"Directory with tls.crt/tls.key for the metrics endpoint (a self-signed pair is generated when empty).")
-	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
-	flag.BoolVar(&o.leaderElect, "leader-elect", false,
+	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	flag.BoolVar(&o.LeaderElection, "leader-elect", false,
 		"Elect a leader so that one replica runs the controllers (every replica serves SCIM).")
-	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "",
+	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "",
 		"Namespace of the leader election lease (defaults to the pod's namespace).")
-	flag.BoolVar(&o.enableHTTP2, "enable-http2", false,
+	flag.BoolVar(&o.EnableHTTP2, "enable-http2", false,
 		"Allow HTTP/2 on the metrics server (off by default: HTTP/2 Stream Cancellation and Rapid Reset CVEs).")
-	flag.StringVar(&o.scimAddr, "scim-bind-address", ":8090", "Address of the SCIM 2.0 endpoint.")
-	flag.StringVar(&o.scimCertDir, "scim-cert-dir", "",
+	flag.StringVar(&o.ScimAddr, "scim-bind-address", ":8090", "Address of the SCIM 2.0 endpoint.")
+	flag.StringVar(&o.ScimCertDir, "scim-cert-dir", "",
 		"Directory with tls.crt/tls.key: serve SCIM over HTTPS. Empty serves plain HTTP (terminate TLS in front).")
-	flag.Int64Var(&o.scimMaxBody, "scim-max-body-bytes", 1<<20, "Largest SCIM request body accepted (413 above).")
-	o.zap = zap.Options{Development: false}
-	o.zap.BindFlags(flag.CommandLine)
+	flag.Int64Var(&o.ScimMaxBodyBytes, "scim-max-body-bytes", 1<<20, "Largest SCIM request body accepted (413 above).")
+	zo := zap.Options{Development: false}
+	zo.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
-	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
+	log := ctrl.Log.WithName("setup")
+
+	mgr, err := manager.New(ctrl.GetConfigOrDie(), o)
+	if err != nil {
+		log.Error(err, "building the manager")
+		os.Exit(1)
+	}
+	log.Info("starting manager", "scimAddress", o.ScimAddr, "leaderElection", o.LeaderElection)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		ctrl.Log.Error(err, "manager exited")
 		os.Exit(1)
 	}
-}
-
-func run(ctx context.Context, o options) error {
-	log := ctrl.Log.WithName("setup")
-	var tlsOpts []func(*tls.Config)
-	if !o.enableHTTP2 {
-		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
-	}
-	metricsOpts := metricsserver.Options{
-		BindAddress:   o.metricsAddr,
-		SecureServing: o.secureMetrics,
-		CertDir:       o.metricsCertDir,
-		TLSOpts:       tlsOpts,
-	}
-	if o.secureMetrics {
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
-	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       metricsOpts,
-		HealthProbeBindAddress:        o.probeAddr,
-		LeaderElection:                o.leaderElect,
-		LeaderElectionID:              "scim-operator.scim.operator.dev",
-		LeaderElectionNamespace:       o.leaderElectionNamespace,
-		LeaderElectionReleaseOnCancel: true,
-		// Members are cached by the thousand: keep only what the server and controllers read.
-		// The kubernetes backend's bindings are cached only when they carry its labels.
-		Cache: cache.Options{
-			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject:         k8sbackend.CacheByObject(),
-		},
-		// Secrets are read directly (token and credential Secrets only), never cached whole.
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
-	})
-	if err != nil {
-		return err
-	}
-	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
-	if err := setup(ctx, mgr, o); err != nil {
-		return err
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("readyz", func(req *http.Request) error {
-		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
-			return errors.New("cache not synced")
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	log.Info("starting manager", "scimAddress", o.scimAddr, "leaderElection", o.leaderElect)
-	return mgr.Start(ctx)
-}
-
-// setup wires the controllers and the SCIM server into the manager.
-func setup(_ context.Context, mgr ctrl.Manager, o options) error {
-	srv, err := scimserver.New(scimserver.Options{
-		Addr:         o.scimAddr,
-		CertDir:      o.scimCertDir,
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Cache:        mgr.GetCache(),
-		MaxBodyBytes: o.scimMaxBody,
-		Log:          ctrl.Log.WithName("scim"),
-	})
-	if err != nil {
-		return err
-	}
-	if err := mgr.Add(srv); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("scim", srv.ReadyCheck); err != nil {
-		return err
-	}
-	return controllers.SetupWithManager(mgr, controllers.Options{Backends: NewBackends(mgr)})
-}
-
-// NewBackends is the backend Provider of the manager: every backend this binary knows.
-func NewBackends(mgr ctrl.Manager) *registry.Registry {
-	return registry.New(mgr.GetClient(), mgr.GetAPIReader(), registry.Options{
-		DockerHub: registry.DockerHub(ctrl.Log.WithName("dockerhub")),
-	})
 }

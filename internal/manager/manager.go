@@ -1,0 +1,174 @@
+// Package manager builds the scim-operator manager: the controllers (leader-elected) and
+// the SCIM HTTP server (on every replica), wired to the real backend registry. The
+// manager binary (cmd/manager) and the tests that run the manager in-process build it
+// with the same New, so the tests run what ships.
+package manager
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/controllers"
+	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
+	"github.com/scim-operator/scim-operator/internal/backend/registry"
+	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/scimserver"
+)
+
+// LeaderElectionID is the name of the leader election lease.
+const LeaderElectionID = "scim-operator.scim.operator.dev"
+
+// Options are what differs between one manager and another: addresses, leader election,
+// certificates and limits. The zero value of a field means its documented default.
+type Options struct {
+	// MetricsAddr is the metrics endpoint's address; "0" disables it.
+	MetricsAddr string
+	// SecureMetrics serves metrics over HTTPS behind Kubernetes authentication and
+	// authorization.
+	SecureMetrics bool
+	// MetricsCertDir holds tls.crt/tls.key for the metrics endpoint (self-signed when empty).
+	MetricsCertDir string
+	// EnableHTTP2 allows HTTP/2 on the metrics server (off: HTTP/2 Rapid Reset CVEs).
+	EnableHTTP2 bool
+	// ProbeAddr is the address of /healthz and /readyz; "0" disables them.
+	ProbeAddr string
+	// LeaderElection elects one replica to run the controllers (every replica serves SCIM).
+	LeaderElection bool
+	// LeaderElectionNamespace is the lease's namespace (the pod's when empty).
+	LeaderElectionNamespace string
+	// ScimAddr is the SCIM 2.0 endpoint's address (":8090" when empty).
+	ScimAddr string
+	// ScimCertDir holds tls.crt/tls.key: serve SCIM over HTTPS. Empty serves plain HTTP.
+	ScimCertDir string
+	// ScimMaxBodyBytes is the largest SCIM request body accepted (1 MiB when zero).
+	ScimMaxBodyBytes int64
+	// StatusInterval is how often a ScimConfig re-checks its backend and recounts its
+	// members (controllers.DefaultStatusInterval when zero).
+	StatusInterval time.Duration
+	// SkipControllerNameValidation lets one process build more than one manager (a test
+	// that restarts the manager in-process); controller names are otherwise unique per
+	// process.
+	SkipControllerNameValidation bool
+}
+
+// Scheme is the manager's scheme: client-go's kinds and this project's API.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(scimv1.AddToScheme(s))
+	return s
+}
+
+// New builds the manager on restConfig: its cache and client, the field indexes, the SCIM
+// server and its readiness check, the ScimConfig, OrgMember and OrgGroup controllers with
+// every backend this binary knows (NewBackends), and the health and readiness checks.
+// Start it with Start(ctx).
+func New(restConfig *rest.Config, o Options) (ctrl.Manager, error) {
+	var tlsOpts []func(*tls.Config)
+	if !o.EnableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{
+		BindAddress:   o.MetricsAddr,
+		SecureServing: o.SecureMetrics,
+		CertDir:       o.MetricsCertDir,
+		TLSOpts:       tlsOpts,
+	}
+	if o.SecureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	var ctrlCfg config.Controller
+	if o.SkipControllerNameValidation {
+		skip := true
+		ctrlCfg.SkipNameValidation = &skip
+	}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                        Scheme(),
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        o.ProbeAddr,
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		Controller:                    ctrlCfg,
+		// Members are cached by the thousand: keep only what the server and controllers read.
+		// The kubernetes backend's bindings are cached only when they carry its labels.
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject:         k8sbackend.CacheByObject(),
+		},
+		// Secrets are read directly (token and credential Secrets only), never cached whole.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := index.Setup(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return nil, err
+	}
+	if err := setup(mgr, o); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return errors.New("cache not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// setup wires the SCIM server and the controllers into the manager.
+func setup(mgr ctrl.Manager, o Options) error {
+	srv, err := scimserver.New(scimserver.Options{
+		Addr:         o.ScimAddr,
+		CertDir:      o.ScimCertDir,
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Cache:        mgr.GetCache(),
+		MaxBodyBytes: o.ScimMaxBodyBytes,
+		Log:          ctrl.Log.WithName("scim"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(srv); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("scim", srv.ReadyCheck); err != nil {
+		return err
+	}
+	return controllers.SetupWithManager(mgr, controllers.Options{
+		Backends:       NewBackends(mgr),
+		StatusInterval: o.StatusInterval,
+	})
+}
+
+// NewBackends is the backend Provider of the manager: every backend this binary knows.
+func NewBackends(mgr ctrl.Manager) *registry.Registry {
+	return registry.New(mgr.GetClient(), mgr.GetAPIReader(), registry.Options{
+		DockerHub: registry.DockerHub(ctrl.Log.WithName("dockerhub")),
+	})
+}
