@@ -96,6 +96,10 @@ func New(restConfig *rest.Config, o Options) (ctrl.Manager, error) {
 			"or ask for plain HTTP explicitly (--scim-insecure-http) when a proxy in front terminates TLS")
 	case o.ScimCertDir != "" && o.ScimInsecureHTTP:
 		return nil, errors.New("--scim-cert-dir and --scim-insecure-http exclude each other: choose HTTPS or plain HTTP")
+	case o.ScimCertDir != "":
+		if err := scimserver.CheckCertDir(o.ScimCertDir); err != nil {
+			return nil, err
+		}
 	}
 	var tlsOpts []func(*tls.Config)
 	if !o.EnableHTTP2 {

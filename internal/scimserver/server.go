@@ -116,15 +116,30 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
+// CheckCertDir tells whether dir holds a usable tls.crt and tls.key pair, with the error
+// New would return. The manager calls it before anything else, so that a missing
+// certificate is the first thing an operator reads, not hidden behind other failures.
+func CheckCertDir(dir string) error {
+	_, err := tls.LoadX509KeyPair(filepath.Join(dir, corev1.TLSCertKey), filepath.Join(dir, corev1.TLSPrivateKeyKey))
+	return certDirError(dir, err)
+}
+
 // loadCerts reads tls.crt and tls.key of dir now, so that a missing or unreadable
 // certificate is an error at startup rather than a listener that cannot shake hands.
 func loadCerts(dir string) (*certwatcher.CertWatcher, error) {
 	cw, err := certwatcher.New(filepath.Join(dir, corev1.TLSCertKey), filepath.Join(dir, corev1.TLSPrivateKeyKey))
 	if err != nil {
-		return nil, fmt.Errorf("scimserver: no usable TLS certificate in %s (it must hold %s and %s, as a kubernetes.io/tls Secret mounted there does): %w",
-			dir, corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
+		return nil, certDirError(dir, err)
 	}
 	return cw, nil
+}
+
+func certDirError(dir string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("scimserver: no usable TLS certificate in %s (it must hold %s and %s, as a kubernetes.io/tls Secret mounted there does): %w",
+		dir, corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
 }
 
 // Handler is the server's HTTP handler (for tests).

@@ -184,6 +184,10 @@ var _ = Describe("Start", func() {
 			_, err := newServer(scimserver.Options{CertDir: dir})
 			Expect(err).To(MatchError(And(ContainSubstring("no usable TLS certificate in "+dir), ContainSubstring("tls.crt"),
 				ContainSubstring("no such file"))))
+			By("CheckCertDir, which the manager calls first, says the same")
+			Expect(scimserver.CheckCertDir(dir)).To(MatchError(err.Error()))
+			writeCert(dir, 1)
+			Expect(scimserver.CheckCertDir(dir)).To(Succeed())
 		})
 		It("fails New for a directory with tls.crt but no tls.key", func() {
 			dir := GinkgoT().TempDir()
