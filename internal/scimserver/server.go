@@ -1,6 +1,7 @@
-// Package scimserver serves SCIM 2.0 over HTTP for every ScimConfig, each under its own
-// base path naming.BasePath(namespace, name), authenticated with that config's bearer
-// token. It runs in the manager as a Runnable on every replica.
+// Package scimserver serves SCIM 2.0 over HTTPS (plain HTTP only when asked for) for
+// every ScimConfig, each under its own base path naming.BasePath(namespace, name),
+// authenticated with that config's bearer token. It runs in the manager as a Runnable on
+// every replica.
 package scimserver
 
 import (
