@@ -6,6 +6,7 @@ package main
 import (
 	"flag"
 	"os"
+	"strings"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -30,11 +31,20 @@ func main() {
 		"Allow HTTP/2 on the metrics server (off by default: HTTP/2 Stream Cancellation and Rapid Reset CVEs).")
 	flag.StringVar(&o.ScimAddr, "scim-bind-address", ":8090", "Address of the SCIM 2.0 endpoint.")
 	flag.StringVar(&o.ScimCertDir, "scim-cert-dir", "",
-		"Directory with tls.crt/tls.key: serve SCIM over HTTPS. Empty serves plain HTTP (terminate TLS in front).")
+		"Directory with tls.crt and tls.key (a kubernetes.io/tls Secret mounted there): SCIM is served over HTTPS "+
+			"with them, reloaded when they change. Required unless --scim-insecure-http.")
+	flag.BoolVar(&o.ScimInsecureHTTP, "scim-insecure-http", false,
+		"Serve SCIM over plain HTTP instead of HTTPS: only behind a proxy that terminates TLS, or on loopback.")
+	var trusted string
+	flag.StringVar(&trusted, "scim-trusted-proxies", "",
+		"Comma-separated CIDRs (or addresses) of reverse proxies whose X-Forwarded-For, X-Forwarded-Proto and "+
+			"X-Forwarded-Host headers are believed (client address for throttling; scheme and host of meta.location). "+
+			"Empty: those headers are ignored.")
 	flag.Int64Var(&o.ScimMaxBodyBytes, "scim-max-body-bytes", 1<<20, "Largest SCIM request body accepted (413 above).")
 	zo := zap.Options{Development: false}
 	zo.BindFlags(flag.CommandLine)
 	flag.Parse()
+	o.ScimTrustedProxies = splitList(trusted)
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
 	log := ctrl.Log.WithName("setup")
 
@@ -43,9 +53,20 @@ func main() {
 		log.Error(err, "building the manager")
 		os.Exit(1)
 	}
-	log.Info("starting manager", "scimAddress", o.ScimAddr, "leaderElection", o.LeaderElection)
+	log.Info("starting manager", "scimAddress", o.ScimAddr, "scimTLS", !o.ScimInsecureHTTP, "leaderElection", o.LeaderElection)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		ctrl.Log.Error(err, "manager exited")
 		os.Exit(1)
 	}
+}
+
+// splitList splits a comma-separated flag value, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }

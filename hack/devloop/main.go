@@ -5,8 +5,12 @@
 //     loopback (hack/controlplane.sh builds them, or finds them cached, only then);
 //  2. the CRDs;
 //  3. the sample ScimConfig (config/samples, kubernetes backend) in namespace "default";
-//  4. the manager binary, as a child process;
-//  5. the SCIM base URL and token, printed and written to .dev/env.
+//  4. a local CA (.dev/scim-ca.crt, kept across runs) and a serving certificate for
+//     127.0.0.1, ::1 and localhost signed by it (.dev/scim-tls);
+//  5. the manager binary, as a child process, serving SCIM over HTTPS with that
+//     certificate, as an installed manager does;
+//  6. the SCIM base URL and token, printed and written to .dev/env, with a curl command
+//     that trusts the CA.
 //
 // Ctrl-C stops the manager and the local control plane: nothing it started keeps running.
 package main
@@ -18,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -84,7 +89,11 @@ func run(forceLocal bool, ns, dir string) error {
 		return err
 	}
 	defer logs.Close()
-	mgr, err := devenv.StartManager(ctx, bin, cluster.Kubeconfig, logs)
+	certs, err := devenv.LocalTLS(dir)
+	if err != nil {
+		return err
+	}
+	mgr, err := devenv.StartManager(ctx, bin, cluster.Kubeconfig, logs, certs)
 	if err != nil {
 		return err
 	}
@@ -101,25 +110,27 @@ func run(forceLocal bool, ns, dir string) error {
 	if err != nil {
 		return err
 	}
-	url := "http://" + mgr.SCIMAddr + cfg.Status.BasePath
+	url := mgr.SCIMURL + cfg.Status.BasePath
 	envFile := filepath.Join(dir, "env")
 	if err := devenv.WriteEnvFile(envFile, [][2]string{
-		{"KUBECONFIG", cluster.Kubeconfig}, {"SCIM_URL", url}, {"SCIM_TOKEN", tok},
+		{"KUBECONFIG", cluster.Kubeconfig}, {"SCIM_URL", url}, {"SCIM_TOKEN", tok}, {"SCIM_CA_CERT", certs.CAFile},
 	}); err != nil {
 		return err
 	}
 	fmt.Printf(`
-scim-operator is running.
+scim-operator is running, serving SCIM over HTTPS.
 
-  SCIM base URL:  %s
-  Bearer token:   %s
+  SCIM base URL:   %s
+  Bearer token:    %s
+  CA certificate:  %s (made by make run; the serving certificate is for 127.0.0.1 and localhost)
 
-  Try:    curl -H "Authorization: Bearer $SCIM_TOKEN" "$SCIM_URL/Users"
+  Try:    curl --cacert %s -H "Authorization: Bearer %s" "%s/Users"
   kubectl: KUBECONFIG=%s kubectl get scim
 
-  Written to %s (KUBECONFIG, SCIM_URL, SCIM_TOKEN): . %s
+  Written to %s (KUBECONFIG, SCIM_URL, SCIM_TOKEN, SCIM_CA_CERT): . %s
+          curl --cacert "$SCIM_CA_CERT" -H "Authorization: Bearer $SCIM_TOKEN" "$SCIM_URL/Users"
   Ctrl-C stops everything this command started.
-`, url, tok, cluster.Kubeconfig, envFile, envFile)
+`, url, tok, rel(certs.CAFile), rel(certs.CAFile), tok, url, cluster.Kubeconfig, rel(envFile), rel(envFile))
 
 	select {
 	case <-ctx.Done():
@@ -128,4 +139,19 @@ scim-operator is running.
 		return fmt.Errorf("the manager exited: %v (see %s)", err, logs.Name())
 	}
 	return nil
+}
+
+// rel is path relative to the working directory when it lies below it (".dev/env" for a
+// `make run` at the repository root), so that the printed commands work as printed and
+// stay short; otherwise path itself.
+func rel(path string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return path
+	}
+	r, err := filepath.Rel(wd, path)
+	if err != nil || r == ".." || strings.HasPrefix(r, "../") {
+		return path
+	}
+	return r
 }

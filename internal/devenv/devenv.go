@@ -214,7 +214,10 @@ type Manager struct {
 	cmd *exec.Cmd
 	// SCIMAddr is host:port of the SCIM listener; ProbeAddr of /healthz and /readyz.
 	SCIMAddr, ProbeAddr string
-	done                chan error
+	// SCIMURL is the scheme and address of the SCIM listener: "https://127.0.0.1:port",
+	// or "http://..." when it was started without TLS.
+	SCIMURL string
+	done    chan error
 }
 
 // FreeAddr returns a loopback host:port that was free a moment ago.
@@ -228,8 +231,10 @@ func FreeAddr() (string, error) {
 }
 
 // StartManager runs the manager binary against a kubeconfig with the SCIM listener and
-// probes on loopback, and waits until it is ready.
-func StartManager(ctx context.Context, bin, kubeconfig string, logs io.Writer, extraArgs ...string) (*Manager, error) {
+// probes on loopback, and waits until it is ready. With certs it serves SCIM over HTTPS
+// from certs.CertDir, as an installed manager does; with nil it is started with
+// --scim-insecure-http, for a caller that is not about TLS.
+func StartManager(ctx context.Context, bin, kubeconfig string, logs io.Writer, certs *TLS, extraArgs ...string) (*Manager, error) {
 	scim, err := FreeAddr()
 	if err != nil {
 		return nil, err
@@ -238,12 +243,20 @@ func StartManager(ctx context.Context, bin, kubeconfig string, logs io.Writer, e
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{
+	args := []string{
 		"--kubeconfig=" + kubeconfig,
 		"--scim-bind-address=" + scim,
 		"--health-probe-bind-address=" + probe,
 		"--metrics-bind-address=0",
-	}, extraArgs...)
+	}
+	scimURL := "https://" + scim
+	if certs != nil {
+		args = append(args, "--scim-cert-dir="+certs.CertDir)
+	} else {
+		args = append(args, "--scim-insecure-http")
+		scimURL = "http://" + scim
+	}
+	args = append(args, extraArgs...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	// Its own process group, so that an interrupt of the dev loop reaches it only through
@@ -252,7 +265,7 @@ func StartManager(ctx context.Context, bin, kubeconfig string, logs io.Writer, e
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	m := &Manager{cmd: cmd, SCIMAddr: scim, ProbeAddr: probe, done: make(chan error, 1)}
+	m := &Manager{cmd: cmd, SCIMAddr: scim, ProbeAddr: probe, SCIMURL: scimURL, done: make(chan error, 1)}
 	go func() { m.done <- cmd.Wait() }()
 	err = poll(ctx, 60*time.Second, func() (bool, error) {
 		select {

@@ -55,8 +55,17 @@ type Options struct {
 	LeaderElectionNamespace string
 	// ScimAddr is the SCIM 2.0 endpoint's address (":8090" when empty).
 	ScimAddr string
-	// ScimCertDir holds tls.crt/tls.key: serve SCIM over HTTPS. Empty serves plain HTTP.
+	// ScimCertDir holds tls.crt and tls.key (a kubernetes.io/tls Secret mounted there):
+	// SCIM is served over HTTPS with them, reloaded when the files change. Required unless
+	// ScimInsecureHTTP; New fails when they cannot be read.
 	ScimCertDir string
+	// ScimInsecureHTTP serves SCIM over plain HTTP, the only way to get it (behind a proxy
+	// that terminates TLS, or on loopback). It excludes ScimCertDir.
+	ScimInsecureHTTP bool
+	// ScimTrustedProxies are the CIDRs (or addresses) of reverse proxies whose
+	// X-Forwarded-For, -Proto and -Host headers are believed (scimserver.Options.TrustedProxies).
+	// Empty: those headers are ignored.
+	ScimTrustedProxies []string
 	// ScimMaxBodyBytes is the largest SCIM request body accepted (1 MiB when zero).
 	ScimMaxBodyBytes int64
 	// StatusInterval is how often a ScimConfig re-checks its backend and recounts its
@@ -81,6 +90,17 @@ func Scheme() *runtime.Scheme {
 // every backend this binary knows (NewBackends), and the health and readiness checks.
 // Start it with Start(ctx).
 func New(restConfig *rest.Config, o Options) (ctrl.Manager, error) {
+	switch {
+	case o.ScimCertDir == "" && !o.ScimInsecureHTTP:
+		return nil, errors.New("SCIM is served over HTTPS: give a directory with tls.crt and tls.key (--scim-cert-dir), " +
+			"or ask for plain HTTP explicitly (--scim-insecure-http) when a proxy in front terminates TLS")
+	case o.ScimCertDir != "" && o.ScimInsecureHTTP:
+		return nil, errors.New("--scim-cert-dir and --scim-insecure-http exclude each other: choose HTTPS or plain HTTP")
+	case o.ScimCertDir != "":
+		if err := scimserver.CheckCertDir(o.ScimCertDir); err != nil {
+			return nil, err
+		}
+	}
 	var tlsOpts []func(*tls.Config)
 	if !o.EnableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
@@ -143,13 +163,15 @@ func New(restConfig *rest.Config, o Options) (ctrl.Manager, error) {
 // setup wires the SCIM server and the controllers into the manager.
 func setup(mgr ctrl.Manager, o Options) error {
 	srv, err := scimserver.New(scimserver.Options{
-		Addr:         o.ScimAddr,
-		CertDir:      o.ScimCertDir,
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Cache:        mgr.GetCache(),
-		MaxBodyBytes: o.ScimMaxBodyBytes,
-		Log:          ctrl.Log.WithName("scim"),
+		Addr:           o.ScimAddr,
+		CertDir:        o.ScimCertDir,
+		InsecureHTTP:   o.ScimInsecureHTTP,
+		TrustedProxies: o.ScimTrustedProxies,
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Cache:          mgr.GetCache(),
+		MaxBodyBytes:   o.ScimMaxBodyBytes,
+		Log:            ctrl.Log.WithName("scim"),
 	})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -204,8 +205,9 @@ func failureKey(client, ns, name string) string {
 // and a ScimConfig name; no longer path can name a config.
 func plausibleName(ns, name string) bool { return len(ns) <= 63 && len(name) <= 253 }
 
-// clientResolver tells which client a request comes from: the direct peer's address,
-// or, when the peer is a trusted proxy, the client named by X-Forwarded-For.
+// clientResolver tells which client a request comes from, and how it addressed the
+// server: the direct peer's address and the connection's scheme and Host, or, when the
+// peer is a trusted proxy, what its X-Forwarded-For, -Proto and -Host headers say.
 type clientResolver struct {
 	trusted []netip.Prefix
 }
@@ -284,4 +286,52 @@ func (c clientResolver) client(r *http.Request) string {
 		}
 	}
 	return cur.String()
+}
+
+// origin returns the scheme and host the client used to reach the server, for the URLs
+// the server hands back (meta.location, Location, discovery documents). By default they
+// are the connection's own: "https" when the request came over TLS, else "http", and the
+// Host header. Only when the direct peer is a trusted proxy are X-Forwarded-Proto and
+// X-Forwarded-Host believed: the last value of each (the one that proxy wrote), when it
+// is well-formed ("http" or "https"; a host[:port] with nothing else). From anyone else
+// they are ignored, so a client cannot make the server name another host.
+func (c clientResolver) origin(r *http.Request) (scheme, host string) {
+	scheme, host = "http", r.Host
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	peer, ok := parseHop(r.RemoteAddr)
+	if !ok || !c.isTrusted(peer) {
+		return scheme, host
+	}
+	if p, ok := lastHeaderValue(r, "X-Forwarded-Proto"); ok {
+		if p = strings.ToLower(p); p == "http" || p == "https" {
+			scheme = p
+		}
+	}
+	if h, ok := lastHeaderValue(r, "X-Forwarded-Host"); ok && validHost(h) {
+		host = h
+	}
+	return scheme, host
+}
+
+// lastHeaderValue is the last comma-separated value of a header over all its lines.
+func lastHeaderValue(r *http.Request, name string) (string, bool) {
+	vs := r.Header.Values(name)
+	if len(vs) == 0 {
+		return "", false
+	}
+	parts := strings.Split(vs[len(vs)-1], ",")
+	v := strings.TrimSpace(parts[len(parts)-1])
+	return v, v != ""
+}
+
+// validHost tells whether h is a bare host or host:port, with no user, path, query or
+// anything else a URL could carry.
+func validHost(h string) bool {
+	if len(h) > 255 || strings.ContainsAny(h, "/\\@?#% \t") {
+		return false
+	}
+	u, err := url.Parse("http://" + h)
+	return err == nil && u.Host == h && u.User == nil && u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.Hostname() != ""
 }

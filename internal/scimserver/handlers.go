@@ -191,7 +191,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		scim.WriteError(w, scim.Errorf(http.StatusForbidden, "", "SCIM provisioning is disabled for this organization (ScimConfig %s/%s has enabled: false)", ns, name))
 		return
 	}
-	sc := scimstore.Scope{Config: &cfg, BaseURL: baseURL(r, s.tls, ns, name)}
+	sc := scimstore.Scope{Config: &cfg, BaseURL: s.baseURL(r, ns, name)}
 	if extra != "" {
 		scim.WriteError(w, scim.NotFound("no SCIM endpoint at %s", r.URL.Path))
 		return
@@ -235,12 +235,12 @@ func canonicalResource(seg string) string {
 	return "other"
 }
 
-func baseURL(r *http.Request, tls bool, ns, name string) string {
-	scheme := "http"
-	if tls || r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + naming.BasePath(ns, name)
+// baseURL is the SCIM base URL of ns/name as the IdP addressed it: the scheme and host
+// it used (the connection's, or a trusted proxy's X-Forwarded-Proto/Host) and the base
+// path. meta.location and the discovery documents are built on it.
+func (s *Server) baseURL(r *http.Request, ns, name string) string {
+	scheme, host := s.clients.origin(r)
+	return scheme + "://" + host + naming.BasePath(ns, name)
 }
 
 func methodNotAllowed(w http.ResponseWriter, allow string) {

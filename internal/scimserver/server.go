@@ -1,6 +1,7 @@
-// Package scimserver serves SCIM 2.0 over HTTP for every ScimConfig, each under its own
-// base path naming.BasePath(namespace, name), authenticated with that config's bearer
-// token. It runs in the manager as a Runnable on every replica.
+// Package scimserver serves SCIM 2.0 over HTTPS (plain HTTP only when asked for) for
+// every ScimConfig, each under its own base path naming.BasePath(namespace, name),
+// authenticated with that config's bearer token. It runs in the manager as a Runnable on
+// every replica.
 package scimserver
 
 import (
@@ -10,12 +11,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,17 +34,27 @@ const DefaultMaxBodyBytes int64 = 1 << 20
 
 // Options configure the server.
 type Options struct {
-	Addr         string        // listen address, e.g. ":8090"
-	CertDir      string        // when it holds tls.crt/tls.key, serve HTTPS; else plain HTTP
+	Addr string // listen address, e.g. ":8090"
+	// CertDir holds tls.crt and tls.key (the keys of a kubernetes.io/tls Secret mounted
+	// there): Start serves HTTPS with them and picks up new files without a restart. New
+	// fails when they cannot be read; there is no fallback to plain HTTP.
+	CertDir string
+	// InsecureHTTP makes Start serve plain HTTP, for a listener behind a proxy that
+	// terminates TLS or on loopback. It is the only way to get plain HTTP: with neither
+	// CertDir nor InsecureHTTP, Start refuses to listen. It excludes CertDir.
+	InsecureHTTP bool
 	Client       client.Client // the manager's (cached) client
 	APIReader    client.Reader // uncached reader (token Secrets, read-your-writes fallback)
 	Cache        cache.Cache   // for WaitForCacheSync
 	MaxBodyBytes int64
 	Log          logr.Logger
 	// TrustedProxies lists the reverse proxies (CIDRs such as "10.0.0.0/8", or single
-	// addresses) whose X-Forwarded-For header names the client for the failed-
-	// authentication limiter. Empty (the default): the limiter keys on the direct peer
-	// and X-Forwarded-For is ignored, since any client can send it.
+	// addresses) whose forwarded headers are believed: X-Forwarded-For names the client
+	// for the failed-authentication limiter, and X-Forwarded-Proto and X-Forwarded-Host
+	// the scheme and host the IdP used, for meta.location and the discovery documents.
+	// Empty (the default): the direct peer is the client, the scheme is the connection's
+	// own (https over TLS) and the host is the Host header; X-Forwarded-* are ignored,
+	// since any client can send them.
 	TrustedProxies []string
 }
 
@@ -55,7 +66,9 @@ type Server struct {
 	limiter *failureLimiter
 	clients clientResolver
 	handler http.Handler
-	tls     bool
+	// certs serves the certificate of CertDir and reloads it when the files change (nil:
+	// plain HTTP, only with InsecureHTTP).
+	certs *certwatcher.CertWatcher
 	// listening is true while the listener accepts connections (ReadyCheck).
 	listening atomic.Bool
 }
@@ -91,14 +104,43 @@ func New(o Options) (*Server, error) {
 		limiter: newFailureLimiter(),
 		clients: clientResolver{trusted: trusted},
 	}
+	if o.CertDir != "" && o.InsecureHTTP {
+		return nil, errors.New("scimserver: a certificate directory and plain HTTP exclude each other: choose one")
+	}
 	if o.CertDir != "" {
-		if _, err := os.Stat(filepath.Join(o.CertDir, "tls.crt")); err == nil {
-			s.tls = true
+		if s.certs, err = loadCerts(o.CertDir); err != nil {
+			return nil, err
 		}
 	}
 	registerMetrics()
 	s.handler = s.instrument(http.HandlerFunc(s.route))
 	return s, nil
+}
+
+// CheckCertDir tells whether dir holds a usable tls.crt and tls.key pair, with the error
+// New would return. The manager calls it before anything else, so that a missing
+// certificate is the first thing an operator reads, not hidden behind other failures.
+func CheckCertDir(dir string) error {
+	_, err := tls.LoadX509KeyPair(filepath.Join(dir, corev1.TLSCertKey), filepath.Join(dir, corev1.TLSPrivateKeyKey))
+	return certDirError(dir, err)
+}
+
+// loadCerts reads tls.crt and tls.key of dir now, so that a missing or unreadable
+// certificate is an error at startup rather than a listener that cannot shake hands.
+func loadCerts(dir string) (*certwatcher.CertWatcher, error) {
+	cw, err := certwatcher.New(filepath.Join(dir, corev1.TLSCertKey), filepath.Join(dir, corev1.TLSPrivateKeyKey))
+	if err != nil {
+		return nil, certDirError(dir, err)
+	}
+	return cw, nil
+}
+
+func certDirError(dir string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("scimserver: no usable TLS certificate in %s (it must hold %s and %s, as a kubernetes.io/tls Secret mounted there does): %w",
+		dir, corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
 }
 
 // Handler is the server's HTTP handler (for tests).
@@ -107,8 +149,12 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // NeedLeaderElection is false: every replica serves SCIM.
 func (s *Server) NeedLeaderElection() bool { return false }
 
-// Start serves until ctx ends.
+// Start serves until ctx ends: HTTPS with the certificate of CertDir, reloaded when its
+// files change, or plain HTTP when InsecureHTTP says so. A Server starts once.
 func (s *Server) Start(ctx context.Context) error {
+	if s.certs == nil && !s.o.InsecureHTTP {
+		return errors.New("scimserver: refusing to serve SCIM over plain HTTP: give a certificate directory (CertDir) or ask for plain HTTP (InsecureHTTP)")
+	}
 	if s.o.Cache != nil && !s.o.Cache.WaitForCacheSync(ctx) {
 		return errors.New("scimserver: cache did not sync")
 	}
@@ -129,23 +175,32 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("scimserver: listen %s: %w", s.o.Addr, err)
 	}
+	errc := make(chan error, 2)
+	if s.certs != nil {
+		srv.TLSConfig = &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			NextProtos:     []string{"http/1.1"},
+			GetCertificate: s.certs.GetCertificate,
+		}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		// the watcher re-reads the files on change events and every 10 s; it returns early
+		// only when it cannot watch them, and then the server stops rather than serve a
+		// certificate that would never be renewed
+		wctx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go func() {
+			if err := s.certs.Start(wctx); err != nil && wctx.Err() == nil {
+				errc <- fmt.Errorf("scimserver: watching %s: %w", s.o.CertDir, err)
+			}
+		}()
+	}
 	s.listening.Store(true)
 	defer s.listening.Store(false)
-	if s.tls {
-		cw, err := certwatcher.New(filepath.Join(s.o.CertDir, "tls.crt"), filepath.Join(s.o.CertDir, "tls.key"))
-		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("scimserver: certificates: %w", err)
-		}
-		go func() { _ = cw.Start(ctx) }()
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cw.GetCertificate}
-		ln = tls.NewListener(ln, srv.TLSConfig)
-	}
-	s.o.Log.Info("serving SCIM", "addr", ln.Addr().String(), "tls", s.tls)
-	errc := make(chan error, 1)
+	s.o.Log.Info("serving SCIM", "addr", ln.Addr().String(), "tls", s.certs != nil, "certDir", s.o.CertDir)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
+		_ = srv.Close()
 		return err
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

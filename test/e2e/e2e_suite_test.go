@@ -1,9 +1,11 @@
 // Package e2e drives the real manager binary the way its users do: a local control plane,
-// the manager as a process, real HTTP to the SCIM endpoint and the built kubectl.
+// the manager as a process, real HTTPS to the SCIM endpoint (a certificate signed by a CA
+// of the suite's own, which the clients trust, as with curl --cacert) and the built kubectl.
 package e2e
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +30,19 @@ var (
 	workDir string
 	binPath string
 	logFile *os.File
+	// certs is the manager's serving certificate directory and its CA; httpc trusts
+	// that CA and nothing else.
+	certs *devenv.TLS
+	httpc *http.Client
 )
+
+// trustedProxy is the loopback address the manager believes X-Forwarded-* headers from
+// (--scim-trusted-proxies); the suite's clients connect from 127.0.0.1, which it does not.
+const trustedProxy = "127.0.0.2"
+
+// managerArgs are the flags every start of the suite's manager gets besides the addresses
+// and the certificate directory.
+var managerArgs = []string{"--scim-trusted-proxies=" + trustedProxy + "/32"}
 
 func TestE2E(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -47,10 +61,15 @@ var _ = BeforeSuite(func() {
 	binPath = filepath.Join(workDir, "manager")
 	Expect(devenv.BuildManager(ctx, binPath)).To(Succeed())
 
-	By("running the manager as a process")
+	By("making a CA and a serving certificate for 127.0.0.1, as make run does")
+	certs, err = devenv.LocalTLS(workDir)
+	Expect(err).NotTo(HaveOccurred())
+	httpc = certs.Client()
+
+	By("running the manager as a process, serving SCIM over HTTPS")
 	logFile, err = os.Create(filepath.Join(workDir, "manager.log"))
 	Expect(err).NotTo(HaveOccurred())
-	mgr, err = devenv.StartManager(ctx, binPath, cluster.Kubeconfig, logFile)
+	mgr, err = devenv.StartManager(ctx, binPath, cluster.Kubeconfig, logFile, certs, managerArgs...)
 	Expect(err).NotTo(HaveOccurred())
 })
 

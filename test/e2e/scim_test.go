@@ -28,7 +28,7 @@ func (c scimClient) do(method, path, body string) (int, map[string]any, http.Hea
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Content-Type", "application/scim+json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpc.Do(req)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
@@ -49,7 +49,7 @@ func readyConfig() (string, *scimv1.ScimConfig, scimClient) {
 	Expect(err).NotTo(HaveOccurred())
 	tok, err := devenv.Token(ctx, cluster.Client, cfg)
 	Expect(err).NotTo(HaveOccurred())
-	return ns, cfg, scimClient{base: "http://" + mgr.SCIMAddr + cfg.Status.BasePath, token: tok}
+	return ns, cfg, scimClient{base: mgr.SCIMURL + cfg.Status.BasePath, token: tok}
 }
 
 var _ = Describe("the SCIM endpoint as an IdP sees it", func() {
@@ -84,9 +84,9 @@ var _ = Describe("the SCIM endpoint as an IdP sees it", func() {
 		By("killing the manager and starting it again")
 		Expect(mgr.Kill()).To(Succeed())
 		var err error
-		mgr, err = devenv.StartManager(ctx, binPath, cluster.Kubeconfig, logFile)
+		mgr, err = devenv.StartManager(ctx, binPath, cluster.Kubeconfig, logFile, certs, managerArgs...)
 		Expect(err).NotTo(HaveOccurred())
-		c.base = "http://" + mgr.SCIMAddr + cfg.Status.BasePath
+		c.base = mgr.SCIMURL + cfg.Status.BasePath
 		code, body, _ = c.do("GET", "/Users?filter="+url.QueryEscape(`userName eq "JANE@example.com"`), "")
 		Expect(code).To(Equal(200))
 		Expect(body["totalResults"]).To(BeEquivalentTo(1))

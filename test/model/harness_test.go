@@ -57,6 +57,7 @@ func (s *system) start() error {
 		MetricsAddr:                  "0",
 		ProbeAddr:                    "0",
 		ScimAddr:                     s.scimAddr,
+		ScimInsecureHTTP:             true, // loopback, and this suite is about access, not TLS
 		SkipControllerNameValidation: true,
 	})
 	if err != nil {
