@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"errors"
+	"slices"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -131,6 +132,49 @@ var _ = Describe("Access follows the identity provider (kubernetes backend)", fu
 		expectGone(g)
 		Expect(canListConfigMapsAsGroup("blue", ns)()).To(BeFalse())
 		Expect(configBindings(ns)()).To(BeEmpty())
+	})
+
+	It("gives a group renamed into a team another group holds no access under its former Group", func() {
+		kubernetesConfig(ns, nil)
+		first := newGroup(ns, "acme", "acme:eng")
+		Expect(k8s.Create(ctx, first)).To(Succeed())
+		Eventually(canListConfigMapsAsGroup("eng", ns)).Should(BeTrue())
+		second := newGroup(ns, "acme", "acme:ops")
+		Expect(k8s.Create(ctx, second)).To(Succeed())
+		Eventually(canListConfigMapsAsGroup("ops", ns)).Should(BeTrue())
+		updateGroup(second, func(o *scimv1.OrgGroup) { o.Spec.DisplayName = "acme:eng" })
+		Eventually(canListConfigMapsAsGroup("ops", ns)).Should(BeFalse(), "the former Group loses access")
+		Expect(k8s.Delete(ctx, first)).To(Succeed())
+		expectGone(first)
+		Expect(canListConfigMapsAsGroup("eng", ns)()).To(BeTrue(), "the renamed group still grants eng")
+		Expect(k8s.Delete(ctx, second)).To(Succeed())
+		expectGone(second)
+		Expect(canListConfigMapsAsGroup("eng", ns)()).To(BeFalse())
+	})
+
+	It("takes the former name's access when a rename is refused by the backend", func() {
+		kubernetesConfig(ns, nil)
+		m := newMember(ns, "acme", "refused@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Active/True/Active")
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.UserName = "system:refused" })
+		settled(m, "Failed/False/InvalidUser")
+		Expect(canListConfigMaps("refused@example.com", ns)()).To(BeFalse(), "the former name keeps nothing")
+		Expect(configBindings(ns)()).To(BeEmpty())
+	})
+
+	It("takes the former name's access at a rename while the backend is not ready", func() {
+		twoRoleConfig(ns, nil)
+		m := newMember(ns, "acme", "early@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Active/True/Active")
+		Expect(k8s.Delete(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe-writer"}})).To(Succeed())
+		requestReconcile(newConfigRef(ns, "acme"))
+		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)).Should(HavePrefix("False/"))
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.UserName = "late@example.com" })
+		Eventually(canListConfigMaps("early@example.com", ns)).Should(BeFalse())
+		Expect(canListConfigMaps("late@example.com", ns)()).To(BeFalse(), "nothing is granted while the backend is not ready")
+		Eventually(memberCond(m, scimv1.ConditionSynced)).Should(Equal("False/" + controllers.ReasonBackendNotReady))
 	})
 
 	It("takes an orphan back: a member re-created under an orphaned name is SCIM's, not preexisting", func() {
@@ -280,6 +324,81 @@ var _ = Describe("Access follows the identity provider (Docker Hub emulator)", f
 		Eventually(func() bool { return emu.IsMember("kim") }).Should(BeFalse())
 		Eventually(invitees(emu)).Should(Equal([]string{"kim.new@example.com"}))
 	})
+
+	It("records the accepted Docker ID and removes it at DELETE even when the account email changes", func() {
+		emu := hubConfig(ns, nil)
+		m := newMember(ns, "acme", "kim@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Invited/True/Invited")
+		Expect(emu.AcceptInvite("kim@example.com", "kim")).To(Succeed())
+		requestReconcile(m)
+		settled(m, "Active/True/Active")
+		Eventually(func() []string { return getMember(m).Status.GrantedIdentities }).Should(ContainElement("kim"))
+		emu.AddMember("kim", "kim@home.example", "member") // the person changes their account's email
+		Expect(k8s.Delete(ctx, m)).To(Succeed())
+		expectGone(m)
+		Expect(emu.IsMember("kim")).To(BeFalse(), "the Docker ID SCIM granted goes with the member")
+	})
+
+	It("takes a member out of the team its former hint named", func() {
+		emu := hubConfig(ns, nil)
+		m := newMember(ns, "acme", "tia@example.com")
+		m.Spec.Docker = &scimv1.DockerUser{Team: "qa"}
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Invited/True/Invited")
+		Expect(emu.AcceptInvite("tia@example.com", "tia")).To(Succeed())
+		requestReconcile(m)
+		settled(m, "Active/True/Active")
+		inTeam := func(team string) func() bool {
+			return func() bool {
+				t, ok := emu.Team(team)
+				return ok && slices.Contains(t.Members, "tia")
+			}
+		}
+		Eventually(inTeam("qa")).Should(BeTrue())
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.Docker = &scimv1.DockerUser{Team: "dev"} })
+		Eventually(inTeam("dev")).Should(BeTrue())
+		Eventually(inTeam("qa")).Should(BeFalse(), "the former hint's team is left")
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.Docker = nil })
+		Eventually(inTeam("dev")).Should(BeFalse(), "a removed hint leaves its team")
+	})
+
+	DescribeTable("deleting a ScimConfig has one outcome per policy, in any order of deletion",
+		func(deletion scimv1.DeletionPolicy, membersFirst bool, wantIn bool) {
+			emu := hubConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Policies.Deletion = deletion })
+			var ms []*scimv1.OrgMember
+			for _, u := range []string{"p@example.com", "q@example.com", "r@example.com"} {
+				m := newMember(ns, "acme", u)
+				Expect(k8s.Create(ctx, m)).To(Succeed())
+				ms = append(ms, m)
+			}
+			for _, m := range ms {
+				settled(m, "Invited/True/Invited")
+			}
+			del := func(o client.Object) { Expect(client.IgnoreNotFound(k8s.Delete(ctx, o))).To(Succeed()) }
+			if membersFirst {
+				for _, m := range ms {
+					del(m)
+				}
+				del(newConfig(ns, "acme"))
+			} else {
+				del(newConfig(ns, "acme"))
+				for _, m := range ms {
+					del(m)
+				}
+			}
+			for _, m := range ms {
+				expectGone(m)
+			}
+			Eventually(func() bool {
+				return apierrors.IsNotFound(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acme"}, &scimv1.ScimConfig{}))
+			}).Should(BeTrue())
+			Expect(invitees(emu)()).To(HaveLen(map[bool]int{true: 3, false: 0}[wantIn]))
+		},
+		Entry("Remove, config first", scimv1.DeletionRemove, false, false),
+		Entry("Remove, members first", scimv1.DeletionRemove, true, false),
+		Entry("Orphan, config first", scimv1.DeletionOrphan, false, true),
+	)
 
 	It("deletes the team SCIM created for a group when the group is renamed", func() {
 		emu := hubConfig(ns, nil)

@@ -100,9 +100,9 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 
 	base := g.DeepCopy()
-	released := false
+	skipStatus := false
 	defer func() {
-		if released {
+		if skipStatus {
 			return
 		}
 		r.summarize(g)
@@ -130,7 +130,7 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	var b backend.Backend
 	if cfg != nil {
 		in.Policies = cfg.Spec.Policies
-		if in.Config != plan.ConfigDisabled || deleting {
+		if in.Config == plan.ConfigEnabled || in.Config == plan.ConfigNotReady || deleting {
 			if b, err = r.Backends.For(ctx, cfg); err != nil {
 				return r.backendError(ctx, g, cfg, "connect to the backend", err)
 			}
@@ -142,7 +142,9 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		if in.Shared, err = r.sharesTeam(ctx, g); err != nil {
 			return ctrl.Result{}, err
 		}
-	} else if in.Config == plan.ConfigEnabled {
+	} else if in.Config == plan.ConfigEnabled && !in.Labelled {
+		// Where grants are labelled by owner each group holds its own grant to the team,
+		// so two groups of one team never undo each other; elsewhere the oldest syncs it.
 		if owner, err = r.teamOwner(ctx, g); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -161,15 +163,20 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 
 	p := plan.Group(in)
+	if p.Has(plan.GroupEnsureTeam) || p.Has(plan.GroupAdd) {
+		if err := holdConfig(ctx, r.Client, cfg); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	if p.Wait != plan.WaitNone {
 		return r.wait(g, cfg, p.Wait)
 	}
 	if deleting {
 		res, err := r.executeDeletion(bctx, ctx, g, cfg, b, p)
-		released = err == nil
+		skipStatus = err == nil
 		return res, err
 	}
-	return r.execute(bctx, ctx, g, cfg, b, in, p, owner)
+	return r.execute(bctx, ctx, g, cfg, b, in, p, owner, base, &skipStatus)
 }
 
 // wait describes a group that cannot be synced now.
@@ -216,7 +223,7 @@ func wantedIDs(members []scimv1.OrgMember) []string {
 
 // execute runs a live group's plan.
 func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
-	b backend.Backend, in plan.GroupInput, p plan.GroupPlan, owner *scimv1.OrgGroup) (ctrl.Result, error) {
+	b backend.Backend, in plan.GroupInput, p plan.GroupPlan, owner *scimv1.OrgGroup, base *scimv1.OrgGroup, abandon *bool) (ctrl.Result, error) {
 	team := in.Team
 	for _, step := range p.Steps {
 		if step != plan.GroupLeaveFormer {
@@ -247,10 +254,17 @@ func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGr
 	for _, step := range p.Steps {
 		switch step {
 		case plan.GroupEnsureTeam:
-			// Recorded before creating, written by the deferred status patch: the team is
-			// ours to delete with the group. (Were that patch lost, the team would be left
-			// in place on deletion, never a team SCIM did not create deleted.)
-			g.Status.TeamCreated = true
+			// Recorded with an optimistic lock before creating: the team is ours to delete
+			// with the group, and a reconcile from a stale copy cannot write it away.
+			if !g.Status.TeamCreated || g.Status.Team != base.Status.Team {
+				g.Status.TeamCreated = true
+				if err := r.Status().Patch(outer, g, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}),
+					client.FieldOwner(FieldOwnerController)); err != nil {
+					*abandon = true
+					return ctrl.Result{}, err
+				}
+				*base = *g.DeepCopy()
+			}
 			var err error
 			if ol, ok := b.(backend.OwnerLedger); ok && in.Labelled {
 				err = ol.EnsureTeamOwned(ctx, groupOwner(g), team)
@@ -425,6 +439,13 @@ func (r *OrgGroupReconciler) leaveTeam(ctx context.Context, g *scimv1.OrgGroup, 
 			"group renamed: former team %s removed from organization %s", team, cfg.Spec.Organization)
 		return nil
 	}
+	return r.removeManaged(ctx, g, cfg, b, team)
+}
+
+// removeManaged takes the members SCIM manages out of a team (those a team hint keeps
+// there stay).
+func (r *OrgGroupReconciler) removeManaged(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
+	b backend.Backend, team string) error {
 	t, err := b.ObserveTeam(ctx, team)
 	if err != nil || t == nil {
 		return err
@@ -457,6 +478,10 @@ func (r *OrgGroupReconciler) executeDeletion(ctx, outer context.Context, g *scim
 				if err := ol.OrphanOwner(ctx, groupOwner(g), "Orphaned"); err != nil {
 					return r.backendError(outer, g, cfg, "leave team "+g.Status.Team+" in place", err)
 				}
+			}
+		case plan.GroupLeaveTeam:
+			if err := r.removeManaged(ctx, g, cfg, b, g.Status.Team); err != nil {
+				return r.backendError(outer, g, cfg, "take SCIM's members out of team "+g.Status.Team, err)
 			}
 		case plan.GroupRemoveGrants:
 			var err error

@@ -103,7 +103,7 @@ type OrgMemberReconciler struct {
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers/finalizers,verbs=update
-// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile follows the project's one shape: get, finalizer, deferred status patch that
@@ -157,13 +157,16 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		in.Policies = cfg.Spec.Policies
 		in.Policies.Adoption = adoption(cfg)
 		in.WantRole = desiredRole(m, cfg)
-		if in.Config != plan.ConfigDisabled || deleting {
+		if in.Config == plan.ConfigEnabled || in.Config == plan.ConfigNotReady || deleting {
 			if b, err = r.Backends.For(ctx, cfg); err != nil {
 				return r.waitForConfig(ctx, m, cfg, err)
 			}
 			_, in.Labelled = b.(backend.OwnerLedger)
 			if _, groupsOnly := b.(backend.NoUserTeams); !groupsOnly {
 				in.Team = desiredTeam(m)
+				if h := m.Status.HintedTeam; h != "" && !strings.EqualFold(h, in.Team) {
+					in.FormerTeam = h
+				}
 			}
 		}
 	}
@@ -175,13 +178,29 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			return r.backendError(ctx, m, cfg, "observe the member", err)
 		}
 		in.Observed = obs
+		if !in.Labelled && obs.State == backend.StateMember && obs.BackendID != "" &&
+			(m.Status.Origin == scimv1.OriginProvisioned || m.Status.Origin == scimv1.OriginAdopted) {
+			// The Docker ID an invitation was accepted under is an identity of the member
+			// from now on, removed with it even when the account's email changes.
+			recordIdentities(m, obs.BackendID)
+		}
 	}
 	in.Stale = staleIdentities(m, in.Observed, in.Labelled)
 	in.Renamed = in.Labelled && m.Status.BackendID != "" && !strings.EqualFold(m.Status.BackendID, m.Spec.UserName)
 
 	p := plan.Member(in)
 	logf.FromContext(ctx).V(1).Info("plan", "steps", p.Steps, "wait", p.Wait, "story", p.Story, "origin", p.Origin)
+	if p.Has(plan.StepEnsure) || p.Has(plan.StepJoinTeam) {
+		if err := holdConfig(ctx, r.Client, cfg); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	if p.Wait != plan.WaitNone {
+		if len(p.Steps) > 0 { // removals that cannot wait (a former identity's access)
+			if res, err := r.execute(bctx, ctx, m, cfg, b, in, p, st); err != nil {
+				return res, err
+			}
+		}
 		return r.wait(m, cfg, p.Wait)
 	}
 	return r.execute(bctx, ctx, m, cfg, b, in, p, st)
@@ -203,6 +222,8 @@ func configState(cfg *scimv1.ScimConfig) plan.ConfigState {
 		return plan.ConfigGone
 	case !cfg.IsEnabled():
 		return plan.ConfigDisabled
+	case !cfg.DeletionTimestamp.IsZero():
+		return plan.ConfigDeleting
 	case backendNotReady(cfg):
 		return plan.ConfigNotReady
 	}
@@ -297,6 +318,12 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 			}
 			got, err := b.EnsureMember(ctx, want)
 			if err != nil {
+				if ol, ok := b.(backend.OwnerLedger); ok && in.Renamed && backend.ClassOf(err) == backend.Permanent {
+					// The new name is refused: the former name must not keep the access.
+					if rerr := ol.EnsureOwnerAbsent(ctx, ownerOf(m), ""); rerr != nil {
+						err = errors.Join(err, rerr)
+					}
+				}
 				return r.backendError(outer, m, cfg, ensureWords(in, p), err)
 			}
 			obs = got
@@ -308,10 +335,18 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 			if err := removeStale(ctx, b, m, in.Stale); err != nil {
 				return r.backendError(outer, m, cfg, "remove the member's former identities", err)
 			}
+		case plan.StepLeaveTeam:
+			if err := r.leaveHintedTeam(ctx, b, m, obs, in.FormerTeam); err != nil {
+				return r.backendError(outer, m, cfg, "leave former team "+in.FormerTeam, err)
+			}
+			m.Status.HintedTeam = ""
 		case plan.StepJoinTeam:
 			team := in.Team
-			if obs.State != backend.StateMember || obs.BackendID == "" ||
-				slices.ContainsFunc(obs.Teams, func(t string) bool { return strings.EqualFold(t, team) }) {
+			if obs.State != backend.StateMember || obs.BackendID == "" {
+				continue
+			}
+			if slices.ContainsFunc(obs.Teams, func(t string) bool { return strings.EqualFold(t, team) }) {
+				m.Status.HintedTeam = team
 				continue
 			}
 			if err := b.EnsureTeam(ctx, team); err != nil {
@@ -321,6 +356,7 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 				return r.backendError(outer, m, cfg, "add the member to team "+team, err)
 			}
 			obs.Teams = append(obs.Teams, team)
+			m.Status.HintedTeam = team
 			later = append(later, func() {
 				r.event(m, corev1.EventTypeNormal, EventTeamJoined, "JoinTeam",
 					"%s added to team %s of organization %s", m.Spec.UserName, team, cfg.Spec.Organization)
@@ -340,6 +376,9 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 		case plan.StepRelease:
 			return r.release(outer, m, cfg, p, st)
 		}
+	}
+	if p.Wait != plan.WaitNone {
+		return ctrl.Result{}, nil
 	}
 	res, err := r.conclude(m, cfg, in, p, obs)
 	for _, tell := range later {
@@ -449,6 +488,8 @@ func (r *OrgMemberReconciler) release(ctx context.Context, m *scimv1.OrgMember, 
 			r.event(m, corev1.EventTypeNormal, EventRemoved, "Deprovision",
 				"%s deleted: removed from organization %s", m.Spec.UserName, cfg.Spec.Organization)
 		}
+	case cfg == nil:
+		// the config's own deletion decided this member's access: nothing to tell here
 	case m.Status.Origin != "":
 		done = func() {
 			r.event(m, corev1.EventTypeNormal, EventOrphaned, "Release",
@@ -489,6 +530,32 @@ func removeWords(in plan.MemberInput) string {
 	return "remove the deactivated member"
 }
 
+// leaveHintedTeam takes the member out of the team a former hint put it in, unless one of
+// its groups maps to that team (the group keeps it there).
+func (r *OrgMemberReconciler) leaveHintedTeam(ctx context.Context, b backend.Backend, m *scimv1.OrgMember,
+	obs backend.Member, team string) error {
+	id := obs.BackendID
+	if id == "" {
+		id = m.Status.BackendID
+	}
+	if id == "" {
+		return nil
+	}
+	for _, name := range index.GroupsOf(m.Labels) {
+		g := &scimv1.OrgGroup{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: m.Namespace, Name: name}, g); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return err
+		}
+		if g.DeletionTimestamp.IsZero() && strings.EqualFold(TeamName(g.Spec.DisplayName), team) {
+			return nil
+		}
+	}
+	return b.EnsureTeamMemberAbsent(ctx, team, id)
+}
+
 // ownerOf is the backend owner of a member's grants.
 func ownerOf(m *scimv1.OrgMember) backend.Owner {
 	return backend.Owner{Kind: "OrgMember", UID: string(m.UID)}
@@ -505,8 +572,12 @@ func removeGrants(ctx context.Context, b backend.Backend, m *scimv1.OrgMember, l
 	}
 	current := map[string]bool{naming.FoldUserName(m.Spec.UserName): true, naming.FoldUserName(primaryEmail(m)): true}
 	var rest []string
-	for _, id := range m.Status.GrantedIdentities {
-		if !current[id] {
+	ids := m.Status.GrantedIdentities
+	if m.Status.BackendID != "" && m.Status.Origin != scimv1.OriginPreexisting {
+		ids = append(slices.Clone(ids), naming.FoldUserName(m.Status.BackendID))
+	}
+	for _, id := range ids {
+		if !current[id] && !slices.Contains(rest, id) {
 			rest = append(rest, id)
 		}
 	}
@@ -548,6 +619,20 @@ func staleIdentities(m *scimv1.OrgMember, obs backend.Member, labelled bool) []s
 	current := map[string]bool{}
 	for _, id := range currentIdentities(m, obs) {
 		current[naming.FoldUserName(id)] = true
+	}
+	// The Docker ID the member was last seen under stays its identity (a person removed by
+	// hand, or whose account email changed, is still that person) unless the member itself
+	// changed: a former invitee identity means the IdP renamed it, and then the Docker ID
+	// of the former identity goes too.
+	dockerID := naming.FoldUserName(m.Status.BackendID)
+	renamed := false
+	for _, id := range m.Status.GrantedIdentities {
+		if id != dockerID && !current[id] {
+			renamed = true
+		}
+	}
+	if dockerID != "" && !renamed {
+		current[dockerID] = true
 	}
 	var out []string
 	for _, id := range m.Status.GrantedIdentities {
@@ -695,8 +780,8 @@ func (r *OrgMemberReconciler) config(ctx context.Context, ns, name string) (*sci
 	return liveConfig(ctx, r.Client, ns, name)
 }
 
-// liveConfig returns a member's or group's ScimConfig, or nil when it is gone or being
-// deleted (then nothing is deprovisioned).
+// liveConfig returns a member's or group's ScimConfig (also while it is being deleted:
+// configState tells), or nil when it is gone.
 func liveConfig(ctx context.Context, c client.Reader, ns, name string) (*scimv1.ScimConfig, error) {
 	cfg := &scimv1.ScimConfig{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, cfg); err != nil {
@@ -704,9 +789,6 @@ func liveConfig(ctx context.Context, c client.Reader, ns, name string) (*scimv1.
 			return nil, nil
 		}
 		return nil, err
-	}
-	if !cfg.DeletionTimestamp.IsZero() {
-		return nil, nil
 	}
 	return cfg, nil
 }

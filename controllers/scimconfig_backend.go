@@ -15,6 +15,7 @@ import (
 	"github.com/scim-operator/scim-operator/internal/backend"
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/metrics"
+	"github.com/scim-operator/scim-operator/internal/plan"
 )
 
 // DefaultStatusInterval is how often a ScimConfig re-checks its backend and recounts its
@@ -187,17 +188,19 @@ func (r *ScimConfigReconciler) owners(ctx context.Context, cfg *scimv1.ScimConfi
 	return live, nil
 }
 
-// reconcileDelete applies the config's deletion policy to every grant of its members and
-// groups, then releases the config. Members and groups never act on a config that is being
-// deleted, so the outcome does not depend on the order objects go in (a namespace
-// deletion): enabled with policy Remove, every grant is removed; with Orphan, or disabled,
-// every grant is left in place and marked orphaned.
+// reconcileDelete applies the config's deletion policy (plan.ConfigDeletionOf) to every
+// grant of its members and groups, then releases the config. Members and groups deleted
+// meanwhile apply the same policy to themselves, and live ones never act on a config that
+// is being deleted, so the outcome does not depend on the order objects go in (a namespace
+// deletion). On a backend that labels its grants the finalizer is released only after a
+// pass that found nothing left to do: a grant written by a reconcile that started before
+// the deletion is caught by the next pass.
 func (r *ScimConfigReconciler) reconcileDelete(ctx context.Context, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(cfg, FinalizerGrants) {
 		return ctrl.Result{}, nil
 	}
-	remove := cfg.IsEnabled() && cfg.Spec.Policies.Deletion != scimv1.DeletionOrphan
-	err := r.deprovisionAll(ctx, cfg, remove)
+	outcome := plan.ConfigDeletionOf(cfg.IsEnabled(), cfg.Spec.Policies.Deletion, cfg.Spec.Backend.Type != scimv1.BackendDockerHub)
+	pending, err := r.deprovisionAll(ctx, cfg, outcome)
 	if err != nil && backend.ClassOf(err) == backend.Permanent && r.Clock.Since(cfg.DeletionTimestamp.Time) > DeletionGiveUp {
 		// The backend cannot be reached for good (a namespace deletion took the
 		// credentials Secret first, a revoked token): say so, and do not hold the config
@@ -205,7 +208,7 @@ func (r *ScimConfigReconciler) reconcileDelete(ctx context.Context, cfg *scimv1.
 		r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "DeletionIncomplete", "Delete",
 			"gave up removing access after %s: %s; what SCIM granted is left in organization %s",
 			DeletionGiveUp, truncate(err.Error(), 512), cfg.Spec.Organization)
-		remove, err = false, nil
+		outcome, pending, err = plan.DeleteNothing, 0, nil
 	}
 	if err != nil {
 		r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "DeletionBlocked", "Delete",
@@ -220,12 +223,15 @@ func (r *ScimConfigReconciler) reconcileDelete(ctx context.Context, cfg *scimv1.
 		}
 		return ctrl.Result{}, err
 	}
+	if pending > 0 {
+		return ctrl.Result{RequeueAfter: deletionVerifyDelay}, nil
+	}
 	orig := cfg.DeepCopy()
 	controllerutil.RemoveFinalizer(cfg, FinalizerGrants)
 	if err := r.Patch(ctx, cfg, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if remove {
+	if outcome == plan.DeleteRemoveAll {
 		r.Recorder.Eventf(orig, nil, corev1.EventTypeNormal, "Deprovisioned", "Delete",
 			"ScimConfig deleted with deletion policy Remove: its members' and groups' access removed from organization %s", cfg.Spec.Organization)
 	} else {
@@ -235,32 +241,36 @@ func (r *ScimConfigReconciler) reconcileDelete(ctx context.Context, cfg *scimv1.
 	return ctrl.Result{}, nil
 }
 
-// deprovisionAll removes (remove) or orphans every grant of the config.
-func (r *ScimConfigReconciler) deprovisionAll(ctx context.Context, cfg *scimv1.ScimConfig, remove bool) error {
-	if r.Backends == nil {
-		return nil
-	}
-	if !remove && cfg.Spec.Backend.Type == scimv1.BackendDockerHub {
-		return nil // nothing to mark: Docker Hub grants are recorded on the members
+// deletionVerifyDelay is how long a deleted config waits before the pass that must find
+// nothing left, long enough for the binding cache to show a write that raced the first.
+const deletionVerifyDelay = 2 * time.Second
+
+// deprovisionAll applies the outcome to every grant of the config, and returns how many
+// grants it acted on (0: nothing was left).
+func (r *ScimConfigReconciler) deprovisionAll(ctx context.Context, cfg *scimv1.ScimConfig, outcome plan.ConfigDeletion) (int, error) {
+	if r.Backends == nil || outcome == plan.DeleteNothing {
+		return 0, nil
 	}
 	b, err := r.Backends.For(ctx, cfg)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
 	defer cancel()
 	if ol, ok := b.(backend.OwnerLedger); ok {
-		if remove {
+		if outcome == plan.DeleteRemoveAll {
 			return ol.RemoveAllOwned(dctx)
 		}
 		return ol.OrphanAll(dctx, "ConfigDeleted")
 	}
-	if !remove {
-		return nil
+	if outcome != plan.DeleteRemoveAll {
+		return 0, nil
 	}
+	// A backend without labels: each member's recorded identities, in one pass (members
+	// deleted meanwhile remove their own).
 	var members scimv1.OrgMemberList
 	if err := r.List(ctx, &members, client.InNamespace(cfg.Namespace), client.MatchingFields{index.Config: cfg.Name}); err != nil {
-		return err
+		return 0, err
 	}
 	for i := range members.Items {
 		m := &members.Items[i]
@@ -268,19 +278,19 @@ func (r *ScimConfigReconciler) deprovisionAll(ctx context.Context, cfg *scimv1.S
 			continue
 		}
 		if err := removeGrants(dctx, b, m, false); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	var groups scimv1.OrgGroupList
 	if err := r.List(ctx, &groups, client.InNamespace(cfg.Namespace), client.MatchingFields{index.Config: cfg.Name}); err != nil {
-		return err
+		return 0, err
 	}
 	for i := range groups.Items {
 		if g := &groups.Items[i]; g.Status.TeamCreated && g.Status.Team != "" {
 			if err := b.EnsureTeamAbsent(dctx, g.Status.Team); err != nil {
-				return err
+				return 0, err
 			}
 		}
 	}
-	return nil
+	return 0, nil
 }

@@ -56,6 +56,18 @@ type ScimConfigReconciler struct {
 // grant of its members and groups (docs/access-invariant.md, "Deleting a ScimConfig").
 const FinalizerGrants = "scim.operator.dev/grants"
 
+// holdConfig adds FinalizerGrants to a live config that lacks it. The member and group
+// controllers call it before they grant anything, so a config deleted before its own
+// controller ever saw it still applies its deletion policy to every grant.
+func holdConfig(ctx context.Context, c client.Client, cfg *scimv1.ScimConfig) error {
+	if controllerutil.ContainsFinalizer(cfg, FinalizerGrants) || !cfg.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	orig := cfg.DeepCopy()
+	controllerutil.AddFinalizer(cfg, FinalizerGrants)
+	return c.Patch(ctx, cfg, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+}
+
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs/finalizers,verbs=update
@@ -76,12 +88,8 @@ func (r *ScimConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if !cfg.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, cfg)
 	}
-	if !controllerutil.ContainsFinalizer(cfg, FinalizerGrants) {
-		orig := cfg.DeepCopy()
-		controllerutil.AddFinalizer(cfg, FinalizerGrants)
-		if err := r.Patch(ctx, cfg, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
+	if err := holdConfig(ctx, r.Client, cfg); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	base := cfg.DeepCopy()
 	defer func() {

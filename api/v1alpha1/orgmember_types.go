@@ -268,6 +268,12 @@ type OrgMemberStatus struct {
 	// +optional
 	Deprovisioned bool `json:"deprovisioned,omitempty"`
 
+	// hintedTeam is the team the member was put in because of its docker team hint
+	// (spec.docker.team), so that a changed or removed hint takes it out of that team.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	HintedTeam string `json:"hintedTeam,omitempty"`
+
 	// conditions: Ready and Synced.
 	// +listType=map
 	// +listMapKey=type

@@ -158,11 +158,11 @@ type OwnerLedger interface {
 	// many it removed. Orphaned and unlabelled grants are left alone.
 	Sweep(ctx context.Context, live func(uid string) bool) (int, error)
 	// OrphanAll marks every owned grant of the config orphaned (a config deleted under the
-	// Orphan policy, or while disabled).
-	OrphanAll(ctx context.Context, why string) error
+	// Orphan policy, or while disabled) and returns how many it marked.
+	OrphanAll(ctx context.Context, why string) (int, error)
 	// RemoveAllOwned removes every owned grant of the config (a config deleted under the
-	// Remove policy); orphaned grants stay orphaned.
-	RemoveAllOwned(ctx context.Context) error
+	// Remove policy) and returns how many it removed; orphaned grants stay orphaned.
+	RemoveAllOwned(ctx context.Context) (int, error)
 }
 
 // NoUserTeams is implemented by a backend whose teams are not lists of people but grants
@@ -184,7 +184,7 @@ func ConfigWide(err error) bool {
 	switch e.Reason {
 	case "InvalidCredentials", "OrganizationNotFound", "InvalidConfiguration", "CredentialsMissing",
 		"UnknownBackend", "InvalidBackendConfig", "NoRolesConfigured", "RoleNotFound", "NotAllowedToBind",
-		"NamespaceNotFound":
+		"NamespaceNotFound", "Forbidden":
 		return true
 	case "BackendUnavailable", "APIServerUnavailable":
 		return true

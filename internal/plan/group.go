@@ -21,6 +21,9 @@ const (
 	GroupAdd GroupStep = "AddMembers"
 	// GroupRemove takes GroupPlan.Remove out of the team.
 	GroupRemove GroupStep = "RemoveMembers"
+	// GroupLeaveTeam takes the members SCIM manages for the group out of a team SCIM did
+	// not create (a deleted group whose team existed before SCIM).
+	GroupLeaveTeam GroupStep = "LeaveTeam"
 	// GroupRemoveGrants removes the group's grants (its owned bindings, or the team SCIM
 	// created).
 	GroupRemoveGrants GroupStep = "RemoveGrants"
@@ -86,7 +89,7 @@ func Group(in GroupInput) GroupPlan {
 		return groupDeletion(in)
 	}
 	switch in.Config {
-	case ConfigGone:
+	case ConfigGone, ConfigDeleting:
 		return GroupPlan{Wait: WaitConfigGone}
 	case ConfigDisabled:
 		return GroupPlan{Wait: WaitDisabled}
@@ -139,8 +142,8 @@ func Group(in GroupInput) GroupPlan {
 
 // groupDeletion applies the deletion policy: a gone config already decided; a disabled
 // config or the Orphan policy leaves the grants (marked where the backend labels them);
-// Remove removes the group's own grants, or, where grants are not labelled, the team only
-// when SCIM created it and no other group maps to it.
+// Remove removes the group's own grants, or, where grants are not labelled, the team when
+// SCIM created it (else the members SCIM put in it), unless another group maps to it.
 func groupDeletion(in GroupInput) GroupPlan {
 	release := GroupPlan{Steps: []GroupStep{GroupRelease}}
 	switch {
@@ -153,8 +156,10 @@ func groupDeletion(in GroupInput) GroupPlan {
 		return release
 	case in.Labelled:
 		return GroupPlan{Steps: []GroupStep{GroupRemoveGrants, GroupRelease}}
-	case in.Team == "" || !in.TeamCreated || in.Shared:
+	case in.Team == "" || in.Shared:
 		return release
+	case !in.TeamCreated:
+		return GroupPlan{Steps: []GroupStep{GroupLeaveTeam, GroupRelease}}
 	}
 	return GroupPlan{Steps: []GroupStep{GroupRemoveGrants, GroupRelease}}
 }

@@ -47,6 +47,8 @@ const (
 	// StepRemoveStale removes the identities the member granted earlier and no longer has
 	// (an old userName, an old invitation email, an old Docker ID).
 	StepRemoveStale Step = "RemoveStale"
+	// StepLeaveTeam takes the member out of the team a former docker team hint put it in.
+	StepLeaveTeam Step = "LeaveTeam"
 	// StepJoinTeam adds the member to the team its docker team hint names.
 	StepJoinTeam Step = "JoinTeam"
 	// StepRemove removes every grant the member holds.
@@ -103,6 +105,9 @@ type MemberInput struct {
 	WantRole string
 	// Team is the team the member's docker hint names, when the backend honours hints.
 	Team string
+	// FormerTeam is the team a former hint put the member in (status.hintedTeam), when it
+	// is not Team.
+	FormerTeam string
 	// Labelled: the backend records owners on its grants (backend.OwnerLedger); Ensure is
 	// then always run (it is a diff), and it alone moves a renamed member's grants.
 	Labelled bool
@@ -257,9 +262,13 @@ func Member(in MemberInput) MemberPlan {
 	}
 
 	p.Steps = append(p.Steps, ensureSteps(in)...)
+	if in.FormerTeam != "" {
+		p.Steps = append(p.Steps, StepLeaveTeam)
+	}
 	// Joined once the person is a member with a backend id (the reconciler checks what
 	// Ensure returned): an invitee has no id to add to a team yet.
-	if in.Team != "" && !containsFold(in.Observed.Teams, in.Team) {
+	// (the reconciler also records the team when the member is in it already).
+	if in.Team != "" {
 		p.Steps = append(p.Steps, StepJoinTeam)
 	}
 	if p.Story != StoryNone {

@@ -116,6 +116,13 @@ func TestMember(t *testing.T) {
 			in:    MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseActive, Observed: member, Team: "qa", Policies: remove},
 			steps: []Step{StepJoinTeam}},
 
+		{name: "team hint changed: leave the former team, join the new one",
+			in:    MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseActive, Observed: member, Team: "dev", FormerTeam: "qa", Policies: remove},
+			steps: []Step{StepLeaveTeam, StepJoinTeam}},
+		{name: "team hint removed: leave the former team",
+			in:    MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseActive, Observed: member, FormerTeam: "qa", Policies: remove},
+			steps: []Step{StepLeaveTeam}},
+
 		// renames
 		{name: "renamed on an unlabelled backend: grant the new identity, remove the old",
 			in:    MemberInput{Active: true, Origin: prov, Phase: scimv1.PhaseInvited, Observed: absent, Stale: []string{"old@x"}, Policies: remove},
@@ -229,7 +236,11 @@ func TestGroup(t *testing.T) {
 			steps: []GroupStep{GroupOrphan, GroupRelease}},
 		{name: "deleted, team SCIM created", in: GroupInput{Deleting: true, Team: "eng", TeamCreated: true},
 			steps: []GroupStep{GroupRemoveGrants, GroupRelease}},
-		{name: "deleted, team existed before SCIM", in: GroupInput{Deleting: true, Team: "eng"}, steps: []GroupStep{GroupRelease}},
+		{name: "deleted, team existed before SCIM: only the members SCIM put in leave it",
+			in: GroupInput{Deleting: true, Team: "eng"}, steps: []GroupStep{GroupLeaveTeam, GroupRelease}},
+		{name: "config being deleted: a live group waits", in: GroupInput{Config: ConfigDeleting, Team: "eng"}, wait: WaitConfigGone},
+		{name: "config being deleted: a deleted group applies the policy", in: GroupInput{Config: ConfigDeleting, Deleting: true, Labelled: true, Team: "eng"},
+			steps: []GroupStep{GroupRemoveGrants, GroupRelease}},
 		{name: "deleted, team shared with another group", in: GroupInput{Deleting: true, Team: "eng", TeamCreated: true, Shared: true},
 			steps: []GroupStep{GroupRelease}},
 	} {
@@ -240,5 +251,26 @@ func TestGroup(t *testing.T) {
 					p.Wait, p.Steps, p.Add, p.Remove, tc.wait, tc.steps, tc.add, tc.remove)
 			}
 		})
+	}
+}
+
+// TestConfigDeletion is the table of docs/access-invariant.md, "Deleting a ScimConfig".
+func TestConfigDeletion(t *testing.T) {
+	for _, tc := range []struct {
+		enabled  bool
+		policy   scimv1.DeletionPolicy
+		labelled bool
+		want     ConfigDeletion
+	}{
+		{true, scimv1.DeletionRemove, true, DeleteRemoveAll},
+		{true, "", false, DeleteRemoveAll},
+		{true, scimv1.DeletionOrphan, true, DeleteOrphanAll},
+		{true, scimv1.DeletionOrphan, false, DeleteNothing},
+		{false, scimv1.DeletionRemove, true, DeleteOrphanAll},
+		{false, scimv1.DeletionRemove, false, DeleteNothing},
+	} {
+		if got := ConfigDeletionOf(tc.enabled, tc.policy, tc.labelled); got != tc.want {
+			t.Errorf("ConfigDeletionOf(%v, %q, labelled %v) = %s, want %s", tc.enabled, tc.policy, tc.labelled, got, tc.want)
+		}
 	}
 }

@@ -498,12 +498,21 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 		name := b.grantName(g, r)
 		k := r.namespace + "/" + name
 		wanted[k] = true
-		if e, ok := have[k]; ok && matches(e, g.kind, g.subject, r) && labelsHold(e.labels, lbl) {
+		e, ok := have[k]
+		if ok && matches(e, g.kind, g.subject, r) && labelsHold(e.labels, lbl) {
 			continue
 		}
 		ac := b.applyConfig(name, g.kind, g.subject, lbl, r)
 		if err := b.c.Apply(ctx, ac, client.FieldOwner(b.owner), client.ForceOwnership); err != nil {
 			return classify(err, fmt.Sprintf("binding %s to %s %q", r, strings.ToLower(g.kind), g.subject), r)
+		}
+		if _, orphaned := e.labels[LabelOrphaned]; ok && orphaned {
+			// The orphan mark was written by a merge patch, a field the apply above does
+			// not own: take it off explicitly (an owner re-ensuring its orphaned binding,
+			// after its config was deleted under Orphan and created again).
+			if err := b.unorphan(ctx, e); err != nil {
+				return err
+			}
 		}
 	}
 	for k, e := range have {
@@ -789,6 +798,22 @@ func (b *Backend) orphan(ctx context.Context, have map[string]binding, why strin
 	return nil
 }
 
+// unorphan removes the orphan mark from a binding.
+func (b *Backend) unorphan(ctx context.Context, e binding) error {
+	var obj client.Object = &rbacv1.ClusterRoleBinding{}
+	if e.namespace != "" {
+		obj = &rbacv1.RoleBinding{}
+	}
+	obj.SetNamespace(e.namespace)
+	obj.SetName(e.name)
+	patch := []byte(fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, LabelOrphaned))
+	if err := b.c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(b.owner)); err != nil &&
+		!apierrors.IsNotFound(err) {
+		return classify(err, "unmarking binding "+e.name, roleRef{})
+	}
+	return nil
+}
+
 // labelValue makes why a valid label value (CamelCase words pass unchanged).
 func labelValue(why string) string {
 	out := make([]rune, 0, len(why))
@@ -829,27 +854,27 @@ func (b *Backend) Sweep(ctx context.Context, live func(uid string) bool) (int, e
 }
 
 // OrphanAll marks every owned binding of the config orphaned.
-func (b *Backend) OrphanAll(ctx context.Context, why string) error {
+func (b *Backend) OrphanAll(ctx context.Context, why string) (int, error) {
 	if err := ctx.Err(); err != nil {
-		return backend.NewTransient("Cancelled", err)
+		return 0, backend.NewTransient("Cancelled", err)
 	}
 	all, err := b.listWith(ctx, LabelOwnerUID)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return b.orphan(ctx, all, why)
+	return len(all), b.orphan(ctx, all, why)
 }
 
 // RemoveAllOwned deletes every owned binding of the config; orphaned ones stay.
-func (b *Backend) RemoveAllOwned(ctx context.Context) error {
+func (b *Backend) RemoveAllOwned(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
-		return backend.NewTransient("Cancelled", err)
+		return 0, backend.NewTransient("Cancelled", err)
 	}
 	all, err := b.listWith(ctx, LabelOwnerUID)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return b.deleteStale(ctx, all, nil)
+	return len(all), b.deleteStale(ctx, all, nil)
 }
 
 // RemoveAll deletes every binding this backend wrote for its ScimConfig (members, teams

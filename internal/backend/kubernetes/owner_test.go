@@ -161,14 +161,14 @@ func TestConfigDeletionOutcomes(t *testing.T) {
 	if err := o.b.OrphanOwner(ctx, owner("m2"), "Orphaned"); err != nil {
 		t.Fatal(err)
 	}
-	if err := o.b.RemoveAllOwned(ctx); err != nil {
+	if _, err := o.b.RemoveAllOwned(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if o.access(t, "m1@x.io", nil) || !o.access(t, "m2@x.io", nil) {
 		t.Fatal("RemoveAllOwned: want m1 gone and the orphan m2 kept")
 	}
 	o.ensure(t, "m3", "m3@x.io")
-	if err := o.b.OrphanAll(ctx, "ConfigDeleted"); err != nil {
+	if _, err := o.b.OrphanAll(ctx, "ConfigDeleted"); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := o.b.Sweep(ctx, func(string) bool { return false }); err != nil || n != 0 {
@@ -176,5 +176,23 @@ func TestConfigDeletionOutcomes(t *testing.T) {
 	}
 	if !o.access(t, "m3@x.io", nil) {
 		t.Fatal("OrphanAll took access")
+	}
+}
+
+// An owner re-ensuring its own orphaned binding (its config deleted under Orphan and
+// created again under the same name) takes the orphan mark off: the sweep and a later
+// config deletion then treat it as owned again.
+func TestReensuredOrphanLosesTheMark(t *testing.T) {
+	o := newOrg(t, nil)
+	ctx := t.Context()
+	o.ensure(t, "back", "back@x.io")
+	if _, err := o.b.OrphanAll(ctx, "ConfigDeleted"); err != nil {
+		t.Fatal(err)
+	}
+	o.ensure(t, "back", "back@x.io")
+	for _, b := range o.bindings(t) {
+		if _, marked := b.GetLabels()[k8sbackend.LabelOrphaned]; marked || b.GetLabels()[k8sbackend.LabelOwnerUID] != "back" {
+			t.Fatalf("binding %s labels %v after the owner re-ensured it, want owned by back and not orphaned", b.GetName(), b.GetLabels())
+		}
 	}
 }
