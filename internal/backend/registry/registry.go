@@ -102,6 +102,26 @@ func New(c client.Client, apiReader client.Reader, opts Options) *Registry {
 	return r
 }
 
+// UseRestConfig gives the registry the manager's connection to impersonate ServiceAccounts
+// through, when Options.RestConfig was not set (controllers.SetupWithManager calls it
+// with mgr.GetConfig()). Call it before the first For.
+func (r *Registry) UseRestConfig(cfg *rest.Config) {
+	if cfg == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.imp == nil {
+		r.imp = k8sbackend.NewImpersonator(cfg, client.Options{Scheme: r.c.Scheme(), Mapper: r.c.RESTMapper()})
+	}
+}
+
+func (r *Registry) impersonator() *k8sbackend.Impersonator {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.imp
+}
+
 // For returns the Backend of cfg, reusing the one built for the same ScimConfig UID,
 // generation and credentials Secret resourceVersion.
 func (r *Registry) For(ctx context.Context, cfg *scimv1.ScimConfig) (backend.Backend, error) {
@@ -135,12 +155,13 @@ func (r *Registry) kubernetes(cfg *scimv1.ScimConfig) (backend.Backend, error) {
 		opts = append(opts, k8sbackend.WithLiveReader(r.api))
 	}
 	if sa := k8sbackend.ServiceAccountOf(cfg, r.opts.DefaultServiceAccount); sa != "" {
-		if r.imp == nil {
+		imp := r.impersonator()
+		if imp == nil {
 			return nil, backend.NewPermanent(ReasonImpersonationUnavailable, fmt.Errorf(
 				"ServiceAccount %q in namespace %q should write this ScimConfig's bindings, but this manager was "+
 					"built without a connection to impersonate it with; refusing to write them with the manager's own rights", sa, cfg.Namespace))
 		}
-		w, err := r.imp.For(cfg.Namespace, sa)
+		w, err := imp.For(cfg.Namespace, sa)
 		if err != nil {
 			return nil, backend.NewPermanent(ReasonImpersonationUnavailable, err)
 		}

@@ -92,4 +92,10 @@ func TestKubernetesBackendActsAsTheConfigsServiceAccount(t *testing.T) {
 	}
 	_, err := registry.New(k8s, k8s, registry.Options{DefaultServiceAccount: "scim-provisioner"}).For(t.Context(), clusterAdminConfig(ns, ""))
 	wantPermanent(t, err, registry.ReasonImpersonationUnavailable, `ServiceAccount "scim-provisioner"`)
+
+	// The manager's connection handed over later (controllers.SetupWithManager does).
+	late := registry.New(k8s, k8s, registry.Options{DefaultServiceAccount: "scim-provisioner"})
+	late.UseRestConfig(restCfg)
+	wantPermanent(t, check(t, late, clusterAdminConfig(ns, "")), k8sbackend.ReasonNotAllowedToBind,
+		`ServiceAccount "scim-provisioner" in namespace "`+ns+`" may not`)
 }
