@@ -56,10 +56,10 @@ type ScimConfigReconciler struct {
 // grant of its members and groups (docs/access-invariant.md, "Deleting a ScimConfig").
 const FinalizerGrants = "scim.operator.dev/grants"
 
-// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs/status,verbs=patch
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile follows the project's one shape: get, deferred status patch that summarizes
