@@ -102,7 +102,6 @@ type OrgMemberReconciler struct {
 
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers/status,verbs=patch
-// +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers/finalizers,verbs=update
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
