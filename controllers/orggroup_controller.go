@@ -68,8 +68,7 @@ type OrgGroupReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orggroups,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=scim.operator.dev,resources=orggroups/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=scim.operator.dev,resources=orggroups/finalizers,verbs=update
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=orggroups/status,verbs=patch
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

@@ -101,8 +101,7 @@ type OrgMemberReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers/finalizers,verbs=update
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers/status,verbs=patch
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

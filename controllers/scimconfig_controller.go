@@ -68,10 +68,10 @@ func holdConfig(ctx context.Context, c client.Client, cfg *scimv1.ScimConfig) er
 	return c.Patch(ctx, cfg, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 }
 
-// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs/status,verbs=patch
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile follows the project's one shape: get, deferred status patch that summarizes

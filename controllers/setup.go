@@ -3,6 +3,7 @@ package controllers
 import (
 	"time"
 
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/scim-operator/scim-operator/internal/backend"
@@ -17,9 +18,19 @@ type Options struct {
 	StatusInterval time.Duration
 }
 
+// restConfigUser is a backend Provider that needs the manager's own connection to the
+// API server: the registry impersonates a ScimConfig's ServiceAccount through it.
+type restConfigUser interface {
+	UseRestConfig(*rest.Config)
+}
+
 // SetupWithManager adds the ScimConfig, OrgMember and OrgGroup reconcilers to mgr, the
-// same way for the manager binary and for the test suites.
+// same way for the manager binary and for the test suites. A Provider that needs the
+// manager's connection (registry.Registry.UseRestConfig) gets mgr.GetConfig().
 func SetupWithManager(mgr ctrl.Manager, o Options) error {
+	if u, ok := o.Backends.(restConfigUser); ok {
+		u.UseRestConfig(mgr.GetConfig())
+	}
 	rechecks := NewRechecks()
 	if err := (&ScimConfigReconciler{
 		Rechecks:       rechecks,

@@ -69,9 +69,12 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	mgrClient = mgr.GetClient()
-	// the registry as cmd/manager builds it (NewBackends), Docker Hub included
+	// the registry as cmd/manager builds it (NewBackends), Docker Hub included, with the
+	// connection a kubernetes backend impersonates its config's ServiceAccount through
+	// (no default ServiceAccount: configs without one act as the manager, here admin)
 	provider.real = registry.New(mgr.GetClient(), mgr.GetAPIReader(), registry.Options{
-		DockerHub: registry.DockerHub(ctrl.Log.WithName("dockerhub")),
+		DockerHub:  registry.DockerHub(ctrl.Log.WithName("dockerhub")),
+		RestConfig: mgr.GetConfig(),
 	})
 	Expect(index.Setup(ctx, mgr.GetFieldIndexer())).To(Succeed())
 	Expect(setupReconcilers(mgr)).To(Succeed())

@@ -151,9 +151,21 @@ type BackendSpec struct {
 
 // KubernetesBackend names the RBAC access that active members receive. Each active member
 // gets one binding per role with a single User subject named by its userName; OrgGroups
-// get one binding per role with a Group subject. The operator may bind only the roles a
-// cluster admin granted it the "bind" verb on (docs/kubernetes-backend.md).
+// get one binding per role with a Group subject. The operator writes the bindings as the
+// ServiceAccount serviceAccountName names, so a ScimConfig grants no more than that
+// ServiceAccount could grant itself (docs/kubernetes-backend.md).
 type KubernetesBackend struct {
+	// serviceAccountName is a ServiceAccount in the ScimConfig's namespace that the operator
+	// impersonates to create and update the bindings (and to dry-run them in the backend
+	// check): the API server then refuses any binding that grants more than this
+	// ServiceAccount holds itself or may bind ("bind" verb). Empty: the manager's
+	// --default-service-account, or, when that flag is unset, the manager's own identity.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
 	// clusterRoles are bound cluster-wide with ClusterRoleBindings.
 	// +kubebuilder:validation:MaxItems=32
 	// +listType=set

@@ -41,6 +41,10 @@ func main() {
 			"X-Forwarded-Host headers are believed (client address for throttling; scheme and host of meta.location). "+
 			"Empty: those headers are ignored.")
 	flag.Int64Var(&o.ScimMaxBodyBytes, "scim-max-body-bytes", 1<<20, "Largest SCIM request body accepted (413 above).")
+	flag.StringVar(&o.DefaultServiceAccount, "default-service-account", "",
+		"ServiceAccount, in each ScimConfig's own namespace, that the kubernetes backend impersonates to create and "+
+			"patch bindings when spec.backend.kubernetes.serviceAccountName is empty (lockdown). Empty: such configs "+
+			"write with the manager's own rights. The install sets scim-provisioner.")
 	zo := zap.Options{Development: false}
 	zo.BindFlags(flag.CommandLine)
 	flag.Parse()

@@ -184,7 +184,7 @@ func ConfigWide(err error) bool {
 	switch e.Reason {
 	case "InvalidCredentials", "OrganizationNotFound", "InvalidConfiguration", "CredentialsMissing",
 		"UnknownBackend", "InvalidBackendConfig", "NoRolesConfigured", "RoleNotFound", "NotAllowedToBind",
-		"NamespaceNotFound", "Forbidden":
+		"NamespaceNotFound", "Forbidden", "ServiceAccountMissing", "ImpersonationForbidden", "ImpersonationUnavailable":
 		return true
 	case "BackendUnavailable", "APIServerUnavailable":
 		return true

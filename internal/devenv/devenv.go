@@ -18,9 +18,13 @@ import (
 	"syscall"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -30,8 +34,11 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/testenv"
@@ -169,33 +176,162 @@ func InstallCRDs(ctx context.Context, c client.Client) error {
 	return nil
 }
 
-// ApplyYAML creates or updates (server-side apply) every object of a YAML file in ns.
+// ApplyYAML creates or updates (server-side apply) every object of a YAML file in ns, as
+// InNamespace places them.
 func ApplyYAML(ctx context.Context, c client.Client, path, ns string) error {
-	raw, err := os.ReadFile(path)
+	objs, err := InNamespace(c, path, ns)
 	if err != nil {
 		return err
 	}
-	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
-		if namespaced, err := c.IsObjectNamespaced(u); err != nil {
-			return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
-		} else if namespaced && u.GetNamespace() == "" {
-			u.SetNamespace(ns)
-		}
+	for _, u := range objs {
 		if err := c.Patch(ctx, u, client.Apply, client.FieldOwner("scim-devloop"), client.ForceOwnership); err != nil {
 			return fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 	}
+	return nil
+}
+
+// WriteInNamespace writes the objects of the YAML file src, as InNamespace places them in
+// ns, to dst: a file `kubectl apply -n ns -f dst` applies as the user would after editing
+// the sample for that namespace.
+func WriteInNamespace(c client.Client, src, ns, dst string) error {
+	objs, err := InNamespace(c, src, ns)
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	for _, u := range objs {
+		b, err := sigsyaml.Marshal(u.Object)
+		if err != nil {
+			return err
+		}
+		out.WriteString("---\n")
+		out.Write(b)
+	}
+	return os.WriteFile(dst, out.Bytes(), 0o600)
+}
+
+// InNamespace decodes a YAML file into its objects as they go into namespace ns, the way
+// kustomize's namespace field places them: see placeInNamespace.
+func InNamespace(c client.Client, path, ns string) ([]*unstructured.Unstructured, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return placeInNamespace(raw, ns, c.IsObjectNamespaced)
+}
+
+// placeInNamespace decodes raw and places its objects in ns: a namespaced object without a
+// namespace goes to ns, and a binding's ServiceAccount subject that names a ServiceAccount
+// of the same file follows it into ns (the sample's tenant ServiceAccount and the
+// ClusterRoleBinding that lets it bind the sample role). A cluster-scoped binding whose
+// subject so moved gets "-<ns>" appended to its name, so that the file applied in two
+// namespaces keeps a binding for each instead of the second replacing the first.
+func placeInNamespace(raw []byte, ns string, namespaced func(runtime.Object) (bool, error)) ([]*unstructured.Unstructured, error) {
+	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
+	var objs []*unstructured.Unstructured
+	accounts := map[string]bool{} // ServiceAccounts of the file that go to ns
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, err
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		isNamespaced, err := namespaced(u)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+		if isNamespaced && u.GetNamespace() == "" {
+			u.SetNamespace(ns)
+			if u.GetKind() == "ServiceAccount" && u.GetAPIVersion() == "v1" {
+				accounts[u.GetName()] = true
+			}
+		}
+		objs = append(objs, u)
+	}
+	for _, u := range objs {
+		if u.GroupVersionKind().Group != "rbac.authorization.k8s.io" ||
+			(u.GetKind() != "ClusterRoleBinding" && u.GetKind() != "RoleBinding") {
+			continue
+		}
+		subjects, _, err := unstructured.NestedSlice(u.Object, "subjects")
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+		moved := false
+		for i, s := range subjects {
+			m, ok := s.(map[string]any)
+			if !ok || m["kind"] != "ServiceAccount" || !accounts[fmt.Sprint(m["name"])] || m["namespace"] == ns {
+				continue
+			}
+			m["namespace"] = ns
+			subjects[i], moved = m, true
+		}
+		if !moved {
+			continue
+		}
+		if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
+			return nil, err
+		}
+		if u.GetKind() == "ClusterRoleBinding" {
+			u.SetName(u.GetName() + "-" + ns)
+		}
+	}
+	return objs, nil
+}
+
+// ManagerKubeconfig gives the manager exactly the install's rights: it creates the
+// ServiceAccount scim-operator-manager in namespace ns (created when missing), binds to it the ClusterRole of
+// config/rbac/role.yaml (generated from the code's RBAC markers), and writes to dir a
+// kubeconfig that authenticates as it with a bound token. It returns the kubeconfig's path.
+func ManagerKubeconfig(ctx context.Context, cluster *Cluster, ns, dir string) (string, error) {
+	c := cluster.Client
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "role.yaml"))
+	if err != nil {
+		return "", err
+	}
+	var role rbacv1.ClusterRole
+	if err := sigsyaml.UnmarshalStrict(raw, &role); err != nil {
+		return "", fmt.Errorf("config/rbac/role.yaml: %w", err)
+	}
+	const name = "scim-operator-manager"
+	role.ObjectMeta = metav1.ObjectMeta{Name: name + "-role"}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-rolebinding"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}},
+	}
+	nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
+	for _, o := range []client.Object{nsObj, &role, sa, crb} {
+		if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			return "", fmt.Errorf("create %T %s: %w", o, o.GetName(), err)
+		}
+	}
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(24 * 3600))}}
+	if err := c.SubResource("token").Create(ctx, sa, tr); err != nil {
+		return "", fmt.Errorf("a token for ServiceAccount %s/%s: %w", ns, name, err)
+	}
+	cfg := cluster.Config
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["local"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData,
+		CertificateAuthority: cfg.CAFile, InsecureSkipTLSVerify: cfg.Insecure}
+	kc.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	kc.Contexts[name] = &clientcmdapi.Context{Cluster: "local", AuthInfo: name, Namespace: ns}
+	kc.CurrentContext = name
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "manager.kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 // BuildManager compiles cmd/manager into out, with the same settings as the tests so

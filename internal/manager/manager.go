@@ -8,12 +8,15 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -68,6 +71,10 @@ type Options struct {
 	ScimTrustedProxies []string
 	// ScimMaxBodyBytes is the largest SCIM request body accepted (1 MiB when zero).
 	ScimMaxBodyBytes int64
+	// DefaultServiceAccount is the ServiceAccount, in each ScimConfig's namespace, that the
+	// kubernetes backend impersonates to write bindings when the config names none
+	// (lockdown; docs/rbac.md). Empty: such configs write with the manager's own rights.
+	DefaultServiceAccount string
 	// StatusInterval is how often a ScimConfig re-checks its backend and recounts its
 	// members (controllers.DefaultStatusInterval when zero).
 	StatusInterval time.Duration
@@ -90,6 +97,11 @@ func Scheme() *runtime.Scheme {
 // every backend this binary knows (NewBackends), and the health and readiness checks.
 // Start it with Start(ctx).
 func New(restConfig *rest.Config, o Options) (ctrl.Manager, error) {
+	if sa := o.DefaultServiceAccount; sa != "" {
+		if errs := validation.IsDNS1123Subdomain(sa); len(errs) > 0 {
+			return nil, fmt.Errorf("--default-service-account %q is not a ServiceAccount name: %s", sa, strings.Join(errs, "; "))
+		}
+	}
 	switch {
 	case o.ScimCertDir == "" && !o.ScimInsecureHTTP:
 		return nil, errors.New("SCIM is served over HTTPS: give a directory with tls.crt and tls.key (--scim-cert-dir), " +
@@ -183,14 +195,16 @@ func setup(mgr ctrl.Manager, o Options) error {
 		return err
 	}
 	return controllers.SetupWithManager(mgr, controllers.Options{
-		Backends:       NewBackends(mgr),
+		Backends:       NewBackends(mgr, o),
 		StatusInterval: o.StatusInterval,
 	})
 }
 
 // NewBackends is the backend Provider of the manager: every backend this binary knows.
-func NewBackends(mgr ctrl.Manager) *registry.Registry {
+func NewBackends(mgr ctrl.Manager, o Options) *registry.Registry {
 	return registry.New(mgr.GetClient(), mgr.GetAPIReader(), registry.Options{
-		DockerHub: registry.DockerHub(ctrl.Log.WithName("dockerhub")),
+		DockerHub:             registry.DockerHub(ctrl.Log.WithName("dockerhub")),
+		RestConfig:            mgr.GetConfig(),
+		DefaultServiceAccount: o.DefaultServiceAccount,
 	})
 }

@@ -210,6 +210,12 @@ func TestScimConfigValidation(t *testing.T) {
 		{"role binding in a bad namespace", map[string]any{"organization": "acme", "backend": map[string]any{
 			"type": "kubernetes", "kubernetes": map[string]any{"roles": []any{map[string]any{"namespace": "Bad_NS", "name": "view"}}}}},
 			[]string{"spec.backend.kubernetes.roles[0].namespace: Invalid value"}},
+		{"a ServiceAccount name that is no name", map[string]any{"organization": "acme", "backend": map[string]any{
+			"type": "kubernetes", "kubernetes": map[string]any{"serviceAccountName": "system:serviceaccount:kube-system:x", "clusterRoles": []any{"view"}}}},
+			[]string{"spec.backend.kubernetes.serviceAccountName: Invalid value"}},
+		{"an empty ServiceAccount name", map[string]any{"organization": "acme", "backend": map[string]any{
+			"type": "kubernetes", "kubernetes": map[string]any{"serviceAccountName": "", "clusterRoles": []any{"view"}}}},
+			[]string{"spec.backend.kubernetes.serviceAccountName: Invalid value"}},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

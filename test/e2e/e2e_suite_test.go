@@ -27,9 +27,12 @@ var (
 	cancel  context.CancelFunc
 	cluster *devenv.Cluster
 	mgr     *devenv.Manager
-	workDir string
-	binPath string
-	logFile *os.File
+	// mgrKubeconfig authenticates the manager with exactly config/rbac's ClusterRole, as
+	// the install does: the e2e suite proves that role is enough.
+	mgrKubeconfig string
+	workDir       string
+	binPath       string
+	logFile       *os.File
 	// certs is the manager's serving certificate directory and its CA; httpc trusts
 	// that CA and nothing else.
 	certs *devenv.TLS
@@ -66,10 +69,14 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	httpc = certs.Client()
 
+	By("giving the manager the install's ClusterRole and nothing else")
+	mgrKubeconfig, err = devenv.ManagerKubeconfig(ctx, cluster, "scim-operator-system", workDir)
+	Expect(err).NotTo(HaveOccurred())
+
 	By("running the manager as a process, serving SCIM over HTTPS")
 	logFile, err = os.Create(filepath.Join(workDir, "manager.log"))
 	Expect(err).NotTo(HaveOccurred())
-	mgr, err = devenv.StartManager(ctx, binPath, cluster.Kubeconfig, logFile, certs, managerArgs...)
+	mgr, err = devenv.StartManager(ctx, binPath, mgrKubeconfig, logFile, certs, managerArgs...)
 	Expect(err).NotTo(HaveOccurred())
 })
 
@@ -122,3 +129,13 @@ func newNamespace() string {
 }
 
 const readyTimeout = 60 * time.Second
+
+// sampleIn is config/samples/scim_v1alpha1_scimconfig.yaml edited for namespace ns, as its
+// comment asks: the ClusterRoleBinding that lets the sample's ServiceAccount bind the
+// sample role names the ServiceAccount of ns (a binding per namespace).
+func sampleIn(ns string) string {
+	dst := filepath.Join(GinkgoT().TempDir(), "sample.yaml")
+	src := filepath.Join(testenv.RepoRoot(), "config", "samples", "scim_v1alpha1_scimconfig.yaml")
+	ExpectWithOffset(1, devenv.WriteInNamespace(cluster.Client, src, ns, dst)).To(Succeed())
+	return dst
+}

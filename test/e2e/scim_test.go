@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/devenv"
-	"github.com/scim-operator/scim-operator/internal/testenv"
 )
 
 type scimClient struct {
@@ -44,7 +42,7 @@ func (c scimClient) do(method, path, body string) (int, map[string]any, http.Hea
 // client for it, the way an IdP admin would set it up.
 func readyConfig() (string, *scimv1.ScimConfig, scimClient) {
 	ns := newNamespace()
-	mustKubectl("apply", "-n", ns, "-f", filepath.Join(testenv.RepoRoot(), "config", "samples", "scim_v1alpha1_scimconfig.yaml"))
+	mustKubectl("apply", "-n", ns, "-f", sampleIn(ns))
 	cfg, err := devenv.WaitReady(ctx, cluster.Client, types.NamespacedName{Namespace: ns, Name: "example"}, readyTimeout)
 	Expect(err).NotTo(HaveOccurred())
 	tok, err := devenv.Token(ctx, cluster.Client, cfg)
@@ -84,7 +82,7 @@ var _ = Describe("the SCIM endpoint as an IdP sees it", func() {
 		By("killing the manager and starting it again")
 		Expect(mgr.Kill()).To(Succeed())
 		var err error
-		mgr, err = devenv.StartManager(ctx, binPath, cluster.Kubeconfig, logFile, certs, managerArgs...)
+		mgr, err = devenv.StartManager(ctx, binPath, mgrKubeconfig, logFile, certs, managerArgs...)
 		Expect(err).NotTo(HaveOccurred())
 		c.base = mgr.SCIMURL + cfg.Status.BasePath
 		code, body, _ = c.do("GET", "/Users?filter="+url.QueryEscape(`userName eq "JANE@example.com"`), "")

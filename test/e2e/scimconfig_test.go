@@ -12,14 +12,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/scim-operator/scim-operator/internal/devenv"
-	"github.com/scim-operator/scim-operator/internal/testenv"
 )
 
 var _ = Describe("a ScimConfig as a cluster operator sees it", func() {
 	It("becomes Ready with a generated token Secret, and kubectl shows its columns", func() {
 		ns := newNamespace()
-		sample := filepath.Join(testenv.RepoRoot(), "config", "samples", "scim_v1alpha1_scimconfig.yaml")
-		mustKubectl("apply", "-n", ns, "-f", sample)
+		mustKubectl("apply", "-n", ns, "-f", sampleIn(ns))
 
 		cfg, err := devenv.WaitReady(ctx, cluster.Client, types.NamespacedName{Namespace: ns, Name: "example"}, readyTimeout)
 		Expect(err).NotTo(HaveOccurred())

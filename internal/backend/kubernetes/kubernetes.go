@@ -50,26 +50,24 @@
 // userName or team starting with it is refused with a Permanent "InvalidUser" /
 // "InvalidTeam" error: an identity provider must not be able to grant roles to them.
 //
-// # The operator's own RBAC: the bind verb
+// # Whose rights a binding is written with: the tenant's
 //
 // The API server lets a client create a binding only when it already holds every
-// permission of the bound role, or when it has the "bind" verb on that role. The operator
-// is given "bind" only on the roles the cluster admin chooses, by resourceNames:
+// permission of the bound role, or when it has the "bind" verb on that role. The manager
+// serves every namespace, so if it wrote bindings with its own rights, a namespaced
+// ScimConfig could hand out whatever the manager may bind (the confused deputy). Instead a
+// Backend built with ActAs creates and patches bindings through a client that impersonates
+// a ServiceAccount of the ScimConfig's namespace (spec.backend.kubernetes.serviceAccountName,
+// or the manager's --default-service-account), and the API server's own escalation check
+// judges each binding with that ServiceAccount's rights: a ScimConfig grants no more than
+// its tenant could grant directly. A refused binding is a Permanent "NotAllowedToBind"
+// error naming the role and the ServiceAccount, and Check finds it first with a
+// server-side dry-run as the ServiceAccount.
 //
-//	rules:
-//	- apiGroups: ["rbac.authorization.k8s.io"]
-//	  resources: ["clusterroles"]
-//	  verbs: ["bind"]
-//	  resourceNames: ["view", "scim-developer"]
-//	- apiGroups: ["rbac.authorization.k8s.io"]
-//	  resources: ["roles"]
-//	  verbs: ["bind"]
-//	  resourceNames: ["deployer"]        # in a Role of the target namespace
-//
-// It never grants itself anything more: a ScimConfig naming another role fails with a
-// Permanent "NotAllowedToBind" error (Check finds it with a dry-run). Because anyone who
-// may create a ScimConfig can direct these grants, creating ScimConfigs should be allowed
-// only to cluster admins. See docs/kubernetes-backend.md.
+// Reads (the labelled bindings, through the manager's cache) and deletions stay with the
+// manager: taking access away never escalates, and it must not depend on the tenant still
+// holding its rights (a revoked tenant, a namespace being deleted). See
+// docs/kubernetes-backend.md and docs/rbac.md.
 package kubernetes
 
 import (
@@ -83,6 +81,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
@@ -98,11 +97,15 @@ import (
 	"github.com/scim-operator/scim-operator/internal/naming"
 )
 
-// The operator reads and writes bindings, reads the roles it binds, and may bind only the
-// roles a cluster admin grants it "bind" on (see the package comment): no bind marker here
-// on purpose.
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings;rolebindings,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;roles,verbs=get;list;watch
+// The manager reads (cache: list, watch) and deletes bindings; it never creates or patches
+// one with its own rights, so it needs neither create/update/patch nor "bind": those are
+// the impersonated ServiceAccount's. It reads the configured roles and the ServiceAccount
+// once per Check (get, uncached), and may impersonate only ServiceAccounts named
+// DefaultServiceAccountName (add names to the ClusterRole to allow others; docs/rbac.md).
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings;rolebindings,verbs=list;watch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;roles,verbs=get
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=impersonate,resourceNames=scim-provisioner
 
 // Labels on every binding this backend writes.
 const (
@@ -140,7 +143,17 @@ const (
 	ReasonInvalidUser      = "InvalidUser"
 	ReasonInvalidTeam      = "InvalidTeam"
 	ReasonNamespace        = "NamespaceNotFound"
+	// ReasonServiceAccountMissing: the ServiceAccount the config acts as does not exist.
+	ReasonServiceAccountMissing = "ServiceAccountMissing"
+	// ReasonImpersonationForbidden: the manager may not impersonate that ServiceAccount.
+	ReasonImpersonationForbidden = "ImpersonationForbidden"
 )
+
+// DefaultServiceAccountName is the ServiceAccount name the shipped install passes to the
+// manager's --default-service-account and lets the manager impersonate (the RBAC marker
+// above): a tenant creates a ServiceAccount of this name in its namespace and grants it
+// what its ScimConfigs may hand out.
+const DefaultServiceAccountName = "scim-provisioner"
 
 // Option configures a Backend.
 type Option func(*Backend)
@@ -148,9 +161,39 @@ type Option func(*Backend)
 // WithFieldOwner sets the server-side apply field manager (default DefaultFieldOwner).
 func WithFieldOwner(owner string) Option { return func(b *Backend) { b.owner = owner } }
 
+// ActAs makes the backend create and patch bindings (and dry-run them in Check) through w,
+// a client that impersonates the ServiceAccount serviceAccount of the ScimConfig's
+// namespace (Impersonator.For builds one): the API server then judges every binding with
+// that ServiceAccount's rights. Reads and deletions stay on the client given to New.
+func ActAs(serviceAccount string, w client.Client) Option {
+	return func(b *Backend) { b.sa, b.w = serviceAccount, w }
+}
+
+// WithLiveReader makes Check read the configured roles and the ServiceAccount through r
+// (the manager's API reader: uncached, so the manager needs only "get" on them) instead of
+// the client given to New.
+func WithLiveReader(r client.Reader) Option { return func(b *Backend) { b.live = r } }
+
+// ServiceAccountOf is the ServiceAccount the backend of cfg acts as: its
+// spec.backend.kubernetes.serviceAccountName, else def (the manager's
+// --default-service-account); empty means the manager's own identity.
+func ServiceAccountOf(cfg *scimv1.ScimConfig, def string) string {
+	if k := cfg.Spec.Backend.Kubernetes; k != nil && k.ServiceAccountName != "" {
+		return k.ServiceAccountName
+	}
+	return def
+}
+
 // Backend grants a ScimConfig's RBAC access to its members. It is safe for concurrent use.
 type Backend struct {
-	c         client.Client
+	// c reads bindings (a cache is fine) and deletes them: the manager's own identity.
+	c client.Client
+	// w creates and patches bindings: the impersonated ServiceAccount (c without ActAs).
+	w client.Client
+	// live reads the roles and the ServiceAccount for Check (c without WithLiveReader).
+	live client.Reader
+	// sa is the ServiceAccount w impersonates, in namespace cfgNS ("" : the manager).
+	sa        string
 	owner     string
 	cfgName   string
 	cfgNS     string
@@ -182,9 +225,9 @@ func (r roleRef) String() string {
 func (r roleRef) key() string { return r.namespace + "/" + r.kind + "/" + r.name }
 
 // New returns the backend of cfg. It reads cfg once: a changed ScimConfig needs a new
-// Backend (the registry makes one per generation). c should be a client that writes to the
-// API server; reads may come from a cache (a stale read only causes an idempotent
-// re-apply).
+// Backend (the registry makes one per generation). c reads bindings, which may come from
+// a cache (a stale read only causes an idempotent re-apply), and writes to the API server:
+// every write without ActAs, deletions only with it.
 func New(c client.Client, cfg *scimv1.ScimConfig, opts ...Option) *Backend {
 	b := &Backend{c: c, owner: DefaultFieldOwner, cfgName: cfg.Name, cfgNS: cfg.Namespace}
 	if k := cfg.Spec.Backend.Kubernetes; k != nil {
@@ -209,9 +252,19 @@ func New(c client.Client, cfg *scimv1.ScimConfig, opts ...Option) *Backend {
 	for _, o := range opts {
 		o(b)
 	}
+	if b.w == nil {
+		b.w, b.sa = c, ""
+	}
+	if b.live == nil {
+		b.live = c
+	}
 	b.baseLabel = map[string]string{LabelConfig: b.cfgName, LabelConfigNamespace: b.cfgNS}
 	return b
 }
+
+// ServiceAccount is the ServiceAccount the backend writes bindings as, in the config's
+// namespace; empty when it writes them as the manager.
+func (b *Backend) ServiceAccount() string { return b.sa }
 
 // MemberHash is the value of LabelMember for a userName (case-insensitive).
 func MemberHash(userName string) string { return digest(naming.FoldUserName(userName)) }
@@ -245,8 +298,11 @@ func (b *Backend) ownerName(prefix string, o backend.Owner, r roleRef) string {
 // ---------------------------------------------------------------------------------------
 // Check
 
-// Check verifies that every configured role exists and that the operator may bind it
-// (a server-side dry-run of a binding, which runs the API server's escalation check).
+// Check verifies that the ServiceAccount the backend acts as exists, that every configured
+// role exists, that the ServiceAccount (or, without one, the manager) may bind it (a
+// server-side dry-run of a binding as that identity, which runs the API server's
+// escalation check and writes nothing), and that the manager may delete such bindings
+// (a dry-run deletion).
 func (b *Backend) Check(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return backend.NewTransient("Cancelled", err)
@@ -254,12 +310,71 @@ func (b *Backend) Check(ctx context.Context) error {
 	if len(b.roles) == 0 {
 		return b.noRoles()
 	}
+	if b.sa != "" {
+		if err := b.checkServiceAccount(ctx); err != nil {
+			return err
+		}
+	}
+	deletable := map[string]bool{}
 	for _, r := range b.roles {
 		if err := b.checkRole(ctx, r); err != nil {
 			return err
 		}
+		// deletion rights are per kind of binding and namespace
+		if deletable[r.namespace] {
+			continue
+		}
+		if err := b.checkDelete(ctx, r); err != nil {
+			return err
+		}
+		deletable[r.namespace] = true
 	}
 	return nil
+}
+
+// saRef names the ServiceAccount for messages.
+func (b *Backend) saRef() string {
+	return fmt.Sprintf("ServiceAccount %q in namespace %q", b.sa, b.cfgNS)
+}
+
+func (b *Backend) checkServiceAccount(ctx context.Context) error {
+	err := b.live.Get(ctx, client.ObjectKey{Namespace: b.cfgNS, Name: b.sa}, &corev1.ServiceAccount{})
+	if apierrors.IsNotFound(err) {
+		return b.saMissing(err)
+	}
+	if err != nil {
+		return classify(err, "reading "+b.saRef(), roleRef{})
+	}
+	return nil
+}
+
+func (b *Backend) saMissing(err error) error {
+	return backend.NewPermanent(ReasonServiceAccountMissing, fmt.Errorf(
+		"%s does not exist: the operator creates this ScimConfig's bindings as that ServiceAccount "+
+			"(spec.backend.kubernetes.serviceAccountName, or the manager's --default-service-account); "+
+			"create it and grant it the roles it may hand out, see docs/kubernetes-backend.md: %w", b.saRef(), err))
+}
+
+// checkDelete dry-runs the deletion of a binding that does not exist: the API server
+// authorizes before it looks, so NotFound means the manager may delete such bindings.
+func (b *Backend) checkDelete(ctx context.Context, r roleRef) error {
+	var obj client.Object = &rbacv1.ClusterRoleBinding{}
+	kind := "ClusterRoleBindings"
+	if r.namespace != "" {
+		obj, kind = &rbacv1.RoleBinding{}, fmt.Sprintf("RoleBindings in namespace %q", r.namespace)
+	}
+	obj.SetNamespace(r.namespace)
+	obj.SetName(b.bindingName("scim-check-", "scim-check", r))
+	err := b.c.Delete(ctx, obj, client.DryRunAll)
+	if err == nil || apierrors.IsNotFound(err) {
+		return nil
+	}
+	if apierrors.IsForbidden(err) {
+		return backend.NewPermanent(ReasonForbidden, fmt.Errorf(
+			"the operator may not delete %s, so it could not take access away: its ClusterRole needs "+
+				"\"delete\" on them, see docs/rbac.md: %w", kind, err))
+	}
+	return classify(err, "deleting "+kind+" (dry-run)", r)
 }
 
 func (b *Backend) noRoles() error {
@@ -270,9 +385,9 @@ func (b *Backend) noRoles() error {
 func (b *Backend) checkRole(ctx context.Context, r roleRef) error {
 	var err error
 	if r.kind == "ClusterRole" {
-		err = b.c.Get(ctx, client.ObjectKey{Name: r.name}, &rbacv1.ClusterRole{})
+		err = b.live.Get(ctx, client.ObjectKey{Name: r.name}, &rbacv1.ClusterRole{})
 	} else {
-		err = b.c.Get(ctx, client.ObjectKey{Namespace: r.namespace, Name: r.name}, &rbacv1.Role{})
+		err = b.live.Get(ctx, client.ObjectKey{Namespace: r.namespace, Name: r.name}, &rbacv1.Role{})
 	}
 	if apierrors.IsNotFound(err) {
 		return backend.NewPermanent(ReasonRoleNotFound, fmt.Errorf("%s does not exist", r))
@@ -281,8 +396,8 @@ func (b *Backend) checkRole(ctx context.Context, r roleRef) error {
 		return classify(err, fmt.Sprintf("reading %s", r), r)
 	}
 	probe := b.applyConfig(b.bindingName("scim-check-", "scim-check", r), rbacv1.UserKind, "scim-operator:bind-check", nil, r)
-	if err := b.c.Apply(ctx, probe, client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll); err != nil {
-		return classify(err, fmt.Sprintf("binding %s", r), r)
+	if err := b.w.Apply(ctx, probe, client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll); err != nil {
+		return b.writeError(ctx, err, fmt.Sprintf("binding %s", r), r)
 	}
 	return nil
 }
@@ -494,6 +609,7 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 	}
 	lbl := b.grantLabels(g)
 	wanted := map[string]bool{}
+	var writes []write
 	for _, r := range b.roles {
 		name := b.grantName(g, r)
 		k := r.namespace + "/" + name
@@ -502,15 +618,29 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 		if ok && matches(e, g.kind, g.subject, r) && labelsHold(e.labels, lbl) {
 			continue
 		}
-		ac := b.applyConfig(name, g.kind, g.subject, lbl, r)
-		if err := b.c.Apply(ctx, ac, client.FieldOwner(b.owner), client.ForceOwnership); err != nil {
-			return classify(err, fmt.Sprintf("binding %s to %s %q", r, strings.ToLower(g.kind), g.subject), r)
+		writes = append(writes, write{r: r, name: name, old: e, existed: ok})
+	}
+	// Several bindings to write: dry-run them all first, so that a refused one (a role
+	// the ServiceAccount may not grant) leaves none of the others written either.
+	passes := [][]client.ApplyOption{{client.FieldOwner(b.owner), client.ForceOwnership}}
+	if len(writes) > 1 {
+		passes = append([][]client.ApplyOption{{client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll}}, passes...)
+	}
+	for _, opts := range passes {
+		for _, w := range writes {
+			// a fresh configuration each time: Apply writes the server's answer into it
+			ac := b.applyConfig(w.name, g.kind, g.subject, lbl, w.r)
+			if err := b.w.Apply(ctx, ac, opts...); err != nil {
+				return b.writeError(ctx, err, fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject), w.r)
+			}
 		}
-		if _, orphaned := e.labels[LabelOrphaned]; ok && orphaned {
+	}
+	for _, w := range writes {
+		if _, orphaned := w.old.labels[LabelOrphaned]; w.existed && orphaned {
 			// The orphan mark was written by a merge patch, a field the apply above does
 			// not own: take it off explicitly (an owner re-ensuring its orphaned binding,
 			// after its config was deleted under Orphan and created again).
-			if err := b.unorphan(ctx, e); err != nil {
+			if err := b.unorphan(ctx, w.old); err != nil {
 				return err
 			}
 		}
@@ -525,6 +655,14 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 		}
 	}
 	return nil
+}
+
+// write is one binding ensure must apply.
+type write struct {
+	old     binding // what exists under the name, when existed
+	existed bool
+	r       roleRef
+	name string
 }
 
 // labelsHold tells whether have carries every label of want and is not marked orphaned.
@@ -781,6 +919,8 @@ func (b *Backend) OrphanOwner(ctx context.Context, owner backend.Owner, why stri
 	return b.orphan(ctx, have, why)
 }
 
+// orphan relabels bindings as the ServiceAccount: the API server runs its escalation check
+// on every update of a binding, labels included, so this is a write like an apply.
 func (b *Backend) orphan(ctx context.Context, have map[string]binding, why string) error {
 	patch := []byte(fmt.Sprintf(`{"metadata":{"labels":{%q:null,%q:%q}}}`, LabelOwnerUID, LabelOrphaned, labelValue(why)))
 	for _, e := range have {
@@ -790,9 +930,10 @@ func (b *Backend) orphan(ctx context.Context, have map[string]binding, why strin
 		}
 		obj.SetNamespace(e.namespace)
 		obj.SetName(e.name)
-		err := b.c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(b.owner))
+		err := b.w.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(b.owner))
 		if err != nil && !apierrors.IsNotFound(err) {
-			return classify(err, "marking binding "+e.name+" orphaned", roleRef{})
+			r := roleRef{namespace: e.namespace, kind: e.roleRef.Kind, name: e.roleRef.Name}
+			return b.writeError(ctx, err, "marking binding "+e.name+" orphaned", r)
 		}
 	}
 	return nil
@@ -807,9 +948,10 @@ func (b *Backend) unorphan(ctx context.Context, e binding) error {
 	obj.SetNamespace(e.namespace)
 	obj.SetName(e.name)
 	patch := []byte(fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, LabelOrphaned))
-	if err := b.c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(b.owner)); err != nil &&
+	if err := b.w.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(b.owner)); err != nil &&
 		!apierrors.IsNotFound(err) {
-		return classify(err, "unmarking binding "+e.name, roleRef{})
+		r := roleRef{namespace: e.namespace, kind: e.roleRef.Kind, name: e.roleRef.Name}
+		return b.writeError(ctx, err, "unmarking binding "+e.name, r)
 	}
 	return nil
 }
@@ -896,6 +1038,58 @@ func (b *Backend) RemoveAll(ctx context.Context) error {
 // notHeldMarker is how the API server's RBAC escalation check words its refusal.
 const notHeldMarker = "attempting to grant RBAC permissions not currently held"
 
+// impersonateMarker is how the API server words a refused impersonation.
+const impersonateMarker = "cannot impersonate"
+
+// writeError classifies the failure of a binding create or patch made as the
+// ServiceAccount (or, without one, as the manager). Every refusal is a NotAllowedToBind
+// naming the role and the identity (the ServiceAccount may not grant it), unless the
+// ServiceAccount does not exist (ServiceAccountMissing) or the manager may not
+// impersonate it (ImpersonationForbidden).
+func (b *Backend) writeError(ctx context.Context, err error, what string, r roleRef) error {
+	if !apierrors.IsForbidden(err) {
+		return classify(err, what, r)
+	}
+	if b.sa == "" {
+		if strings.Contains(err.Error(), notHeldMarker) {
+			return classify(err, what, r)
+		}
+		return backend.NewPermanent(ReasonNotAllowedToBind, fmt.Errorf(
+			"the operator may not write the binding of %s with its own rights: this ScimConfig names no "+
+				"serviceAccountName and the manager has no --default-service-account; name a ServiceAccount that "+
+				"may create and patch %s and bind the role, see docs/kubernetes-backend.md: %w", r, bindingResource(r), err))
+	}
+	if strings.Contains(err.Error(), impersonateMarker) {
+		return backend.NewPermanent(ReasonImpersonationForbidden, fmt.Errorf(
+			"the operator may not act as %s: its ClusterRole needs \"impersonate\" on serviceaccounts with that "+
+				"name (resourceNames), see docs/rbac.md: %w", b.saRef(), err))
+	}
+	if gerr := b.live.Get(ctx, client.ObjectKey{Namespace: b.cfgNS, Name: b.sa}, &corev1.ServiceAccount{}); apierrors.IsNotFound(gerr) {
+		return b.saMissing(err)
+	}
+	if strings.Contains(err.Error(), notHeldMarker) {
+		return backend.NewPermanent(ReasonNotAllowedToBind, fmt.Errorf(
+			"%s may not grant %s: it holds neither the role's permissions nor the \"bind\" verb on it, and a "+
+				"ScimConfig grants no more than the ServiceAccount it acts as could grant itself; give the "+
+				"ServiceAccount \"bind\" on that role (resourceNames) if its tenant may hand it out, see "+
+				"docs/kubernetes-backend.md: %w", b.saRef(), r, err))
+	}
+	where := "cluster-wide"
+	if r.namespace != "" {
+		where = fmt.Sprintf("in namespace %q", r.namespace)
+	}
+	return backend.NewPermanent(ReasonNotAllowedToBind, fmt.Errorf(
+		"%s may not write the binding of %s: it needs \"create\" and \"patch\" on %s %s (and \"bind\" on the "+
+			"role), see docs/kubernetes-backend.md: %w", b.saRef(), r, bindingResource(r), where, err))
+}
+
+func bindingResource(r roleRef) string {
+	if r.namespace == "" {
+		return "clusterrolebindings"
+	}
+	return "rolebindings"
+}
+
 // classify turns an API server error into a classified backend error. r names the role
 // concerned, when there is one.
 func classify(err error, what string, r roleRef) error {
@@ -914,8 +1108,9 @@ func classify(err error, what string, r roleRef) error {
 		return backend.NewTransient("Timeout", wrapped)
 	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), notHeldMarker):
 		return backend.NewPermanent(ReasonNotAllowedToBind, fmt.Errorf(
-			"the operator is not allowed to bind %s: give its service account the \"bind\" verb on that role "+
-				"(resourceNames), see docs/kubernetes-backend.md: %w", r, err))
+			"the operator is not allowed to bind %s: this ScimConfig names no serviceAccountName and the manager "+
+				"has no --default-service-account, so it binds with the manager's own rights; name a ServiceAccount "+
+				"that may bind the role, see docs/kubernetes-backend.md: %w", r, err))
 	case apierrors.IsForbidden(err):
 		return backend.NewPermanent(ReasonForbidden, wrapped)
 	case apierrors.IsNotFound(err) && notFoundKind(err) == "namespaces":

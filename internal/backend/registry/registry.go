@@ -8,18 +8,27 @@
 // cached in full). To notice a rotated token without reading the Secret on every call, the
 // registry reads the Secret's metadata through the client (the manager's cache watches
 // Secrets metadata-only) and re-reads the Secret only when its resourceVersion changed.
+//
+// A kubernetes backend writes its bindings as a ServiceAccount of the ScimConfig's
+// namespace (spec.backend.kubernetes.serviceAccountName, else Options.DefaultServiceAccount),
+// through a client that impersonates it (Options.RestConfig): the API server judges every
+// binding with the tenant's rights, so a ScimConfig grants no more than its tenant could.
+// With neither a ServiceAccount nor a default, the backend writes as the manager (kept for
+// single-tenant installs; the shipped install sets the default).
 package registry
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -35,6 +44,9 @@ const (
 	ReasonUnknownBackend     = "UnknownBackend"
 	ReasonBackendUnavailable = "BackendUnavailable"
 	ReasonInvalidConfig      = "InvalidBackendConfig"
+	// ReasonImpersonationUnavailable: a config names a ServiceAccount but the registry was
+	// built without a RestConfig to impersonate it with.
+	ReasonImpersonationUnavailable = "ImpersonationUnavailable"
 )
 
 // DockerHubFunc builds the Docker Hub backend of a ScimConfig from its access token.
@@ -47,6 +59,17 @@ type Options struct {
 	DockerHub DockerHubFunc
 	// KubernetesOptions are passed to every kubernetes backend.
 	KubernetesOptions []k8sbackend.Option
+	// RestConfig is the manager's connection to the API server (mgr.GetConfig()). A
+	// kubernetes backend that acts as a ServiceAccount creates and patches its bindings
+	// through a client built from it that impersonates the ServiceAccount. Nil: a config
+	// that names a ServiceAccount (or any kubernetes config, with DefaultServiceAccount set)
+	// gets a Permanent "ImpersonationUnavailable" error, never the manager's own rights.
+	RestConfig *rest.Config
+	// DefaultServiceAccount is the ServiceAccount, in each ScimConfig's own namespace, that
+	// a kubernetes backend acts as when its spec.backend.kubernetes.serviceAccountName is
+	// empty (the manager's --default-service-account flag: lockdown). Empty: such a
+	// config's bindings are written with the manager's own rights.
+	DefaultServiceAccount string
 }
 
 // Registry implements backend.Provider. It is safe for concurrent use.
@@ -54,6 +77,7 @@ type Registry struct {
 	c       client.Client
 	api     client.Reader
 	opts    Options
+	imp     *k8sbackend.Impersonator
 	mu      sync.Mutex
 	entries map[types.NamespacedName]entry
 }
@@ -71,7 +95,31 @@ type entry struct {
 // New returns a registry. c writes bindings and reads Secret metadata (cached is fine);
 // apiReader reads Secrets from the API server.
 func New(c client.Client, apiReader client.Reader, opts Options) *Registry {
-	return &Registry{c: c, api: apiReader, opts: opts, entries: map[types.NamespacedName]entry{}}
+	r := &Registry{c: c, api: apiReader, opts: opts, entries: map[types.NamespacedName]entry{}}
+	if opts.RestConfig != nil {
+		r.imp = k8sbackend.NewImpersonator(opts.RestConfig, client.Options{Scheme: c.Scheme(), Mapper: c.RESTMapper()})
+	}
+	return r
+}
+
+// UseRestConfig gives the registry the manager's connection to impersonate ServiceAccounts
+// through, when Options.RestConfig was not set (controllers.SetupWithManager calls it
+// with mgr.GetConfig()). Call it before the first For.
+func (r *Registry) UseRestConfig(cfg *rest.Config) {
+	if cfg == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.imp == nil {
+		r.imp = k8sbackend.NewImpersonator(cfg, client.Options{Scheme: r.c.Scheme(), Mapper: r.c.RESTMapper()})
+	}
+}
+
+func (r *Registry) impersonator() *k8sbackend.Impersonator {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.imp
 }
 
 // For returns the Backend of cfg, reusing the one built for the same ScimConfig UID,
@@ -86,7 +134,10 @@ func (r *Registry) For(ctx context.Context, cfg *scimv1.ScimConfig) (backend.Bac
 		if b, ok := r.cached(key, cfg, ""); ok {
 			return b, nil
 		}
-		b := k8sbackend.New(r.c, cfg, r.opts.KubernetesOptions...)
+		b, err := r.kubernetes(cfg)
+		if err != nil {
+			return nil, err
+		}
 		return r.store(key, cfg, "", b), nil
 	case scimv1.BackendDockerHub:
 		return r.dockerHub(ctx, key, cfg)
@@ -94,6 +145,29 @@ func (r *Registry) For(ctx context.Context, cfg *scimv1.ScimConfig) (backend.Bac
 		return nil, backend.NewPermanent(ReasonUnknownBackend,
 			fmt.Errorf("spec.backend.type %q is not a known backend (kubernetes, dockerhub)", cfg.Spec.Backend.Type))
 	}
+}
+
+// kubernetes builds the kubernetes backend of cfg: bindings written as its ServiceAccount
+// when it has one (or the default), as the manager otherwise.
+func (r *Registry) kubernetes(cfg *scimv1.ScimConfig) (backend.Backend, error) {
+	opts := slices.Clone(r.opts.KubernetesOptions)
+	if r.api != nil {
+		opts = append(opts, k8sbackend.WithLiveReader(r.api))
+	}
+	if sa := k8sbackend.ServiceAccountOf(cfg, r.opts.DefaultServiceAccount); sa != "" {
+		imp := r.impersonator()
+		if imp == nil {
+			return nil, backend.NewPermanent(ReasonImpersonationUnavailable, fmt.Errorf(
+				"ServiceAccount %q in namespace %q should write this ScimConfig's bindings, but this manager was "+
+					"built without a connection to impersonate it with; refusing to write them with the manager's own rights", sa, cfg.Namespace))
+		}
+		w, err := imp.For(cfg.Namespace, sa)
+		if err != nil {
+			return nil, backend.NewPermanent(ReasonImpersonationUnavailable, err)
+		}
+		opts = append(opts, k8sbackend.ActAs(sa, w))
+	}
+	return k8sbackend.New(r.c, cfg, opts...), nil
 }
 
 func (r *Registry) dockerHub(ctx context.Context, key types.NamespacedName, cfg *scimv1.ScimConfig) (backend.Backend, error) {
