@@ -91,11 +91,11 @@ func TestMember(t *testing.T) {
 			in:    MemberInput{Config: ConfigDeleting, Deleting: true, Origin: prov, Policies: orphan},
 			steps: []Step{StepOrphan, StepRelease}, story: StoryOrphan},
 		{name: "backend not ready, renamed (labelled): the former name loses access now",
-			in:    MemberInput{Config: ConfigNotReady, Active: true, Origin: prov, Phase: scimv1.PhaseActive, Renamed: true, Labelled: true, Policies: remove},
-			wait:  WaitBackendReady, steps: []Step{StepRemove}},
+			in:   MemberInput{Config: ConfigNotReady, Active: true, Origin: prov, Phase: scimv1.PhaseActive, Renamed: true, Labelled: true, Policies: remove},
+			wait: WaitBackendReady, steps: []Step{StepRemove}},
 		{name: "backend not ready, renamed (unlabelled): the former identities go now",
-			in:    MemberInput{Config: ConfigNotReady, Active: true, Origin: prov, Phase: scimv1.PhaseInvited, Stale: []string{"old@x"}, Policies: remove},
-			wait:  WaitBackendReady, steps: []Step{StepRemoveStale}},
+			in:   MemberInput{Config: ConfigNotReady, Active: true, Origin: prov, Phase: scimv1.PhaseInvited, Stale: []string{"old@x"}, Policies: remove},
+			wait: WaitBackendReady, steps: []Step{StepRemoveStale}},
 
 		// steady state and drift
 		{name: "active member in place: nothing (unlabelled backend)",

@@ -662,7 +662,7 @@ type write struct {
 	old     binding // what exists under the name, when existed
 	existed bool
 	r       roleRef
-	name string
+	name    string
 }
 
 // labelsHold tells whether have carries every label of want and is not marked orphaned.
