@@ -3,7 +3,8 @@
 //
 //	kubectl scim status            configs with their endpoint, readiness and member counts
 //	kubectl scim token CONFIG      print the bearer token a config accepts (for the IdP)
-//	kubectl scim rotate CONFIG     rotate a generated token (the old one keeps its grace period)
+//	kubectl scim rotate CONFIG     rotate a generated token (the old one keeps its grace period);
+//	                               refuses a token from spec.tokenSecretRef
 //	kubectl scim resync KIND NAME  ask for an immediate reconcile (KIND: config|member|group)
 package main
 
@@ -117,7 +118,7 @@ func rotateCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use: "rotate CONFIG", Short: "Rotate a generated token", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return annotate(cmd.Context(), e, &scimv1.ScimConfig{}, args[0], scimv1.AnnotationRotateToken, cmd)
+			return rotate(cmd, e, args[0])
 		},
 	}
 }
