@@ -4,6 +4,7 @@
 //	kubectl scim status            configs with their endpoint, readiness and member counts
 //	kubectl scim members           members with phase, reason and last sync (--config, --phase, -A)
 //	kubectl scim explain USER      why one member is in or out: conditions, events, identities, grants
+//	kubectl scim plan CONFIG       dry run: what a full resync would change in the backend
 //	kubectl scim token CONFIG      print the bearer token a config accepts (for the IdP)
 //	kubectl scim rotate CONFIG     rotate a generated token (the old one keeps its grace period);
 //	                               refuses a token from spec.tokenSecretRef
@@ -59,7 +60,7 @@ func newRoot() *cobra.Command {
 	e := &env{flags: genericclioptions.NewConfigFlags(true)}
 	root := &cobra.Command{Use: "kubectl-scim", Short: "Inspect and operate scim-operator", SilenceUsage: true}
 	e.flags.AddFlags(root.PersistentFlags())
-	root.AddCommand(statusCmd(e), tokenCmd(e), rotateCmd(e), resyncCmd(e), membersCmd(e), explainCmd(e))
+	root.AddCommand(statusCmd(e), tokenCmd(e), rotateCmd(e), resyncCmd(e), membersCmd(e), explainCmd(e), planCmd(e))
 	return root
 }
 
