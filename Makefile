@@ -117,6 +117,17 @@ build: ## The manager and the kubectl plugin into bin/.
 	CGO_ENABLED=0 go build -trimpath -o bin/manager ./cmd/manager
 	CGO_ENABLED=0 go build -trimpath -o bin/kubectl-scim ./cmd/kubectl-scim
 
+# Where install-plugin puts kubectl-scim: GOBIN, else GOPATH/bin (evaluated only when used).
+PLUGIN_DIR ?= $(or $(shell go env GOBIN),$(shell go env GOPATH)/bin)
+
+.PHONY: install-plugin
+install-plugin: ## The kubectl plugin on PATH: `kubectl scim ...` (PLUGIN_DIR=dir to choose where).
+	CGO_ENABLED=0 go build -trimpath -o bin/kubectl-scim ./cmd/kubectl-scim
+	install -d "$(PLUGIN_DIR)"
+	install -m 0755 bin/kubectl-scim "$(PLUGIN_DIR)/kubectl-scim"
+	@case ":$$PATH:" in *":$(PLUGIN_DIR):"*) echo "installed $(PLUGIN_DIR)/kubectl-scim: try 'kubectl scim members'";; \
+		*) echo "installed $(PLUGIN_DIR)/kubectl-scim; $(PLUGIN_DIR) is not on PATH: add it, or run 'make install-plugin PLUGIN_DIR=<a dir on PATH>'";; esac
+
 .PHONY: run
 run: ## The product locally: control plane (if no cluster), CRDs, sample ScimConfig, manager.
 	go build -o bin/devloop ./hack/devloop

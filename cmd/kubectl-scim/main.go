@@ -2,8 +2,12 @@
 // run `kubectl scim ...`):
 //
 //	kubectl scim status            configs with their endpoint, readiness and member counts
+//	kubectl scim members           members with phase, reason and last sync (--config, --phase, -A)
+//	kubectl scim explain USER      why one member is in or out: conditions, events, identities, grants
+//	kubectl scim plan CONFIG       dry run: what a full resync would change in the backend
 //	kubectl scim token CONFIG      print the bearer token a config accepts (for the IdP)
-//	kubectl scim rotate CONFIG     rotate a generated token (the old one keeps its grace period)
+//	kubectl scim rotate CONFIG     rotate a generated token (the old one keeps its grace period);
+//	                               refuses a token from spec.tokenSecretRef
 //	kubectl scim resync KIND NAME  ask for an immediate reconcile (KIND: config|member|group)
 package main
 
@@ -56,7 +60,7 @@ func newRoot() *cobra.Command {
 	e := &env{flags: genericclioptions.NewConfigFlags(true)}
 	root := &cobra.Command{Use: "kubectl-scim", Short: "Inspect and operate scim-operator", SilenceUsage: true}
 	e.flags.AddFlags(root.PersistentFlags())
-	root.AddCommand(statusCmd(e), tokenCmd(e), rotateCmd(e), resyncCmd(e))
+	root.AddCommand(statusCmd(e), tokenCmd(e), rotateCmd(e), resyncCmd(e), membersCmd(e), explainCmd(e), planCmd(e))
 	return root
 }
 
@@ -117,7 +121,7 @@ func rotateCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use: "rotate CONFIG", Short: "Rotate a generated token", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return annotate(cmd.Context(), e, &scimv1.ScimConfig{}, args[0], scimv1.AnnotationRotateToken, cmd)
+			return rotate(cmd, e, args[0])
 		},
 	}
 }

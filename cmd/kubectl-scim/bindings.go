@@ -1,0 +1,224 @@
+package main
+
+// The kubernetes backend's grants as the plugin reads them: ClusterRoleBindings and
+// RoleBindings with the labels internal/backend/kubernetes writes, listed once with the
+// user's own kubeconfig and never written.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
+)
+
+// grant is one binding: a ClusterRoleBinding (Namespace "") or a RoleBinding.
+type grant struct {
+	Namespace, Name string
+	Labels          map[string]string
+	RoleRef         rbacv1.RoleRef
+	Subjects        []rbacv1.Subject
+}
+
+func (g grant) owner() string { return g.Labels[k8sbackend.LabelOwnerUID] }
+
+func (g grant) orphaned() (string, bool) {
+	why, ok := g.Labels[k8sbackend.LabelOrphaned]
+	return why, ok
+}
+
+// object names the binding: "ClusterRoleBinding NAME" or "RoleBinding NS/NAME".
+func (g grant) object() string {
+	if g.Namespace == "" {
+		return "ClusterRoleBinding " + g.Name
+	}
+	return "RoleBinding " + g.Namespace + "/" + g.Name
+}
+
+// role names what the binding grants: "ClusterRole view", "Role apps/deployer",
+// "ClusterRole edit in namespace apps".
+func (g grant) role() string { return roleWords(g.Namespace, g.RoleRef.Kind, g.RoleRef.Name) }
+
+func roleWords(namespace, kind, name string) string {
+	switch {
+	case namespace == "":
+		return kind + " " + name
+	case kind == "ClusterRole":
+		return fmt.Sprintf("ClusterRole %s in namespace %s", name, namespace)
+	}
+	return fmt.Sprintf("%s %s/%s", kind, namespace, name)
+}
+
+// subject is the binding's subject: "user alice@x", "group platform", or the list.
+func (g grant) subject() string {
+	var out []string
+	for _, s := range g.Subjects {
+		out = append(out, strings.ToLower(s.Kind)+" "+s.Name)
+	}
+	if len(out) == 0 {
+		return "no subject"
+	}
+	return strings.Join(out, ", ")
+}
+
+// user is the single User subject of the binding ("" when it has another shape).
+func (g grant) user() string {
+	if len(g.Subjects) == 1 && g.Subjects[0].Kind == rbacv1.UserKind {
+		return g.Subjects[0].Name
+	}
+	return ""
+}
+
+// listGrants lists the bindings matching sel, ClusterRoleBindings first, each sorted by
+// namespace and name. A list the user may not make is an error that says which.
+func listGrants(ctx context.Context, c client.Reader, sel labels.Selector) ([]grant, error) {
+	var out []grant
+	var crbs rbacv1.ClusterRoleBindingList
+	if err := c.List(ctx, &crbs, client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, fmt.Errorf("listing ClusterRoleBindings labelled %s: %w", sel, err)
+	}
+	for _, o := range crbs.Items {
+		out = append(out, grant{Name: o.Name, Labels: o.Labels, RoleRef: o.RoleRef, Subjects: o.Subjects})
+	}
+	var rbs rbacv1.RoleBindingList
+	if err := c.List(ctx, &rbs, client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, fmt.Errorf("listing RoleBindings in all namespaces labelled %s: %w", sel, err)
+	}
+	for _, o := range rbs.Items {
+		out = append(out, grant{Namespace: o.Namespace, Name: o.Name, Labels: o.Labels, RoleRef: o.RoleRef, Subjects: o.Subjects})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if (a.Namespace == "") != (b.Namespace == "") {
+			return a.Namespace == ""
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+	return out, nil
+}
+
+// configSelector selects every binding the kubernetes backend wrote for cfg.
+func configSelector(cfg *scimv1.ScimConfig) labels.Selector {
+	return labels.SelectorFromSet(labels.Set{k8sbackend.LabelConfig: cfg.Name, k8sbackend.LabelConfigNamespace: cfg.Namespace})
+}
+
+// ownerSelector selects every binding owned by the object of uid.
+func ownerSelector(uid string) labels.Selector {
+	return labels.SelectorFromSet(labels.Set{k8sbackend.LabelOwnerUID: uid})
+}
+
+// configuredRole is one role a kubernetes ScimConfig grants to every active member.
+type configuredRole struct{ Namespace, Kind, Name string }
+
+func (r configuredRole) words() string { return roleWords(r.Namespace, r.Kind, r.Name) }
+
+func (r configuredRole) heldBy(g grant) bool {
+	return g.Namespace == r.Namespace && g.RoleRef.Kind == r.Kind && g.RoleRef.Name == r.Name
+}
+
+// configuredRoles lists the config's roles as the backend does (kubernetes.New): cluster
+// roles first, then roles (kind Role by default), without duplicates.
+func configuredRoles(cfg *scimv1.ScimConfig) []configuredRole {
+	var out []configuredRole
+	seen := map[configuredRole]bool{}
+	add := func(r configuredRole) {
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	if k := cfg.Spec.Backend.Kubernetes; k != nil {
+		for _, n := range k.ClusterRoles {
+			add(configuredRole{Kind: "ClusterRole", Name: n})
+		}
+		for _, r := range k.Roles {
+			kind := r.Kind
+			if kind == "" {
+				kind = "Role"
+			}
+			add(configuredRole{Namespace: r.Namespace, Kind: kind, Name: r.Name})
+		}
+	}
+	return out
+}
+
+// snapshot is a client.Client that answers the kubernetes backend's binding lists from
+// bindings listed once, and refuses every write: `plan` builds the backend on it so that
+// it can call its read methods (ObserveMember) without one request per member, and so
+// that nothing it calls can change the cluster. Methods it does not define are those of
+// a nil client.Client: they panic instead of reaching the API server.
+type snapshot struct {
+	client.Client
+	grants []grant
+}
+
+var errReadOnly = errors.New("kubectl scim plan is a dry run: it never writes")
+
+func (s *snapshot) List(_ context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	o := (&client.ListOptions{}).ApplyOptions(opts)
+	sel := o.LabelSelector
+	if sel == nil {
+		sel = labels.Everything()
+	}
+	keep := func(g grant) bool {
+		return sel.Matches(labels.Set(g.Labels)) && (o.Namespace == "" || o.Namespace == g.Namespace)
+	}
+	switch l := list.(type) {
+	case *rbacv1.ClusterRoleBindingList:
+		l.Items = nil
+		for _, g := range s.grants {
+			if g.Namespace == "" && keep(g) {
+				l.Items = append(l.Items, rbacv1.ClusterRoleBinding{ObjectMeta: objectMeta(g), RoleRef: g.RoleRef, Subjects: g.Subjects})
+			}
+		}
+	case *rbacv1.RoleBindingList:
+		l.Items = nil
+		for _, g := range s.grants {
+			if g.Namespace != "" && keep(g) {
+				l.Items = append(l.Items, rbacv1.RoleBinding{ObjectMeta: objectMeta(g), RoleRef: g.RoleRef, Subjects: g.Subjects})
+			}
+		}
+	default:
+		return fmt.Errorf("kubectl scim plan: listing %T is not part of its snapshot", list)
+	}
+	return nil
+}
+
+func objectMeta(g grant) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Namespace: g.Namespace, Name: g.Name, Labels: g.Labels}
+}
+
+func (s *snapshot) Get(context.Context, client.ObjectKey, client.Object, ...client.GetOption) error {
+	return errors.New("kubectl scim plan: the snapshot answers lists only")
+}
+
+func (s *snapshot) Apply(context.Context, runtime.ApplyConfiguration, ...client.ApplyOption) error {
+	return errReadOnly
+}
+func (s *snapshot) Create(context.Context, client.Object, ...client.CreateOption) error {
+	return errReadOnly
+}
+func (s *snapshot) Delete(context.Context, client.Object, ...client.DeleteOption) error {
+	return errReadOnly
+}
+func (s *snapshot) Update(context.Context, client.Object, ...client.UpdateOption) error {
+	return errReadOnly
+}
+func (s *snapshot) Patch(context.Context, client.Object, client.Patch, ...client.PatchOption) error {
+	return errReadOnly
+}
+func (s *snapshot) DeleteAllOf(context.Context, client.Object, ...client.DeleteAllOfOption) error {
+	return errReadOnly
+}

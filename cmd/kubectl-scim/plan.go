@@ -1,0 +1,568 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/backend/dockerhub"
+	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
+	"github.com/scim-operator/scim-operator/internal/plan"
+)
+
+func planCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "plan CONFIG",
+		Short: "Dry run: what a full resync of a ScimConfig would change in its backend",
+		Long: `Plans every OrgMember of the ScimConfig with the controllers' own planner
+(internal/plan) against what the backend shows now, and prints one line per change a
+full resync would make, then a summary. Nothing is changed.
+
+kubernetes backend: the config's bindings are listed once with your kubeconfig (you need
+list on clusterrolebindings and on rolebindings in all namespaces); the plan also lists
+the bindings whose owner is gone, which the config's sweep deletes.
+
+dockerhub backend: the organization is read with the organization access token, which
+plan reads from the Secret spec.backend.dockerhub.accessTokenSecretRef names, with your
+own credentials (you need get on that Secret). Only read calls are made: the token
+exchange, the members list and the invitations list.
+
+OrgGroups (teams) are not planned.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, ns, err := e.client()
+			if err != nil {
+				return err
+			}
+			return runPlan(cmd.Context(), c, ns, args[0], cmd.OutOrStdout())
+		},
+	}
+}
+
+// planner collects the lines of one plan.
+type planner struct {
+	cfg   *scimv1.ScimConfig
+	lines []string
+	// counts of changes by verb, and of members by outcome
+	verbs                         map[string]int
+	unchanged, leftAlone, waiting int
+	notes                         []string
+	// claimed are the unowned bindings a member takes over (by object words).
+	claimed map[string]bool
+}
+
+func (p *planner) add(verb, format string, args ...any) {
+	p.lines = append(p.lines, verb+" "+fmt.Sprintf(format, args...))
+	p.verbs[verb]++
+}
+
+func runPlan(ctx context.Context, c client.Client, ns, name string, out io.Writer) error {
+	cfg := &scimv1.ScimConfig{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cfg); err != nil {
+		return err
+	}
+	var all scimv1.OrgMemberList
+	if err := c.List(ctx, &all, client.InNamespace(ns)); err != nil {
+		return err
+	}
+	var members []*scimv1.OrgMember
+	for i := range all.Items {
+		if all.Items[i].Spec.ConfigName == cfg.Name {
+			members = append(members, &all.Items[i])
+		}
+	}
+	sort.Slice(members, func(i, j int) bool {
+		return strings.ToLower(members[i].Spec.UserName) < strings.ToLower(members[j].Spec.UserName)
+	})
+	var groups scimv1.OrgGroupList
+	if err := c.List(ctx, &groups, client.InNamespace(ns)); err != nil {
+		return err
+	}
+	typ := cfg.Spec.Backend.Type
+	if typ == "" {
+		typ = scimv1.BackendKubernetes
+	}
+	p := &planner{cfg: cfg, verbs: map[string]int{}, claimed: map[string]bool{}}
+	fmt.Fprintf(out, "Dry run of a full resync of ScimConfig %s/%s (%s backend, organization %s); nothing is changed.\n",
+		cfg.Namespace, cfg.Name, typ, cfg.Spec.Organization)
+
+	switch {
+	case !cfg.DeletionTimestamp.IsZero():
+		pol := policies(cfg)
+		what := "removes every grant its members and groups own"
+		if !cfg.IsEnabled() || pol.Deletion == scimv1.DeletionOrphan {
+			what = "leaves every grant in place, marked orphaned"
+		}
+		_, err := fmt.Fprintf(out, "ScimConfig %s is being deleted: its members no longer act, and its finalizer %s (deletion policy %s%s).\n",
+			cfg.Name, what, pol.Deletion, disabledWords(cfg))
+		return err
+	case !cfg.IsEnabled():
+		p.notes = append(p.notes, fmt.Sprintf("ScimConfig %s is disabled: a resync changes nothing in the backend (disabling SCIM never deprovisions anyone)", cfg.Name))
+	case backendNotReady(cfg):
+		c := meta.FindStatusCondition(cfg.Status.Conditions, scimv1.ConditionBackendReady)
+		p.notes = append(p.notes, fmt.Sprintf("ScimConfig %s's backend is not ready (BackendReady=False %s: %s): members wait, only removals are tried",
+			cfg.Name, c.Reason, short(c.Message)))
+	}
+
+	var err error
+	switch typ {
+	case scimv1.BackendKubernetes:
+		err = p.kubernetes(ctx, c, members, groups.Items)
+	case scimv1.BackendDockerHub:
+		err = p.dockerHub(ctx, c, members)
+	default:
+		err = fmt.Errorf("ScimConfig %s: backend type %q is not one plan knows (kubernetes, dockerhub)", cfg.Name, typ)
+	}
+	if err != nil {
+		return err
+	}
+	for _, n := range p.notes {
+		fmt.Fprintln(out, n+".")
+	}
+	for _, l := range p.lines {
+		fmt.Fprintln(out, l)
+	}
+	_, err = fmt.Fprintln(out, p.summary(len(members)))
+	return err
+}
+
+func disabledWords(cfg *scimv1.ScimConfig) string {
+	if !cfg.IsEnabled() {
+		return ", and the config is disabled"
+	}
+	return ""
+}
+
+// verbOrder is the order the summary counts changes in.
+var verbOrder = []string{"grant", "move", "claim", "relabel", "invite", "change", "add", "remove", "cancel", "orphan", "sweep"}
+
+func (p *planner) summary(members int) string {
+	n := 0
+	var parts []string
+	for _, v := range verbOrder {
+		if c := p.verbs[v]; c > 0 {
+			n += c
+			parts = append(parts, fmt.Sprintf("%d %s", c, v))
+		}
+	}
+	s := "No changes"
+	if n > 0 {
+		s = fmt.Sprintf("%d %s (%s)", n, plural(n, "change", "changes"), strings.Join(parts, ", "))
+	}
+	return fmt.Sprintf("%s; %d %s: %d unchanged, %d left alone (Preexisting), %d waiting, %d changed.",
+		s, members, plural(members, "member", "members"), p.unchanged, p.leftAlone, p.waiting,
+		members-p.unchanged-p.leftAlone-p.waiting)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// planMember runs the planner for one member and the backend's step handlers; it counts
+// the member's outcome.
+func (p *planner) planMember(in plan.MemberInput, do func(plan.Step, plan.MemberPlan)) {
+	pl := plan.Member(in)
+	switch {
+	case pl.Wait != plan.WaitNone:
+		p.waiting++
+		return
+	case in.Origin == scimv1.OriginPreexisting || pl.Origin == scimv1.OriginPreexisting:
+		p.leftAlone++
+		return
+	}
+	before := len(p.lines)
+	for _, s := range pl.Steps {
+		do(s, pl)
+	}
+	if len(p.lines) == before {
+		p.unchanged++
+	}
+}
+
+// because says why a member gets access, from the plan's story.
+func because(m *scimv1.OrgMember, in plan.MemberInput, pl plan.MemberPlan) string {
+	why := ""
+	switch pl.Story {
+	case plan.StoryProvision:
+		why = "provision"
+	case plan.StoryRepair:
+		why = "repair"
+	case plan.StoryReactivate:
+		why = "reactivated"
+	case plan.StoryRenamed:
+		why = "renamed"
+	case plan.StoryAdopt:
+		why = "adopted"
+	case plan.StoryRoleChange:
+		why = "role change"
+	default:
+		why = "repair"
+	}
+	if !in.Active {
+		why = "deactivated, policy Keep keeps its access"
+	}
+	return fmt.Sprintf("member %s: %s", m.Name, why)
+}
+
+// removal says why a member's access goes.
+func removal(m *scimv1.OrgMember, in plan.MemberInput) string {
+	if in.Deleting {
+		return fmt.Sprintf("member %s deleted, deletion policy Remove", m.Name)
+	}
+	return fmt.Sprintf("member %s deactivated, policy Remove", m.Name)
+}
+
+// ---------------------------------------------------------------------------------------
+// kubernetes
+
+func (p *planner) kubernetes(ctx context.Context, c client.Client, members []*scimv1.OrgMember, groups []scimv1.OrgGroup) error {
+	gs, err := listGrants(ctx, c, configSelector(p.cfg))
+	if err != nil {
+		return fmt.Errorf("plan reads the config's bindings with your kubeconfig: %w", err)
+	}
+	// The backend's read methods see the bindings through the snapshot, which refuses
+	// every write.
+	b := k8sbackend.New(&snapshot{grants: gs}, p.cfg)
+	roles := configuredRoles(p.cfg)
+	for _, m := range members {
+		in := memberInput(m, p.cfg, true)
+		var obs backend.Member
+		if plan.NeedsObservation(in) {
+			if obs, err = b.ObserveMember(ctx, m.Spec.UserName); err != nil {
+				return fmt.Errorf("observing %s: %w", m.Spec.UserName, err)
+			}
+		}
+		in = observed(in, m, obs)
+		p.planMember(in, func(s plan.Step, pl plan.MemberPlan) {
+			switch s {
+			case plan.StepEnsure:
+				p.kubeEnsure(m, in, pl, gs, roles)
+			case plan.StepRemove:
+				for _, g := range ownedBy(gs, m, true) {
+					p.add("remove", "%s from %s (%s; %s)", g.role(), g.subject(), removal(m, in), g.object())
+				}
+			case plan.StepOrphan:
+				for _, g := range ownedBy(gs, m, false) {
+					p.add("orphan", "%s of %s (member %s deleted, deletion policy Orphan: left in place, marked orphaned; %s)",
+						g.role(), g.subject(), m.Name, g.object())
+				}
+			}
+		})
+	}
+
+	orphans := 0
+	for _, g := range gs {
+		if _, ok := g.orphaned(); ok && !p.claimed[g.object()] {
+			orphans++
+		}
+	}
+	if orphans > 0 {
+		p.notes = append(p.notes, fmt.Sprintf("%d orphaned %s stay%s (a policy left them; a member of the same user claims them)",
+			orphans, plural(orphans, "binding", "bindings"), plural(orphans, "s", "")))
+	}
+	if len(groups) > 0 {
+		p.notes = append(p.notes, "OrgGroups' Group bindings are not planned")
+	}
+
+	// The sweep (the ScimConfig controller) deletes owned bindings whose owner is gone; it
+	// does not run while the config is disabled or its backend not ready.
+	if !p.cfg.IsEnabled() || backendNotReady(p.cfg) {
+		return nil
+	}
+	live := map[string]bool{}
+	for _, m := range members {
+		live[string(m.UID)] = true
+	}
+	for i := range groups {
+		if groups[i].Spec.ConfigName == p.cfg.Name {
+			live[string(groups[i].UID)] = true
+		}
+	}
+	for _, g := range gs {
+		if o := g.owner(); o != "" && !live[o] {
+			kind := g.Labels[k8sbackend.LabelOwnerKind]
+			if kind == "" {
+				kind = "owner"
+			}
+			p.add("sweep", "%s: %s to %s (owner gone: %s %s no longer exists)", g.object(), g.role(), g.subject(), kind, o)
+		}
+	}
+	return nil
+}
+
+// ownedBy are the member's grants among gs: those labelled with its UID, and, with
+// unowned, the bindings of its userName no owner holds (EnsureOwnerAbsent removes both;
+// OrphanOwner marks the first).
+func ownedBy(gs []grant, m *scimv1.OrgMember, unowned bool) []grant {
+	h := k8sbackend.MemberHash(m.Spec.UserName)
+	var out []grant
+	for _, g := range gs {
+		if g.owner() == string(m.UID) || (unowned && g.owner() == "" && g.Labels[k8sbackend.LabelMember] == h) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// kubeEnsure is what the backend's EnsureMember would write for the member: every
+// configured role bound to its userName by a binding labelled with its UID, and the
+// member's other bindings (and the unowned ones of its userName) deleted. Bindings are
+// matched by owner, namespace and role rather than by name, so this reports changes of
+// access and ownership, not a binding renamed with the same access.
+func (p *planner) kubeEnsure(m *scimv1.OrgMember, in plan.MemberInput, pl plan.MemberPlan, gs []grant, roles []configuredRole) {
+	uid, u := string(m.UID), m.Spec.UserName
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(u)), "system:") {
+		p.notes = append(p.notes, fmt.Sprintf("member %s: user %s is refused, Kubernetes reserves the system: prefix (the member stays Failed)", m.Name, u))
+		return
+	}
+	h := k8sbackend.MemberHash(u)
+	var have []grant
+	for _, g := range gs {
+		if g.Labels[k8sbackend.LabelMember] == h || g.owner() == uid {
+			have = append(have, g)
+		}
+	}
+	used := make([]bool, len(have))
+	pick := func(ok func(grant) bool) int {
+		for i, g := range have {
+			if !used[i] && ok(g) {
+				used[i] = true
+				return i
+			}
+		}
+		return -1
+	}
+	why := because(m, in, pl)
+	for _, r := range roles {
+		if i := pick(func(g grant) bool { return g.owner() == uid && r.heldBy(g) }); i >= 0 {
+			g := have[i]
+			_, orphan := g.orphaned()
+			switch {
+			case g.user() != u:
+				p.add("move", "%s from %s to user %s (%s; %s)", r.words(), g.subject(), u, why, g.object())
+			case orphan || g.Labels[k8sbackend.LabelMember] != h || g.Labels[k8sbackend.LabelOwnerKind] != "OrgMember":
+				p.add("relabel", "%s of user %s (%s: its labels are incomplete; %s)", r.words(), u, m.Name, g.object())
+			}
+			continue
+		}
+		if i := pick(func(g grant) bool { return g.owner() == "" && r.heldBy(g) }); i >= 0 {
+			g := have[i]
+			from := "an unowned"
+			if reason, ok := g.orphaned(); ok {
+				from = "an orphaned (" + reason + ")"
+			}
+			p.claimed[g.object()] = true
+			p.add("claim", "%s of user %s (%s: replaces %s %s with its own)", r.words(), u, why, from, g.object())
+			continue
+		}
+		p.add("grant", "%s to user %s (%s)", r.words(), u, why)
+	}
+	for i, g := range have {
+		if used[i] || (g.owner() != "" && g.owner() != uid) {
+			continue // another owner's binding: the sweep decides about it
+		}
+		reason := "a second binding of the same role"
+		if !configured(roles, g) {
+			reason = "role no longer in ScimConfig " + p.cfg.Name
+		}
+		p.add("remove", "%s from %s (member %s: %s; %s)", g.role(), g.subject(), m.Name, reason, g.object())
+	}
+}
+
+func configured(roles []configuredRole, g grant) bool {
+	for _, r := range roles {
+		if r.heldBy(g) {
+			return true
+		}
+	}
+	return false
+}
+
+// ---------------------------------------------------------------------------------------
+// dockerhub
+
+// hub is the organization as one listing shows it: members and pending invitations.
+type hub struct{ all []backend.Member }
+
+// find returns who the backend's own lookup finds under ids (the userName, the email or a
+// recorded identity): members by Docker ID or email, then invitations by invitee, each
+// case-insensitively, in the order of ids (as dockerhub.Backend's observe does).
+func (h hub) find(ids ...string) (members, invites []backend.Member) {
+	seen := map[string]bool{}
+	var want []string
+	for _, id := range ids {
+		if id = strings.TrimSpace(id); id != "" && !seen[strings.ToLower(id)] {
+			seen[strings.ToLower(id)] = true
+			want = append(want, id)
+		}
+	}
+	got := map[string]bool{}
+	for _, id := range want {
+		for _, x := range h.all {
+			if x.State == backend.StateMember && !got[strings.ToLower(x.BackendID)] &&
+				(strings.EqualFold(x.BackendID, id) || (x.Email != "" && strings.EqualFold(x.Email, id))) {
+				got[strings.ToLower(x.BackendID)] = true
+				members = append(members, x)
+			}
+		}
+	}
+	for _, x := range h.all {
+		if x.State != backend.StateInvited {
+			continue
+		}
+		for _, id := range want {
+			if strings.EqualFold(x.UserName, id) {
+				invites = append(invites, x)
+				break
+			}
+		}
+	}
+	return members, invites
+}
+
+// observe is dockerhub.Backend.ObserveMemberWithEmail answered from the listing.
+func (h hub) observe(userName, email string) backend.Member {
+	members, invites := h.find(userName, email)
+	switch {
+	case len(members) > 0:
+		m := members[0]
+		m.UserName = userName
+		return m
+	case len(invites) > 0:
+		m := invites[0]
+		m.UserName = userName
+		return m
+	}
+	return backend.Member{UserName: userName, State: backend.StateAbsent}
+}
+
+// dockerHubBackend reads the organization token with the user's credentials and returns
+// the backend; plan calls only its ListMembers.
+func dockerHubBackend(ctx context.Context, c client.Client, cfg *scimv1.ScimConfig) (*dockerhub.Backend, error) {
+	dh := cfg.Spec.Backend.DockerHub
+	if dh == nil {
+		return nil, fmt.Errorf("ScimConfig %s has no spec.backend.dockerhub", cfg.Name)
+	}
+	ref := dh.AccessTokenSecretRef
+	var s corev1.Secret
+	err := c.Get(ctx, client.ObjectKey{Namespace: cfg.Namespace, Name: ref.Name}, &s)
+	switch {
+	case apierrors.IsForbidden(err):
+		return nil, fmt.Errorf("plan on a dockerhub ScimConfig needs the organization access token: you may not read Secret %s/%s "+
+			"(spec.backend.dockerhub.accessTokenSecretRef); ask for get on it, or run plan as someone who has it: %w", cfg.Namespace, ref.Name, err)
+	case err != nil:
+		return nil, fmt.Errorf("reading the organization access token from Secret %s/%s: %w", cfg.Namespace, ref.Name, err)
+	case len(s.Data[ref.Key]) == 0:
+		return nil, fmt.Errorf("Secret %s/%s has no key %q (spec.backend.dockerhub.accessTokenSecretRef): no organization access token to read with",
+			cfg.Namespace, ref.Name, ref.Key)
+	}
+	rpm := int(dh.RequestsPerMinute)
+	if rpm <= 0 {
+		rpm = dockerhub.DefaultRequestsPerMinute
+	}
+	return dockerhub.New(dockerhub.Options{BaseURL: dh.BaseURL, Org: cfg.Spec.Organization, AccessToken: string(s.Data[ref.Key]),
+		DefaultRole: dh.DefaultRole, Limiter: dockerhub.SharedLimiter(cfg.Spec.Organization, rpm), Log: logr.Discard()})
+}
+
+func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*scimv1.OrgMember) error {
+	if !p.cfg.IsEnabled() {
+		// Nothing would change: the organization is not read (and its token not used).
+		for range members {
+			p.waiting++
+		}
+		return nil
+	}
+	b, err := dockerHubBackend(ctx, c, p.cfg)
+	if err != nil {
+		return err
+	}
+	all, err := b.ListMembers(ctx)
+	if err != nil {
+		return fmt.Errorf("reading organization %s: %w", p.cfg.Spec.Organization, err)
+	}
+	h := hub{all: all}
+	org := p.cfg.Spec.Organization
+	defaultRole := "member"
+	if dh := p.cfg.Spec.Backend.DockerHub; dh.DefaultRole != "" {
+		defaultRole = dh.DefaultRole
+	}
+	accounted := map[string]bool{}
+	for _, m := range members {
+		for _, id := range append(removedIdentities(m), m.Status.BackendID) {
+			ms, is := h.find(id)
+			for _, x := range append(ms, is...) {
+				accounted[personKey(x)] = true
+			}
+		}
+		in := memberInput(m, p.cfg, false)
+		obs := h.observe(m.Spec.UserName, primaryEmail(m))
+		in = observed(in, m, obs)
+		removeFound := func(why string, ids ...string) {
+			ms, is := h.find(ids...)
+			for _, x := range ms {
+				p.add("remove", "Docker ID %s from organization %s (%s)", x.BackendID, org, why)
+			}
+			for _, x := range is {
+				p.add("cancel", "the invitation of %s to organization %s (%s)", x.UserName, org, why)
+			}
+		}
+		p.planMember(in, func(s plan.Step, pl plan.MemberPlan) {
+			switch s {
+			case plan.StepEnsure:
+				role := in.WantRole
+				if role == "" {
+					role = defaultRole
+				}
+				switch obs.State {
+				case backend.StateMember:
+					if obs.Role != role {
+						p.add("change", "the role of Docker ID %s in organization %s from %s to %s (%s)", obs.BackendID, org, obs.Role, role, because(m, in, pl))
+					}
+				case backend.StateAbsent:
+					p.add("invite", "%s to organization %s as %s (%s)", inviteeFor(m), org, role, because(m, in, pl))
+				}
+			case plan.StepRemoveStale:
+				removeFound(fmt.Sprintf("member %s: a former identity", m.Name), in.Stale...)
+			case plan.StepJoinTeam:
+				if obs.State == backend.StateMember && obs.BackendID != "" {
+					p.add("add", "Docker ID %s to team %s (member %s: its team hint)", obs.BackendID, in.Team, m.Name)
+				}
+			case plan.StepRemove:
+				removeFound(removal(m, in), removedIdentities(m)...)
+			}
+		})
+	}
+	others := 0
+	for _, x := range all {
+		if !accounted[personKey(x)] {
+			others++
+		}
+	}
+	if others > 0 {
+		p.notes = append(p.notes, fmt.Sprintf("%d other %s in organization %s %s no OrgMember of this config (foreign or orphaned): left alone",
+			others, plural(others, "person", "people"), org, plural(others, "is", "are")))
+	}
+	return nil
+}
+
+// personKey identifies an entry of the organization's listing.
+func personKey(x backend.Member) string {
+	if x.State == backend.StateInvited {
+		return "invite:" + x.InviteID
+	}
+	return "member:" + strings.ToLower(x.BackendID)
+}
