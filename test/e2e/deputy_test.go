@@ -86,7 +86,7 @@ spec:
 				tok = string(s.Data[naming.TokenKey])
 				return tok
 			}, readyTimeout).ShouldNot(BeEmpty())
-			c := scimClient{base: "http://" + mgr.SCIMAddr + "/scim/v2/" + ns + "/" + cfg, token: tok}
+			c := scimClient{base: mgr.SCIMURL + "/scim/v2/" + ns + "/" + cfg, token: tok}
 			code, body, _ := c.do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],
 				"userName":"mallory@example.com","active":true}`)
 			Expect(code).To(Equal(201), "%v", body)

@@ -21,6 +21,8 @@ package model
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"net/http"
@@ -48,19 +50,46 @@ type regression struct {
 	ops     int
 	exclude string
 	why     string // what it found on the code of its day
+	// fp pins the sequence: the fingerprint of the operations generate returns. A change
+	// of the generator that would silently turn a regression into another sequence fails
+	// TestRegressionsArePinned instead (store the operation list then, or re-find a seed).
+	fp string
+}
+
+// fingerprint is a short hash of an operation list.
+func fingerprint(ops []Op) string {
+	h := sha256.New()
+	for _, op := range ops {
+		fmt.Fprintf(h, "%s\n", op)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// TestRegressionsArePinned: every regression still generates the sequence that found its
+// bug.
+func TestRegressionsArePinned(t *testing.T) {
+	for be, list := range regressions {
+		for _, r := range list {
+			got := fingerprint(generate(be, r.seed, r.ops, parseExclude(r.exclude)))
+			if got != r.fp {
+				t.Errorf("%s regression seed=%d (%s): the generator now makes another sequence (fingerprint %s, pinned %q)",
+					be, r.seed, r.why, got, r.fp)
+			}
+		}
+	}
 }
 
 var regressions = map[string][]regression{
 	kube: {
-		{100, 25, "", "a dockerTeam hint binds a Group on the kubernetes backend"},
-		{201, 25, "hints", "an enabled config deleted under Remove leaves every grant; a rename leaves the old userName bound"},
-		{203, 25, "hints", "a rename after deactivation and reactivation leaves the old userName bound"},
-		{501, 30, "hints,delete-config,patch-userName,put-user", "a group rename leaves the old team's Group bound"},
+		{100, 25, "", "a dockerTeam hint binds a Group on the kubernetes backend", "6ebbc59d7ee8e90d"},
+		{201, 25, "hints", "an enabled config deleted under Remove leaves every grant; a rename leaves the old userName bound", "c63cf55df9bfd775"},
+		{203, 25, "hints", "a rename after deactivation and reactivation leaves the old userName bound", "61048cb98ad5b2e3"},
+		{501, 30, "hints,delete-config,patch-userName,put-user", "a group rename leaves the old team's Group bound", "65df35c11f68e92f"},
 	},
 	hub: {
-		{2, 25, "", "a rename leaves the accepted Docker ID in the organization"},
-		{301, 25, "", "a PUT that changes userName and drops the email leaves the invitation sent to the old email"},
-		{302, 25, "", "a PUT rename leaves the old userName's invitation"},
+		{2, 25, "", "a rename leaves the accepted Docker ID in the organization", "a6ec392343e0cff2"},
+		{301, 25, "", "a PUT that changes userName and drops the email leaves the invitation sent to the old email", "82ce574bc0ed6da7"},
+		{302, 25, "", "a PUT rename leaves the old userName's invitation", "177f0f8d6745acb3"},
 	},
 }
 
