@@ -271,6 +271,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, into any) erro
 	if b[0] != '{' {
 		return scim.BadRequest(scim.ErrInvalidSyntax, "the request body must be a JSON object")
 	}
+	if err := scim.CheckJSON(b); err != nil {
+		return err
+	}
 	if err := json.Unmarshal(b, into); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
