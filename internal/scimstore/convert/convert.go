@@ -135,18 +135,33 @@ func UserToSCIM(m *scimv1.OrgMember, baseURL string) scim.Resource {
 	return r
 }
 
+// getString reads a string attribute. A number or a boolean is refused like any other
+// non-string (400 invalidValue, RFC 7643 section 2.3 and RFC 7644 section 3.12): read as
+// text, "userName": 42 would create the user "42", and two different JSON values
+// (42 and "42") would name one user.
 func getString(m map[string]any, key string) (string, error) {
 	v, ok := m[key]
 	if !ok || v == nil {
 		return "", nil
 	}
-	switch t := v.(type) {
-	case string:
-		return strings.TrimSpace(t), nil
-	case float64, bool:
-		return fmt.Sprint(t), nil
+	if s, ok := v.(string); ok {
+		return strings.TrimSpace(s), nil
 	}
-	return "", scim.BadRequest(scim.ErrInvalidValue, "%s must be a string", key)
+	return "", scim.BadRequest(scim.ErrInvalidValue, "%s must be a string, not %s", key, jsonType(v))
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 func multiFromSCIM(v any, attr string) ([]scimv1.MultiValue, error) {
@@ -279,8 +294,12 @@ func UserSpecFromSCIM(r scim.Resource) (spec scimv1.OrgMemberSpec, active bool, 
 		switch m := ev["manager"].(type) {
 		case map[string]any:
 			mg := &scimv1.Manager{}
-			mg.Value, _ = getString(m, "value")
-			mg.DisplayName, _ = getString(m, "displayName")
+			if mg.Value, err = getString(m, "value"); err != nil {
+				return spec, false, scim.BadRequest(scim.ErrInvalidValue, "manager.value must be a string")
+			}
+			if mg.DisplayName, err = getString(m, "displayName"); err != nil {
+				return spec, false, scim.BadRequest(scim.ErrInvalidValue, "manager.displayName must be a string")
+			}
 			if *mg != (scimv1.Manager{}) {
 				e.Manager = mg
 			}
@@ -288,6 +307,9 @@ func UserSpecFromSCIM(r scim.Resource) (spec scimv1.OrgMemberSpec, active bool, 
 			if m != "" {
 				e.Manager = &scimv1.Manager{Value: m}
 			}
+		case nil:
+		default:
+			return spec, false, scim.BadRequest(scim.ErrInvalidValue, "manager must be an object (or the manager's id), not %s", jsonType(m))
 		}
 		if *e != (scimv1.EnterpriseUser{}) {
 			spec.Enterprise = e
