@@ -757,6 +757,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
 	var g *scimv1.OrgGroup
+	var change *scim.MemberDelta // d without what it would not change
 	fresh := false
 	for try := 0; ; try++ {
 		var cur *scimv1.OrgGroup
@@ -788,8 +789,12 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		if len(late) > 0 {
 			d = late[0]()
 		}
+		change = nil
 		if d != nil {
 			if err := s.checkMembers(wctx, sc, d.Add); err != nil {
+				return nil, err
+			}
+			if change, err = s.effectiveMembers(wctx, sc, cur.Name, d); err != nil {
 				return nil, err
 			}
 		}
@@ -800,7 +805,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 				return nil, conflictDisplayName(next.DisplayName)
 			}
 		}
-		membersChange := d != nil && !d.Empty()
+		membersChange := change != nil && !change.Empty()
 		if equalJSON(cur.Spec, next) && ifMatch == "" && !membersChange {
 			g = cur
 			break
@@ -829,15 +834,71 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		g = updated
 		break
 	}
-	if d != nil && !d.Empty() {
+	if change != nil && !change.Empty() {
 		// each label write has its own timeout: a large membership change takes longer
 		// than one write may
-		if err := s.applyMembers(ctx, sc, g.Name, d); err != nil {
+		if err := s.applyMembers(ctx, sc, g.Name, change); err != nil {
 			return nil, err
 		}
 	}
 	s.waitCache(ctx, g, g.ResourceVersion)
 	return s.groupResource(ctx, sc, g, withMembers)
+}
+
+// effectiveMembers drops from a membership change what would change nothing: ids added
+// that are members already, ids removed that are not members (of this group, or of this
+// ScimConfig at all), and a replace with the set the group already has. A request that
+// changes no membership then writes nothing, not even the group's members revision:
+// removing another tenant's user from a group answers 200 and leaves every object as it
+// was. (It reads the cache, as setLabel does to skip a label already in place.)
+func (s *Store) effectiveMembers(ctx context.Context, sc Scope, group string, d *scim.MemberDelta) (*scim.MemberDelta, error) {
+	if d == nil || d.Empty() {
+		return d, nil
+	}
+	label := scimv1.LabelGroupPrefix + group
+	if d.Clear {
+		cur, err := s.GroupMembers(ctx, sc, group)
+		if err != nil {
+			return nil, err
+		}
+		want := map[string]bool{}
+		for _, id := range d.Add {
+			want[id] = true
+		}
+		if len(cur) != len(want) {
+			return d, nil
+		}
+		for _, m := range cur {
+			if !want[m.Name] {
+				return d, nil
+			}
+		}
+		return &scim.MemberDelta{}, nil
+	}
+	out := &scim.MemberDelta{}
+	for _, id := range d.Add {
+		m, err := s.getMember(ctx, sc, id) // checkMembers refused ids that are not users here
+		if err != nil {
+			return nil, err
+		}
+		if _, in := m.Labels[label]; !in {
+			out.Add = append(out.Add, id)
+		}
+	}
+	for _, id := range d.Remove {
+		m, err := s.getMember(ctx, sc, id)
+		var se *scim.Error
+		if errors.As(err, &se) && se.Status == 404 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, in := m.Labels[label]; in {
+			out.Remove = append(out.Remove, id)
+		}
+	}
+	return out, nil
 }
 
 // AnnotationMembersRevision on an OrgGroup counts its membership changes.
