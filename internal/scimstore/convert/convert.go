@@ -9,10 +9,12 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scim"
 )
 
@@ -150,6 +152,19 @@ func getString(m map[string]any, key string) (string, error) {
 	return "", scim.BadRequest(scim.ErrInvalidValue, "%s must be a string, not %s", key, jsonType(v))
 }
 
+// checkName refuses a userName or group displayName that cannot name anyone: one with a
+// control character (a NUL, a line break), or one whose characters are all invisible, so
+// that its uniqueness key (naming.NameKey) would be empty.
+func checkName(attr, name string) error {
+	if i := strings.IndexFunc(name, unicode.IsControl); i >= 0 {
+		return scim.BadRequest(scim.ErrInvalidValue, "%s must not contain control characters (found %U)", attr, []rune(name[i:])[0])
+	}
+	if naming.NameKey(name) == "" {
+		return scim.BadRequest(scim.ErrInvalidValue, "%s has no visible characters", attr)
+	}
+	return nil
+}
+
 func jsonType(v any) string {
 	switch v.(type) {
 	case float64:
@@ -234,6 +249,9 @@ func UserSpecFromSCIM(r scim.Resource) (spec scimv1.OrgMemberSpec, active bool, 
 	}
 	if spec.UserName == "" {
 		return spec, false, scim.BadRequest(scim.ErrInvalidValue, "userName is required")
+	}
+	if err := checkName("userName", spec.UserName); err != nil {
+		return spec, false, err
 	}
 	fields := []struct {
 		key string
@@ -366,6 +384,9 @@ func GroupSpecFromSCIM(r scim.Resource) (spec scimv1.OrgGroupSpec, members []str
 	}
 	if spec.DisplayName == "" {
 		return spec, nil, false, scim.BadRequest(scim.ErrInvalidValue, "displayName is required")
+	}
+	if err := checkName("displayName", spec.DisplayName); err != nil {
+		return spec, nil, false, err
 	}
 	if spec.ExternalID, err = getString(r, "externalId"); err != nil {
 		return spec, nil, false, err

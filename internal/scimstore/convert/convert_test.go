@@ -26,6 +26,9 @@ func TestWrongTypesAreRefused(t *testing.T) {
 		`{"userName":"a",` + ent + `:{"manager":{"value":7}}}`:           "manager.value must be a string",
 		`{"userName":"a",` + ent + `:{"manager":{"displayName":false}}}`: "manager.displayName must be a string",
 		`{"userName":"a",` + dock + `:{"dockerRole":7}}`:                 "dockerRole must be a string",
+		`{"userName":"a\u0000b"}`:                                        "userName must not contain control characters (found U+0000)",
+		`{"userName":"a\nb"}`:                                            "control characters",
+		`{"userName":"\u200b\u200d"}`:                                    "userName has no visible characters",
 	}
 	for body, want := range users {
 		var m map[string]any
@@ -41,6 +44,7 @@ func TestWrongTypesAreRefused(t *testing.T) {
 	groups := map[string]string{
 		`{"displayName":42}`:                          "displayName must be a string, not a number",
 		`{"displayName":"a","externalId":1}`:          "externalId must be a string",
+		`{"displayName":"a\tb"}`:                      "control characters",
 		`{"displayName":"a","members":[{"value":7}]}`: "non-empty string value",
 	}
 	for body, want := range groups {
