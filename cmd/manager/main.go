@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -70,11 +71,27 @@ func main() {
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if o.zap.Level != nil {
+		o.zap.Level = cappedLevel{o.zap.Level}
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
 	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
 		ctrl.Log.Error(err, "manager exited")
 		os.Exit(1)
 	}
+}
+
+// maxVerbosity is the most verbose level the manager logs at. From V(8) on, client-go logs
+// the bodies of API requests and responses through the caller's contextual logger (the
+// reconcilers'), and those bodies include Secrets: the patch that rotates a SCIM token
+// holds the new and the previous token. A --zap-log-level of 8 or more logs as 7.
+const maxVerbosity = 7
+
+// cappedLevel is a log level that never enables more than maxVerbosity.
+type cappedLevel struct{ zapcore.LevelEnabler }
+
+func (c cappedLevel) Enabled(l zapcore.Level) bool {
+	return l >= -maxVerbosity && c.LevelEnabler.Enabled(l)
 }
 
 func run(ctx context.Context, o options) error {
