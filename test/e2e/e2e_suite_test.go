@@ -15,6 +15,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/scim-operator/scim-operator/internal/devenv"
 	"github.com/scim-operator/scim-operator/internal/testenv"
@@ -37,7 +38,9 @@ func TestE2E(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	ctx, cancel = context.WithCancel(context.Background())
+	logf.SetLogger(GinkgoLogr) // the suite's own informers (secrets_test.go) log through it
 	workDir = GinkgoT().TempDir()
+	pluginBin = buildPlugin(filepath.Join(workDir, "plugin-bin"))
 	var err error
 	By("starting kube-apiserver and etcd on loopback")
 	cluster, err = devenv.StartLocal(workDir)
@@ -47,12 +50,19 @@ var _ = BeforeSuite(func() {
 	binPath = filepath.Join(workDir, "manager")
 	Expect(devenv.BuildManager(ctx, binPath)).To(Succeed())
 
+	By("recording every status, Event and Secret from now on (secrets_test.go)")
+	rec = startRecorder()
+
 	By("running the manager as a process")
 	logFile, err = os.Create(filepath.Join(workDir, "manager.log"))
 	Expect(err).NotTo(HaveOccurred())
-	mgr, err = devenv.StartManager(ctx, binPath, cluster.Kubeconfig, logFile)
+	mgr, err = devenv.StartManager(ctx, binPath, cluster.Kubeconfig, logFile, managerArgs...)
 	Expect(err).NotTo(HaveOccurred())
 })
+
+// managerArgs: the manager logs everything it can (V(10)), so that the search for
+// tokens in its log reads every line it could ever write.
+var managerArgs = []string{"--zap-log-level=10"}
 
 // anySpecFailed makes AfterSuite print the manager's log when a spec failed.
 var anySpecFailed bool
@@ -64,6 +74,19 @@ var _ = ReportAfterEach(func(r SpecReport) {
 })
 
 var _ = AfterSuite(func() {
+	// The control plane stops however the checks below end.
+	defer func() {
+		if pluginBin != nil {
+			_, _ = pluginBin() // leave no build running
+		}
+		if rec != nil {
+			rec.stop()
+		}
+		if cluster != nil {
+			Expect(cluster.Stop()).To(Succeed())
+		}
+		cancel()
+	}()
 	if mgr != nil {
 		Expect(mgr.Stop()).To(Succeed())
 	}
@@ -75,11 +98,10 @@ var _ = AfterSuite(func() {
 			Expect(err).NotTo(HaveOccurred())
 			GinkgoWriter.Printf("manager log:\n%s\n", b)
 		}
+		if rec != nil && cluster != nil {
+			checkNoSecretsLeaked(logFile.Name())
+		}
 	}
-	if cluster != nil {
-		Expect(cluster.Stop()).To(Succeed())
-	}
-	cancel()
 })
 
 // kubectl runs the kubectl built with the control plane (it matches the API server).

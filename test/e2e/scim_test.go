@@ -84,7 +84,7 @@ var _ = Describe("the SCIM endpoint as an IdP sees it", func() {
 		By("killing the manager and starting it again")
 		Expect(mgr.Kill()).To(Succeed())
 		var err error
-		mgr, err = devenv.StartManager(ctx, binPath, cluster.Kubeconfig, logFile)
+		mgr, err = devenv.StartManager(ctx, binPath, cluster.Kubeconfig, logFile, managerArgs...)
 		Expect(err).NotTo(HaveOccurred())
 		c.base = "http://" + mgr.SCIMAddr + cfg.Status.BasePath
 		code, body, _ = c.do("GET", "/Users?filter="+url.QueryEscape(`userName eq "JANE@example.com"`), "")
