@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -49,6 +50,9 @@ func main() {
 	zo.BindFlags(flag.CommandLine)
 	flag.Parse()
 	o.ScimTrustedProxies = splitList(trusted)
+	if zo.Level != nil {
+		zo.Level = cappedLevel{zo.Level}
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
 	log := ctrl.Log.WithName("setup")
 
@@ -62,6 +66,19 @@ func main() {
 		ctrl.Log.Error(err, "manager exited")
 		os.Exit(1)
 	}
+}
+
+// maxVerbosity is the most verbose level the manager logs at. From V(8) on, client-go logs
+// the bodies of API requests and responses through the caller's contextual logger (the
+// reconcilers'), and those bodies include Secrets: the patch that rotates a SCIM token
+// holds the new and the previous token. A --zap-log-level of 8 or more logs as 7.
+const maxVerbosity = 7
+
+// cappedLevel is a log level that never enables more than maxVerbosity.
+type cappedLevel struct{ zapcore.LevelEnabler }
+
+func (c cappedLevel) Enabled(l zapcore.Level) bool {
+	return l >= -maxVerbosity && c.LevelEnabler.Enabled(l)
 }
 
 // splitList splits a comma-separated flag value, dropping empty entries.

@@ -16,11 +16,11 @@ import (
 const (
 	// Config indexes OrgMembers and OrgGroups by spec.configName.
 	Config = "spec.configName"
-	// UserName indexes OrgMembers by "<configName>/<folded userName>".
+	// UserName indexes OrgMembers by "<configName>/<naming.NameKey(userName)>".
 	UserName = "index.userName"
 	// ExternalID indexes OrgMembers and OrgGroups by "<configName>/<externalId>".
 	ExternalID = "index.externalId"
-	// DisplayName indexes OrgGroups by "<configName>/<lower-cased displayName>".
+	// DisplayName indexes OrgGroups by "<configName>/<naming.NameKey(displayName)>".
 	DisplayName = "index.displayName"
 	// Group indexes OrgMembers by the name of every OrgGroup they belong to (from the
 	// group.scim.operator.dev/<group> labels).
@@ -45,7 +45,7 @@ func Setup(ctx context.Context, fi client.FieldIndexer) error {
 		}},
 		{&scimv1.OrgMember{}, UserName, func(o client.Object) []string {
 			m := o.(*scimv1.OrgMember)
-			return []string{Key(m.Spec.ConfigName, naming.FoldUserName(m.Spec.UserName))}
+			return []string{Key(m.Spec.ConfigName, naming.NameKey(m.Spec.UserName))}
 		}},
 		{&scimv1.OrgMember{}, ExternalID, func(o client.Object) []string {
 			m := o.(*scimv1.OrgMember)
@@ -63,7 +63,7 @@ func Setup(ctx context.Context, fi client.FieldIndexer) error {
 		}},
 		{&scimv1.OrgGroup{}, DisplayName, func(o client.Object) []string {
 			g := o.(*scimv1.OrgGroup)
-			return []string{Key(g.Spec.ConfigName, strings.ToLower(g.Spec.DisplayName))}
+			return []string{Key(g.Spec.ConfigName, naming.NameKey(g.Spec.DisplayName))}
 		}},
 		{&scimv1.OrgMember{}, Group, func(o client.Object) []string {
 			return GroupsOf(o.GetLabels())

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	filter "github.com/scim2/filter-parser/v2"
+
+	"github.com/scim-operator/scim-operator/internal/naming"
 )
 
 // MaxFilterLength bounds the filter text a request may carry.
@@ -418,7 +420,9 @@ func compareOne(def *Attribute, v any, op filter.CompareOperator, want any) bool
 			}
 		}
 		if def == nil || !def.CaseExact {
-			s, w = strings.ToLower(s), strings.ToLower(w)
+			// the equality uniqueness is decided by (naming.NameKey), so that a filter
+			// finds exactly the user a create of that userName would collide with
+			s, w = naming.Caseless(s), naming.Caseless(w)
 		}
 		switch op {
 		case filter.EQ:

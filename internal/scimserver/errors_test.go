@@ -216,7 +216,7 @@ var _ = Describe("errors", func() {
 		expectError(c.do("GET", "/Widgets", nil), 404, "", `no SCIM resource "Widgets"`)
 		r := c.do("POST", "/ServiceProviderConfig", `{}`)
 		expectError(r, 405, "", "method not allowed")
-		Expect(r.header.Get("Allow")).To(Equal("GET"))
+		Expect(r.header.Get("Allow")).To(Equal("GET, HEAD"))
 		expectError(c.do("DELETE", "/Schemas", nil), 405, "", "method not allowed")
 		expectError(c.do("GET", "/Users?filter="+q(`userName eq`), nil), 400, "invalidFilter", "invalid filter")
 		expectError(c.do("GET", "/Users?filter="+q(`userName zz "x"`), nil), 400, "invalidFilter", "invalid filter")

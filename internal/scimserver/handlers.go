@@ -192,6 +192,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sc := scimstore.Scope{Config: &cfg, BaseURL: s.baseURL(r, ns, name)}
+	if r.Method == http.MethodHead {
+		// HEAD is GET without the body (RFC 9110 section 9.3.2); net/http drops the body
+		// for the request it read, whatever the handlers see.
+		r = r.WithContext(r.Context())
+		r.Method = http.MethodGet
+	}
 	if extra != "" {
 		scim.WriteError(w, scim.NotFound("no SCIM endpoint at %s", r.URL.Path))
 		return
@@ -213,7 +219,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.rootSearch(w, r, sc)
 	case "ServiceProviderConfig", "ResourceTypes", "Schemas":
 		if r.Method != http.MethodGet {
-			methodNotAllowed(w, "GET")
+			methodNotAllowed(w, "GET, HEAD")
 			return
 		}
 		s.discovery(w, sc, ri.resource, id)
@@ -305,6 +311,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, into any) erro
 	if b[0] != '{' {
 		return scim.BadRequest(scim.ErrInvalidSyntax, "the request body must be a JSON object")
 	}
+	if err := scim.CheckJSON(b); err != nil {
+		return err
+	}
 	if err := json.Unmarshal(b, into); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
@@ -373,7 +382,7 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 		}
 		writeResource(w, http.StatusCreated, out)
 	case id == "":
-		methodNotAllowed(w, "GET, POST")
+		methodNotAllowed(w, "GET, HEAD, POST")
 	case r.Method == http.MethodGet:
 		var out scim.Resource
 		var err error
@@ -443,7 +452,7 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 		}
 		w.WriteHeader(http.StatusNoContent)
 	default:
-		methodNotAllowed(w, "GET, PUT, PATCH, DELETE")
+		methodNotAllowed(w, "GET, HEAD, PUT, PATCH, DELETE")
 	}
 }
 

@@ -225,7 +225,7 @@ func (s *Store) ListUsers(ctx context.Context, sc Scope, f *scim.Filter) ([]scim
 		opts = append(opts, client.MatchingFields{index.Config: sc.name()})
 	default:
 		if v, ok := f.EqualityValue("userName"); ok {
-			opts = append(opts, client.MatchingFields{index.UserName: index.Key(sc.name(), naming.FoldUserName(v))})
+			opts = append(opts, client.MatchingFields{index.UserName: index.Key(sc.name(), naming.NameKey(v))})
 		} else if v, ok := f.EqualityValue("externalId"); ok {
 			opts = append(opts, client.MatchingFields{index.ExternalID: index.Key(sc.name(), v)})
 		} else if v, ok := f.EqualityValue("id"); ok {
@@ -317,7 +317,7 @@ func checkDomain(cfg *scimv1.ScimConfig, userName string) error {
 func (s *Store) userNameTaken(ctx context.Context, sc Scope, userName, exceptID string) (bool, error) {
 	var list scimv1.OrgMemberList
 	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()),
-		client.MatchingFields{index.UserName: index.Key(sc.name(), naming.FoldUserName(userName))}); err != nil {
+		client.MatchingFields{index.UserName: index.Key(sc.name(), naming.NameKey(userName))}); err != nil {
 		return false, s.apiError(err, "Users")
 	}
 	for _, m := range list.Items {
@@ -388,7 +388,7 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			}
 			return nil, s.apiError(gerr, userRef(m.Name))
 		}
-		if naming.FoldUserName(existing.Spec.UserName) == naming.FoldUserName(spec.UserName) {
+		if naming.NameKey(existing.Spec.UserName) == naming.NameKey(spec.UserName) {
 			if !existing.DeletionTimestamp.IsZero() {
 				return nil, &scim.Error{Status: 503, RetryAfter: 10,
 					Detail: fmt.Sprintf("a user with userName %q is still being deleted; retry later", spec.UserName)}
@@ -465,7 +465,7 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 		if err != nil {
 			return nil, err
 		}
-		if naming.FoldUserName(next.UserName) != naming.FoldUserName(cur.Spec.UserName) {
+		if naming.NameKey(next.UserName) != naming.NameKey(cur.Spec.UserName) {
 			if err := checkDomain(sc.Config, next.UserName); err != nil {
 				return nil, err
 			}
@@ -590,7 +590,7 @@ func (s *Store) ListGroups(ctx context.Context, sc Scope, f *scim.Filter, withMe
 	var list scimv1.OrgGroupList
 	opts := []client.ListOption{client.InNamespace(sc.ns())}
 	if v, ok := eq(f, "displayName"); ok {
-		opts = append(opts, client.MatchingFields{index.DisplayName: index.Key(sc.name(), strings.ToLower(v))})
+		opts = append(opts, client.MatchingFields{index.DisplayName: index.Key(sc.name(), naming.NameKey(v))})
 	} else if v, ok := eq(f, "externalId"); ok {
 		opts = append(opts, client.MatchingFields{index.ExternalID: index.Key(sc.name(), v)})
 	} else {
@@ -626,7 +626,7 @@ func eq(f *scim.Filter, attr string) (string, bool) {
 func (s *Store) displayNameTaken(ctx context.Context, sc Scope, displayName, exceptID string) (bool, error) {
 	var list scimv1.OrgGroupList
 	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()),
-		client.MatchingFields{index.DisplayName: index.Key(sc.name(), strings.ToLower(displayName))}); err != nil {
+		client.MatchingFields{index.DisplayName: index.Key(sc.name(), naming.NameKey(displayName))}); err != nil {
 		return false, s.apiError(err, "Groups")
 	}
 	for _, g := range list.Items {
@@ -702,7 +702,7 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 		if gerr := s.APIReader.Get(wctx, client.ObjectKeyFromObject(cand), &existing); gerr != nil {
 			return nil, s.apiError(gerr, groupRef(name))
 		}
-		if strings.EqualFold(strings.TrimSpace(existing.Spec.DisplayName), strings.TrimSpace(spec.DisplayName)) {
+		if naming.NameKey(existing.Spec.DisplayName) == naming.NameKey(spec.DisplayName) {
 			return nil, conflictDisplayName(spec.DisplayName)
 		}
 	}
@@ -757,6 +757,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
 	var g *scimv1.OrgGroup
+	var change *scim.MemberDelta // d without what it would not change
 	fresh := false
 	for try := 0; ; try++ {
 		var cur *scimv1.OrgGroup
@@ -788,19 +789,23 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		if len(late) > 0 {
 			d = late[0]()
 		}
+		change = nil
 		if d != nil {
 			if err := s.checkMembers(wctx, sc, d.Add); err != nil {
 				return nil, err
 			}
+			if change, err = s.effectiveMembers(wctx, sc, cur.Name, d); err != nil {
+				return nil, err
+			}
 		}
-		if !strings.EqualFold(strings.TrimSpace(next.DisplayName), strings.TrimSpace(cur.Spec.DisplayName)) {
+		if naming.NameKey(next.DisplayName) != naming.NameKey(cur.Spec.DisplayName) {
 			if taken, err := s.displayNameTaken(wctx, sc, next.DisplayName, cur.Name); err != nil {
 				return nil, err
 			} else if taken {
 				return nil, conflictDisplayName(next.DisplayName)
 			}
 		}
-		membersChange := d != nil && !d.Empty()
+		membersChange := change != nil && !change.Empty()
 		if equalJSON(cur.Spec, next) && ifMatch == "" && !membersChange {
 			g = cur
 			break
@@ -829,15 +834,71 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		g = updated
 		break
 	}
-	if d != nil && !d.Empty() {
+	if change != nil && !change.Empty() {
 		// each label write has its own timeout: a large membership change takes longer
 		// than one write may
-		if err := s.applyMembers(ctx, sc, g.Name, d); err != nil {
+		if err := s.applyMembers(ctx, sc, g.Name, change); err != nil {
 			return nil, err
 		}
 	}
 	s.waitCache(ctx, g, g.ResourceVersion)
 	return s.groupResource(ctx, sc, g, withMembers)
+}
+
+// effectiveMembers drops from a membership change what would change nothing: ids added
+// that are members already, ids removed that are not members (of this group, or of this
+// ScimConfig at all), and a replace with the set the group already has. A request that
+// changes no membership then writes nothing, not even the group's members revision:
+// removing another tenant's user from a group answers 200 and leaves every object as it
+// was. (It reads the cache, as setLabel does to skip a label already in place.)
+func (s *Store) effectiveMembers(ctx context.Context, sc Scope, group string, d *scim.MemberDelta) (*scim.MemberDelta, error) {
+	if d == nil || d.Empty() {
+		return d, nil
+	}
+	label := scimv1.LabelGroupPrefix + group
+	if d.Clear {
+		cur, err := s.GroupMembers(ctx, sc, group)
+		if err != nil {
+			return nil, err
+		}
+		want := map[string]bool{}
+		for _, id := range d.Add {
+			want[id] = true
+		}
+		if len(cur) != len(want) {
+			return d, nil
+		}
+		for _, m := range cur {
+			if !want[m.Name] {
+				return d, nil
+			}
+		}
+		return &scim.MemberDelta{}, nil
+	}
+	out := &scim.MemberDelta{}
+	for _, id := range d.Add {
+		m, err := s.getMember(ctx, sc, id) // checkMembers refused ids that are not users here
+		if err != nil {
+			return nil, err
+		}
+		if _, in := m.Labels[label]; !in {
+			out.Add = append(out.Add, id)
+		}
+	}
+	for _, id := range d.Remove {
+		m, err := s.getMember(ctx, sc, id)
+		var se *scim.Error
+		if errors.As(err, &se) && se.Status == 404 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, in := m.Labels[label]; in {
+			out.Remove = append(out.Remove, id)
+		}
+	}
+	return out, nil
 }
 
 // AnnotationMembersRevision on an OrgGroup counts its membership changes.

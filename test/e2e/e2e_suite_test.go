@@ -17,6 +17,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/scim-operator/scim-operator/internal/devenv"
 	"github.com/scim-operator/scim-operator/internal/testenv"
@@ -45,7 +46,9 @@ const trustedProxy = "127.0.0.2"
 
 // managerArgs are the flags every start of the suite's manager gets besides the addresses
 // and the certificate directory.
-var managerArgs = []string{"--scim-trusted-proxies=" + trustedProxy + "/32"}
+// The manager also logs everything it can (V(10)), so that the search for tokens in
+// secrets_test.go covers every line it could ever write.
+var managerArgs = []string{"--scim-trusted-proxies=" + trustedProxy + "/32", "--zap-log-level=10"}
 
 func TestE2E(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -54,7 +57,9 @@ func TestE2E(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	ctx, cancel = context.WithCancel(context.Background())
+	logf.SetLogger(GinkgoLogr) // the suite's own informers (secrets_test.go) log through it
 	workDir = GinkgoT().TempDir()
+	pluginBin = buildPlugin(filepath.Join(workDir, "plugin-bin"))
 	var err error
 	By("starting kube-apiserver and etcd on loopback")
 	cluster, err = devenv.StartLocal(workDir)
@@ -73,12 +78,16 @@ var _ = BeforeSuite(func() {
 	mgrKubeconfig, err = devenv.ManagerKubeconfig(ctx, cluster, "scim-operator-system", workDir)
 	Expect(err).NotTo(HaveOccurred())
 
+	By("recording every status, Event and Secret from now on (secrets_test.go)")
+	rec = startRecorder()
+
 	By("running the manager as a process, serving SCIM over HTTPS")
 	logFile, err = os.Create(filepath.Join(workDir, "manager.log"))
 	Expect(err).NotTo(HaveOccurred())
 	mgr, err = devenv.StartManager(ctx, binPath, mgrKubeconfig, logFile, certs, managerArgs...)
 	Expect(err).NotTo(HaveOccurred())
 })
+
 
 // anySpecFailed makes AfterSuite print the manager's log when a spec failed.
 var anySpecFailed bool
@@ -90,6 +99,19 @@ var _ = ReportAfterEach(func(r SpecReport) {
 })
 
 var _ = AfterSuite(func() {
+	// The control plane stops however the checks below end.
+	defer func() {
+		if pluginBin != nil {
+			_, _ = pluginBin() // leave no build running
+		}
+		if rec != nil {
+			rec.stop()
+		}
+		if cluster != nil {
+			Expect(cluster.Stop()).To(Succeed())
+		}
+		cancel()
+	}()
 	if mgr != nil {
 		Expect(mgr.Stop()).To(Succeed())
 	}
@@ -101,11 +123,10 @@ var _ = AfterSuite(func() {
 			Expect(err).NotTo(HaveOccurred())
 			GinkgoWriter.Printf("manager log:\n%s\n", b)
 		}
+		if rec != nil && cluster != nil {
+			checkNoSecretsLeaked(logFile.Name())
+		}
 	}
-	if cluster != nil {
-		Expect(cluster.Stop()).To(Succeed())
-	}
-	cancel()
 })
 
 // kubectl runs the kubectl built with the control plane (it matches the API server).

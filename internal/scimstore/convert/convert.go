@@ -9,10 +9,12 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scim"
 )
 
@@ -135,18 +137,46 @@ func UserToSCIM(m *scimv1.OrgMember, baseURL string) scim.Resource {
 	return r
 }
 
+// getString reads a string attribute. A number or a boolean is refused like any other
+// non-string (400 invalidValue, RFC 7643 section 2.3 and RFC 7644 section 3.12): read as
+// text, "userName": 42 would create the user "42", and two different JSON values
+// (42 and "42") would name one user.
 func getString(m map[string]any, key string) (string, error) {
 	v, ok := m[key]
 	if !ok || v == nil {
 		return "", nil
 	}
-	switch t := v.(type) {
-	case string:
-		return strings.TrimSpace(t), nil
-	case float64, bool:
-		return fmt.Sprint(t), nil
+	if s, ok := v.(string); ok {
+		return strings.TrimSpace(s), nil
 	}
-	return "", scim.BadRequest(scim.ErrInvalidValue, "%s must be a string", key)
+	return "", scim.BadRequest(scim.ErrInvalidValue, "%s must be a string, not %s", key, jsonType(v))
+}
+
+// checkName refuses a userName or group displayName that cannot name anyone: one with a
+// control character (a NUL, a line break), or one whose characters are all invisible, so
+// that its uniqueness key (naming.NameKey) would be empty.
+func checkName(attr, name string) error {
+	if i := strings.IndexFunc(name, unicode.IsControl); i >= 0 {
+		return scim.BadRequest(scim.ErrInvalidValue, "%s must not contain control characters (found %U)", attr, []rune(name[i:])[0])
+	}
+	if naming.NameKey(name) == "" {
+		return scim.BadRequest(scim.ErrInvalidValue, "%s has no visible characters", attr)
+	}
+	return nil
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 func multiFromSCIM(v any, attr string) ([]scimv1.MultiValue, error) {
@@ -220,6 +250,9 @@ func UserSpecFromSCIM(r scim.Resource) (spec scimv1.OrgMemberSpec, active bool, 
 	if spec.UserName == "" {
 		return spec, false, scim.BadRequest(scim.ErrInvalidValue, "userName is required")
 	}
+	if err := checkName("userName", spec.UserName); err != nil {
+		return spec, false, err
+	}
 	fields := []struct {
 		key string
 		dst *string
@@ -279,8 +312,12 @@ func UserSpecFromSCIM(r scim.Resource) (spec scimv1.OrgMemberSpec, active bool, 
 		switch m := ev["manager"].(type) {
 		case map[string]any:
 			mg := &scimv1.Manager{}
-			mg.Value, _ = getString(m, "value")
-			mg.DisplayName, _ = getString(m, "displayName")
+			if mg.Value, err = getString(m, "value"); err != nil {
+				return spec, false, scim.BadRequest(scim.ErrInvalidValue, "manager.value must be a string")
+			}
+			if mg.DisplayName, err = getString(m, "displayName"); err != nil {
+				return spec, false, scim.BadRequest(scim.ErrInvalidValue, "manager.displayName must be a string")
+			}
 			if *mg != (scimv1.Manager{}) {
 				e.Manager = mg
 			}
@@ -288,6 +325,9 @@ func UserSpecFromSCIM(r scim.Resource) (spec scimv1.OrgMemberSpec, active bool, 
 			if m != "" {
 				e.Manager = &scimv1.Manager{Value: m}
 			}
+		case nil:
+		default:
+			return spec, false, scim.BadRequest(scim.ErrInvalidValue, "manager must be an object (or the manager's id), not %s", jsonType(m))
 		}
 		if *e != (scimv1.EnterpriseUser{}) {
 			spec.Enterprise = e
@@ -344,6 +384,9 @@ func GroupSpecFromSCIM(r scim.Resource) (spec scimv1.OrgGroupSpec, members []str
 	}
 	if spec.DisplayName == "" {
 		return spec, nil, false, scim.BadRequest(scim.ErrInvalidValue, "displayName is required")
+	}
+	if err := checkName("displayName", spec.DisplayName); err != nil {
+		return spec, nil, false, err
 	}
 	if spec.ExternalID, err = getString(r, "externalId"); err != nil {
 		return spec, nil, false, err
