@@ -88,7 +88,6 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 })
 
-
 // anySpecFailed makes AfterSuite print the manager's log when a spec failed.
 var anySpecFailed bool
 
