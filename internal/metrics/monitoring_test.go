@@ -577,12 +577,28 @@ func TestAlertRules(t *testing.T) {
 				}
 			}
 		}
+		// The runbook shows the rule's expression: the same expression, however laid out.
+		if m := regexp.MustCompile("(?s)\n### " + name + "\n\n```promql\n(.*?)```").FindStringSubmatch(string(doc)); m == nil {
+			t.Errorf("%s: docs/metrics.md has no section \"### %s\" opening with its expression", name, name)
+		} else if a, b := canonical(t, r.Expr), canonical(t, m[1]); a != b {
+			t.Errorf("%s: the runbook's expression\n  %s\nis not the rule's\n  %s", name, b, a)
+		}
 		u := r.Annotations["runbook_url"]
 		const prefix = "https://github.com/scim-operator/scim-operator/blob/main/docs/metrics.md#"
 		if anchor, ok := strings.CutPrefix(u, prefix); !ok || !anchors[anchor] || anchor != strings.ToLower(name) {
 			t.Errorf("%s: runbook_url %q is not %s%s, a section of docs/metrics.md", name, u, prefix, strings.ToLower(name))
 		}
 	}
+}
+
+func canonical(t *testing.T, expr string) string {
+	t.Helper()
+	e, err := promql.ParseExpr(expr)
+	if err != nil {
+		t.Errorf("%v\n%s", err, expr)
+		return ""
+	}
+	return e.String()
 }
 
 // githubAnchor is the anchor GitHub gives a Markdown heading.
