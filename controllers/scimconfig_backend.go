@@ -131,6 +131,7 @@ func (r *ScimConfigReconciler) countMembers(ctx context.Context, cfg *scimv1.Sci
 		scimv1.PhaseDeactivated, scimv1.PhaseRemoved, scimv1.PhaseFailed} {
 		metrics.MembersByPhase.WithLabelValues(cfg.Namespace, cfg.Name, string(p)).Set(byPhase[p])
 	}
+	metrics.ObserveConfig(cfg, list.Items, resyncInterval(cfg))
 	return nil
 }
 

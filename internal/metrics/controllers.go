@@ -34,7 +34,9 @@ func init() {
 	ctrlmetrics.Registry.MustRegister(Reconciles, MembersByPhase)
 }
 
-// ForgetConfig drops the member gauges of a ScimConfig that is gone.
+// ForgetConfig drops the gauges of a ScimConfig that is gone (members by phase and
+// everything ObserveConfig exports).
 func ForgetConfig(namespace, config string) {
 	MembersByPhase.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "config": config})
+	forgetConfigStatus(namespace, config)
 }
