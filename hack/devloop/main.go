@@ -93,7 +93,9 @@ func run(forceLocal bool, ns, dir string) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := devenv.StartManager(ctx, bin, cluster.Kubeconfig, logs, certs)
+	// the install's lockdown: a ScimConfig that names no ServiceAccount writes its
+	// bindings as scim-provisioner of its namespace, never with this admin kubeconfig
+	mgr, err := devenv.StartManager(ctx, bin, cluster.Kubeconfig, logs, certs, "--default-service-account=scim-provisioner")
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -24,6 +25,8 @@ type tokenMemo struct {
 	ttl time.Duration
 	mu  sync.Mutex
 	m   map[string]memoEntry
+	// reads collapses concurrent Secret reads of one config into one.
+	reads singleflight.Group
 }
 
 type memoEntry struct {
@@ -66,15 +69,31 @@ func (t *tokenMemo) accepted(ctx context.Context, cfg *scimv1.ScimConfig, ttl ti
 	if ok && now.Sub(e.at) < ttl {
 		return e.acc, now.Sub(e.at), e.err
 	}
-	acc, err := token.Resolve(ctx, t.r, cfg)
+	// One read per config at a time, whoever asks (concurrent wrong tokens share it), on
+	// a context of its own: a client that hangs up cannot make the read fail for others.
+	v, _, _ := t.reads.Do(k, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), secretReadTimeout)
+		defer cancel()
+		acc, err := token.Resolve(rctx, t.r, cfg)
+		return memoEntry{at: time.Now(), acc: acc, err: err}, nil
+	})
+	fresh := v.(memoEntry)
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if fresh.err != nil && ok && e.err == nil {
+		// A failed read never replaces tokens read successfully: the valid token keeps
+		// working through an API server hiccup (the next read may replace them).
+		return e.acc, now.Sub(e.at), nil
+	}
 	if len(t.m) > 10000 {
 		t.m = map[string]memoEntry{}
 	}
-	t.m[k] = memoEntry{at: now, acc: acc, err: err}
-	t.mu.Unlock()
-	return acc, 0, err
+	t.m[k] = fresh
+	return fresh.acc, 0, fresh.err
 }
+
+// secretReadTimeout bounds one read of a token Secret.
+const secretReadTimeout = 5 * time.Second
 
 // bearer extracts the bearer token of a request.
 func bearer(r *http.Request) (string, bool) {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -85,11 +86,12 @@ func (b *battery) rawDo(src, method, target string, hdr http.Header, body []byte
 	tr := &http.Transport{
 		DialContext:       (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}).DialContext,
 		DisableKeepAlives: true,
+		TLSClientConfig:   &tls.Config{RootCAs: certs.CA.Pool(), MinVersion: tls.VersionTLS12},
 	}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+b.addr+"/", strings.NewReader(string(body)))
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+b.addr+"/", strings.NewReader(string(body)))
 	ExpectWithOffset(2, err).NotTo(HaveOccurred())
-	req.URL = &url.URL{Scheme: "http", Host: b.addr, Opaque: target}
+	req.URL = &url.URL{Scheme: "https", Host: b.addr, Opaque: target}
 	if !strings.HasPrefix(target, "/") {
 		req.URL.Opaque = "/" + target
 	}

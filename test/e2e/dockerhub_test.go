@@ -86,7 +86,7 @@ var _ = Describe("a Docker Hub organization, its access token kept secret", func
 		Expect(err).NotTo(HaveOccurred())
 		tok, err := devenv.Token(ctx, cluster.Client, cfg)
 		Expect(err).NotTo(HaveOccurred())
-		c := scimClient{base: "http://" + mgr.SCIMAddr + cfg.Status.BasePath, token: tok}
+		c := scimClient{base: mgr.SCIMURL + cfg.Status.BasePath, token: tok}
 
 		By("provisioning and deprovisioning a user through SCIM")
 		code, body, _ := c.do("POST", "/Users", `{"userName":"dana@example.com","emails":[{"value":"dana@example.com","primary":true}]}`)

@@ -48,7 +48,9 @@ const trustedProxy = "127.0.0.2"
 // and the certificate directory.
 // The manager also logs everything it can (V(10)), so that the search for tokens in
 // secrets_test.go covers every line it could ever write.
-var managerArgs = []string{"--scim-trusted-proxies=" + trustedProxy + "/32", "--zap-log-level=10"}
+// It runs with the install's lockdown flag (config/manager/manager.yaml).
+var managerArgs = []string{"--scim-trusted-proxies=" + trustedProxy + "/32", "--zap-log-level=10",
+	"--default-service-account=scim-provisioner"}
 
 func TestE2E(t *testing.T) {
 	RegisterFailHandler(Fail)
