@@ -2,6 +2,7 @@ package scimserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -80,9 +81,11 @@ func (t *tokenMemo) accepted(ctx context.Context, cfg *scimv1.ScimConfig, ttl ti
 	fresh := v.(memoEntry)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if fresh.err != nil && ok && e.err == nil {
-		// A failed read never replaces tokens read successfully: the valid token keeps
-		// working through an API server hiccup (the next read may replace them).
+	if ok && e.err == nil && fresh.err != nil &&
+		(apiUnavailable(fresh.err) || errors.Is(fresh.err, context.Canceled)) {
+		// A read that could not reach the API server never replaces tokens read
+		// successfully: the valid token keeps working through a hiccup. A definite answer
+		// (the Secret or its key gone) does replace them.
 		return e.acc, now.Sub(e.at), nil
 	}
 	if len(t.m) > 10000 {
