@@ -212,6 +212,29 @@ func runGuide(path string) {
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 var _ = Describe("the IdP guides, run as written", func() {
+	It("refuses a malformed guide rather than skipping its blocks", func() {
+		dir := GinkgoT().TempDir()
+		fence := "```"
+		curl := `curl -sS -w '\n%{http_code}\n' "$SCIM_URL/Users"`
+		for guide, want := range map[string]string{
+			"": "no scim-step blocks",
+			fence + "sh scim-step\n# expect: 200\n" + curl + "\n" + fence + "\n":                "without name=",
+			fence + "sh scim-step name=a\n" + curl + "\n" + fence + "\n":                        "exactly one `# expect:",
+			fence + "sh scim-step name=a\n# expect: 200\n# expect: 201\n" + curl + "\n" + fence: "exactly one `# expect:",
+			fence + "sh scim-step name=a\n# expect: 200\n" + curl + "\n":                        "not terminated",
+			fence + "sh scim-step name=a\n# expect: 200\nkubectl get om\n" + fence + "\n":       "sends no curl request",
+			fence + "sh scim-step name=a\n# expect: 200\ncurl \"$SCIM_URL\"\n" + fence + "\n":   "-w",
+			fence + "sh\n" + curl + "\n" + fence + "\n":                                         "not a `sh scim-step` block",
+			fence + "sh scim-step name=a\n# expect: exit 0\ntrue\n" + fence + "\n" +
+				fence + "sh scim-step name=a\n# expect: exit 0\ntrue\n" + fence + "\n": "duplicate scim-step name",
+		} {
+			p := filepath.Join(dir, "guide.md")
+			Expect(os.WriteFile(p, []byte(guide), 0o600)).To(Succeed())
+			_, err := parseGuide(p)
+			Expect(err).To(MatchError(ContainSubstring(want)), "guide:\n%s", guide)
+		}
+	})
+
 	for _, doc := range []string{"okta.md", "entra-id.md", "onelogin.md"} {
 		It("runs every request of docs/idp/"+doc, func() {
 			runGuide(filepath.Join(testenv.RepoRoot(), "docs", "idp", doc))
