@@ -165,8 +165,11 @@ func (s *Server) Start(ctx context.Context) error {
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      5 * time.Minute, // a group of 50,000 members is a long answer
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          nil,
+		// 1 MiB, Go's default and the body limit: a URL long enough to carry any filter a
+		// client may send reaches the SCIM code and gets a SCIM answer (400 invalidFilter
+		// past the filter's own length limit), never a bare 431 from net/http.
+		MaxHeaderBytes: 1 << 20,
+		ErrorLog:       nil,
 		// HTTP/2 is off (secure default after CVE-2023-44487); SCIM clients use HTTP/1.1.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		BaseContext:  func(net.Listener) context.Context { return ctx },
