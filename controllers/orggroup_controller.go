@@ -119,7 +119,7 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	g.Status.MemberCount = int32(len(members))
 
-	in := plan.GroupInput{Config: configState(cfg), Deleting: deleting, Team: TeamName(g.Spec.DisplayName),
+	in := plan.GroupInput{Config: plan.ConfigStateOf(cfg), Deleting: deleting, Team: TeamName(g.Spec.DisplayName),
 		TeamCreated: g.Status.TeamCreated}
 	if deleting {
 		in.Team = g.Status.Team
@@ -336,7 +336,7 @@ func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup,
 		}
 		id := strings.ToLower(m.Status.BackendID)
 		removable[id] = true
-		if m.Spec.Active && m.DeletionTimestamp.IsZero() && strings.EqualFold(TeamName(desiredTeam(&m)), team) {
+		if m.Spec.Active && m.DeletionTimestamp.IsZero() && strings.EqualFold(TeamName(plan.DesiredTeam(&m)), team) {
 			hinted[id] = true
 		}
 	}

@@ -149,20 +149,20 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		m.Status.Phase = scimv1.PhasePending
 	}
 
-	in := plan.MemberInput{Config: configState(cfg), Deleting: deleting, Active: m.Spec.Active,
+	in := plan.MemberInput{Config: plan.ConfigStateOf(cfg), Deleting: deleting, Active: m.Spec.Active,
 		Origin: m.Status.Origin, Phase: m.Status.Phase, Deprovisioned: m.Status.Deprovisioned}
 	var b backend.Backend
 	if cfg != nil {
 		in.Policies = cfg.Spec.Policies
 		in.Policies.Adoption = adoption(cfg)
-		in.WantRole = desiredRole(m, cfg)
+		in.WantRole = plan.DesiredRole(m, cfg)
 		if in.Config == plan.ConfigEnabled || in.Config == plan.ConfigNotReady || deleting {
 			if b, err = r.Backends.For(ctx, cfg); err != nil {
 				return r.waitForConfig(ctx, m, cfg, err)
 			}
 			_, in.Labelled = b.(backend.OwnerLedger)
 			if _, groupsOnly := b.(backend.NoUserTeams); !groupsOnly {
-				in.Team = desiredTeam(m)
+				in.Team = plan.DesiredTeam(m)
 				if h := m.Status.HintedTeam; h != "" && !strings.EqualFold(h, in.Team) {
 					in.FormerTeam = h
 				}
@@ -184,7 +184,7 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			recordIdentities(m, obs.BackendID)
 		}
 	}
-	in.Stale = staleIdentities(m, in.Observed, in.Labelled)
+	in.Stale = plan.StaleIdentities(m, in.Observed, in.Labelled)
 	in.Renamed = in.Labelled && m.Status.BackendID != "" && !strings.EqualFold(m.Status.BackendID, m.Spec.UserName)
 
 	p := plan.Member(in)
@@ -212,28 +212,6 @@ type memberState struct {
 	// abandon: an optimistic lock refused a write of this reconcile, so its view of the
 	// member is stale; the deferred status patch must not write it back.
 	abandon bool
-}
-
-// configState is where the member's config stands for the planner.
-func configState(cfg *scimv1.ScimConfig) plan.ConfigState {
-	switch {
-	case cfg == nil:
-		return plan.ConfigGone
-	case !cfg.IsEnabled():
-		return plan.ConfigDisabled
-	case !cfg.DeletionTimestamp.IsZero():
-		return plan.ConfigDeleting
-	case backendNotReady(cfg):
-		return plan.ConfigNotReady
-	}
-	return plan.ConfigEnabled
-}
-
-// backendNotReady tells whether the config reported, for its current generation, that its
-// backend is not ready.
-func backendNotReady(cfg *scimv1.ScimConfig) bool {
-	c := meta.FindStatusCondition(cfg.Status.Conditions, scimv1.ConditionBackendReady)
-	return c != nil && c.Status == metav1.ConditionFalse && c.ObservedGeneration == cfg.Generation
 }
 
 // recordIntent writes the member's status with an optimistic lock before acting: a
@@ -295,7 +273,7 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 	b backend.Backend, in plan.MemberInput, p plan.MemberPlan, st *memberState) (ctrl.Result, error) {
 	obs := in.Observed
 	var later []func() // events told after the plan's story
-	want := backend.DesiredMember{UserName: m.Spec.UserName, Email: primaryEmail(m), Role: in.WantRole, Owner: ownerOf(m)}
+	want := backend.DesiredMember{UserName: m.Spec.UserName, Email: plan.PrimaryEmail(m), Role: in.WantRole, Owner: ownerOf(m)}
 	for _, step := range p.Steps {
 		switch step {
 		case plan.StepRecordOrigin:
@@ -304,13 +282,13 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 				m.Status.Message = "provisioning in organization " + cfg.Spec.Organization
 			}
 			if !in.Labelled && p.Origin != scimv1.OriginPreexisting {
-				recordIdentities(m, currentIdentities(m, obs)...)
+				recordIdentities(m, plan.CurrentIdentities(m, obs)...)
 			}
 			if err := r.recordIntent(outer, m, st); err != nil {
 				return ctrl.Result{}, err
 			}
 		case plan.StepEnsure:
-			if !in.Labelled && addsIdentities(m, currentIdentities(m, obs)...) {
+			if !in.Labelled && addsIdentities(m, plan.CurrentIdentities(m, obs)...) {
 				if err := r.recordIntent(outer, m, st); err != nil {
 					return ctrl.Result{}, err
 				}
@@ -328,7 +306,7 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 			obs = got
 			m.Status.Deprovisioned = false
 			if !in.Labelled {
-				recordIdentities(m, currentIdentities(m, obs)...)
+				recordIdentities(m, plan.CurrentIdentities(m, obs)...)
 			}
 		case plan.StepRemoveStale:
 			if err := removeStale(ctx, b, m, in.Stale); err != nil {
@@ -569,7 +547,7 @@ func removeGrants(ctx context.Context, b backend.Backend, m *scimv1.OrgMember, l
 	if err := removeMember(ctx, b, m); err != nil {
 		return err
 	}
-	current := map[string]bool{naming.FoldUserName(m.Spec.UserName): true, naming.FoldUserName(primaryEmail(m)): true}
+	current := map[string]bool{naming.FoldUserName(m.Spec.UserName): true, naming.FoldUserName(plan.PrimaryEmail(m)): true}
 	var rest []string
 	ids := m.Status.GrantedIdentities
 	if m.Status.BackendID != "" && m.Status.Origin != scimv1.OriginPreexisting {
@@ -597,49 +575,6 @@ func removeStale(ctx context.Context, b backend.Backend, m *scimv1.OrgMember, st
 		m.Status.GrantedIdentities = slices.DeleteFunc(m.Status.GrantedIdentities, func(x string) bool { return x == id })
 	}
 	return nil
-}
-
-// currentIdentities are the identities the member holds access under now: its userName,
-// its primary email and the backend's id of it.
-func currentIdentities(m *scimv1.OrgMember, obs backend.Member) []string {
-	out := []string{m.Spec.UserName, primaryEmail(m)}
-	if obs.State == backend.StateMember {
-		out = append(out, obs.BackendID)
-	}
-	return out
-}
-
-// staleIdentities are the recorded identities that are not current (backends without
-// owner labels only).
-func staleIdentities(m *scimv1.OrgMember, obs backend.Member, labelled bool) []string {
-	if labelled || len(m.Status.GrantedIdentities) == 0 {
-		return nil
-	}
-	current := map[string]bool{}
-	for _, id := range currentIdentities(m, obs) {
-		current[naming.FoldUserName(id)] = true
-	}
-	// The Docker ID the member was last seen under stays its identity (a person removed by
-	// hand, or whose account email changed, is still that person) unless the member itself
-	// changed: a former invitee identity means the IdP renamed it, and then the Docker ID
-	// of the former identity goes too.
-	dockerID := naming.FoldUserName(m.Status.BackendID)
-	renamed := false
-	for _, id := range m.Status.GrantedIdentities {
-		if id != dockerID && !current[id] {
-			renamed = true
-		}
-	}
-	if dockerID != "" && !renamed {
-		current[dockerID] = true
-	}
-	var out []string
-	for _, id := range m.Status.GrantedIdentities {
-		if !current[id] {
-			out = append(out, id)
-		}
-	}
-	return out
 }
 
 // recordIdentities adds identities to the member's record (folded, without blanks).
@@ -670,7 +605,7 @@ func addsIdentities(m *scimv1.OrgMember, ids ...string) bool {
 // deactivation or deletion would leave the invitation open for them to accept.
 func observeMember(ctx context.Context, b backend.Backend, m *scimv1.OrgMember) (backend.Member, error) {
 	if ei, ok := b.(backend.EmailInviter); ok {
-		return ei.ObserveMemberWithEmail(ctx, m.Spec.UserName, primaryEmail(m))
+		return ei.ObserveMemberWithEmail(ctx, m.Spec.UserName, plan.PrimaryEmail(m))
 	}
 	return b.ObserveMember(ctx, m.Spec.UserName)
 }
@@ -679,7 +614,7 @@ func observeMember(ctx context.Context, b backend.Backend, m *scimv1.OrgMember) 
 // observeMember looks there.
 func removeMember(ctx context.Context, b backend.Backend, m *scimv1.OrgMember) error {
 	if ei, ok := b.(backend.EmailInviter); ok {
-		return ei.EnsureMemberAbsentWithEmail(ctx, m.Spec.UserName, primaryEmail(m))
+		return ei.EnsureMemberAbsentWithEmail(ctx, m.Spec.UserName, plan.PrimaryEmail(m))
 	}
 	return b.EnsureMemberAbsent(ctx, m.Spec.UserName)
 }
@@ -871,42 +806,6 @@ func setCond(conds *[]metav1.Condition, gen int64, t string, s metav1.ConditionS
 	meta.SetStatusCondition(conds, metav1.Condition{
 		Type: t, Status: s, Reason: reason, Message: truncate(msg, 32768), ObservedGeneration: gen,
 	})
-}
-
-// desiredRole is the member's docker role, else the config's default role (Docker Hub),
-// else empty (the backend's default).
-func desiredRole(m *scimv1.OrgMember, cfg *scimv1.ScimConfig) string {
-	if m.Spec.Docker != nil && m.Spec.Docker.Role != "" {
-		return strings.ToLower(m.Spec.Docker.Role)
-	}
-	if dh := cfg.Spec.Backend.DockerHub; dh != nil && dh.DefaultRole != "" {
-		return strings.ToLower(dh.DefaultRole)
-	}
-	return ""
-}
-
-func desiredTeam(m *scimv1.OrgMember) string {
-	if m.Spec.Docker != nil {
-		return strings.TrimSpace(m.Spec.Docker.Team)
-	}
-	return ""
-}
-
-// primaryEmail is the primary email, else the first one, else the userName when it is an
-// email.
-func primaryEmail(m *scimv1.OrgMember) string {
-	for _, e := range m.Spec.Emails {
-		if e.Primary {
-			return e.Value
-		}
-	}
-	if len(m.Spec.Emails) > 0 {
-		return m.Spec.Emails[0].Value
-	}
-	if strings.Contains(m.Spec.UserName, "@") {
-		return m.Spec.UserName
-	}
-	return ""
 }
 
 func adoption(cfg *scimv1.ScimConfig) scimv1.AdoptionPolicy {

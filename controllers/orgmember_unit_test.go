@@ -3,8 +3,6 @@ package controllers
 import (
 	"testing"
 	"time"
-
-	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 )
 
 func TestJitterStaysWithinTenPercent(t *testing.T) {
@@ -41,25 +39,3 @@ func TestTeamName(t *testing.T) {
 	}
 }
 
-func TestDesiredRoleAndEmail(t *testing.T) {
-	cfg := &scimv1.ScimConfig{Spec: scimv1.ScimConfigSpec{Backend: scimv1.BackendSpec{
-		Type: scimv1.BackendDockerHub, DockerHub: &scimv1.DockerHubBackend{DefaultRole: "editor"}}}}
-	m := &scimv1.OrgMember{Spec: scimv1.OrgMemberSpec{UserName: "dockerid"}}
-	if got := desiredRole(m, cfg); got != "editor" {
-		t.Errorf("default role = %q, want editor", got)
-	}
-	m.Spec.Docker = &scimv1.DockerUser{Role: "owner"}
-	if got := desiredRole(m, cfg); got != "owner" {
-		t.Errorf("role = %q, want owner", got)
-	}
-	if got := desiredRole(m, &scimv1.ScimConfig{}); got != "owner" {
-		t.Errorf("role without a dockerhub config = %q, want owner", got)
-	}
-	if got := primaryEmail(m); got != "" {
-		t.Errorf("a Docker ID without emails has no email, got %q", got)
-	}
-	m.Spec.Emails = []scimv1.MultiValue{{Value: "a@x.example"}, {Value: "b@x.example", Primary: true}}
-	if got := primaryEmail(m); got != "b@x.example" {
-		t.Errorf("primary email = %q", got)
-	}
-}

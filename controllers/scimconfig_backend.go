@@ -141,7 +141,7 @@ func (r *ScimConfigReconciler) countMembers(ctx context.Context, cfg *scimv1.Sci
 // Members being deleted still count as owners: their finalizer applies the policy.
 // A disabled config is not swept (disabling SCIM never deprovisions anyone).
 func (r *ScimConfigReconciler) reconcileSweep(ctx context.Context, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
-	if !cfg.IsEnabled() || r.Backends == nil || backendNotReady(cfg) {
+	if !cfg.IsEnabled() || r.Backends == nil || plan.BackendNotReady(cfg) {
 		return ctrl.Result{}, nil
 	}
 	b, err := r.Backends.For(ctx, cfg)

@@ -109,7 +109,7 @@ func runPlan(ctx context.Context, c client.Client, ns, name string, out io.Write
 		return err
 	case !cfg.IsEnabled():
 		p.notes = append(p.notes, fmt.Sprintf("ScimConfig %s is disabled: a resync changes nothing in the backend (disabling SCIM never deprovisions anyone)", cfg.Name))
-	case backendNotReady(cfg):
+	case plan.BackendNotReady(cfg):
 		c := meta.FindStatusCondition(cfg.Status.Conditions, scimv1.ConditionBackendReady)
 		p.notes = append(p.notes, fmt.Sprintf("ScimConfig %s's backend is not ready (BackendReady=False %s: %s): members wait, only removals are tried",
 			cfg.Name, c.Reason, short(c.Message)))
@@ -280,7 +280,7 @@ func (p *planner) kubernetes(ctx context.Context, c client.Client, members []*sc
 
 	// The sweep (the ScimConfig controller) deletes owned bindings whose owner is gone; it
 	// does not run while the config is disabled or its backend not ready.
-	if !p.cfg.IsEnabled() || backendNotReady(p.cfg) {
+	if !p.cfg.IsEnabled() || plan.BackendNotReady(p.cfg) {
 		return nil
 	}
 	live := map[string]bool{}
@@ -509,7 +509,7 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 			}
 		}
 		in := memberInput(m, p.cfg, false)
-		obs := h.observe(m.Spec.UserName, primaryEmail(m))
+		obs := h.observe(m.Spec.UserName, plan.PrimaryEmail(m))
 		in = observed(in, m, obs)
 		removeFound := func(why string, ids ...string) {
 			ms, is := h.find(ids...)

@@ -1,0 +1,116 @@
+package plan
+
+// What the reconcilers (and `kubectl scim plan`) feed the planner, computed from the
+// objects alone: one definition, so that the controllers and the plugin cannot drift.
+
+import (
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/naming"
+)
+
+// ConfigStateOf is where the member's config stands for the planner.
+func ConfigStateOf(cfg *scimv1.ScimConfig) ConfigState {
+	switch {
+	case cfg == nil:
+		return ConfigGone
+	case !cfg.IsEnabled():
+		return ConfigDisabled
+	case !cfg.DeletionTimestamp.IsZero():
+		return ConfigDeleting
+	case BackendNotReady(cfg):
+		return ConfigNotReady
+	}
+	return ConfigEnabled
+}
+
+// BackendNotReady tells whether the config reported, for its current generation, that its
+// backend is not ready.
+func BackendNotReady(cfg *scimv1.ScimConfig) bool {
+	c := meta.FindStatusCondition(cfg.Status.Conditions, scimv1.ConditionBackendReady)
+	return c != nil && c.Status == metav1.ConditionFalse && c.ObservedGeneration == cfg.Generation
+}
+
+// CurrentIdentities are the identities the member holds access under now: its userName,
+// its primary email and the backend's id of it.
+func CurrentIdentities(m *scimv1.OrgMember, obs backend.Member) []string {
+	out := []string{m.Spec.UserName, PrimaryEmail(m)}
+	if obs.State == backend.StateMember {
+		out = append(out, obs.BackendID)
+	}
+	return out
+}
+
+// StaleIdentities are the recorded identities that are not current (backends without
+// owner labels only).
+func StaleIdentities(m *scimv1.OrgMember, obs backend.Member, labelled bool) []string {
+	if labelled || len(m.Status.GrantedIdentities) == 0 {
+		return nil
+	}
+	current := map[string]bool{}
+	for _, id := range CurrentIdentities(m, obs) {
+		current[naming.FoldUserName(id)] = true
+	}
+	// The Docker ID the member was last seen under stays its identity (a person removed by
+	// hand, or whose account email changed, is still that person) unless the member itself
+	// changed: a former invitee identity means the IdP renamed it, and then the Docker ID
+	// of the former identity goes too.
+	dockerID := naming.FoldUserName(m.Status.BackendID)
+	renamed := false
+	for _, id := range m.Status.GrantedIdentities {
+		if id != dockerID && !current[id] {
+			renamed = true
+		}
+	}
+	if dockerID != "" && !renamed {
+		current[dockerID] = true
+	}
+	var out []string
+	for _, id := range m.Status.GrantedIdentities {
+		if !current[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// DesiredRole is the member's docker role, else the config's default role (Docker Hub),
+// else empty (the backend's default).
+func DesiredRole(m *scimv1.OrgMember, cfg *scimv1.ScimConfig) string {
+	if m.Spec.Docker != nil && m.Spec.Docker.Role != "" {
+		return strings.ToLower(m.Spec.Docker.Role)
+	}
+	if dh := cfg.Spec.Backend.DockerHub; dh != nil && dh.DefaultRole != "" {
+		return strings.ToLower(dh.DefaultRole)
+	}
+	return ""
+}
+
+func DesiredTeam(m *scimv1.OrgMember) string {
+	if m.Spec.Docker != nil {
+		return strings.TrimSpace(m.Spec.Docker.Team)
+	}
+	return ""
+}
+
+// PrimaryEmail is the primary email, else the first one, else the userName when it is an
+// email.
+func PrimaryEmail(m *scimv1.OrgMember) string {
+	for _, e := range m.Spec.Emails {
+		if e.Primary {
+			return e.Value
+		}
+	}
+	if len(m.Spec.Emails) > 0 {
+		return m.Spec.Emails[0].Value
+	}
+	if strings.Contains(m.Spec.UserName, "@") {
+		return m.Spec.UserName
+	}
+	return ""
+}
