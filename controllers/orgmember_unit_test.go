@@ -38,4 +38,3 @@ func TestTeamName(t *testing.T) {
 		}
 	}
 }
-
