@@ -230,26 +230,7 @@ var _ = Describe("Access follows the identity provider (kubernetes backend)", fu
 				updateConfig(ns, "acme", func(c *scimv1.ScimConfig) { c.Spec.Enabled = ptr.To(false) })
 				Eventually(memberCond(ms[0], scimv1.ConditionSynced)).Should(Equal("Unknown/Paused"))
 			}
-			// what the namespace controller does: delete everything, in some order
-			del := func(o client.Object) { Expect(client.IgnoreNotFound(k8s.Delete(ctx, o))).To(Succeed()) }
-			if membersFirst {
-				for _, m := range ms {
-					del(m)
-				}
-				del(newConfig(ns, "acme"))
-			} else {
-				del(newConfig(ns, "acme"))
-				for _, m := range ms {
-					del(m)
-				}
-			}
-			for _, m := range ms {
-				expectGone(m)
-			}
-			Eventually(func() bool {
-				err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acme"}, &scimv1.ScimConfig{})
-				return apierrors.IsNotFound(err)
-			}).Should(BeTrue(), "the config's finalizer is released")
+			deleteAll(ns, ms, membersFirst)
 			for _, m := range ms {
 				Expect(canListConfigMaps(m.Spec.UserName, ns)()).To(Equal(wantAccess), m.Spec.UserName)
 			}
@@ -270,6 +251,28 @@ func updateGroup(g *scimv1.OrgGroup, change func(*scimv1.OrgGroup)) {
 		change(got)
 		return k8s.Update(ctx, got)
 	}).Should(Succeed())
+}
+
+// deleteAll deletes the config "acme" of ns and its members in one order or the other, as
+// the namespace controller does, and waits until all are gone (the config's finalizer
+// released).
+func deleteAll(ns string, ms []*scimv1.OrgMember, membersFirst bool) {
+	del := func(o client.Object) { Expect(client.IgnoreNotFound(k8s.Delete(ctx, o))).To(Succeed()) }
+	if !membersFirst {
+		del(newConfig(ns, "acme"))
+	}
+	for _, m := range ms {
+		del(m)
+	}
+	if membersFirst {
+		del(newConfig(ns, "acme"))
+	}
+	for _, m := range ms {
+		expectGone(m)
+	}
+	Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acme"}, &scimv1.ScimConfig{}))
+	}).Should(BeTrue(), "the config's finalizer is released")
 }
 
 func newConfigRef(ns, name string) client.Object {
@@ -375,24 +378,7 @@ var _ = Describe("Access follows the identity provider (Docker Hub emulator)", f
 			for _, m := range ms {
 				settled(m, "Invited/True/Invited")
 			}
-			del := func(o client.Object) { Expect(client.IgnoreNotFound(k8s.Delete(ctx, o))).To(Succeed()) }
-			if membersFirst {
-				for _, m := range ms {
-					del(m)
-				}
-				del(newConfig(ns, "acme"))
-			} else {
-				del(newConfig(ns, "acme"))
-				for _, m := range ms {
-					del(m)
-				}
-			}
-			for _, m := range ms {
-				expectGone(m)
-			}
-			Eventually(func() bool {
-				return apierrors.IsNotFound(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acme"}, &scimv1.ScimConfig{}))
-			}).Should(BeTrue())
+			deleteAll(ns, ms, membersFirst)
 			Expect(invitees(emu)()).To(HaveLen(map[bool]int{true: 3, false: 0}[wantIn]))
 		},
 		Entry("Remove, config first", scimv1.DeletionRemove, false, false),

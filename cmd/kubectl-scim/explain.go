@@ -38,20 +38,12 @@ it recorded), and one sentence saying why it is, or is not, in.`,
 			if err != nil {
 				return err
 			}
-			var opts []client.ListOption
-			if !all {
-				opts = append(opts, client.InNamespace(ns))
-			}
-			var list scimv1.OrgMemberList
-			if err := c.List(cmd.Context(), &list, opts...); err != nil {
+			members, err := listMembers(cmd.Context(), c, ns, all, config)
+			if err != nil {
 				return err
 			}
 			var found []*scimv1.OrgMember
-			for i := range list.Items {
-				m := &list.Items[i]
-				if config != "" && m.Spec.ConfigName != config {
-					continue
-				}
+			for _, m := range members {
 				if m.Name == args[0] || strings.EqualFold(m.Spec.UserName, strings.TrimSpace(args[0])) {
 					found = append(found, m)
 				}

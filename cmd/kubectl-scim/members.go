@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -94,24 +95,15 @@ refusal), and when they last matched the backend. "kubectl scim explain USER" te
 			if err != nil {
 				return err
 			}
-			var opts []client.ListOption
-			if !all {
-				opts = append(opts, client.InNamespace(ns))
-			}
-			var list scimv1.OrgMemberList
-			if err := c.List(cmd.Context(), &list, opts...); err != nil {
+			members, err := listMembers(cmd.Context(), c, ns, all, config)
+			if err != nil {
 				return err
 			}
 			var rows []*scimv1.OrgMember
-			for i := range list.Items {
-				m := &list.Items[i]
-				if config != "" && m.Spec.ConfigName != config {
-					continue
+			for _, m := range members {
+				if want == nil || want[phaseOf(m)] {
+					rows = append(rows, m)
 				}
-				if want != nil && !want[phaseOf(m)] {
-					continue
-				}
-				rows = append(rows, m)
 			}
 			sort.Slice(rows, func(i, j int) bool {
 				a, b := rows[i], rows[j]
@@ -172,4 +164,24 @@ func filterWords(config, phase string) string {
 		return ""
 	}
 	return " " + strings.Join(w, " ")
+}
+
+// listMembers lists the OrgMembers of namespace ns (every namespace with all), of config
+// when it is set.
+func listMembers(ctx context.Context, c client.Client, ns string, all bool, config string) ([]*scimv1.OrgMember, error) {
+	var opts []client.ListOption
+	if !all {
+		opts = append(opts, client.InNamespace(ns))
+	}
+	var list scimv1.OrgMemberList
+	if err := c.List(ctx, &list, opts...); err != nil {
+		return nil, err
+	}
+	var out []*scimv1.OrgMember
+	for i := range list.Items {
+		if m := &list.Items[i]; config == "" || m.Spec.ConfigName == config {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }

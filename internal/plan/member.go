@@ -318,12 +318,3 @@ func roleDiffers(in MemberInput) bool {
 	return in.Observed.State == backend.StateMember && in.WantRole != "" && in.Observed.Role != "" &&
 		!strings.EqualFold(in.Observed.Role, in.WantRole)
 }
-
-func containsFold(list []string, s string) bool {
-	for _, x := range list {
-		if strings.EqualFold(x, s) {
-			return true
-		}
-	}
-	return false
-}

@@ -460,10 +460,6 @@ func (b *Backend) list(ctx context.Context, sel labels.Selector) (map[string]bin
 	return out, nil
 }
 
-func (b *Backend) bindingKey(prefix, subjectHash string, r roleRef) string {
-	return r.namespace + "/" + b.bindingName(prefix, subjectHash, r)
-}
-
 // matches tells whether an existing binding already grants r to the subject.
 func matches(e binding, kind, subject string, r roleRef) bool {
 	return e.roleRef.Kind == r.kind && e.roleRef.Name == r.name &&
