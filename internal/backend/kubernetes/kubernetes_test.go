@@ -113,9 +113,13 @@ func newOrg(t *testing.T, c client.Client) *org {
 	return o
 }
 
-// sar asks the API server's authorizer whether user (with groups) may do verb on resource.
+// sar asks the API server's authorizer whether user (with groups) may do verb on resource,
+// once the authorizer has seen every RBAC write made before the question.
 func sar(t *testing.T, user string, groups []string, attrs authorizationv1.ResourceAttributes) bool {
 	t.Helper()
+	if err := testenv.RBACSynced(t.Context(), admin); err != nil {
+		t.Fatal(err)
+	}
 	r := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 		User: user, Groups: groups, ResourceAttributes: &attrs,
 	}}
