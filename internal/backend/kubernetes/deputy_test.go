@@ -148,7 +148,6 @@ func can(t *testing.T, user string, attrs authorizationv1.ResourceAttributes) bo
 	return sar(t, user, nil, attrs)
 }
 
-
 // TestTenantCannotGrantMoreThanItHolds: the manager (here: admin, who could bind anything)
 // writes as the tenant's ServiceAccount, so each over-reaching config is refused by the
 // API server's escalation check, reported as NotAllowedToBind naming the role and the
