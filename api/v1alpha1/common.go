@@ -45,4 +45,8 @@ const (
 	// AnnotationReconcile on any object of this API asks for an immediate reconcile when its
 	// value changes.
 	AnnotationReconcile = "scim.operator.dev/reconcile-requested-at"
+	// AnnotationLastModified on an OrgMember or OrgGroup is the time (RFC 3339, UTC) of the
+	// last change the SCIM server made to it: its SCIM meta.lastModified. It is written in
+	// the same request as the change, so every replica and every cache reads the same value.
+	AnnotationLastModified = "scim.operator.dev/last-modified"
 )

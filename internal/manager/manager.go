@@ -29,6 +29,7 @@ import (
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/controllers"
+	"github.com/scim-operator/scim-operator/internal/backend"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
 	"github.com/scim-operator/scim-operator/internal/backend/registry"
 	"github.com/scim-operator/scim-operator/internal/index"
@@ -78,6 +79,10 @@ type Options struct {
 	// StatusInterval is how often a ScimConfig re-checks its backend and recounts its
 	// members (controllers.DefaultStatusInterval when zero).
 	StatusInterval time.Duration
+	// Backends gives each ScimConfig its membership backend: nil means NewBackends, every
+	// backend this binary knows (what cmd/manager uses). A suite that stands in for a
+	// backend passes its own Provider and keeps everything else as shipped.
+	Backends backend.Provider
 	// SkipControllerNameValidation lets one process build more than one manager (a test
 	// that restarts the manager in-process); controller names are otherwise unique per
 	// process.
@@ -92,11 +97,18 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
+// Manager is a controller-runtime manager with the SCIM server New added to it (tests
+// build extra handlers over its client and cache, or serve its Handler in-process).
+type Manager struct {
+	ctrl.Manager
+	SCIM *scimserver.Server
+}
+
 // New builds the manager on restConfig: its cache and client, the field indexes, the SCIM
 // server and its readiness check, the ScimConfig, OrgMember and OrgGroup controllers with
 // every backend this binary knows (NewBackends), and the health and readiness checks.
 // Start it with Start(ctx).
-func New(restConfig *rest.Config, o Options) (ctrl.Manager, error) {
+func New(restConfig *rest.Config, o Options) (*Manager, error) {
 	if sa := o.DefaultServiceAccount; sa != "" {
 		if errs := validation.IsDNS1123Subdomain(sa); len(errs) > 0 {
 			return nil, fmt.Errorf("--default-service-account %q is not a ServiceAccount name: %s", sa, strings.Join(errs, "; "))
@@ -155,7 +167,8 @@ func New(restConfig *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := index.Setup(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
-	if err := setup(mgr, o); err != nil {
+	srv, err := setup(mgr, o)
+	if err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -169,11 +182,11 @@ func New(restConfig *rest.Config, o Options) (ctrl.Manager, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return mgr, nil
+	return &Manager{Manager: mgr, SCIM: srv}, nil
 }
 
 // setup wires the SCIM server and the controllers into the manager.
-func setup(mgr ctrl.Manager, o Options) error {
+func setup(mgr ctrl.Manager, o Options) (*scimserver.Server, error) {
 	srv, err := scimserver.New(scimserver.Options{
 		Addr:           o.ScimAddr,
 		CertDir:        o.ScimCertDir,
@@ -186,16 +199,20 @@ func setup(mgr ctrl.Manager, o Options) error {
 		Log:            ctrl.Log.WithName("scim"),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := mgr.Add(srv); err != nil {
-		return err
+		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("scim", srv.ReadyCheck); err != nil {
-		return err
+		return nil, err
 	}
-	return controllers.SetupWithManager(mgr, controllers.Options{
-		Backends:       NewBackends(mgr, o),
+	backends := o.Backends
+	if backends == nil {
+		backends = NewBackends(mgr, o)
+	}
+	return srv, controllers.SetupWithManager(mgr, controllers.Options{
+		Backends:       backends,
 		StatusInterval: o.StatusInterval,
 	})
 }

@@ -23,10 +23,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
-	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/manager"
 	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scimserver"
 	"github.com/scim-operator/scim-operator/internal/testenv"
@@ -61,18 +60,17 @@ var _ = BeforeSuite(func() {
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	// the manager as cmd/manager builds it (cache transforms, indexes, controllers and
+	// backends included), its SCIM server served in-process by httptest
+	mgr, err := manager.New(cfg, manager.Options{
+		MetricsAddr: "0", ProbeAddr: "0", ScimAddr: "127.0.0.1:0", ScimInsecureHTTP: true,
+		ScimMaxBodyBytes: 64 << 10,
+	})
 	Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancelMgr = cancel
-	Expect(index.Setup(ctx, mgr.GetFieldIndexer())).To(Succeed())
-
 	mgrClient, mgrReader, mgrCache = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache()
-	srv, err = scimserver.New(scimserver.Options{
-		Addr: "127.0.0.1:0", Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cache: mgr.GetCache(),
-		MaxBodyBytes: 64 << 10, Log: logr.Discard(),
-	})
-	Expect(err).NotTo(HaveOccurred())
+	srv = mgr.SCIM
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

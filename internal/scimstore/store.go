@@ -372,6 +372,7 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			},
 			Spec: spec,
 		}
+		convert.Touch(m, time.Now())
 		err := s.Client.Create(wctx, m, client.FieldOwner(FieldOwner))
 		if err == nil {
 			s.waitCache(ctx, m, m.ResourceVersion)
@@ -454,7 +455,7 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 		if err != nil {
 			return nil, err
 		}
-		if ifMatch != "" && cur.ResourceVersion != ifMatch {
+		if ifMatch != "" && convert.VersionOf(cur) != ifMatch {
 			if !fresh {
 				fresh = true // the cache may lag behind the version the client saw
 				continue
@@ -480,11 +481,11 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 		if equalJSON(cur.Spec, next) {
 			return s.userResource(ctx, sc, cur), nil
 		}
+		convert.Touch(updated, time.Now())
+		// The optimistic lock is on the resourceVersion, which the controllers' status
+		// writes move too: on a conflict, read again and check If-Match again.
 		err = s.Client.Patch(wctx, updated, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
 		if apierrors.IsConflict(err) {
-			if ifMatch != "" {
-				return nil, stale(userRef(id))
-			}
 			if try < 5 {
 				fresh = true
 				continue
@@ -504,27 +505,47 @@ func equalJSON(a, b any) bool {
 	return string(ab) == string(bb)
 }
 
-// DeleteUser deletes the OrgMember.
+// DeleteUser deletes the OrgMember. With If-Match, the version token is checked against
+// the API server (never refused on a lagging cache alone) and the delete is conditional on
+// the resourceVersion that carried it.
 func (s *Store) DeleteUser(ctx context.Context, sc Scope, id, ifMatch string) error {
 	m, err := s.getMember(ctx, sc, id)
 	if err != nil {
 		return err
 	}
-	pre := &metav1.Preconditions{UID: &m.UID}
-	if ifMatch != "" {
-		pre.ResourceVersion = &ifMatch
-	}
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
-	err = s.Client.Delete(wctx, m, client.Preconditions(*pre))
-	if apierrors.IsConflict(err) {
-		return stale(userRef(id))
+	for try := 0; ; try++ {
+		pre := metav1.Preconditions{UID: &m.UID}
+		if ifMatch != "" {
+			if try > 0 || convert.VersionOf(m) != ifMatch {
+				fresh := &scimv1.OrgMember{}
+				if err := s.APIReader.Get(wctx, client.ObjectKeyFromObject(m), fresh); err != nil {
+					if apierrors.IsNotFound(err) {
+						return nil
+					}
+					return s.apiError(err, userRef(id))
+				}
+				if fresh.UID != m.UID || convert.VersionOf(fresh) != ifMatch {
+					return stale(userRef(id))
+				}
+				m = fresh
+			}
+			pre.ResourceVersion = &m.ResourceVersion
+		}
+		err = s.Client.Delete(wctx, m, client.Preconditions(pre))
+		if apierrors.IsConflict(err) && ifMatch != "" && try < 5 {
+			continue
+		}
+		if apierrors.IsConflict(err) {
+			return stale(userRef(id))
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			return s.apiError(err, userRef(id))
+		}
+		s.waitCache(ctx, m, "")
+		return nil
 	}
-	if err != nil && !apierrors.IsNotFound(err) {
-		return s.apiError(err, userRef(id))
-	}
-	s.waitCache(ctx, m, "")
-	return nil
 }
 
 // --- Groups ------------------------------------------------------------------------
@@ -690,6 +711,7 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 			ObjectMeta: metav1.ObjectMeta{Namespace: sc.ns(), Name: name, Labels: map[string]string{scimv1.LabelConfig: sc.name()}},
 			Spec:       spec,
 		}
+		convert.Touch(cand, time.Now())
 		err := s.Client.Create(wctx, cand, client.FieldOwner(FieldOwner))
 		if err == nil {
 			g = cand
@@ -775,7 +797,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		if err != nil {
 			return nil, err
 		}
-		if ifMatch != "" && cur.ResourceVersion != ifMatch {
+		if ifMatch != "" && convert.VersionOf(cur) != ifMatch {
 			if !fresh {
 				fresh = true
 				continue
@@ -812,6 +834,9 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		}
 		updated := cur.DeepCopy()
 		updated.Spec = next
+		if membersChange || !equalJSON(cur.Spec, next) {
+			convert.Touch(updated, time.Now())
+		}
 		if membersChange {
 			// Members live on the OrgMembers; bumping this annotation in the same
 			// optimistic-lock patch gives the group a new version (and ETag) for a
@@ -820,10 +845,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		}
 		err = s.Client.Patch(wctx, updated, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
 		if apierrors.IsConflict(err) {
-			if ifMatch != "" {
-				return nil, stale(groupRef(id))
-			}
-			if try < 5 {
+			if try < 5 { // read again, check If-Match again (updateUser)
 				fresh = true
 				continue
 			}
@@ -902,7 +924,7 @@ func (s *Store) effectiveMembers(ctx context.Context, sc Scope, group string, d 
 }
 
 // AnnotationMembersRevision on an OrgGroup counts its membership changes.
-const AnnotationMembersRevision = "scim.operator.dev/members-revision"
+const AnnotationMembersRevision = convert.AnnotationMembersRevision
 
 func bumpMembersRevision(g *scimv1.OrgGroup) {
 	n, _ := strconv.ParseInt(g.Annotations[AnnotationMembersRevision], 10, 64)
@@ -918,18 +940,16 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 	if err != nil {
 		return err
 	}
-	if ifMatch != "" && g.ResourceVersion != ifMatch {
-		return stale(groupRef(id))
-	}
-	if ifMatch != "" && s.APIReader != nil {
+	if ifMatch != "" {
 		// The members are unlabeled before the delete (a group recreated under the same
 		// name must not inherit them), so check the precondition against the API server
-		// first: a stale If-Match must change nothing, not leave an emptied group.
+		// first (not the cache, which may lag): a stale If-Match must change nothing, not
+		// leave an emptied group.
 		var fresh scimv1.OrgGroup
 		if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(g), &fresh); err != nil {
 			return s.apiError(err, groupRef(id))
 		}
-		if fresh.ResourceVersion != ifMatch {
+		if fresh.UID != g.UID || convert.VersionOf(&fresh) != ifMatch {
 			return stale(groupRef(id))
 		}
 	}
@@ -938,11 +958,7 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 	}
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
-	pre := metav1.Preconditions{UID: &g.UID}
-	if ifMatch != "" {
-		pre.ResourceVersion = &ifMatch
-	}
-	err = s.Client.Delete(wctx, g, client.Preconditions(pre))
+	err = s.Client.Delete(wctx, g, client.Preconditions(metav1.Preconditions{UID: &g.UID}))
 	if apierrors.IsConflict(err) {
 		return stale(groupRef(id))
 	}

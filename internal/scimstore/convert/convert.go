@@ -6,6 +6,7 @@ package convert
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"strings"
 	"time"
@@ -18,13 +19,59 @@ import (
 	"github.com/scim-operator/scim-operator/internal/scim"
 )
 
+// Touch records now as o's SCIM meta.lastModified (AnnotationLastModified), to be
+// written with the change it dates.
+func Touch(o metav1.Object, now time.Time) {
+	a := o.GetAnnotations()
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[scimv1.AnnotationLastModified] = now.UTC().Format(time.RFC3339Nano)
+	o.SetAnnotations(a)
+}
+
 // FieldOwner is the field manager of every write of the SCIM server.
 const FieldOwner = "scim-server"
 
-// Version is the weak ETag of an object.
-func Version(resourceVersion string) string { return `W/"` + resourceVersion + `"` }
+// Version is the weak ETag of a version token (VersionOf).
+func Version(token string) string { return `W/"` + token + `"` }
 
+// AnnotationMembersRevision on an OrgGroup counts its membership changes (members live on
+// the OrgMembers, as labels).
+const AnnotationMembersRevision = "scim.operator.dev/members-revision"
+
+// VersionOf is the version token of an OrgMember's or OrgGroup's SCIM representation: its
+// ETag and meta.version, without W/ and quotes. It changes exactly when what SCIM shows
+// changes: the spec (metadata.generation), a user's group memberships (its group labels),
+// a group's members (AnnotationMembersRevision). The controllers' writes (finalizers,
+// status) change the resourceVersion but not the token, so the ETag an IdP got from a POST
+// is still good for its next PATCH.
+func VersionOf(o metav1.Object) string {
+	h := fnv.New32a()
+	var groups []string
+	for k := range o.GetLabels() {
+		if strings.HasPrefix(k, scimv1.LabelGroupPrefix) {
+			groups = append(groups, k)
+		}
+	}
+	sort.Strings(groups)
+	for _, g := range groups {
+		_, _ = h.Write([]byte(g + "\n"))
+	}
+	_, _ = h.Write([]byte(o.GetAnnotations()[AnnotationMembersRevision]))
+	return fmt.Sprintf("%d-%08x", o.GetGeneration(), h.Sum32())
+}
+
+// lastModified is the time the SCIM server last changed o: the annotation it writes with
+// every change. Objects written before the annotation existed fall back to the SCIM
+// server's managedFields entry, present only in live reads (the manager's cache strips
+// managedFields), and then to the creation time.
 func lastModified(o metav1.Object) time.Time {
+	if v, ok := o.GetAnnotations()[scimv1.AnnotationLastModified]; ok {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return t
+		}
+	}
 	t := o.GetCreationTimestamp().Time
 	for _, mf := range o.GetManagedFields() {
 		if mf.Manager == FieldOwner && mf.Time != nil && mf.Time.After(t) && mf.Subresource == "" {
@@ -40,7 +87,7 @@ func meta(o metav1.Object, resourceType, location string) map[string]any {
 		"created":      o.GetCreationTimestamp().UTC().Format(time.RFC3339),
 		"lastModified": lastModified(o).UTC().Format(time.RFC3339),
 		"location":     location,
-		"version":      Version(o.GetResourceVersion()),
+		"version":      Version(VersionOf(o)),
 	}
 }
 
