@@ -104,8 +104,7 @@ func run(o options) error {
 		defer func() {
 			say("stopping the Docker Hub emulator (%s)", hub.URL)
 			if !cluster.Local {
-				say("ScimConfig %s stays in your cluster, pointing at the stopped emulator: kubectl delete scimconfig -n %s %s",
-					hub.Config, hub.Config.Namespace, hub.Config.Name)
+				say("ScimConfig %s stays in your cluster, pointing at the stopped emulator (docs/try-dockerhub.md)", hub.Config)
 			}
 			hub.Stop()
 		}()
