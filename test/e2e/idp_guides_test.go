@@ -68,8 +68,8 @@ var (
 // refuses a malformed guide: an unterminated or nameless block, a duplicate name, a block
 // without exactly one `# expect:` line, a request block without exactly one curl, and
 // any other fenced block that sends a request to $SCIM_URL, $HUB_SCIM_URL or $HUB_URL
-// (every request shown must be checked), and `# shows:`/`# lacks:` on a block that sends a
-// request or assigns a variable (it is run more than once).
+// (every request shown must be checked), and `# shows:`/`# lacks:` on a block that expects
+// an HTTP status or assigns a variable (such a block may be run more than once).
 func parseGuide(path string) ([]guideStep, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
