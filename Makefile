@@ -131,10 +131,14 @@ install-plugin: ## The kubectl plugin on PATH: `kubectl scim ...` (PLUGIN_DIR=di
 	@case ":$$PATH:" in *":$(PLUGIN_DIR):"*) echo "installed $(PLUGIN_DIR)/kubectl-scim: try 'kubectl scim members'";; \
 		*) echo "installed $(PLUGIN_DIR)/kubectl-scim; $(PLUGIN_DIR) is not on PATH: add it, or run 'make install-plugin PLUGIN_DIR=<a dir on PATH>'";; esac
 
+# make run DOCKERHUB=1 also starts the Docker Hub emulator on 127.0.0.1 and a second sample
+# ScimConfig (type dockerhub) pointing at it: docs/try-dockerhub.md. (DOCKERHUB=0 or empty: not.)
+DOCKERHUB ?=
+
 .PHONY: run
-run: ## The product locally: control plane (if no cluster), CRDs, sample ScimConfig, manager.
+run: ## The product locally: control plane (if no cluster), CRDs, sample ScimConfig, manager. DOCKERHUB=1: and a Docker Hub emulator.
 	go build -o bin/devloop ./hack/devloop
-	K8S_VERSION=$(K8S_VERSION) bin/devloop $(RUN_ARGS)
+	K8S_VERSION=$(K8S_VERSION) bin/devloop $(if $(filter-out 0 false no,$(DOCKERHUB)),--dockerhub) $(RUN_ARGS)
 
 .PHONY: docker-build
 docker-build: ## The container image (needs a Docker engine).

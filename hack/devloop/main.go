@@ -12,7 +12,16 @@
 //  6. the SCIM base URL and token, printed and written to .dev/env, with a curl command
 //     that trusts the CA.
 //
-// Ctrl-C stops the manager and the local control plane: nothing it started keeps running.
+// With --dockerhub (`make run DOCKERHUB=1`) it also starts the project's Docker Hub
+// emulator (test/dockerhub) on 127.0.0.1 before the manager, and applies the second sample
+// (config/samples/scim_v1alpha1_scimconfig_dockerhub.yaml, its access-token Secret
+// created) with spec.backend.dockerhub.baseURL pointing at the emulator; it prints that
+// config's SCIM URL and token and the one command that shows the emulator's organization,
+// and adds HUB_SCIM_URL, HUB_SCIM_TOKEN, HUB_URL, HUB_TOKEN and HUB_ORG to .dev/env
+// (docs/try-dockerhub.md).
+//
+// Ctrl-C stops the manager, the emulator and the local control plane: nothing it started
+// keeps running.
 package main
 
 import (
@@ -36,14 +45,24 @@ func main() {
 	local := flag.Bool("local", false, "always start a local control plane, even when a cluster is reachable")
 	ns := flag.String("namespace", "default", "namespace of the sample ScimConfig")
 	dir := flag.String("dir", filepath.Join(testenv.RepoRoot(), ".dev"), "where the env file, kubeconfig and logs go")
+	hub := flag.Bool("dockerhub", false, "also start the Docker Hub emulator on 127.0.0.1 and a second sample ScimConfig (type dockerhub) pointing at it (make run DOCKERHUB=1)")
+	bin := flag.String("manager-bin", filepath.Join(testenv.RepoRoot(), "bin", "manager"), "where the manager binary is built")
 	flag.Parse()
-	if err := run(*local, *ns, *dir); err != nil {
+	if err := run(options{forceLocal: *local, ns: *ns, dir: *dir, hub: *hub, bin: *bin}); err != nil {
 		fmt.Fprintln(os.Stderr, "devloop:", err)
 		os.Exit(1)
 	}
 }
 
-func run(forceLocal bool, ns, dir string) error {
+type options struct {
+	forceLocal bool
+	ns, dir    string
+	hub        bool
+	bin        string
+}
+
+func run(o options) error {
+	ns, dir := o.ns, o.dir
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	say := func(format string, a ...any) { fmt.Printf("==> "+format+"\n", a...) }
@@ -51,7 +70,7 @@ func run(forceLocal bool, ns, dir string) error {
 	// The kubeconfig's cluster is tried first: the control plane is built (about 10 minutes
 	// the first time) only when no cluster answers.
 	cluster, err := devenv.Connector{
-		ForceLocal: forceLocal,
+		ForceLocal: o.forceLocal,
 		Kubeconfig: os.Getenv("KUBECONFIG"),
 		Dir:        dir,
 		Say:        say,
@@ -76,8 +95,23 @@ func run(forceLocal bool, ns, dir string) error {
 		return err
 	}
 
+	var hub *devenv.Hub
+	if o.hub {
+		say("starting the Docker Hub emulator on 127.0.0.1; applying %s in namespace %s, pointed at it", devenv.HubSample, ns)
+		if hub, err = devenv.StartHub(ctx, cluster.Client, ns); err != nil {
+			return err
+		}
+		defer func() {
+			say("stopping the Docker Hub emulator (%s)", hub.URL)
+			if !cluster.Local {
+				say("ScimConfig %s stays in your cluster, pointing at the stopped emulator (docs/try-dockerhub.md)", hub.Config)
+			}
+			hub.Stop()
+		}()
+	}
+
 	say("building and starting the manager (logs: %s)", filepath.Join(dir, "manager.log"))
-	bin := filepath.Join(testenv.RepoRoot(), "bin", "manager")
+	bin := o.bin
 	if err := devenv.BuildManager(ctx, bin); err != nil {
 		return err
 	}
@@ -113,10 +147,25 @@ func run(forceLocal bool, ns, dir string) error {
 		return err
 	}
 	url := mgr.SCIMURL + cfg.Status.BasePath
-	envFile := filepath.Join(dir, "env")
-	if err := devenv.WriteEnvFile(envFile, [][2]string{
+	env := [][2]string{
 		{"KUBECONFIG", cluster.Kubeconfig}, {"SCIM_URL", url}, {"SCIM_TOKEN", tok}, {"SCIM_CA_CERT", certs.CAFile},
-	}); err != nil {
+	}
+	var hubURL, hubTok string
+	if hub != nil {
+		// Ready means the manager exchanged the access token with the emulator (BackendReady).
+		hubCfg, err := devenv.WaitReady(ctx, cluster.Client, hub.Config, 60*time.Second)
+		if err != nil {
+			return err
+		}
+		if hubTok, err = devenv.Token(ctx, cluster.Client, hubCfg); err != nil {
+			return err
+		}
+		hubURL = mgr.SCIMURL + hubCfg.Status.BasePath
+		env = append(env, [][2]string{{"HUB_SCIM_URL", hubURL}, {"HUB_SCIM_TOKEN", hubTok},
+			{"HUB_URL", hub.URL}, {"HUB_TOKEN", hub.AccessToken}, {"HUB_ORG", hub.Org}}...)
+	}
+	envFile := filepath.Join(dir, "env")
+	if err := devenv.WriteEnvFile(envFile, env); err != nil {
 		return err
 	}
 	fmt.Printf(`
@@ -131,8 +180,25 @@ scim-operator is running, serving SCIM over HTTPS.
 
   Written to %s (KUBECONFIG, SCIM_URL, SCIM_TOKEN, SCIM_CA_CERT): . %s
           curl --cacert "$SCIM_CA_CERT" -H "Authorization: Bearer $SCIM_TOKEN" "$SCIM_URL/Users"
-  Ctrl-C stops everything this command started.
 `, url, tok, rel(certs.CAFile), rel(certs.CAFile), tok, url, cluster.Kubeconfig, rel(envFile), rel(envFile))
+	if hub != nil {
+		fmt.Printf(`
+The Docker Hub emulator (organization %s) is at %s, on loopback only,
+and ScimConfig %s (%s, baseURL set to the emulator) provisions into it.
+
+  SCIM base URL:   %s
+  Bearer token:    %s
+  Organization:    %s
+                   (members, pending invitations, teams)
+
+  Also in %s: HUB_SCIM_URL, HUB_SCIM_TOKEN, HUB_URL, HUB_TOKEN (the emulator's access token), HUB_ORG
+          %s
+  Walk-through (invite, accept, team, removal): docs/try-dockerhub.md
+`, hub.Org, hub.URL, hub.Config, devenv.HubSample, hubURL, hubTok, hub.InspectCommand(), rel(envFile), devenv.HubInspectCommand)
+	} else {
+		fmt.Println("\n  Docker Hub too, against a local emulator: make run DOCKERHUB=1 (docs/try-dockerhub.md)")
+	}
+	fmt.Println("  Ctrl-C stops everything this command started.")
 
 	select {
 	case <-ctx.Done():

@@ -43,6 +43,10 @@ type Options struct {
 	Now func() time.Time
 	// Middleware wraps the emulator's handler (for example Contract.Middleware).
 	Middleware func(http.Handler) http.Handler
+	// DevEndpoints also serves the emulator's own endpoints under DevPrefix (dev.go): the
+	// organization as a table, and accepting an invitation, for a person trying the
+	// operator against the emulator. They are not part of Docker Hub's API.
+	DevEndpoints bool
 }
 
 // TokenSpec is what one organization access token may do.
@@ -146,6 +150,16 @@ func New(opts Options) *Emulator {
 	var h http.Handler = http.HandlerFunc(e.serve)
 	if opts.Middleware != nil {
 		h = opts.Middleware(h)
+	}
+	if opts.DevEndpoints {
+		api := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, DevPrefix) {
+				e.serveDev(w, r)
+				return
+			}
+			api.ServeHTTP(w, r)
+		})
 	}
 	e.handler = h
 	return e
@@ -295,19 +309,25 @@ func (e *Emulator) ExpireInvite(id string) bool {
 
 // MemberView is one member as the emulator holds it.
 type MemberView struct {
-	Username, Email, Role string
-	Teams                 []string
+	Username string   `json:"username"`
+	Email    string   `json:"email"`
+	Role     string   `json:"role"`
+	Teams    []string `json:"teams"`
 }
 
 // InviteView is one pending invitation.
 type InviteView struct {
-	ID, Invitee, Role, Team string
+	ID      string `json:"id"`
+	Invitee string `json:"invitee"`
+	Role    string `json:"role"`
+	Team    string `json:"team"`
 }
 
 // TeamView is one team.
 type TeamView struct {
-	Name, Description string
-	Members           []string
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Members     []string `json:"members"`
 }
 
 // Members returns the members, sorted by username.

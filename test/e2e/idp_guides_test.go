@@ -18,6 +18,12 @@ package e2e
 // empty. The environment is the one `make run` writes to .dev/env: SCIM_URL, SCIM_TOKEN,
 // SCIM_CA_CERT and KUBECONFIG (whose namespace is the guide's fresh one, so `kubectl ...
 // scimconfig example` names the guide's ScimConfig as it names make run's sample).
+//
+// A read-only `# expect: exit 0` block that assigns nothing may say what its output shows:
+// `# shows: TEXT` (some line has TEXT) and `# lacks: TEXT` (no line has it), each line's
+// runs of blanks collapsed to one space as a reader of a table does. The manager works in
+// the background, so such a block is run again until its output says so, for up to a
+// minute (docs/try-dockerhub.md, run by devloop_test.go).
 
 import (
 	"bufio"
@@ -28,6 +34,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -42,6 +49,8 @@ type guideStep struct {
 	script string // the block's text, verbatim
 	expect string // "201", ... or "exit 0"
 	assign []string
+	// shows and lacks: what the block's output must and must not show (see above)
+	shows, lacks []string
 }
 
 var (
@@ -50,13 +59,17 @@ var (
 	assignLine   = regexp.MustCompile(`(?m)^([A-Z][A-Z0-9_]*)=`)
 	statusLine   = regexp.MustCompile(`(?m)^(\d{3})$`)
 	curlInScript = regexp.MustCompile(`(?m)(^|[\s(|;])curl\s`)
+	outputLine   = regexp.MustCompile(`(?m)^# (shows|lacks): (.*\S)\s*$`)
+	// a request to the SCIM endpoint or the Docker Hub emulator
+	requestURL = regexp.MustCompile(`\$\{?(SCIM_URL|HUB_SCIM_URL|HUB_URL)\b`)
 )
 
 // parseGuide extracts the runnable blocks of a markdown guide in document order. It
 // refuses a malformed guide: an unterminated or nameless block, a duplicate name, a block
 // without exactly one `# expect:` line, a request block without exactly one curl, and
-// any other fenced block that sends a request to $SCIM_URL (every request shown must be
-// checked).
+// any other fenced block that sends a request to $SCIM_URL, $HUB_SCIM_URL or $HUB_URL
+// (every request shown must be checked), and `# shows:`/`# lacks:` on a block that expects
+// an HTTP status or assigns a variable (such a block may be run more than once).
 func parseGuide(path string) ([]guideStep, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -90,8 +103,8 @@ func parseGuide(path string) ([]guideStep, error) {
 				inOther = false
 				continue
 			}
-			if strings.Contains(line, "$SCIM_URL") || strings.Contains(line, "${SCIM_URL}") {
-				return nil, fmt.Errorf("%s:%d: the block at line %d sends a request to $SCIM_URL but is not a `sh scim-step` block: every request a guide shows must be run by the test", path, n, otherStart)
+			if m := requestURL.FindStringSubmatch(line); m != nil {
+				return nil, fmt.Errorf("%s:%d: the block at line %d sends a request to $%s but is not a `sh scim-step` block: every request a guide shows must be run by the test", path, n, otherStart, m[1])
 			}
 		case strings.HasPrefix(trimmed, "```sh scim-step"):
 			m := stepFence.FindStringSubmatch(trimmed)
@@ -145,6 +158,16 @@ func parseGuide(path string) ([]guideStep, error) {
 		for _, m := range assignLine.FindAllStringSubmatch(s.script, -1) {
 			s.assign = append(s.assign, m[1])
 		}
+		for _, m := range outputLine.FindAllStringSubmatch(s.script, -1) {
+			if s.expect != "exit 0" || len(s.assign) > 0 {
+				return nil, fmt.Errorf("%s:%d: scim-step %q has `# %s:` but is not a read-only `# expect: exit 0` block that assigns nothing: it is run until its output matches", path, s.line, s.name, m[1])
+			}
+			if m[1] == "shows" {
+				s.shows = append(s.shows, collapseBlanks(m[2]))
+			} else {
+				s.lacks = append(s.lacks, collapseBlanks(m[2]))
+			}
+		}
 	}
 	if len(steps) == 0 {
 		return nil, fmt.Errorf("%s: no scim-step blocks", path)
@@ -158,11 +181,6 @@ func runGuide(path string) {
 	steps, err := parseGuide(path)
 	Expect(err).NotTo(HaveOccurred())
 
-	bash, err := exec.LookPath("bash")
-	Expect(err).NotTo(HaveOccurred(), "the IdP guides are shell: bash must be on PATH")
-	_, err = exec.LookPath("curl")
-	Expect(err).NotTo(HaveOccurred(), "the IdP guides promise curl: install curl (apt-get install curl) to run this test; it is not skipped")
-
 	ns, _, c := readyConfig()
 	dir := GinkgoT().TempDir()
 
@@ -175,26 +193,53 @@ func runGuide(path string) {
 		"config", "set-context", "--current", "--namespace="+ns).CombinedOutput()
 	Expect(err).NotTo(HaveOccurred(), "%s", out)
 
-	state := filepath.Join(dir, "state.sh")
-	Expect(os.WriteFile(state, nil, 0o600)).To(Succeed())
 	env := append(os.Environ(),
 		"SCIM_URL="+c.base, "SCIM_TOKEN="+c.token, "SCIM_CA_CERT="+certs.CAFile, "KUBECONFIG="+kc,
 		"PATH="+testenv.AssetsDir()+string(os.PathListSeparator)+os.Getenv("PATH"))
+	runSteps(path, steps, env, dir, "")
+}
+
+// runSteps runs a guide's blocks in order in dir with env, each script starting with
+// prelude (after the variables the blocks before it assigned).
+func runSteps(path string, steps []guideStep, env []string, dir, prelude string) {
+	bash, err := exec.LookPath("bash")
+	Expect(err).NotTo(HaveOccurred(), "the guides are shell: bash must be on PATH")
+	_, err = exec.LookPath("curl")
+	Expect(err).NotTo(HaveOccurred(), "the guides promise curl: install curl (apt-get install curl) to run this test; it is not skipped")
+	state := filepath.Join(GinkgoT().TempDir(), "state.sh")
+	Expect(os.WriteFile(state, nil, 0o600)).To(Succeed())
 
 	for _, s := range steps {
 		By(fmt.Sprintf("%s:%d %s (expect %s)", filepath.Base(path), s.line, s.name, s.expect))
 		var script strings.Builder
-		script.WriteString("set -o pipefail\n. " + shellQuote(state) + "\n")
+		script.WriteString("set -o pipefail\n. " + shellQuote(state) + "\n" + prelude)
 		script.WriteString(s.script)
 		for _, v := range s.assign {
 			fmt.Fprintf(&script, "printf 'export %s=%%q\\n' \"$%s\" >> %s\n", v, v, shellQuote(state))
 		}
-		cmd := exec.CommandContext(ctx, bash, "-c", script.String())
-		cmd.Env, cmd.Dir = env, dir
-		outb, err := cmd.CombinedOutput()
-		output := string(outb)
-		GinkgoWriter.Printf("--- %s\n%s\n", s.name, output)
+		logged := ""
+		run := func() (string, error) {
+			cmd := exec.CommandContext(ctx, bash, "-c", script.String())
+			cmd.Env, cmd.Dir = env, dir
+			outb, err := cmd.CombinedOutput()
+			if string(outb) != logged { // a block run again is logged when its output changes
+				GinkgoWriter.Printf("--- %s\n%s\n", s.name, outb)
+				logged = string(outb)
+			}
+			return string(outb), err
+		}
+		output, err := run()
 		Expect(err).NotTo(HaveOccurred(), "%s:%d step %q failed:\n%s", path, s.line, s.name, output)
+		if len(s.shows)+len(s.lacks) > 0 {
+			deadline := time.Now().Add(readyTimeout)
+			for miss := outputMisses(output, s.shows, s.lacks); miss != ""; miss = outputMisses(output, s.shows, s.lacks) {
+				Expect(time.Now().Before(deadline)).To(BeTrue(), "%s:%d step %q: after %s the output still %s:\n%s",
+					path, s.line, s.name, readyTimeout, miss, output)
+				time.Sleep(500 * time.Millisecond)
+				output, err = run()
+				Expect(err).NotTo(HaveOccurred(), "%s:%d step %q failed:\n%s", path, s.line, s.name, output)
+			}
+		}
 		if s.expect != "exit 0" {
 			codes := statusLine.FindAllStringSubmatch(output, -1)
 			Expect(codes).To(HaveLen(1), "%s:%d step %q must print exactly one status line:\n%s", path, s.line, s.name, output)
@@ -210,6 +255,37 @@ func runGuide(path string) {
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// collapseBlanks is s with its runs of blanks made one space, and trimmed.
+func collapseBlanks(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// outputMisses says what output fails of `# shows:` and `# lacks:` (each line's blanks
+// collapsed), or "" when it shows every shows and no lacks.
+func outputMisses(output string, shows, lacks []string) string {
+	var lines []string
+	for _, l := range strings.Split(output, "\n") {
+		lines = append(lines, collapseBlanks(l))
+	}
+	has := func(text string) bool {
+		for _, l := range lines {
+			if strings.Contains(l, text) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, t := range shows {
+		if !has(t) {
+			return fmt.Sprintf("does not show %q", t)
+		}
+	}
+	for _, t := range lacks {
+		if has(t) {
+			return fmt.Sprintf("shows %q", t)
+		}
+	}
+	return ""
+}
 
 var _ = Describe("the IdP guides, run as written", func() {
 	It("refuses a malformed guide rather than skipping its blocks", func() {
@@ -227,12 +303,32 @@ var _ = Describe("the IdP guides, run as written", func() {
 			fence + "sh\n" + curl + "\n" + fence + "\n":                                         "not a `sh scim-step` block",
 			fence + "sh scim-step name=a\n# expect: exit 0\ntrue\n" + fence + "\n" +
 				fence + "sh scim-step name=a\n# expect: exit 0\ntrue\n" + fence + "\n": "duplicate scim-step name",
+			fence + "sh\ncurl -sS \"$HUB_SCIM_URL/Users\"\n" + fence + "\n":                                   "sends a request to $HUB_SCIM_URL but is not",
+			fence + "sh\ncurl -sS \"${HUB_URL}/_emulator/org\"\n" + fence + "\n":                              "sends a request to $HUB_URL but is not",
+			fence + "sh scim-step name=a\n# expect: 200\n# shows: x\n" + curl + "\n" + fence + "\n":           "is not a read-only `# expect: exit 0` block",
+			fence + "sh scim-step name=a\n# expect: exit 0\n# lacks: x\nX=$(kubectl get om)\n" + fence + "\n": "is not a read-only `# expect: exit 0` block",
 		} {
 			p := filepath.Join(dir, "guide.md")
 			Expect(os.WriteFile(p, []byte(guide), 0o600)).To(Succeed())
 			_, err := parseGuide(p)
 			Expect(err).To(MatchError(ContainSubstring(want)), "guide:\n%s", guide)
 		}
+	})
+
+	It("reads `# shows:` and `# lacks:` as a reader reads a table", func() {
+		p := filepath.Join(GinkgoT().TempDir(), "guide.md")
+		Expect(os.WriteFile(p, []byte("```sh scim-step name=a\n# expect: exit 0\n# shows: invited   dana@example.com member\n"+
+			"# lacks: owner\ncurl -sS \"$HUB_URL/_emulator/org\"\n```\n"), 0o600)).To(Succeed())
+		steps, err := parseGuide(p)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(steps).To(HaveLen(1))
+		Expect(steps[0].shows).To(Equal([]string{"invited dana@example.com member"}))
+		Expect(steps[0].lacks).To(Equal([]string{"owner"}))
+		table := "KIND     WHO               ROLE\ninvited  dana@example.com  member\n"
+		Expect(outputMisses(table, steps[0].shows, steps[0].lacks)).To(BeEmpty())
+		Expect(outputMisses(table+"member   owner             owner\n", steps[0].shows, steps[0].lacks)).To(Equal(`shows "owner"`))
+		Expect(outputMisses("KIND WHO ROLE\n", steps[0].shows, nil)).To(Equal(`does not show "invited dana@example.com member"`))
+		Expect(outputMisses("invited dana@example.com\nmember\n", steps[0].shows, nil)).NotTo(BeEmpty(), "one line must show it")
 	})
 
 	for _, doc := range []string{"okta.md", "entra-id.md", "onelogin.md"} {
