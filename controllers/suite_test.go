@@ -13,18 +13,13 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
-	"github.com/scim-operator/scim-operator/controllers"
-	"github.com/scim-operator/scim-operator/internal/backend/registry"
-	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/manager"
 	"github.com/scim-operator/scim-operator/internal/testenv"
 )
 
@@ -61,23 +56,17 @@ var _ = BeforeSuite(func() {
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-		Client:  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+	// the manager as cmd/manager builds it (manager.New: cache transforms, indexes, SCIM
+	// server, controllers), with the test's backend Provider: an in-memory backend for
+	// configs a test registers, the real registry (built as NewBackends builds it) for
+	// every other; status recounts every 2 s so that tests see counts promptly
+	mgr, err := manager.New(cfg, manager.Options{
+		MetricsAddr: "0", ProbeAddr: "0", ScimAddr: "127.0.0.1:0", ScimInsecureHTTP: true,
+		Backends: provider, StatusInterval: 2 * time.Second,
 	})
 	Expect(err).NotTo(HaveOccurred())
 	mgrClient = mgr.GetClient()
-	// the registry as cmd/manager builds it (NewBackends), Docker Hub included, with the
-	// connection a kubernetes backend impersonates its config's ServiceAccount through
-	// (no default ServiceAccount: configs without one act as the manager, here admin)
-	provider.real = registry.New(mgr.GetClient(), mgr.GetAPIReader(), registry.Options{
-		DockerHub:  registry.DockerHub(ctrl.Log.WithName("dockerhub")),
-		RestConfig: mgr.GetConfig(),
-	})
-	Expect(index.Setup(ctx, mgr.GetFieldIndexer())).To(Succeed())
-	Expect(setupReconcilers(mgr)).To(Succeed())
+	provider.real = manager.NewBackends(mgr, manager.Options{})
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())
@@ -90,12 +79,6 @@ var _ = AfterSuite(func() {
 		Expect(testEnv.Stop()).To(Succeed())
 	}
 })
-
-// setupReconcilers wires every reconciler under test the way cmd/manager does.
-func setupReconcilers(mgr ctrl.Manager) error {
-	// recount members and re-check backends often, so tests see counts promptly
-	return controllers.SetupWithManager(mgr, controllers.Options{Backends: provider, StatusInterval: 2 * time.Second})
-}
 
 // newNamespace creates a fresh namespace for one test.
 func newNamespace() string {
