@@ -10,9 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/scim-operator/scim-operator/internal/devenv"
+	"github.com/scim-operator/scim-operator/internal/testenv"
 )
 
 const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -442,6 +446,29 @@ func TestRenderedArgsAreManagerFlags(t *testing.T) {
 			name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
 			if !strings.HasPrefix(a, "--") || !flags[name] {
 				t.Errorf("values %q: the chart passes %s, which is no flag of the manager", values, a)
+			}
+		}
+	}
+}
+
+// TestHelmLint: `helm lint` (Helm's own linter, with its Kubernetes schema checks of the
+// rendered objects) finds no warning or error, with the default values and with every
+// optional object on.
+func TestHelmLint(t *testing.T) {
+	kube, err := chartutil.ParseKubeVersion("v" + testenv.K8sVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, values := range []string{"", "tls: {source: certManager}\nmonitoring: {serviceMonitor: {enabled: true}, prometheusRule: {enabled: true}, dashboard: {enabled: true}}"} {
+		vals, err := chartutil.ReadValues([]byte(values))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := lint.AllWithKubeVersion(chartDir, vals, namespace, kube)
+		for _, m := range res.Messages {
+			t.Logf("values %q: %s", values, m)
+			if m.Severity >= support.WarningSev {
+				t.Errorf("values %q: helm lint: %s", values, m)
 			}
 		}
 	}
