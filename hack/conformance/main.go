@@ -27,12 +27,10 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
-	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/manager"
 	"github.com/scim-operator/scim-operator/internal/naming"
-	"github.com/scim-operator/scim-operator/internal/scimserver"
 	"github.com/scim-operator/scim-operator/internal/testenv"
 )
 
@@ -68,17 +66,13 @@ func run(newman, collection, expectedPath, reportPath string) error {
 		return fmt.Errorf("control plane: %w", err)
 	}
 	defer func() { _ = env.Stop() }()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	// the manager as cmd/manager builds it (manager.New), controllers included; its SCIM
+	// server is served in-process by httptest for newman
+	mgr, err := manager.New(cfg, manager.Options{MetricsAddr: "0", ProbeAddr: "0", ScimAddr: "127.0.0.1:0", ScimInsecureHTTP: true})
 	if err != nil {
 		return err
 	}
-	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
-	srv, err := scimserver.New(scimserver.Options{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cache: mgr.GetCache(), Log: logr.Discard()})
-	if err != nil {
-		return err
-	}
+	srv := mgr.SCIM
 	go func() { _ = mgr.Start(ctx) }()
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		return fmt.Errorf("cache did not sync")

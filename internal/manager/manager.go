@@ -13,15 +13,12 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -30,8 +27,8 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/controllers"
 	"github.com/scim-operator/scim-operator/internal/backend"
-	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
 	"github.com/scim-operator/scim-operator/internal/backend/registry"
+	"github.com/scim-operator/scim-operator/internal/cachepolicy"
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/scimserver"
 )
@@ -152,14 +149,8 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    ctrlCfg,
-		// Members are cached by the thousand: keep only what the server and controllers read.
-		// The kubernetes backend's bindings are cached only when they carry its labels.
-		Cache: cache.Options{
-			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject:         k8sbackend.CacheByObject(),
-		},
-		// Secrets are read directly (token and credential Secrets only), never cached whole.
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		Cache:                         cachepolicy.Cache(),
+		Client:                        cachepolicy.Client(),
 	})
 	if err != nil {
 		return nil, err

@@ -25,16 +25,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/devenv"
-	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/manager"
 	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scim"
-	"github.com/scim-operator/scim-operator/internal/scimserver"
 	"github.com/scim-operator/scim-operator/internal/testenv"
 )
 
@@ -102,23 +99,13 @@ func run(nMembers, nCreates int) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  devenv.Scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-		Client:  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
-	})
+	// the manager as cmd/manager builds it (manager.New: cache transforms, controllers),
+	// its SCIM server served in-process by httptest
+	mgr, err := manager.New(cfg, manager.Options{MetricsAddr: "0", ProbeAddr: "0", ScimAddr: "127.0.0.1:0", ScimInsecureHTTP: true})
 	if err != nil {
 		return nil, err
 	}
-	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
-		return nil, err
-	}
-	srv, err := scimserver.New(scimserver.Options{Addr: "127.0.0.1:0", Client: mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(), Cache: mgr.GetCache(), MaxBodyBytes: 1 << 20, Log: logr.Discard()})
-	if err != nil {
-		return nil, err
-	}
+	srv := mgr.SCIM
 	go func() { _ = mgr.Start(ctx) }()
 
 	const ns, cfgName, tok = "default", "bench", "bench-token-0123456789"
