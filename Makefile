@@ -1,7 +1,8 @@
 # scim-operator: every developer and CI entry point.
 #   make run     the product locally (local control plane when no cluster is reachable)
 #   make test    every test: unit, envtest suites, e2e, short fuzz, conformance
-#   make verify  generated files are fresh, code is formatted and vetted, the tree is clean
+#   make verify  generated files (CRDs, RBAC, deepcopy, field reference) are fresh, code is
+#                formatted and vetted, the tree is clean
 
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
@@ -51,6 +52,10 @@ manifests: $(CONTROLLER_GEN) ## CRDs and RBAC from the markers.
 generate: $(CONTROLLER_GEN) ## Deepcopy code from the markers.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+.PHONY: docs
+docs: manifests ## The field reference docs/reference/<kind>-fields.md from the CRDs.
+	go run ./hack/apidocs -crds config/crd/bases -out docs/reference
+
 .PHONY: fmt
 fmt:
 	go fmt ./...
@@ -59,17 +64,21 @@ fmt:
 vet:
 	go vet ./...
 
+# The pages `make docs` writes (a git pathspec: hand-written docs/reference pages are not
+# generated files).
+GENERATED_DOCS = 'docs/reference/*-fields.md'
+
 .PHONY: verify
-verify: manifests generate ## Fail when generated files are stale or code is unformatted.
+verify: manifests generate docs ## Fail when generated files are stale or code is unformatted.
 	@test -z "$$(gofmt -l api controllers cmd internal test hack 2>/dev/null)" || { gofmt -l api controllers cmd internal test hack; echo "gofmt needed"; exit 1; }
 	go vet ./...
 	hack/verify-api-imports.sh
 	hack/verify-gomod.sh
 	hack/verify-tree_test.sh >/dev/null
 	hack/verify-tree.sh
-	go test -count=1 ./hack/testlint/
-	@git diff --exit-code -- config api || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- config api)" || { git status --porcelain -- config api; echo "untracked generated files: commit them"; exit 1; }
+	go test -count=1 ./hack/testlint/ ./hack/apidocs/
+	@git diff --exit-code -- config api $(GENERATED_DOCS) || { echo "generated files are stale: run 'make manifests generate docs' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- config api $(GENERATED_DOCS))" || { git status --porcelain -- config api $(GENERATED_DOCS); echo "untracked generated files: commit them"; exit 1; }
 
 ##@ Test
 
