@@ -46,6 +46,16 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	// the page of a kind that no longer has a CRD goes too
+	old, _ := filepath.Glob(filepath.Join(*out, "*-fields.md"))
+	for _, f := range old {
+		if _, ok := pages[filepath.Base(f)]; !ok {
+			if err := os.Remove(f); err != nil {
+				fmt.Fprintln(os.Stderr, "apidocs:", err)
+				os.Exit(1)
+			}
+		}
+	}
 }
 
 // Render reads every *.yaml CRD in dir and returns the pages to write, by file name. Each

@@ -1,32 +1,5 @@
 package main
 
-// TestReferenceListsEveryReason holds docs/reference to the code: every condition type,
-// condition reason and event reason the controllers set is in the reference page of its
-// kind, every reason a backend error carries is in docs/reference/backend-reasons.md with
-// its class, scope and backend, and nothing is documented that the code never sets.
-//
-// The reasons are read from the source with go/ast, not from a list someone keeps:
-//
-//   - controllers/: the reason (and, where it is written down, the type) of every call of
-//     setCond, setCondition and synced, every metav1.Condition literal, every assignment
-//     to a Condition's Reason, and the reason and type of every event (Recorder.Eventf and
-//     the event helpers), attributed to a kind by the reconciler whose method sets it.
-//   - everywhere else in api/, cmd/, controllers/ and internal/: every backend error
-//     constructor (NewPermanent, NewTransient, NewRateLimited, an Error literal) with its
-//     class, the fallback of backend.ReasonOf, and the reasons backend.ConfigWide lists.
-//
-// A reason is a string literal, a constant (of any package of this module), a local
-// variable (every value assigned to it), backend.ReasonOf(err) (any backend reason: the
-// page needs a row of that condition type linking backend-reasons.md), the reason of
-// another condition (copied: documented where it is first set, and the copying type may
-// list any reason of its kind), or string(x.Phase) (any member phase but those in
-// phasesNeverReadyTrue). Anything else fails the test: teach it the new shape rather than
-// leave a reason unchecked.
-//
-// The tables it reads: "## Conditions" (columns Type, Status, Reason; one type and the
-// reasons as code spans), "## Events" (Reason, Type) in each kind's page, and "## Reasons"
-// (Reason, Class, Scope, Backend) in backend-reasons.md.
-
 import (
 	"fmt"
 	"go/ast"
@@ -50,6 +23,16 @@ var kindOfReconciler = map[string]string{
 	"ScimConfigReconciler": "ScimConfig",
 	"OrgMemberReconciler":  "OrgMember",
 	"OrgGroupReconciler":   "OrgGroup",
+}
+
+// kinds are the kinds with a reference page, docs/reference/<kind>.md.
+func kinds() []string {
+	var out []string
+	for _, k := range kindOfReconciler {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // phasesNeverReadyTrue are the member phases that string(m.Status.Phase) never carries
@@ -101,6 +84,32 @@ type scan struct {
 	errs       []string
 }
 
+// TestReferenceListsEveryReason holds docs/reference to the code: every condition type,
+// condition reason and event reason the controllers set is in the reference page of its
+// kind, every reason a backend error carries is in docs/reference/backend-reasons.md with
+// its class, scope and backend, and nothing is documented that the code never sets.
+//
+// The reasons are read from the source with go/ast, not from a list someone keeps:
+//
+//   - controllers/: the reason (and, where it is written down, the type) of every call of
+//     setCond, setCondition and synced, every metav1.Condition literal, every assignment
+//     to a Condition's Reason, and the reason and type of every event (Recorder.Eventf and
+//     the event helpers), attributed to a kind by the reconciler whose method sets it.
+//   - everywhere else in api/, cmd/, controllers/ and internal/: every backend error
+//     constructor (NewPermanent, NewTransient, NewRateLimited, an Error literal) with its
+//     class, the fallback of backend.ReasonOf, and the reasons backend.ConfigWide lists.
+//
+// A reason is a string literal, a constant (of any package of this module), a local
+// variable (every value assigned to it), backend.ReasonOf(err) (any backend reason: the
+// page needs a row of that condition type linking backend-reasons.md), the reason of
+// another condition (copied: documented where it is first set, and the copying type may
+// list any reason of its kind), or string(x.Phase) (any member phase but those in
+// phasesNeverReadyTrue). Anything else fails the test: teach it the new shape rather than
+// leave a reason unchecked.
+//
+// The tables it reads: "## Conditions" (columns Type, Status, Reason; one type and the
+// reasons as code spans), "## Events" (Reason, Type) in each kind's page, and "## Reasons"
+// (Reason, Class, Scope, Backend) in backend-reasons.md.
 func TestReferenceListsEveryReason(t *testing.T) {
 	s := scanCode(t)
 	for _, e := range s.errs {
@@ -116,7 +125,7 @@ func TestReferenceListsEveryReason(t *testing.T) {
 		t.Fatal("no MemberPhase constants found in api/v1alpha1")
 	}
 
-	for _, kind := range []string{"ScimConfig", "OrgMember", "OrgGroup"} {
+	for _, kind := range kinds() {
 		t.Run(kind, func(t *testing.T) {
 			file := filepath.Join("docs", "reference", strings.ToLower(kind)+".md")
 			doc := readDoc(t, file)
