@@ -1,8 +1,8 @@
 # scim-operator: every developer and CI entry point.
 #   make run     the product locally (local control plane when no cluster is reachable)
 #   make test    every test: unit, envtest suites, e2e, short fuzz, conformance
-#   make verify  generated files (CRDs, RBAC, deepcopy, the Helm chart's) are fresh, code is
-#                formatted and vetted, the tree is clean
+#   make verify  generated files (CRDs, RBAC, deepcopy, the Helm chart's, the field
+#                reference) are fresh, code is formatted and vetted, the tree is clean
 
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
@@ -56,6 +56,10 @@ generate: $(CONTROLLER_GEN) ## Deepcopy code from the markers.
 helm: manifests ## The Helm chart's generated parts (CRDs, RBAC, alerts, dashboard) from config/.
 	go run ./hack/helmgen
 
+.PHONY: docs
+docs: manifests ## The field reference docs/reference/<kind>-fields.md from the CRDs.
+	go run ./hack/apidocs -crds config/crd/bases -out docs/reference
+
 .PHONY: fmt
 fmt:
 	go fmt ./...
@@ -64,17 +68,21 @@ fmt:
 vet:
 	go vet ./...
 
+# The pages `make docs` writes (a git pathspec: hand-written docs/reference pages are not
+# generated files).
+GENERATED_DOCS = 'docs/reference/*-fields.md'
+
 .PHONY: verify
-verify: manifests generate helm ## Fail when generated files are stale or code is unformatted.
+verify: manifests generate helm docs ## Fail when generated files are stale or code is unformatted.
 	@test -z "$$(gofmt -l api controllers cmd internal test hack 2>/dev/null)" || { gofmt -l api controllers cmd internal test hack; echo "gofmt needed"; exit 1; }
 	go vet ./...
 	hack/verify-api-imports.sh
 	hack/verify-gomod.sh
 	hack/verify-tree_test.sh >/dev/null
 	hack/verify-tree.sh
-	go test -count=1 ./hack/testlint/ ./hack/helmgen/
-	@git diff --exit-code -- config api || { echo "generated files are stale: run 'make manifests generate helm' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- config api)" || { git status --porcelain -- config api; echo "untracked generated files: commit them"; exit 1; }
+	go test -count=1 ./hack/testlint/ ./hack/helmgen/ ./hack/apidocs/
+	@git diff --exit-code -- config api $(GENERATED_DOCS) || { echo "generated files are stale: run 'make manifests generate helm docs' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- config api $(GENERATED_DOCS))" || { git status --porcelain -- config api $(GENERATED_DOCS); echo "untracked generated files: commit them"; exit 1; }
 
 ##@ Test
 
