@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -118,6 +119,27 @@ var _ = Describe("Access follows the identity provider (kubernetes backend)", fu
 		expectGone(m)
 		Expect(canListConfigMapsAsGroup("qa", ns)()).To(BeFalse())
 		Expect(configBindings(ns)()).To(BeEmpty())
+	})
+
+	It("reports no team membership changes for a group with members: its Group grant is all there is", func() {
+		kubernetesConfig(ns, nil)
+		g := newGroup(ns, "acme", "acme:platform")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		m := newMember(ns, "acme", "member@example.com")
+		m.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Active/True/Active")
+		Eventually(canListConfigMapsAsGroup("platform", ns)).Should(BeTrue())
+		for i := range 3 { // more passes: each once reported "added 1 member(s)"
+			updateGroup(g, func(o *scimv1.OrgGroup) {
+				if o.Annotations == nil {
+					o.Annotations = map[string]string{}
+				}
+				o.Annotations[scimv1.AnnotationReconcile] = fmt.Sprint(i)
+			})
+		}
+		Eventually(reasonsOf(ns, g.Name)).Should(ContainElement("TeamCreated"))
+		Consistently(reasonsOf(ns, g.Name), "3s").ShouldNot(ContainElement("TeamMemberAdded"))
 	})
 
 	It("moves a renamed group's access to its new Group and removes it with the group", func() {

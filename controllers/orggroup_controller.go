@@ -134,6 +134,7 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 				return r.backendError(ctx, g, cfg, "connect to the backend", err)
 			}
 			_, in.Labelled = b.(backend.OwnerLedger)
+			_, in.NoUserTeams = b.(backend.NoUserTeams)
 		}
 	}
 	var owner *scimv1.OrgGroup

@@ -56,6 +56,10 @@ type GroupInput struct {
 	// Removable are the (lower-cased) ids SCIM may take out of a team; Hinted those whose
 	// docker team hint names this team (the member controller keeps them there).
 	Removable, Hinted map[string]bool
+	// NoUserTeams: the backend's team is a grant to a group name, not a list of people
+	// (backend.NoUserTeams: kubernetes, where the authenticator says who is in a Group).
+	// There is no membership to add or remove, and none to report.
+	NoUserTeams bool
 }
 
 // GroupPlan is what to do with one OrgGroup.
@@ -106,6 +110,9 @@ func Group(in GroupInput) GroupPlan {
 	}
 	if in.Observed == nil {
 		p.Steps = append(p.Steps, GroupEnsureTeam)
+	}
+	if in.NoUserTeams {
+		return p
 	}
 	in_ := map[string]bool{}
 	if in.Observed != nil {
