@@ -33,30 +33,11 @@ func ParseFilter(rt *ResourceType, s string) (*Filter, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, BadRequest(ErrInvalidFilter, "filter is empty")
 	}
-	expr, err := parseFilterSafe(normalizeFilter(s))
+	expr, err := parseFilterText(normalizeFilter(s))
 	if err != nil {
-		return nil, BadRequest(ErrInvalidFilter, "invalid filter %q: %s", s, cleanParseError(err))
+		return nil, BadRequest(ErrInvalidFilter, "invalid filter %q: %s", s, describeParseError(err))
 	}
 	return &Filter{rt: rt, expr: expr}, nil
-}
-
-func parseFilterSafe(s string) (expr filter.Expression, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			expr, err = nil, fmt.Errorf("unparsable expression")
-		}
-	}()
-	return filter.ParseFilter([]byte(s))
-}
-
-func cleanParseError(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "["); i >= 0 {
-		if j := strings.Index(msg[i:], "]"); j > 0 {
-			return "syntax error at offset " + strings.TrimLeft(msg[i+1:i+j], "0:")
-		}
-	}
-	return "syntax error"
 }
 
 type tok struct {
@@ -174,11 +155,16 @@ func normalizeFilter(s string) string {
 	return b.String()
 }
 
-// wrapInner would put parentheses around the tokens after the '[' at index open, but the
-// parser does not accept parentheses inside a value filter; "and" binds tighter than "or",
-// so the rewrite is exact whenever the bracketed filter has no "or" (every filter real
-// clients send). The tokens are returned unchanged.
-func wrapInner(out []tok, _ int) []tok { return out }
+// wrapInner puts parentheses around the tokens after the '[' at index open, so that the
+// comparison the caller appends with "and" applies to the whole bracketed filter
+// (`emails[type eq "a" or type eq "b"].value eq "x"` means
+// `emails[(type eq "a" or type eq "b") and value eq "x"]`).
+func wrapInner(out []tok, open int) []tok {
+	wrapped := append([]tok{}, out[:open+1]...)
+	wrapped = append(wrapped, tok{'(', "("})
+	wrapped = append(wrapped, out[open+1:]...)
+	return append(wrapped, tok{')', ")"})
+}
 
 // Match tells whether a canonical resource matches the filter.
 func (f *Filter) Match(res Resource) bool {

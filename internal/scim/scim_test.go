@@ -277,3 +277,93 @@ func TestErrorBody(t *testing.T) {
 		t.Fatal(string(b))
 	}
 }
+
+// Issue 9 item 6a: a value filter (the part in brackets) is any logical expression, as
+// RFC 7644 3.4.2.2 and 3.5.2 allow, not one or two terms.
+func TestValueFilterExpressions(t *testing.T) {
+	res := decode(t, alice)
+	cases := []struct {
+		f    string
+		want bool
+	}{
+		{`emails[type eq "work" and primary eq true and value co "alice"]`, true},
+		{`emails[type eq "work" and primary eq true and value co "bob"]`, false},
+		{`emails[type eq "home" or type eq "other" or value eq "alice@example.com"]`, true},
+		{`emails[type eq "x" or type eq "y" or type eq "z"]`, false},
+		{`emails[(type eq "home" or type eq "work") and not (primary eq true)]`, true},
+		{`emails[(type eq "other" or type eq "work") and not (primary eq true)]`, false},
+		{`emails[not (type eq "work" or type eq "home")]`, false},
+		{`emails[type eq "work" and (value sw "al@" or value ew "@example.com")]`, true},
+		{`emails[((type eq "home"))]`, true},
+		{`EMAILS[TYPE EQ "home" OR TYPE EQ "x" OR TYPE EQ "y"] and userName sw "alice"`, true},
+		{`emails[type eq "x" or type eq "y" or type eq "home"] and phoneNumbers[type eq "a" or type eq "b" or type eq "c"]`, false},
+		{`not (emails[type eq "x" or type eq "y" or type eq "home"])`, false},
+		// Entra's trailing comparison joins an or-filter as a whole: the home email is not
+		// alice@example.com, so "or" must not bind tighter than the added "and"
+		{`emails[type eq "home" or type eq "other"].value eq "alice@example.com"`, false},
+		{`emails[type eq "home" or type eq "work"].value eq "alice@example.com"`, true},
+		{`emails[type eq "home" or type eq "other"].value pr`, true},
+		{`emails[type eq "x" or type eq "other"].value pr`, false},
+	}
+	for _, c := range cases {
+		f, err := ParseFilter(UserType, c.f)
+		if err != nil {
+			t.Errorf("%s: %v", c.f, err)
+			continue
+		}
+		if got := f.Match(res); got != c.want {
+			t.Errorf("%s: got %v, want %v", c.f, got, c.want)
+		}
+	}
+	for _, c := range []struct{ f, detail string }{
+		{`emails[type eq "work" and]`, `invalid filter "emails[type eq \"work\" and]": syntax error`},
+		{`emails[]`, `invalid filter "emails[]": the value filter of emails is empty`},
+		{`emails[type eq "work"`, `invalid filter "emails[type eq \"work\"": a value filter is not closed by ]`},
+		{`emails[type[value eq "x"] pr]`, `invalid filter "emails[type[value eq \"x\"] pr]": value filters cannot be nested`},
+		{`emails[type eq "work"]]`, `invalid filter "emails[type eq \"work\"]]": syntax error`},
+	} {
+		_, err := ParseFilter(UserType, c.f)
+		se, ok := err.(*Error)
+		if !ok || se.Status != 400 || se.ScimType != ErrInvalidFilter || !strings.HasPrefix(se.Detail, c.detail) {
+			t.Errorf("%s: want 400 invalidFilter %q, got %v", c.f, c.detail, err)
+		}
+	}
+}
+
+func TestPatchValueFilterExpressions(t *testing.T) {
+	g := Resource{"displayName": "g"}
+	d, err := patch(t, GroupType, g, `{"Operations":[{"op":"remove","path":"members[value eq \"a\" or value eq \"b\" or value eq \"c\"]"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(d.Remove, ",") != "a,b,c" {
+		t.Fatalf("delta %+v", d)
+	}
+	if d, err = patch(t, GroupType, g, `{"Operations":[{"op":"add","path":"members[value eq \"a\" or (value eq \"b\" or value eq \"c\")]"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(d.Add, ",") != "a,b,c" {
+		t.Fatalf("delta %+v", d)
+	}
+	res := decode(t, alice)
+	if _, err := patch(t, UserType, res, `{"Operations":[
+	 {"op":"replace","path":"emails[type eq \"work\" and primary eq true and value co \"alice\"].display","value":"Work"},
+	 {"op":"replace","path":"emails[(type eq \"home\" or type eq \"other\") and not (primary eq true)].display","value":"Home"},
+	 {"op":"remove","path":"emails[type eq \"x\" or type eq \"y\" or value eq \"nobody\"]"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(res["emails"])
+	if got, want := string(b), `[{"display":"Work","primary":true,"type":"work","value":"alice@example.com"},{"display":"Home","type":"home","value":"al@home.org"}]`; got != want {
+		t.Fatalf("emails\n got %s\nwant %s", got, want)
+	}
+	for _, c := range []struct{ path, scimType, detail string }{
+		{`members[value eq \"a\" or]`, ErrInvalidPath, `operation 1: invalid path "members[value eq \"a\" or]": syntax error`},
+		{`members[value eq \"a\" or display eq \"b\" or value eq \"c\"]`, ErrInvalidFilter, `operation 1: member filters must have the form value eq "<id>" (or several joined by or)`},
+	} {
+		_, err := patch(t, GroupType, Resource{"displayName": "g"}, `{"Operations":[{"op":"remove","path":"`+c.path+`"}]}`)
+		se, ok := err.(*Error)
+		if !ok || se.Status != 400 || se.ScimType != c.scimType || !strings.HasPrefix(se.Detail, c.detail) {
+			t.Errorf("%s: want 400 %s %q, got %v", c.path, c.scimType, c.detail, err)
+		}
+	}
+}
