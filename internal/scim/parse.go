@@ -123,6 +123,17 @@ func lift(s string) (*lifted, error) {
 			}
 		case 'w':
 			prevWord = t.text
+			if i := strings.LastIndexByte(t.text, ':'); i > 0 && i < len(t.text)-1 {
+				ph := fmt.Sprintf("%s%d:", urnPlaceholder, len(l.urns))
+				l.urns = append(l.urns, t.text[:i])
+				out := &l.outer
+				if cur != nil {
+					out = cur
+				}
+				out.emit(ph, start, i+1)
+				out.emit(t.text[i+1:], start+i+1, len(t.text)-i-1)
+				continue
+			}
 		}
 		if cur != nil {
 			cur.emit(t.text, start, len(t.text))
@@ -294,4 +305,18 @@ func (r *restorer) valueFilter(e filter.Expression) filter.Expression {
 	return r.expr(vf)
 }
 
-func (r *restorer) attrPath(p *filter.AttributePath) {}
+func (r *restorer) attrPath(p *filter.AttributePath) {
+	if p.URIPrefix == nil {
+		return
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(*p.URIPrefix, urnPlaceholder))
+	if err != nil || !strings.HasPrefix(*p.URIPrefix, urnPlaceholder) || n < 0 || n >= len(r.l.urns) {
+		// every URN of the text was replaced: any other prefix is not one of ours
+		if r.err == nil {
+			r.err = &syntaxError{"syntax error"}
+		}
+		return
+	}
+	uri := r.l.urns[n]
+	p.URIPrefix = &uri
+}

@@ -367,3 +367,63 @@ func TestPatchValueFilterExpressions(t *testing.T) {
 		}
 	}
 }
+
+// Issue 9 item 6d: a schema URN may hold characters such as "_" (RFC 8141); an unknown
+// extension's attributes are ignored in PATCH paths and match nothing in filters,
+// whatever characters its URN has.
+func TestUnknownExtensionURNs(t *testing.T) {
+	const myExt = "urn:ietf:params:scim:schemas:extension:my_ext:2.0:User"
+	before := decode(t, alice)
+	want, _ := json.Marshal(before)
+	for _, ops := range []string{
+		`[{"op":"add","path":"` + myExt + `:x","value":"1"}]`,
+		`[{"op":"replace","path":"` + myExt + `:x.y","value":"1"}]`,
+		`[{"op":"replace","path":"` + myExt + `:emails[type eq \"work\" or type eq \"home\"].value","value":"z@example.com"}]`,
+		`[{"op":"remove","path":"` + myExt + `:x"}]`,
+		`[{"op":"add","path":"` + myExt + `","value":{"x":"1"}}]`,
+		`[{"op":"add","path":"urn:example:other~ext:1.0:User:x","value":"1"}]`,
+		`[{"op":"replace","value":{"` + myExt + `:x":"1","` + myExt + `":{"y":"2"}}}]`,
+		`[{"op":"add","path":"urn:example:other:1.0:User:x","value":"1"}]`, // what the _ forms must answer like
+	} {
+		res := decode(t, alice)
+		if _, err := patch(t, UserType, res, `{"Operations":`+ops+`}`); err != nil {
+			t.Errorf("%s: %v", ops, err)
+			continue
+		}
+		if got, _ := json.Marshal(res); string(got) != string(want) {
+			t.Errorf("%s changed the user:\n got %s\nwant %s", ops, got, want)
+		}
+	}
+	for _, c := range []struct{ path, detail string }{
+		{myExt + `:`, `operation 1: invalid path "` + myExt + `:": syntax error`},
+		{myExt + `:x y`, `operation 1: invalid path "` + myExt + `:x y": syntax error`},
+		{`:x`, `operation 1: invalid path ":x": syntax error`},
+	} {
+		_, err := patch(t, UserType, decode(t, alice), `{"Operations":[{"op":"add","path":"`+c.path+`","value":"1"}]}`)
+		se, ok := err.(*Error)
+		if !ok || se.Status != 400 || se.ScimType != ErrInvalidPath || !strings.HasPrefix(se.Detail, c.detail) {
+			t.Errorf("%s: want 400 invalidPath %q, got %v", c.path, c.detail, err)
+		}
+	}
+	for _, c := range []struct {
+		f    string
+		want bool
+	}{
+		{myExt + `:x eq "1"`, false},
+		{myExt + `:x pr`, false},
+		{`not (` + myExt + `:x pr)`, true},
+		{`userName sw "alice" and not (` + myExt + `:x.y eq "1")`, true},
+		{myExt + `:emails[type eq "work" or value pr]`, false},
+		{`urn:example:other~ext:1.0:User:x eq "1" or ` + myExt + `:x ne "1"`, true},
+		{`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "42" and ` + myExt + `:x eq null`, true},
+	} {
+		f, err := ParseFilter(UserType, c.f)
+		if err != nil {
+			t.Errorf("%s: %v", c.f, err)
+			continue
+		}
+		if got := f.Match(before); got != c.want {
+			t.Errorf("%s: got %v, want %v", c.f, got, c.want)
+		}
+	}
+}
