@@ -347,35 +347,39 @@ func present(v any) bool {
 	return true
 }
 
+// compareAny applies a comparison to each value of an attribute (one for a single-valued
+// attribute, none when it is unassigned) and tells whether any value matches (RFC 7644
+// 3.4.2.2). An unassigned attribute, or an element without the sub-attribute, counts as
+// one null value: it is "eq null" and differs from ("ne") every other value.
 func compareAny(def *Attribute, vals []any, op filter.CompareOperator, want any) bool {
-	if op == filter.PR {
-		for _, v := range vals {
-			if present(v) {
-				return true
-			}
-		}
-		return false
-	}
-	if op == filter.NE {
-		return !compareAny(def, vals, filter.EQ, want)
-	}
-	if want == nil { // eq null
-		if op != filter.EQ {
-			return false
-		}
-		for _, v := range vals {
-			if present(v) {
-				return false
-			}
-		}
-		return true
+	if len(vals) == 0 {
+		vals = []any{nil}
 	}
 	for _, v := range vals {
-		if compareOne(def, v, op, want) {
+		if compareValue(def, v, op, want) {
 			return true
 		}
 	}
 	return false
+}
+
+// compareValue applies a comparison to one value.
+func compareValue(def *Attribute, v any, op filter.CompareOperator, want any) bool {
+	switch {
+	case op == filter.PR:
+		return present(v)
+	case want == nil: // eq null, ne null
+		switch op {
+		case filter.EQ:
+			return !present(v)
+		case filter.NE:
+			return present(v)
+		}
+		return false
+	case op == filter.NE:
+		return !compareOne(def, v, filter.EQ, want)
+	}
+	return compareOne(def, v, op, want)
 }
 
 func compareOne(def *Attribute, v any, op filter.CompareOperator, want any) bool {

@@ -427,3 +427,55 @@ func TestUnknownExtensionURNs(t *testing.T) {
 		}
 	}
 }
+
+// Issue 9 item 6b: a comparison on a multi-valued attribute applies to each value, and
+// matches when any value matches (RFC 7644 3.4.2.2); "ne" therefore means "some value
+// differs", not "no value equals". not (...) negates the whole expression.
+func TestMultiValuedOperators(t *testing.T) {
+	bob := decode(t, `{"userName":"bob@example.com","emails":[{"value":"bob@work.example","type":"work","primary":true},
+	 {"value":"bob@home.example","type":"home"},{"value":"b@x.example"}]}`)
+	carol := decode(t, `{"userName":"carol@example.com","emails":[{"value":"carol@work.example","type":"work"}]}`)
+	cases := []struct {
+		f          string
+		bob, carol bool
+	}{
+		{`emails.type ne "work"`, true, false},
+		{`emails.type ne "home"`, true, true},
+		{`emails.value ne "bob@work.example"`, true, true},
+		{`emails ne "carol@work.example"`, true, false},
+		{`emails.type eq "work"`, true, true},
+		{`not (emails.type eq "work")`, false, false},
+		{`not (emails.type ne "work")`, false, true},
+		{`emails[type ne "work"]`, true, false},
+		{`emails[type ne "work" and type ne "home"]`, true, false},
+		{`emails.primary ne true`, true, true},
+		{`emails.primary eq true`, true, false},
+		{`emails.type eq null`, true, false},
+		{`emails.type ne null`, true, true},
+		{`emails.display eq null`, true, true},
+		{`emails.display ne null`, false, false},
+		{`emails.value co "home"`, true, false},
+		{`emails.value sw "b@"`, true, false},
+		{`emails.value ew "work.example"`, true, true},
+		{`emails.value gt "bob@work.example"`, false, true},
+		{`emails.value lt "bob@i"`, true, false},
+		{`emails.value ge "carol@work.example"`, false, true},
+		{`emails.value le "b@x.example"`, true, false},
+		{`emails.type pr`, true, true},
+		{`phoneNumbers.value ne "1"`, true, true}, // no value at all: none equals
+		{`phoneNumbers.value eq null`, true, true},
+	}
+	for _, c := range cases {
+		f, err := ParseFilter(UserType, c.f)
+		if err != nil {
+			t.Errorf("%s: %v", c.f, err)
+			continue
+		}
+		if got := f.Match(bob); got != c.bob {
+			t.Errorf("%s on bob: got %v, want %v", c.f, got, c.bob)
+		}
+		if got := f.Match(carol); got != c.carol {
+			t.Errorf("%s on carol: got %v, want %v", c.f, got, c.carol)
+		}
+	}
+}
