@@ -37,7 +37,92 @@ func ParseFilter(rt *ResourceType, s string) (*Filter, error) {
 	if err != nil {
 		return nil, BadRequest(ErrInvalidFilter, "invalid filter %q: %s", s, describeParseError(err))
 	}
+	if err := checkTypes(rt, expr); err != nil {
+		return nil, BadRequest(ErrInvalidFilter, "invalid filter %q: %s", s, err.Error())
+	}
 	return &Filter{rt: rt, expr: expr}, nil
+}
+
+// checkTypes refuses comparisons the attribute's type does not allow (RFC 7644
+// 3.4.2.2): gt, ge, lt and le on booleans and binary values, co, sw and ew on booleans,
+// and any comparison but pr on a complex attribute, which is compared through its
+// sub-attributes. A complex multi-valued attribute without a sub-attribute compares its
+// "value" (emails eq "x"). Unknown attributes are not checked: they match nothing.
+func checkTypes(rt *ResourceType, e filter.Expression) error {
+	switch t := e.(type) {
+	case *filter.LogicalExpression:
+		if err := checkTypes(rt, t.Left); err != nil {
+			return err
+		}
+		return checkTypes(rt, t.Right)
+	case *filter.NotExpression:
+		return checkTypes(rt, t.Expression)
+	case *filter.ValuePath:
+		_, attr, _ := rt.lookup(t.AttributePath.URI(), t.AttributePath.AttributeName)
+		return checkValueFilter(attr, t.ValueFilter)
+	case *filter.AttributeExpression:
+		p := t.AttributePath
+		_, attr, _ := rt.lookup(p.URI(), p.AttributeName)
+		if attr == nil {
+			return nil
+		}
+		def, name := attr, attr.Name
+		switch {
+		case p.SubAttribute != nil:
+			def = attr.Sub(*p.SubAttribute)
+			if def != nil {
+				name += "." + def.Name
+			}
+		case attr.Type == "complex" && attr.MultiValued && attr.Sub("value") != nil:
+			def = attr.Sub("value")
+			name += ".value"
+		}
+		return checkComparison(def, name, t.Operator)
+	}
+	return nil
+}
+
+// checkValueFilter checks a value filter (the part in brackets) of the attribute parent.
+func checkValueFilter(parent *Attribute, e filter.Expression) error {
+	if parent == nil {
+		return nil
+	}
+	switch t := e.(type) {
+	case *filter.LogicalExpression:
+		if err := checkValueFilter(parent, t.Left); err != nil {
+			return err
+		}
+		return checkValueFilter(parent, t.Right)
+	case *filter.NotExpression:
+		return checkValueFilter(parent, t.Expression)
+	case *filter.AttributeExpression:
+		sub := parent.Sub(t.AttributePath.AttributeName)
+		if sub == nil || t.AttributePath.SubAttribute != nil {
+			return nil
+		}
+		return checkComparison(sub, parent.Name+"."+sub.Name, t.Operator)
+	}
+	return nil
+}
+
+func checkComparison(def *Attribute, name string, op filter.CompareOperator) error {
+	if def == nil || op == filter.PR {
+		return nil
+	}
+	switch def.Type {
+	case "boolean":
+		if op != filter.EQ && op != filter.NE {
+			return fmt.Errorf("%s is not allowed on the boolean attribute %s: booleans take eq, ne and pr", op, name)
+		}
+	case "binary":
+		switch op {
+		case filter.GT, filter.GE, filter.LT, filter.LE:
+			return fmt.Errorf("%s is not allowed on the binary attribute %s: binary attributes cannot be ordered", op, name)
+		}
+	case "complex":
+		return fmt.Errorf("%s is not allowed on the complex attribute %s: compare one of its sub-attributes (%s.<sub-attribute>) or test it with pr", op, name, name)
+	}
+	return nil
 }
 
 type tok struct {

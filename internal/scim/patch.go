@@ -194,6 +194,11 @@ func applyPath(rt *ResourceType, res Resource, d *MemberDelta, kind, path string
 	if attr.Mutability == "readOnly" {
 		return nil
 	}
+	if p.ValueExpression != nil {
+		if err := checkValueFilter(attr, p.ValueExpression); err != nil {
+			return BadRequest(ErrInvalidFilter, "invalid filter in path %q: %s", path, err.Error())
+		}
+	}
 	if rt == GroupType && canonical == "members" {
 		return memberOp(d, kind, p, value)
 	}

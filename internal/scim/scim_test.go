@@ -479,3 +479,70 @@ func TestMultiValuedOperators(t *testing.T) {
 		}
 	}
 }
+
+// Issue 9 item 6c: RFC 7644 3.4.2.2 refuses ordering comparisons (gt ge lt le) on
+// boolean and binary attributes with 400 invalidFilter; substring operators (co sw ew)
+// mean nothing on a boolean, and a complex attribute is compared through its
+// sub-attributes.
+func TestFilterOperatorTypes(t *testing.T) {
+	photoType := &ResourceType{ID: "T", Schema: &Schema{ID: "urn:example:T", Attributes: []Attribute{
+		{Name: "photo", Type: "binary"}, {Name: "flags", Type: "boolean", MultiValued: true}}}}
+	const boolOps, binOps = "booleans take eq, ne and pr", "binary attributes cannot be ordered"
+	for _, c := range []struct {
+		rt     *ResourceType
+		f      string
+		detail string
+	}{
+		{UserType, `active gt true`, `gt is not allowed on the boolean attribute active: ` + boolOps},
+		{UserType, `active GE false`, `ge is not allowed on the boolean attribute active: ` + boolOps},
+		{UserType, `active lt true`, `lt is not allowed on the boolean attribute active: ` + boolOps},
+		{UserType, `active le "true"`, `le is not allowed on the boolean attribute active: ` + boolOps},
+		{UserType, `active co "t"`, `co is not allowed on the boolean attribute active: ` + boolOps},
+		{UserType, `active sw "t"`, `sw is not allowed on the boolean attribute active: ` + boolOps},
+		{UserType, `active ew "e"`, `ew is not allowed on the boolean attribute active: ` + boolOps},
+		{UserType, `userName pr and not (active gt false)`, `gt is not allowed on the boolean attribute active: ` + boolOps},
+		{UserType, `emails.primary gt true`, `gt is not allowed on the boolean attribute emails.primary: ` + boolOps},
+		{UserType, `emails[type eq "work" or primary co "t"]`, `co is not allowed on the boolean attribute emails.primary: ` + boolOps},
+		{UserType, `emails[type eq "work"].primary lt true`, `lt is not allowed on the boolean attribute emails.primary: ` + boolOps},
+		{UserType, `name gt "a"`, `gt is not allowed on the complex attribute name: compare one of its sub-attributes (name.<sub-attribute>) or test it with pr`},
+		{UserType, `name eq "Alice"`, `eq is not allowed on the complex attribute name: compare one of its sub-attributes (name.<sub-attribute>) or test it with pr`},
+		{UserType, `meta co "2024"`, `co is not allowed on the complex attribute meta: compare one of its sub-attributes (meta.<sub-attribute>) or test it with pr`},
+		{UserType, `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager eq "u-9"`, `eq is not allowed on the complex attribute manager: compare one of its sub-attributes (manager.<sub-attribute>) or test it with pr`},
+		{photoType, `photo gt "AAAA"`, `gt is not allowed on the binary attribute photo: ` + binOps},
+		{photoType, `flags le true`, `le is not allowed on the boolean attribute flags: ` + boolOps},
+	} {
+		_, err := ParseFilter(c.rt, c.f)
+		want := "invalid filter " + strconvQuote(c.f) + ": " + c.detail
+		se, ok := err.(*Error)
+		if !ok || se.Status != 400 || se.ScimType != ErrInvalidFilter || se.Detail != want {
+			t.Errorf("%s:\n got %v\nwant 400 invalidFilter %s", c.f, err, want)
+		}
+	}
+	for _, c := range []struct {
+		rt *ResourceType
+		f  string
+	}{
+		{UserType, `active eq true`}, {UserType, `active ne false`}, {UserType, `active pr`}, {UserType, `active eq "True"`},
+		{UserType, `emails.primary eq true`}, {UserType, `emails[primary ne true]`}, {UserType, `name pr`},
+		{UserType, `name.givenName gt "a"`}, {UserType, `emails gt "a"`}, {UserType, `meta.created ge "2024-01-01T00:00:00Z"`},
+		{UserType, `meta.created co "2024"`}, {UserType, `nickName gt true`}, {UserType, `unknown.sub lt 3`},
+		{UserType, `urn:example:other:1.0:User:active gt true`}, {UserType, `userName.x gt true`},
+		{photoType, `photo eq "AAAA"`}, {photoType, `photo co "AA"`}, {photoType, `flags eq true`},
+	} {
+		if _, err := ParseFilter(c.rt, c.f); err != nil {
+			t.Errorf("%s: %v", c.f, err)
+		}
+	}
+	for _, c := range []struct{ path, detail string }{
+		{`emails[primary gt true].value`, `operation 1: invalid filter in path "emails[primary gt true].value": gt is not allowed on the boolean attribute emails.primary: ` + boolOps},
+		{`emails[type eq \"work\" and not (primary sw \"t\")]`, `operation 1: invalid filter in path "emails[type eq \"work\" and not (primary sw \"t\")]": sw is not allowed on the boolean attribute emails.primary: ` + boolOps},
+	} {
+		_, err := patch(t, UserType, decode(t, alice), `{"Operations":[{"op":"replace","path":"`+c.path+`","value":"x"}]}`)
+		se, ok := err.(*Error)
+		if !ok || se.Status != 400 || se.ScimType != ErrInvalidFilter || se.Detail != c.detail {
+			t.Errorf("%s:\n got %v\nwant 400 invalidFilter %s", c.path, err, c.detail)
+		}
+	}
+}
+
+func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
