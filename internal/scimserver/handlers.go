@@ -324,15 +324,25 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, into any) erro
 	return nil
 }
 
-func writeResource(w http.ResponseWriter, status int, res scim.Resource) {
+// etagOf is a resource's ETag: its meta.version, read before attribute projection may
+// drop meta (RFC 7644 3.14: the ETag header is the version, whatever the body holds).
+func etagOf(res scim.Resource) string {
 	if m, ok := res["meta"].(map[string]any); ok {
 		if v, ok := m["version"].(string); ok {
-			w.Header().Set("ETag", v)
+			return v
 		}
-		if status == http.StatusCreated {
-			if loc, ok := m["location"].(string); ok {
-				w.Header().Set("Location", loc)
-			}
+	}
+	return ""
+}
+
+// writeResource answers one resource with its ETag (and, for a 201, its Location).
+func writeResource(w http.ResponseWriter, status int, res scim.Resource, etag string) {
+	if etag != "" {
+		w.Header().Set("ETag", etag)
+	}
+	if m, ok := res["meta"].(map[string]any); ok && status == http.StatusCreated {
+		if loc, ok := m["location"].(string); ok {
+			w.Header().Set("Location", loc)
 		}
 	}
 	scim.WriteJSON(w, status, res)
@@ -380,7 +390,7 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 			scim.WriteError(w, err)
 			return
 		}
-		writeResource(w, http.StatusCreated, out)
+		writeResource(w, http.StatusCreated, out, etagOf(out))
 	case id == "":
 		methodNotAllowed(w, "GET, HEAD, POST")
 	case r.Method == http.MethodGet:
@@ -395,10 +405,11 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 			scim.WriteError(w, err)
 			return
 		}
+		etag := etagOf(out)
 		if qerr == nil {
 			scim.Project(rt, out, q.Attributes, q.ExcludedAttributes)
 		}
-		writeResource(w, http.StatusOK, out)
+		writeResource(w, http.StatusOK, out, etag)
 	case r.Method == http.MethodPut:
 		body := map[string]any{}
 		if err := s.readBody(w, r, &body); err != nil {
@@ -417,7 +428,7 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 			scim.WriteError(w, err)
 			return
 		}
-		writeResource(w, http.StatusOK, out)
+		writeResource(w, http.StatusOK, out, etagOf(out))
 	case r.Method == http.MethodPatch:
 		var p scim.PatchRequest
 		if err := s.readBody(w, r, &p); err != nil {
@@ -435,10 +446,11 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 			scim.WriteError(w, err)
 			return
 		}
+		etag := etagOf(out)
 		if qerr == nil {
 			scim.Project(rt, out, q.Attributes, q.ExcludedAttributes)
 		}
-		writeResource(w, http.StatusOK, out)
+		writeResource(w, http.StatusOK, out, etag)
 	case r.Method == http.MethodDelete:
 		var err error
 		if rt == scim.UserType {

@@ -1,0 +1,66 @@
+package scimserver_test
+
+import (
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+func etagOf(r resp) string {
+	GinkgoHelper()
+	tag := r.header.Get("ETag")
+	Expect(tag).To(MatchRegexp(`^W/"\d+"$`), "%s", r)
+	return tag
+}
+
+// strong is the tag without its weakness indicator: W/"7" -> "7".
+func strong(tag string) string { return strings.TrimPrefix(tag, "W/") }
+
+var _ = Describe("ETags and conditional requests (issue 9, item 7)", func() {
+	var c *scimClient
+	BeforeEach(func() {
+		c = newEnv().config("etags", "etags-token")
+	})
+
+	It("sends the ETag header whatever attributes the answer is cut to", func() {
+		r := c.do("POST", "/Users", `{"userName":"proj@example.com"}`)
+		Expect(r.code).To(Equal(201))
+		id := str(r.body["id"])
+		r = c.do("POST", "/Groups", `{"displayName":"proj","members":[{"value":"`+id+`"}]}`)
+		Expect(r.code).To(Equal(201))
+		gid, gtag := str(r.body["id"]), etagOf(r)
+		tag := etagOf(c.do("GET", "/Users/"+id, nil)) // joining the group gave the user a new version
+		for _, c2 := range []struct{ method, path, body, tag string }{
+			{"GET", "/Users/" + id + "?excludedAttributes=meta", "", tag},
+			{"GET", "/Users/" + id + "?excludedAttributes=meta,userName", "", tag},
+			{"GET", "/Users/" + id + "?attributes=userName&excludedAttributes=meta", "", tag},
+			{"GET", "/Users/" + id + "?excludedAttributes=meta.version", "", tag},
+			{"HEAD", "/Users/" + id + "?excludedAttributes=meta", "", tag},
+			{"GET", "/Groups/" + gid + "?excludedAttributes=meta,members", "", gtag},
+			{"PATCH", "/Users/" + id + "?excludedAttributes=meta", `{"Operations":[{"op":"replace","path":"displayName","value":"P"}]}`, ""},
+			{"PATCH", "/Groups/" + gid + "?excludedAttributes=meta", `{"Operations":[{"op":"replace","path":"displayName","value":"P2"}]}`, ""},
+		} {
+			var body any
+			if c2.body != "" {
+				body = c2.body
+			}
+			r := c.do(c2.method, c2.path, body)
+			Expect(r.code).To(Equal(200), "%s %s: %s", c2.method, c2.path, r)
+			if strings.Contains(c2.path, "meta.version") {
+				Expect(r.body["meta"]).NotTo(HaveKey("version"))
+			} else if c2.method != "HEAD" {
+				Expect(r.body).To(HaveKey("id"))
+				Expect(r.body).NotTo(HaveKey("meta"))
+			}
+			got := r.header.Get("ETag")
+			if c2.tag != "" {
+				Expect(got).To(Equal(c2.tag), "%s %s", c2.method, c2.path)
+			} else {
+				Expect(got).To(MatchRegexp(`^W/"\d+"$`), "%s %s", c2.method, c2.path)
+				Expect(got).NotTo(Equal(tag))
+				Expect(got).NotTo(Equal(gtag))
+			}
+		}
+	})
+})
