@@ -546,3 +546,39 @@ func TestFilterOperatorTypes(t *testing.T) {
 }
 
 func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+func TestParseETags(t *testing.T) {
+	for _, c := range []struct {
+		in   []string
+		any  bool
+		tags string
+	}{
+		{nil, false, ""},
+		{[]string{""}, false, ""},
+		{[]string{"*"}, true, ""},
+		{[]string{`W/"7"`}, false, "7"},
+		{[]string{`"7"`}, false, "7"},
+		{[]string{`W/"1", W/"7"`}, false, "1|7"},
+		{[]string{` "1" ,W/"7",, w/"9"`}, false, "1|7|9"},
+		{[]string{`W/"1"`, `"2"`}, false, "1|2"},
+		{[]string{`W/"a,b", "c"`}, false, "a,b|c"},
+		{[]string{`7, W/8`}, false, "7|8"},
+		{[]string{`W/""`}, false, ""},
+		{[]string{`"unterminated`}, false, "unterminated"},
+		{[]string{`*, W/"1"`}, true, "1"},
+	} {
+		l := ParseETags(c.in)
+		if l.Any != c.any || strings.Join(l.Tags, "|") != c.tags {
+			t.Errorf("%q: got any=%v tags=%q, want any=%v tags=%q", c.in, l.Any, strings.Join(l.Tags, "|"), c.any, c.tags)
+		}
+	}
+	l := ParseETags([]string{`"1", "7"`})
+	for etag, want := range map[string]bool{`W/"7"`: true, `"7"`: true, `W/"1"`: true, `W/"8"`: false, `W/"17"`: false} {
+		if l.MatchesWeak(etag) != want {
+			t.Errorf("%s: want %v", etag, want)
+		}
+	}
+	if !ParseETags([]string{"*"}).MatchesWeak(`W/"3"`) || ParseETags(nil).MatchesWeak(`W/"3"`) {
+		t.Error("* matches every version, no header none")
+	}
+}

@@ -63,4 +63,51 @@ var _ = Describe("ETags and conditional requests (issue 9, item 7)", func() {
 			}
 		}
 	})
+
+	It("answers a GET whose If-None-Match holds the current ETag (or *) with 304", func() {
+		r := c.do("POST", "/Users", `{"userName":"inm@example.com"}`)
+		id, tag := str(r.body["id"]), etagOf(r)
+		r = c.do("POST", "/Groups", `{"displayName":"inm"}`)
+		gid, gtag := str(r.body["id"]), etagOf(r)
+		for _, c2 := range []struct {
+			method, path, ifNoneMatch string
+			code                      int
+		}{
+			{"GET", "/Users/" + id, tag, 304},
+			{"GET", "/Users/" + id, strong(tag), 304}, // weak comparison (RFC 7232 2.3.2)
+			{"GET", "/Users/" + id, "*", 304},
+			{"GET", "/Users/" + id, `W/"1", ` + tag, 304},
+			{"GET", "/Users/" + id, `"1",` + strong(tag) + `,W/"2"`, 304},
+			{"HEAD", "/Users/" + id, tag, 304},
+			{"GET", "/Users/" + id + "?excludedAttributes=meta", tag, 304},
+			{"GET", "/Groups/" + gid, gtag, 304},
+			{"GET", "/Groups/" + gid, "*", 304},
+			{"GET", "/Users/" + id, `W/"1"`, 200},
+			{"GET", "/Users/" + id, `W/"1", W/"2"`, 200},
+			{"GET", "/Users/" + id, gtag, 200},
+			{"GET", "/Groups/" + gid, tag, 200},
+			{"GET", "/Users?filter=" + q(`userName eq "inm@example.com"`), "*", 200}, // lists have no ETag
+		} {
+			r := c.do(c2.method, c2.path, nil, "If-None-Match", c2.ifNoneMatch)
+			Expect(r.code).To(Equal(c2.code), "%s %s If-None-Match: %s: %s", c2.method, c2.path, c2.ifNoneMatch, r)
+			switch c2.code {
+			case 304:
+				Expect(r.raw).To(BeEmpty())
+				Expect(r.header.Get("ETag")).To(Or(Equal(tag), Equal(gtag)))
+			case 200:
+				if c2.method == "GET" {
+					Expect(r.body).NotTo(BeEmpty())
+				}
+			}
+		}
+		By("a changed resource answers 200 with its new ETag")
+		r = c.do("PATCH", "/Users/"+id, `{"Operations":[{"op":"replace","path":"displayName","value":"New"}]}`)
+		Expect(r.code).To(Equal(200))
+		r = c.do("GET", "/Users/"+id, nil, "If-None-Match", tag)
+		Expect(r.code).To(Equal(200), "%s", r)
+		Expect(r.body["displayName"]).To(Equal("New"))
+		Expect(r.header.Get("ETag")).NotTo(Equal(tag))
+		By("a missing resource is 404 whatever If-None-Match says")
+		expectError(c.do("GET", "/Users/u-missing", nil, "If-None-Match", "*"), 404, "", "not found")
+	})
 })

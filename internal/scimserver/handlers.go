@@ -406,6 +406,12 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 			return
 		}
 		etag := etagOf(out)
+		if inm := scim.ParseETags(r.Header.Values("If-None-Match")); etag != "" && inm.MatchesWeak(etag) {
+			// the client's copy is current (RFC 7232 3.2; weak comparison): 304, no body
+			w.Header().Set("ETag", etag)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
 		if qerr == nil {
 			scim.Project(rt, out, q.Attributes, q.ExcludedAttributes)
 		}
