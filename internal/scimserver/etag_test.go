@@ -110,4 +110,34 @@ var _ = Describe("ETags and conditional requests (issue 9, item 7)", func() {
 		By("a missing resource is 404 whatever If-None-Match says")
 		expectError(c.do("GET", "/Users/u-missing", nil, "If-None-Match", "*"), 404, "", "not found")
 	})
+
+	It("reads every tag of an If-Match list, and *", func() {
+		r := c.do("POST", "/Users", `{"userName":"im@example.com"}`)
+		id, tag := str(r.body["id"]), etagOf(r)
+		patch := func(v string) string {
+			return `{"Operations":[{"op":"replace","path":"displayName","value":"` + v + `"}]}`
+		}
+		r = c.do("PATCH", "/Users/"+id, patch("A"), "If-Match", `W/"1", `+tag)
+		Expect(r.code).To(Equal(200), "%s", r)
+		tag = etagOf(r)
+		r = c.do("PATCH", "/Users/"+id, patch("B"), "If-Match", `"1" , `+strong(tag)+`, W/"2"`)
+		Expect(r.code).To(Equal(200), "%s", r)
+		tag = etagOf(r)
+		expectError(c.do("PATCH", "/Users/"+id, patch("C"), "If-Match", `W/"1", W/"2"`), 412, "", "If-Match version is stale")
+		r = c.do("PUT", "/Users/"+id, `{"userName":"im@example.com","displayName":"D"}`, "If-Match", `W/"1", `+tag)
+		Expect(r.code).To(Equal(200), "%s", r)
+		tag = etagOf(r)
+		r = c.do("PATCH", "/Users/"+id, patch("E"), "If-Match", "*")
+		Expect(r.code).To(Equal(200), "%s", r)
+		tag = etagOf(r)
+		Expect(c.do("GET", "/Users/"+id, nil).body["displayName"]).To(Equal("E"))
+
+		r = c.do("POST", "/Groups", `{"displayName":"im"}`)
+		gid, gtag := str(r.body["id"]), etagOf(r)
+		expectError(c.do("DELETE", "/Groups/"+gid, nil, "If-Match", `W/"1", `+tag), 412, "", "stale")
+		Expect(c.do("DELETE", "/Groups/"+gid, nil, "If-Match", `W/"1", `+gtag).code).To(Equal(204))
+		expectError(c.do("DELETE", "/Users/"+id, nil, "If-Match", `W/"1", W/"2"`), 412, "", "stale")
+		Expect(c.do("DELETE", "/Users/"+id, nil, "If-Match", `W/"1", `+tag).code).To(Equal(204))
+		expectError(c.do("DELETE", "/Users/"+id, nil, "If-Match", "*"), 404, "", "not found")
+	})
 })

@@ -14,6 +14,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/naming"
@@ -348,6 +349,40 @@ func writeResource(w http.ResponseWriter, status int, res scim.Resource, etag st
 	scim.WriteJSON(w, status, res)
 }
 
+// ifMatchVersion turns the If-Match header into the resourceVersion the store writes
+// with as a precondition: "" when there is no header or it is "*" (any current
+// version: the store still answers 404 for a missing resource), the tag when it names
+// one. Of several tags it picks the one the object on the API server has, read
+// uncached: a replica whose cache lags must not refuse a current tag, and since the
+// write still carries the version as its precondition, a change in between answers 412.
+func (s *Server) ifMatchVersion(r *http.Request, sc scimstore.Scope, rt *scim.ResourceType, id string) string {
+	l := scim.ParseETags(r.Header.Values("If-Match"))
+	if l.Any || len(l.Tags) == 0 {
+		return ""
+	}
+	tag := l.Tags[0]
+	if len(l.Tags) > 1 && scimstore.ValidID(id) {
+		var obj client.Object = &scimv1.OrgMember{}
+		if rt == scim.GroupType {
+			obj = &scimv1.OrgGroup{}
+		}
+		if err := s.o.APIReader.Get(r.Context(), types.NamespacedName{Namespace: sc.Config.Namespace, Name: id}, obj); err == nil {
+			for _, t := range l.Tags {
+				if t == obj.GetResourceVersion() {
+					tag = t
+					break
+				}
+			}
+		}
+	}
+	if tag == "" {
+		// W/"" names no version, yet "" asks the store for none: send what no
+		// resourceVersion is, so that the precondition fails as it must
+		return `""`
+	}
+	return tag
+}
+
 func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.Scope, rt *scim.ResourceType, id string) {
 	ctx := r.Context()
 	if id == ".search" {
@@ -363,7 +398,13 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 		s.list(w, r, sc, rt, q)
 		return
 	}
-	ifMatch := scimstore.ParseIfMatch(r.Header.Get("If-Match"))
+	var ifMatch string
+	switch r.Method {
+	case http.MethodPut, http.MethodPatch, http.MethodDelete:
+		if id != "" {
+			ifMatch = s.ifMatchVersion(r, sc, rt, id)
+		}
+	}
 	q, qerr := scim.QueryFromURL(r.URL.Query())
 	switch {
 	case id == "" && r.Method == http.MethodGet:
