@@ -1,11 +1,43 @@
 package scimserver_test
 
 import (
+	"context"
+	"net/http/httptest"
+	"reflect"
 	"strings"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/scimserver"
 )
+
+// lagging is the cached client of a replica whose informer has not seen the latest
+// writes: Gets of the frozen objects answer their old copies.
+type lagging struct {
+	client.Client
+	frozen map[types.NamespacedName]client.Object
+}
+
+func (l lagging) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if old, ok := l.frozen[key]; ok && reflect.TypeOf(old) == reflect.TypeOf(obj) {
+		reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(old.DeepCopyObject()).Elem())
+		return nil
+	}
+	return l.Client.Get(ctx, key, obj, opts...)
+}
+
+// onServer sends c's requests to another server (the suite's is restored afterwards).
+func onServer(s *scimserver.Server) {
+	hs := httptest.NewServer(s.Handler())
+	orig := httpSrv
+	httpSrv = hs
+	DeferCleanup(func() { httpSrv = orig; hs.Close() })
+}
 
 func etagOf(r resp) string {
 	GinkgoHelper()
@@ -139,5 +171,54 @@ var _ = Describe("ETags and conditional requests (issue 9, item 7)", func() {
 		expectError(c.do("DELETE", "/Users/"+id, nil, "If-Match", `W/"1", W/"2"`), 412, "", "stale")
 		Expect(c.do("DELETE", "/Users/"+id, nil, "If-Match", `W/"1", `+tag).code).To(Equal(204))
 		expectError(c.do("DELETE", "/Users/"+id, nil, "If-Match", "*"), 404, "", "not found")
+	})
+
+	It("checks If-Match against the API server, not a lagging cache", func() {
+		ctx := context.Background()
+		r := c.do("POST", "/Users", `{"userName":"lag@example.com"}`)
+		id := str(r.body["id"])
+		r = c.do("POST", "/Groups", `{"displayName":"lag","members":[{"value":"`+id+`"}]}`)
+		gid := str(r.body["id"])
+		var oldUser scimv1.OrgMember
+		var oldGroup scimv1.OrgGroup
+		Expect(k8s.Get(ctx, types.NamespacedName{Namespace: c.ns, Name: id}, &oldUser)).To(Succeed())
+		Expect(k8s.Get(ctx, types.NamespacedName{Namespace: c.ns, Name: gid}, &oldGroup)).To(Succeed())
+		utag1, gtag1 := `W/"`+oldUser.ResourceVersion+`"`, `W/"`+oldGroup.ResourceVersion+`"`
+		r = c.do("PATCH", "/Users/"+id, `{"Operations":[{"op":"replace","path":"displayName","value":"U2"}]}`)
+		utag := etagOf(r)
+		r = c.do("PATCH", "/Groups/"+gid, `{"Operations":[{"op":"replace","path":"displayName","value":"lag2"}]}`)
+		gtag := etagOf(r)
+
+		lag, err := scimserver.New(scimserver.Options{
+			Client: lagging{Client: mgrClient, frozen: map[types.NamespacedName]client.Object{
+				{Namespace: c.ns, Name: id}: &oldUser, {Namespace: c.ns, Name: gid}: &oldGroup,
+			}},
+			APIReader: mgrReader, Log: logr.Discard(),
+		})
+		Expect(err).NotTo(HaveOccurred())
+		onServer(lag)
+		Expect(c.do("GET", "/Users/"+id, nil).header.Get("ETag")).To(Equal(utag1), "this replica's cache lags")
+
+		By("users: the current ETag wins, the one the cache shows loses")
+		expectError(c.do("PATCH", "/Users/"+id, `{"Operations":[{"op":"replace","path":"displayName","value":"X"}]}`, "If-Match", utag1), 412, "", "stale")
+		r = c.do("PATCH", "/Users/"+id, `{"Operations":[{"op":"replace","path":"displayName","value":"U3"}]}`, "If-Match", utag)
+		Expect(r.code).To(Equal(200), "%s", r)
+		utag = etagOf(r)
+		r = c.do("PUT", "/Users/"+id, `{"userName":"lag@example.com","displayName":"U4"}`, "If-Match", utag)
+		Expect(r.code).To(Equal(200), "%s", r)
+		utag = etagOf(r)
+		expectError(c.do("DELETE", "/Users/"+id, nil, "If-Match", utag1), 412, "", "stale")
+
+		By("groups likewise")
+		expectError(c.do("PATCH", "/Groups/"+gid, `{"Operations":[{"op":"replace","path":"displayName","value":"X"}]}`, "If-Match", gtag1), 412, "", "stale")
+		expectError(c.do("DELETE", "/Groups/"+gid, nil, "If-Match", gtag1), 412, "", "stale")
+		r = c.do("DELETE", "/Groups/"+gid, nil, "If-Match", gtag)
+		Expect(r.code).To(Equal(204), "%s", r)
+		var cur scimv1.OrgMember // leaving the group gave the user a version this replica has not seen
+		Expect(k8s.Get(ctx, types.NamespacedName{Namespace: c.ns, Name: id}, &cur)).To(Succeed())
+		Expect(`W/"` + cur.ResourceVersion + `"`).NotTo(Equal(utag))
+		expectError(c.do("DELETE", "/Users/"+id, nil, "If-Match", utag), 412, "", "stale")
+		Expect(c.do("DELETE", "/Users/"+id, nil, "If-Match", `W/"`+cur.ResourceVersion+`"`).code).To(Equal(204))
+		Expect(members(c.ns, c.config)).To(BeEmpty())
 	})
 })

@@ -918,7 +918,9 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 	if err != nil {
 		return err
 	}
-	if ifMatch != "" && g.ResourceVersion != ifMatch {
+	// A lagging cache must not refuse a current If-Match: with an uncached reader the API
+	// server's version decides, below; without one the cache is all there is.
+	if ifMatch != "" && g.ResourceVersion != ifMatch && s.APIReader == nil {
 		return stale(groupRef(id))
 	}
 	if ifMatch != "" && s.APIReader != nil {
