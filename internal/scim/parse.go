@@ -77,9 +77,9 @@ func (m *textMap) source(off int) int {
 // lifted is filter or path text with its value filters and URNs taken out.
 type lifted struct {
 	outer  textMap
-	inner  []textMap // the value filters, in the order of their brackets
-	urns   []string  // the URNs, by placeholder number
-	starts []int     // where each value filter starts in the source
+	inner  []*textMap // the value filters, in the order of their brackets
+	urns   []string   // the URNs, by placeholder number
+	starts []int      // where each value filter starts in the source
 }
 
 const (
@@ -103,9 +103,9 @@ func lift(s string) (*lifted, error) {
 				return nil, &syntaxError{"value filters cannot be nested"}
 			}
 			l.outer.emit("[", start, 1)
-			l.inner = append(l.inner, textMap{})
+			cur, attr = &textMap{}, prevWord
+			l.inner = append(l.inner, cur)
 			l.starts = append(l.starts, pos)
-			cur, attr = &l.inner[len(l.inner)-1], prevWord
 			continue
 		case ']':
 			if cur != nil {
@@ -257,7 +257,7 @@ func parsePathText(s string) (filter.Path, error) {
 func (l *lifted) parseInner() ([]filter.Expression, error) {
 	out := make([]filter.Expression, len(l.inner))
 	for i := range l.inner {
-		e, err := parseLibraryFilter(&l.inner[i])
+		e, err := parseLibraryFilter(l.inner[i])
 		if err != nil {
 			return nil, err
 		}
