@@ -33,30 +33,96 @@ func ParseFilter(rt *ResourceType, s string) (*Filter, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, BadRequest(ErrInvalidFilter, "filter is empty")
 	}
-	expr, err := parseFilterSafe(normalizeFilter(s))
+	expr, err := parseFilterText(normalizeFilter(s))
 	if err != nil {
-		return nil, BadRequest(ErrInvalidFilter, "invalid filter %q: %s", s, cleanParseError(err))
+		return nil, BadRequest(ErrInvalidFilter, "invalid filter %q: %s", s, describeParseError(err))
+	}
+	if err := checkTypes(rt, expr); err != nil {
+		return nil, BadRequest(ErrInvalidFilter, "invalid filter %q: %s", s, err.Error())
 	}
 	return &Filter{rt: rt, expr: expr}, nil
 }
 
-func parseFilterSafe(s string) (expr filter.Expression, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			expr, err = nil, fmt.Errorf("unparsable expression")
+// checkTypes refuses comparisons the attribute's type does not allow (RFC 7644
+// 3.4.2.2): gt, ge, lt and le on booleans and binary values, co, sw and ew on booleans,
+// and any comparison but pr on a complex attribute, which is compared through its
+// sub-attributes. A complex multi-valued attribute without a sub-attribute compares its
+// "value" (emails eq "x"). Unknown attributes are not checked: they match nothing.
+func checkTypes(rt *ResourceType, e filter.Expression) error {
+	switch t := e.(type) {
+	case *filter.LogicalExpression:
+		if err := checkTypes(rt, t.Left); err != nil {
+			return err
 		}
-	}()
-	return filter.ParseFilter([]byte(s))
+		return checkTypes(rt, t.Right)
+	case *filter.NotExpression:
+		return checkTypes(rt, t.Expression)
+	case *filter.ValuePath:
+		_, attr, _ := rt.lookup(t.AttributePath.URI(), t.AttributePath.AttributeName)
+		return checkValueFilter(attr, t.ValueFilter)
+	case *filter.AttributeExpression:
+		p := t.AttributePath
+		_, attr, _ := rt.lookup(p.URI(), p.AttributeName)
+		if attr == nil {
+			return nil
+		}
+		def, name := attr, attr.Name
+		switch {
+		case p.SubAttribute != nil:
+			def = attr.Sub(*p.SubAttribute)
+			if def != nil {
+				name += "." + def.Name
+			}
+		case attr.Type == "complex" && attr.MultiValued && attr.Sub("value") != nil:
+			def = attr.Sub("value")
+			name += ".value"
+		}
+		return checkComparison(def, name, t.Operator)
+	}
+	return nil
 }
 
-func cleanParseError(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "["); i >= 0 {
-		if j := strings.Index(msg[i:], "]"); j > 0 {
-			return "syntax error at offset " + strings.TrimLeft(msg[i+1:i+j], "0:")
-		}
+// checkValueFilter checks a value filter (the part in brackets) of the attribute parent.
+func checkValueFilter(parent *Attribute, e filter.Expression) error {
+	if parent == nil {
+		return nil
 	}
-	return "syntax error"
+	switch t := e.(type) {
+	case *filter.LogicalExpression:
+		if err := checkValueFilter(parent, t.Left); err != nil {
+			return err
+		}
+		return checkValueFilter(parent, t.Right)
+	case *filter.NotExpression:
+		return checkValueFilter(parent, t.Expression)
+	case *filter.AttributeExpression:
+		sub := parent.Sub(t.AttributePath.AttributeName)
+		if sub == nil || t.AttributePath.SubAttribute != nil {
+			return nil
+		}
+		return checkComparison(sub, parent.Name+"."+sub.Name, t.Operator)
+	}
+	return nil
+}
+
+func checkComparison(def *Attribute, name string, op filter.CompareOperator) error {
+	if def == nil || op == filter.PR {
+		return nil
+	}
+	switch def.Type {
+	case "boolean":
+		if op != filter.EQ && op != filter.NE {
+			return fmt.Errorf("%s is not allowed on the boolean attribute %s: booleans take eq, ne and pr", op, name)
+		}
+	case "binary":
+		switch op {
+		case filter.GT, filter.GE, filter.LT, filter.LE:
+			return fmt.Errorf("%s is not allowed on the binary attribute %s: binary attributes cannot be ordered", op, name)
+		}
+	case "complex":
+		return fmt.Errorf("%s is not allowed on the complex attribute %s: compare one of its sub-attributes (%s.<sub-attribute>) or test it with pr", op, name, name)
+	}
+	return nil
 }
 
 type tok struct {
@@ -174,11 +240,16 @@ func normalizeFilter(s string) string {
 	return b.String()
 }
 
-// wrapInner would put parentheses around the tokens after the '[' at index open, but the
-// parser does not accept parentheses inside a value filter; "and" binds tighter than "or",
-// so the rewrite is exact whenever the bracketed filter has no "or" (every filter real
-// clients send). The tokens are returned unchanged.
-func wrapInner(out []tok, _ int) []tok { return out }
+// wrapInner puts parentheses around the tokens after the '[' at index open, so that the
+// comparison the caller appends with "and" applies to the whole bracketed filter
+// (`emails[type eq "a" or type eq "b"].value eq "x"` means
+// `emails[(type eq "a" or type eq "b") and value eq "x"]`).
+func wrapInner(out []tok, open int) []tok {
+	wrapped := append([]tok{}, out[:open+1]...)
+	wrapped = append(wrapped, tok{'(', "("})
+	wrapped = append(wrapped, out[open+1:]...)
+	return append(wrapped, tok{')', ")"})
+}
 
 // Match tells whether a canonical resource matches the filter.
 func (f *Filter) Match(res Resource) bool {
@@ -361,35 +432,39 @@ func present(v any) bool {
 	return true
 }
 
+// compareAny applies a comparison to each value of an attribute (one for a single-valued
+// attribute, none when it is unassigned) and tells whether any value matches (RFC 7644
+// 3.4.2.2). An unassigned attribute, or an element without the sub-attribute, counts as
+// one null value: it is "eq null" and differs from ("ne") every other value.
 func compareAny(def *Attribute, vals []any, op filter.CompareOperator, want any) bool {
-	if op == filter.PR {
-		for _, v := range vals {
-			if present(v) {
-				return true
-			}
-		}
-		return false
-	}
-	if op == filter.NE {
-		return !compareAny(def, vals, filter.EQ, want)
-	}
-	if want == nil { // eq null
-		if op != filter.EQ {
-			return false
-		}
-		for _, v := range vals {
-			if present(v) {
-				return false
-			}
-		}
-		return true
+	if len(vals) == 0 {
+		vals = []any{nil}
 	}
 	for _, v := range vals {
-		if compareOne(def, v, op, want) {
+		if compareValue(def, v, op, want) {
 			return true
 		}
 	}
 	return false
+}
+
+// compareValue applies a comparison to one value.
+func compareValue(def *Attribute, v any, op filter.CompareOperator, want any) bool {
+	switch {
+	case op == filter.PR:
+		return present(v)
+	case want == nil: // eq null, ne null
+		switch op {
+		case filter.EQ:
+			return !present(v)
+		case filter.NE:
+			return present(v)
+		}
+		return false
+	case op == filter.NE:
+		return !compareOne(def, v, filter.EQ, want)
+	}
+	return compareOne(def, v, op, want)
 }
 
 func compareOne(def *Attribute, v any, op filter.CompareOperator, want any) bool {

@@ -178,22 +178,13 @@ func applyObject(rt *ResourceType, res Resource, d *MemberDelta, kind string, m 
 	return nil
 }
 
-func parsePathSafe(s string) (p filter.Path, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = BadRequest(ErrInvalidPath, "invalid path %q", s)
-		}
-	}()
-	return filter.ParsePath([]byte(s))
-}
-
 func applyPath(rt *ResourceType, res Resource, d *MemberDelta, kind, path string, value any, hasValue bool) error {
 	if len(path) > MaxFilterLength {
 		return BadRequest(ErrInvalidPath, "path is too long")
 	}
-	p, err := parsePathSafe(normalizeFilter(path))
+	p, err := parsePathText(normalizeFilter(path))
 	if err != nil {
-		return BadRequest(ErrInvalidPath, "invalid path %q", path)
+		return BadRequest(ErrInvalidPath, "invalid path %q: %s", path, describeParseError(err))
 	}
 	ext, attr, canonical := rt.lookup(p.AttributePath.URI(), p.AttributePath.AttributeName)
 	if attr == nil {
@@ -202,6 +193,11 @@ func applyPath(rt *ResourceType, res Resource, d *MemberDelta, kind, path string
 	}
 	if attr.Mutability == "readOnly" {
 		return nil
+	}
+	if p.ValueExpression != nil {
+		if err := checkValueFilter(attr, p.ValueExpression); err != nil {
+			return BadRequest(ErrInvalidFilter, "invalid filter in path %q: %s", path, err.Error())
+		}
 	}
 	if rt == GroupType && canonical == "members" {
 		return memberOp(d, kind, p, value)

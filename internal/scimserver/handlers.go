@@ -14,6 +14,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/naming"
@@ -324,18 +325,62 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, into any) erro
 	return nil
 }
 
-func writeResource(w http.ResponseWriter, status int, res scim.Resource) {
+// etagOf is a resource's ETag: its meta.version, read before attribute projection may
+// drop meta (RFC 7644 3.14: the ETag header is the version, whatever the body holds).
+func etagOf(res scim.Resource) string {
 	if m, ok := res["meta"].(map[string]any); ok {
 		if v, ok := m["version"].(string); ok {
-			w.Header().Set("ETag", v)
+			return v
 		}
-		if status == http.StatusCreated {
-			if loc, ok := m["location"].(string); ok {
-				w.Header().Set("Location", loc)
-			}
+	}
+	return ""
+}
+
+// writeResource answers one resource with its ETag (and, for a 201, its Location).
+func writeResource(w http.ResponseWriter, status int, res scim.Resource, etag string) {
+	if etag != "" {
+		w.Header().Set("ETag", etag)
+	}
+	if m, ok := res["meta"].(map[string]any); ok && status == http.StatusCreated {
+		if loc, ok := m["location"].(string); ok {
+			w.Header().Set("Location", loc)
 		}
 	}
 	scim.WriteJSON(w, status, res)
+}
+
+// ifMatchVersion turns the If-Match header into the version token the store checks
+// before its conditional write: "" when there is no header or it is "*" (any current
+// version: the store still answers 404 for a missing resource), the tag when it names
+// one. Of several tags it picks the one the object on the API server has, read
+// uncached: a replica whose cache lags must not refuse a current tag, and since the
+// store checks the token again against what it writes, a change in between answers 412.
+func (s *Server) ifMatchVersion(r *http.Request, sc scimstore.Scope, rt *scim.ResourceType, id string) string {
+	l := scim.ParseETags(r.Header.Values("If-Match"))
+	if l.Any || len(l.Tags) == 0 {
+		return ""
+	}
+	tag := l.Tags[0]
+	if len(l.Tags) > 1 && scimstore.ValidID(id) {
+		var obj client.Object = &scimv1.OrgMember{}
+		if rt == scim.GroupType {
+			obj = &scimv1.OrgGroup{}
+		}
+		if err := s.o.APIReader.Get(r.Context(), types.NamespacedName{Namespace: sc.Config.Namespace, Name: id}, obj); err == nil {
+			for _, t := range l.Tags {
+				if t == scimstore.VersionOf(obj) {
+					tag = t
+					break
+				}
+			}
+		}
+	}
+	if tag == "" {
+		// W/"" names no version, yet "" asks the store for none: send what no
+		// version token is, so that the precondition fails as it must
+		return `""`
+	}
+	return tag
 }
 
 func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.Scope, rt *scim.ResourceType, id string) {
@@ -353,7 +398,13 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 		s.list(w, r, sc, rt, q)
 		return
 	}
-	ifMatch := scimstore.ParseIfMatch(r.Header.Get("If-Match"))
+	var ifMatch string
+	switch r.Method {
+	case http.MethodPut, http.MethodPatch, http.MethodDelete:
+		if id != "" {
+			ifMatch = s.ifMatchVersion(r, sc, rt, id)
+		}
+	}
 	q, qerr := scim.QueryFromURL(r.URL.Query())
 	switch {
 	case id == "" && r.Method == http.MethodGet:
@@ -380,7 +431,7 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 			scim.WriteError(w, err)
 			return
 		}
-		writeResource(w, http.StatusCreated, out)
+		writeResource(w, http.StatusCreated, out, etagOf(out))
 	case id == "":
 		methodNotAllowed(w, "GET, HEAD, POST")
 	case r.Method == http.MethodGet:
@@ -395,10 +446,17 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 			scim.WriteError(w, err)
 			return
 		}
+		etag := etagOf(out)
+		if inm := scim.ParseETags(r.Header.Values("If-None-Match")); etag != "" && inm.MatchesWeak(etag) {
+			// the client's copy is current (RFC 7232 3.2; weak comparison): 304, no body
+			w.Header().Set("ETag", etag)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
 		if qerr == nil {
 			scim.Project(rt, out, q.Attributes, q.ExcludedAttributes)
 		}
-		writeResource(w, http.StatusOK, out)
+		writeResource(w, http.StatusOK, out, etag)
 	case r.Method == http.MethodPut:
 		body := map[string]any{}
 		if err := s.readBody(w, r, &body); err != nil {
@@ -417,7 +475,7 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 			scim.WriteError(w, err)
 			return
 		}
-		writeResource(w, http.StatusOK, out)
+		writeResource(w, http.StatusOK, out, etagOf(out))
 	case r.Method == http.MethodPatch:
 		var p scim.PatchRequest
 		if err := s.readBody(w, r, &p); err != nil {
@@ -435,10 +493,11 @@ func (s *Server) resource(w http.ResponseWriter, r *http.Request, sc scimstore.S
 			scim.WriteError(w, err)
 			return
 		}
+		etag := etagOf(out)
 		if qerr == nil {
 			scim.Project(rt, out, q.Attributes, q.ExcludedAttributes)
 		}
-		writeResource(w, http.StatusOK, out)
+		writeResource(w, http.StatusOK, out, etag)
 	case r.Method == http.MethodDelete:
 		var err error
 		if rt == scim.UserType {

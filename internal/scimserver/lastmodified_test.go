@@ -81,7 +81,7 @@ var _ = Describe("ETag", func() {
 			var m scimv1.OrgMember
 			Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: id}, &m)).To(Succeed())
 			return string(m.Status.Phase)
-		}).ShouldNot(BeEmpty(), "the controller has written the member's status")
+		}, "30s").ShouldNot(BeEmpty(), "the controller has written the member's status")
 		Expect(c.do("GET", "/Users/"+id, nil).header.Get("ETag")).To(Equal(etag), "a status write is no SCIM change")
 
 		p := c.do("PATCH", "/Users/"+id, map[string]any{
@@ -95,7 +95,7 @@ var _ = Describe("ETag", func() {
 		before := p.header.Get("ETag")
 		g := c.do("POST", "/Groups", map[string]any{"displayName": "ET", "members": []map[string]any{{"value": id}}})
 		Expect(g.code).To(Equal(201), "%s", g)
-		Eventually(func() string { return c.do("GET", "/Users/"+id, nil).header.Get("ETag") }).ShouldNot(Equal(before))
+		Eventually(func() string { return c.do("GET", "/Users/"+id, nil).header.Get("ETag") }, "10s").ShouldNot(Equal(before))
 
 		By("DELETE with the current ETag succeeds, after the controllers' writes")
 		cur := c.do("GET", "/Users/"+id, nil).header.Get("ETag")

@@ -48,6 +48,9 @@ func TestSCIMServer(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
+	// the controllers run too (as shipped): a finalizer or status write they make takes
+	// longer than Gomega's 1 s default on a loaded machine
+	SetDefaultEventuallyTimeout(20 * time.Second)
 	ctrl.SetLogger(logr.Discard())
 	scheme := runtime.NewScheme()
 	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())

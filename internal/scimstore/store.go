@@ -923,6 +923,10 @@ func (s *Store) effectiveMembers(ctx context.Context, sc Scope, group string, d 
 	return out, nil
 }
 
+// VersionOf is the version token of an OrgMember's or OrgGroup's SCIM representation
+// (its ETag without W/ and quotes).
+var VersionOf = convert.VersionOf
+
 // AnnotationMembersRevision on an OrgGroup counts its membership changes.
 const AnnotationMembersRevision = convert.AnnotationMembersRevision
 

@@ -45,9 +45,12 @@ const AnnotationMembersRevision = "scim.operator.dev/members-revision"
 // changes: the spec (metadata.generation), a user's group memberships (its group labels),
 // a group's members (AnnotationMembersRevision). The controllers' writes (finalizers,
 // status) change the resourceVersion but not the token, so the ETag an IdP got from a POST
-// is still good for its next PATCH.
+// is still good for its next PATCH. The object's UID is hashed in too: a user deleted and
+// created again under the same id starts at generation 1 again, and the former
+// incarnation's ETag must not match it.
 func VersionOf(o metav1.Object) string {
 	h := fnv.New32a()
+	_, _ = h.Write([]byte(string(o.GetUID()) + "\n"))
 	var groups []string
 	for k := range o.GetLabels() {
 		if strings.HasPrefix(k, scimv1.LabelGroupPrefix) {
