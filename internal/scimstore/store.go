@@ -328,6 +328,13 @@ func (s *Store) userNameTaken(ctx context.Context, sc Scope, userName, exceptID 
 	return false, nil
 }
 
+// stillDeleting answers a create whose name is held by a resource being deleted (its
+// finalizer waits for the controller to take its access away): 503 with Retry-After, as
+// GET already hides it.
+func stillDeleting(what, name string) error {
+	return &scim.Error{Status: 503, RetryAfter: 10, Detail: fmt.Sprintf(what+" is still being deleted; retry later", name)}
+}
+
 func conflictUserName(userName string) error {
 	return scim.Errorf(409, scim.ErrUniqueness, "a user with userName %q already exists", userName)
 }
@@ -391,8 +398,7 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 		}
 		if naming.NameKey(existing.Spec.UserName) == naming.NameKey(spec.UserName) {
 			if !existing.DeletionTimestamp.IsZero() {
-				return nil, &scim.Error{Status: 503, RetryAfter: 10,
-					Detail: fmt.Sprintf("a user with userName %q is still being deleted; retry later", spec.UserName)}
+				return nil, stillDeleting("a user with userName %q", spec.UserName)
 			}
 			return nil, conflictUserName(spec.UserName)
 		}
@@ -725,6 +731,9 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 			return nil, s.apiError(gerr, groupRef(name))
 		}
 		if naming.NameKey(existing.Spec.DisplayName) == naming.NameKey(spec.DisplayName) {
+			if !existing.DeletionTimestamp.IsZero() {
+				return nil, stillDeleting("a group with displayName %q", spec.DisplayName)
+			}
 			return nil, conflictDisplayName(spec.DisplayName)
 		}
 	}
