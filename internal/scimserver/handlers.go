@@ -537,10 +537,14 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, sc scimstore.Scope
 	}
 	var items []scim.Resource
 	var err error
+	// Members are looked up before the page is cut only when the filter or the order needs
+	// them; otherwise only the page's groups get theirs (GET /Groups?count=100 on groups of
+	// 50,000 members once built every member of every group).
+	membersToSelect := strings.Contains(strings.ToLower(q.Filter), "members") || strings.Contains(strings.ToLower(q.SortBy), "members")
 	if rt == scim.UserType {
 		items, err = s.store.ListUsers(r.Context(), sc, f)
 	} else {
-		items, err = s.store.ListGroups(r.Context(), sc, f, withMembers(q, q.Filter) || strings.Contains(strings.ToLower(q.SortBy), "members"))
+		items, err = s.store.ListGroups(r.Context(), sc, f, membersToSelect)
 	}
 	if err != nil {
 		scim.WriteError(w, err)
@@ -556,6 +560,20 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, sc scimstore.Scope
 	if start <= total {
 		end := min(start-1+count, total)
 		page = items[start-1 : end]
+	}
+	if rt == scim.GroupType && !membersToSelect && withMembers(q, "") {
+		for i, res := range page {
+			withM, err := s.store.GetGroup(r.Context(), sc, res["id"].(string), true)
+			var se *scim.Error
+			if errors.As(err, &se) && se.Status == http.StatusNotFound {
+				continue // deleted since the listing: listed as it was
+			}
+			if err != nil {
+				scim.WriteError(w, err)
+				return
+			}
+			page[i] = withM
+		}
 	}
 	for _, res := range page {
 		scim.Project(rt, res, q.Attributes, q.ExcludedAttributes)
