@@ -573,13 +573,7 @@ func (r *OrgGroupReconciler) event(g *scimv1.OrgGroup, typ, reason, action, note
 
 // TeamName is the backend team of a SCIM group displayName: the part after the first
 // colon of "org:team", else the whole name.
-func TeamName(displayName string) string {
-	name := strings.TrimSpace(displayName)
-	if _, team, ok := strings.Cut(name, ":"); ok && strings.TrimSpace(team) != "" {
-		return strings.TrimSpace(team)
-	}
-	return name
-}
+func TeamName(displayName string) string { return plan.TeamName(displayName) }
 
 // SetupWithManager watches OrgGroups (spec changes, deletion, the reconcile annotation),
 // OrgMembers mapped to their groups through their group labels (old and new, so leaving a

@@ -18,6 +18,7 @@ import (
 	"github.com/scim-operator/scim-operator/internal/backend"
 	"github.com/scim-operator/scim-operator/internal/backend/dockerhub"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
+	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/plan"
 )
 
@@ -120,7 +121,7 @@ func runPlan(ctx context.Context, c client.Client, ns, name string, out io.Write
 	case scimv1.BackendKubernetes:
 		err = p.kubernetes(ctx, c, members, groups.Items)
 	case scimv1.BackendDockerHub:
-		err = p.dockerHub(ctx, c, members)
+		err = p.dockerHub(ctx, c, members, groups.Items)
 	default:
 		err = fmt.Errorf("ScimConfig %s: backend type %q is not one plan knows (kubernetes, dockerhub)", cfg.Name, typ)
 	}
@@ -478,7 +479,7 @@ func dockerHubBackend(ctx context.Context, c client.Client, cfg *scimv1.ScimConf
 		DefaultRole: dh.DefaultRole, Limiter: dockerhub.SharedLimiter(cfg.Spec.Organization, rpm), Log: logr.Discard()})
 }
 
-func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*scimv1.OrgMember) error {
+func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*scimv1.OrgMember, groups []scimv1.OrgGroup) error {
 	if !p.cfg.IsEnabled() {
 		// Nothing would change: the organization is not read (and its token not used).
 		for range members {
@@ -537,8 +538,17 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 				}
 			case plan.StepRemoveStale:
 				removeFound(fmt.Sprintf("member %s: a former identity", m.Name), in.Stale...)
+			case plan.StepLeaveTeam:
+				// The member controller takes the member out of its former hinted team
+				// unless one of its groups maps to that team; the backend changes only
+				// when the listing shows the member in it.
+				if obs.State == backend.StateMember && plan.InTeam(obs.Teams, in.FormerTeam) && !groupKeeps(m, groups, in.FormerTeam) {
+					p.add("remove", "Docker ID %s from team %s (member %s: its former team hint)", obs.BackendID, in.FormerTeam, m.Name)
+				}
 			case plan.StepJoinTeam:
-				if obs.State == backend.StateMember && obs.BackendID != "" {
+				// As the member controller: an invitee has no Docker ID to add yet, and a
+				// member already in the team is left as it is.
+				if obs.State == backend.StateMember && obs.BackendID != "" && !plan.InTeam(obs.Teams, in.Team) {
 					p.add("add", "Docker ID %s to team %s (member %s: its team hint)", obs.BackendID, in.Team, m.Name)
 				}
 			case plan.StepRemove:
@@ -557,6 +567,22 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 			others, plural(others, "person", "people"), org, plural(others, "is", "are")))
 	}
 	return nil
+}
+
+// groupKeeps tells whether one of the member's live OrgGroups maps to team: the member
+// controller then leaves the member in it when a former hint named it.
+func groupKeeps(m *scimv1.OrgMember, groups []scimv1.OrgGroup, team string) bool {
+	mine := map[string]bool{}
+	for _, name := range index.GroupsOf(m.Labels) {
+		mine[name] = true
+	}
+	for i := range groups {
+		g := &groups[i]
+		if mine[g.Name] && g.DeletionTimestamp.IsZero() && strings.EqualFold(plan.TeamName(g.Spec.DisplayName), team) {
+			return true
+		}
+	}
+	return false
 }
 
 // personKey identifies an entry of the organization's listing.

@@ -355,6 +355,7 @@ func TestPlugin(t *testing.T) {
 	t.Run("explain", func(t *testing.T) { testExplain(t, w) })
 	t.Run("plan kubernetes", func(t *testing.T) { testPlanKubernetes(t, w) })
 	t.Run("plan dockerhub", func(t *testing.T) { testPlanDockerHub(t, w) })
+	t.Run("plan dockerhub teams", func(t *testing.T) { testPlanDockerHubTeams(t, w) })
 	t.Run("rotate", func(t *testing.T) { testRotate(t, w) })
 }
 
@@ -628,6 +629,60 @@ cancel the invitation of rita@old.example.com to organization acme-hub (member u
 	}
 	if out, _, err := w.runAs(w.viewer, "plan", "keep"); err != nil || !strings.HasPrefix(lastLine(out), "No changes") {
 		t.Errorf("plan keep as a viewer: %v\n%s", err, out)
+	}
+}
+
+// hubConfig starts an emulated organization and a ready ScimConfig reading it with the
+// read-only token.
+func hubConfig(t *testing.T, w *pluginWorld, name, org string) *hubemu.Emulator {
+	t.Helper()
+	emu := hubemu.New(hubemu.Options{Org: org, Tokens: map[string]hubemu.TokenSpec{
+		hubemu.DefaultToken: {}, readOnlyToken: {ReadOnly: true}}}).Start()
+	t.Cleanup(emu.Close)
+	w.must(w.c.Create(w.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: pluginNS, Name: name + "-token"},
+		StringData: map[string]string{"token": readOnlyToken}}))
+	w.config(name, scimv1.ScimConfigSpec{Organization: org,
+		Backend: scimv1.BackendSpec{Type: scimv1.BackendDockerHub, DockerHub: &scimv1.DockerHubBackend{BaseURL: emu.URL(),
+			AccessTokenSecretRef: scimv1.SecretKeyRef{Name: name + "-token", Key: "token"}, DefaultRole: "member"}}},
+		ready(connected())...)
+	return emu
+}
+
+// testPlanDockerHubTeams: plan reports team hints as the member controller acts on them:
+// nothing for a member already in its team, and the leave of a former hinted team.
+func testPlanDockerHubTeams(t *testing.T, w *pluginWorld) {
+	emu := hubConfig(t, w, "hubteams", "acme-teams")
+	emu.AddMember("nick", "nick@example.com", "editor")
+	emu.AddMember("vera", "vera@example.com", "member")
+	emu.AddTeam("devs", "nick")
+	emu.AddTeam("qa", "vera")
+	nick := synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "nick", "member of organization acme-teams as editor")
+	nick.GrantedIdentities, nick.HintedTeam = []string{"nick@example.com", "nick"}, "devs"
+	w.member(member{name: "t-nick", config: "hubteams", user: "nick@example.com", status: nick,
+		docker: &scimv1.DockerUser{Role: "editor", Team: "devs"}})
+	vera := synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "vera", "member of organization acme-teams as member")
+	vera.GrantedIdentities, vera.HintedTeam = []string{"vera@example.com", "vera"}, "qa"
+	w.member(member{name: "t-vera", config: "hubteams", user: "vera@example.com", status: vera,
+		docker: &scimv1.DockerUser{Team: "devs"}})
+
+	emu.ResetLog()
+	out, _, err := w.run("plan", "hubteams")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `Dry run of a full resync of ScimConfig team/hubteams (dockerhub backend, organization acme-teams); nothing is changed.
+1 other person in organization acme-teams is no OrgMember of this config (foreign or orphaned): left alone.
+remove Docker ID vera from team qa (member t-vera: its former team hint)
+add Docker ID vera to team devs (member t-vera: its team hint)
+2 changes (1 add, 1 remove); 2 members: 1 unchanged, 0 left alone (Preexisting), 0 waiting, 1 changed.
+`
+	if out != want {
+		t.Errorf("plan hubteams:\n%s\nwant:\n%s", out, want)
+	}
+	for _, r := range emu.Requests() {
+		if r.Method != "GET" && !(r.Method == "POST" && r.Path == "/v2/auth/token") {
+			t.Errorf("plan made a write: %s %s", r.Method, r.Path)
+		}
 	}
 }
 
