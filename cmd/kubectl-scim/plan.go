@@ -479,6 +479,19 @@ func dockerHubBackend(ctx context.Context, c client.Client, cfg *scimv1.ScimConf
 		DefaultRole: dh.DefaultRole, Limiter: dockerhub.SharedLimiter(cfg.Spec.Organization, rpm), Log: logr.Discard()})
 }
 
+// readHub lists the organization once, read-only, as plan and explain observe it.
+func readHub(ctx context.Context, c client.Client, cfg *scimv1.ScimConfig) (hub, error) {
+	b, err := dockerHubBackend(ctx, c, cfg)
+	if err != nil {
+		return hub{}, err
+	}
+	all, err := b.ListMembers(ctx)
+	if err != nil {
+		return hub{}, fmt.Errorf("reading organization %s: %w", cfg.Spec.Organization, err)
+	}
+	return hub{all: all}, nil
+}
+
 func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*scimv1.OrgMember, groups []scimv1.OrgGroup) error {
 	if !p.cfg.IsEnabled() {
 		// Nothing would change: the organization is not read (and its token not used).
@@ -487,15 +500,11 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 		}
 		return nil
 	}
-	b, err := dockerHubBackend(ctx, c, p.cfg)
+	h, err := readHub(ctx, c, p.cfg)
 	if err != nil {
 		return err
 	}
-	all, err := b.ListMembers(ctx)
-	if err != nil {
-		return fmt.Errorf("reading organization %s: %w", p.cfg.Spec.Organization, err)
-	}
-	h := hub{all: all}
+	all := h.all
 	org := p.cfg.Spec.Organization
 	defaultRole := "member"
 	if dh := p.cfg.Spec.Backend.DockerHub; dh.DefaultRole != "" {

@@ -610,6 +610,17 @@ cancel the invitation of rita@old.example.com to organization acme-hub (member u
 		!strings.Contains(out, "  grantedIdentities:  nick@example.com, nick\n") {
 		t.Errorf("explain nick: %v\n%s", err, out)
 	}
+	if !strings.Contains(out, "Organization acme-hub (read now from the backend):\n  state:      member\n  Docker ID:  nick\n  role:       member\n  teams:      -\n") {
+		t.Errorf("explain nick shows no observation of the organization:\n%s", out)
+	}
+	// Removed by hand on Docker Hub: explain reads the organization, not the status.
+	if !emu.RemoveMember("rita") {
+		t.Fatal("rita is no member")
+	}
+	out, _, err = w.run("explain", "rita@example.com")
+	if want := "Why: rita@example.com is out, though it should be in: organization acme-hub has no member rita@example.com (removed outside SCIM?), which the next resync repairs."; err != nil || lastLine(out) != want {
+		t.Errorf("explain rita removed by hand: %v\n got %s\nwant %s\n%s", err, lastLine(out), want, out)
+	}
 	out, _, err = w.run("explain", "u-mia")
 	if want := "Why: mia@example.com is not in yet: invited to organization acme-hub (invitation " + miaInvite + "), waiting for the person to accept."; err != nil || lastLine(out) != want {
 		t.Errorf("explain mia: %v\n got %s\nwant %s", err, lastLine(out), want)
@@ -682,6 +693,27 @@ add Docker ID vera to team devs (member t-vera: its team hint)
 	for _, r := range emu.Requests() {
 		if r.Method != "GET" && !(r.Method == "POST" && r.Path == "/v2/auth/token") {
 			t.Errorf("plan made a write: %s %s", r.Method, r.Path)
+		}
+	}
+
+	// explain shows the organization's view of the member, and its OrgGroups.
+	var v scimv1.OrgMember
+	w.must(w.c.Get(w.ctx, client.ObjectKey{Namespace: pluginNS, Name: "t-vera"}, &v))
+	v.Labels[scimv1.LabelGroupPrefix+"g-gone"] = ""
+	w.must(w.c.Update(w.ctx, &v))
+	out, _, err = w.run("explain", "vera@example.com")
+	for _, part := range []string{
+		"Organization acme-teams (read now from the backend):\n  state:      member\n  Docker ID:  vera\n  role:       member\n  teams:      qa\n",
+		"OrgGroups (labels " + scimv1.LabelGroupPrefix + "<name>):\n  g-gone  (no such OrgGroup)\n",
+		"Why: vera@example.com is in: active, Synced, Docker ID vera is a member of organization acme-teams.\n",
+	} {
+		if err != nil || !strings.Contains(out, part) {
+			t.Errorf("explain vera lacks %q: %v\n%s", part, err, out)
+		}
+	}
+	for _, r := range emu.Requests() {
+		if r.Method != "GET" && !(r.Method == "POST" && r.Path == "/v2/auth/token") {
+			t.Errorf("explain made a write: %s %s", r.Method, r.Path)
 		}
 	}
 }
