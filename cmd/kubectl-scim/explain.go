@@ -154,7 +154,7 @@ func explain(ctx context.Context, c client.Client, m *scimv1.OrgMember, nEvents 
 	readOrg := !isKube && f.cfg != nil && !plan.BackendNotReady(f.cfg)
 	if readOrg {
 		var h hub
-		if h, obsErr = readHub(ctx, c, f.cfg); obsErr == nil {
+		if h, _, obsErr = readHub(ctx, c, f.cfg); obsErr == nil {
 			obs := h.observe(m.Spec.UserName, plan.PrimaryEmail(m))
 			f.obs = &obs
 		}

@@ -37,9 +37,11 @@ the bindings whose owner is gone, which the config's sweep deletes.
 dockerhub backend: the organization is read with the organization access token, which
 plan reads from the Secret spec.backend.dockerhub.accessTokenSecretRef names, with your
 own credentials (you need get on that Secret). Only read calls are made: the token
-exchange, the members list and the invitations list.
-
-OrgGroups (teams) are not planned.`,
+exchange, the members list, the invitations list, and each OrgGroup's team and its members.
+OrgGroups are planned with the OrgGroup controller's planner: the team created, members
+added and removed. A renamed group's cleanup of its former team, and a group's deletion,
+are noted, not planned. On the kubernetes backend OrgGroups' Group bindings are not
+planned.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, ns, err := e.client()
@@ -61,6 +63,8 @@ type planner struct {
 	notes                         []string
 	// claimed are the unowned bindings a member takes over (by object words).
 	claimed map[string]bool
+	// teamOps are the team membership changes reported (verb|id|team).
+	teamOps map[string]bool
 }
 
 func (p *planner) add(verb, format string, args ...any) {
@@ -94,7 +98,7 @@ func runPlan(ctx context.Context, c client.Client, ns, name string, out io.Write
 	if typ == "" {
 		typ = scimv1.BackendKubernetes
 	}
-	p := &planner{cfg: cfg, verbs: map[string]int{}, claimed: map[string]bool{}}
+	p := &planner{cfg: cfg, verbs: map[string]int{}, claimed: map[string]bool{}, teamOps: map[string]bool{}}
 	fmt.Fprintf(out, "Dry run of a full resync of ScimConfig %s/%s (%s backend, organization %s); nothing is changed.\n",
 		cfg.Namespace, cfg.Name, typ, cfg.Spec.Organization)
 
@@ -146,7 +150,7 @@ func disabledWords(cfg *scimv1.ScimConfig) string {
 }
 
 // verbOrder is the order the summary counts changes in.
-var verbOrder = []string{"grant", "move", "claim", "relabel", "invite", "change", "add", "remove", "cancel", "orphan", "sweep"}
+var verbOrder = []string{"grant", "move", "claim", "relabel", "invite", "create", "change", "add", "remove", "cancel", "orphan", "sweep"}
 
 func (p *planner) summary(members int) string {
 	n := 0
@@ -479,17 +483,18 @@ func dockerHubBackend(ctx context.Context, c client.Client, cfg *scimv1.ScimConf
 		DefaultRole: dh.DefaultRole, Limiter: dockerhub.SharedLimiter(cfg.Spec.Organization, rpm), Log: logr.Discard()})
 }
 
-// readHub lists the organization once, read-only, as plan and explain observe it.
-func readHub(ctx context.Context, c client.Client, cfg *scimv1.ScimConfig) (hub, error) {
+// readHub lists the organization once, read-only, as plan and explain observe it; it
+// returns the backend too, for plan's read-only team observations.
+func readHub(ctx context.Context, c client.Client, cfg *scimv1.ScimConfig) (hub, *dockerhub.Backend, error) {
 	b, err := dockerHubBackend(ctx, c, cfg)
 	if err != nil {
-		return hub{}, err
+		return hub{}, nil, err
 	}
 	all, err := b.ListMembers(ctx)
 	if err != nil {
-		return hub{}, fmt.Errorf("reading organization %s: %w", cfg.Spec.Organization, err)
+		return hub{}, nil, fmt.Errorf("reading organization %s: %w", cfg.Spec.Organization, err)
 	}
-	return hub{all: all}, nil
+	return hub{all: all}, b, nil
 }
 
 func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*scimv1.OrgMember, groups []scimv1.OrgGroup) error {
@@ -500,7 +505,7 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 		}
 		return nil
 	}
-	h, err := readHub(ctx, c, p.cfg)
+	h, b, err := readHub(ctx, c, p.cfg)
 	if err != nil {
 		return err
 	}
@@ -552,13 +557,13 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 				// unless one of its groups maps to that team; the backend changes only
 				// when the listing shows the member in it.
 				if obs.State == backend.StateMember && plan.InTeam(obs.Teams, in.FormerTeam) && !groupKeeps(m, groups, in.FormerTeam) {
-					p.add("remove", "Docker ID %s from team %s (member %s: its former team hint)", obs.BackendID, in.FormerTeam, m.Name)
+					p.team("remove", obs.BackendID, in.FormerTeam, "Docker ID %s from team %s (member %s: its former team hint)", obs.BackendID, in.FormerTeam, m.Name)
 				}
 			case plan.StepJoinTeam:
 				// As the member controller: an invitee has no Docker ID to add yet, and a
 				// member already in the team is left as it is.
 				if obs.State == backend.StateMember && obs.BackendID != "" && !plan.InTeam(obs.Teams, in.Team) {
-					p.add("add", "Docker ID %s to team %s (member %s: its team hint)", obs.BackendID, in.Team, m.Name)
+					p.team("add", obs.BackendID, in.Team, "Docker ID %s to team %s (member %s: its team hint)", obs.BackendID, in.Team, m.Name)
 				}
 			case plan.StepRemove:
 				removeFound(removal(m, in), removedIdentities(m)...)
@@ -575,7 +580,88 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 		p.notes = append(p.notes, fmt.Sprintf("%d other %s in organization %s %s no OrgMember of this config (foreign or orphaned): left alone",
 			others, plural(others, "person", "people"), org, plural(others, "is", "are")))
 	}
+	return p.dockerHubGroups(ctx, b, members, groups)
+}
+
+// dockerHubGroups plans the config's live OrgGroups with plan.Group, from the inputs the
+// OrgGroup controller builds (the team observed read-only, the wanted and removable ids
+// from the OrgMembers), and reports team creations and team membership changes.
+func (p *planner) dockerHubGroups(ctx context.Context, b *dockerhub.Backend, members []*scimv1.OrgMember, groups []scimv1.OrgGroup) error {
+	var mine []scimv1.OrgGroup
+	for i := range groups {
+		if groups[i].Spec.ConfigName == p.cfg.Name {
+			mine = append(mine, groups[i])
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].Name < mine[j].Name })
+	all := make([]scimv1.OrgMember, 0, len(members))
+	for _, m := range members {
+		all = append(all, *m)
+	}
+	for i := range mine {
+		g := &mine[i]
+		if !g.DeletionTimestamp.IsZero() {
+			p.notes = append(p.notes, fmt.Sprintf("OrgGroup %s is being deleted: what its deletion does to team %s is not planned", g.Name, dash(g.Status.Team)))
+			continue
+		}
+		in := plan.GroupInput{Config: plan.ConfigStateOf(p.cfg), Policies: p.cfg.Spec.Policies,
+			Team: plan.TeamName(g.Spec.DisplayName), TeamCreated: g.Status.TeamCreated}
+		if in.Team != g.Status.Team {
+			in.Former = g.Status.Team
+		}
+		var owner *scimv1.OrgGroup
+		if in.Config == plan.ConfigEnabled {
+			owner = plan.TeamOwner(g, mine)
+			in.Conflict = owner != nil
+		}
+		if plan.NeedsGroupObservation(in) {
+			t, err := b.ObserveTeam(ctx, in.Team)
+			if err != nil {
+				return fmt.Errorf("observing team %s of OrgGroup %s: %w", in.Team, g.Name, err)
+			}
+			in.Observed = t
+			var of []scimv1.OrgMember
+			for j := range all {
+				if _, ok := all[j].Labels[scimv1.LabelGroupPrefix+g.Name]; ok && all[j].DeletionTimestamp.IsZero() {
+					of = append(of, all[j])
+				}
+			}
+			in.Want = plan.WantedIDs(of)
+			in.Removable, in.Hinted = plan.ManagedIDs(all, p.cfg, in.Team)
+		}
+		gp := plan.Group(in)
+		if gp.Wait != plan.WaitNone {
+			continue
+		}
+		if gp.Has(plan.GroupLeaveFormer) {
+			p.notes = append(p.notes, fmt.Sprintf("OrgGroup %s was renamed from team %s: the cleanup of its former team is not planned", g.Name, in.Former))
+		}
+		if gp.Conflict {
+			p.notes = append(p.notes, fmt.Sprintf("OrgGroup %s waits: team %s is synced by OrgGroup %s, created earlier", g.Name, in.Team, owner.Name))
+			continue
+		}
+		if gp.Has(plan.GroupEnsureTeam) {
+			p.add("create", "team %s (OrgGroup %s)", in.Team, g.Name)
+		}
+		for _, id := range gp.Add {
+			p.team("add", id, in.Team, "Docker ID %s to team %s (OrgGroup %s: a member of the group)", id, in.Team, g.Name)
+		}
+		for _, id := range gp.Remove {
+			p.team("remove", id, in.Team, "Docker ID %s from team %s (OrgGroup %s: not a member of the group)", id, in.Team, g.Name)
+		}
+	}
 	return nil
+}
+
+// team adds a team membership change once: a member's team hint and a group of the same
+// team may both make it.
+func (p *planner) team(verb, id, team, format string, args ...any) {
+	key := verb + "|" + strings.ToLower(id) + "|" + strings.ToLower(team)
+	if p.teamOps[key] {
+		return
+	}
+	p.teamOps[key] = true
+	p.add(verb, format, args...)
 }
 
 // groupKeeps tells whether one of the member's live OrgGroups maps to team: the member

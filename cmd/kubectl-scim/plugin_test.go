@@ -665,12 +665,22 @@ func testPlanDockerHubTeams(t *testing.T, w *pluginWorld) {
 	emu := hubConfig(t, w, "hubteams", "acme-teams")
 	emu.AddMember("nick", "nick@example.com", "editor")
 	emu.AddMember("vera", "vera@example.com", "member")
+	emu.AddMember("sam", "sam@example.com", "member") // no OrgMember: never taken out of a team
 	emu.AddTeam("devs", "nick")
-	emu.AddTeam("qa", "vera")
+	emu.AddTeam("qa", "vera", "sam")
+	group := func(name, display string) {
+		w.must(w.c.Create(w.ctx, &scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Namespace: pluginNS, Name: name},
+			Spec: scimv1.OrgGroupSpec{ConfigName: "hubteams", DisplayName: display}}))
+	}
+	group("g-ops", "ops")             // team ops does not exist yet; nick is its member
+	group("g-ops2", "acme-teams:ops") // the same team, created later: waits
+	group("g-qa", "acme-teams:qa")    // no members: vera (managed) leaves, sam (foreign) stays
 	nick := synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "nick", "member of organization acme-teams as editor")
 	nick.GrantedIdentities, nick.HintedTeam = []string{"nick@example.com", "nick"}, "devs"
-	w.member(member{name: "t-nick", config: "hubteams", user: "nick@example.com", status: nick,
+	tnick := w.member(member{name: "t-nick", config: "hubteams", user: "nick@example.com", status: nick,
 		docker: &scimv1.DockerUser{Role: "editor", Team: "devs"}})
+	tnick.Labels[scimv1.LabelGroupPrefix+"g-ops"] = ""
+	w.must(w.c.Update(w.ctx, tnick))
 	vera := synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "vera", "member of organization acme-teams as member")
 	vera.GrantedIdentities, vera.HintedTeam = []string{"vera@example.com", "vera"}, "qa"
 	w.member(member{name: "t-vera", config: "hubteams", user: "vera@example.com", status: vera,
@@ -682,10 +692,13 @@ func testPlanDockerHubTeams(t *testing.T, w *pluginWorld) {
 		t.Fatal(err)
 	}
 	want := `Dry run of a full resync of ScimConfig team/hubteams (dockerhub backend, organization acme-teams); nothing is changed.
-1 other person in organization acme-teams is no OrgMember of this config (foreign or orphaned): left alone.
+2 other people in organization acme-teams are no OrgMember of this config (foreign or orphaned): left alone.
+OrgGroup g-ops2 waits: team ops is synced by OrgGroup g-ops, created earlier.
 remove Docker ID vera from team qa (member t-vera: its former team hint)
 add Docker ID vera to team devs (member t-vera: its team hint)
-2 changes (1 add, 1 remove); 2 members: 1 unchanged, 0 left alone (Preexisting), 0 waiting, 1 changed.
+create team ops (OrgGroup g-ops)
+add Docker ID nick to team ops (OrgGroup g-ops: a member of the group)
+4 changes (1 create, 2 add, 1 remove); 2 members: 1 unchanged, 0 left alone (Preexisting), 0 waiting, 1 changed.
 `
 	if out != want {
 		t.Errorf("plan hubteams:\n%s\nwant:\n%s", out, want)
