@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,8 +41,11 @@ own credentials (you need get on that Secret). Only read calls are made: the tok
 exchange, the members list, the invitations list, and each OrgGroup's team and its members.
 OrgGroups are planned with the OrgGroup controller's planner: the team created, members
 added and removed. A renamed group's cleanup of its former team, and a group's deletion,
-are noted, not planned. On the kubernetes backend OrgGroups' Group bindings are not
-planned.`,
+are noted, not planned.
+
+OrgGroups on kubernetes: a group's team is its Group grant (every configured role bound
+to the Group its displayName names, by bindings labelled with the group's UID); plan
+reports the roles missing from it (grant), or bound to a former Group name (move).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, ns, err := e.client()
@@ -279,8 +283,8 @@ func (p *planner) kubernetes(ctx context.Context, c client.Client, members []*sc
 		p.notes = append(p.notes, fmt.Sprintf("%d orphaned %s stay%s (a policy left them; a member of the same user claims them)",
 			orphans, plural(orphans, "binding", "bindings"), plural(orphans, "s", "")))
 	}
-	if len(groups) > 0 {
-		p.notes = append(p.notes, "OrgGroups' Group bindings are not planned")
+	if err := p.kubeGroups(ctx, b, gs, roles, groups); err != nil {
+		return err
 	}
 
 	// The sweep (the ScimConfig controller) deletes owned bindings whose owner is gone; it
@@ -304,6 +308,72 @@ func (p *planner) kubernetes(ctx context.Context, c client.Client, members []*sc
 				kind = "owner"
 			}
 			p.add("sweep", "%s: %s to %s (owner gone: %s %s no longer exists)", g.object(), g.role(), g.subject(), kind, o)
+		}
+	}
+	return nil
+}
+
+// kubeGroups plans the config's live OrgGroups with plan.Group as the OrgGroup controller
+// does on kubernetes (labelled grants, no user teams): the group's team is its Group
+// grant, observed with the backend's own ObserveTeamOwned on the snapshot; when it is
+// not whole, each configured role the group's bindings do not grant to its Group is
+// reported (moved when the group's binding names another Group: a renamed group).
+func (p *planner) kubeGroups(ctx context.Context, b *k8sbackend.Backend, gs []grant, roles []configuredRole, groups []scimv1.OrgGroup) error {
+	var mine []scimv1.OrgGroup
+	for i := range groups {
+		if groups[i].Spec.ConfigName == p.cfg.Name {
+			mine = append(mine, groups[i])
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].Name < mine[j].Name })
+	for i := range mine {
+		g := &mine[i]
+		if !g.DeletionTimestamp.IsZero() {
+			p.notes = append(p.notes, fmt.Sprintf("OrgGroup %s is being deleted: what its deletion does to its Group bindings is not planned", g.Name))
+			continue
+		}
+		in := plan.GroupInput{Config: plan.ConfigStateOf(p.cfg), Policies: p.cfg.Spec.Policies, Labelled: true, NoUserTeams: true,
+			Team: plan.TeamName(g.Spec.DisplayName), TeamCreated: g.Status.TeamCreated}
+		if in.Team != g.Status.Team {
+			in.Former = g.Status.Team
+		}
+		if plan.NeedsGroupObservation(in) {
+			t, err := b.ObserveTeamOwned(ctx, backend.Owner{Kind: "OrgGroup", UID: string(g.UID)}, in.Team)
+			if err != nil {
+				return fmt.Errorf("observing the Group bindings of OrgGroup %s: %w", g.Name, err)
+			}
+			in.Observed = t
+		}
+		gp := plan.Group(in)
+		if gp.Wait != plan.WaitNone || !gp.Has(plan.GroupEnsureTeam) {
+			continue
+		}
+		var own []grant
+		for _, x := range gs {
+			if x.owner() == string(g.UID) {
+				own = append(own, x)
+			}
+		}
+		for _, r := range roles {
+			var held, other *grant
+			for j := range own {
+				x := &own[j]
+				if !r.heldBy(*x) {
+					continue
+				}
+				if len(x.Subjects) == 1 && x.Subjects[0].Kind == rbacv1.GroupKind && x.Subjects[0].Name == in.Team {
+					held = x
+				} else if other == nil {
+					other = x
+				}
+			}
+			switch {
+			case held != nil:
+			case other != nil:
+				p.add("move", "%s from %s to group %s (OrgGroup %s: renamed; %s)", r.words(), other.subject(), in.Team, g.Name, other.object())
+			default:
+				p.add("grant", "%s to group %s (OrgGroup %s: its team)", r.words(), in.Team, g.Name)
+			}
 		}
 	}
 	return nil

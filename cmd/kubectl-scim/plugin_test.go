@@ -356,6 +356,7 @@ func TestPlugin(t *testing.T) {
 	t.Run("plan kubernetes", func(t *testing.T) { testPlanKubernetes(t, w) })
 	t.Run("plan dockerhub", func(t *testing.T) { testPlanDockerHub(t, w) })
 	t.Run("plan dockerhub teams", func(t *testing.T) { testPlanDockerHubTeams(t, w) })
+	t.Run("plan kubernetes groups", func(t *testing.T) { testPlanKubernetesGroups(t, w) })
 	t.Run("rotate", func(t *testing.T) { testRotate(t, w) })
 }
 
@@ -728,6 +729,44 @@ add Docker ID nick to team ops (OrgGroup g-ops: a member of the group)
 		if r.Method != "GET" && !(r.Method == "POST" && r.Path == "/v2/auth/token") {
 			t.Errorf("explain made a write: %s %s", r.Method, r.Path)
 		}
+	}
+}
+
+// testPlanKubernetesGroups: an OrgGroup on kubernetes is its Group grant: plan reports the
+// grant missing, and nothing for a group whose bindings grant every role to its Group.
+func testPlanKubernetesGroups(t *testing.T, w *pluginWorld) {
+	cfg := w.config("kgroups", scimv1.ScimConfigSpec{Organization: "kgroups",
+		Backend: scimv1.BackendSpec{Type: scimv1.BackendKubernetes, Kubernetes: &scimv1.KubernetesBackend{ClusterRoles: []string{"view"}}}},
+		ready(connected())...)
+	group := func(name, display string) *scimv1.OrgGroup {
+		g := &scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Namespace: pluginNS, Name: name},
+			Spec: scimv1.OrgGroupSpec{ConfigName: "kgroups", DisplayName: display}}
+		w.must(w.c.Create(w.ctx, g))
+		return g
+	}
+	group("k-eng", "eng") // no binding yet
+	ops := group("k-ops", "kgroups:ops")
+	w.must(w.c.Create(w.ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "scim-g-ops-view", Labels: map[string]string{
+			k8sbackend.LabelConfig: cfg.Name, k8sbackend.LabelConfigNamespace: cfg.Namespace,
+			k8sbackend.LabelTeam: k8sbackend.TeamHash("ops"), k8sbackend.LabelOwnerUID: string(ops.UID), k8sbackend.LabelOwnerKind: "OrgGroup"}},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "ops"}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"}}))
+
+	before := bindingsOf(t, w)
+	out, _, err := w.run("plan", "kgroups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `Dry run of a full resync of ScimConfig team/kgroups (kubernetes backend, organization kgroups); nothing is changed.
+grant ClusterRole view to group eng (OrgGroup k-eng: its team)
+1 change (1 grant); 0 members: 0 unchanged, 0 left alone (Preexisting), 0 waiting, 0 changed.
+`
+	if out != want {
+		t.Errorf("plan kgroups:\n%s\nwant:\n%s", out, want)
+	}
+	if after := bindingsOf(t, w); after != before {
+		t.Errorf("plan changed the bindings:\nbefore %s\nafter  %s", before, after)
 	}
 }
 
