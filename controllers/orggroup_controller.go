@@ -209,17 +209,7 @@ func (r *OrgGroupReconciler) observeTeam(ctx context.Context, g *scimv1.OrgGroup
 
 // wantedIDs are the backend ids of the group's members that belong in its team: active,
 // in the backend, and managed by SCIM.
-func wantedIDs(members []scimv1.OrgMember) []string {
-	want := map[string]string{} // lower(backendID) -> backendID
-	for i := range members {
-		m := &members[i]
-		if m.Spec.Active && m.Status.Phase == scimv1.PhaseActive && m.Status.BackendID != "" &&
-			m.Status.Origin != scimv1.OriginPreexisting {
-			want[strings.ToLower(m.Status.BackendID)] = m.Status.BackendID
-		}
-	}
-	return sortedValues(want)
-}
+func wantedIDs(members []scimv1.OrgMember) []string { return plan.WantedIDs(members) }
 
 // execute runs a live group's plan.
 func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
@@ -327,20 +317,7 @@ func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup,
 	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: cfg.Name}); err != nil {
 		return nil, nil, err
 	}
-	removable, hinted = map[string]bool{}, map[string]bool{}
-	for _, m := range list.Items {
-		if m.Status.BackendID == "" || m.Status.Origin == "" || m.Status.Origin == scimv1.OriginPreexisting {
-			continue
-		}
-		if !m.Spec.Active && cfg.Spec.Policies.Deactivation == scimv1.DeactivationKeep {
-			continue
-		}
-		id := strings.ToLower(m.Status.BackendID)
-		removable[id] = true
-		if m.Spec.Active && m.DeletionTimestamp.IsZero() && strings.EqualFold(TeamName(plan.DesiredTeam(&m)), team) {
-			hinted[id] = true
-		}
-	}
+	removable, hinted = plan.ManagedIDs(list.Items, cfg, team)
 	return removable, hinted, nil
 }
 
@@ -352,18 +329,7 @@ func (r *OrgGroupReconciler) teamOwner(ctx context.Context, g *scimv1.OrgGroup) 
 	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: g.Spec.ConfigName}); err != nil {
 		return nil, err
 	}
-	team := TeamName(g.Spec.DisplayName)
-	var owner *scimv1.OrgGroup
-	for i := range list.Items {
-		o := &list.Items[i]
-		if o.Name == g.Name || o.Spec.ConfigName != g.Spec.ConfigName || !strings.EqualFold(TeamName(o.Spec.DisplayName), team) {
-			continue
-		}
-		if olderGroup(o, g) && (owner == nil || olderGroup(o, owner)) {
-			owner = o
-		}
-	}
-	return owner, nil
+	return plan.TeamOwner(g, list.Items), nil
 }
 
 // sharesTeam reports whether another live OrgGroup of the config maps to g's team: g's
@@ -386,14 +352,6 @@ func (r *OrgGroupReconciler) sharesTeamName(ctx context.Context, g *scimv1.OrgGr
 		}
 	}
 	return false, nil
-}
-
-// olderGroup orders groups by creationTimestamp, then name.
-func olderGroup(a, b *scimv1.OrgGroup) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return a.Name < b.Name
 }
 
 // groupsOfSameTeam maps a deleted OrgGroup to the other groups of its config with the same
@@ -573,13 +531,7 @@ func (r *OrgGroupReconciler) event(g *scimv1.OrgGroup, typ, reason, action, note
 
 // TeamName is the backend team of a SCIM group displayName: the part after the first
 // colon of "org:team", else the whole name.
-func TeamName(displayName string) string {
-	name := strings.TrimSpace(displayName)
-	if _, team, ok := strings.Cut(name, ":"); ok && strings.TrimSpace(team) != "" {
-		return strings.TrimSpace(team)
-	}
-	return name
-}
+func TeamName(displayName string) string { return plan.TeamName(displayName) }
 
 // SetupWithManager watches OrgGroups (spec changes, deletion, the reconcile annotation),
 // OrgMembers mapped to their groups through their group labels (old and new, so leaving a
@@ -669,15 +621,6 @@ func equalGroupLabels(a, b map[string]string) bool {
 		}
 	}
 	return true
-}
-
-func sortedValues(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // listWords lists up to ten names.

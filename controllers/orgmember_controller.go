@@ -322,7 +322,7 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 			if obs.State != backend.StateMember || obs.BackendID == "" {
 				continue
 			}
-			if slices.ContainsFunc(obs.Teams, func(t string) bool { return strings.EqualFold(t, team) }) {
+			if plan.InTeam(obs.Teams, team) {
 				m.Status.HintedTeam = team
 				continue
 			}

@@ -17,7 +17,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/controllers"
+	"github.com/scim-operator/scim-operator/internal/backend"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
+	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/plan"
 )
 
 func explainCmd(e *env) *cobra.Command {
@@ -31,7 +35,12 @@ func explainCmd(e *env) *cobra.Command {
 OrgMember's name): its conditions, its last events, the identities the backend knows it
 by (status.backendID, inviteID, grantedIdentities, origin, deprovisioned), the grants it
 holds (kubernetes backend: the bindings labelled with its UID; Docker Hub: the identities
-it recorded), and one sentence saying why it is, or is not, in.`,
+it recorded, and the member as the organization shows it now, read-only, with its role and
+teams), its OrgGroups, and one sentence saying why it is, or is not, in.
+
+On Docker Hub the organization is read with the organization access token from the
+Secret spec.backend.dockerhub.accessTokenSecretRef names (you need get on it), as plan
+does; when it cannot be read, the verdict falls back to the member's status.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, ns, err := e.client()
@@ -93,6 +102,8 @@ type facts struct {
 	former []grant
 	// deactivated is when the last Deactivated event happened (nil: none found).
 	deactivated *time.Time
+	// obs is the member as the Docker Hub organization shows it now (nil: not read).
+	obs *backend.Member
 }
 
 func explain(ctx context.Context, c client.Client, m *scimv1.OrgMember, nEvents int, out io.Writer) error {
@@ -138,9 +149,19 @@ func explain(ctx context.Context, c client.Client, m *scimv1.OrgMember, nEvents 
 			}
 		}
 	}
+	// Docker Hub: the member observed in the organization, read-only, as plan observes it.
+	var obsErr error
+	readOrg := !isKube && f.cfg != nil && !plan.BackendNotReady(f.cfg)
+	if readOrg {
+		var h hub
+		if h, _, obsErr = readHub(ctx, c, f.cfg); obsErr == nil {
+			obs := h.observe(m.Spec.UserName, plan.PrimaryEmail(m))
+			f.obs = &obs
+		}
+	}
 	evs, evErr := memberEvents(ctx, c, m)
 	for i := len(evs) - 1; i >= 0; i-- {
-		if evs[i].Reason == "Deactivated" {
+		if evs[i].Reason == controllers.EventDeactivated {
 			t := eventTime(&evs[i])
 			f.deactivated = &t
 			break
@@ -209,7 +230,13 @@ func explain(ctx context.Context, c client.Client, m *scimv1.OrgMember, nEvents 
 		for _, id := range m.Status.GrantedIdentities {
 			fmt.Fprintf(out, "  %s\n", id)
 		}
-		fmt.Fprintf(out, "  (kubectl scim plan %s reads the organization itself)\n", m.Spec.ConfigName)
+		if readOrg {
+			fmt.Fprintf(out, "Organization %s (read now from the backend):\n", f.cfg.Spec.Organization)
+			writeObserved(out, f.obs, obsErr)
+		}
+	}
+	if err := writeGroups(ctx, c, m, out); err != nil {
+		return err
 	}
 
 	fmt.Fprintf(out, "Events (last %d):\n", nEvents)
@@ -230,6 +257,60 @@ func explain(ctx context.Context, c client.Client, m *scimv1.OrgMember, nEvents 
 	}
 	_, err := fmt.Fprintf(out, "Why: %s.\n", why(f))
 	return err
+}
+
+// writeObserved prints the member as the organization shows it.
+func writeObserved(out io.Writer, obs *backend.Member, err error) {
+	if err != nil {
+		fmt.Fprintf(out, "  cannot read it: %v\n", err)
+		return
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	switch obs.State {
+	case backend.StateMember:
+		fmt.Fprintf(w, "  state:\tmember\n")
+		fmt.Fprintf(w, "  Docker ID:\t%s\n", dash(obs.BackendID))
+		fmt.Fprintf(w, "  role:\t%s\n", dash(obs.Role))
+		fmt.Fprintf(w, "  teams:\t%s\n", dash(strings.Join(obs.Teams, ", ")))
+	case backend.StateInvited:
+		fmt.Fprintf(w, "  state:\tinvited\n")
+		fmt.Fprintf(w, "  invitation:\t%s\n", dash(obs.InviteID))
+		fmt.Fprintf(w, "  role:\t%s\n", dash(obs.Role))
+	default:
+		fmt.Fprintf(w, "  state:\tabsent (neither a member nor invited)\n")
+	}
+	w.Flush()
+}
+
+// writeGroups lists the member's OrgGroups (its group labels), on any backend.
+func writeGroups(ctx context.Context, c client.Client, m *scimv1.OrgMember, out io.Writer) error {
+	names := index.GroupsOf(m.Labels)
+	sort.Strings(names)
+	fmt.Fprintf(out, "OrgGroups (labels %s<name>):\n", scimv1.LabelGroupPrefix)
+	if len(names) == 0 {
+		fmt.Fprintln(out, "  none")
+		return nil
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for _, name := range names {
+		g := &scimv1.OrgGroup{}
+		switch err := c.Get(ctx, client.ObjectKey{Namespace: m.Namespace, Name: name}, g); {
+		case apierrors.IsNotFound(err):
+			fmt.Fprintf(w, "  %s\t(no such OrgGroup)\n", name)
+		case err != nil:
+			fmt.Fprintf(w, "  %s\t(cannot read it: %v)\n", name, err)
+		default:
+			note := ""
+			if g.Spec.ConfigName != m.Spec.ConfigName {
+				note = ", of ScimConfig " + g.Spec.ConfigName
+			}
+			if !g.DeletionTimestamp.IsZero() {
+				note += ", being deleted"
+			}
+			fmt.Fprintf(w, "  %s\t%s (team %s%s)\n", name, g.Spec.DisplayName, plan.TeamName(g.Spec.DisplayName), note)
+		}
+	}
+	return w.Flush()
 }
 
 func syncWords(t *metav1.Time) string {
@@ -328,6 +409,9 @@ func why(f facts) string {
 	case f.kube && len(f.former) > 0:
 		return fmt.Sprintf("%s is not in under this name yet: its %s to its former name %s, which the next resync moves to this name",
 			u, grantsWords(f.former), f.former[0].user())
+	case f.obs != nil && phaseOf(m) == scimv1.PhaseActive:
+		return fmt.Sprintf("%s is out, though it should be in: organization %s has no member %s (removed outside SCIM?), which the next resync repairs",
+			u, cfg.Spec.Organization, u)
 	case f.kube && phaseOf(m) == scimv1.PhaseActive:
 		return fmt.Sprintf("%s is out, though it should be in: no binding grants it %s (removed outside SCIM?), which the next resync repairs",
 			u, rolesWords(f.missing))
@@ -344,7 +428,14 @@ func (f facts) access() (bool, string) {
 	if f.cfg == nil {
 		return false, ""
 	}
-	// Docker Hub: what the member's status says the organization held at the last sync.
+	if f.obs != nil {
+		// Docker Hub, read now: a member is in, whatever the status says.
+		if f.obs.State != backend.StateMember {
+			return false, ""
+		}
+		return true, fmt.Sprintf("Docker ID %s is a member of organization %s", dash(f.obs.BackendID), f.cfg.Spec.Organization)
+	}
+	// Docker Hub unread: what the member's status says the organization held at the last sync.
 	id := m.Status.BackendID
 	if id == "" {
 		id = m.Spec.UserName

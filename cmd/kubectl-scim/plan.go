@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,6 +19,7 @@ import (
 	"github.com/scim-operator/scim-operator/internal/backend"
 	"github.com/scim-operator/scim-operator/internal/backend/dockerhub"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
+	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/plan"
 )
 
@@ -36,9 +38,14 @@ the bindings whose owner is gone, which the config's sweep deletes.
 dockerhub backend: the organization is read with the organization access token, which
 plan reads from the Secret spec.backend.dockerhub.accessTokenSecretRef names, with your
 own credentials (you need get on that Secret). Only read calls are made: the token
-exchange, the members list and the invitations list.
+exchange, the members list, the invitations list, and each OrgGroup's team and its members.
+OrgGroups are planned with the OrgGroup controller's planner: the team created, members
+added and removed. A renamed group's cleanup of its former team, and a group's deletion,
+are noted, not planned.
 
-OrgGroups (teams) are not planned.`,
+OrgGroups on kubernetes: a group's team is its Group grant (every configured role bound
+to the Group its displayName names, by bindings labelled with the group's UID); plan
+reports the roles missing from it (grant), or bound to a former Group name (move).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, ns, err := e.client()
@@ -60,6 +67,8 @@ type planner struct {
 	notes                         []string
 	// claimed are the unowned bindings a member takes over (by object words).
 	claimed map[string]bool
+	// teamOps are the team membership changes reported (verb|id|team).
+	teamOps map[string]bool
 }
 
 func (p *planner) add(verb, format string, args ...any) {
@@ -93,7 +102,7 @@ func runPlan(ctx context.Context, c client.Client, ns, name string, out io.Write
 	if typ == "" {
 		typ = scimv1.BackendKubernetes
 	}
-	p := &planner{cfg: cfg, verbs: map[string]int{}, claimed: map[string]bool{}}
+	p := &planner{cfg: cfg, verbs: map[string]int{}, claimed: map[string]bool{}, teamOps: map[string]bool{}}
 	fmt.Fprintf(out, "Dry run of a full resync of ScimConfig %s/%s (%s backend, organization %s); nothing is changed.\n",
 		cfg.Namespace, cfg.Name, typ, cfg.Spec.Organization)
 
@@ -120,7 +129,7 @@ func runPlan(ctx context.Context, c client.Client, ns, name string, out io.Write
 	case scimv1.BackendKubernetes:
 		err = p.kubernetes(ctx, c, members, groups.Items)
 	case scimv1.BackendDockerHub:
-		err = p.dockerHub(ctx, c, members)
+		err = p.dockerHub(ctx, c, members, groups.Items)
 	default:
 		err = fmt.Errorf("ScimConfig %s: backend type %q is not one plan knows (kubernetes, dockerhub)", cfg.Name, typ)
 	}
@@ -145,7 +154,7 @@ func disabledWords(cfg *scimv1.ScimConfig) string {
 }
 
 // verbOrder is the order the summary counts changes in.
-var verbOrder = []string{"grant", "move", "claim", "relabel", "invite", "change", "add", "remove", "cancel", "orphan", "sweep"}
+var verbOrder = []string{"grant", "move", "claim", "relabel", "invite", "create", "change", "add", "remove", "cancel", "orphan", "sweep"}
 
 func (p *planner) summary(members int) string {
 	n := 0
@@ -274,8 +283,8 @@ func (p *planner) kubernetes(ctx context.Context, c client.Client, members []*sc
 		p.notes = append(p.notes, fmt.Sprintf("%d orphaned %s stay%s (a policy left them; a member of the same user claims them)",
 			orphans, plural(orphans, "binding", "bindings"), plural(orphans, "s", "")))
 	}
-	if len(groups) > 0 {
-		p.notes = append(p.notes, "OrgGroups' Group bindings are not planned")
+	if err := p.kubeGroups(ctx, b, gs, roles, groups); err != nil {
+		return err
 	}
 
 	// The sweep (the ScimConfig controller) deletes owned bindings whose owner is gone; it
@@ -299,6 +308,72 @@ func (p *planner) kubernetes(ctx context.Context, c client.Client, members []*sc
 				kind = "owner"
 			}
 			p.add("sweep", "%s: %s to %s (owner gone: %s %s no longer exists)", g.object(), g.role(), g.subject(), kind, o)
+		}
+	}
+	return nil
+}
+
+// kubeGroups plans the config's live OrgGroups with plan.Group as the OrgGroup controller
+// does on kubernetes (labelled grants, no user teams): the group's team is its Group
+// grant, observed with the backend's own ObserveTeamOwned on the snapshot; when it is
+// not whole, each configured role the group's bindings do not grant to its Group is
+// reported (moved when the group's binding names another Group: a renamed group).
+func (p *planner) kubeGroups(ctx context.Context, b *k8sbackend.Backend, gs []grant, roles []configuredRole, groups []scimv1.OrgGroup) error {
+	var mine []scimv1.OrgGroup
+	for i := range groups {
+		if groups[i].Spec.ConfigName == p.cfg.Name {
+			mine = append(mine, groups[i])
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].Name < mine[j].Name })
+	for i := range mine {
+		g := &mine[i]
+		if !g.DeletionTimestamp.IsZero() {
+			p.notes = append(p.notes, fmt.Sprintf("OrgGroup %s is being deleted: what its deletion does to its Group bindings is not planned", g.Name))
+			continue
+		}
+		in := plan.GroupInput{Config: plan.ConfigStateOf(p.cfg), Policies: p.cfg.Spec.Policies, Labelled: true, NoUserTeams: true,
+			Team: plan.TeamName(g.Spec.DisplayName), TeamCreated: g.Status.TeamCreated}
+		if in.Team != g.Status.Team {
+			in.Former = g.Status.Team
+		}
+		if plan.NeedsGroupObservation(in) {
+			t, err := b.ObserveTeamOwned(ctx, backend.Owner{Kind: "OrgGroup", UID: string(g.UID)}, in.Team)
+			if err != nil {
+				return fmt.Errorf("observing the Group bindings of OrgGroup %s: %w", g.Name, err)
+			}
+			in.Observed = t
+		}
+		gp := plan.Group(in)
+		if gp.Wait != plan.WaitNone || !gp.Has(plan.GroupEnsureTeam) {
+			continue
+		}
+		var own []grant
+		for _, x := range gs {
+			if x.owner() == string(g.UID) {
+				own = append(own, x)
+			}
+		}
+		for _, r := range roles {
+			var held, other *grant
+			for j := range own {
+				x := &own[j]
+				if !r.heldBy(*x) {
+					continue
+				}
+				if len(x.Subjects) == 1 && x.Subjects[0].Kind == rbacv1.GroupKind && x.Subjects[0].Name == in.Team {
+					held = x
+				} else if other == nil {
+					other = x
+				}
+			}
+			switch {
+			case held != nil:
+			case other != nil:
+				p.add("move", "%s from %s to group %s (OrgGroup %s: renamed; %s)", r.words(), other.subject(), in.Team, g.Name, other.object())
+			default:
+				p.add("grant", "%s to group %s (OrgGroup %s: its team)", r.words(), in.Team, g.Name)
+			}
 		}
 	}
 	return nil
@@ -478,7 +553,21 @@ func dockerHubBackend(ctx context.Context, c client.Client, cfg *scimv1.ScimConf
 		DefaultRole: dh.DefaultRole, Limiter: dockerhub.SharedLimiter(cfg.Spec.Organization, rpm), Log: logr.Discard()})
 }
 
-func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*scimv1.OrgMember) error {
+// readHub lists the organization once, read-only, as plan and explain observe it; it
+// returns the backend too, for plan's read-only team observations.
+func readHub(ctx context.Context, c client.Client, cfg *scimv1.ScimConfig) (hub, *dockerhub.Backend, error) {
+	b, err := dockerHubBackend(ctx, c, cfg)
+	if err != nil {
+		return hub{}, nil, err
+	}
+	all, err := b.ListMembers(ctx)
+	if err != nil {
+		return hub{}, nil, fmt.Errorf("reading organization %s: %w", cfg.Spec.Organization, err)
+	}
+	return hub{all: all}, b, nil
+}
+
+func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*scimv1.OrgMember, groups []scimv1.OrgGroup) error {
 	if !p.cfg.IsEnabled() {
 		// Nothing would change: the organization is not read (and its token not used).
 		for range members {
@@ -486,15 +575,11 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 		}
 		return nil
 	}
-	b, err := dockerHubBackend(ctx, c, p.cfg)
+	h, b, err := readHub(ctx, c, p.cfg)
 	if err != nil {
 		return err
 	}
-	all, err := b.ListMembers(ctx)
-	if err != nil {
-		return fmt.Errorf("reading organization %s: %w", p.cfg.Spec.Organization, err)
-	}
-	h := hub{all: all}
+	all := h.all
 	org := p.cfg.Spec.Organization
 	defaultRole := "member"
 	if dh := p.cfg.Spec.Backend.DockerHub; dh.DefaultRole != "" {
@@ -537,9 +622,18 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 				}
 			case plan.StepRemoveStale:
 				removeFound(fmt.Sprintf("member %s: a former identity", m.Name), in.Stale...)
+			case plan.StepLeaveTeam:
+				// The member controller takes the member out of its former hinted team
+				// unless one of its groups maps to that team; the backend changes only
+				// when the listing shows the member in it.
+				if obs.State == backend.StateMember && plan.InTeam(obs.Teams, in.FormerTeam) && !groupKeeps(m, groups, in.FormerTeam) {
+					p.team("remove", obs.BackendID, in.FormerTeam, "Docker ID %s from team %s (member %s: its former team hint)", obs.BackendID, in.FormerTeam, m.Name)
+				}
 			case plan.StepJoinTeam:
-				if obs.State == backend.StateMember && obs.BackendID != "" {
-					p.add("add", "Docker ID %s to team %s (member %s: its team hint)", obs.BackendID, in.Team, m.Name)
+				// As the member controller: an invitee has no Docker ID to add yet, and a
+				// member already in the team is left as it is.
+				if obs.State == backend.StateMember && obs.BackendID != "" && !plan.InTeam(obs.Teams, in.Team) {
+					p.team("add", obs.BackendID, in.Team, "Docker ID %s to team %s (member %s: its team hint)", obs.BackendID, in.Team, m.Name)
 				}
 			case plan.StepRemove:
 				removeFound(removal(m, in), removedIdentities(m)...)
@@ -556,7 +650,104 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 		p.notes = append(p.notes, fmt.Sprintf("%d other %s in organization %s %s no OrgMember of this config (foreign or orphaned): left alone",
 			others, plural(others, "person", "people"), org, plural(others, "is", "are")))
 	}
+	return p.dockerHubGroups(ctx, b, members, groups)
+}
+
+// dockerHubGroups plans the config's live OrgGroups with plan.Group, from the inputs the
+// OrgGroup controller builds (the team observed read-only, the wanted and removable ids
+// from the OrgMembers), and reports team creations and team membership changes.
+func (p *planner) dockerHubGroups(ctx context.Context, b *dockerhub.Backend, members []*scimv1.OrgMember, groups []scimv1.OrgGroup) error {
+	var mine []scimv1.OrgGroup
+	for i := range groups {
+		if groups[i].Spec.ConfigName == p.cfg.Name {
+			mine = append(mine, groups[i])
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].Name < mine[j].Name })
+	all := make([]scimv1.OrgMember, 0, len(members))
+	for _, m := range members {
+		all = append(all, *m)
+	}
+	for i := range mine {
+		g := &mine[i]
+		if !g.DeletionTimestamp.IsZero() {
+			p.notes = append(p.notes, fmt.Sprintf("OrgGroup %s is being deleted: what its deletion does to team %s is not planned", g.Name, dash(g.Status.Team)))
+			continue
+		}
+		in := plan.GroupInput{Config: plan.ConfigStateOf(p.cfg), Policies: p.cfg.Spec.Policies,
+			Team: plan.TeamName(g.Spec.DisplayName), TeamCreated: g.Status.TeamCreated}
+		if in.Team != g.Status.Team {
+			in.Former = g.Status.Team
+		}
+		var owner *scimv1.OrgGroup
+		if in.Config == plan.ConfigEnabled {
+			owner = plan.TeamOwner(g, mine)
+			in.Conflict = owner != nil
+		}
+		if plan.NeedsGroupObservation(in) {
+			t, err := b.ObserveTeam(ctx, in.Team)
+			if err != nil {
+				return fmt.Errorf("observing team %s of OrgGroup %s: %w", in.Team, g.Name, err)
+			}
+			in.Observed = t
+			var of []scimv1.OrgMember
+			for j := range all {
+				if _, ok := all[j].Labels[scimv1.LabelGroupPrefix+g.Name]; ok && all[j].DeletionTimestamp.IsZero() {
+					of = append(of, all[j])
+				}
+			}
+			in.Want = plan.WantedIDs(of)
+			in.Removable, in.Hinted = plan.ManagedIDs(all, p.cfg, in.Team)
+		}
+		gp := plan.Group(in)
+		if gp.Wait != plan.WaitNone {
+			continue
+		}
+		if gp.Has(plan.GroupLeaveFormer) {
+			p.notes = append(p.notes, fmt.Sprintf("OrgGroup %s was renamed from team %s: the cleanup of its former team is not planned", g.Name, in.Former))
+		}
+		if gp.Conflict {
+			p.notes = append(p.notes, fmt.Sprintf("OrgGroup %s waits: team %s is synced by OrgGroup %s, created earlier", g.Name, in.Team, owner.Name))
+			continue
+		}
+		if gp.Has(plan.GroupEnsureTeam) {
+			p.add("create", "team %s (OrgGroup %s)", in.Team, g.Name)
+		}
+		for _, id := range gp.Add {
+			p.team("add", id, in.Team, "Docker ID %s to team %s (OrgGroup %s: a member of the group)", id, in.Team, g.Name)
+		}
+		for _, id := range gp.Remove {
+			p.team("remove", id, in.Team, "Docker ID %s from team %s (OrgGroup %s: not a member of the group)", id, in.Team, g.Name)
+		}
+	}
 	return nil
+}
+
+// team adds a team membership change once: a member's team hint and a group of the same
+// team may both make it.
+func (p *planner) team(verb, id, team, format string, args ...any) {
+	key := verb + "|" + strings.ToLower(id) + "|" + strings.ToLower(team)
+	if p.teamOps[key] {
+		return
+	}
+	p.teamOps[key] = true
+	p.add(verb, format, args...)
+}
+
+// groupKeeps tells whether one of the member's live OrgGroups maps to team: the member
+// controller then leaves the member in it when a former hint named it.
+func groupKeeps(m *scimv1.OrgMember, groups []scimv1.OrgGroup, team string) bool {
+	mine := map[string]bool{}
+	for _, name := range index.GroupsOf(m.Labels) {
+		mine[name] = true
+	}
+	for i := range groups {
+		g := &groups[i]
+		if mine[g.Name] && g.DeletionTimestamp.IsZero() && strings.EqualFold(plan.TeamName(g.Spec.DisplayName), team) {
+			return true
+		}
+	}
+	return false
 }
 
 // personKey identifies an entry of the organization's listing.

@@ -355,6 +355,8 @@ func TestPlugin(t *testing.T) {
 	t.Run("explain", func(t *testing.T) { testExplain(t, w) })
 	t.Run("plan kubernetes", func(t *testing.T) { testPlanKubernetes(t, w) })
 	t.Run("plan dockerhub", func(t *testing.T) { testPlanDockerHub(t, w) })
+	t.Run("plan dockerhub teams", func(t *testing.T) { testPlanDockerHubTeams(t, w) })
+	t.Run("plan kubernetes groups", func(t *testing.T) { testPlanKubernetesGroups(t, w) })
 	t.Run("rotate", func(t *testing.T) { testRotate(t, w) })
 }
 
@@ -609,6 +611,17 @@ cancel the invitation of rita@old.example.com to organization acme-hub (member u
 		!strings.Contains(out, "  grantedIdentities:  nick@example.com, nick\n") {
 		t.Errorf("explain nick: %v\n%s", err, out)
 	}
+	if !strings.Contains(out, "Organization acme-hub (read now from the backend):\n  state:      member\n  Docker ID:  nick\n  role:       member\n  teams:      -\n") {
+		t.Errorf("explain nick shows no observation of the organization:\n%s", out)
+	}
+	// Removed by hand on Docker Hub: explain reads the organization, not the status.
+	if !emu.RemoveMember("rita") {
+		t.Fatal("rita is no member")
+	}
+	out, _, err = w.run("explain", "rita@example.com")
+	if want := "Why: rita@example.com is out, though it should be in: organization acme-hub has no member rita@example.com (removed outside SCIM?), which the next resync repairs."; err != nil || lastLine(out) != want {
+		t.Errorf("explain rita removed by hand: %v\n got %s\nwant %s\n%s", err, lastLine(out), want, out)
+	}
 	out, _, err = w.run("explain", "u-mia")
 	if want := "Why: mia@example.com is not in yet: invited to organization acme-hub (invitation " + miaInvite + "), waiting for the person to accept."; err != nil || lastLine(out) != want {
 		t.Errorf("explain mia: %v\n got %s\nwant %s", err, lastLine(out), want)
@@ -628,6 +641,132 @@ cancel the invitation of rita@old.example.com to organization acme-hub (member u
 	}
 	if out, _, err := w.runAs(w.viewer, "plan", "keep"); err != nil || !strings.HasPrefix(lastLine(out), "No changes") {
 		t.Errorf("plan keep as a viewer: %v\n%s", err, out)
+	}
+}
+
+// hubConfig starts an emulated organization and a ready ScimConfig reading it with the
+// read-only token.
+func hubConfig(t *testing.T, w *pluginWorld, name, org string) *hubemu.Emulator {
+	t.Helper()
+	emu := hubemu.New(hubemu.Options{Org: org, Tokens: map[string]hubemu.TokenSpec{
+		hubemu.DefaultToken: {}, readOnlyToken: {ReadOnly: true}}}).Start()
+	t.Cleanup(emu.Close)
+	w.must(w.c.Create(w.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: pluginNS, Name: name + "-token"},
+		StringData: map[string]string{"token": readOnlyToken}}))
+	w.config(name, scimv1.ScimConfigSpec{Organization: org,
+		Backend: scimv1.BackendSpec{Type: scimv1.BackendDockerHub, DockerHub: &scimv1.DockerHubBackend{BaseURL: emu.URL(),
+			AccessTokenSecretRef: scimv1.SecretKeyRef{Name: name + "-token", Key: "token"}, DefaultRole: "member"}}},
+		ready(connected())...)
+	return emu
+}
+
+// testPlanDockerHubTeams: plan reports team hints as the member controller acts on them:
+// nothing for a member already in its team, and the leave of a former hinted team.
+func testPlanDockerHubTeams(t *testing.T, w *pluginWorld) {
+	emu := hubConfig(t, w, "hubteams", "acme-teams")
+	emu.AddMember("nick", "nick@example.com", "editor")
+	emu.AddMember("vera", "vera@example.com", "member")
+	emu.AddMember("sam", "sam@example.com", "member") // no OrgMember: never taken out of a team
+	emu.AddTeam("devs", "nick")
+	emu.AddTeam("qa", "vera", "sam")
+	group := func(name, display string) {
+		w.must(w.c.Create(w.ctx, &scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Namespace: pluginNS, Name: name},
+			Spec: scimv1.OrgGroupSpec{ConfigName: "hubteams", DisplayName: display}}))
+	}
+	group("g-ops", "ops")             // team ops does not exist yet; nick is its member
+	group("g-ops2", "acme-teams:ops") // the same team, created later: waits
+	group("g-qa", "acme-teams:qa")    // no members: vera (managed) leaves, sam (foreign) stays
+	nick := synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "nick", "member of organization acme-teams as editor")
+	nick.GrantedIdentities, nick.HintedTeam = []string{"nick@example.com", "nick"}, "devs"
+	tnick := w.member(member{name: "t-nick", config: "hubteams", user: "nick@example.com", status: nick,
+		docker: &scimv1.DockerUser{Role: "editor", Team: "devs"}})
+	tnick.Labels[scimv1.LabelGroupPrefix+"g-ops"] = ""
+	w.must(w.c.Update(w.ctx, tnick))
+	vera := synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "vera", "member of organization acme-teams as member")
+	vera.GrantedIdentities, vera.HintedTeam = []string{"vera@example.com", "vera"}, "qa"
+	w.member(member{name: "t-vera", config: "hubteams", user: "vera@example.com", status: vera,
+		docker: &scimv1.DockerUser{Team: "devs"}})
+
+	emu.ResetLog()
+	out, _, err := w.run("plan", "hubteams")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `Dry run of a full resync of ScimConfig team/hubteams (dockerhub backend, organization acme-teams); nothing is changed.
+2 other people in organization acme-teams are no OrgMember of this config (foreign or orphaned): left alone.
+OrgGroup g-ops2 waits: team ops is synced by OrgGroup g-ops, created earlier.
+remove Docker ID vera from team qa (member t-vera: its former team hint)
+add Docker ID vera to team devs (member t-vera: its team hint)
+create team ops (OrgGroup g-ops)
+add Docker ID nick to team ops (OrgGroup g-ops: a member of the group)
+4 changes (1 create, 2 add, 1 remove); 2 members: 1 unchanged, 0 left alone (Preexisting), 0 waiting, 1 changed.
+`
+	if out != want {
+		t.Errorf("plan hubteams:\n%s\nwant:\n%s", out, want)
+	}
+	for _, r := range emu.Requests() {
+		if r.Method != "GET" && !(r.Method == "POST" && r.Path == "/v2/auth/token") {
+			t.Errorf("plan made a write: %s %s", r.Method, r.Path)
+		}
+	}
+
+	// explain shows the organization's view of the member, and its OrgGroups.
+	var v scimv1.OrgMember
+	w.must(w.c.Get(w.ctx, client.ObjectKey{Namespace: pluginNS, Name: "t-vera"}, &v))
+	v.Labels[scimv1.LabelGroupPrefix+"g-gone"] = ""
+	w.must(w.c.Update(w.ctx, &v))
+	out, _, err = w.run("explain", "vera@example.com")
+	for _, part := range []string{
+		"Organization acme-teams (read now from the backend):\n  state:      member\n  Docker ID:  vera\n  role:       member\n  teams:      qa\n",
+		"OrgGroups (labels " + scimv1.LabelGroupPrefix + "<name>):\n  g-gone  (no such OrgGroup)\n",
+		"Why: vera@example.com is in: active, Synced, Docker ID vera is a member of organization acme-teams.\n",
+	} {
+		if err != nil || !strings.Contains(out, part) {
+			t.Errorf("explain vera lacks %q: %v\n%s", part, err, out)
+		}
+	}
+	for _, r := range emu.Requests() {
+		if r.Method != "GET" && !(r.Method == "POST" && r.Path == "/v2/auth/token") {
+			t.Errorf("explain made a write: %s %s", r.Method, r.Path)
+		}
+	}
+}
+
+// testPlanKubernetesGroups: an OrgGroup on kubernetes is its Group grant: plan reports the
+// grant missing, and nothing for a group whose bindings grant every role to its Group.
+func testPlanKubernetesGroups(t *testing.T, w *pluginWorld) {
+	cfg := w.config("kgroups", scimv1.ScimConfigSpec{Organization: "kgroups",
+		Backend: scimv1.BackendSpec{Type: scimv1.BackendKubernetes, Kubernetes: &scimv1.KubernetesBackend{ClusterRoles: []string{"view"}}}},
+		ready(connected())...)
+	group := func(name, display string) *scimv1.OrgGroup {
+		g := &scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Namespace: pluginNS, Name: name},
+			Spec: scimv1.OrgGroupSpec{ConfigName: "kgroups", DisplayName: display}}
+		w.must(w.c.Create(w.ctx, g))
+		return g
+	}
+	group("k-eng", "eng") // no binding yet
+	ops := group("k-ops", "kgroups:ops")
+	w.must(w.c.Create(w.ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "scim-g-ops-view", Labels: map[string]string{
+			k8sbackend.LabelConfig: cfg.Name, k8sbackend.LabelConfigNamespace: cfg.Namespace,
+			k8sbackend.LabelTeam: k8sbackend.TeamHash("ops"), k8sbackend.LabelOwnerUID: string(ops.UID), k8sbackend.LabelOwnerKind: "OrgGroup"}},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "ops"}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"}}))
+
+	before := bindingsOf(t, w)
+	out, _, err := w.run("plan", "kgroups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `Dry run of a full resync of ScimConfig team/kgroups (kubernetes backend, organization kgroups); nothing is changed.
+grant ClusterRole view to group eng (OrgGroup k-eng: its team)
+1 change (1 grant); 0 members: 0 unchanged, 0 left alone (Preexisting), 0 waiting, 0 changed.
+`
+	if out != want {
+		t.Errorf("plan kgroups:\n%s\nwant:\n%s", out, want)
+	}
+	if after := bindingsOf(t, w); after != before {
+		t.Errorf("plan changed the bindings:\nbefore %s\nafter  %s", before, after)
 	}
 }
 

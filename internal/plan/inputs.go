@@ -114,3 +114,24 @@ func PrimaryEmail(m *scimv1.OrgMember) string {
 	}
 	return ""
 }
+
+// InTeam tells whether teams (a member's teams as the backend lists them) holds team: the
+// member controller joins a hinted team only when it does not, and `kubectl scim plan`
+// reports a join (or a former team's leave) by the same test.
+func InTeam(teams []string, team string) bool {
+	for _, t := range teams {
+		if strings.EqualFold(t, team) {
+			return true
+		}
+	}
+	return false
+}
+
+// TeamName is the team an OrgGroup's displayName maps to: "org:team" names team.
+func TeamName(displayName string) string {
+	name := strings.TrimSpace(displayName)
+	if _, team, ok := strings.Cut(name, ":"); ok && strings.TrimSpace(team) != "" {
+		return strings.TrimSpace(team)
+	}
+	return name
+}
