@@ -154,11 +154,23 @@ func (r *ScimConfigReconciler) reconcilePaused(_ context.Context, cfg *scimv1.Sc
 	return ctrl.Result{}, nil
 }
 
+// ReasonCannotRotateExternalToken is the Warning event of a rotate-token annotation on a
+// config whose token comes from spec.tokenSecretRef.
+const ReasonCannotRotateExternalToken = "CannotRotateExternalToken"
+
 // reconcileToken checks a referenced token, or generates, rotates and expires the
 // generated one.
 func (r *ScimConfigReconciler) reconcileToken(ctx context.Context, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
 	if ref := cfg.Spec.TokenSecretRef; ref != nil {
 		cfg.Status.TokenSecretName = ref.Name
+		// The rotate-token annotation rotates only a generated token: say so, once per value
+		// (status.lastRotation records the value answered), rather than nothing.
+		if want := cfg.Annotations[scimv1.AnnotationRotateToken]; want != "" && want != cfg.Status.LastRotation {
+			r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, ReasonCannotRotateExternalToken, "Rotate",
+				"the %s annotation changed to %q, but the token comes from spec.tokenSecretRef (Secret %q, key %q): the operator never writes that Secret; rotate by updating it",
+				scimv1.AnnotationRotateToken, want, ref.Name, ref.Key)
+			cfg.Status.LastRotation = want
+		}
 		var s corev1.Secret
 		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: cfg.Namespace, Name: ref.Name}, &s)
 		switch {

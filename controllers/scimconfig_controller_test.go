@@ -177,6 +177,67 @@ var _ = Describe("ScimConfig controller", func() {
 		Expect(strings.Contains(string(raw), "a-token-the-admin-chose")).To(BeFalse())
 	})
 
+	It("warns once per annotation value that a referenced token cannot be rotated", func() {
+		c := newConfig(ns, "refrot")
+		c.Spec.TokenSecretRef = &scimv1.SecretKeyRef{Name: "refrot-token", Key: "bearer"}
+		Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "refrot-token"},
+			Data: map[string][]byte{"bearer": []byte("the-admins-token")}})).To(Succeed())
+		Expect(k8s.Create(ctx, c)).To(Succeed())
+		Eventually(conditionStatus(ns, "refrot", scimv1.ConditionTokenReady)).Should(Equal("True/SecretFound"))
+		warnings := func() []string {
+			var evs eventsv1.EventList
+			Expect(k8s.List(ctx, &evs, client.InNamespace(ns))).To(Succeed())
+			var out []string
+			for _, e := range evs.Items {
+				if e.Regarding.Name == "refrot" && e.Reason == "CannotRotateExternalToken" {
+					Expect(e.Type).To(Equal(corev1.EventTypeWarning))
+					Expect(e.Note).NotTo(ContainSubstring("the-admins-token"))
+					n := int32(1) // a repeat of the same event is counted in its series
+					if e.Series != nil {
+						n = max(e.Series.Count, 1)
+					}
+					for range n {
+						out = append(out, e.Note)
+					}
+				}
+			}
+			return out
+		}
+		Expect(warnings()).To(BeEmpty(), "no annotation, no warning")
+
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(c), c)).To(Succeed())
+		c.Annotations = map[string]string{scimv1.AnnotationRotateToken: "first"}
+		Expect(k8s.Update(ctx, c)).To(Succeed())
+		Eventually(warnings).Should(HaveLen(1))
+		Expect(warnings()[0]).To(ContainSubstring("spec.tokenSecretRef"))
+
+		By("one warning per value: a spec change reconciles again without another")
+		update := func(change func(*scimv1.ScimConfig)) { // retried: the controller writes status meanwhile
+			Eventually(func() error {
+				if err := k8s.Get(ctx, client.ObjectKeyFromObject(c), c); err != nil {
+					return err
+				}
+				change(c)
+				return k8s.Update(ctx, c)
+			}).Should(Succeed())
+		}
+		update(func(c *scimv1.ScimConfig) { c.Spec.Organization = "acme-renamed" })
+		Eventually(func() int64 {
+			var got scimv1.ScimConfig
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(c), &got)).To(Succeed())
+			return got.Status.ObservedGeneration
+		}).Should(Equal(c.Generation))
+		Consistently(warnings, "2s").Should(HaveLen(1))
+		Expect(string(func() []byte {
+			var s corev1.Secret
+			Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "refrot-token"}, &s)).To(Succeed())
+			return s.Data["bearer"]
+		}())).To(Equal("the-admins-token"), "the operator never writes a referenced Secret")
+
+		update(func(c *scimv1.ScimConfig) { c.Annotations[scimv1.AnnotationRotateToken] = "second" })
+		Eventually(warnings).Should(HaveLen(2))
+	})
+
 	It("says when provisioning is disabled", func() {
 		c := newConfig(ns, "off")
 		c.Spec.Enabled = ptr.To(false)

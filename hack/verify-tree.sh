@@ -2,7 +2,9 @@
 # Fails when git tracks a file that a source tree must not carry:
 #   - a file over 1 MiB (MAX_FILE_BYTES);
 #   - an executable binary: ELF, Mach-O (thin or fat) or PE, whatever its mode;
-#   - a file with the exec bit that is not a script starting with "#!".
+#   - a file with the exec bit that is not a script starting with "#!";
+#   - a Dockerfile (Dockerfile, Dockerfile.*, *.Dockerfile) with a FROM image not pinned by
+#     digest (@sha256:); a FROM naming an earlier stage, or scratch, needs none.
 # Build outputs go to bin/ and dist/ (git-ignored). What is checked is the index, i.e. what
 # the next commit holds, so a binary fails here as soon as it is `git add`ed.
 #
@@ -82,8 +84,35 @@ for i in "${!paths[@]}"; do
   fi
 done
 
+# check_from INDEX: each FROM of a Dockerfile whose image has no @sha256: digest
+check_from() {
+  local path=${paths[$1]} n=0 j line image w
+  local -A stages=()
+  while IFS= read -r line || [ -n "$line" ]; do
+    n=$((n + 1))
+    read -r -a w <<<"$line"
+    [ "${#w[@]}" -ge 2 ] && [ "${w[0],,}" = from ] || continue
+    image=""
+    for ((j = 1; j < ${#w[@]}; j++)); do
+      case ${w[$j]} in --*) ;; *) image=${w[$j]}; break ;; esac
+    done
+    # "AS name" names a stage later FROMs may use
+    if [ "${#w[@]}" -ge $((j + 3)) ] && [ "${w[$((j + 1))],,}" = as ]; then stages[${w[$((j + 2))],,}]=1; fi
+    [ -n "$image" ] || continue
+    [ "${image,,}" = scratch ] && continue
+    [ -n "${stages[${image,,}]:-}" ] && continue
+    case $image in
+      *@sha256:*) ;;
+      *) bad "$path:$n" "FROM $image is not pinned by digest (add @sha256:..., the digest of the image you tested)" ;;
+    esac
+  done < <(if [ -n "${stale[$path]:-}" ]; then git cat-file blob "${shas[$1]}"; else cat -- "$path"; fi)
+}
+for i in "${!paths[@]}"; do
+  case ${paths[$i]##*/} in Dockerfile | Dockerfile.* | *.Dockerfile) check_from "$i" ;; esac
+done
+
 if [ "$fail" -ne 0 ]; then
-  echo "verify-tree: remove these from git (git rm --cached PATH) and ignore build outputs in .gitignore" >&2
+  echo "verify-tree: remove binaries and oversized files from git (git rm --cached PATH) and ignore build outputs in .gitignore; pin each Dockerfile FROM by digest" >&2
   exit 1
 fi
-echo "verify-tree: ${#paths[@]} tracked files: none over $max bytes, no executable binaries"
+echo "verify-tree: ${#paths[@]} tracked files: none over $max bytes, no executable binaries, every Dockerfile FROM pinned by digest"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests hack/verify-tree.sh: in a throwaway git repository, a clean tree must pass and each
 # planted offender (a real ELF binary, Mach-O and PE headers, an exec-bit file without #!, a
-# file over 1 MiB) must make it fail and be named in its output. Run by `make verify`.
+# file over 1 MiB, a Dockerfile FROM without @sha256:) must make it fail and be named in its
+# output. Run by `make verify`.
 set -euo pipefail
 
 script=$(cd "$(dirname "$0")" && pwd)/verify-tree.sh
@@ -76,6 +77,19 @@ expect pass "binary in the working tree only"
 repo
 head -c 1048576 /dev/zero | tr '\0' 'a' >edge.txt && git add edge.txt
 expect pass "text file of exactly 1 MiB"
+
+repo
+printf 'FROM golang:1.26@sha256:%s AS builder\nRUN go build\nFROM --platform=linux/amd64 gcr.io/distroless/static@sha256:%s\nCOPY --from=builder /m /m\nFROM builder AS again\nFROM scratch\n' \
+  "$(printf 'a%.0s' {1..64})" "$(printf 'b%.0s' {1..64})" >Dockerfile && git add Dockerfile
+expect pass "Dockerfile with every FROM pinned by digest (stages and scratch need none)"
+
+repo
+printf 'FROM golang:1.26@sha256:%s AS builder\nFROM gcr.io/distroless/static:nonroot\n' "$(printf 'a%.0s' {1..64})" >Dockerfile && git add Dockerfile
+expect fail "Dockerfile FROM by tag only" "Dockerfile:2: FROM gcr.io/distroless/static:nonroot is not pinned"
+
+repo
+mkdir -p test/img && printf '  from --platform=$BUILDPLATFORM alpine:3\n' >test/img/Dockerfile.dev && git add test/img/Dockerfile.dev
+expect fail "lower-case, indented FROM with a flag, in Dockerfile.dev" "test/img/Dockerfile.dev:1: FROM alpine:3 is not pinned"
 
 if [ "$failures" -ne 0 ]; then
   echo "verify-tree_test: $failures case(s) failed" >&2

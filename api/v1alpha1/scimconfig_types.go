@@ -276,7 +276,8 @@ type ScimConfigStatus struct {
 	// +optional
 	TokenRotatedAt *metav1.Time `json:"tokenRotatedAt,omitempty"`
 
-	// lastRotation is the value of the rotate-token annotation that was last acted on.
+	// lastRotation is the value of the rotate-token annotation that was last acted on (the
+	// token rotated, or, for a token from tokenSecretRef, a CannotRotateExternalToken warning).
 	// +optional
 	LastRotation string `json:"lastRotation,omitempty"`
 

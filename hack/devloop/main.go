@@ -148,7 +148,8 @@ func run(o options) error {
 	}
 	url := mgr.SCIMURL + cfg.Status.BasePath
 	env := [][2]string{
-		{"KUBECONFIG", cluster.Kubeconfig}, {"SCIM_URL", url}, {"SCIM_TOKEN", tok}, {"SCIM_CA_CERT", certs.CAFile},
+		{"KUBECONFIG", cluster.Kubeconfig}, {"SCIM_HOST", mgr.SCIMURL}, {"SCIM_URL", url}, {"SCIM_TOKEN", tok},
+		{"SCIM_CA_CERT", certs.CAFile},
 	}
 	var hubURL, hubTok string
 	if hub != nil {
@@ -178,7 +179,7 @@ scim-operator is running, serving SCIM over HTTPS.
   Try:    curl --cacert %s -H "Authorization: Bearer %s" "%s/Users"
   kubectl: KUBECONFIG=%s kubectl get scim
 
-  Written to %s (KUBECONFIG, SCIM_URL, SCIM_TOKEN, SCIM_CA_CERT): . %s
+  Written to %s (KUBECONFIG, SCIM_HOST, SCIM_URL, SCIM_TOKEN, SCIM_CA_CERT): . %s
           curl --cacert "$SCIM_CA_CERT" -H "Authorization: Bearer $SCIM_TOKEN" "$SCIM_URL/Users"
 `, url, tok, rel(certs.CAFile), rel(certs.CAFile), tok, url, cluster.Kubeconfig, rel(envFile), rel(envFile))
 	if hub != nil {

@@ -21,9 +21,10 @@ import (
 type Connector struct {
 	// ForceLocal skips the kubeconfig's cluster and always starts a local control plane.
 	ForceLocal bool
-	// Kubeconfig is the file to try first ("" for the default loading rules).
+	// Kubeconfig is the file to try first, or a list of files as KUBECONFIG may name ("" for
+	// the default loading rules).
 	Kubeconfig string
-	// Dir receives the local control plane's kubeconfig.
+	// Dir receives the local control plane's kubeconfig, or the merged one of a list.
 	Dir string
 	// Say reports progress (nil: silent).
 	Say func(format string, a ...any)
@@ -57,6 +58,16 @@ func (c Connector) Connect(ctx context.Context) (*Cluster, error) {
 		say("--local: starting a local control plane even if a cluster is reachable")
 	} else {
 		cluster, err := existing(c.Kubeconfig)
+		if err == nil && len(kubeconfigList(cluster.Kubeconfig)) > 1 {
+			// the manager's --kubeconfig (and .dev/env) take one file
+			var merged string
+			if merged, err = writeMergedKubeconfig(cluster.Kubeconfig, c.Dir); err != nil {
+				return nil, fmt.Errorf("merging the kubeconfig files %s: %w", cluster.Kubeconfig, err)
+			}
+			say("using the cluster of your current kubeconfig (%s, merged into %s)", cluster.Kubeconfig, merged)
+			cluster.Kubeconfig = merged
+			return cluster, nil
+		}
 		if err == nil {
 			say("using the cluster of your current kubeconfig (%s)", cluster.Kubeconfig)
 			return cluster, nil

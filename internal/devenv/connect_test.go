@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // fakes records which of the three steps Connect took.
@@ -84,6 +89,72 @@ func TestConnect(t *testing.T) {
 				t.Errorf("Local = %v, want %v", cluster.Local, c.wantLocal)
 			}
 		})
+	}
+}
+
+// TestConnectKubeconfigList: KUBECONFIG naming several files (as kubectl allows) reaches
+// the cluster of their merge, and the manager gets one file that names it.
+func TestConnectKubeconfigList(t *testing.T) {
+	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/version":
+			fmt.Fprint(w, `{"major":"1","minor":"37","gitVersion":"v1.37.2"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer api.Close()
+	dir := t.TempDir()
+	// the context and the current context in one file, the cluster and user in another
+	a := filepath.Join(dir, "a.yaml")
+	b := filepath.Join(dir, "b.yaml")
+	if err := os.WriteFile(a, []byte(`apiVersion: v1
+kind: Config
+current-context: dev
+contexts:
+- name: dev
+  context: {cluster: dev, user: dev}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b, []byte(`apiVersion: v1
+kind: Config
+clusters:
+- name: dev
+  cluster: {server: "`+api.URL+`", insecure-skip-tls-verify: true}
+users:
+- name: dev
+  user: {token: dev-token}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "dev")
+	cluster, err := Connector{
+		Kubeconfig: a + string(os.PathListSeparator) + b,
+		Dir:        out,
+		ProvideControlPlane: func(context.Context) (string, error) {
+			t.Error("the cluster of the merged kubeconfig answers: nothing to provide")
+			return "", errors.New("unexpected")
+		},
+		StartLocal: func(string) (*Cluster, error) {
+			t.Error("the cluster of the merged kubeconfig answers: nothing to start")
+			return nil, errors.New("unexpected")
+		},
+	}.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cluster.Local || cluster.Config.Host != api.URL {
+		t.Fatalf("Local=%v Host=%q, want the cluster at %s", cluster.Local, cluster.Config.Host, api.URL)
+	}
+	// one file, which the manager's --kubeconfig (an explicit path) loads
+	cfg, err := clientcmd.BuildConfigFromFlags("", cluster.Kubeconfig)
+	if err != nil {
+		t.Fatalf("the manager's kubeconfig %q: %v", cluster.Kubeconfig, err)
+	}
+	if cfg.Host != api.URL || cfg.BearerToken != "dev-token" {
+		t.Errorf("the manager's kubeconfig names %q with token %q, want %s with dev-token", cfg.Host, cfg.BearerToken, api.URL)
 	}
 }
 

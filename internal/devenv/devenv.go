@@ -74,10 +74,14 @@ func (c *Cluster) Stop() error {
 }
 
 // Existing returns the cluster of a kubeconfig when it answers within a few seconds.
+// kubeconfig is one file or, as KUBECONFIG may be, a list of them (merged as kubectl
+// merges them); "" is the default loading rules.
 func Existing(kubeconfig string) (*Cluster, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if kubeconfig != "" {
-		rules.ExplicitPath = kubeconfig
+	if files := kubeconfigList(kubeconfig); len(files) > 1 {
+		rules.Precedence = files
+	} else if len(files) == 1 {
+		rules.ExplicitPath = files[0]
 	}
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
 	if err != nil {
@@ -101,6 +105,42 @@ func Existing(kubeconfig string) (*Cluster, error) {
 		path = rules.GetDefaultFilename()
 	}
 	return &Cluster{Kubeconfig: path, Config: cfg, Client: c}, nil
+}
+
+// kubeconfigList is the files of a KUBECONFIG-style list, empty entries dropped.
+func kubeconfigList(kubeconfig string) []string {
+	var files []string
+	for _, f := range filepath.SplitList(kubeconfig) {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
+// writeMergedKubeconfig writes the kubeconfig a list of files means (merged as kubectl
+// merges them, then reduced to the current context with its credentials inlined) to
+// dir/kubeconfig-merged: one file, for what takes only one (the manager's --kubeconfig).
+func writeMergedKubeconfig(list, dir string) (string, error) {
+	rules := &clientcmd.ClientConfigLoadingRules{Precedence: kubeconfigList(list)}
+	raw, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).RawConfig()
+	if err != nil {
+		return "", err
+	}
+	if err := clientcmdapi.MinifyConfig(&raw); err != nil {
+		return "", err
+	}
+	if err := clientcmdapi.FlattenConfig(&raw); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "kubeconfig-merged")
+	if err := clientcmd.WriteToFile(raw, path); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 // StartLocal starts kube-apiserver and etcd on loopback (binaries from hack/controlplane.sh),

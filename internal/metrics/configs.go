@@ -38,6 +38,13 @@ var (
 		Help: "A ScimConfig's drift-repair period in seconds (spec.resyncInterval or the default).",
 	}, []string{"namespace", "config"})
 
+	// ConfigCreated is a ScimConfig's creation time as a Unix time: the yardstick of
+	// ScimDriftPassOverdue until the first full pass (LastFullSync absent).
+	ConfigCreated = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "scim_operator_config_created_timestamp_seconds",
+		Help: "Unix time a ScimConfig was created: the age a config whose first full pass has not completed is measured from.",
+	}, []string{"namespace", "config"})
+
 	// ConfigEnabled is 1 for an enabled ScimConfig and 0 for a disabled one (nothing syncs).
 	ConfigEnabled = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "scim_operator_config_enabled",
@@ -61,7 +68,7 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(LastFullSync, ResyncInterval, ConfigEnabled, MembersNotReady, MembersNotReadySince)
+	ctrlmetrics.Registry.MustRegister(LastFullSync, ConfigCreated, ResyncInterval, ConfigEnabled, MembersNotReady, MembersNotReadySince)
 }
 
 // notReadyReasons remembers the reason labels set for each config, so that a reason that
@@ -79,6 +86,7 @@ func ObserveConfig(cfg *scimv1.ScimConfig, members []scimv1.OrgMember, resync ti
 	ns, name := cfg.Namespace, cfg.Name
 	ConfigEnabled.WithLabelValues(ns, name).Set(boolFloat(cfg.IsEnabled()))
 	ResyncInterval.WithLabelValues(ns, name).Set(resync.Seconds())
+	ConfigCreated.WithLabelValues(ns, name).Set(unix(cfg.CreationTimestamp.Time))
 	if t := cfg.Status.LastFullSyncTime; t != nil {
 		LastFullSync.WithLabelValues(ns, name).Set(unix(t.Time))
 	} else {
@@ -126,7 +134,7 @@ func ObserveConfig(cfg *scimv1.ScimConfig, members []scimv1.OrgMember, resync ti
 // forgetConfigStatus drops the series of ObserveConfig for a ScimConfig that is gone.
 func forgetConfigStatus(namespace, config string) {
 	l := prometheus.Labels{"namespace": namespace, "config": config}
-	for _, v := range []*prometheus.GaugeVec{LastFullSync, ResyncInterval, ConfigEnabled, MembersNotReady, MembersNotReadySince} {
+	for _, v := range []*prometheus.GaugeVec{LastFullSync, ConfigCreated, ResyncInterval, ConfigEnabled, MembersNotReady, MembersNotReadySince} {
 		v.DeletePartialMatch(l)
 	}
 	notReadyReasons.Lock()

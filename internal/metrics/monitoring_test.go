@@ -711,6 +711,24 @@ scim_operator_config_enabled{namespace="team-d",config="hourly"} 1+0x70`,
 		describe: "ScimConfig team-a/okta",
 	},
 	{
+		// The first full pass never completes: there is no last_full_sync series at all, and
+		// the config's creation time is the yardstick. A config created recently, and a
+		// disabled one, stay silent.
+		name: "no full pass ever, created an hour ago", alert: "ScimDriftPassOverdue", at: 60 * time.Minute,
+		series: `
+scim_operator_config_created_timestamp_seconds{namespace="team-a",config="stuck"} 0+0x70
+scim_operator_resync_interval_seconds{namespace="team-a",config="stuck"} 600+0x70
+scim_operator_config_enabled{namespace="team-a",config="stuck"} 1+0x70
+scim_operator_config_created_timestamp_seconds{namespace="team-b",config="new"} 3000+0x70
+scim_operator_resync_interval_seconds{namespace="team-b",config="new"} 600+0x70
+scim_operator_config_enabled{namespace="team-b",config="new"} 1+0x70
+scim_operator_config_created_timestamp_seconds{namespace="team-c",config="paused"} 0+0x70
+scim_operator_resync_interval_seconds{namespace="team-c",config="paused"} 600+0x70
+scim_operator_config_enabled{namespace="team-c",config="paused"} 0+0x70`,
+		firing:   []map[string]string{{"namespace": "team-a", "config": "stuck", "severity": "warning"}},
+		describe: "ScimConfig team-a/stuck",
+	},
+	{
 		name: "full passes on time", alert: "ScimDriftPassOverdue", at: 60 * time.Minute,
 		series: `
 scim_operator_last_full_sync_timestamp_seconds{namespace="team-a",config="okta"} 0+60x70

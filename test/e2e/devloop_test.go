@@ -107,11 +107,12 @@ var _ = Describe("make run DOCKERHUB=1", func() {
 
 		By(".dev/env keeps make run's variables and adds the Docker Hub ones")
 		env := readEnvFile(filepath.Join(dir, ".dev", "env"))
-		for _, k := range []string{"KUBECONFIG", "SCIM_URL", "SCIM_TOKEN", "SCIM_CA_CERT",
+		for _, k := range []string{"KUBECONFIG", "SCIM_HOST", "SCIM_URL", "SCIM_TOKEN", "SCIM_CA_CERT",
 			"HUB_SCIM_URL", "HUB_SCIM_TOKEN", "HUB_URL", "HUB_TOKEN", "HUB_ORG"} {
 			Expect(env).To(HaveKeyWithValue(k, Not(BeEmpty())))
 		}
 		Expect(env["SCIM_URL"]).To(MatchRegexp(`^https://127\.0\.0\.1:\d+/scim/v2/default/example$`))
+		Expect(env["SCIM_URL"]).To(HavePrefix(env["SCIM_HOST"]+"/scim/v2/"), "the IdP guides make SCIM_URL from SCIM_HOST and status.basePath")
 		Expect(env["HUB_SCIM_URL"]).To(MatchRegexp(`^https://127\.0\.0\.1:\d+/scim/v2/default/dockerhub$`))
 		Expect(env["HUB_URL"]).To(MatchRegexp(`^http://127\.0\.0\.1:\d+$`), "the emulator listens on loopback")
 		Expect(env["HUB_TOKEN"]).To(MatchRegexp(`^dckr_oat_[0-9a-f]{32}$`))
@@ -156,7 +157,7 @@ var _ = Describe("make run DOCKERHUB=1", func() {
 
 		By("docs/try-dockerhub.md, every block in order, in the directory of .dev with .dev/env sourced, as the guide says")
 		runSteps(guide, steps, append(withoutEnv(os.Environ(), "KUBECONFIG", "PATH"),
-			"PATH="+testenv.AssetsDir()+string(os.PathListSeparator)+os.Getenv("PATH")), dir, ". .dev/env\n")
+			"PATH="+testenv.AssetsDir()+string(os.PathListSeparator)+os.Getenv("PATH")), dir, ". .dev/env\n", "default")
 
 		By("Ctrl-C stops the manager, the emulator and the control plane")
 		session.Interrupt()
