@@ -81,6 +81,8 @@ verify: manifests generate helm docs ## Fail when generated files are stale or c
 	hack/verify-tree_test.sh >/dev/null
 	hack/verify-tree.sh
 	go test -count=1 ./hack/testlint/ ./hack/helmgen/ ./hack/apidocs/
+	@# the chart's hand-written templates against the kustomize install (no control plane needed)
+	go test -count=1 ./test/helm/ -run '^(TestDefaultValuesInstallWhatBuildInstallerShips|TestTLSSourcesInstallWhatTheComponentsDo|TestMonitoringInstallsWhatTheComponentDoes)$$'
 	@git diff --exit-code -- config api $(GENERATED_DOCS) || { echo "generated files are stale: run 'make manifests generate helm docs' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- config api $(GENERATED_DOCS))" || { git status --porcelain -- config api $(GENERATED_DOCS); echo "untracked generated files: commit them"; exit 1; }
 
