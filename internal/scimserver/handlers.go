@@ -295,12 +295,19 @@ func (s *Server) discovery(w http.ResponseWriter, sc scimstore.Scope, kind, id s
 }
 
 // readBody reads a JSON object body within the size limit.
+// tooLargeDrainBytes bounds what is read, and thrown away, of a body over the limit.
+const tooLargeDrainBytes = 8 << 20
+
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, into any) error {
 	body := http.MaxBytesReader(w, r.Body, s.o.MaxBodyBytes)
 	b, err := io.ReadAll(body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
+			// Let a client that is still sending finish (up to a bound), so that it reads
+			// the 413 rather than a connection reset in the middle of its write: the server
+			// closes the connection after a body over the limit without reading the rest.
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, tooLargeDrainBytes))
 			return scim.Errorf(http.StatusRequestEntityTooLarge, "", "request body is larger than %d bytes", s.o.MaxBodyBytes)
 		}
 		return scim.BadRequest(scim.ErrInvalidSyntax, "cannot read the request body")
