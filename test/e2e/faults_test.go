@@ -1,0 +1,528 @@
+package e2e
+
+// Faults survived end to end (issue 11): the real manager binary, real HTTP and the Docker
+// Hub emulator, with the faults a production install meets. Each spec ends with the access
+// invariant (docs/access-invariant.md: the identities holding access in the backend are
+// exactly the active members the IdP sent) and prints one figures line.
+//
+// make test runs the short variants; make test-faults runs the long ones (FAULT_USERS,
+// FAULT_SECONDS: see the Makefile).
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/devenv"
+	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
+)
+
+// faultUsers is how many users a fault spec provisions: short unless FAULT_USERS says.
+func faultUsers(short int) int {
+	if n, err := strconv.Atoi(os.Getenv("FAULT_USERS")); err == nil && n > 0 {
+		return n
+	}
+	return short
+}
+
+// faultSeconds is how long a fault lasts: short unless FAULT_SECONDS says.
+func faultSeconds(short int) time.Duration {
+	if n, err := strconv.Atoi(os.Getenv("FAULT_SECONDS")); err == nil && n > 0 {
+		return time.Duration(n) * time.Second
+	}
+	return time.Duration(short) * time.Second
+}
+
+// faultFigures is the one line each fault spec prints.
+type faultFigures struct {
+	spec             string
+	users, faults    int
+	converge         time.Duration
+	duplicates, lost int
+	extra            []string
+}
+
+func (f faultFigures) print() {
+	line := fmt.Sprintf("FAULT FIGURES %s: users=%d faults=%d converge=%s duplicates=%d lost=%d",
+		f.spec, f.users, f.faults, f.converge.Round(100*time.Millisecond), f.duplicates, f.lost)
+	if len(f.extra) > 0 {
+		line += " " + strings.Join(f.extra, " ")
+	}
+	AddReportEntry("figures", line, ReportEntryVisibilityAlways)
+	GinkgoWriter.Println(line)
+}
+
+func fold(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// ---- the IdP ----
+
+// faultIdP pushes users to a SCIM endpoint the way an IdP does when requests fail: it
+// waits (Retry-After when given), then looks the user up before creating it again, so an
+// answer lost on the way (the user was created) is found instead of created twice.
+type faultIdP struct {
+	base  func() string // the SCIM base URL of the moment: a restarted manager moves
+	token string
+	hc    *http.Client
+
+	mu      sync.Mutex
+	created map[string]string // userName -> id, answered 201
+	found   map[string]string // userName -> id, found by a lookup after a failed create
+	codes   map[int]int       // answers by status; 0 counts requests without an answer
+	calls   []idpCall
+}
+
+type idpCall struct {
+	start      time.Time
+	took       time.Duration
+	method     string
+	path       string
+	code       int
+	retryAfter string
+	err        string
+}
+
+func newFaultIdP(base func() string, token string) *faultIdP {
+	tr := httpc.Transport.(*http.Transport).Clone()
+	return &faultIdP{base: base, token: token, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		created: map[string]string{}, found: map[string]string{}, codes: map[int]int{}}
+}
+
+// call makes one request; a transport error is returned (code 0), never failed on.
+func (p *faultIdP) call(method, path, body string) (int, map[string]any, http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, method, p.base()+path, strings.NewReader(body))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	req.Header.Set("Content-Type", "application/scim+json")
+	start := time.Now()
+	resp, err := p.hc.Do(req)
+	c := idpCall{start: start, method: method, path: path}
+	var out map[string]any
+	var hdr http.Header
+	if err == nil {
+		raw, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		c.code, hdr, c.retryAfter = resp.StatusCode, resp.Header, resp.Header.Get("Retry-After")
+		if rerr != nil {
+			err = rerr
+		} else if len(raw) > 0 && json.Unmarshal(raw, &out) != nil {
+			err = fmt.Errorf("%s %s answered %d with a body that is not JSON: %.200s", method, path, c.code, raw)
+		}
+	}
+	c.took = time.Since(start)
+	if err != nil {
+		c.err = err.Error()
+	}
+	p.mu.Lock()
+	p.calls = append(p.calls, c)
+	if err != nil {
+		p.codes[0]++
+	} else {
+		p.codes[c.code]++
+	}
+	p.mu.Unlock()
+	return c.code, out, hdr, err
+}
+
+// lookup finds a user by userName: its id, and whether the endpoint answered.
+func (p *faultIdP) lookup(userName string) (string, bool) {
+	code, out, _, err := p.call("GET", "/Users?filter="+url.QueryEscape(fmt.Sprintf("userName eq %q", userName)), "")
+	if err != nil || code != 200 {
+		return "", false
+	}
+	res, _ := out["Resources"].([]any)
+	if len(res) != 1 {
+		return "", true
+	}
+	id, _ := res[0].(map[string]any)["id"].(string)
+	return id, true
+}
+
+func retryAfter(h http.Header, def time.Duration) time.Duration {
+	if h != nil {
+		if n, err := strconv.Atoi(h.Get("Retry-After")); err == nil && n > 0 {
+			return time.Duration(n) * time.Second
+		}
+	}
+	return def
+}
+
+// provision creates one user, retrying as an IdP does until deadline.
+func (p *faultIdP) provision(userName, body string, deadline time.Time) error {
+	wait := 200 * time.Millisecond
+	for time.Now().Before(deadline) {
+		code, out, hdr, err := p.call("POST", "/Users", body)
+		switch {
+		case err == nil && code == 201:
+			p.mu.Lock()
+			p.created[fold(userName)] = out["id"].(string)
+			p.mu.Unlock()
+			return nil
+		case err == nil && code == 409:
+			// taken: an earlier attempt whose answer was lost got through
+		case err == nil && code >= 400 && code < 500 && code != 429:
+			return fmt.Errorf("POST %s: %d %v", userName, code, out)
+		default:
+			time.Sleep(retryAfter(hdr, wait))
+			wait = min(2*wait, 2*time.Second)
+		}
+		if id, ok := p.lookup(userName); ok && id != "" {
+			p.mu.Lock()
+			p.found[fold(userName)] = id
+			p.mu.Unlock()
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: not provisioned before the deadline", userName)
+}
+
+type idpUser struct {
+	userName string
+	active   bool
+}
+
+func (u idpUser) body() string {
+	local, _, _ := strings.Cut(u.userName, "@")
+	return fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":%q,"externalId":"ext-%s",`+
+		`"name":{"givenName":"Given %s","familyName":"Family %s"},"displayName":"Person %s",`+
+		`"emails":[{"value":%q,"type":"work","primary":true}],"active":%v}`,
+		u.userName, local, local, local, local, u.userName, u.active)
+}
+
+// idpUsers makes n users named prefix-NNNN@example.com; every tenth is inactive.
+func idpUsers(prefix string, n int) []idpUser {
+	us := make([]idpUser, n)
+	for i := range us {
+		us[i] = idpUser{userName: fmt.Sprintf("%s-%04d@example.com", prefix, i), active: i%10 != 9}
+	}
+	return us
+}
+
+func activeCount(us []idpUser) int {
+	n := 0
+	for _, u := range us {
+		if u.active {
+			n++
+		}
+	}
+	return n
+}
+
+// pushAll provisions users over conns connections, each pausing pause between users (an
+// IdP spreads a full push over time); progress counts users done.
+func (p *faultIdP) pushAll(users []idpUser, conns int, pause time.Duration, deadline time.Time, progress *counter) error {
+	work := make(chan idpUser)
+	errs := make(chan error, len(users))
+	var wg sync.WaitGroup
+	for w := 0; w < conns; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for u := range work {
+				if err := p.provision(u.userName, u.body(), deadline); err != nil {
+					errs <- err
+				}
+				progress.add(1)
+				time.Sleep(pause)
+			}
+		}()
+	}
+	for _, u := range users {
+		work <- u
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+type counter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *counter) add(d int) { c.mu.Lock(); c.n += d; c.mu.Unlock() }
+func (c *counter) get() int  { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
+
+// ---- a Docker Hub organization behind the emulator ----
+
+// callLog timestamps every request the emulator receives (its own request log keeps the
+// order and the answers, not the times): the rate the operator calls at.
+type callLog struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (l *callLog) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l.mu.Lock()
+		l.at = append(l.at, time.Now())
+		l.mu.Unlock()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (l *callLog) times() []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]time.Time(nil), l.at...)
+}
+
+// peak is the most calls in any window of length w.
+func peak(at []time.Time, w time.Duration) int {
+	best, j := 0, 0
+	for i := range at {
+		for at[i].Sub(at[j]) >= w {
+			j++
+		}
+		best = max(best, i-j+1)
+	}
+	return best
+}
+
+type hubOrg struct {
+	c       client.Client
+	emu     *hubemu.Emulator
+	calls   *callLog
+	key     types.NamespacedName
+	cfg     *scimv1.ScimConfig
+	token   string
+	foreign map[string]bool // identities in the organization before SCIM (its owner)
+}
+
+// newHubOrg starts a Docker Hub emulator for organization ns and a ScimConfig "hub" on it
+// (through c, the suite's cluster or a spec's own), and waits until it is Ready.
+func newHubOrg(c client.Client, ns string, requestsPerMinute int32) *hubOrg {
+	oat := randomOAT()
+	extraSecret(oat, "a Docker Hub access token of a fault spec")
+	calls := &callLog{}
+	emu := hubemu.New(hubemu.Options{Org: ns, Tokens: map[string]hubemu.TokenSpec{oat: {}},
+		Middleware: func(h http.Handler) http.Handler { return calls.wrap(jwtCatcher(h)) }}).Start()
+	DeferCleanup(emu.Close)
+	Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hub"},
+		StringData: map[string]string{"token": oat}})).To(Succeed())
+	cfg := &scimv1.ScimConfig{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hub"},
+		Spec: scimv1.ScimConfigSpec{Organization: ns, Backend: scimv1.BackendSpec{Type: scimv1.BackendDockerHub,
+			DockerHub: &scimv1.DockerHubBackend{BaseURL: emu.URL(), DefaultRole: "member", RequestsPerMinute: requestsPerMinute,
+				AccessTokenSecretRef: scimv1.SecretKeyRef{Name: "hub", Key: "token"}}}},
+	}
+	Expect(c.Create(ctx, cfg)).To(Succeed())
+	key := types.NamespacedName{Namespace: ns, Name: "hub"}
+	cfg, err := devenv.WaitReady(ctx, c, key, readyTimeout)
+	Expect(err).NotTo(HaveOccurred())
+	tok, err := devenv.Token(ctx, c, cfg)
+	Expect(err).NotTo(HaveOccurred())
+	extraSecret(tok, "a SCIM token of a fault spec")
+	foreign := map[string]bool{}
+	for _, m := range emu.Members() {
+		foreign[fold(m.Username)], foreign[fold(m.Email)] = true, true
+	}
+	return &hubOrg{c: c, emu: emu, calls: calls, key: key, cfg: cfg, token: tok, foreign: foreign}
+}
+
+func (o *hubOrg) members() []scimv1.OrgMember {
+	var list scimv1.OrgMemberList
+	Expect(o.c.List(ctx, &list, client.InNamespace(o.key.Namespace))).To(Succeed())
+	return list.Items
+}
+
+// accessDiff is the access invariant for this organization: "" when the identities holding
+// access in Docker Hub (members and pending invitations, but those there before SCIM) are
+// exactly the active OrgMembers' userNames; else what differs.
+func (o *hubOrg) accessDiff() string {
+	want := map[string]bool{}
+	for _, m := range o.members() {
+		if m.Spec.Active && m.DeletionTimestamp.IsZero() {
+			want[fold(m.Spec.UserName)] = true
+		}
+	}
+	got := map[string]bool{}
+	for _, m := range o.emu.Members() {
+		if !o.foreign[fold(m.Username)] {
+			got[fold(m.Email)] = true
+		}
+	}
+	for _, inv := range o.emu.Invites() {
+		got[fold(inv.Invitee)] = true
+	}
+	return diffSets(want, got)
+}
+
+// unsettled names the members whose status does not yet show their current spec synced.
+func (o *hubOrg) unsettled() []string {
+	var out []string
+	for _, m := range o.members() {
+		c := meta.FindStatusCondition(m.Status.Conditions, scimv1.ConditionSynced)
+		if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != m.Generation {
+			out = append(out, fmt.Sprintf("%s (%s)", m.Spec.UserName, m.Status.Phase))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// converged is "" once the invariant holds and every member is settled.
+func (o *hubOrg) converged() string {
+	if d := o.accessDiff(); d != "" {
+		return "access differs from what the policies allow:\n" + d
+	}
+	if u := o.unsettled(); len(u) > 0 {
+		return fmt.Sprintf("%d members not settled, e.g. %s", len(u), strings.Join(u[:min(5, len(u))], ", "))
+	}
+	return ""
+}
+
+// duplicates counts invitations sent beyond one per active user, and any sent to an
+// inactive user (who must never be invited).
+func (o *hubOrg) duplicates(users []idpUser) (dups int, detail []string) {
+	for _, u := range users {
+		sent := o.emu.InvitesSent(u.userName)
+		want := 0
+		if u.active {
+			want = 1
+		}
+		if sent > want {
+			dups += sent - want
+			detail = append(detail, fmt.Sprintf("%s: %d invitations", u.userName, sent))
+		}
+	}
+	return dups, detail
+}
+
+// lost checks that every user the IdP was told exists (a 201, or found after a failed
+// create) exists exactly once, under the id the IdP holds, with what the IdP sent.
+func lostUsers(p *faultIdP, o *hubOrg, users []idpUser) (lost int, detail []string) {
+	byName := map[string][]scimv1.OrgMember{}
+	for _, m := range o.members() {
+		byName[fold(m.Spec.UserName)] = append(byName[fold(m.Spec.UserName)], m)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range users {
+		id, ok := p.created[fold(u.userName)]
+		if !ok {
+			id, ok = p.found[fold(u.userName)]
+		}
+		ms := byName[fold(u.userName)]
+		switch {
+		case !ok:
+			lost++
+			detail = append(detail, u.userName+": the IdP never got it provisioned")
+		case len(ms) != 1:
+			lost++
+			detail = append(detail, fmt.Sprintf("%s: %d OrgMembers", u.userName, len(ms)))
+		case ms[0].Name != id:
+			lost++
+			detail = append(detail, fmt.Sprintf("%s: the IdP holds id %s, the cluster %s", u.userName, id, ms[0].Name))
+		case ms[0].Spec.Active != u.active || ms[0].Spec.ExternalID == "" || ms[0].Spec.Name == nil:
+			lost++
+			detail = append(detail, fmt.Sprintf("%s: not what the IdP sent: %+v", u.userName, ms[0].Spec))
+		}
+	}
+	return lost, detail
+}
+
+func diffSets(want, got map[string]bool) string {
+	var missing, extra []string
+	for k := range want {
+		if !got[k] {
+			missing = append(missing, k)
+		}
+	}
+	for k := range got {
+		if !want[k] {
+			extra = append(extra, k)
+		}
+	}
+	if len(missing)+len(extra) == 0 {
+		return ""
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	return fmt.Sprintf("missing %d %v\nextra %d %v", len(missing), missing[:min(10, len(missing))], len(extra), extra[:min(10, len(extra))])
+}
+
+// ---- the specs ----
+
+var _ = Describe("faults survived end to end", Label("faults"), func() {
+	It("loses nothing and invites nobody twice when the manager is SIGKILLed in the middle of a full sync", func() {
+		n := faultUsers(100)
+		ns := newNamespace()
+		// 3,000 calls a minute: a full sync of 100 users takes seconds, long enough to land in.
+		org := newHubOrg(cluster.Client, ns, 3000)
+		var baseMu sync.Mutex
+		base := mgr.SCIMURL + org.cfg.Status.BasePath
+		idp := newFaultIdP(func() string { baseMu.Lock(); defer baseMu.Unlock(); return base }, org.token)
+		users := idpUsers("kill", n)
+		active := activeCount(users)
+
+		By(fmt.Sprintf("the IdP pushing %d users (%d active) over 4 connections, about as fast as the backend sync", n, active))
+		began := time.Now()
+		deadline := began.Add(3*time.Minute + time.Duration(n)*200*time.Millisecond)
+		progress := &counter{}
+		pushed := make(chan error, 1)
+		go func() {
+			defer GinkgoRecover()
+			pushed <- idp.pushAll(users, 4, 250*time.Millisecond, deadline, progress)
+		}()
+
+		By("SIGKILLing the manager once a quarter of the active users are invited")
+		Eventually(func() int { return len(org.emu.Invites()) }, 2*time.Minute, 5*time.Millisecond).
+			Should(BeNumerically(">=", active/4))
+		pid := mgr.PID()
+		Expect(mgr.Kill()).To(Succeed())
+		killedAt := time.Now()
+		invitedAtKill, pushedAtKill := len(org.emu.Invites()), progress.get()
+		GinkgoWriter.Printf("killed the manager (pid %d) with %d/%d users pushed and %d/%d invited\n", pid, pushedAtKill, n, invitedAtKill, active)
+		Expect(invitedAtKill).To(BeNumerically("<", active), "the kill landed before the backend sync was done")
+		Expect(pushedAtKill).To(BeNumerically("<", n), "the kill landed while the IdP was pushing")
+
+		By("starting the manager again: the IdP finds it at its new address")
+		restarted, err := devenv.StartManager(ctx, binPath, mgrKubeconfig, logFile, certs, managerArgs...)
+		Expect(err).NotTo(HaveOccurred())
+		mgr = restarted
+		baseMu.Lock()
+		base = mgr.SCIMURL + org.cfg.Status.BasePath
+		baseMu.Unlock()
+		Expect(<-pushed).To(Succeed())
+
+		By("waiting for the backend to hold exactly the active users, every member settled")
+		Eventually(org.converged, 3*time.Minute+time.Duration(n)*200*time.Millisecond, time.Second).Should(BeEmpty())
+		converge := time.Since(killedAt)
+
+		dups, dupDetail := org.duplicates(users)
+		Expect(dupDetail).To(BeEmpty(), "no invitation twice, none to an inactive user")
+		lost, lostDetail := lostUsers(idp, org, users)
+		Expect(lostDetail).To(BeEmpty(), "every user the IdP was told exists is there exactly once")
+		idp.mu.Lock()
+		recovered, unanswered := len(idp.found), idp.codes[0]
+		idp.mu.Unlock()
+		faultFigures{spec: "manager-sigkill-mid-sync", users: n, faults: 1, converge: converge, duplicates: dups, lost: lost,
+			extra: []string{fmt.Sprintf("pushed_at_kill=%d invited_at_kill=%d unanswered_requests=%d found_by_lookup=%d total=%s",
+				pushedAtKill, invitedAtKill, unanswered, recovered, time.Since(began).Round(100*time.Millisecond))}}.print()
+	})
+})
