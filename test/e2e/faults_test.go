@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -303,10 +304,49 @@ func peak(at []time.Time, w time.Duration) int {
 	return best
 }
 
+// randomFaults has the emulator fail a random share of requests: for a request that draws
+// a rule, the rule is injected (for one use, on the request's own method and path) just
+// before the emulator sees the request, so the emulator's own fault machinery answers it
+// and its request log records it. (The emulator's Every is periodic: a period shorter than
+// a reconcile's calls would fail every reconcile at the same step.)
+type randomFaults struct {
+	mu    sync.Mutex
+	rules []randomFault
+}
+
+type randomFault struct {
+	share float64 // of the matching requests
+	fault hubemu.Fault
+}
+
+func (r *randomFaults) set(rules ...randomFault) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rules = rules
+}
+
+func (r *randomFaults) wrap(emu **hubemu.Emulator, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		for _, rule := range r.rules {
+			f := rule.fault
+			if (f.Method != "" && f.Method != req.Method) || !strings.HasPrefix(req.URL.Path, f.Path) || rand.Float64() >= rule.share {
+				continue
+			}
+			f.Method, f.Path, f.Count, f.Every = req.Method, req.URL.Path, 1, 0
+			(*emu).Inject(f)
+			break
+		}
+		r.mu.Unlock()
+		next.ServeHTTP(w, req)
+	})
+}
+
 type hubOrg struct {
 	c       client.Client
 	emu     *hubemu.Emulator
 	calls   *callLog
+	random  *randomFaults
 	key     types.NamespacedName
 	cfg     *scimv1.ScimConfig
 	token   string
@@ -318,9 +358,10 @@ type hubOrg struct {
 func newHubOrg(c client.Client, ns string, requestsPerMinute int32) *hubOrg {
 	oat := randomOAT()
 	extraSecret(oat, "a Docker Hub access token of a fault spec")
-	calls := &callLog{}
-	emu := hubemu.New(hubemu.Options{Org: ns, Tokens: map[string]hubemu.TokenSpec{oat: {}},
-		Middleware: func(h http.Handler) http.Handler { return calls.wrap(jwtCatcher(h)) }}).Start()
+	calls, random := &callLog{}, &randomFaults{}
+	var emu *hubemu.Emulator
+	emu = hubemu.New(hubemu.Options{Org: ns, Tokens: map[string]hubemu.TokenSpec{oat: {}},
+		Middleware: func(h http.Handler) http.Handler { return calls.wrap(random.wrap(&emu, jwtCatcher(h))) }}).Start()
 	DeferCleanup(emu.Close)
 	Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hub"},
 		StringData: map[string]string{"token": oat}})).To(Succeed())
@@ -341,7 +382,7 @@ func newHubOrg(c client.Client, ns string, requestsPerMinute int32) *hubOrg {
 	for _, m := range emu.Members() {
 		foreign[fold(m.Username)], foreign[fold(m.Email)] = true, true
 	}
-	return &hubOrg{c: c, emu: emu, calls: calls, key: key, cfg: cfg, token: tok, foreign: foreign}
+	return &hubOrg{c: c, emu: emu, calls: calls, random: random, key: key, cfg: cfg, token: tok, foreign: foreign}
 }
 
 func (o *hubOrg) members() []scimv1.OrgMember {
@@ -524,5 +565,110 @@ var _ = Describe("faults survived end to end", Label("faults"), func() {
 		faultFigures{spec: "manager-sigkill-mid-sync", users: n, faults: 1, converge: converge, duplicates: dups, lost: lost,
 			extra: []string{fmt.Sprintf("pushed_at_kill=%d invited_at_kill=%d unanswered_requests=%d found_by_lookup=%d total=%s",
 				pushedAtKill, invitedAtKill, unanswered, recovered, time.Since(began).Round(100*time.Millisecond))}}.print()
+	})
+
+	It("converges after a failing Docker Hub heals, calling it within the configured request budget", func() {
+		n := faultUsers(40)
+		faultFor := faultSeconds(20)
+		// 300 calls a minute (5 a second, bursts of 30): the sync needs more than that, so
+		// the budget binds and the rate measured below is the limiter's, not the demand's.
+		const rpm = 300
+		burst := rpm / 10
+		ns := newNamespace()
+		org := newHubOrg(cluster.Client, ns, rpm)
+		base := mgr.SCIMURL + org.cfg.Status.BasePath
+		idp := newFaultIdP(func() string { return base }, org.token)
+		users := idpUsers("flaky", n)
+		logged := len(org.emu.Requests())
+
+		By(fmt.Sprintf("Docker Hub failing for %s: ~30%% 5xx, 2 s latency, dropped connections, 429 bursts with Retry-After", faultFor))
+		// One fault at most per request, drawn in this order. A third of the invitations are
+		// carried out and their answers dropped: the operator must find them rather than
+		// invite again.
+		org.random.set(
+			randomFault{0.3, hubemu.Fault{Kind: hubemu.FaultDrop, AfterHandling: true, Method: "POST", Path: "/v2/invites/bulk"}},
+			randomFault{0.25, hubemu.Fault{Kind: hubemu.FaultStatus, Status: 503}},
+			randomFault{0.05, hubemu.Fault{Kind: hubemu.FaultHTML, Status: 502}},
+			randomFault{0.1, hubemu.Fault{Kind: hubemu.FaultLatency, Latency: 2 * time.Second}},
+			randomFault{0.05, hubemu.Fault{Kind: hubemu.FaultDrop}},
+		)
+		stopBursts := make(chan struct{})
+		burstsDone := make(chan struct{})
+		go func() {
+			// A burst of three 429s (Retry-After: 1) every 6 s, the next only once the last
+			// was used up: the operator pauses the whole organization on each.
+			defer close(burstsDone)
+			t := time.NewTicker(6 * time.Second)
+			defer t.Stop()
+			for bursts := 0; ; {
+				if org.emu.CountStatus(http.StatusTooManyRequests) >= 3*bursts {
+					org.emu.Inject(hubemu.Fault{Kind: hubemu.FaultRateLimit, RetryAfter: time.Second, Count: 3})
+					bursts++
+				}
+				select {
+				case <-stopBursts:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+		began := time.Now()
+
+		By(fmt.Sprintf("the IdP pushing %d users meanwhile: SCIM does not wait for the backend", n))
+		Expect(idp.pushAll(users, 4, 0, time.Now().Add(time.Minute), &counter{})).To(Succeed())
+		pushTook := time.Since(began)
+		idp.mu.Lock()
+		Expect(idp.codes).To(Equal(map[int]int{201: n}), "every push answered 201 at once, whatever Docker Hub does")
+		idp.mu.Unlock()
+
+		time.Sleep(time.Until(began.Add(faultFor)))
+		By("Docker Hub heals")
+		close(stopBursts)
+		<-burstsDone
+		org.random.set()
+		org.emu.ClearFaults()
+		healedAt := time.Now()
+		invitedAtHeal := len(org.emu.Invites())
+
+		Eventually(org.converged, 5*time.Minute+time.Duration(n)*time.Second, time.Second).Should(BeEmpty())
+		converge := time.Since(healedAt)
+
+		dups, dupDetail := org.duplicates(users)
+		Expect(dupDetail).To(BeEmpty(), "no invitation twice (dropped answers included), none to an inactive user")
+		lost, lostDetail := lostUsers(idp, org, users)
+		Expect(lostDetail).To(BeEmpty())
+
+		By("measuring the call rate from the emulator's request log")
+		reqs := org.emu.Requests()[logged:]
+		faults, fiveXX := 0, 0
+		for _, r := range reqs {
+			if r.Fault != "" {
+				faults++
+			}
+			if r.Status >= 500 {
+				fiveXX++
+			}
+		}
+		Expect(faults).To(BeNumerically(">", 0), "faults were injected")
+		at := org.calls.times()
+		Expect(at).To(HaveLen(len(org.emu.Requests())), "the timestamps are of every request the emulator logged")
+		at = at[logged:]
+		rate := float64(rpm) / 60
+		limits := map[time.Duration]int{}
+		for _, w := range []time.Duration{time.Second, 10 * time.Second, time.Minute} {
+			// the limiter's bound over any window w: its burst and the rate over w, plus a
+			// second for the time between the limiter's grant and the emulator's timestamp
+			limits[w] = burst + int(rate*(w+time.Second).Seconds())
+			Expect(peak(at, w)).To(BeNumerically("<=", limits[w]),
+				"calls in the busiest %s: the configured %d a minute (bursts of %d) holds", w, rpm, burst)
+		}
+		span := at[len(at)-1].Sub(at[0])
+		faultFigures{spec: "dockerhub-failing", users: n, faults: faults, converge: converge, duplicates: dups, lost: lost,
+			extra: []string{fmt.Sprintf("fault_phase=%s invited_at_heal=%d/%d calls=%d 5xx=%d dropped=%d "+
+				"peak_calls_1s=%d/%d peak_calls_10s=%d/%d peak_calls_60s=%d/%d mean_rate=%.0f/min limit=%d/min scim_push=%s total=%s",
+				faultFor, invitedAtHeal, activeCount(users), len(at), fiveXX, org.emu.CountStatus(0),
+				peak(at, time.Second), limits[time.Second], peak(at, 10*time.Second), limits[10*time.Second],
+				peak(at, time.Minute), limits[time.Minute], float64(len(at))/span.Minutes(), rpm,
+				pushTook.Round(100*time.Millisecond), time.Since(began).Round(100*time.Millisecond))}}.print()
 	})
 })
