@@ -1,0 +1,254 @@
+package e2e
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+)
+
+// apiDownBound is the longest the SCIM endpoint may take to answer while the API server is
+// down: its write timeout (10 s) and some.
+const apiDownBound = 15 * time.Second
+
+var _ = Describe("faults survived end to end: the API server down", Label("faults"), func() {
+	It("answers 503 with Retry-After while kube-apiserver and etcd are stopped for 15 s, recovers by itself, and leaves nothing half-written", func() {
+		outage := 15 * time.Second
+		plane := startOwnPlane()
+		ns := plane.namespace()
+		m, _ := plane.startManager("[faults-apiserver] ", nil)
+		org := newHubOrg(plane.cluster.Client, ns, 6000)
+		base := m.SCIMURL + org.cfg.Status.BasePath
+		idp := newFaultIdP(func() string { return base }, org.token)
+
+		By("ten users for the traffic to change and to put in groups")
+		pre := idpUsers("pre", 10)
+		for i := range pre {
+			pre[i].active = true
+		}
+		Expect(idp.pushAll(pre, 4, 0, time.Now().Add(time.Minute), &counter{})).To(Succeed())
+		preIDs := map[string]string{}
+		idp.mu.Lock()
+		for _, u := range pre {
+			preIDs[u.userName] = idp.created[fold(u.userName)]
+		}
+		idp.mu.Unlock()
+
+		By("SCIM traffic from four connections: creates, changes, groups and lookups")
+		var mu sync.Mutex
+		sentUsers := map[string]idpUser{}   // every userName POSTed, with what was sent
+		sentGroups := map[string][]string{} // displayName -> member ids POSTed
+		groupCodes := map[string]int{}      // displayName -> the POST's answer
+		userCodes := map[string]int{}       // userName -> the POST's answer
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer GinkgoRecover()
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					switch i % 4 {
+					case 0:
+						u := idpUser{userName: fmt.Sprintf("during-%d-%04d@example.com", w, i), active: i%8 != 4}
+						mu.Lock()
+						sentUsers[u.userName] = u
+						mu.Unlock()
+						code, _, _, _ := idp.call("POST", "/Users", u.body())
+						mu.Lock()
+						userCodes[u.userName] = code
+						mu.Unlock()
+					case 1:
+						u := pre[(w*7+i)%len(pre)]
+						idp.call("PATCH", "/Users/"+preIDs[u.userName], fmt.Sprintf(
+							`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"Person %d-%d"}]}`, w, i))
+					case 2:
+						name := fmt.Sprintf("team-%d-%04d", w, i)
+						var ids, vals []string
+						for k := 0; k < 5; k++ {
+							id := preIDs[pre[(w+i+k)%len(pre)].userName]
+							ids = append(ids, id)
+							vals = append(vals, fmt.Sprintf(`{"value":%q}`, id))
+						}
+						mu.Lock()
+						sentGroups[name] = ids
+						mu.Unlock()
+						code, _, _, _ := idp.call("POST", "/Groups", fmt.Sprintf(
+							`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":%q,"members":[%s]}`, name, strings.Join(vals, ",")))
+						mu.Lock()
+						groupCodes[name] = code
+						mu.Unlock()
+					default:
+						idp.lookup(pre[(w+i)%len(pre)].userName)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}()
+		}
+
+		time.Sleep(3 * time.Second)
+		By(fmt.Sprintf("stopping kube-apiserver and etcd for %s", outage))
+		downAt := time.Now()
+		Expect(plane.stop()).To(Succeed())
+		stoppedAt := time.Now()
+		time.Sleep(outage)
+		By("starting etcd and kube-apiserver again, same data, same address")
+		startAt := time.Now()
+		Expect(plane.start()).To(Succeed())
+		upAt := time.Now()
+
+		By("the endpoint recovers by itself: a create answers 201 again")
+		var recoveredAt time.Time
+		probe := 0
+		Eventually(func() int {
+			probe++
+			u := idpUser{userName: fmt.Sprintf("probe-%04d@example.com", probe), active: true}
+			mu.Lock()
+			sentUsers[u.userName] = u
+			mu.Unlock()
+			code, _, _, _ := idp.call("POST", "/Users", u.body())
+			mu.Lock()
+			userCodes[u.userName] = code
+			mu.Unlock()
+			if code == 201 {
+				recoveredAt = time.Now()
+			}
+			return code
+		}, 2*time.Minute, 500*time.Millisecond).Should(Equal(201))
+		select {
+		case err := <-m.Done():
+			Fail(fmt.Sprintf("the manager exited: %v", err))
+		default:
+		}
+		time.Sleep(3 * time.Second) // traffic after the recovery too
+		close(stop)
+		wg.Wait()
+
+		By("every answer was a SCIM answer in time: 503 with Retry-After for what needed the API server, never 500")
+		idp.mu.Lock()
+		calls := append([]idpCall(nil), idp.calls...)
+		idp.mu.Unlock()
+		var bad []string
+		refused, slowest := 0, time.Duration(0)
+		firstRefused, lastRefused := time.Time{}, time.Time{}
+		for _, c := range calls {
+			slowest = max(slowest, c.took)
+			when := fmt.Sprintf("[%+.1fs after the stop, %+.1fs after the start] ", c.start.Sub(downAt).Seconds(), c.start.Sub(upAt).Seconds())
+			switch {
+			case c.err != "":
+				bad = append(bad, when+fmt.Sprintf("%s %s: no answer after %s: %s", c.method, c.path, c.took.Round(time.Millisecond), c.err))
+			case c.took > apiDownBound:
+				bad = append(bad, when+fmt.Sprintf("%s %s: answered %d after %s", c.method, c.path, c.code, c.took.Round(time.Millisecond)))
+			case c.code == 503:
+				refused++
+				if firstRefused.IsZero() {
+					firstRefused = c.start
+				}
+				lastRefused = c.start
+				if c.retryAfter == "" {
+					bad = append(bad, when+fmt.Sprintf("%s %s: 503 without Retry-After", c.method, c.path))
+				}
+			case c.code >= 500 || (c.code >= 400 && c.code != 409):
+				bad = append(bad, when+fmt.Sprintf("%s %s: answered %d", c.method, c.path, c.code))
+			}
+		}
+		Expect(bad).To(BeEmpty(), "%d of %d answers were not 2xx, 409 or 503 with Retry-After in time:\n%s",
+			len(bad), len(calls), strings.Join(bad[:min(20, len(bad))], "\n"))
+		Expect(refused).To(BeNumerically(">", 0), "writes were refused while the API server was down")
+
+		By("nothing half-written: each user and group is all there or not there at all")
+		c := plane.cluster.Client
+		var members scimv1.OrgMemberList
+		Expect(c.List(ctx, &members, client.InNamespace(ns))).To(Succeed())
+		var half []string
+		seen := map[string]bool{}
+		for _, om := range members.Items {
+			seen[fold(om.Spec.UserName)] = true
+			if strings.HasPrefix(om.Spec.UserName, "pre-") {
+				continue
+			}
+			u, ok := sentUsers[om.Spec.UserName]
+			local, _, _ := strings.Cut(u.userName, "@")
+			switch {
+			case !ok:
+				half = append(half, om.Spec.UserName+": never sent")
+			case om.Spec.Active != u.active || om.Spec.ExternalID != "ext-"+local || om.Spec.Name == nil ||
+				om.Spec.Name.GivenName != "Given "+local || len(om.Spec.Emails) != 1 || om.Spec.DisplayName != "Person "+local:
+				half = append(half, fmt.Sprintf("%s: not what was sent (answered %d): %+v", om.Spec.UserName, userCodes[u.userName], om.Spec))
+			}
+		}
+		for name, code := range userCodes {
+			if code == 201 && !seen[fold(name)] {
+				half = append(half, name+": answered 201 and gone")
+			}
+		}
+		var groups scimv1.OrgGroupList
+		Expect(c.List(ctx, &groups, client.InNamespace(ns))).To(Succeed())
+		existing := map[string]bool{}
+		for _, g := range groups.Items {
+			existing[g.Spec.DisplayName] = true
+			want := append([]string(nil), sentGroups[g.Spec.DisplayName]...)
+			sort.Strings(want)
+			var got scimv1.OrgMemberList
+			Expect(c.List(ctx, &got, client.InNamespace(ns), client.HasLabels{scimv1.LabelGroupPrefix + g.Name})).To(Succeed())
+			var have []string
+			for _, om := range got.Items {
+				have = append(have, om.Name)
+			}
+			sort.Strings(have)
+			if strings.Join(have, ",") != strings.Join(want, ",") {
+				half = append(half, fmt.Sprintf("group %s (answered %d): members %v, sent %v", g.Spec.DisplayName, groupCodes[g.Spec.DisplayName], have, want))
+			}
+		}
+		for name, code := range groupCodes {
+			if code == 201 && !existing[name] {
+				half = append(half, "group "+name+": answered 201 and gone")
+			}
+		}
+		Expect(half).To(BeEmpty())
+
+		By("the IdP retries what was refused (lookup, then create), and the backend follows")
+		var retry []idpUser
+		for name, code := range userCodes {
+			if code != 201 {
+				retry = append(retry, sentUsers[name])
+			}
+		}
+		Expect(idp.pushAll(retry, 4, 0, time.Now().Add(2*time.Minute), &counter{})).To(Succeed())
+		var all []idpUser
+		for _, u := range sentUsers {
+			all = append(all, u)
+		}
+		all = append(all, pre...)
+		Eventually(org.converged, 3*time.Minute, time.Second).Should(BeEmpty())
+		converge := time.Since(upAt)
+		dups, dupDetail := org.duplicates(all)
+		Expect(dupDetail).To(BeEmpty())
+		lost, lostDetail := lostUsers(idp, org, all)
+		Expect(lostDetail).To(BeEmpty())
+
+		writes := 0
+		for _, c := range calls {
+			if c.method != "GET" {
+				writes++
+			}
+		}
+		faultFigures{spec: "apiserver-down", users: len(all), faults: 1, converge: converge, duplicates: dups, lost: lost,
+			extra: []string{fmt.Sprintf("down=%s (stop %s, start %s) scim_calls=%d writes=%d answered_503=%d refused_for=%s recovered_after_start=%s slowest_answer=%s groups=%d",
+				startAt.Sub(stoppedAt).Round(100*time.Millisecond), stoppedAt.Sub(downAt).Round(100*time.Millisecond), upAt.Sub(startAt).Round(100*time.Millisecond),
+				len(calls), writes, refused, lastRefused.Sub(firstRefused).Round(100*time.Millisecond), recoveredAt.Sub(upAt).Round(100*time.Millisecond),
+				slowest.Round(time.Millisecond), len(groups.Items))}}.print()
+	})
+})
