@@ -664,11 +664,15 @@ func (s *Server) rootSearch(w http.ResponseWriter, r *http.Request, sc scimstore
 
 // apiUnavailable tells a failure to reach the API server (503 with Retry-After) from a
 // token that is simply not there: a missing Secret or key answers 401 like a wrong token.
+// A 401 or 403 from the API server refused the manager's own credentials or rights, not
+// the IdP's token: a kube-apiserver that is starting answers so until its authenticators
+// and RBAC are ready (a valid token must not be answered 401, then throttled).
 func apiUnavailable(err error) bool {
 	var st apierrors.APIStatus
 	if errors.As(err, &st) {
 		code := st.Status().Code
-		return code >= 500 || code == http.StatusTooManyRequests
+		return code >= 500 || code == http.StatusTooManyRequests ||
+			code == http.StatusUnauthorized || code == http.StatusForbidden
 	}
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)

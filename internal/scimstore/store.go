@@ -103,6 +103,12 @@ func APIError(err error, what string) error {
 	case apierrors.IsTimeout(err), apierrors.IsServerTimeout(err), apierrors.IsTooManyRequests(err),
 		apierrors.IsServiceUnavailable(err), apierrors.IsInternalError(err), apierrors.IsUnexpectedServerError(err):
 		return unavailable
+	case apierrors.IsUnauthorized(err), apierrors.IsForbidden(err):
+		// The API server refused the operator's own credentials or rights, not the
+		// client's: a kube-apiserver that is starting answers so until its authenticators
+		// and RBAC are ready. The client retries; the log names a lasting misconfiguration.
+		return &scim.Error{Status: 503, RetryAfter: 5,
+			Detail: "the Kubernetes API server refused the operator's request (" + string(apierrors.ReasonForError(err)) + "), retry later"}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return unavailable
 	}

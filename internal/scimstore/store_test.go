@@ -39,7 +39,8 @@ func TestAPIError(t *testing.T) {
 		{apierrors.NewTooManyRequests("slow down", 1), 503, ""},
 		{context.DeadlineExceeded, 503, ""},
 		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, 503, ""},
-		{apierrors.NewForbidden(gr, "x", errors.New("rbac")), 500, ""},
+		{apierrors.NewUnauthorized("the API server is starting"), 503, ""},
+		{apierrors.NewForbidden(gr, "x", errors.New("RBAC not ready")), 503, ""},
 	}
 	for _, c := range cases {
 		var se *scim.Error
