@@ -183,3 +183,96 @@ var _ = Describe("large groups", func() {
 		GinkgoWriter.Printf("removed %d members in %s\n", n, time.Since(began))
 	})
 })
+
+// goneMidway is an API server that goes away in the middle of a request: while down, the
+// writes after the first `after` fail as unreachable.
+type goneMidway struct {
+	client.Client
+	mu     sync.Mutex
+	down   bool
+	after  int
+	writes int
+}
+
+func (g *goneMidway) fail() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.writes++
+	if g.down && g.writes > g.after {
+		return unreachable{}.err()
+	}
+	return nil
+}
+
+func (g *goneMidway) Patch(ctx context.Context, o client.Object, p client.Patch, opts ...client.PatchOption) error {
+	if err := g.fail(); err != nil {
+		return err
+	}
+	return g.Client.Patch(ctx, o, p, opts...)
+}
+
+func (g *goneMidway) Delete(ctx context.Context, o client.Object, opts ...client.DeleteOption) error {
+	if err := g.fail(); err != nil {
+		return err
+	}
+	return g.Client.Delete(ctx, o, opts...)
+}
+
+var _ = Describe("an API server gone in the middle of a group's create", func() {
+	It("answers 503 and takes the group and its labels back out once the API server answers again", func() {
+		c := newEnv().config("midway", "midway-token")
+		var ids []string
+		for i := 0; i < 5; i++ {
+			r := c.do("POST", "/Users", fmt.Sprintf(`{"userName":"mid%d@example.com"}`, i))
+			Expect(r.code).To(Equal(201))
+			ids = append(ids, str(r.body["id"]))
+		}
+		// the group's create and two label patches get through, then the API server is gone
+		flaky := &goneMidway{Client: mgrClient, down: true, after: 2}
+		broken, err := scimserver.New(scimserver.Options{Client: flaky, APIReader: mgrReader, Cache: mgrCache, Log: logr.Discard()})
+		Expect(err).NotTo(HaveOccurred())
+		hs := httptest.NewServer(broken.Handler())
+		defer hs.Close()
+		orig := httpSrv
+		httpSrv = hs
+		defer func() { httpSrv = orig }()
+		bc := &scimClient{base: c.base, token: "midway-token"}
+
+		var vals []string
+		for _, id := range ids {
+			vals = append(vals, `{"value":"`+id+`"}`)
+		}
+		r := bc.do("POST", "/Groups", `{"displayName":"midway","members":[`+strings.Join(vals, ",")+`]}`)
+		expectError(r, 503, "", "unavailable")
+		groups := func() []string {
+			var list scimv1.OrgGroupList
+			Expect(k8s.List(context.Background(), &list, client.InNamespace(c.ns))).To(Succeed())
+			var out []string
+			for _, g := range list.Items {
+				if g.DeletionTimestamp.IsZero() {
+					out = append(out, g.Spec.DisplayName)
+				}
+			}
+			return out
+		}
+		labelled := func() int {
+			n := 0
+			for _, m := range members(c.ns, c.config) {
+				for k := range m.Labels {
+					if strings.HasPrefix(k, scimv1.LabelGroupPrefix) {
+						n++
+					}
+				}
+			}
+			return n
+		}
+		Expect(groups()).To(ConsistOf("midway"), "half-written while the API server is away")
+		Expect(labelled()).To(BeNumerically(">", 0))
+
+		flaky.mu.Lock()
+		flaky.down = false
+		flaky.mu.Unlock()
+		Eventually(groups, 30*time.Second).Should(BeEmpty())
+		Eventually(labelled, 30*time.Second).Should(BeZero())
+	})
+})

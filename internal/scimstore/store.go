@@ -746,14 +746,68 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 	if g == nil {
 		return nil, conflictDisplayName(spec.DisplayName)
 	}
-	if err := s.applyMembers(ctx, sc, g.Name, &scim.MemberDelta{Add: members}); err != nil {
+	// Clear: a label left on a member by an earlier create of this name that was taken back
+	// does not make that member a member of this group.
+	if err := s.applyMembers(ctx, sc, g.Name, &scim.MemberDelta{Add: members, Clear: true}); err != nil {
 		// nothing half-written: take the group back out
-		_ = s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, &scim.MemberDelta{Clear: true})
-		_ = s.Client.Delete(context.WithoutCancel(ctx), g)
+		s.undoCreateGroup(ctx, sc, g)
 		return nil, err
 	}
 	s.waitCache(ctx, g, g.ResourceVersion)
 	return s.groupResource(ctx, sc, g, true)
+}
+
+// undoCreateWithin bounds how long a group whose create failed half-way is retried out in
+// the background when the API server cannot be reached to take it out at once.
+const undoCreateWithin = 5 * time.Minute
+
+// undoCreateGroup takes out a group whose members could not all be labelled: the group
+// (unless a client changed it since: its spec or members revision) and then its labels.
+// The API server that failed the labels usually fails this too (it went away), so what
+// cannot be done now is retried in the background, with backoff, for undoCreateWithin:
+// a client answered 503 must not later find a group with part of the members it sent.
+func (s *Store) undoCreateGroup(ctx context.Context, sc Scope, created *scimv1.OrgGroup) {
+	undo := func(ctx context.Context) error {
+		wctx, cancel := s.writeCtx(ctx)
+		defer cancel()
+		var cur scimv1.OrgGroup
+		err := s.APIReader.Get(wctx, client.ObjectKeyFromObject(created), &cur)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return err
+		case cur.UID != created.UID || !equalJSON(cur.Spec, created.Spec) ||
+			cur.Annotations[AnnotationMembersRevision] != created.Annotations[AnnotationMembersRevision]:
+			return nil // a client found it and made it its own: it stays
+		default:
+			err = s.Client.Delete(wctx, &cur, client.Preconditions(metav1.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}))
+			if apierrors.IsConflict(err) {
+				return err // changed in between: look again
+			}
+			if err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+		}
+		return s.applyMembers(ctx, sc, created.Name, &scim.MemberDelta{Clear: true})
+	}
+	bg := context.WithoutCancel(ctx)
+	if err := undo(bg); err == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(bg, undoCreateWithin)
+		defer cancel()
+		var last error
+		err := wait.ExponentialBackoffWithContext(ctx, wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.2, Steps: 100, Cap: 30 * time.Second},
+			func(ctx context.Context) (bool, error) {
+				last = undo(ctx)
+				return last == nil, nil
+			})
+		if err != nil {
+			s.Log.Error(last, "could not take out a group whose create failed half-way; it keeps part of its members",
+				"namespace", sc.ns(), "group", created.Name)
+		}
+	}()
 }
 
 // ReplaceGroup implements PUT: displayName, externalId and (when given) the member set.
