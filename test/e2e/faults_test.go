@@ -144,6 +144,17 @@ func (p *faultIdP) call(method, path, body string) (int, map[string]any, http.He
 	return c.code, out, hdr, err
 }
 
+// post creates a user once, without retrying, and records it when answered 201.
+func (p *faultIdP) post(u idpUser) (int, map[string]any, http.Header, error) {
+	code, out, hdr, err := p.call("POST", "/Users", u.body())
+	if err == nil && code == 201 {
+		p.mu.Lock()
+		p.created[fold(u.userName)] = out["id"].(string)
+		p.mu.Unlock()
+	}
+	return code, out, hdr, err
+}
+
 // lookup finds a user by userName: its id, and whether the endpoint answered.
 func (p *faultIdP) lookup(userName string) (string, bool) {
 	code, out, _, err := p.call("GET", "/Users?filter="+url.QueryEscape(fmt.Sprintf("userName eq %q", userName)), "")
