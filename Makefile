@@ -37,6 +37,11 @@ MODEL_SEED_SHORT ?= 7
 MODEL_SEQUENCES ?= 10
 MODEL_OPS ?= 40
 MODEL_BACKEND ?= both
+# test-faults's sizes (make test-e2e runs the same fault specs short: about 100 users each,
+# a 20 s Docker Hub failure). FAULT_USERS users per spec; FAULT_SECONDS of a failing
+# Docker Hub. docs/faults.md says what each spec does and prints.
+FAULT_USERS ?= 1000
+FAULT_SECONDS ?= 60
 GOTEST ?= go test
 
 .PHONY: all
@@ -106,6 +111,11 @@ test-long: ## The long suites: 2,000 members through the controllers against the
 .PHONY: test-e2e
 test-e2e: ## The real manager binary, real HTTP and the built kubectl against a local control plane.
 	$(WITH_ASSETS) MODEL_SEED=$(MODEL_SEED_SHORT) $(GOTEST) -count=1 -timeout 20m ./test/...
+
+.PHONY: test-faults
+test-faults: ## The fault specs of test/e2e, long, with their figures: FAULT_USERS=1000 FAULT_SECONDS=60
+	$(WITH_ASSETS) FAULT_USERS=$(FAULT_USERS) FAULT_SECONDS=$(FAULT_SECONDS) \
+		$(GOTEST) -count=1 -timeout 120m ./test/e2e/ -v -ginkgo.label-filter=faults -ginkgo.v
 
 .PHONY: test-model
 test-model: ## The access invariant under long random operation sequences: MODEL_SEQUENCES=10 MODEL_OPS=40 [MODEL_SEED=n]
