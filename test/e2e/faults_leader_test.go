@@ -25,6 +25,10 @@ import (
 // leader.
 const leaseAcquired = "Successfully acquired lease"
 
+// eventRejected is what client-go logs when the API server refuses an Event (the leader
+// election's "became leader" among them) for want of RBAC.
+const eventRejected = "Server rejected event"
+
 // grantLeaderElection gives the manager's ServiceAccount the install's leader election
 // Role (config/rbac/leader_election_role.yaml) in ns.
 func grantLeaderElection(p *ownPlane, ns string) {
@@ -56,7 +60,7 @@ var _ = Describe("faults survived end to end: two replicas", Label("faults"), fu
 		args := []string{"--leader-elect", "--leader-election-namespace=" + leaseNS}
 		var reps [2]*replica
 		for i, name := range []string{"a", "b"} {
-			m, w := plane.startManager(fmt.Sprintf("[faults-replica-%s] ", name), []string{leaseAcquired}, args...)
+			m, w := plane.startManager(fmt.Sprintf("[faults-replica-%s] ", name), []string{leaseAcquired, eventRejected}, args...)
 			reps[i] = &replica{name: name, m: m, log: w}
 		}
 		ns := plane.namespace()
@@ -81,6 +85,7 @@ var _ = Describe("faults survived end to end: two replicas", Label("faults"), fu
 		firstHolder := *lease.Spec.HolderIdentity
 		leaseDuration := time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second
 		Consistently(func() bool { return follower.log.logged(leaseAcquired) }, 3*time.Second).Should(BeFalse())
+		Expect(leader.log.logged(eventRejected)).To(BeFalse(), "the install's leader election Role lets the leader record that it became leader")
 
 		idpOf := func(r *replica) *faultIdP {
 			return newFaultIdP(func() string { return r.m.SCIMURL + path }, org.token)
