@@ -173,8 +173,9 @@ var _ = Describe("faults survived end to end: two replicas", Label("faults"), fu
 		sinceRenew := lease.Spec.AcquireTime.Time.Sub(lastRenew)
 		// client-go's follower times the lease from when it saw the last renewal, and looks
 		// every RetryPeriod (controller-runtime's 2 s, jittered up to 2.4 s): it sees the
-		// renewal up to one period late and takes the Lease up to one period after expiry.
-		Expect(sinceRenew).To(BeNumerically("<=", leaseDuration+5*time.Second),
+		// renewal up to one period late and takes the Lease up to one period after expiry,
+		// 4.8 s in all; two more for a loaded machine.
+		Expect(sinceRenew).To(BeNumerically("<=", leaseDuration+7*time.Second),
 			"the Lease was taken %s after the leader's last renewal (lease duration %s)", sinceRenew, leaseDuration)
 		Expect(<-pushed).To(Succeed())
 		Eventually(org.converged, 3*time.Minute, time.Second).Should(BeEmpty())
