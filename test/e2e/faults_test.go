@@ -580,12 +580,13 @@ var _ = Describe("faults survived end to end", Label("faults"), func() {
 	It("converges after a failing Docker Hub heals, calling it within the configured request budget", func() {
 		n := faultUsers(40)
 		faultFor := faultSeconds(20)
-		// 300 calls a minute (5 a second, bursts of 30): the sync needs more than that, so
-		// the budget binds and the rate measured below is the limiter's, not the demand's.
-		const rpm = 300
+		// 300 calls a minute (5 a second, bursts of 30) for the short run, three per user for
+		// a long one (6,000 at most): the sync needs more than that, so the budget binds and
+		// the rate measured below is the limiter's, not the demand's.
+		rpm := min(max(300, 3*n), 6000)
 		burst := rpm / 10
 		ns := newNamespace()
-		org := newHubOrg(cluster.Client, ns, rpm)
+		org := newHubOrg(cluster.Client, ns, int32(rpm))
 		base := mgr.SCIMURL + org.cfg.Status.BasePath
 		idp := newFaultIdP(func() string { return base }, org.token)
 		users := idpUsers("flaky", n)
