@@ -219,6 +219,8 @@ var _ = Describe("faults survived end to end: the API server down", Label("fault
 			}
 			return half
 		}
+		checkedAfter := time.Since(upAt)
+		halfAtCheck := len(halfWritten())
 		Eventually(halfWritten, time.Minute, time.Second).Should(BeEmpty())
 		halfClearedAfter := time.Since(upAt)
 
@@ -302,7 +304,8 @@ var _ = Describe("faults survived end to end: the API server down", Label("fault
 			}
 		}
 		faultFigures{spec: "apiserver-down", users: len(all), faults: 1, converge: converge, duplicates: dups, lost: lost,
-			extra: []string{fmt.Sprintf("nothing_half_written_after_start=%s ", halfClearedAfter.Round(100*time.Millisecond)) + fmt.Sprintf("down=%s (stop %s, start %s) scim_calls=%d writes=%d answered_503=%d refused_for=%s recovered_after_start=%s slowest_answer=%s groups=%d",
+			extra: []string{fmt.Sprintf("half_written_at_first_check=%d (%s after the start) none_after=%s ", halfAtCheck,
+				checkedAfter.Round(100*time.Millisecond), halfClearedAfter.Round(100*time.Millisecond)) + fmt.Sprintf("down=%s (stop %s, start %s) scim_calls=%d writes=%d answered_503=%d refused_for=%s recovered_after_start=%s slowest_answer=%s groups=%d",
 				startAt.Sub(stoppedAt).Round(100*time.Millisecond), stoppedAt.Sub(downAt).Round(100*time.Millisecond), upAt.Sub(startAt).Round(100*time.Millisecond),
 				len(calls), writes, refused, lastRefused.Sub(firstRefused).Round(100*time.Millisecond), recoveredAt.Sub(upAt).Round(100*time.Millisecond),
 				slowest.Round(time.Millisecond), len(groups.Items))}}.print()
