@@ -68,6 +68,8 @@ type journey struct {
 	// been sent (folded address); more is a duplicate.
 	invites map[string]int
 	emu     *hubemu.Emulator // the dockerhub journey's organization
+	// orphans: holder keys a policy left in place (a member deleted while disabled)
+	orphans []string
 	// importDups: ids an IdP's import listed twice
 	importDups []string
 }
@@ -449,7 +451,7 @@ func hubPhase(p *person) scimv1.MemberPhase {
 
 // hubExpected is who the journey says is in the organization: the Docker ID of every live
 // active person who accepted an invitation (and was not removed since), the pending
-// invitation of every other live active person.
+// invitation of every other live active person, and the orphans.
 func (j *journey) hubExpected() map[string]bool {
 	want := map[string]bool{}
 	for _, p := range j.people {
@@ -460,6 +462,9 @@ func (j *journey) hubExpected() map[string]bool {
 		default:
 			want["invite:"+strings.ToLower(p.email)] = true
 		}
+	}
+	for _, o := range j.orphans {
+		want[strings.ToLower(o)] = true
 	}
 	return want
 }
@@ -508,8 +513,11 @@ func (j *journey) hubCheck() string {
 	if err != nil {
 		return err.Error()
 	}
+	for _, o := range j.orphans {
+		wanted[strings.ToLower(o)] = true
+	}
 	if d := access.Diff(wanted, holders); d != "" {
-		return "organization, against the policies:\n" + d
+		return "organization, against the policies (and the orphans):\n" + d
 	}
 	return j.hubTeams()
 }
