@@ -39,6 +39,12 @@ MODEL_SEED_SHORT ?= 7
 MODEL_SEQUENCES ?= 10
 MODEL_OPS ?= 40
 MODEL_BACKEND ?= both
+# test-faults' long budget (make test-e2e runs the same specs with their short defaults:
+# 30 people, an 8s grace period, a 5s quiet window): docs/faults.md.
+FAULTS_USERS ?= 200
+FAULTS_GRACE ?= 30s
+FAULTS_QUIET ?= 30s
+FAULTS_WORKERS ?= 4
 GOTEST ?= go test
 
 .PHONY: all
@@ -99,6 +105,11 @@ test-e2e: ## The real manager binary, real HTTP and the built kubectl against a 
 test-model: ## The access invariant under long random operation sequences: MODEL_SEQUENCES=10 MODEL_OPS=40 [MODEL_SEED=n]
 	$(WITH_ASSETS) MODEL_SEQUENCES=$(MODEL_SEQUENCES) MODEL_OPS=$(MODEL_OPS) MODEL_BACKEND=$(MODEL_BACKEND) \
 		$(GOTEST) -count=1 -timeout 180m ./test/model/ -run TestModel -v
+
+.PHONY: test-faults
+test-faults: ## The e2e fault specs (IdP journeys, token rotation, disable mid-sync, the install), long, with figures: FAULTS_USERS=200 FAULTS_GRACE=30s FAULTS_QUIET=30s FAULTS_WORKERS=4
+	$(WITH_ASSETS) FAULTS_USERS=$(FAULTS_USERS) FAULTS_GRACE=$(FAULTS_GRACE) FAULTS_QUIET=$(FAULTS_QUIET) FAULTS_WORKERS=$(FAULTS_WORKERS) \
+		$(GOTEST) -count=1 -timeout 60m -v ./test/e2e/ -ginkgo.label-filter=faults
 
 .PHONY: fuzz-short
 fuzz-short: ## A short run of every fuzz target, FUZZTIME_SHORT (10s) each (seed corpora live in testdata/fuzz).
