@@ -34,14 +34,14 @@ import (
 
 // person is one person of a journey, as the IdP knows them.
 type person struct {
-	i                  int
-	id                 string
-	userName, email    string
-	externalID         string
-	active, deleted    bool
-	former             []string // userNames they had before
-	dockerID           string   // dockerhub: the Docker ID they accepted an invitation as
-	familyName, titled string
+	i               int
+	id              string
+	userName, email string
+	externalID      string
+	active, deleted bool
+	former          []string // userNames they had before
+	dockerID        string   // dockerhub: the Docker ID they accepted an invitation as
+	familyName      string
 }
 
 func (p *person) live() bool { return !p.deleted }
