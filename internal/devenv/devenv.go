@@ -326,9 +326,13 @@ func placeInNamespace(raw []byte, ns string, namespaced func(runtime.Object) (bo
 }
 
 // ManagerKubeconfig gives the manager exactly the install's rights: it creates the
-// ServiceAccount scim-operator-manager in namespace ns (created when missing), binds to it the ClusterRole of
-// config/rbac/role.yaml (generated from the code's RBAC markers), and writes to dir a
-// kubeconfig that authenticates as it with a bound token. It returns the kubeconfig's path.
+// ServiceAccount scim-e2e-manager in namespace ns (created when missing), binds to it the
+// ClusterRole of config/rbac/role.yaml (generated from the code's RBAC markers) under the
+// name scim-e2e-manager-role, and writes to dir a kubeconfig that authenticates as it with
+// a bound token. It returns the kubeconfig's path. The names are not the install's
+// (scim-operator-manager-role, scim-operator-manager-rolebinding, ...), so that
+// dist/install.yaml applied to the same cluster (test/e2e, install_test.go) neither
+// collides with these objects nor changes the rights of a manager using them.
 func ManagerKubeconfig(ctx context.Context, cluster *Cluster, ns, dir string) (string, error) {
 	c := cluster.Client
 	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "role.yaml"))
@@ -339,7 +343,7 @@ func ManagerKubeconfig(ctx context.Context, cluster *Cluster, ns, dir string) (s
 	if err := sigsyaml.UnmarshalStrict(raw, &role); err != nil {
 		return "", fmt.Errorf("config/rbac/role.yaml: %w", err)
 	}
-	const name = "scim-operator-manager"
+	const name = "scim-e2e-manager"
 	role.ObjectMeta = metav1.ObjectMeta{Name: name + "-role"}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
 	crb := &rbacv1.ClusterRoleBinding{
@@ -353,8 +357,17 @@ func ManagerKubeconfig(ctx context.Context, cluster *Cluster, ns, dir string) (s
 			return "", fmt.Errorf("create %T %s: %w", o, o.GetName(), err)
 		}
 	}
+	return ServiceAccountKubeconfig(ctx, cluster, ns, name, filepath.Join(dir, "manager.kubeconfig"))
+}
+
+// ServiceAccountKubeconfig writes to path a kubeconfig that authenticates as the
+// ServiceAccount ns/name with a bound token (TokenRequest, valid for a day): the identity a
+// pod running as that ServiceAccount has, with exactly the rights RBAC gives it. It returns
+// path.
+func ServiceAccountKubeconfig(ctx context.Context, cluster *Cluster, ns, name, path string) (string, error) {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
 	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(24 * 3600))}}
-	if err := c.SubResource("token").Create(ctx, sa, tr); err != nil {
+	if err := cluster.Client.SubResource("token").Create(ctx, sa, tr); err != nil {
 		return "", fmt.Errorf("a token for ServiceAccount %s/%s: %w", ns, name, err)
 	}
 	cfg := cluster.Config
@@ -364,10 +377,9 @@ func ManagerKubeconfig(ctx context.Context, cluster *Cluster, ns, dir string) (s
 	kc.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
 	kc.Contexts[name] = &clientcmdapi.Context{Cluster: "local", AuthInfo: name, Namespace: ns}
 	kc.CurrentContext = name
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "manager.kubeconfig")
 	if err := clientcmd.WriteToFile(*kc, path); err != nil {
 		return "", err
 	}

@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -22,10 +24,13 @@ import (
 // tokenMemo remembers each config's accepted tokens for a few seconds, read through an
 // uncached reader: no cluster-wide Secret cache.
 type tokenMemo struct {
-	r   client.Reader
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[string]memoEntry
+	r client.Reader
+	// meta reads Secret metadata from the manager's cache (nil: none): a Secret whose
+	// resourceVersion there differs from the one read has changed, a rotation.
+	meta client.Reader
+	ttl  time.Duration
+	mu   sync.Mutex
+	m    map[string]memoEntry
 	// reads collapses concurrent Secret reads of one config into one.
 	reads singleflight.Group
 }
@@ -33,25 +38,28 @@ type tokenMemo struct {
 type memoEntry struct {
 	at  time.Time
 	acc token.Accepted
+	rv  string // the Secret's resourceVersion when read
 	err error
 }
 
-func newTokenMemo(r client.Reader, ttl time.Duration) *tokenMemo {
-	return &tokenMemo{r: r, ttl: ttl, m: map[string]memoEntry{}}
+func newTokenMemo(r, meta client.Reader, ttl time.Duration) *tokenMemo {
+	return &tokenMemo{r: r, meta: meta, ttl: ttl, m: map[string]memoEntry{}}
 }
 
 // minRefresh is how soon after a read a presented token that does not match may cause
-// another read (so that a freshly rotated token works at once).
+// another read, unless the Secret is known to have changed since (so that wrong tokens
+// cannot make a read each, and a freshly rotated token works at once).
 const minRefresh = time.Second
 
 // matches tells whether presented is accepted for cfg now. A mismatch re-reads the Secret
-// when the memo is older than minRefresh.
+// when the memo is older than minRefresh, or when the manager's cache shows the Secret
+// changed since it was read (a rotation a moment ago).
 func (t *tokenMemo) matches(ctx context.Context, cfg *scimv1.ScimConfig, presented []byte) (bool, error) {
 	acc, age, err := t.accepted(ctx, cfg, t.ttl)
 	if err == nil && acc.Matches(presented, time.Now()) {
 		return true, nil
 	}
-	if age > minRefresh {
+	if age > minRefresh || t.changed(ctx, cfg) {
 		acc, _, err = t.accepted(ctx, cfg, 0)
 		if err == nil && acc.Matches(presented, time.Now()) {
 			return true, nil
@@ -75,8 +83,12 @@ func (t *tokenMemo) accepted(ctx context.Context, cfg *scimv1.ScimConfig, ttl ti
 	v, _, _ := t.reads.Do(k, func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), secretReadTimeout)
 		defer cancel()
-		acc, err := token.Resolve(rctx, t.r, cfg)
-		return memoEntry{at: time.Now(), acc: acc, err: err}, nil
+		var s corev1.Secret
+		if err := t.r.Get(rctx, ref, &s); err != nil {
+			return memoEntry{at: time.Now(), err: err}, nil
+		}
+		acc, err := token.FromSecret(&s, key)
+		return memoEntry{at: time.Now(), acc: acc, rv: s.ResourceVersion, err: err}, nil
 	})
 	fresh := v.(memoEntry)
 	t.mu.Lock()
@@ -93,6 +105,27 @@ func (t *tokenMemo) accepted(ctx context.Context, cfg *scimv1.ScimConfig, ttl ti
 	}
 	t.m[k] = fresh
 	return fresh.acc, 0, fresh.err
+}
+
+// changed tells whether the manager's cache shows cfg's token Secret at another
+// resourceVersion than the memo read (an in-memory lookup, no API request).
+func (t *tokenMemo) changed(ctx context.Context, cfg *scimv1.ScimConfig) bool {
+	if t.meta == nil {
+		return false
+	}
+	ref, key := token.SecretRef(cfg)
+	t.mu.Lock()
+	e, ok := t.m[string(cfg.UID)+"|"+ref.String()+"|"+key]
+	t.mu.Unlock()
+	if !ok || e.rv == "" {
+		return false
+	}
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := t.meta.Get(ctx, ref, m); err != nil {
+		return false
+	}
+	return m.ResourceVersion != e.rv
 }
 
 // secretReadTimeout bounds one read of a token Secret.

@@ -97,10 +97,16 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scimserver: %w", err)
 	}
+	// The cache's Secret metadata (the manager watches token Secrets, metadata only) tells
+	// the token memo when a Secret changed; the client cannot: it reads Secrets uncached.
+	var secretMeta client.Reader
+	if o.Cache != nil {
+		secretMeta = o.Cache
+	}
 	s := &Server{
 		o:       o,
 		store:   &scimstore.Store{Client: o.Client, APIReader: o.APIReader, Log: o.Log},
-		tokens:  newTokenMemo(o.APIReader, 3*time.Second),
+		tokens:  newTokenMemo(o.APIReader, secretMeta, 3*time.Second),
 		limiter: newFailureLimiter(),
 		clients: clientResolver{trusted: trusted},
 	}

@@ -27,6 +27,7 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/manager"
 	"github.com/scim-operator/scim-operator/internal/naming"
+	"github.com/scim-operator/scim-operator/test/access"
 	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
 )
 
@@ -669,35 +670,6 @@ func (r *run) check(ctx context.Context) error {
 	}
 }
 
-func setDiff(want, got map[string]bool) string {
-	var missing, extra []string
-	for k := range want {
-		if !got[k] {
-			missing = append(missing, k)
-		}
-	}
-	for k := range got {
-		if !want[k] {
-			extra = append(extra, k)
-		}
-	}
-	if len(missing) == 0 && len(extra) == 0 {
-		return ""
-	}
-	sort.Strings(missing)
-	sort.Strings(extra)
-	return fmt.Sprintf("  missing (expected, not there): %v\n  extra (there, not expected): %v", missing, extra)
-}
-
-func keys(m map[string]bool) string {
-	var l []string
-	for k := range m {
-		l = append(l, k)
-	}
-	sort.Strings(l)
-	return strings.Join(l, ", ")
-}
-
 // diff compares the backend with the model: "" when they match; state is a fingerprint of
 // what was observed (to tell a backend that still changes from one at rest).
 func (r *run) diff(ctx context.Context) (diff, state string) {
@@ -709,19 +681,19 @@ func (r *run) diff(ctx context.Context) (diff, state string) {
 		for _, inv := range r.emu.Invites() {
 			got["invite:"+fold(inv.Invitee)] = true
 		}
-		d := setDiff(r.m.hubPeople(), got)
+		d := access.Diff(r.m.hubPeople(), got)
 		if d != "" {
 			d = "dockerhub members and invitations:\n" + d
 		}
-		return d, keys(got)
+		return d, access.Keys(got)
 	}
 	got, err := r.bindings(ctx)
 	if err != nil {
 		return "listing bindings: " + err.Error(), "error"
 	}
 	want := r.m.kubeGrants()
-	if d := setDiff(want, got); d != "" {
-		return "bindings of the config's roles (role/kind/subject):\n" + d, keys(got)
+	if d := access.Diff(want, got); d != "" {
+		return "bindings of the config's roles (role/kind/subject):\n" + d, access.Keys(got)
 	}
 	// the API server's authorizer agrees, for every identity the test ever uses
 	var wrong []string
@@ -740,64 +712,38 @@ func (r *run) diff(ctx context.Context) (diff, state string) {
 		for u := range users {
 			if allowed, err := r.sar(ctx, role, u, nil); err != nil {
 				return "SubjectAccessReview: " + err.Error(), "error"
-			} else if allowed != want[grantKey(role, "User", u)] {
+			} else if allowed != want[access.Grant(role, "User", u)] {
 				wrong = append(wrong, fmt.Sprintf("role%d User %q allowed=%v", role, u, allowed))
 			}
 		}
 		for g := range groups {
 			if allowed, err := r.sar(ctx, role, probeUser, []string{g}); err != nil {
 				return "SubjectAccessReview: " + err.Error(), "error"
-			} else if allowed != want[grantKey(role, "Group", g)] {
+			} else if allowed != want[access.Grant(role, "Group", g)] {
 				wrong = append(wrong, fmt.Sprintf("role%d Group %q allowed=%v", role, g, allowed))
 			}
 		}
 	}
 	if len(wrong) > 0 {
 		sort.Strings(wrong)
-		return "SubjectAccessReview disagrees with the model: " + strings.Join(wrong, "; "), keys(got) + strings.Join(wrong, ";")
+		return "SubjectAccessReview disagrees with the model: " + strings.Join(wrong, "; "), access.Keys(got) + strings.Join(wrong, ";")
 	}
-	return "", keys(got)
+	return "", access.Keys(got)
 }
 
 // bindings lists the grants of the live config's roles: every ClusterRoleBinding and
 // RoleBinding in the cluster whose roleRef is one of them, whoever made it.
 func (r *run) bindings(ctx context.Context) (map[string]bool, error) {
-	got := map[string]bool{}
-	var crbs rbacv1.ClusterRoleBindingList
-	if err := r.sys.c.List(ctx, &crbs); err != nil {
-		return nil, err
-	}
-	for _, b := range crbs.Items {
-		if b.RoleRef.Kind == "ClusterRole" && b.RoleRef.Name == r.roles[0] {
-			for _, s := range b.Subjects {
-				got[grantKey(0, s.Kind, s.Name)] = true
-			}
-		}
-	}
-	var rbs rbacv1.RoleBindingList
-	if err := r.sys.c.List(ctx, &rbs); err != nil {
-		return nil, err
-	}
-	for _, b := range rbs.Items {
-		if b.Namespace == r.ns && b.RoleRef.Kind == "Role" && b.RoleRef.Name == r.roles[1] {
-			for _, s := range b.Subjects {
-				got[grantKey(1, s.Kind, s.Name)] = true
-			}
-		}
-	}
-	return got, nil
+	return access.KubeHolders(ctx, r.sys.c, []access.Role{
+		{Kind: "ClusterRole", Name: r.roles[0]}, {Kind: "Role", Namespace: r.ns, Name: r.roles[1]}})
 }
 
 func (r *run) sar(ctx context.Context, role int, user string, groups []string) (bool, error) {
-	ra := &authzv1.ResourceAttributes{Verb: "get", Resource: "configmaps", Name: r.roles[role], Namespace: "default"}
+	ra := authzv1.ResourceAttributes{Verb: "get", Resource: "configmaps", Name: r.roles[role], Namespace: "default"}
 	if role == 1 {
 		ra.Namespace = r.ns
 	}
-	sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{User: user, Groups: groups, ResourceAttributes: ra}}
-	if err := r.sys.c.Create(ctx, sar); err != nil {
-		return false, err
-	}
-	return sar.Status.Allowed, nil
+	return access.Allowed(ctx, r.sys.c, user, groups, ra)
 }
 
 // objects describes the namespace's members and groups, for failure reports.

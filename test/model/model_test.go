@@ -44,6 +44,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/scim-operator/scim-operator/test/access"
 )
 
 const (
@@ -928,13 +930,9 @@ func (m *model) unambiguous() bool {
 func (m *model) kubeGrants() map[string]bool {
 	out := map[string]bool{}
 	for _, r := range m.krecs {
-		out[grantKey(r.role, r.kind, r.name)] = true
+		out[access.Grant(r.role, r.kind, r.name)] = true
 	}
 	return out
-}
-
-func grantKey(role int, kind, name string) string {
-	return fmt.Sprintf("role%d/%s/%s", role, kind, name)
 }
 
 // hubPeople is the expected set of "member:<username>" and "invite:<invitee>" (folded).
