@@ -150,19 +150,6 @@ func (s *Store) waitCache(ctx context.Context, obj client.Object, rv string) {
 	})
 }
 
-// ParseIfMatch returns the resourceVersion an If-Match header asks for ("" for none or *).
-func ParseIfMatch(h string) string {
-	h = strings.TrimSpace(h)
-	if h == "" || h == "*" {
-		return ""
-	}
-	if first, _, ok := strings.Cut(h, ","); ok {
-		h = strings.TrimSpace(first)
-	}
-	h = strings.TrimPrefix(h, "W/")
-	return strings.Trim(h, `"`)
-}
-
 func stale(what string) error {
 	return scim.Errorf(412, "", "%s has changed: the If-Match version is stale", what)
 }

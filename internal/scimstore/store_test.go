@@ -15,14 +15,6 @@ import (
 	"github.com/scim-operator/scim-operator/internal/scim"
 )
 
-func TestParseIfMatch(t *testing.T) {
-	for in, want := range map[string]string{`W/"12"`: "12", `"12"`: "12", `*`: "", ``: "", ` W/"7", W/"8"`: "7"} {
-		if got := ParseIfMatch(in); got != want {
-			t.Errorf("%q: got %q want %q", in, got, want)
-		}
-	}
-}
-
 func TestAPIError(t *testing.T) {
 	gr := schema.GroupResource{Group: "scim.operator.dev", Resource: "orgmembers"}
 	cases := []struct {
