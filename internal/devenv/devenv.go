@@ -325,8 +325,13 @@ func placeInNamespace(raw []byte, ns string, namespaced func(runtime.Object) (bo
 	return objs, nil
 }
 
+// ManagerServiceAccount is the ServiceAccount ManagerKubeconfig authenticates as: whatever
+// else a caller grants the manager (the leader election Role of a spec running replicas)
+// must name it.
+const ManagerServiceAccount = "scim-e2e-manager"
+
 // ManagerKubeconfig gives the manager exactly the install's rights: it creates the
-// ServiceAccount scim-e2e-manager in namespace ns (created when missing), binds to it the
+// ServiceAccount ManagerServiceAccount (scim-e2e-manager) in namespace ns (created when missing), binds to it the
 // ClusterRole of config/rbac/role.yaml (generated from the code's RBAC markers) under the
 // name scim-e2e-manager-role, and writes to dir a kubeconfig that authenticates as it with
 // a bound token. It returns the kubeconfig's path. The names are not the install's
@@ -343,7 +348,7 @@ func ManagerKubeconfig(ctx context.Context, cluster *Cluster, ns, dir string) (s
 	if err := sigsyaml.UnmarshalStrict(raw, &role); err != nil {
 		return "", fmt.Errorf("config/rbac/role.yaml: %w", err)
 	}
-	const name = "scim-e2e-manager"
+	const name = ManagerServiceAccount
 	role.ObjectMeta = metav1.ObjectMeta{Name: name + "-role"}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
 	crb := &rbacv1.ClusterRoleBinding{

@@ -29,8 +29,9 @@ const leaseAcquired = "Successfully acquired lease"
 // election's "became leader" among them) for want of RBAC.
 const eventRejected = "Server rejected event"
 
-// grantLeaderElection gives the manager's ServiceAccount the install's leader election
-// Role (config/rbac/leader_election_role.yaml) in ns.
+// grantLeaderElection gives the manager's ServiceAccount (the one p.mgrKubeconfig
+// authenticates as, devenv.ManagerServiceAccount) the install's leader election Role
+// (config/rbac/leader_election_role.yaml) in ns.
 func grantLeaderElection(p *ownPlane, ns string) {
 	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "leader_election_role.yaml"))
 	Expect(err).NotTo(HaveOccurred())
@@ -41,7 +42,7 @@ func grantLeaderElection(p *ownPlane, ns string) {
 	Expect(p.cluster.Client.Create(ctx, &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: role.Name},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "scim-operator-manager", Namespace: ns}},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: devenv.ManagerServiceAccount, Namespace: ns}},
 	})).To(Succeed())
 }
 
@@ -63,9 +64,6 @@ var _ = Describe("faults survived end to end: two replicas", Label("faults"), fu
 			m, w := plane.startManager(fmt.Sprintf("[faults-replica-%s] ", name), []string{leaseAcquired, eventRejected}, args...)
 			reps[i] = &replica{name: name, m: m, log: w}
 		}
-		ns := plane.namespace()
-		org := newHubOrg(plane.cluster.Client, ns, 3000)
-		path := org.cfg.Status.BasePath
 
 		By("one replica holds the Lease: the one that logged acquiring it")
 		var leader, follower *replica
@@ -86,6 +84,12 @@ var _ = Describe("faults survived end to end: two replicas", Label("faults"), fu
 		leaseDuration := time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second
 		Consistently(func() bool { return follower.log.logged(leaseAcquired) }, 3*time.Second).Should(BeFalse())
 		Expect(leader.log.logged(eventRejected)).To(BeFalse(), "the install's leader election Role lets the leader record that it became leader")
+
+		// Only now a ScimConfig: without a leader (a replica denied the Lease) it could never
+		// become Ready, and the failure would name the config rather than the Lease.
+		ns := plane.namespace()
+		org := newHubOrg(plane.cluster.Client, ns, 3000)
+		path := org.cfg.Status.BasePath
 
 		idpOf := func(r *replica) *faultIdP {
 			return newFaultIdP(func() string { return r.m.SCIMURL + path }, org.token)
