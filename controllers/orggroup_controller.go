@@ -553,6 +553,7 @@ func (r *OrgGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&scimv1.ScimConfig{}, handler.EnqueueRequestsFromMapFunc(r.groupsOfConfig),
 			builder.WithPredicates(configChanged())).
 		Named("orggroup").
+		WithOptions(controllerOptions()).
 		Complete(r)
 }
 

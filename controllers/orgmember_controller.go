@@ -740,6 +740,7 @@ func (r *OrgMemberReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&scimv1.ScimConfig{}, handler.EnqueueRequestsFromMapFunc(r.membersOfConfig),
 			builder.WithPredicates(configChanged())).
 		Named("orgmember").
+		WithOptions(controllerOptions()).
 		Complete(r)
 }
 

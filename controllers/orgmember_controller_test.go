@@ -279,6 +279,36 @@ var _ = Describe("OrgMember controller, pure logic (in-memory backend)", func() 
 		Expect(reasonsOf(ns, m.Name)()).To(Equal([]string{"Added"}))
 	})
 
+	It("retries a transient failure per member: a flaky backend does not pause its config", func() {
+		createConfig(nil)
+		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)).Should(Equal("True/Connected"))
+		// The backend answers the config's check with 503s and 429s from now on, and two of
+		// each member's first calls fail with 5xx: failures of single calls, not of the
+		// organization connection.
+		mb.failAlways("Check", backend.NewTransient("BackendUnavailable", errors.New("503 Service Unavailable")))
+		var ms []*scimv1.OrgMember
+		for _, u := range []string{"flo@example.com", "gus@example.com", "hal@example.com"} {
+			mb.fail("EnsureMember", backend.NewTransient("BackendUnavailable", errors.New("503 Service Unavailable")),
+				backend.NewTransient("BackendUnavailable", errors.New("502 Bad Gateway")))
+			m := newMember(ns, "acme", u)
+			Expect(k8s.Create(ctx, m)).To(Succeed())
+			ms = append(ms, m)
+		}
+		requestReconcile(newConfigRef(ns, "acme"))
+		for _, m := range ms {
+			Eventually(memberPhase(m)).Should(Equal("Active/True/Active"), "the member retries its own call")
+		}
+		Expect(mb.callsOf("EnsureMember")).To(Equal(9), "six failed calls and three that worked")
+		Expect(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)()).To(Equal("True/Connected"),
+			"a transient failure of the check is not an outage of the organization")
+		Expect(reasonsOf(ns, "acme")()).NotTo(ContainElement("BackendNotReady"))
+
+		By("a config-wide failure (the credentials refused) still pauses the config")
+		mb.failAlways("Check", backend.NewPermanent("InvalidCredentials", errors.New("401 Unauthorized")))
+		requestReconcile(newConfigRef(ns, "acme"))
+		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)).Should(Equal("False/InvalidCredentials"))
+	})
+
 	It("does nothing while the config is disabled and resumes when it is enabled", func() {
 		createConfig(func(c *scimv1.ScimConfig) { c.Spec.Enabled = ptr.To(false) })
 		m := newMember(ns, "acme", "eve@example.com")

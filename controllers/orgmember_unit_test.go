@@ -3,6 +3,9 @@ package controllers
 import (
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 func TestJitterStaysWithinTenPercent(t *testing.T) {
@@ -36,5 +39,26 @@ func TestTeamName(t *testing.T) {
 		if got := TeamName(in); got != want {
 			t.Errorf("TeamName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A reconcile that keeps failing (a flaky backend) is retried at least every
+// MaxRetryBackoff, however many times it failed: client-go's default would wait 1,000 s.
+func TestRetryBackoffIsBounded(t *testing.T) {
+	l := controllerOptions().RateLimiter
+	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "m"}}
+	var last time.Duration
+	for range 40 {
+		last = l.When(req)
+		if last > MaxRetryBackoff {
+			t.Fatalf("a retry waits %s, more than MaxRetryBackoff (%s)", last, MaxRetryBackoff)
+		}
+	}
+	if last < MaxRetryBackoff/2 {
+		t.Fatalf("after 40 failures the retry waits only %s: the backoff does not grow", last)
+	}
+	l.Forget(req)
+	if d := l.When(req); d > time.Second {
+		t.Fatalf("after a success the next failure waits %s", d)
 	}
 }

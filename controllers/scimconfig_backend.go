@@ -53,6 +53,21 @@ func (r *ScimConfigReconciler) reconcileBackend(ctx context.Context, cfg *scimv1
 		cancel()
 	}
 	was := condStatus(cfg.Status.Conditions, scimv1.ConditionBackendReady)
+	if err != nil && backend.ClassOf(err) != backend.Permanent {
+		// A 5xx, a dropped connection, a 429: this one check failed, the organization
+		// connection did not. BackendReady keeps its value (its members go on, each retrying
+		// its own failed calls); a config never checked yet says Unknown until a check
+		// answers. The check is retried after the hint or with the bounded backoff.
+		if was == "" {
+			r.setCondition(cfg, scimv1.ConditionBackendReady, metav1.ConditionUnknown, backend.ReasonOf(err),
+				truncate(fmt.Sprintf("%s backend for organization %s did not answer the check yet: %v", cfg.Spec.Backend.Type, cfg.Spec.Organization, err), 32768))
+		}
+		if wait, ok := backend.RetryAfterOf(err); ok {
+			res.RequeueAfter = jitter(max(wait, time.Second))
+			return res, nil
+		}
+		return ctrl.Result{}, err
+	}
 	if err != nil {
 		if was != metav1.ConditionFalse {
 			// one event per outage, not one per member or per check
@@ -62,18 +77,8 @@ func (r *ScimConfigReconciler) reconcileBackend(ctx context.Context, cfg *scimv1
 		}
 		r.setCondition(cfg, scimv1.ConditionBackendReady, metav1.ConditionFalse, backend.ReasonOf(err),
 			truncate(fmt.Sprintf("%s backend for organization %s: %v", cfg.Spec.Backend.Type, cfg.Spec.Organization, err), 32768))
-		switch backend.ClassOf(err) {
-		case backend.RateLimited:
-			if wait, _ := backend.RetryAfterOf(err); wait > 0 {
-				res.RequeueAfter = jitter(wait)
-			}
-			return res, nil
-		case backend.Permanent:
-			// A configuration problem: the watched Secrets and the spec bring us back.
-			return res, nil
-		default:
-			return ctrl.Result{}, err
-		}
+		// A configuration problem: the watched Secrets and the spec bring us back.
+		return res, nil
 	}
 	if was == metav1.ConditionFalse {
 		r.Recorder.Eventf(cfg, nil, corev1.EventTypeNormal, "BackendReady", "Check",

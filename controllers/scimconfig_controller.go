@@ -330,7 +330,7 @@ func (r *ScimConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Rechecks != nil {
 		b = b.WatchesRawSource(r.Rechecks.source())
 	}
-	return b.Named("scimconfig").Complete(r)
+	return b.Named("scimconfig").WithOptions(controllerOptions()).Complete(r)
 }
 
 func referencedSecrets(cfg *scimv1.ScimConfig) []string {

@@ -3,8 +3,12 @@ package controllers
 import (
 	"time"
 
+	"golang.org/x/time/rate"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/scim-operator/scim-operator/internal/backend"
 )
@@ -16,6 +20,29 @@ type Options struct {
 	// StatusInterval is how often a ScimConfig re-checks its backend and recounts its
 	// members (DefaultStatusInterval when zero).
 	StatusInterval time.Duration
+}
+
+// MaxRetryBackoff bounds how long a reconcile that failed (a transient backend or API
+// server error) waits before it is tried again. client-go's default backoff doubles from
+// 5 ms up to 1,000 s: a member unlucky through a dozen 5xx in a row would wait a quarter
+// of an hour after the backend healed. Failures that concern the whole organization
+// (credentials, the organization gone) do not retry here: they pause the config
+// (BackendReady=False) until it is repaired.
+const MaxRetryBackoff = 30 * time.Second
+
+// retryLimiter is client-go's default controller rate limiter (per item exponential
+// backoff, and 10 per second with bursts of 100 over all items) with the per item backoff
+// bounded by MaxRetryBackoff.
+func retryLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, MaxRetryBackoff),
+		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
+	)
+}
+
+// controllerOptions are the options every controller of this package is built with.
+func controllerOptions() controller.Options {
+	return controller.Options{RateLimiter: retryLimiter()}
 }
 
 // restConfigUser is a backend Provider that needs the manager's own connection to the

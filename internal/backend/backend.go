@@ -174,19 +174,23 @@ type NoUserTeams interface {
 }
 
 // ConfigWide reports whether err is a problem of the whole organization connection
-// (credentials, organization, configuration, the backend unreachable) rather than of one
-// member: the ScimConfig reports it once and its members wait instead of failing one by one.
+// (credentials, organization, configuration) rather than of one member: the ScimConfig
+// reports it once and its members wait instead of failing one by one. A transient failure
+// (a 5xx, a dropped connection, an API server that did not answer) or a rate limit is a
+// failure of that one call, never config-wide: the member that made it retries with its
+// own bounded backoff and the config's other members go on, so a flaky backend does not
+// pause everyone.
 func ConfigWide(err error) bool {
 	var e *Error
-	if !errors.As(err, &e) {
+	if !errors.As(err, &e) || e.Class != Permanent {
 		return false
 	}
 	switch e.Reason {
 	case "InvalidCredentials", "OrganizationNotFound", "InvalidConfiguration", "CredentialsMissing",
 		"UnknownBackend", "InvalidBackendConfig", "NoRolesConfigured", "RoleNotFound", "NotAllowedToBind",
-		"NamespaceNotFound", "Forbidden", "ServiceAccountMissing", "ImpersonationForbidden", "ImpersonationUnavailable":
-		return true
-	case "BackendUnavailable", "APIServerUnavailable":
+		"NamespaceNotFound", "Forbidden", "ServiceAccountMissing", "ImpersonationForbidden", "ImpersonationUnavailable",
+		// Permanent only from the registry: this manager was built without the backend.
+		"BackendUnavailable":
 		return true
 	}
 	return false
