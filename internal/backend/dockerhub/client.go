@@ -146,12 +146,20 @@ var (
 // SharedLimiter returns the one limiter of an organization (case-insensitively), so
 // every worker and every Backend of that organization share one budget. A later call
 // with another perMinute changes the shared limiter's rate.
+//
+// perMinute holds for every minute, the first included: no 60 s window has more calls.
+// The bucket holds a tenth of the budget (a burst after a quiet spell) and refills at the
+// rest of it, perMinute-burst a minute, so a full bucket spent at once plus a minute of
+// refill is perMinute. (Refilling at perMinute would allow perMinute plus the burst in a
+// minute that starts with a full bucket.) Sustained, the calls run at 90% of perMinute.
 func SharedLimiter(org string, perMinute int) *rate.Limiter {
 	if perMinute <= 0 {
 		perMinute = DefaultRequestsPerMinute
 	}
-	limit := rate.Every(time.Minute / time.Duration(perMinute))
 	burst := max(1, perMinute/10)
+	// At least one a minute: with perMinute 1 the bucket's one call and the next are a
+	// full minute apart.
+	limit := rate.Limit(float64(max(perMinute-burst, 1)) / time.Minute.Seconds())
 	key := strings.ToLower(strings.TrimSpace(org))
 	limitersMu.Lock()
 	defer limitersMu.Unlock()

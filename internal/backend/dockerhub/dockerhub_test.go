@@ -564,13 +564,44 @@ func TestNextLinksAreFollowedAsGiven(t *testing.T) {
 	mustClass(t, err, backend.Permanent, "UnexpectedResponse", "refusing to follow a next link outside 127.0.0.1")
 }
 
+// requestsPerMinute is a promise about every minute: however the calls come (a full
+// bucket spent at once, then as fast as it refills), no 60 s window holds more than that
+// many. A token bucket refilling at the full rate would allow its burst on top in the
+// first minute (3,300 for 3,000).
+func TestSharedLimiterKeepsEveryMinuteWithinRequestsPerMinute(t *testing.T) {
+	for _, perMinute := range []int{1, 2, 7, 60, 180, 3000, 6000} {
+		l := SharedLimiter(fmt.Sprintf("every-minute-%d", perMinute), perMinute)
+		t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		var at []time.Time
+		for now := t0; now.Before(t0.Add(3 * time.Minute)); now = now.Add(time.Millisecond) {
+			for l.AllowN(now, 1) { // greedy: take every token the moment it exists
+				at = append(at, now)
+			}
+		}
+		most, j := 0, 0
+		for i := range at {
+			for at[i].Sub(at[j]) >= time.Minute {
+				j++
+			}
+			most = max(most, i-j+1)
+		}
+		if most > perMinute {
+			t.Errorf("requestsPerMinute %d: %d calls in one minute (burst %d)", perMinute, most, l.Burst())
+		}
+		// and the budget is used, not hoarded: over three minutes close to three budgets
+		if perMinute >= 60 && len(at) < 3*perMinute*8/10 {
+			t.Errorf("requestsPerMinute %d: only %d calls in three minutes", perMinute, len(at))
+		}
+	}
+}
+
 func TestSharedLimiterIsPerOrganization(t *testing.T) {
 	a := SharedLimiter("Acme", 60)
 	if SharedLimiter("acme", 60) != a || SharedLimiter("other", 60) == a {
 		t.Fatal("limiters not shared per organization")
 	}
-	if SharedLimiter("ACME", 120); a.Limit() != rate.Every(time.Second/2) {
-		t.Fatalf("limit %v", a.Limit())
+	if SharedLimiter("ACME", 120); a.Limit() == SharedLimiter("other", 60).Limit() {
+		t.Fatalf("a new requestsPerMinute does not change the shared limiter: %v", a.Limit())
 	}
 	if _, err := New(Options{Org: "acme", AccessToken: "x", BaseURL: "ftp://h"}); err == nil || !strings.Contains(err.Error(), "not an http(s) URL") {
 		t.Fatalf("bad base URL accepted: %v", err)
