@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -35,6 +36,21 @@ import (
 
 // LeaderElectionID is the name of the leader election lease.
 const LeaderElectionID = "scim-operator.scim.operator.dev"
+
+// The leader election's timings (controller-runtime's defaults, named here so that the
+// failover bound can be stated: docs/faults.md). The leader renews the Lease every
+// LeaderRetryPeriod and gives up leading when it could not for LeaderRenewDeadline. A
+// replica that is not the leader reads the Lease every LeaderRetryPeriod (client-go adds
+// up to 20% jitter) and takes it once it has seen the same renewal for LeaderLeaseDuration.
+// A leader killed without releasing the Lease is therefore replaced between
+// LeaderLeaseDuration and LeaderLeaseDuration + 2 x 1.2 x LeaderRetryPeriod after its
+// last renewal (one period to see that renewal, one to look again after it expired), plus
+// the API server's answer times: never sooner, which is what keeps two leaders apart.
+const (
+	LeaderLeaseDuration = 15 * time.Second
+	LeaderRenewDeadline = 10 * time.Second
+	LeaderRetryPeriod   = 2 * time.Second
+)
 
 // Options are what differs between one manager and another: addresses, leader election,
 // certificates and limits. The zero value of a field means its documented default.
@@ -148,6 +164,9 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 		LeaderElectionID:              LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 ptr.To(LeaderLeaseDuration),
+		RenewDeadline:                 ptr.To(LeaderRenewDeadline),
+		RetryPeriod:                   ptr.To(LeaderRetryPeriod),
 		Controller:                    ctrlCfg,
 		Cache:                         cachepolicy.Cache(),
 		Client:                        cachepolicy.Client(),
