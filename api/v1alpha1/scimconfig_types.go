@@ -221,7 +221,8 @@ type DockerHubBackend struct {
 	DefaultRole string `json:"defaultRole,omitempty"`
 
 	// requestsPerMinute bounds calls to Docker Hub for this organization, shared by every
-	// worker.
+	// worker: no minute holds more. A tenth of it is kept for bursts after a quiet spell,
+	// so sustained calls run at nine tenths of it.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=6000
 	// +kubebuilder:default=180

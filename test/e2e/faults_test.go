@@ -707,12 +707,22 @@ var _ = Describe("faults survived end to end", Label("faults"), func() {
 				w, rpm, burst, refill, transit)
 		}
 		Expect(limits[time.Minute]).To(Equal(rpm+transit), "over a minute the bound is requestsPerMinute itself")
+		// After the healing the sync is bound by the budget, not by backoff: the calls it
+		// made need at least this long at the limiter's sustained rate (0.9 x rpm).
+		afterHeal := 0
+		for _, t := range at {
+			if !t.Before(healedAt) {
+				afterHeal++
+			}
+		}
+		budgetTime := time.Duration(float64(max(afterHeal-burst, 0)) / refill * float64(time.Second))
 		faultFigures{spec: "dockerhub-failing", users: n, faults: faults, converge: converge, duplicates: dups, lost: lost,
 			extra: []string{fmt.Sprintf("fault_phase=%s invited_at_heal=%d/%d members_waiting_for_config_at_heal=%d calls=%d 5xx=%d dropped=%d "+
-				"peak_calls_1s=%d/%d peak_calls_10s=%d/%d peak_calls_60s=%d/%d (requestsPerMinute=%d, +%d for transit) scim_push=%s total=%s",
+				"peak_calls_1s=%d/%d peak_calls_10s=%d/%d peak_calls_60s=%d/%d (requestsPerMinute=%d, +%d for transit) "+
+				"calls_after_heal=%d (%s at the sustained budget) scim_push=%s total=%s",
 				faultFor, invitedAtHeal, activeCount(users), waiting, len(at), fiveXX, org.emu.CountStatus(0),
 				peak(at, time.Second), limits[time.Second], peak(at, 10*time.Second), limits[10*time.Second],
-				peak(at, time.Minute), limits[time.Minute], rpm, transit,
+				peak(at, time.Minute), limits[time.Minute], rpm, transit, afterHeal, budgetTime.Round(100*time.Millisecond),
 				pushTook.Round(100*time.Millisecond), time.Since(began).Round(100*time.Millisecond))}}.print()
 	})
 })
