@@ -1,13 +1,17 @@
 package scim
 
+// MaxBulkOperations is the most operations one Bulk request may hold.
+const MaxBulkOperations = 1000
+
 // ServiceProviderConfig is the /ServiceProviderConfig document for a base URL; it
-// describes exactly what this implementation does.
-func ServiceProviderConfig(baseURL string) map[string]any {
+// describes exactly what this implementation does. maxPayloadSize is the request body
+// limit in bytes, which bounds a Bulk request too.
+func ServiceProviderConfig(baseURL string, maxPayloadSize int64) map[string]any {
 	return map[string]any{
 		"schemas":          []string{SchemaServiceProvider},
 		"documentationUri": "https://github.com/scim-operator/scim-operator/blob/main/docs/scim.md",
 		"patch":            map[string]any{"supported": true},
-		"bulk":             map[string]any{"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+		"bulk":             map[string]any{"supported": true, "maxOperations": MaxBulkOperations, "maxPayloadSize": maxPayloadSize},
 		"filter":           map[string]any{"supported": true, "maxResults": MaxCount},
 		"changePassword":   map[string]any{"supported": false},
 		"sort":             map[string]any{"supported": true},

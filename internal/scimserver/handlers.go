@@ -238,6 +238,16 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, sc scimstore.S
 			return
 		}
 		s.rootSearch(w, r, sc)
+	case "Bulk":
+		if t.id != "" {
+			scim.WriteError(w, scim.NotFound("no SCIM endpoint at %s", r.URL.Path))
+			return
+		}
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, "POST")
+			return
+		}
+		s.bulk(w, r, sc)
 	case "ServiceProviderConfig", "ResourceTypes", "Schemas":
 		if r.Method != http.MethodGet {
 			methodNotAllowed(w, "GET, HEAD")
@@ -245,12 +255,12 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, sc scimstore.S
 		}
 		s.discovery(w, sc, t.resource, t.id)
 	default:
-		scim.WriteError(w, scim.NotFound("no SCIM resource %q; this endpoint serves Users, Groups, ServiceProviderConfig, ResourceTypes, Schemas and .search", t.raw))
+		scim.WriteError(w, scim.NotFound("no SCIM resource %q; this endpoint serves Users, Groups, Bulk, ServiceProviderConfig, ResourceTypes, Schemas and .search", t.raw))
 	}
 }
 
 func canonicalResource(seg string) string {
-	for _, c := range []string{"Users", "Groups", "ServiceProviderConfig", "ResourceTypes", "Schemas", ".search"} {
+	for _, c := range []string{"Users", "Groups", "ServiceProviderConfig", "ResourceTypes", "Schemas", ".search", "Bulk"} {
 		if strings.EqualFold(seg, c) {
 			return c
 		}
@@ -282,7 +292,7 @@ func (s *Server) discovery(w http.ResponseWriter, sc scimstore.Scope, kind, id s
 			scim.WriteError(w, scim.NotFound("no such resource"))
 			return
 		}
-		scim.WriteJSON(w, http.StatusOK, scim.ServiceProviderConfig(sc.BaseURL))
+		scim.WriteJSON(w, http.StatusOK, scim.ServiceProviderConfig(sc.BaseURL, s.o.MaxBodyBytes))
 	case "ResourceTypes":
 		var docs []map[string]any
 		for _, rs := range s.typeList {
