@@ -1,7 +1,9 @@
 package scimserver
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -71,7 +73,7 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, sc scimstore.Scope
 	body, err := readBody(w, r, s.o.MaxBodyBytes)
 	if err != nil {
 		var se *scim.Error
-		if asErr(err, &se) && se.Status == http.StatusRequestEntityTooLarge {
+		if errors.As(err, &se) && se.Status == http.StatusRequestEntityTooLarge {
 			err = scim.Errorf(http.StatusRequestEntityTooLarge, "",
 				"the size of the bulk request exceeds maxPayloadSize (%d bytes)", s.o.MaxBodyBytes)
 		}
@@ -113,14 +115,6 @@ func (s *Server) bulk(w http.ResponseWriter, r *http.Request, sc scimstore.Scope
 		}
 	}
 	scim.WriteJSON(w, http.StatusOK, resp)
-}
-
-func asErr(err error, se **scim.Error) bool {
-	e, ok := err.(*scim.Error)
-	if ok {
-		*se = e
-	}
-	return ok
 }
 
 // planBulk decodes the operations and checks what can be checked before running any:
@@ -219,7 +213,9 @@ func (s *Server) checkBulkOp(op *bulkOp) error {
 		return scim.BadRequest(scim.ErrInvalidSyntax, "a %s operation needs data", op.method)
 	}
 	var data any
-	if err := json.Unmarshal(op.in.Data, &data); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(op.in.Data))
+	dec.UseNumber() // numbers are put back as sent when references are substituted
+	if err := dec.Decode(&data); err != nil {
 		return scim.BadRequest(scim.ErrInvalidSyntax, "the operation's data is not valid JSON")
 	}
 	if refs := bulkRefs(data, nil); len(refs) > 0 {
