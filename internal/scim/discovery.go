@@ -1,5 +1,7 @@
 package scim
 
+import "time"
+
 // MaxBulkOperations is the most operations one Bulk request may hold.
 const MaxBulkOperations = 1000
 
@@ -16,6 +18,13 @@ func ServiceProviderConfig(baseURL string, maxPayloadSize int64) map[string]any 
 		"changePassword":   map[string]any{"supported": false},
 		"sort":             map[string]any{"supported": true},
 		"etag":             map[string]any{"supported": true},
+		// RFC 9865 section 4; index paging stays the default (its section 2.4: existing
+		// clients expect it)
+		"pagination": map[string]any{
+			"cursor": true, "index": true, "defaultPaginationMethod": "index",
+			"defaultPageSize": DefaultCount, "maxPageSize": MaxCount,
+			"cursorTimeout": int(CursorTimeout / time.Second),
+		},
 		"authenticationSchemes": []map[string]any{{
 			"type":        "oauthbearertoken",
 			"name":        "OAuth Bearer Token",

@@ -42,6 +42,10 @@ const (
 	ErrInvalidValue  = "invalidValue"
 	ErrInvalidVers   = "invalidVers"
 	ErrSensitive     = "sensitive"
+	// RFC 9865 section 2.1 (cursor pagination), all with status 400.
+	ErrInvalidCursor = "invalidCursor"
+	ErrExpiredCursor = "expiredCursor"
+	ErrInvalidCount  = "invalidCount"
 )
 
 // Error is a SCIM error response (RFC 7644 section 3.12).
