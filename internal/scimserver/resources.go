@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/scim-operator/scim-operator/internal/scim"
 	"github.com/scim-operator/scim-operator/internal/scimstore"
@@ -263,7 +265,8 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, sc scimstore.Scope
 	for _, res := range page.Resources {
 		scim.Project(rs.Type(), res, q.Attributes, q.ExcludedAttributes)
 	}
-	writeList(w, scim.ListResponse{TotalResults: page.Total, StartIndex: page.Start, Resources: page.Resources})
+	writeList(w, scim.ListResponse{TotalResults: page.Total, StartIndex: page.Start, Resources: page.Resources,
+		NextCursor: page.NextCursor, PreviousCursor: page.PreviousCursor})
 }
 
 // rootSearch is POST <base>/.search: every resource type together, each sorted, paged
@@ -275,16 +278,35 @@ func (s *Server) rootSearch(w http.ResponseWriter, r *http.Request, sc scimstore
 		return
 	}
 	var all []scim.Resource
-	for _, rs := range s.typeList {
+	var keys []string // cursor keys: the types in order, each by id
+	var cq scimstore.CursorQuery
+	var c scimstore.Cursor
+	var count int
+	now := time.Now()
+	if q.Cursor != nil {
+		var err error
+		if cq, c, count, err = scimstore.OpenCursor(sc, "/.search", q, now); err != nil {
+			scim.WriteError(w, err)
+			return
+		}
+	}
+	for n, rs := range s.typeList {
 		page, err := rs.List(r.Context(), sc, scimstore.ListRequest{Query: q, Unpaged: true})
 		if err != nil {
 			scim.WriteError(w, err)
 			return
 		}
 		for _, it := range page.Resources {
+			keys = append(keys, strconv.Itoa(n)+"/"+scimstore.ResourceID(it))
 			scim.Project(rs.Type(), it, q.Attributes, q.ExcludedAttributes)
 		}
 		all = append(all, page.Resources...)
+	}
+	if q.Cursor != nil {
+		p := scimstore.ResourcePage(all, func(i int) string { return keys[i] }, c, count)
+		next, prev := cq.Encode(p, now)
+		writeList(w, scim.ListResponse{TotalResults: p.Total, Resources: p.Resources, NextCursor: next, PreviousCursor: prev})
+		return
 	}
 	start, count := q.Page()
 	page := []scim.Resource{}

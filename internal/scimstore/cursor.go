@@ -165,12 +165,12 @@ type CursorPage struct {
 // ResourceID is the key of a walk over one resource type: the id.
 func ResourceID(r scim.Resource) string { id, _ := r["id"].(string); return id }
 
-// ResourcePage sorts items by key (unique per item) and cuts the page of c out of them.
-func ResourcePage(items []scim.Resource, key func(scim.Resource) string, c Cursor, count int) CursorPage {
+// ResourcePage sorts items by key(i) (unique per item) and cuts the page of c out of them.
+func ResourcePage(items []scim.Resource, key func(i int) string, c Cursor, count int) CursorPage {
 	keys := make([]string, len(items))
 	idx := make([]int, len(items))
-	for i, r := range items {
-		keys[i], idx[i] = key(r), i
+	for i := range items {
+		keys[i], idx[i] = key(i), i
 	}
 	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
 	from, to, next, prev := KeysetPage(len(idx), func(i int) string { return keys[idx[i]] }, c, count)
@@ -206,4 +206,47 @@ func (s *Store) ListUsersCursor(ctx context.Context, sc Scope, c Cursor, count i
 		page = append(page, s.userResource(ctx, sc, m.DeepCopy()))
 	}
 	return CursorPage{Resources: page, Total: len(members), Next: next, Prev: prev}, nil
+}
+
+// OpenCursor starts answering a cursor request q on endpoint: it checks the parameters
+// that go with a cursor and decodes it (scim errors for what does not).
+func OpenCursor(sc Scope, endpoint string, q scim.Query, now time.Time) (CursorQuery, Cursor, int, error) {
+	count, err := q.CursorPage()
+	if err != nil {
+		return CursorQuery{}, Cursor{}, 0, err
+	}
+	cq := CursorQuery{Scope: sc, Endpoint: endpoint, Filter: q.Filter}
+	c, err := DecodeCursor(cq, *q.Cursor, now)
+	return cq, c, count, err
+}
+
+// Encode returns the cursor strings of a page's neighbours ("" for none).
+func (q CursorQuery) Encode(p CursorPage, now time.Time) (next, prev string) {
+	if p.Next != nil {
+		next = EncodeCursor(q, *p.Next, now)
+	}
+	if p.Prev != nil {
+		prev = EncodeCursor(q, *p.Prev, now)
+	}
+	return next, prev
+}
+
+// cursorList answers a cursor request of one resource type: page cuts the page of a
+// decoded cursor.
+func cursorList(sc Scope, rt *scim.ResourceType, q scim.Query, page func(c Cursor, count int) (CursorPage, error)) (ListPage, error) {
+	now := time.Now()
+	cq, c, count, err := OpenCursor(sc, rt.Endpoint, q, now)
+	if err != nil {
+		return ListPage{}, err
+	}
+	p, err := page(c, count)
+	if err != nil {
+		return ListPage{}, err
+	}
+	next, prev := cq.Encode(p, now)
+	return ListPage{Resources: p.Resources, Total: p.Total, NextCursor: next, PreviousCursor: prev}, nil
+}
+
+func byID(items []scim.Resource) func(int) string {
+	return func(i int) string { return ResourceID(items[i]) }
 }

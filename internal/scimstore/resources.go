@@ -62,8 +62,11 @@ type ListRequest struct {
 // ListPage is one page of a list answer.
 type ListPage struct {
 	Resources []scim.Resource
-	// Total is the number of matches; Start the 1-based index of the first resource.
+	// Total is the number of matches; Start the 1-based index of the first resource
+	// (0 on a cursor page).
 	Total, Start int
+	// NextCursor and PreviousCursor are a cursor page's neighbours (RFC 9865; "" for none).
+	NextCursor, PreviousCursor string
 }
 
 // Users is the store of the User resource type.
@@ -100,6 +103,18 @@ func (u users) List(ctx context.Context, sc Scope, q ListRequest) (ListPage, err
 	f, err := parseFilter(scim.UserType, q.Filter)
 	if err != nil {
 		return ListPage{}, err
+	}
+	if q.Cursor != nil && !q.Unpaged {
+		return cursorList(sc, scim.UserType, q.Query, func(c Cursor, count int) (CursorPage, error) {
+			if f == nil { // converts only the page's members, as ListUsersPage
+				return u.s.ListUsersCursor(ctx, sc, c, count)
+			}
+			items, err := u.s.ListUsers(ctx, sc, f)
+			if err != nil {
+				return CursorPage{}, err
+			}
+			return ResourcePage(items, byID(items), c, count), nil
+		})
 	}
 	if f == nil && q.SortBy == "" && !q.Unpaged {
 		// The IdPs' paging case: the page is cut before converting; the answer is the
@@ -160,14 +175,28 @@ func (g groups) List(ctx context.Context, sc Scope, q ListRequest) (ListPage, er
 	show := ViewOf(q.Query).members()
 	load := strings.Contains(strings.ToLower(q.Filter), "members") ||
 		strings.Contains(strings.ToLower(q.SortBy), "members") || (q.Unpaged && show)
-	items, err := g.s.ListGroups(ctx, sc, f, load)
-	if err != nil {
-		return ListPage{}, err
+	var page ListPage
+	if q.Cursor != nil && !q.Unpaged {
+		page, err = cursorList(sc, scim.GroupType, q.Query, func(c Cursor, count int) (CursorPage, error) {
+			items, err := g.s.ListGroups(ctx, sc, f, load)
+			if err != nil {
+				return CursorPage{}, err
+			}
+			return ResourcePage(items, byID(items), c, count), nil
+		})
+		if err != nil {
+			return ListPage{}, err
+		}
+	} else {
+		items, err := g.s.ListGroups(ctx, sc, f, load)
+		if err != nil {
+			return ListPage{}, err
+		}
+		if err := scim.SortResources(scim.GroupType, items, q.SortBy, q.SortOrder); err != nil {
+			return ListPage{}, err
+		}
+		page = cut(items, q)
 	}
-	if err := scim.SortResources(scim.GroupType, items, q.SortBy, q.SortOrder); err != nil {
-		return ListPage{}, err
-	}
-	page := cut(items, q)
 	if !load && show {
 		for i, res := range page.Resources {
 			withM, err := g.s.GetGroup(ctx, sc, res["id"].(string), true)
