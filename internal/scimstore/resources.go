@@ -51,6 +51,14 @@ func (v View) members() bool {
 	return scim.Includes(v.Attributes, "members") && !scim.Excludes(v.ExcludedAttributes, "members")
 }
 
+// writtenMembers tells whether the answer to a group's PUT or PATCH shows its members:
+// only when attributes names them. The client wrote the change and knows it; listing
+// every member of a 50,000-member group in the answer to each of Entra's batched adds
+// cost O(N) per request (issue 9, defect 5). GET still shows them by default.
+func (v View) writtenMembers() bool {
+	return len(v.Attributes) > 0 && v.members()
+}
+
 // ListRequest is a list or search request.
 type ListRequest struct {
 	scim.Query
@@ -152,11 +160,11 @@ func (g groups) Get(ctx context.Context, sc Scope, id string, v View) (scim.Reso
 }
 
 func (g groups) Replace(ctx context.Context, sc Scope, id string, r scim.Resource, ifMatch scim.ETags, v View) (scim.Resource, error) {
-	return g.s.ReplaceGroup(ctx, sc, id, r, g.s.ifMatchVersion(ctx, sc, &scimv1.OrgGroup{}, id, ifMatch), v.members())
+	return g.s.ReplaceGroup(ctx, sc, id, r, g.s.ifMatchVersion(ctx, sc, &scimv1.OrgGroup{}, id, ifMatch), v.writtenMembers())
 }
 
 func (g groups) Patch(ctx context.Context, sc Scope, id string, ops []scim.PatchOp, ifMatch scim.ETags, v View) (scim.Resource, error) {
-	return g.s.PatchGroup(ctx, sc, id, ops, g.s.ifMatchVersion(ctx, sc, &scimv1.OrgGroup{}, id, ifMatch), v.members())
+	return g.s.PatchGroup(ctx, sc, id, ops, g.s.ifMatchVersion(ctx, sc, &scimv1.OrgGroup{}, id, ifMatch), v.writtenMembers())
 }
 
 func (g groups) Delete(ctx context.Context, sc Scope, id string, ifMatch scim.ETags) error {
