@@ -1,17 +1,30 @@
 package scim
 
+import "time"
+
+// MaxBulkOperations is the most operations one Bulk request may hold.
+const MaxBulkOperations = 1000
+
 // ServiceProviderConfig is the /ServiceProviderConfig document for a base URL; it
-// describes exactly what this implementation does.
-func ServiceProviderConfig(baseURL string) map[string]any {
+// describes exactly what this implementation does. maxPayloadSize is the request body
+// limit in bytes, which bounds a Bulk request too.
+func ServiceProviderConfig(baseURL string, maxPayloadSize int64) map[string]any {
 	return map[string]any{
 		"schemas":          []string{SchemaServiceProvider},
 		"documentationUri": "https://github.com/scim-operator/scim-operator/blob/main/docs/scim.md",
 		"patch":            map[string]any{"supported": true},
-		"bulk":             map[string]any{"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+		"bulk":             map[string]any{"supported": true, "maxOperations": MaxBulkOperations, "maxPayloadSize": maxPayloadSize},
 		"filter":           map[string]any{"supported": true, "maxResults": MaxCount},
 		"changePassword":   map[string]any{"supported": false},
 		"sort":             map[string]any{"supported": true},
 		"etag":             map[string]any{"supported": true},
+		// RFC 9865 section 4; index paging stays the default (its section 2.4: existing
+		// clients expect it)
+		"pagination": map[string]any{
+			"cursor": true, "index": true, "defaultPaginationMethod": "index",
+			"defaultPageSize": DefaultCount, "maxPageSize": MaxCount,
+			"cursorTimeout": int(CursorTimeout / time.Second),
+		},
 		"authenticationSchemes": []map[string]any{{
 			"type":        "oauthbearertoken",
 			"name":        "OAuth Bearer Token",

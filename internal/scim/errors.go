@@ -23,6 +23,8 @@ const (
 	SchemaListResponse    = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 	SchemaPatchOp         = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 	SchemaSearchRequest   = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+	SchemaBulkRequest     = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+	SchemaBulkResponse    = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 	SchemaServiceProvider = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 	SchemaResourceType    = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
 	SchemaSchema          = "urn:ietf:params:scim:schemas:core:2.0:Schema"
@@ -40,6 +42,10 @@ const (
 	ErrInvalidValue  = "invalidValue"
 	ErrInvalidVers   = "invalidVers"
 	ErrSensitive     = "sensitive"
+	// RFC 9865 section 2.1 (cursor pagination), all with status 400.
+	ErrInvalidCursor = "invalidCursor"
+	ErrExpiredCursor = "expiredCursor"
+	ErrInvalidCount  = "invalidCount"
 )
 
 // Error is a SCIM error response (RFC 7644 section 3.12).

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Paging limits.
@@ -14,12 +15,16 @@ const (
 )
 
 // ListResponse is RFC 7644 section 3.4.2's list response; numbers are JSON integers.
+// Cursor pages (RFC 9865) carry nextCursor (absent on the last page) and previousCursor
+// (absent on the first) instead of startIndex, which index pages always carry (>= 1).
 type ListResponse struct {
-	Schemas      []string   `json:"schemas"`
-	TotalResults int        `json:"totalResults"`
-	StartIndex   int        `json:"startIndex"`
-	ItemsPerPage int        `json:"itemsPerPage"`
-	Resources    []Resource `json:"Resources"`
+	Schemas        []string   `json:"schemas"`
+	TotalResults   int        `json:"totalResults"`
+	StartIndex     int        `json:"startIndex,omitempty"`
+	ItemsPerPage   int        `json:"itemsPerPage"`
+	NextCursor     string     `json:"nextCursor,omitempty"`
+	PreviousCursor string     `json:"previousCursor,omitempty"`
+	Resources      []Resource `json:"Resources"`
 }
 
 // Query is a parsed list or search request.
@@ -31,6 +36,9 @@ type Query struct {
 	Count              *int     `json:"count,omitempty"`
 	Attributes         []string `json:"attributes,omitempty"`
 	ExcludedAttributes []string `json:"excludedAttributes,omitempty"`
+	// Cursor asks for cursor pagination (RFC 9865): non-nil when the parameter is
+	// present, empty for the first page.
+	Cursor *string `json:"cursor,omitempty"`
 }
 
 // SplitAttrs splits a comma-separated attributes parameter.
@@ -72,6 +80,9 @@ func QueryFromURL(v url.Values) (Query, error) {
 		}
 		q.Count = &n
 	}
+	if s, ok := get("cursor"); ok {
+		q.Cursor = &s
+	}
 	if s, ok := get("attributes"); ok {
 		q.Attributes = SplitAttrs(s)
 	}
@@ -100,6 +111,33 @@ func (q Query) Page() (start, count int) {
 		count = MaxCount
 	}
 	return start, count
+}
+
+// Paging methods and cursor limits (RFC 9865), as /ServiceProviderConfig advertises them.
+const (
+	// CursorTimeout is how long a cursor stays valid after the page that issued it.
+	CursorTimeout = time.Hour
+)
+
+// CursorPage returns the page size of a cursor request: count defaults to DefaultCount
+// and is capped at MaxCount; a count below 1 answers 400 invalidCount (RFC 9865: a
+// positive integer). With a cursor, startIndex and sortBy answer 400 invalidValue: a
+// cursor walk is in id order, the one order no write can move an item in.
+func (q Query) CursorPage() (int, error) {
+	if q.StartIndex != 0 {
+		return 0, BadRequest(ErrInvalidValue, "startIndex and cursor cannot be used together: choose index or cursor pagination")
+	}
+	if q.SortBy != "" {
+		return 0, BadRequest(ErrInvalidValue, "sortBy cannot be used with cursor pagination: cursor pages are ordered by id, the only order that concurrent renames cannot change; use startIndex to sort")
+	}
+	count := DefaultCount
+	if q.Count != nil {
+		count = *q.Count
+	}
+	if count < 1 {
+		return 0, BadRequest(ErrInvalidCount, "count must be a positive integer with cursor pagination, got %d", count)
+	}
+	return min(count, MaxCount), nil
 }
 
 // SortResources sorts resources by an attribute path (ascending by default), then by id

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/scimstore"
 	"github.com/scim-operator/scim-operator/internal/token"
 )
 
@@ -94,7 +95,7 @@ func (t *tokenMemo) accepted(ctx context.Context, cfg *scimv1.ScimConfig, ttl ti
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ok && e.err == nil && fresh.err != nil &&
-		(apiUnavailable(fresh.err) || errors.Is(fresh.err, context.Canceled)) {
+		(scimstore.Unavailable(fresh.err) || errors.Is(fresh.err, context.Canceled)) {
 		// A read that could not reach the API server never replaces tokens read
 		// successfully: the valid token keeps working through a hiccup. A definite answer
 		// (the Secret or its key gone) does replace them.

@@ -11,7 +11,7 @@ var _ = Describe("discovery", func() {
 		r := c.do("GET", "/ServiceProviderConfig", nil)
 		Expect(r.code).To(Equal(200))
 		Expect(r.body["patch"]).To(HaveKeyWithValue("supported", true))
-		Expect(r.body["bulk"]).To(HaveKeyWithValue("supported", false))
+		Expect(r.body["bulk"]).To(HaveKeyWithValue("supported", true))
 		Expect(r.body["filter"]).To(HaveKeyWithValue("maxResults", BeNumerically("==", 1000)))
 		Expect(r.body["sort"]).To(HaveKeyWithValue("supported", true))
 		Expect(r.body["etag"]).To(HaveKeyWithValue("supported", true))

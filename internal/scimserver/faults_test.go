@@ -177,7 +177,7 @@ var _ = Describe("large groups", func() {
 		began = time.Now()
 		r = c.do("GET", "/Groups?filter="+q(`displayName eq "everyone"`)+"&excludedAttributes=members", nil)
 		Expect(resources(r)[0]).NotTo(HaveKey("members"))
-		r = c.do("PATCH", "/Groups/"+gid, `{"Operations":[{"op":"remove","path":"members"}]}`)
+		r = c.do("PATCH", "/Groups/"+gid+"?attributes=members", `{"Operations":[{"op":"remove","path":"members"}]}`)
 		Expect(r.code).To(Equal(200))
 		Expect(r.body["members"]).To(BeEmpty())
 		GinkgoWriter.Printf("removed %d members in %s\n", n, time.Since(began))

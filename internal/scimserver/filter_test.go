@@ -77,6 +77,7 @@ var _ = Describe("filters and PATCH paths (issue 9, item 6)", func() {
 		gid := str(r.body["id"])
 		r = c.do("PATCH", "/Groups/"+gid, `{"Operations":[{"op":"remove","path":"members[value eq \"`+ann+`\" or value eq \"`+ben+`\" or value eq \"u-nobody\"]"}]}`)
 		Expect(r.code).To(Equal(200), "%s", r)
+		r = c.do("GET", "/Groups/"+gid, nil)
 		Expect(r.body["members"]).To(ConsistOf(HaveKeyWithValue("value", cat)))
 
 		r = c.do("PATCH", "/Users/"+ann, `{"Operations":[

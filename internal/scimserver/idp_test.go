@@ -173,6 +173,8 @@ var _ = Describe("Okta", func() {
 		r = c.do("PATCH", "/Groups/"+gid, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[
 			{"op":"add","path":"members","value":[{"value":"`+a+`","display":"a@example.com"},{"value":"`+b+`","display":"b@example.com"}]}]}`)
 		Expect(r.code).To(Equal(200), "%s", r)
+		Expect(r.body).NotTo(HaveKey("members"), "a write's answer lists members only when asked (issue 9, defect 5)")
+		r = c.do("GET", "/Groups/"+gid, nil)
 		Expect(r.body["members"]).To(HaveLen(2))
 
 		r = c.do("PATCH", "/Groups/"+gid, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[
@@ -184,6 +186,8 @@ var _ = Describe("Okta", func() {
 		r = c.do("PATCH", "/Groups/"+gid, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[
 			{"op":"remove","path":"members[value eq \"`+a+`\"]"}]}`)
 		Expect(r.code).To(Equal(200), "%s", r)
+		Expect(r.body).NotTo(HaveKey("members"), "a write's answer lists members only when asked (issue 9, defect 5)")
+		r = c.do("GET", "/Groups/"+gid, nil)
 		Expect(r.body["members"]).To(ConsistOf(HaveKeyWithValue("value", b)))
 
 		By("the user shows its group")
@@ -298,18 +302,24 @@ var _ = Describe("Microsoft Entra ID", func() {
 		r = c.do("PATCH", "/Groups/"+gid, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[
 			{"op":"Add","path":"members","value":[{"$ref":null,"value":"`+u1+`"},{"$ref":null,"value":"`+u2+`"},{"value":"`+u3+`"}]}]}`)
 		Expect(r.code).To(Equal(200), "%s", r)
+		Expect(r.body).NotTo(HaveKey("members"), "a write's answer lists members only when asked (issue 9, defect 5)")
+		r = c.do("GET", "/Groups/"+gid, nil)
 		Expect(r.body["members"]).To(HaveLen(3))
 
 		By("Remove with a value list")
 		r = c.do("PATCH", "/Groups/"+gid, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[
 			{"op":"Remove","path":"members","value":[{"value":"`+u1+`"}]}]}`)
 		Expect(r.code).To(Equal(200), "%s", r)
+		Expect(r.body).NotTo(HaveKey("members"), "a write's answer lists members only when asked (issue 9, defect 5)")
+		r = c.do("GET", "/Groups/"+gid, nil)
 		Expect(r.body["members"]).To(HaveLen(2))
 
 		By("remove with the compliant filter form")
 		r = c.do("PATCH", "/Groups/"+gid, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[
 			{"op":"remove","path":"members[value eq \"`+u2+`\"]"}]}`)
 		Expect(r.code).To(Equal(200), "%s", r)
+		Expect(r.body).NotTo(HaveKey("members"), "a write's answer lists members only when asked (issue 9, defect 5)")
+		r = c.do("GET", "/Groups/"+gid, nil)
 		Expect(r.body["members"]).To(ConsistOf(HaveKeyWithValue("value", u3)))
 
 		By("GET with excludedAttributes=members")
@@ -377,6 +387,8 @@ var _ = Describe("OneLogin", func() {
 		gid := str(r.body["id"])
 		r = c.do("PUT", "/Groups/"+gid, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"acme:devs","members":[]}`)
 		Expect(r.code).To(Equal(200), "%s", r)
+		Expect(r.body).NotTo(HaveKey("members"), "a write's answer lists members only when asked (issue 9, defect 5)")
+		r = c.do("GET", "/Groups/"+gid, nil)
 		Expect(r.body["members"]).To(BeEmpty())
 
 		By("delete")

@@ -60,12 +60,16 @@ type Options struct {
 
 // Server is the SCIM HTTP server.
 type Server struct {
-	o       Options
-	store   *scimstore.Store
-	tokens  *tokenMemo
-	limiter *failureLimiter
-	clients clientResolver
-	handler http.Handler
+	o     Options
+	store *scimstore.Store
+	// types are the stores of the resource types by endpoint segment ("Users"), typeList
+	// the same in the order of the root .search answer.
+	types    map[string]scimstore.Resources
+	typeList []scimstore.Resources
+	tokens   *tokenMemo
+	limiter  *failureLimiter
+	clients  clientResolver
+	handler  http.Handler
 	// certs serves the certificate of CertDir and reloads it when the files change (nil:
 	// plain HTTP, only with InsecureHTTP).
 	certs *certwatcher.CertWatcher
@@ -118,8 +122,13 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.typeList = []scimstore.Resources{s.store.Users(), s.store.Groups()}
+	s.types = map[string]scimstore.Resources{}
+	for _, rs := range s.typeList {
+		s.types[rs.Type().Endpoint[1:]] = rs
+	}
 	registerMetrics()
-	s.handler = s.instrument(http.HandlerFunc(s.route))
+	s.handler = s.instrument(s.route(s.authenticate(s.dispatch)))
 	return s, nil
 }
 

@@ -1110,6 +1110,10 @@ func (s *Store) waitMembers(ctx context.Context, sc Scope, group string, d *scim
 		limit = 3 * time.Second
 	}
 	limit += time.Duration(changes) * time.Millisecond
+	if !d.Clear {
+		s.waitLabels(ctx, sc, group, d, limit) // the changed members only, not the group's
+		return
+	}
 	_ = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, limit, true, func(ctx context.Context) (bool, error) {
 		cur, err := s.GroupMembers(ctx, sc, group)
 		if err != nil {
