@@ -50,6 +50,24 @@ type Hub struct {
 // this: the manager needs no flag) and spec.resyncInterval set to HubResyncInterval.
 // Stop ends the emulator.
 func StartHub(ctx context.Context, c client.Client, ns string) (*Hub, error) {
+	return StartHubWith(ctx, c, ns, HubOptions{})
+}
+
+// HubOptions change what StartHub sets up; the zero value is make run's.
+type HubOptions struct {
+	// RateLimit is the emulator's requests per minute (0: unlimited; Docker Hub's
+	// documented limit for these endpoints is 180, test/dockerhub's default in the suites).
+	RateLimit int
+	// ResyncInterval is the sample's spec.resyncInterval ("" for HubResyncInterval).
+	ResyncInterval string
+}
+
+// StartHubWith is StartHub with options (make bench runs the emulator at Docker Hub's rate
+// limit).
+func StartHubWith(ctx context.Context, c client.Client, ns string, o HubOptions) (*Hub, error) {
+	if o.ResyncInterval == "" {
+		o.ResyncInterval = HubResyncInterval
+	}
 	objs, err := InNamespace(c, filepath.Join(testenv.RepoRoot(), HubSample), ns)
 	if err != nil {
 		return nil, err
@@ -80,7 +98,7 @@ func StartHub(ctx context.Context, c client.Client, ns string) (*Hub, error) {
 		return nil, err
 	}
 	tok := "dckr_oat_" + hex.EncodeToString(b)
-	emu := hubemu.New(hubemu.Options{Org: org, Tokens: map[string]hubemu.TokenSpec{tok: {}}, DevEndpoints: true}).Start()
+	emu := hubemu.New(hubemu.Options{Org: org, Tokens: map[string]hubemu.TokenSpec{tok: {}}, DevEndpoints: true, RateLimit: o.RateLimit}).Start()
 	h := &Hub{Emulator: emu, URL: emu.URL(), Org: org, AccessToken: tok,
 		Config: types.NamespacedName{Namespace: cfg.GetNamespace(), Name: cfg.GetName()}}
 	fail := func(err error) (*Hub, error) {
@@ -99,7 +117,7 @@ func StartHub(ctx context.Context, c client.Client, ns string) (*Hub, error) {
 	if err := unstructured.SetNestedField(cfg.Object, h.URL, "spec", "backend", "dockerhub", "baseURL"); err != nil {
 		return fail(err)
 	}
-	if err := unstructured.SetNestedField(cfg.Object, HubResyncInterval, "spec", "resyncInterval"); err != nil {
+	if err := unstructured.SetNestedField(cfg.Object, o.ResyncInterval, "spec", "resyncInterval"); err != nil {
 		return fail(err)
 	}
 	for _, u := range objs {

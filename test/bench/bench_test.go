@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBenchRunsEveryStep runs make bench at toy sizes against the real control plane and
+// manager binary: every measurement yields its row, and the JSON and the chart are written.
+// It asserts no figure (speed is for the benchmark to print, not for a test to judge).
+func TestBenchRunsEveryStep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane and the manager binary")
+	}
+	out := t.TempDir()
+	o := options{sizes: []int{20, 60}, concurrency: []int{1, 4}, creates: 10, lookups: 10, syncUsers: 30,
+		syncConc: 4, deprov: 2, settle: 3 * time.Minute, out: out, seed: 1}
+	rep, err := run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"manager resident memory, empty",
+		"SubjectAccessReview, unrelated user, no members",
+		"create throughput, concurrency 1: SCIM / client-go",
+		"create throughput, concurrency 4: SCIM / client-go",
+		"controllers granting a size step",
+		"userName eq lookup",
+		"GET /Users/{id}",
+		"manager resident memory per member",
+		"SubjectAccessReview, unrelated user: p50 / p50 with no members",
+		"lookup p50 at 60 / p50 at 20",
+		"GET /Users page of 100, near the start",
+		"GET /Users page of 100, near the end",
+		"deprovision (active=false until access denied), idle",
+		"full sync (lookup, create; concurrency 4) until all Active / API server alone",
+		"deprovision during the full sync",
+	}
+	got := map[string]int{}
+	for _, r := range rep.Rows {
+		got[r.Measure]++
+		if strings.Contains(r.Result, "NOT all Active") {
+			t.Errorf("%s: %s", r.Measure, r.Result)
+		}
+	}
+	for _, w := range want {
+		if got[w] == 0 {
+			t.Errorf("no row %q; rows: %v", w, got)
+		}
+	}
+	if got["userName eq lookup"] != 2 {
+		t.Errorf("want one lookup row per size, got %d", got["userName eq lookup"])
+	}
+	if err := rep.writeJSON(filepath.Join(out, "bench.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.writeSVG(filepath.Join(out, "bench.svg")); err != nil {
+		t.Fatal(err)
+	}
+	var back report
+	b, err := os.ReadFile(filepath.Join(out, "bench.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &back); err != nil || len(back.Rows) != len(rep.Rows) || back.Meta["cpus"] == "" {
+		t.Fatalf("bench.json does not read back: %v (%d rows)", err, len(back.Rows))
+	}
+	svg, err := os.ReadFile(filepath.Join(out, "bench.svg"))
+	if err != nil || !strings.Contains(string(svg), "<polyline") {
+		t.Fatalf("bench.svg has no curve: %v", err)
+	}
+}

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/devenv"
+	"github.com/scim-operator/scim-operator/internal/naming"
+	"github.com/scim-operator/scim-operator/internal/testenv"
+)
+
+// stack is what the benchmark measures: kube-apiserver and etcd on loopback, the manager
+// binary as a child process serving SCIM over HTTPS (as make run starts it), the sample
+// ScimConfig (kubernetes backend), and a watch of the OrgMembers to see their phases
+// without loading the API server with lists.
+type stack struct {
+	cluster *devenv.Cluster
+	mgr     *devenv.Manager
+	hc      *http.Client
+	// base is the sample config's SCIM base URL; token its bearer token.
+	base, token string
+	ns, config  string
+	members     cache.Cache
+	logs        *os.File
+}
+
+func startStack(ctx context.Context, dir string, say func(string, ...any)) (*stack, error) {
+	cluster, err := devenv.Connector{ForceLocal: true, Dir: dir, Say: say}.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &stack{cluster: cluster, ns: "default", config: "example"}
+	ok := false
+	defer func() {
+		if !ok {
+			s.stop()
+		}
+	}()
+	if err := devenv.InstallCRDs(ctx, cluster.Client); err != nil {
+		return nil, err
+	}
+	sample := filepath.Join(testenv.RepoRoot(), "config", "samples", "scim_v1alpha1_scimconfig.yaml")
+	if err := devenv.ApplyYAML(ctx, cluster.Client, sample, s.ns); err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(dir, "manager")
+	say("building the manager binary (cmd/manager)")
+	if err := devenv.BuildManager(ctx, bin); err != nil {
+		return nil, err
+	}
+	if s.logs, err = os.Create(filepath.Join(dir, "manager.log")); err != nil {
+		return nil, err
+	}
+	certs, err := devenv.LocalTLS(dir)
+	if err != nil {
+		return nil, err
+	}
+	// as make run starts it: the install's lockdown, bindings written as scim-provisioner
+	if s.mgr, err = devenv.StartManager(ctx, bin, cluster.Kubeconfig, s.logs, certs,
+		"--default-service-account=scim-provisioner"); err != nil {
+		return nil, err
+	}
+	cfg, err := devenv.WaitReady(ctx, cluster.Client, types.NamespacedName{Namespace: s.ns, Name: s.config}, 2*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	if s.token, err = devenv.Token(ctx, cluster.Client, cfg); err != nil {
+		return nil, err
+	}
+	s.base = s.mgr.SCIMURL + cfg.Status.BasePath
+	s.hc = certs.Client()
+	tr := s.hc.Transport.(*http.Transport)
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 256, 256
+
+	if s.members, err = cache.New(cluster.Config, cache.Options{Scheme: devenv.Scheme,
+		DefaultTransform: cache.TransformStripManagedFields()}); err != nil {
+		return nil, err
+	}
+	if _, err := s.members.GetInformer(ctx, &scimv1.OrgMember{}); err != nil {
+		return nil, err
+	}
+	if _, err := s.members.GetInformer(ctx, &rbacv1.ClusterRoleBinding{}); err != nil {
+		return nil, err
+	}
+	go func() { _ = s.members.Start(ctx) }()
+	if !s.members.WaitForCacheSync(ctx) {
+		return nil, fmt.Errorf("the benchmark's watch did not sync")
+	}
+	ok = true
+	return s, nil
+}
+
+func (s *stack) stop() {
+	if s.mgr != nil {
+		_ = s.mgr.Stop()
+	}
+	if s.logs != nil {
+		_ = s.logs.Close()
+	}
+	if s.cluster != nil {
+		_ = s.cluster.Stop()
+	}
+}
+
+// scim sends one SCIM request and returns its status and body.
+func (s *stack) scim(ctx context.Context, method, path string, body any) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Content-Type", "application/scim+json")
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+func userBody(userName string, active bool) map[string]any {
+	return map[string]any{
+		"schemas":     []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
+		"userName":    userName,
+		"externalId":  "ext-" + userName,
+		"active":      active,
+		"displayName": "Bench " + userName,
+		"name":        map[string]any{"givenName": "Bench", "familyName": userName},
+		"emails":      []any{map[string]any{"type": "work", "value": userName, "primary": true}},
+	}
+}
+
+// rawMember is the OrgMember a SCIM create of userBody writes, for client-go to write
+// directly: the same object, without the SCIM server.
+func rawMember(ns, config, userName string, active bool) *scimv1.OrgMember {
+	return &scimv1.OrgMember{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: naming.MemberName(config, userName),
+			Labels: map[string]string{scimv1.LabelConfig: config}},
+		Spec: scimv1.OrgMemberSpec{ConfigName: config, UserName: userName, Active: active,
+			ExternalID: "ext-" + userName, DisplayName: "Bench " + userName,
+			Name:   &scimv1.Name{GivenName: "Bench", FamilyName: userName},
+			Emails: []scimv1.MultiValue{{Value: userName, Type: "work", Primary: true}}},
+	}
+}
+
+// parallel runs f(i) for i in [0, n) on workers goroutines and returns the first error.
+func parallel(n, workers int, f func(i int) error) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		next  int
+		first error
+	)
+	for range workers {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				i := next
+				next++
+				stop := first != nil
+				mu.Unlock()
+				if i >= n || stop {
+					return
+				}
+				if err := f(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// grow creates OrgMembers from..to-1 (active, in the sample config) with client-go: the
+// organization the lookups and the cluster-cost figures are measured at.
+func (s *stack) grow(ctx context.Context, from, to int) error {
+	return parallel(to-from, 32, func(i int) error {
+		return s.cluster.Client.Create(ctx, rawMember(s.ns, s.config, orgUser(from+i), true))
+	})
+}
+
+func orgUser(i int) string { return fmt.Sprintf("org%06d@example.com", i) }
+
+// phases counts the config's members by phase, from the benchmark's watch.
+func (s *stack) phases(ctx context.Context) (map[scimv1.MemberPhase]int, int, error) {
+	return s.phasesOf(ctx, s.config)
+}
+
+func (s *stack) phasesOf(ctx context.Context, config string) (map[scimv1.MemberPhase]int, int, error) {
+	var l scimv1.OrgMemberList
+	if err := s.members.List(ctx, &l, client.InNamespace(s.ns), client.MatchingLabels{scimv1.LabelConfig: config}); err != nil {
+		return nil, 0, err
+	}
+	out := map[scimv1.MemberPhase]int{}
+	for i := range l.Items {
+		out[l.Items[i].Status.Phase]++
+	}
+	return out, len(l.Items), nil
+}
+
+// settle waits until every active member of the config is Active and every inactive one
+// Deactivated, or until timeout; it says how long that took and whether it got there.
+func (s *stack) settle(ctx context.Context, timeout time.Duration, wantActive int, say func(string, ...any)) (time.Duration, bool) {
+	return s.settleOf(ctx, s.config, timeout, wantActive, say)
+}
+
+func (s *stack) settleOf(ctx context.Context, config string, timeout time.Duration, wantActive int, say func(string, ...any)) (time.Duration, bool) {
+	start := time.Now()
+	last := time.Now()
+	for time.Since(start) < timeout {
+		ph, _, err := s.phasesOf(ctx, config)
+		if err == nil && ph[scimv1.PhaseActive] >= wantActive {
+			return time.Since(start), true
+		}
+		if time.Since(last) > 30*time.Second {
+			say("  ... %d of %d members Active after %s", ph[scimv1.PhaseActive], wantActive, time.Since(start).Round(time.Second))
+			last = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), false
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return time.Since(start), false
+}
+
+// bindings counts the ClusterRoleBindings the kubernetes backend wrote (its managed label).
+func (s *stack) bindings(ctx context.Context) int {
+	var l rbacv1.ClusterRoleBindingList
+	if err := s.members.List(ctx, &l); err != nil {
+		return -1
+	}
+	n := 0
+	for i := range l.Items {
+		for k := range l.Items[i].Labels {
+			if strings.HasPrefix(k, "scim.operator.dev/") {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// canGet asks the API server's authorizer whether user may get pods cluster-wide (what
+// the sample's scim-sample-reader grants), as kubectl auth can-i --as does.
+func (s *stack) canGet(ctx context.Context, user string) (bool, error) {
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:               user,
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: "default"},
+	}}
+	if err := s.cluster.Client.Create(ctx, sar); err != nil {
+		return false, err
+	}
+	return sar.Status.Allowed, nil
+}
+
+// rss is the manager process's resident memory in bytes (/proc/PID/status VmRSS).
+func (s *stack) rss() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.mgr.PID()))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", s.mgr.PID())
+}
