@@ -19,7 +19,7 @@ import (
 const fuzzMaxBody = 512
 
 // FuzzReadBody feeds any request body to the reader every SCIM write goes through
-// (readBody: POST and PUT into a map, PATCH into a PatchRequest, POST /.search into a
+// (readObject: POST and PUT into a map, PATCH into a PatchRequest, POST /.search into a
 // Query). It never panics, and:
 //   - it refuses only with a SCIM error: 413 exactly when the body is longer than the
 //     limit, otherwise 400 invalidSyntax;
@@ -44,7 +44,7 @@ func FuzzReadBody(f *testing.F) {
 	read := func(body []byte, into any) error {
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest(http.MethodPost, "/scim/v2/ns/cfg/Users", bytes.NewReader(body))
-		return s.readBody(w, r, into)
+		return s.readObject(w, r, into)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		trimmed := bytes.TrimSpace(body)
