@@ -139,15 +139,20 @@ var _ = Describe("cursor pagination", func() {
 			Expect(p.body["totalResults"]).To(BeNumerically("==", 7))
 		}
 		Expect(pages[2].body).NotTo(HaveKey("nextCursor"))
+		// RFC 9865's own spelling of the first request: a bare `cursor`
+		r0 := c.do("GET", "/Users?cursor&count=3", nil)
+		Expect(r0.code).To(Equal(200), "%s", r0)
+		Expect(idsOf(r0)).To(Equal(idsOf(pages[0])))
+		Expect(r0.body).To(HaveKey("nextCursor"))
 
 		// previousCursor of the last page gives the middle page again
 		prev := str(pages[2].body["previousCursor"])
 		Expect(prev).NotTo(BeEmpty())
 		r := c.do("GET", "/Users?count=3&cursor="+url.QueryEscape(prev), nil)
 		Expect(r.code).To(Equal(200), "%s", r)
-		Expect(resources(r)).To(Equal(resources(pages[1])))
+		Expect(idsOf(r)).To(Equal(idsOf(pages[1])))
 		r = c.do("GET", "/Users?count=3&cursor="+url.QueryEscape(str(r.body["previousCursor"])), nil)
-		Expect(resources(r)).To(Equal(resources(pages[0])))
+		Expect(idsOf(r)).To(Equal(idsOf(pages[0])))
 		Expect(r.body).NotTo(HaveKey("previousCursor"))
 
 		// a filtered walk (the filter is bound to the cursor)
@@ -223,7 +228,7 @@ var _ = Describe("cursor pagination", func() {
 			scimstore.Cursor{Key: str(resources(first)[0]["id"])}, time.Now())
 		r := c.do("GET", "/Users?count=1&cursor="+fresh, nil)
 		Expect(r.code).To(Equal(200), "%s", r)
-		Expect(resources(r)).To(Equal(resources(c.do("GET", "/Users?count=1&cursor="+next, nil))))
+		Expect(idsOf(r)).To(Equal(idsOf(c.do("GET", "/Users?count=1&cursor="+next, nil))))
 
 		// parameters that do not go with a cursor
 		expectError(c.do("GET", "/Users?cursor=&count=0", nil), 400, "invalidCount", "positive")
@@ -246,3 +251,13 @@ var _ = Describe("cursor pagination", func() {
 		}))
 	})
 })
+
+// idsOf is the ids of a list answer's resources, in order (a controller's status write
+// may change a resource's meta.version between two reads; its id stays).
+func idsOf(r resp) []string {
+	var ids []string
+	for _, res := range resources(r) {
+		ids = append(ids, str(res["id"]))
+	}
+	return ids
+}
