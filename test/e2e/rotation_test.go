@@ -201,7 +201,7 @@ var _ = Describe("token rotation under traffic", Label(faultsLabel), func() {
 				wrong = append(wrong, desc("the new token was refused"))
 			case r.end.Before(expires) && ok:
 				oldOK++
-				if r.end.After(expires.Add(-2 * time.Second)) {
+				if r.start.After(expires.Add(-2 * time.Second)) {
 					oldOKLast2s++
 				}
 			case r.end.Before(expires):
@@ -212,15 +212,20 @@ var _ = Describe("token rotation under traffic", Label(faultsLabel), func() {
 				wrong = append(wrong, desc("after the grace period the old token must get 401"))
 			case ok || (r.err == nil && r.status == 401):
 				straddle++ // sent before the expiry, answered after: either answer is right
+				if ok && r.start.After(expires.Add(-2*time.Second)) {
+					// sent in the last 2 s and accepted: the grace was not cut short (on a
+					// loaded machine few requests both start and end in that window)
+					oldOKLast2s++
+				}
 			default:
 				wrong = append(wrong, desc("failed for another reason"))
 			}
 		}
-		counts := fmt.Sprintf("requests=%d old-token-ok=%d (last 2s of grace: %d) new-token-ok=%d refused-after-grace=%d at-expiry=%d other-failures=%d grace=%s new-token-used=%s-after-kubectl-scim-rotate",
+		counts := fmt.Sprintf("requests=%d old-token-ok=%d (sent in the last 2s of grace and accepted: %d) new-token-ok=%d refused-after-grace=%d at-expiry=%d other-failures=%d grace=%s new-token-used=%s-after-kubectl-scim-rotate",
 			len(log), oldOK, oldOKLast2s, newOK, oldRefused, straddle, len(wrong), grace, updated.Sub(rotated).Round(100*time.Millisecond))
 		GinkgoWriter.Println(counts)
 		Expect(wrong).To(BeEmpty(), counts)
-		Expect(oldOKLast2s).To(BeNumerically(">", 0), "the old token was used, and worked, right up to the end of its grace period: %s", counts)
+		Expect(oldOKLast2s).To(BeNumerically(">", 0), "the old token was sent, and accepted, in the last 2 s of its grace period: %s", counts)
 		Expect(oldRefused).To(BeNumerically(">", 0), "the old token was refused after it: %s", counts)
 		Expect(newOK).To(BeNumerically(">", 0), counts)
 		Expect(int(lagStops.Load())).To(Equal(workers/2+workers%2), "every IdP left on the old token was refused in the end")
