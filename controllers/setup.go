@@ -16,6 +16,10 @@ type Options struct {
 	// StatusInterval is how often a ScimConfig re-checks its backend and recounts its
 	// members (DefaultStatusInterval when zero).
 	StatusInterval time.Duration
+	// MaxConcurrentReconciles is the number of workers of each controller, the same
+	// number the manager's controller options give (DefaultMaxConcurrentReconciles when
+	// zero): the OrgMember controller shares them out between ScimConfigs (ConfigSlots).
+	MaxConcurrentReconciles int
 }
 
 // restConfigUser is a backend Provider that needs the manager's own connection to the
@@ -32,6 +36,11 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		u.UseRestConfig(mgr.GetConfig())
 	}
 	rechecks := NewRechecks()
+	workers := o.MaxConcurrentReconciles
+	if workers <= 0 {
+		workers = DefaultMaxConcurrentReconciles
+	}
+	drift := &DriftQueue{}
 	if err := (&ScimConfigReconciler{
 		Rechecks:       rechecks,
 		Client:         mgr.GetClient(),
@@ -48,6 +57,16 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Scheme:   mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("orgmember-controller"),
 		Backends: o.Backends,
+		Rechecks: rechecks,
+		Drift:    drift,
+		Slots:    NewConfigSlots(workers),
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&DriftReconciler{
+		Client:   mgr.GetClient(),
+		Backends: o.Backends,
+		Queue:    drift,
 		Rechecks: rechecks,
 	}).SetupWithManager(mgr); err != nil {
 		return err
