@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
+)
+
+// fairnessBacklog is the size of tenant A's backlog (FAIRNESS_BACKLOG, 24 by default).
+func fairnessBacklog() int {
+	if n, err := strconv.Atoi(os.Getenv("FAIRNESS_BACKLOG")); err == nil && n > 0 {
+		return n
+	}
+	return 24
+}
+
+var _ = Describe("fairness between tenants", Label("fairness"), func() {
+	It("deprovisions tenant B (kubernetes) while tenant A's slow, rate-limited Docker Hub backlog is still pending", func() {
+		By("tenant B: the kubernetes sample config and one Active user")
+		nsB, _, b := readyConfig()
+		user := "fair-" + nsB + "@example.com"
+		code, body, _ := b.do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+user+`","active":true}`)
+		Expect(code).To(Equal(201), "%v", body)
+		id := body["id"].(string)
+		canI := func() string {
+			out, _ := kubectl("auth", "can-i", "list", "pods", "-n", "default", "--as", user)
+			return strings.TrimSpace(out)
+		}
+		Eventually(canI, readyTimeout).Should(Equal("yes"))
+
+		By("tenant A: a Docker Hub organization answering in 2 s, with a 429 every fifth call")
+		nsA := newNamespace()
+		a := newHubOrg(cluster.Client, nsA, 6000)
+		a.emu.Inject(hubemu.Fault{Kind: hubemu.FaultRateLimit, RetryAfter: 3 * time.Second, Every: 5, Count: -1})
+		a.emu.Inject(hubemu.Fault{Kind: hubemu.FaultLatency, Latency: 2 * time.Second, Count: -1})
+		idpA := newFaultIdP(func() string { return mgr.SCIMURL + a.cfg.Status.BasePath }, a.token)
+		n := fairnessBacklog()
+		for _, u := range idpUsers("fair-a", n) {
+			code, _, _, err := idpA.post(u)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(code).To(Equal(201))
+		}
+		pendingA := func() int {
+			var list scimv1.OrgMemberList
+			Expect(cluster.Client.List(ctx, &list, client.InNamespace(nsA))).To(Succeed())
+			p := 0
+			for _, m := range list.Items {
+				if m.Status.Phase != scimv1.PhaseInvited && m.Status.Phase != scimv1.PhaseActive {
+					p++
+				}
+			}
+			return p
+		}
+		Eventually(func() int { return len(a.emu.Requests()) }, readyTimeout).Should(BeNumerically(">", 2),
+			"tenant A's workers are busy with its slow organization")
+
+		By("tenant B deactivates its user")
+		start := time.Now()
+		code, body, _ = b.do("PATCH", "/Users/"+id,
+			`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`)
+		Expect(code).To(Equal(200), "%v", body)
+		Eventually(canI, readyTimeout, 100*time.Millisecond).Should(Equal("no"))
+		took := time.Since(start)
+		left := pendingA()
+		fig := fmt.Sprintf("tenant B deprovisioned (SubjectAccessReview denies) %s after active=false, "+
+			"while %d of tenant A's %d members were still waiting for its slow Docker Hub", took.Round(time.Millisecond), left, n)
+		GinkgoWriter.Println(fig)
+		AddReportEntry("fairness", fig)
+		Expect(left).To(BeNumerically(">", 0),
+			"B converged only after A's backlog drained: A's slow backend held the workers B needed")
+
+		By("tenant A's backlog still drains")
+		a.emu.ClearFaults()
+		Eventually(pendingA, 5*time.Minute).Should(BeZero())
+	})
+})
