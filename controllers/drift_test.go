@@ -137,7 +137,7 @@ var _ = Describe("Drift repair by listing", func() {
 			return c
 		}
 		Eventually(func() int { emu.ResetLog(); time.Sleep(3 * time.Second); return passCalls() }).
-			WithTimeout(10 * time.Minute).Should(BeZero(), "steady state: no calls but the backend checks")
+			WithTimeout(10*time.Minute).Should(BeZero(), "steady state: no calls but the backend checks")
 		start := time.Now()
 		requestReconcile(&scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}})
 		last, stable := -1, time.Now()
