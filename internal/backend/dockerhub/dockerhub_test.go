@@ -639,3 +639,23 @@ func TestEmailInviter(t *testing.T) {
 		t.Fatal("ada-hub is still a member")
 	}
 }
+
+// A controller worker (backend.NoWait) whose organization's budget is spent is told
+// RateLimited with the limiter's delay at once, without a call to Hub, instead of sleeping
+// in the worker; the budget it did not use is given back.
+func TestNoWaitAnswersRateLimitedInsteadOfSleeping(t *testing.T) {
+	e := setup(t, func(_ *hubemu.Options, o *Options) { o.Limiter = rate.NewLimiter(rate.Every(time.Minute), 1) })
+	ctx := backend.NoWait(t.Context())
+	if _, err := e.b.ObserveMember(ctx, "ann@x.io"); backend.ClassOf(err) != backend.RateLimited {
+		// the token exchange took the one request of the burst: the search must wait a minute
+		t.Fatalf("ObserveMember under NoWait with a spent budget: %v, want RateLimited", err)
+	}
+	_, err := e.b.ObserveMember(ctx, "ann@x.io")
+	wait, ok := backend.RetryAfterOf(err)
+	if backend.ClassOf(err) != backend.RateLimited || !ok || wait < 30*time.Second || wait > time.Minute {
+		t.Fatalf("second ObserveMember under NoWait: %v (retry after %s), want RateLimited with about a minute", err, wait)
+	}
+	if n := len(e.emu.Requests()); n != 1 {
+		t.Fatalf("Hub got %d requests, want 1 (the token exchange): a refused call must not reach it", n)
+	}
+}
