@@ -167,6 +167,7 @@ var _ = Describe("Drift repair by listing", func() {
 		settled(off, "Deactivated/True/Deactivated")
 		Expect(canListConfigMaps("ann@example.com", ns)()).To(BeTrue())
 		synced := getMember(b).Status.LastSyncTime
+		time.Sleep(1100 * time.Millisecond) // lastSyncTime has a resolution of a second: a reconcile of b would show
 
 		var rbs rbacv1.RoleBindingList
 		Expect(k8s.List(ctx, &rbs, client.InNamespace(ns))).To(Succeed())
