@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -14,6 +16,59 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
 )
+
+// memberCalls tracks the Docker Hub calls of member reconciles (not the backend check, not
+// the token exchange) that are in flight: when each began, and whether it was answered.
+type memberCalls struct {
+	mu    sync.Mutex
+	calls []*memberCall
+}
+
+type memberCall struct {
+	start time.Time
+	done  bool
+}
+
+func (m *memberCalls) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("page_size") == "1" || strings.HasSuffix(r.URL.Path, "/auth/token") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		c := &memberCall{start: time.Now()}
+		m.mu.Lock()
+		m.calls = append(m.calls, c)
+		m.mu.Unlock()
+		defer func() { m.mu.Lock(); c.done = true; m.mu.Unlock() }()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// startedBefore returns the calls begun before t.
+func (m *memberCalls) startedBefore(t time.Time) []*memberCall {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*memberCall
+	for _, c := range m.calls {
+		if c.start.Before(t) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// open counts the calls of cs not answered yet.
+func (m *memberCalls) open(cs []*memberCall) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, c := range cs {
+		if !c.done {
+			n++
+		}
+	}
+	return n
+}
 
 // fairnessBacklog is the size of tenant A's backlog (FAIRNESS_BACKLOG, 24 by default).
 func fairnessBacklog() int {
@@ -37,11 +92,12 @@ var _ = Describe("fairness between tenants", Label("fairness"), func() {
 		}
 		Eventually(canI, readyTimeout).Should(Equal("yes"))
 
-		By("tenant A: a Docker Hub organization answering in 2 s, with a 429 every seventh call, on a budget of 30 requests a minute")
+		By("tenant A: a Docker Hub organization answering in 10 s, with a 429 every seventh call, on a budget of 30 requests a minute")
 		nsA := newNamespace()
-		a := newHubOrg(cluster.Client, nsA, 30)
+		var inflight memberCalls
+		a := newHubOrg(cluster.Client, nsA, 30, inflight.wrap)
 		a.emu.Inject(hubemu.Fault{Kind: hubemu.FaultRateLimit, RetryAfter: 2 * time.Second, Every: 7, Count: -1})
-		a.emu.Inject(hubemu.Fault{Kind: hubemu.FaultLatency, Latency: 2 * time.Second, Count: -1})
+		a.emu.Inject(hubemu.Fault{Kind: hubemu.FaultLatency, Latency: 10 * time.Second, Count: -1})
 		idpA := newFaultIdP(func() string { return mgr.SCIMURL + a.cfg.Status.BasePath }, a.token)
 		n := fairnessBacklog()
 		for _, u := range idpUsers("fair-a", n) {
@@ -79,14 +135,17 @@ var _ = Describe("fairness between tenants", Label("fairness"), func() {
 
 		By("tenant B deactivates its user")
 		start := time.Now()
+		before := inflight.startedBefore(start)
 		code, body, _ = b.do("PATCH", "/Users/"+id,
 			`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`)
 		Expect(code).To(Equal(200), "%v", body)
 		Eventually(canI, readyTimeout, 100*time.Millisecond).Should(Equal("no"))
 		took := time.Since(start)
+		stillOpen := inflight.open(before)
 		left, untouched := backlogA()
 		fig := fmt.Sprintf("tenant B deprovisioned (SubjectAccessReview denies) %s after active=false, while %d of tenant A's "+
-			"%d members were still waiting for its slow Docker Hub (%d not yet reconciled once)", took.Round(time.Millisecond), left, n, untouched)
+			"%d members were still waiting for its slow Docker Hub (%d not yet reconciled once; %d of A's member calls begun "+
+			"before B's PATCH still unanswered)", took.Round(time.Millisecond), left, n, untouched, stillOpen)
 		GinkgoWriter.Println(fig)
 		AddReportEntry("fairness", fig)
 		// B's deactivation was queued behind all of A's backlog. The property: B converges
@@ -96,6 +155,11 @@ var _ = Describe("fairness between tenants", Label("fairness"), func() {
 		// readyTimeout.)
 		Expect(left).To(BeNumerically(">", 0),
 			"B converged only after A's backlog: A's slow backend held the workers B needed")
+		// And B did not wait for A's calls: some of A's member calls that were in flight
+		// when B's deactivation came are still unanswered when B converged. (A worker that
+		// B could only get once A's reconcile returned sees none.)
+		Expect(stillOpen).To(BeNumerically(">", 0),
+			"B converged only once the member calls A had in flight were answered: B waited for a worker A held")
 
 		By("tenant A's backlog still drains once its Docker Hub recovers")
 		a.emu.ClearFaults()
