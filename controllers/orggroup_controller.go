@@ -150,7 +150,7 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		}
 		in.Conflict = owner != nil
 	}
-	bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
+	bctx, cancel := context.WithTimeout(backend.NoWait(ctx), backendCallTimeout) // RateLimited requeues, never sleeps in a worker
 	defer cancel()
 	if plan.NeedsGroupObservation(in) {
 		if in.Observed, err = r.observeTeam(bctx, g, b, in.Team, in.Labelled); err != nil {

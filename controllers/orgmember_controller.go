@@ -98,6 +98,11 @@ type OrgMemberReconciler struct {
 	// Rechecks asks the ScimConfig controller to check a config's backend now (a member
 	// met a problem of the whole connection).
 	Rechecks *Rechecks
+	// Drift brings the members a drift pass (DriftReconciler) found different from the
+	// backend into this controller's queue.
+	Drift *DriftQueue
+	// Slots share the workers out between ScimConfigs (nil: no limit).
+	Slots *ConfigSlots
 }
 
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers,verbs=get;list;watch;patch
@@ -120,6 +125,15 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	cfg, err := r.config(ctx, m.Namespace, m.Spec.ConfigName)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if cfg != nil {
+		// One tenant's slow backend must not occupy every worker: when its config holds
+		// its share, the member waits in the queue instead of in a worker.
+		release, ok := r.Slots.Acquire(cfg)
+		if !ok {
+			return ctrl.Result{RequeueAfter: jitter(slotWait)}, nil
+		}
+		defer release()
 	}
 	if !deleting && !controllerutil.ContainsFinalizer(m, FinalizerDeprovision) {
 		orig := m.DeepCopy()
@@ -169,7 +183,9 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			}
 		}
 	}
-	bctx, cancel := context.WithTimeout(ctx, backendCallTimeout)
+	// NoWait: a backend whose organization's request budget is spent answers RateLimited
+	// with the delay, and the member is requeued for then, rather than holding a worker.
+	bctx, cancel := context.WithTimeout(backend.NoWait(ctx), backendCallTimeout)
 	defer cancel()
 	if plan.NeedsObservation(in) {
 		obs, err := observeMember(bctx, b, m)
@@ -427,7 +443,7 @@ func (r *OrgMemberReconciler) conclude(m *scimv1.OrgMember, cfg *scimv1.ScimConf
 			m.Status.Message = "deactivated: not in organization " + org + "; reactivation re-adds them"
 		}
 		r.syncedNow(m)
-		return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
+		return ctrl.Result{}, nil // the config's drift pass brings it back if the backend changes
 	}
 
 	r.record(m, obs)
@@ -446,7 +462,7 @@ func (r *OrgMemberReconciler) conclude(m *scimv1.OrgMember, cfg *scimv1.ScimConf
 		return ctrl.Result{RequeueAfter: jitter(10 * time.Second)}, nil
 	}
 	r.syncedNow(m)
-	return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
+	return ctrl.Result{}, nil // the config's drift pass brings it back if the backend changes
 }
 
 // release records the member's last status and removes its finalizer; the event is told
@@ -734,14 +750,15 @@ func (r *OrgMemberReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&scimv1.OrgMember{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, reconcileRequested()))).
 		Watches(&scimv1.ScimConfig{}, handler.EnqueueRequestsFromMapFunc(r.membersOfConfig),
-			builder.WithPredicates(configChanged())).
-		Named("orgmember").
-		WithOptions(controllerOptions()).
-		Complete(r)
+			builder.WithPredicates(configChangedForMembers()))
+	if r.Drift != nil {
+		b = b.WatchesRawSource(r.Drift.source())
+	}
+	return b.Named("orgmember").WithOptions(controllerOptions()).Complete(r)
 }
 
 func (r *OrgMemberReconciler) membersOfConfig(ctx context.Context, o client.Object) []reconcile.Request {
@@ -772,6 +789,23 @@ func reconcileRequested() predicate.Predicate {
 			return e.ObjectOld.GetAnnotations()[scimv1.AnnotationReconcile] != e.ObjectNew.GetAnnotations()[scimv1.AnnotationReconcile]
 		},
 	}
+}
+
+// configChangedForMembers is configChanged without the config's reconcile annotation:
+// that asks for a drift pass (DriftReconciler), which reconciles only the members that
+// differ from the backend.
+func configChangedForMembers() predicate.Predicate {
+	return predicate.And(configChanged(), predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*scimv1.ScimConfig)
+			n, ok2 := e.ObjectNew.(*scimv1.ScimConfig)
+			if !ok1 || !ok2 {
+				return false
+			}
+			return o.Generation != n.Generation ||
+				condStatus(o.Status.Conditions, scimv1.ConditionBackendReady) != condStatus(n.Status.Conditions, scimv1.ConditionBackendReady)
+		},
+	})
 }
 
 // configChanged fires for a config's creation and deletion, its spec changes, the

@@ -415,8 +415,8 @@ var _ = Describe("ScimConfig backend status", func() {
 			return testutil.ToFloat64(metrics.MembersByPhase.WithLabelValues(ns, "acme", "Active"))
 		}).Should(Equal(2.0))
 		Expect(testutil.ToFloat64(metrics.MembersByPhase.WithLabelValues(ns, "acme", "Deactivated"))).To(Equal(1.0))
-		Expect(testutil.ToFloat64(metrics.Reconciles.WithLabelValues("orgmember", metrics.ReconcileRequeue))).To(
-			BeNumerically(">=", 3), "each synced member requeues itself for the resync")
+		Expect(testutil.ToFloat64(metrics.DriftPasses.WithLabelValues(ns, "acme", "success"))).To(
+			BeNumerically(">=", 1), "lastFullSyncTime is the drift pass's: one listing compared with every member")
 
 		By("a failing check shows on BackendReady and Ready")
 		mb.fail("Check", backend.NewPermanent("InvalidCredentials", errors.New("401 Unauthorized")))

@@ -97,8 +97,6 @@ func (r *ScimConfigReconciler) countMembers(ctx context.Context, cfg *scimv1.Sci
 	}
 	var c scimv1.MemberCounts
 	byPhase := map[scimv1.MemberPhase]float64{}
-	var oldest *metav1.Time
-	complete := len(list.Items) > 0
 	for i := range list.Items {
 		m := &list.Items[i]
 		c.Total++
@@ -119,19 +117,10 @@ func (r *ScimConfigReconciler) countMembers(ctx context.Context, cfg *scimv1.Sci
 		case scimv1.PhaseFailed:
 			c.Failed++
 		}
-		switch t := m.Status.LastSyncTime; {
-		case m.Status.Origin == scimv1.OriginPreexisting:
-			// left alone by SCIM: not compared with the backend after the first look
-		case t == nil:
-			complete = false
-		case oldest == nil || t.Before(oldest):
-			oldest = t
-		}
 	}
+	// status.lastFullSyncTime is the drift pass's (DriftReconciler): it compares every
+	// member with one listing of the backend.
 	cfg.Status.Members = &c
-	if complete && oldest != nil {
-		cfg.Status.LastFullSyncTime = oldest.DeepCopy()
-	}
 	for _, p := range []scimv1.MemberPhase{scimv1.PhasePending, scimv1.PhaseInvited, scimv1.PhaseActive,
 		scimv1.PhaseDeactivated, scimv1.PhaseRemoved, scimv1.PhaseFailed} {
 		metrics.MembersByPhase.WithLabelValues(cfg.Namespace, cfg.Name, string(p)).Set(byPhase[p])

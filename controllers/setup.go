@@ -20,6 +20,10 @@ type Options struct {
 	// StatusInterval is how often a ScimConfig re-checks its backend and recounts its
 	// members (DefaultStatusInterval when zero).
 	StatusInterval time.Duration
+	// MaxConcurrentReconciles is the number of workers of each controller, the same
+	// number the manager's controller options give (DefaultMaxConcurrentReconciles when
+	// zero): the OrgMember controller shares them out between ScimConfigs (ConfigSlots).
+	MaxConcurrentReconciles int
 }
 
 // MaxRetryBackoff bounds how long a reconcile that failed (a transient backend or API
@@ -59,6 +63,11 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		u.UseRestConfig(mgr.GetConfig())
 	}
 	rechecks := NewRechecks()
+	workers := o.MaxConcurrentReconciles
+	if workers <= 0 {
+		workers = DefaultMaxConcurrentReconciles
+	}
+	drift := &DriftQueue{}
 	if err := (&ScimConfigReconciler{
 		Rechecks:       rechecks,
 		Client:         mgr.GetClient(),
@@ -75,6 +84,16 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Scheme:   mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("orgmember-controller"),
 		Backends: o.Backends,
+		Rechecks: rechecks,
+		Drift:    drift,
+		Slots:    NewConfigSlots(workers),
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&DriftReconciler{
+		Client:   mgr.GetClient(),
+		Backends: o.Backends,
+		Queue:    drift,
 		Rechecks: rechecks,
 	}).SetupWithManager(mgr); err != nil {
 		return err

@@ -99,9 +99,10 @@ type ScimConfigSpec struct {
 	// +optional
 	Policies LifecyclePolicies `json:"policies,omitempty"`
 
-	// resyncInterval is how often every member is compared with the backend to repair
-	// drift (jittered by up to 10%): at least 1m, so that a resync cannot storm the
-	// backend, and at most 24h. A Go duration: "10m", "1h30m".
+	// resyncInterval is how often the backend's organization is listed once (paged) and
+	// every member compared with that listing to repair drift; only the members that
+	// differ are reconciled (jittered by up to 10%): at least 1m, and at most 24h. A Go
+	// duration: "10m", "1h30m".
 	// +kubebuilder:default="10m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=64

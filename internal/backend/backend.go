@@ -9,6 +9,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"time"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 )
@@ -47,6 +48,10 @@ type Member struct {
 	// found for the person carries SCIM's labels: SCIM granted it (to this member, to an
 	// earlier member of the same name, or as an orphan), so it is never Preexisting.
 	Managed bool
+	// Owners are, on a backend that labels its grants (OwnerLedger), the UIDs of the
+	// OrgMembers that own a grant naming the person (ListMembers sets it): a drift pass
+	// attributes every grant to the object that wants it, whatever name it carries.
+	Owners []string
 }
 
 // DesiredMember is what a member should look like.
@@ -96,7 +101,11 @@ type Backend interface {
 	// or cancels their pending invitation.
 	EnsureMemberAbsent(ctx context.Context, userName string) error
 
-	// ListMembers lists every member and pending invitation, for drift checks.
+	// ListMembers lists every member and pending invitation, for the drift pass: one
+	// observation of the whole organization per resync interval, paged as the service
+	// pages (its cost is O(members/page), never a call per member). Each entry carries
+	// UserName (the identity the backend knows: an email or a backend ID), Email and
+	// BackendID where known, State, Role and Teams; an OwnerLedger backend sets Owners.
 	ListMembers(ctx context.Context) ([]Member, error)
 
 	// ObserveTeam returns the team, or nil when it does not exist.
@@ -202,4 +211,25 @@ type Provider interface {
 	// For returns the backend the ScimConfig names. A configuration problem (a missing
 	// Secret, an unknown type) is a Permanent error.
 	For(ctx context.Context, cfg *scimv1.ScimConfig) (Backend, error)
+}
+
+type noWaitKey struct{}
+
+// MaxInlineWait is the longest a backend call made under NoWait waits for its
+// organization's request budget; a longer wait answers RateLimited with the delay instead.
+const MaxInlineWait = 500 * time.Millisecond
+
+// NoWait marks ctx as a controller worker's: a backend with a rate limiter must not wait
+// (longer than MaxInlineWait) for it under this context, but answer a RateLimited error
+// whose RetryAfter is the limiter's delay, so that the worker requeues the object and
+// serves another tenant meanwhile instead of sleeping for one organization's budget.
+func NoWait(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noWaitKey{}, true)
+}
+
+// MayWait tells whether a backend may wait for its rate limiter under ctx (false under
+// NoWait).
+func MayWait(ctx context.Context) bool {
+	v, _ := ctx.Value(noWaitKey{}).(bool)
+	return !v
 }

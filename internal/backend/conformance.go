@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -345,6 +346,52 @@ func RunConformance(t *testing.T, h Harness) {
 		}
 		if n, _ := countListed(t, b, c); n != 1 {
 			t.Fatalf("ListMembers holds %d entries for %q after removing %q, want 1", n, c, a)
+		}
+	})
+
+	t.Run("ListMembers lists an organization larger than a page once, with invitations and owners", func(t *testing.T) {
+		// The drift pass observes the whole organization through ListMembers alone: every
+		// person exactly once across pages (105 > the 100 a page the backends ask for),
+		// pending invitations as Invited, and on a backend that labels its grants the owner
+		// of each grant, so that the pass attributes every grant to the object that wants it.
+		b := h.New(t)
+		const n = 105
+		_, ledger := b.(OwnerLedger)
+		for i := range n {
+			u := h.user(fmt.Sprintf("p%03d", i))
+			if _, err := b.EnsureMember(t.Context(), DesiredMember{UserName: u,
+				Owner: Owner{Kind: "OrgMember", UID: fmt.Sprintf("uid-%03d", i)}}); err != nil {
+				t.Fatalf("EnsureMember(%q): %v", u, err)
+			}
+			if h.AcceptInvite != nil && i%2 == 0 {
+				h.AcceptInvite(t, b, u)
+			}
+		}
+		list, err := b.ListMembers(t.Context())
+		if err != nil {
+			t.Fatalf("ListMembers: %v", err)
+		}
+		for i := range n {
+			u := h.user(fmt.Sprintf("p%03d", i))
+			var found []Member
+			for _, m := range list {
+				if strings.EqualFold(m.UserName, u) || (m.Email != "" && strings.EqualFold(m.Email, u)) {
+					found = append(found, m)
+				}
+			}
+			if len(found) != 1 {
+				t.Fatalf("ListMembers holds %d entries for %q among %d, want 1", len(found), u, len(list))
+			}
+			want := StateMember
+			if h.AcceptInvite != nil && i%2 == 1 {
+				want = StateInvited
+			}
+			if found[0].State != want {
+				t.Fatalf("ListMembers entry for %q has state %q, want %q", u, found[0].State, want)
+			}
+			if uid := fmt.Sprintf("uid-%03d", i); ledger && !slices.Contains(found[0].Owners, uid) {
+				t.Fatalf("ListMembers entry for %q has owners %v, want %q among them", u, found[0].Owners, uid)
+			}
 		}
 	})
 

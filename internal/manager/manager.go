@@ -96,6 +96,10 @@ type Options struct {
 	// backend this binary knows (what cmd/manager uses). A suite that stands in for a
 	// backend passes its own Provider and keeps everything else as shipped.
 	Backends backend.Provider
+	// MaxConcurrentReconciles is the number of workers of each controller
+	// (controllers.DefaultMaxConcurrentReconciles when zero). The OrgMember controller
+	// shares them out between ScimConfigs, so that a slow backend cannot hold them all.
+	MaxConcurrentReconciles int
 	// SkipControllerNameValidation lets one process build more than one manager (a test
 	// that restarts the manager in-process); controller names are otherwise unique per
 	// process.
@@ -151,7 +155,13 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 	if o.SecureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	var ctrlCfg config.Controller
+	if o.MaxConcurrentReconciles < 0 {
+		return nil, fmt.Errorf("--max-concurrent-reconciles %d: give a positive number of workers", o.MaxConcurrentReconciles)
+	}
+	if o.MaxConcurrentReconciles == 0 {
+		o.MaxConcurrentReconciles = controllers.DefaultMaxConcurrentReconciles
+	}
+	ctrlCfg := config.Controller{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
 	if o.SkipControllerNameValidation {
 		skip := true
 		ctrlCfg.SkipNameValidation = &skip
@@ -222,8 +232,9 @@ func setup(mgr ctrl.Manager, o Options) (*scimserver.Server, error) {
 		backends = NewBackends(mgr, o)
 	}
 	return srv, controllers.SetupWithManager(mgr, controllers.Options{
-		Backends:       backends,
-		StatusInterval: o.StatusInterval,
+		Backends:                backends,
+		StatusInterval:          o.StatusInterval,
+		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	})
 }
 

@@ -65,10 +65,31 @@ var (
 		Name: "scim_operator_members_not_ready_oldest_timestamp_seconds",
 		Help: "Unix time since which the longest-waiting OrgMember of a ScimConfig with this Ready reason has not been Ready.",
 	}, []string{"namespace", "config", "reason"})
+
+	// DriftPasses counts a ScimConfig's drift passes (one paged listing of the whole
+	// organization per resync interval) by result: success or error.
+	DriftPasses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scim_operator_drift_passes_total",
+		Help: "Drift passes of a ScimConfig (one listing of the backend's organization) by result.",
+	}, []string{"namespace", "config", "result"})
+
+	// DriftListed is how many people the last drift pass listed in the backend.
+	DriftListed = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "scim_operator_drift_listed",
+		Help: "People (members and invitations, or bound users) the last drift pass of a ScimConfig listed in its backend.",
+	}, []string{"namespace", "config"})
+
+	// DriftDiffering is how many OrgMembers the last drift pass found different from the
+	// backend (and enqueued for repair).
+	DriftDiffering = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "scim_operator_drift_differing",
+		Help: "OrgMembers of a ScimConfig the last drift pass found different from the backend and enqueued for repair.",
+	}, []string{"namespace", "config"})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(LastFullSync, ConfigCreated, ResyncInterval, ConfigEnabled, MembersNotReady, MembersNotReadySince)
+	ctrlmetrics.Registry.MustRegister(LastFullSync, ConfigCreated, ResyncInterval, ConfigEnabled, MembersNotReady, MembersNotReadySince,
+		DriftPasses, DriftListed, DriftDiffering)
 }
 
 // notReadyReasons remembers the reason labels set for each config, so that a reason that
@@ -134,9 +155,11 @@ func ObserveConfig(cfg *scimv1.ScimConfig, members []scimv1.OrgMember, resync ti
 // forgetConfigStatus drops the series of ObserveConfig for a ScimConfig that is gone.
 func forgetConfigStatus(namespace, config string) {
 	l := prometheus.Labels{"namespace": namespace, "config": config}
-	for _, v := range []*prometheus.GaugeVec{LastFullSync, ConfigCreated, ResyncInterval, ConfigEnabled, MembersNotReady, MembersNotReadySince} {
+	for _, v := range []*prometheus.GaugeVec{LastFullSync, ConfigCreated, ResyncInterval, ConfigEnabled, MembersNotReady, MembersNotReadySince,
+		DriftListed, DriftDiffering} {
 		v.DeletePartialMatch(l)
 	}
+	DriftPasses.DeletePartialMatch(l)
 	notReadyReasons.Lock()
 	delete(notReadyReasons.m, namespace+"/"+config)
 	notReadyReasons.Unlock()

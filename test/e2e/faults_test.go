@@ -367,13 +367,19 @@ type hubOrg struct {
 
 // newHubOrg starts a Docker Hub emulator for organization ns and a ScimConfig "hub" on it
 // (through c, the suite's cluster or a spec's own), and waits until it is Ready.
-func newHubOrg(c client.Client, ns string, requestsPerMinute int32) *hubOrg {
+func newHubOrg(c client.Client, ns string, requestsPerMinute int32, outer ...func(http.Handler) http.Handler) *hubOrg {
 	oat := randomOAT()
 	extraSecret(oat, "a Docker Hub access token of a fault spec")
 	calls, random := &callLog{}, &randomFaults{}
 	var emu *hubemu.Emulator
 	emu = hubemu.New(hubemu.Options{Org: ns, Tokens: map[string]hubemu.TokenSpec{oat: {}},
-		Middleware: func(h http.Handler) http.Handler { return calls.wrap(random.wrap(&emu, jwtCatcher(h))) }}).Start()
+		Middleware: func(h http.Handler) http.Handler {
+			h = calls.wrap(random.wrap(&emu, jwtCatcher(h)))
+			for _, w := range outer {
+				h = w(h)
+			}
+			return h
+		}}).Start()
 	DeferCleanup(emu.Close)
 	Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hub"},
 		StringData: map[string]string{"token": oat}})).To(Succeed())

@@ -350,17 +350,37 @@ func (b *Backend) EnsureMemberAbsentWithEmail(ctx context.Context, userName, ema
 	return nil
 }
 
-// ListMembers lists every member (all pages) and every pending invite.
+// ListMembers lists every member and every pending invite in one paged listing:
+// GET /v2/orgs/{org}/members?invites=true&type=all&page_size=100, following the next
+// links (the published API pages members and, with invites=true, invitees together;
+// GET /v2/orgs/{org}/invites is unpaged and grows with the organization, so the drift
+// pass does not use it). The cost is one call per page, whatever the number of members.
+// An invitee's entry carries the invitation's id and the invitee (email or Docker ID);
+// its role is not listed (a pending invitation's role cannot change anyway).
 func (b *Backend) ListMembers(ctx context.Context) (out []backend.Member, err error) {
 	start := time.Now()
 	defer func() { b.record("ListMembers", start, err) }()
-	err = b.listAll(ctx, b.membersURL(""), func(raw json.RawMessage) error {
+	q := url.Values{}
+	q.Set("invites", "true")
+	q.Set("type", "all")
+	q.Set("page_size", strconv.Itoa(b.opts.PageSize))
+	err = b.listAll(ctx, b.api("orgs", b.opts.Org, "members")+"?"+q.Encode(), func(raw json.RawMessage) error {
 		var m hubMember
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return backend.NewTransient("UnexpectedResponse", fmt.Errorf("a members entry is not JSON: %w", err))
 		}
 		if strings.EqualFold(m.Role, "invitee") {
-			return nil // listed below from the invites, with their ids
+			invitee := m.Email
+			if invitee == "" {
+				invitee = m.Username
+			}
+			if invitee == "" {
+				return nil
+			}
+			inv := b.inviteeOf(invitee, hubInvite{ID: m.ID, Invitee: invitee})
+			inv.Role = ""
+			out = append(out, inv)
+			return nil
 		}
 		name := m.Email
 		if name == "" {
@@ -371,13 +391,6 @@ func (b *Backend) ListMembers(ctx context.Context) (out []backend.Member, err er
 	})
 	if err != nil {
 		return nil, err
-	}
-	invites, err := b.listInvites(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, inv := range invites {
-		out = append(out, b.inviteeOf(inv.Invitee, inv))
 	}
 	return out, nil
 }

@@ -385,6 +385,36 @@ func (b *Backend) api(segments ...string) string {
 	return sb.String()
 }
 
+// waitBudget takes one request from the organization's limiter. Under backend.NoWait (a
+// controller worker) it waits at most backend.MaxInlineWait: a longer delay is answered
+// as RateLimited with that delay, and the worker requeues instead of sleeping.
+func (b *Backend) waitBudget(ctx context.Context) error {
+	if backend.MayWait(ctx) {
+		return b.opts.Limiter.Wait(ctx)
+	}
+	r := b.opts.Limiter.Reserve()
+	if !r.OK() {
+		return b.opts.Limiter.Wait(ctx) // burst 0: Wait reports why
+	}
+	d := r.Delay()
+	if d > backend.MaxInlineWait {
+		r.Cancel()
+		return backend.NewRateLimited(d, fmt.Errorf("the request budget of organization %s is spent for now", b.opts.Org))
+	}
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		r.Cancel()
+		return ctx.Err()
+	}
+}
+
 // send makes one HTTP call within Timeout, after the limiter and the 429 pause.
 func (b *Backend) send(ctx context.Context, method, target, bearer string, in any) (int, http.Header, []byte, error) {
 	if d := b.gate.wait(b.now()); d > 0 {
@@ -392,7 +422,10 @@ func (b *Backend) send(ctx context.Context, method, target, bearer string, in an
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
 	defer cancel()
-	if err := b.opts.Limiter.Wait(ctx); err != nil {
+	if err := b.waitBudget(ctx); err != nil {
+		if backend.ClassOf(err) == backend.RateLimited {
+			return 0, nil, nil, err
+		}
 		return 0, nil, nil, backend.NewTransient("RateLimiterWait", fmt.Errorf("%s %s: waiting for the organization's request budget: %w", method, pathOf(target), err))
 	}
 	var body io.Reader

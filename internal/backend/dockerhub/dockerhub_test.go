@@ -670,3 +670,66 @@ func TestEmailInviter(t *testing.T) {
 		t.Fatal("ada-hub is still a member")
 	}
 }
+
+// A controller worker (backend.NoWait) whose organization's budget is spent is told
+// RateLimited with the limiter's delay at once, without a call to Hub, instead of sleeping
+// in the worker; the budget it did not use is given back.
+func TestNoWaitAnswersRateLimitedInsteadOfSleeping(t *testing.T) {
+	e := setup(t, func(_ *hubemu.Options, o *Options) { o.Limiter = rate.NewLimiter(rate.Every(time.Minute), 1) })
+	ctx := backend.NoWait(t.Context())
+	if _, err := e.b.ObserveMember(ctx, "ann@x.io"); backend.ClassOf(err) != backend.RateLimited {
+		// the token exchange took the one request of the burst: the search must wait a minute
+		t.Fatalf("ObserveMember under NoWait with a spent budget: %v, want RateLimited", err)
+	}
+	_, err := e.b.ObserveMember(ctx, "ann@x.io")
+	wait, ok := backend.RetryAfterOf(err)
+	if backend.ClassOf(err) != backend.RateLimited || !ok || wait < 30*time.Second || wait > time.Minute {
+		t.Fatalf("second ObserveMember under NoWait: %v (retry after %s), want RateLimited with about a minute", err, wait)
+	}
+	if n := len(e.emu.Requests()); n != 1 {
+		t.Fatalf("Hub got %d requests, want 1 (the token exchange): a refused call must not reach it", n)
+	}
+}
+
+// ListMembers (the drift pass) costs one call per page of 100 people, members and pending
+// invitations together, and never the unpaged invites list.
+func TestListMembersPagesMembersAndInvites(t *testing.T) {
+	e := setup(t)
+	for i := range 180 {
+		e.emu.AddMember(fmt.Sprintf("m%03d", i), fmt.Sprintf("m%03d@x.io", i), "member")
+	}
+	for i := range 40 {
+		if _, err := e.b.EnsureMember(t.Context(), backend.DesiredMember{UserName: fmt.Sprintf("i%03d@x.io", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.emu.ResetLog()
+	list, err := e.b.ListMembers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	invited := 0
+	for _, m := range list {
+		if m.State == backend.StateInvited {
+			invited++
+			if m.InviteID == "" || !strings.HasSuffix(m.UserName, "@x.io") {
+				t.Fatalf("an invitation listed as %+v, want its invitee and id", m)
+			}
+		}
+	}
+	if len(list) < 220 || invited != 40 {
+		t.Fatalf("ListMembers listed %d people, %d invited; want at least 220 with 40 invited", len(list), invited)
+	}
+	pages := 0
+	for _, r := range e.emu.Requests() {
+		switch {
+		case r.Path == "/v2/orgs/"+e.emu.Org()+"/invites":
+			t.Fatalf("ListMembers read the unpaged invites list: %+v", r)
+		case r.Path == "/v2/orgs/"+e.emu.Org()+"/members":
+			pages++
+		}
+	}
+	if want := (len(list) + 99) / 100; pages != want {
+		t.Fatalf("ListMembers made %d page calls for %d people, want %d: %+v", pages, len(list), want, e.emu.Requests())
+	}
+}

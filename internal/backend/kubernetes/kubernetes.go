@@ -739,7 +739,9 @@ func (b *Backend) removeAll(ctx context.Context, prefix, h string, extra map[str
 }
 
 // ListMembers lists every person that holds a binding of this config: StateMember when
-// all configured roles are bound, StateAbsent for leftovers (see ObserveMember).
+// all configured roles are bound, StateAbsent for leftovers (see ObserveMember), with the
+// UIDs of the OrgMembers owning those bindings (Owners). It reads the manager's cache of
+// the labelled bindings (cachepolicy): a drift pass costs the API server nothing.
 func (b *Backend) ListMembers(ctx context.Context) ([]backend.Member, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, backend.NewTransient("Cancelled", err)
@@ -763,6 +765,13 @@ func (b *Backend) ListMembers(ctx context.Context) ([]backend.Member, error) {
 			continue
 		}
 		m.UserName = m.BackendID
+		for _, e := range have {
+			if uid := e.labels[LabelOwnerUID]; uid != "" && e.labels[LabelOwnerKind] == "OrgMember" &&
+				!slices.Contains(m.Owners, uid) {
+				m.Owners = append(m.Owners, uid)
+			}
+		}
+		slices.Sort(m.Owners)
 		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, c backend.Member) int { return strings.Compare(a.UserName, c.UserName) })

@@ -1,0 +1,188 @@
+package controllers_test
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+)
+
+// driftMembers is the organization size of the Docker Hub drift spec (DRIFT_MEMBERS, 150
+// by default: two pages of 100).
+func driftMembers() int {
+	if n, err := strconv.Atoi(os.Getenv("DRIFT_MEMBERS")); err == nil && n > 0 {
+		return n
+	}
+	return 150
+}
+
+// hubUser is the i-th person of the drift spec.
+func hubUser(i int) (id, email string) {
+	return fmt.Sprintf("p%05d", i), fmt.Sprintf("p%05d@example.com", i)
+}
+
+var _ = Describe("Drift repair by listing", func() {
+	var ns string
+	BeforeEach(func() { ns = newNamespace() })
+
+	It("costs the Docker Hub emulator one call per page of the organization plus the changes, not a call per member", func() {
+		// Members are found in the organization (adopted), so the spec is in steady state
+		// once they are Active. A pass then lists the organization once (pages of 100) and
+		// reconciles only the members that differ: one removed by hand, one whose role was
+		// changed by hand. Before drift by listing, the same pass (the config's reconcile
+		// annotation, or every member's own resync) searched and listed invites for every
+		// member: 2 calls each.
+		n := driftMembers()
+		emu := hubConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Policies.Adoption = scimv1.AdoptionAdopt })
+		for i := range n {
+			id, email := hubUser(i)
+			emu.AddMember(id, email, "member")
+		}
+		members := make([]*scimv1.OrgMember, n)
+		for i := range n {
+			_, email := hubUser(i)
+			members[i] = newMember(ns, "acme", email)
+			Expect(k8s.Create(ctx, members[i])).To(Succeed())
+		}
+		Eventually(func() int {
+			var list scimv1.OrgMemberList
+			Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+			active := 0
+			for _, m := range list.Items {
+				if m.Status.Phase == scimv1.PhaseActive && m.Generation == m.Status.ObservedGeneration {
+					active++
+				}
+			}
+			return active
+		}).WithTimeout(5 * time.Minute).Should(Equal(n))
+
+		removed, promoted := members[n/2], members[n/3]
+		removedID, _ := hubUser(n / 2)
+		promotedID, _ := hubUser(n / 3)
+		Expect(emu.RemoveMember(removedID)).To(BeTrue())
+		emu.AddMember(promotedID, "", "editor") // changed by hand in Docker Hub
+		Expect(roleOf(emu, promotedID)()).To(Equal("editor"))
+		emu.ResetLog()
+
+		requestReconcile(&scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}})
+		Eventually(func() int { return emu.InvitesSent(removed.Spec.UserName) }).Should(Equal(1), "the removed member is invited again")
+		Eventually(roleOf(emu, promotedID)).Should(Equal("member"), "the role changed by hand is put back")
+		settled(removed, "Invited/True/Invited")
+		settled(promoted, "Active/True/Active")
+
+		pages := int(math.Ceil(float64(n) / 100))
+		// A repair is the member's own reconcile: its observation (search, invites) and
+		// EnsureMember's (search, invites, then the write).
+		const perChange = 5
+		var calls, checks int
+		for _, r := range emu.Requests() {
+			if r.Method == "GET" && r.Query == "page_size=1" {
+				checks++ // the config's backend check (every 2 s in this suite), not the pass
+				continue
+			}
+			calls++
+		}
+		GinkgoWriter.Printf("drift pass over %d members: %d Docker Hub calls (%d pages + 2 changes; %d backend checks besides)\n",
+			n, calls, pages, checks)
+		AddReportEntry("docker hub calls per drift pass", fmt.Sprintf("%d members: %d calls", n, calls))
+		Expect(calls).To(BeNumerically("<=", pages+2*perChange),
+			"a pass costs a call per page and a few per member that differs: %v", emu.Requests())
+		Expect(emu.Count("GET", "/v2/orgs/"+ns+"/members")).To(BeNumerically(">=", pages))
+	})
+
+	It("measures the Docker Hub calls of one steady-state pass (DRIFT_MEASURE=1)", Label("measure"), func() {
+		// A measurement, not a test: it runs the same on the code before drift by listing
+		// (where the config's reconcile annotation reconciled every member, as each member's
+		// own resync did once per interval) and prints the calls one pass costs.
+		if os.Getenv("DRIFT_MEASURE") == "" {
+			Skip("DRIFT_MEASURE is not set")
+		}
+		n := driftMembers()
+		emu := hubConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Policies.Adoption = scimv1.AdoptionAdopt })
+		for i := range n {
+			id, email := hubUser(i)
+			emu.AddMember(id, email, "member")
+		}
+		for i := range n {
+			_, email := hubUser(i)
+			Expect(k8s.Create(ctx, newMember(ns, "acme", email))).To(Succeed())
+		}
+		Eventually(func() int {
+			var list scimv1.OrgMemberList
+			Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+			active := 0
+			for _, m := range list.Items {
+				if m.Status.Phase == scimv1.PhaseActive {
+					active++
+				}
+			}
+			return active
+		}).WithTimeout(10 * time.Minute).Should(Equal(n))
+		passCalls := func() int {
+			c := 0
+			for _, r := range emu.Requests() {
+				if !(r.Method == "GET" && r.Query == "page_size=1") {
+					c++
+				}
+			}
+			return c
+		}
+		Eventually(func() int { emu.ResetLog(); time.Sleep(3 * time.Second); return passCalls() }).
+			WithTimeout(10*time.Minute).Should(BeZero(), "steady state: no calls but the backend checks")
+		start := time.Now()
+		requestReconcile(&scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}})
+		last, stable := -1, time.Now()
+		for time.Since(stable) < 5*time.Second {
+			time.Sleep(500 * time.Millisecond)
+			if c := passCalls(); c != last {
+				last, stable = c, time.Now()
+			}
+		}
+		fig := fmt.Sprintf("one pass over %d members in steady state: %d Docker Hub calls (%.1f per member), done within %s",
+			n, last, float64(last)/float64(n), stable.Sub(start).Round(time.Second))
+		GinkgoWriter.Println(fig)
+		AddReportEntry("drift pass", fig)
+	})
+
+	It("repairs a binding deleted by hand and leaves the others alone (kubernetes)", func() {
+		kubernetesConfig(ns, nil)
+		a := newMember(ns, "acme", "ann@example.com")
+		b := newMember(ns, "acme", "ben@example.com")
+		off := newMember(ns, "acme", "cid@example.com")
+		off.Spec.Active = false
+		for _, m := range []*scimv1.OrgMember{a, b, off} {
+			Expect(k8s.Create(ctx, m)).To(Succeed())
+		}
+		settled(a, "Active/True/Active")
+		settled(b, "Active/True/Active")
+		settled(off, "Deactivated/True/Deactivated")
+		Expect(canListConfigMaps("ann@example.com", ns)()).To(BeTrue())
+		synced := getMember(b).Status.LastSyncTime
+		time.Sleep(1100 * time.Millisecond) // lastSyncTime has a resolution of a second: a reconcile of b would show
+
+		var rbs rbacv1.RoleBindingList
+		Expect(k8s.List(ctx, &rbs, client.InNamespace(ns))).To(Succeed())
+		deleted := 0
+		for i := range rbs.Items {
+			if s := rbs.Items[i].Subjects; len(s) == 1 && s[0].Name == "ann@example.com" {
+				Expect(k8s.Delete(ctx, &rbs.Items[i])).To(Succeed())
+				deleted++
+			}
+		}
+		Expect(deleted).To(Equal(1))
+		Eventually(canListConfigMaps("ann@example.com", ns)).Should(BeFalse())
+
+		requestReconcile(&scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}})
+		Eventually(canListConfigMaps("ann@example.com", ns)).Should(BeTrue(), "the drift pass found the binding missing")
+		Expect(getMember(b).Status.LastSyncTime).To(Equal(synced), "a member that matches the backend is not reconciled")
+	})
+})

@@ -1,0 +1,63 @@
+package controllers
+
+import (
+	"sync"
+	"time"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+)
+
+// DefaultMaxConcurrentReconciles is the number of workers of each controller when the
+// manager is given none (--max-concurrent-reconciles).
+const DefaultMaxConcurrentReconciles = 4
+
+// slotWait is how long a member whose config holds its share of the workers waits in the
+// queue before it tries again.
+const slotWait = 2 * time.Second
+
+// ConfigSlots shares a controller's workers out between ScimConfigs (tenants), so that
+// one tenant whose backend is slow (every call takes seconds) cannot occupy every worker
+// and delay another tenant's provisioning and deprovisioning. A config may always take a
+// worker when it holds none; it takes another only while that leaves one worker free for
+// the other configs. A member refused a slot is requeued (never waits in a worker).
+//
+// With fewer slow configs than workers, every other config always finds a worker; with
+// more, they take turns in the queue's order.
+type ConfigSlots struct {
+	mu      sync.Mutex
+	workers int
+	total   int
+	held    map[string]int
+}
+
+// NewConfigSlots shares workers (at least 1) between configs.
+func NewConfigSlots(workers int) *ConfigSlots {
+	return &ConfigSlots{workers: max(1, workers), held: map[string]int{}}
+}
+
+// Acquire takes a worker slot for cfg. It returns false when cfg already holds its share;
+// otherwise release gives the slot back. A nil ConfigSlots always grants.
+func (s *ConfigSlots) Acquire(cfg *scimv1.ScimConfig) (release func(), ok bool) {
+	if s == nil {
+		return func() {}, true
+	}
+	key := cfg.Namespace + "/" + cfg.Name
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held[key] > 0 && s.total >= s.workers-1 {
+		return nil, false
+	}
+	s.held[key]++
+	s.total++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.total--
+			if s.held[key]--; s.held[key] <= 0 {
+				delete(s.held, key)
+			}
+		})
+	}, true
+}

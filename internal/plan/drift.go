@@ -1,0 +1,147 @@
+package plan
+
+import (
+	"strings"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/naming"
+)
+
+// Listing is one observation of a whole organization (backend.ListMembers), indexed for
+// the drift pass: by every identity an entry is known under (folded userName, email and
+// backend ID) and, on a backend that labels its grants, by owner UID.
+type Listing struct {
+	byID    map[string][]backend.Member
+	byOwner map[string][]backend.Member
+}
+
+// NewListing indexes a ListMembers answer.
+func NewListing(list []backend.Member) *Listing {
+	l := &Listing{byID: map[string][]backend.Member{}, byOwner: map[string][]backend.Member{}}
+	for _, m := range list {
+		seen := map[string]bool{}
+		for _, id := range []string{m.UserName, m.Email, m.BackendID} {
+			f := naming.FoldUserName(id)
+			if f == "" || seen[f] {
+				continue
+			}
+			seen[f] = true
+			l.byID[f] = append(l.byID[f], m)
+		}
+		for _, uid := range m.Owners {
+			l.byOwner[uid] = append(l.byOwner[uid], m)
+		}
+	}
+	return l
+}
+
+// present tells whether the backend lists anything under one of ids.
+func (l *Listing) present(ids ...string) bool {
+	for _, id := range ids {
+		if f := naming.FoldUserName(id); f != "" && len(l.byID[f]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// observe is what ObserveMember (with the email, on a backend that invites by email)
+// would answer for the member, read from the listing: a membership found under the
+// userName or the email wins over an invitation.
+func (l *Listing) observe(m *scimv1.OrgMember, labelled bool) backend.Member {
+	ids := []string{m.Spec.UserName}
+	if !labelled {
+		ids = append(ids, PrimaryEmail(m))
+	}
+	var invited *backend.Member
+	for _, id := range ids {
+		for _, e := range l.byID[naming.FoldUserName(id)] {
+			switch e.State {
+			case backend.StateMember:
+				return e
+			case backend.StateInvited:
+				if invited == nil {
+					e := e
+					invited = &e
+				}
+			}
+		}
+	}
+	if invited != nil {
+		return *invited
+	}
+	for _, id := range ids {
+		if es := l.byID[naming.FoldUserName(id)]; len(es) > 0 {
+			return es[0] // a leftover (kubernetes: some, not all, roles bound)
+		}
+	}
+	return backend.Member{UserName: m.Spec.UserName, State: backend.StateAbsent}
+}
+
+// Drifted tells whether the backend, as the listing shows it, differs from what the
+// member's status says the backend holds, and why: only such members are reconciled by a
+// drift pass. A member that is being deleted, is Preexisting, or is in a phase that
+// requeues itself (Pending, Failed, waiting) is not the pass's to judge.
+//
+// labelled is true for a backend that records owners on its grants (backend.OwnerLedger):
+// every grant owned by the member's UID must then name its current userName, whatever
+// name the member had when the grant was made.
+func Drifted(m *scimv1.OrgMember, cfg *scimv1.ScimConfig, l *Listing, labelled, userTeams bool) (bool, string) {
+	if !m.DeletionTimestamp.IsZero() || m.Status.Origin == scimv1.OriginPreexisting || m.Status.Origin == "" {
+		return false, ""
+	}
+	obs := l.observe(m, labelled)
+	if labelled {
+		for _, e := range l.byOwner[string(m.UID)] {
+			if m.Status.Phase == scimv1.PhaseDeactivated && !keeps(m, cfg) {
+				return true, "a deactivated member still owns a grant (to " + e.UserName + ")"
+			}
+			if naming.FoldUserName(e.UserName) != naming.FoldUserName(m.Spec.UserName) {
+				return true, "the member owns a grant to a former name " + e.UserName
+			}
+		}
+	}
+	switch m.Status.Phase {
+	case scimv1.PhaseActive:
+		if obs.State != backend.StateMember {
+			return true, "an Active member is " + string(obs.State) + " in the backend"
+		}
+		if want := DesiredRole(m, cfg); want != "" && obs.Role != "" && !strings.EqualFold(want, obs.Role) {
+			return true, "role " + obs.Role + " in the backend, " + want + " wanted"
+		}
+		if team := m.Status.HintedTeam; userTeams && team != "" && !InTeam(obs.Teams, team) {
+			return true, "not in team " + team
+		}
+	case scimv1.PhaseInvited:
+		if obs.State != backend.StateInvited {
+			return true, "an Invited member is " + string(obs.State) + " in the backend"
+		}
+	case scimv1.PhaseDeactivated:
+		if keeps(m, cfg) {
+			return false, ""
+		}
+		ids := append([]string{m.Spec.UserName, PrimaryEmail(m), m.Status.BackendID}, m.Status.GrantedIdentities...)
+		if labelled {
+			ids = []string{m.Spec.UserName}
+		}
+		if l.present(ids...) {
+			return true, "a deactivated member is still in the backend"
+		}
+		return false, ""
+	default:
+		return false, ""
+	}
+	if !labelled {
+		if stale := StaleIdentities(m, obs, false); l.present(stale...) {
+			return true, "a former identity of the member is still in the backend"
+		}
+	}
+	return false, ""
+}
+
+// keeps tells whether the member's deactivation leaves its access in place (policy Keep,
+// and not removed under an earlier Remove).
+func keeps(m *scimv1.OrgMember, cfg *scimv1.ScimConfig) bool {
+	return cfg.Spec.Policies.Deactivation == scimv1.DeactivationKeep && !m.Status.Deprovisioned
+}

@@ -1,0 +1,88 @@
+package plan
+
+import (
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/backend"
+)
+
+func driftMember(user string, phase scimv1.MemberPhase, change ...func(*scimv1.OrgMember)) *scimv1.OrgMember {
+	m := &scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Name: "m", UID: "uid-1"}}
+	m.Spec.UserName, m.Spec.Active = user, true
+	m.Status.Phase, m.Status.Origin = phase, scimv1.OriginProvisioned
+	for _, f := range change {
+		f(m)
+	}
+	return m
+}
+
+func TestDrifted(t *testing.T) {
+	hub := &scimv1.ScimConfig{}
+	hub.Spec.Backend.DockerHub = &scimv1.DockerHubBackend{DefaultRole: "member"}
+	keep := hub.DeepCopy()
+	keep.Spec.Policies.Deactivation = scimv1.DeactivationKeep
+	k8s := &scimv1.ScimConfig{}
+
+	ann := backend.Member{UserName: "ann@x.io", Email: "ann@x.io", BackendID: "ann", Role: "member", State: backend.StateMember, Teams: []string{"devs"}}
+	annInvite := backend.Member{UserName: "ann@x.io", Email: "ann@x.io", State: backend.StateInvited, InviteID: "i1"}
+	annEditor := ann
+	annEditor.Role = "editor"
+	bound := backend.Member{UserName: "ann@x.io", BackendID: "ann@x.io", State: backend.StateMember, Owners: []string{"uid-1"}}
+	leftover := backend.Member{UserName: "ann@x.io", BackendID: "ann@x.io", State: backend.StateAbsent, Owners: []string{"uid-1"}}
+	formerName := backend.Member{UserName: "ann.old@x.io", BackendID: "ann.old@x.io", State: backend.StateMember, Owners: []string{"uid-1"}}
+	other := backend.Member{UserName: "ben@x.io", Email: "ben@x.io", BackendID: "ben", Role: "member", State: backend.StateMember}
+
+	for _, tc := range []struct {
+		name      string
+		m         *scimv1.OrgMember
+		cfg       *scimv1.ScimConfig
+		list      []backend.Member
+		labelled  bool
+		wantDrift bool
+	}{
+		{"active and listed as member", driftMember("ann@x.io", scimv1.PhaseActive), hub, []backend.Member{ann, other}, false, false},
+		{"active, found by the Docker ID only through the email", driftMember("ann", scimv1.PhaseActive, func(m *scimv1.OrgMember) {
+			m.Spec.Emails = []scimv1.MultiValue{{Value: "ann@x.io", Primary: true}}
+		}), hub, []backend.Member{ann}, false, false},
+		{"active, removed by hand", driftMember("ann@x.io", scimv1.PhaseActive), hub, []backend.Member{other}, false, true},
+		{"active, role changed by hand", driftMember("ann@x.io", scimv1.PhaseActive), hub, []backend.Member{annEditor}, false, true},
+		{"active, taken out of its hinted team", driftMember("ann@x.io", scimv1.PhaseActive, func(m *scimv1.OrgMember) {
+			m.Status.HintedTeam = "ops"
+		}), hub, []backend.Member{ann}, false, true},
+		{"invited and still invited", driftMember("ann@x.io", scimv1.PhaseInvited), hub, []backend.Member{annInvite}, false, false},
+		{"invited, accepted", driftMember("ann@x.io", scimv1.PhaseInvited), hub, []backend.Member{ann}, false, true},
+		{"invited, expired", driftMember("ann@x.io", scimv1.PhaseInvited), hub, nil, false, true},
+		{"deactivated and absent", driftMember("ann@x.io", scimv1.PhaseDeactivated), hub, []backend.Member{other}, false, false},
+		{"deactivated, re-added by hand", driftMember("ann@x.io", scimv1.PhaseDeactivated), hub, []backend.Member{ann}, false, true},
+		{"deactivated, an invitation sent by hand", driftMember("ann@x.io", scimv1.PhaseDeactivated), hub, []backend.Member{annInvite}, false, true},
+		{"deactivated, the recorded Docker ID still a member", driftMember("ann.new@x.io", scimv1.PhaseDeactivated, func(m *scimv1.OrgMember) {
+			m.Status.BackendID = "ann"
+		}), hub, []backend.Member{ann}, false, true},
+		{"deactivated under Keep, still a member", driftMember("ann@x.io", scimv1.PhaseDeactivated), keep, []backend.Member{ann}, false, false},
+		{"active, a former identity still a member", driftMember("ann.new@x.io", scimv1.PhaseActive, func(m *scimv1.OrgMember) {
+			m.Status.GrantedIdentities = []string{"ann@x.io", "ann.new@x.io"}
+		}), hub, []backend.Member{ann, {UserName: "ann.new@x.io", Email: "ann.new@x.io", BackendID: "ann2", Role: "member", State: backend.StateMember}}, false, true},
+		{"preexisting is never judged", driftMember("ann@x.io", scimv1.PhaseActive, func(m *scimv1.OrgMember) {
+			m.Status.Origin = scimv1.OriginPreexisting
+		}), hub, nil, false, false},
+		{"failed requeues itself", driftMember("ann@x.io", scimv1.PhaseFailed), hub, nil, false, false},
+
+		{"kubernetes: bound", driftMember("ann@x.io", scimv1.PhaseActive), k8s, []backend.Member{bound}, true, false},
+		{"kubernetes: a binding deleted by hand", driftMember("ann@x.io", scimv1.PhaseActive), k8s, []backend.Member{leftover}, true, true},
+		{"kubernetes: all bindings deleted", driftMember("ann@x.io", scimv1.PhaseActive), k8s, nil, true, true},
+		{"kubernetes: deactivated and unbound", driftMember("ann@x.io", scimv1.PhaseDeactivated), k8s, nil, true, false},
+		{"kubernetes: deactivated, its grant recreated", driftMember("ann@x.io", scimv1.PhaseDeactivated), k8s, []backend.Member{bound}, true, true},
+		{"kubernetes: deactivated, a grant it owns under a former name", driftMember("ann@x.io", scimv1.PhaseDeactivated), k8s, []backend.Member{formerName}, true, true},
+		{"kubernetes: active, a grant it owns under a former name", driftMember("ann@x.io", scimv1.PhaseActive), k8s, []backend.Member{bound, formerName}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, why := Drifted(tc.m, tc.cfg, NewListing(tc.list), tc.labelled, !tc.labelled)
+			if got != tc.wantDrift {
+				t.Fatalf("Drifted = %v (%s), want %v", got, why, tc.wantDrift)
+			}
+		})
+	}
+}
