@@ -185,9 +185,10 @@ var _ = Describe("faults survived end to end: two replicas", Label("faults"), fu
 		const apiTime = 2 * time.Second
 		bound := leaseDuration + looks + apiTime
 		Expect(sinceRenew).To(BeNumerically(">=", leaseDuration), "no replica takes a Lease before it expired")
-		Expect(sinceRenew).To(BeNumerically("<=", bound),
-			"the Lease was taken %s after the leader's last renewal: lease duration %s + two looks %s + API time %s",
-			sinceRenew, leaseDuration, looks, apiTime)
+		// The upper bound is a figure, not an assertion: on a loaded machine any look may be
+		// slow (no timed assertions in tests); the Eventually above is the liveness check.
+		GinkgoWriter.Printf("handover: the Lease was taken %s after the leader's last renewal (expected at most lease %s + two looks %s + API time %s = %s)\n",
+			sinceRenew.Round(100*time.Millisecond), leaseDuration, looks, apiTime, bound)
 		Expect(<-pushed).To(Succeed())
 		Eventually(org.converged, 3*time.Minute, time.Second).Should(BeEmpty())
 		converge := time.Since(killedAt)

@@ -169,7 +169,10 @@ var _ = Describe("token rotation under traffic", Label(faultsLabel), func() {
 		Expect(cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: naming.TokenSecretName("example")}, &s)).To(Succeed())
 		expires, err := time.Parse(time.RFC3339, s.Annotations[naming.AnnotationPreviousTokenExpires])
 		Expect(err).NotTo(HaveOccurred(), "the previous token's expiry is recorded")
-		Expect(time.Until(expires)).To(BeNumerically(">", grace/2), "the grace period runs from the rotation")
+		// the grace period runs from the rotation: the controller wrote the expiry between the
+		// rotate command and the moment the new token was seen (RFC 3339: whole seconds)
+		Expect(expires).To(BeTemporally(">=", rotated.Add(grace).Add(-time.Second)), "the grace period runs from the rotation")
+		Expect(expires).To(BeTemporally("<=", updated.Add(grace).Add(time.Second)), "the grace period runs from the rotation")
 
 		By(fmt.Sprintf("traffic through the end of the %s grace period and beyond", grace))
 		time.Sleep(time.Until(expires) + 3*time.Second)
