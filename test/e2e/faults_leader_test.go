@@ -190,7 +190,7 @@ var _ = Describe("faults survived end to end: two replicas", Label("faults"), fu
 		GinkgoWriter.Printf("handover: the Lease was taken %s after the leader's last renewal (expected at most lease %s + two looks %s + API time %s = %s)\n",
 			sinceRenew.Round(100*time.Millisecond), leaseDuration, looks, apiTime, bound)
 		Expect(<-pushed).To(Succeed())
-		Eventually(org.converged, 3*time.Minute, time.Second).Should(BeEmpty())
+		Eventually(org.converged, 3*time.Minute+settleTimeout(len(users)+len(extra)), time.Second).Should(BeEmpty())
 		converge := time.Since(killedAt)
 
 		all := append(append([]idpUser{}, users...), extra...)
