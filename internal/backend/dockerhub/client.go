@@ -433,6 +433,9 @@ func (b *Backend) send(ctx context.Context, method, target, bearer string, in an
 	if d := b.gate.wait(b.now()); d > 0 {
 		return 0, nil, nil, backend.NewRateLimited(d, fmt.Errorf("Docker Hub asked %s to slow down; waiting", b.opts.Org))
 	}
+	if err := backend.Guarded(ctx); err != nil {
+		return 0, nil, nil, err
+	}
 	var body io.Reader
 	if in != nil {
 		js, err := json.Marshal(in)
