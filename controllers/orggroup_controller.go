@@ -152,6 +152,7 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	bctx, cancel := context.WithTimeout(backend.NoWait(ctx), backendCallTimeout) // RateLimited requeues, never sleeps in a worker
 	defer cancel()
+	bctx = backend.WithGuard(bctx, configEnabled(ctx, r.Client, cfg))
 	if plan.NeedsGroupObservation(in) {
 		if in.Observed, err = r.observeTeam(bctx, g, b, in.Team, in.Labelled); err != nil {
 			return r.backendError(ctx, g, cfg, "observe team "+in.Team, err)

@@ -187,6 +187,7 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	// with the delay, and the member is requeued for then, rather than holding a worker.
 	bctx, cancel := context.WithTimeout(backend.NoWait(ctx), backendCallTimeout)
 	defer cancel()
+	bctx = backend.WithGuard(bctx, configEnabled(ctx, r.Client, cfg))
 	if plan.NeedsObservation(in) {
 		obs, err := observeMember(bctx, b, m)
 		if err != nil {
@@ -728,6 +729,20 @@ func (r *OrgMemberReconciler) event(m *scimv1.OrgMember, typ, reason, action, no
 
 func (r *OrgMemberReconciler) config(ctx context.Context, ns, name string) (*scimv1.ScimConfig, error) {
 	return liveConfig(ctx, r.Client, ns, name)
+}
+
+// configEnabled is the guard of a reconcile's backend calls (backend.WithGuard): each
+// call first looks at the config in the cache, and none is sent once it is disabled, so a
+// reconcile under way when the config was disabled makes no further call after the
+// config controller reported Paused=True (it reads the same cache).
+func configEnabled(ctx context.Context, c client.Reader, cfg *scimv1.ScimConfig) func() error {
+	return func() error {
+		live, err := liveConfig(ctx, c, cfg.Namespace, cfg.Name)
+		if err != nil || live == nil || live.UID != cfg.UID || live.IsEnabled() {
+			return nil // only a disabled config stops calls; anything else is handled as before
+		}
+		return fmt.Errorf("ScimConfig %q was disabled: no further backend call (the reconcile stops; the member waits, Paused)", cfg.Name)
+	}
 }
 
 // liveConfig returns a member's or group's ScimConfig (also while it is being deleted:

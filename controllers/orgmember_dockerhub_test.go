@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -320,5 +322,34 @@ var _ = Describe("OrgMember controller with a misconfigured Docker Hub backend",
 			StringData: map[string]string{"token": hubemu.DefaultToken},
 		})).To(Succeed())
 		settled(m, "Invited/True/Invited")
+	})
+})
+
+// Issue 11 review: with transient errors no longer config-wide, a backend down for good
+// (nothing listens at its baseURL) never showed BackendReady=False and emitted no warning,
+// while its members retried quietly. After a run of failed checks as long as the members'
+// longest backoff, BackendReady=False (BackendUnavailable) and one Warning event say so;
+// the members keep retrying on their own, never waiting for the config.
+var _ = Describe("ScimConfig with a Docker Hub that is down for good", func() {
+	It("shows BackendReady=False BackendUnavailable with a Warning event, and its members keep retrying", func() {
+		ns := newNamespace()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		closed := "http://" + l.Addr().String()
+		Expect(l.Close()).To(Succeed()) // nothing listens there any more
+		hubConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Backend.DockerHub.BaseURL = closed })
+		m := newMember(ns, "acme", "zed@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady), 3*time.Minute, time.Second).
+			Should(Equal("False/BackendUnavailable"))
+		Eventually(reasonsOf(ns, "acme")).Should(ContainElement("BackendUnavailable"))
+		By("the member is not held back by the config: it retries its own calls")
+		Consistently(func() string {
+			c := meta.FindStatusCondition(getMember(m).Status.Conditions, scimv1.ConditionSynced)
+			if c == nil {
+				return ""
+			}
+			return c.Reason
+		}, 3*time.Second, 100*time.Millisecond).ShouldNot(Equal("BackendNotReady"))
 	})
 })

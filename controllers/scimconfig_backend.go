@@ -6,7 +6,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -58,7 +60,20 @@ func (r *ScimConfigReconciler) reconcileBackend(ctx context.Context, cfg *scimv1
 		// connection did not. BackendReady keeps its value (its members go on, each retrying
 		// its own failed calls); a config never checked yet says Unknown until a check
 		// answers. The check is retried after the hint or with the bounded backoff.
-		if was == "" {
+		// A backend that keeps failing (no check answered for unavailableAfter, over at
+		// least unavailableChecks checks) is shown: BackendReady=False, reason
+		// BackendUnavailable, one Warning event per outage. Members do not wait for that
+		// reason (plan.BackendNotReady): each keeps retrying its own calls.
+		if r.failedCheck(cfg, err) {
+			if was != metav1.ConditionFalse || condReason(cfg.Status.Conditions, scimv1.ConditionBackendReady) != plan.ReasonBackendUnavailable {
+				r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "BackendUnavailable", "Check",
+					"%s backend for organization %s has not answered a check for %s; members keep retrying: %s",
+					cfg.Spec.Backend.Type, cfg.Spec.Organization, unavailableAfter, truncate(err.Error(), 512))
+			}
+			r.setCondition(cfg, scimv1.ConditionBackendReady, metav1.ConditionFalse, "BackendUnavailable",
+				truncate(fmt.Sprintf("%s backend for organization %s has not answered a check for %s (members keep retrying on their own): %v",
+					cfg.Spec.Backend.Type, cfg.Spec.Organization, unavailableAfter, err), 32768))
+		} else if was == "" {
 			r.setCondition(cfg, scimv1.ConditionBackendReady, metav1.ConditionUnknown, backend.ReasonOf(err),
 				truncate(fmt.Sprintf("%s backend for organization %s did not answer the check yet: %v", cfg.Spec.Backend.Type, cfg.Spec.Organization, err), 32768))
 		}
@@ -68,8 +83,9 @@ func (r *ScimConfigReconciler) reconcileBackend(ctx context.Context, cfg *scimv1
 		}
 		return ctrl.Result{}, err
 	}
+	r.answeredCheck(cfg)
 	if err != nil {
-		if was != metav1.ConditionFalse {
+		if was != metav1.ConditionFalse || condReason(cfg.Status.Conditions, scimv1.ConditionBackendReady) == plan.ReasonBackendUnavailable && backend.ReasonOf(err) != plan.ReasonBackendUnavailable {
 			// one event per outage, not one per member or per check
 			r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "BackendNotReady", "Check",
 				"%s backend for organization %s is not ready; members wait for it: %s",
@@ -87,6 +103,53 @@ func (r *ScimConfigReconciler) reconcileBackend(ctx context.Context, cfg *scimv1
 	r.setCondition(cfg, scimv1.ConditionBackendReady, metav1.ConditionTrue, "Connected",
 		fmt.Sprintf("%s backend for organization %s answered", cfg.Spec.Backend.Type, cfg.Spec.Organization))
 	return res, nil
+}
+
+// A backend is shown unavailable once its checks have failed transiently, with none
+// answered in between, for unavailableAfter (the members' longest retry backoff) and at
+// least unavailableChecks times.
+const (
+	unavailableAfter  = MaxRetryBackoff
+	unavailableChecks = 5
+)
+
+// condReason is the reason of condition t ("" when absent).
+func condReason(conds []metav1.Condition, t string) string {
+	if c := meta.FindStatusCondition(conds, t); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
+// failStreak is a config's run of transiently failed checks.
+type failStreak struct {
+	since time.Time
+	n     int
+}
+
+// failedCheck records a transiently failed check of cfg and tells whether the failures
+// now make an outage.
+func (r *ScimConfigReconciler) failedCheck(cfg *scimv1.ScimConfig, _ error) bool {
+	now := r.Clock.Now()
+	r.streakMu.Lock()
+	defer r.streakMu.Unlock()
+	if r.streaks == nil {
+		r.streaks = map[types.UID]*failStreak{}
+	}
+	s := r.streaks[cfg.UID]
+	if s == nil {
+		s = &failStreak{since: now}
+		r.streaks[cfg.UID] = s
+	}
+	s.n++
+	return s.n >= unavailableChecks && now.Sub(s.since) >= unavailableAfter
+}
+
+// answeredCheck ends cfg's run of failed checks (any answer, even a refusal, ends it).
+func (r *ScimConfigReconciler) answeredCheck(cfg *scimv1.ScimConfig) {
+	r.streakMu.Lock()
+	defer r.streakMu.Unlock()
+	delete(r.streaks, cfg.UID)
 }
 
 // countMembers fills status.members from the cache, through the index.Config index.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,6 +51,10 @@ type ScimConfigReconciler struct {
 	// Rechecks are requests from the member and group controllers to check a config's
 	// backend now.
 	Rechecks *Rechecks
+
+	// streaks are the configs' runs of transiently failed backend checks, by UID.
+	streakMu sync.Mutex
+	streaks  map[types.UID]*failStreak
 }
 
 // FinalizerGrants holds a ScimConfig until its deletion policy has been applied to every

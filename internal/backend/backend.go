@@ -233,3 +233,22 @@ func MayWait(ctx context.Context) bool {
 	v, _ := ctx.Value(noWaitKey{}).(bool)
 	return !v
 }
+
+type guardKey struct{}
+
+// WithGuard makes every backend call made under ctx ask guard first: a non-nil answer
+// stops the call before it is sent. A controller uses it to stop a reconcile under way
+// from calling the backend once its ScimConfig is disabled (Paused=True): a call already
+// sent finishes, no further one starts.
+func WithGuard(ctx context.Context, guard func() error) context.Context {
+	return context.WithValue(ctx, guardKey{}, guard)
+}
+
+// Guarded is the answer of ctx's guard (nil without one). Backends call it right before
+// each request they send.
+func Guarded(ctx context.Context) error {
+	if g, ok := ctx.Value(guardKey{}).(func() error); ok && g != nil {
+		return g()
+	}
+	return nil
+}

@@ -30,11 +30,18 @@ func ConfigStateOf(cfg *scimv1.ScimConfig) ConfigState {
 }
 
 // BackendNotReady tells whether the config reported, for its current generation, that its
-// backend is not ready.
+// backend is not ready, for a reason members must wait for (a configuration problem, a
+// refusal): not BackendUnavailable, a long run of transient failures.
 func BackendNotReady(cfg *scimv1.ScimConfig) bool {
 	c := meta.FindStatusCondition(cfg.Status.Conditions, scimv1.ConditionBackendReady)
-	return c != nil && c.Status == metav1.ConditionFalse && c.ObservedGeneration == cfg.Generation
+	return c != nil && c.Status == metav1.ConditionFalse && c.ObservedGeneration == cfg.Generation &&
+		c.Reason != ReasonBackendUnavailable
 }
+
+// ReasonBackendUnavailable is BackendReady=False's reason when the backend has failed its
+// checks transiently for a long while: shown to people, but no reason for members to
+// wait (each retries its own calls, and the first that answers carries on).
+const ReasonBackendUnavailable = "BackendUnavailable"
 
 // CurrentIdentities are the identities the member holds access under now: its userName,
 // its primary email and the backend's id of it.

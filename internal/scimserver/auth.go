@@ -48,19 +48,24 @@ func newTokenMemo(r, meta client.Reader, ttl time.Duration) *tokenMemo {
 }
 
 // minRefresh is how soon after a read a presented token that does not match may cause
-// another read, unless the Secret is known to have changed since (so that wrong tokens
-// cannot make a read each, and a freshly rotated token works at once).
+// another read when its client has used up its failure budget, unless the Secret is known
+// to have changed since (so that wrong tokens cannot make a read each).
 const minRefresh = time.Second
 
-// matches tells whether presented is accepted for cfg now. A mismatch re-reads the Secret
-// when the memo is older than minRefresh, or when the manager's cache shows the Secret
-// changed since it was read (a rotation a moment ago).
-func (t *tokenMemo) matches(ctx context.Context, cfg *scimv1.ScimConfig, presented []byte) (bool, error) {
+// matches tells whether presented is accepted for cfg now. A token that does not match
+// the memo re-reads the Secret live through the API reader when mayRead (its client is
+// within its failed-authentication budget): a token rotated a moment ago, read by the IdP
+// straight from the API server, works at once on any replica, before any watch event
+// lands. Reads of one config are shared (singleflight), and a client can only cause them
+// as fast as the failure limiter lets it fail, so wrong tokens cannot become an API-server
+// load. Past its budget a mismatch re-reads only when the memo is older than minRefresh,
+// or when the manager's cache shows the Secret changed since it was read.
+func (t *tokenMemo) matches(ctx context.Context, cfg *scimv1.ScimConfig, presented []byte, mayRead bool) (bool, error) {
 	acc, age, err := t.accepted(ctx, cfg, t.ttl)
 	if err == nil && acc.Matches(presented, time.Now()) {
 		return true, nil
 	}
-	if age > minRefresh || t.changed(ctx, cfg) {
+	if mayRead || age > minRefresh || t.changed(ctx, cfg) {
 		acc, _, err = t.accepted(ctx, cfg, 0)
 		if err == nil && acc.Matches(presented, time.Now()) {
 			return true, nil
@@ -227,6 +232,18 @@ func (f *failureLimiter) failure(key string, now time.Time) verdict {
 	missing := 1 - e.lim.TokensAt(now)
 	v.retryAfter = time.Duration(missing / float64(f.limit) * float64(time.Second))
 	return v
+}
+
+// mayFail tells, without spending anything, whether key may fail once more now: true
+// within its budget (a failure would answer 401, not 429).
+func (f *failureLimiter) mayFail(key string, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.m[key]
+	if e == nil {
+		return len(f.m) < f.maxKeys
+	}
+	return e.lim.TokensAt(now) >= 1
 }
 
 // sweep evicts the entries whose bucket has refilled. The caller holds f.mu.

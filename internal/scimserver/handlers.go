@@ -192,7 +192,10 @@ func (s *Server) authenticate(next scopedHandler) http.Handler {
 			scim.WriteError(w, err)
 			return
 		}
-		ok, err := s.tokens.matches(r.Context(), cfg, []byte(tok))
+		// a client within its failure budget may make a live Secret read on a mismatch
+		// (a token rotated a moment ago); past it, it may not
+		mayRead := s.limiter.mayFail(failureKey(s.clients.client(r), ns, name), time.Now())
+		ok, err := s.tokens.matches(r.Context(), cfg, []byte(tok), mayRead)
 		if !ok && err != nil && scimstore.Unavailable(err) {
 			scim.WriteError(w, scimstore.APIError(err, "token"))
 			return

@@ -68,14 +68,14 @@ var memoConfig = &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns
 func TestWrongTokenOfAClientThatHangsUpCannotRefuseTheValidOne(t *testing.T) {
 	m := newTokenMemo(&secretReader{token: "good-token"}, nil, 3*time.Second)
 	ctx := context.Background()
-	if ok, err := m.matches(ctx, memoConfig, []byte("good-token")); !ok {
+	if ok, err := m.matches(ctx, memoConfig, []byte("good-token"), false); !ok {
 		t.Fatalf("prime: %v", err)
 	}
 	time.Sleep(minRefresh + 100*time.Millisecond)
 	dead, cancel := context.WithCancel(ctx)
 	cancel()
-	_, _ = m.matches(dead, memoConfig, []byte("wrong"))
-	if ok, err := m.matches(ctx, memoConfig, []byte("good-token")); !ok {
+	_, _ = m.matches(dead, memoConfig, []byte("wrong"), true)
+	if ok, err := m.matches(ctx, memoConfig, []byte("good-token"), false); !ok {
 		t.Fatalf("the valid token was refused after another client's failed attempt: %v", err)
 	}
 }
@@ -88,7 +88,7 @@ func TestConcurrentWrongTokensShareOneRead(t *testing.T) {
 	for range 50 {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			_, _ = m.matches(context.Background(), memoConfig, []byte("wrong"))
+			_, _ = m.matches(context.Background(), memoConfig, []byte("wrong"), true)
 		}()
 	}
 	for range 50 {
@@ -107,15 +107,15 @@ func TestARotatedTokenIsAcceptedAtOnce(t *testing.T) {
 	meta := &metaReader{rv: "1"}
 	m := newTokenMemo(r, meta, 3*time.Second)
 	ctx := context.Background()
-	if ok, err := m.matches(ctx, memoConfig, []byte("old-token")); !ok {
+	if ok, err := m.matches(ctx, memoConfig, []byte("old-token"), false); !ok {
 		t.Fatalf("prime: %v", err)
 	}
 	r.token, r.rv, meta.rv = "new-token", "2", "2" // rotated, and the cache has seen it
-	if ok, err := m.matches(ctx, memoConfig, []byte("new-token")); !ok {
+	if ok, err := m.matches(ctx, memoConfig, []byte("new-token"), false); !ok {
 		t.Fatalf("the rotated token was refused within %s of the last read: %v", minRefresh, err)
 	}
 	reads := r.reads.Load()
-	if ok, _ := m.matches(ctx, memoConfig, []byte("wrong")); ok {
+	if ok, _ := m.matches(ctx, memoConfig, []byte("wrong"), false); ok {
 		t.Fatal("a wrong token was accepted")
 	}
 	if n := r.reads.Load(); n != reads {

@@ -73,6 +73,8 @@ type Emulator struct {
 	nextTeamID  int
 	invitesSent map[string]int // lower(invitee) -> invitation emails sent
 	log         []RequestRecord
+	started     int // requests received
+	inFlight    int // requests being handled
 	faults      []*faultRule
 	rlWindow    time.Time
 	rlUsed      int

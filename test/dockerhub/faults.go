@@ -25,6 +25,9 @@ const (
 	FaultDrop
 	// FaultLatency waits Latency (or until the client gives up), then answers normally.
 	FaultLatency
+	// FaultHold holds the request until Until is closed (or the client gives up), then
+	// answers normally: a backend that stalls exactly as long as a test wants.
+	FaultHold
 )
 
 func (k FaultKind) String() string {
@@ -37,6 +40,8 @@ func (k FaultKind) String() string {
 		return "drop"
 	case FaultLatency:
 		return "latency"
+	case FaultHold:
+		return "hold"
 	default:
 		return "status"
 	}
@@ -54,7 +59,9 @@ type Fault struct {
 	RetryAfter        time.Duration
 	LegacyRetryHeader bool
 	Latency           time.Duration
-	AfterHandling     bool
+	// Until releases the requests a FaultHold holds.
+	Until         <-chan struct{}
+	AfterHandling bool
 	// Method limits the rule to one HTTP method ("" for any).
 	Method string
 	// Path limits the rule to paths with this prefix (trailing slash ignored; "" for any).
@@ -124,6 +131,12 @@ func (e *Emulator) applyFault(w http.ResponseWriter, r *http.Request, f *Fault, 
 		defer t.Stop()
 		select {
 		case <-t.C:
+		case <-r.Context().Done():
+		}
+		return false, false
+	case FaultHold:
+		select {
+		case <-f.Until:
 		case <-r.Context().Done():
 		}
 		return false, false

@@ -26,6 +26,26 @@ type RequestRecord struct {
 	Status int
 	// Fault is the injected fault's kind, or "".
 	Fault string
+	// Received and Answered are when the request arrived and when its handling ended
+	// (wall clock, whatever Options.Now says).
+	Received, Answered time.Time
+	// RetryAfter is what a 429 told the client to wait (Retry-After, or X-Retry-After
+	// less the time of the answer); zero otherwise.
+	RetryAfter time.Duration
+}
+
+// InFlight is how many requests the emulator is handling now.
+func (e *Emulator) InFlight() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.inFlight
+}
+
+// Started is how many requests the emulator has received so far, finished or not.
+func (e *Emulator) Started() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.started
 }
 
 // Requests returns the request log, oldest first.
@@ -113,14 +133,23 @@ func (e *Emulator) serve(rw http.ResponseWriter, r *http.Request) {
 	if path == "" {
 		path = "/"
 	}
-	rec := RequestRecord{Method: r.Method, Path: path, Query: r.URL.RawQuery}
+	rec := RequestRecord{Method: r.Method, Path: path, Query: r.URL.RawQuery, Received: time.Now()}
+	e.mu.Lock()
+	e.started++
+	e.inFlight++
+	e.mu.Unlock()
 	defer func() {
 		rec.Status = w.status
 		if w.hijacked {
 			rec.Status = 0
 		}
+		rec.Answered = time.Now()
+		if rec.Status == http.StatusTooManyRequests {
+			rec.RetryAfter = retryAfterOf(w.Header(), e.now())
+		}
 		e.mu.Lock()
 		e.log = append(e.log, rec)
+		e.inFlight--
 		e.mu.Unlock()
 	}()
 
@@ -157,6 +186,21 @@ func (e *Emulator) serve(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	serve(w, r2)
+}
+
+// retryAfterOf reads how long a 429 told the client to wait.
+func retryAfterOf(h http.Header, now time.Time) time.Duration {
+	if v := h.Get("Retry-After"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return time.Duration(n) * time.Second
+		}
+	}
+	if v := h.Get("X-Retry-After"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return time.Unix(n, 0).Sub(now)
+		}
+	}
+	return 0
 }
 
 // rateLimitLocked counts this request in the current one-minute window.

@@ -2,15 +2,17 @@ package e2e
 
 // A ScimConfig disabled in the middle of a sync (issue 11, item 3): the IdP has sent
 // everyone, the operator is part way through inviting them into a slow Docker Hub
-// organization (the emulator, every call 100 ms late), and the config is disabled. From
-// the moment the manager shows it saw that (Paused=True), and the call it had under way is
-// over, no backend call may be made (the emulator's request log stays as it is) while the
+// organization (the emulator, every call 100 ms late; every invitation after the first
+// third held until the config is disabled), and the config is disabled. From the moment
+// the manager shows it saw that (Paused=True) no backend call may start: the calls under
+// way then (at most one per worker) finish, and the emulator's log stays as it is while the
 // IdP keeps trying (403), a resync is asked for and a member is deleted with kubectl;
 // everyone stays where they are. Enabled again, it resumes and converges: everyone invited
 // exactly once, the member deleted meanwhile orphaned (its invitation left in place).
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -20,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/controllers"
 	"github.com/scim-operator/scim-operator/test/access"
 	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
 )
@@ -29,6 +32,16 @@ var _ = Describe("a ScimConfig disabled in the middle of a sync", Label(faultsLa
 		n := faultsUsers()
 		quiet := knobDuration("FAULTS_QUIET", 5*time.Second)
 		j := hubJourney("disable-mid-sync", "Okta SCIM Client 1.0.0", "application/json; charset=utf-8")
+		// The first n/3 invitations go through (100 ms late, like every call); every later
+		// one is held by the emulator until the spec lets it go, after the disable: the
+		// disable lands mid-sync whatever the machine's speed (before, a race with 4
+		// workers and 6,000 calls a minute, which the operator could win).
+		hold := make(chan struct{})
+		var releaseOnce sync.Once
+		release := func() { releaseOnce.Do(func() { close(hold) }) }
+		DeferCleanup(release) // before the journey's cleanup closes the emulator
+		j.emu.Inject(hubemu.Fault{Kind: hubemu.FaultLatency, Latency: 100 * time.Millisecond, Method: "POST", Path: "/v2/invites/bulk", Count: n / 3})
+		j.emu.Inject(hubemu.Fault{Kind: hubemu.FaultHold, Until: hold, Method: "POST", Path: "/v2/invites/bulk", Count: -1})
 		j.emu.Inject(hubemu.Fault{Kind: hubemu.FaultLatency, Latency: 100 * time.Millisecond, Count: -1})
 		okta := func(u string) string { return filterQuery("userName", u, "&startIndex=1&count=100") }
 		body := func(p *person) string {
@@ -50,13 +63,27 @@ var _ = Describe("a ScimConfig disabled in the middle of a sync", Label(faultsLa
 			c := meta.FindStatusCondition(cfg.Status.Conditions, scimv1.ConditionPaused)
 			return c != nil && c.Status == "True" && c.ObservedGeneration == cfg.Generation
 		}, readyTimeout, 20*time.Millisecond).Should(BeTrue(), "the manager says it saw the change (Paused=True)")
-		atPaused := len(j.emu.Requests())
-		time.Sleep(time.Second) // the reconcile that was under way finishes its call (100 ms each)
+		// Paused=True is written: from now on no backend call may start. The calls under
+		// way (held invitations, each worker's one) may finish, nothing more.
+		startedAtPaused, inFlight, atPaused := j.emu.Started(), j.emu.InFlight(), len(j.emu.Requests())
+		Expect(inFlight).To(BeNumerically("<=", controllers.DefaultMaxConcurrentReconciles), "at most one call per worker under way")
+		release()
+		Eventually(j.emu.InFlight, readyTimeout, 20*time.Millisecond).Should(BeZero(), "the calls under way at Paused=True finish")
 		before := j.emu.Requests()
-		inFlight := len(before) - atPaused
+		Expect(j.emu.Started()).To(Equal(startedAtPaused), "no backend call started after Paused=True: %v", before[atPaused:])
+		Expect(len(before)-atPaused).To(BeNumerically("<=", inFlight), "only the calls under way at Paused=True finished after it")
 		holdersBefore := access.HubHolders(j.emu, hubOwner)
 		invitedWhenDisabled := len(holdersBefore)
 		Expect(invitedWhenDisabled).To(BeNumerically("<", n), "disabled before the sync was over")
+		Eventually(func() []string {
+			var busy []string
+			for name, m := range j.members() {
+				if c := meta.FindStatusCondition(m.Status.Conditions, scimv1.ConditionSynced); c == nil || c.Reason != "Paused" {
+					busy = append(busy, name)
+				}
+			}
+			return busy
+		}, readyTimeout, 20*time.Millisecond).Should(BeEmpty(), "every OrgMember says it is paused")
 		phasesBefore := map[string]scimv1.MemberPhase{}
 		for name, m := range j.members() {
 			phasesBefore[name] = m.Status.Phase

@@ -46,6 +46,10 @@ func grantLeaderElection(p *ownPlane, ns string) {
 	})).To(Succeed())
 }
 
+// workersStarted is what controller-runtime logs when a controller starts its workers:
+// only the Lease holder runs controllers.
+const workersStarted = "Starting workers"
+
 type replica struct {
 	name string
 	m    *devenv.Manager
@@ -61,7 +65,7 @@ var _ = Describe("faults survived end to end: two replicas", Label("faults"), fu
 		args := []string{"--leader-elect", "--leader-election-namespace=" + leaseNS}
 		var reps [2]*replica
 		for i, name := range []string{"a", "b"} {
-			m, w := plane.startManager(fmt.Sprintf("[faults-replica-%s] ", name), []string{leaseAcquired, eventRejected}, args...)
+			m, w := plane.startManager(fmt.Sprintf("[faults-replica-%s] ", name), []string{leaseAcquired, eventRejected, workersStarted}, args...)
 			reps[i] = &replica{name: name, m: m, log: w}
 		}
 
@@ -162,6 +166,10 @@ var _ = Describe("faults survived end to end: two replicas", Label("faults"), fu
 		Expect(plane.cluster.Client.Get(ctx, leaseKey, lease)).To(Succeed())
 		lastRenew := lease.Spec.RenewTime.Time
 		invitedAtKill := len(org.emu.Invites())
+		// Only the leader runs controllers: the follower serves SCIM but has started no
+		// controller's workers (the leader's invitations so far were all its own).
+		Expect(leader.log.logged(workersStarted)).To(BeTrue(), "the leader runs the controllers")
+		Expect(follower.log.logged(workersStarted)).To(BeFalse(), "the follower started controller workers while the leader held the Lease")
 		Expect(leader.m.Kill()).To(Succeed())
 		killedAt := time.Now()
 		live.Store(&[]*replica{follower})
@@ -172,6 +180,8 @@ var _ = Describe("faults survived end to end: two replicas", Label("faults"), fu
 		Eventually(func() bool { return follower.log.logged(leaseAcquired) }, leaseDuration+30*time.Second, 100*time.Millisecond).
 			Should(BeTrue())
 		handover := time.Since(killedAt)
+		Eventually(func() bool { return follower.log.logged(workersStarted) }, time.Minute, 100*time.Millisecond).
+			Should(BeTrue(), "the new leader starts the controllers")
 		Expect(plane.cluster.Client.Get(ctx, leaseKey, lease)).To(Succeed())
 		Expect(*lease.Spec.HolderIdentity).NotTo(Equal(firstHolder))
 		sinceRenew := lease.Spec.AcquireTime.Time.Sub(lastRenew)

@@ -428,6 +428,14 @@ func (b *Backend) send(ctx context.Context, method, target, bearer string, in an
 		}
 		return 0, nil, nil, backend.NewTransient("RateLimiterWait", fmt.Errorf("%s %s: waiting for the organization's request budget: %w", method, pathOf(target), err))
 	}
+	// Again after the wait for the budget: a 429 another caller got meanwhile pauses this
+	// call too (without this, calls that were waiting went out inside the Retry-After).
+	if d := b.gate.wait(b.now()); d > 0 {
+		return 0, nil, nil, backend.NewRateLimited(d, fmt.Errorf("Docker Hub asked %s to slow down; waiting", b.opts.Org))
+	}
+	if err := backend.Guarded(ctx); err != nil {
+		return 0, nil, nil, err
+	}
 	var body io.Reader
 	if in != nil {
 		js, err := json.Marshal(in)
