@@ -378,9 +378,8 @@ func (s *Server) runBulk(r *http.Request, sc scimstore.Scope, ops []*bulkOp, fai
 	// stopped in the middle of a cycle: what is not complete was not processed
 	for _, op := range ops {
 		if op.provisional && !op.done {
-			b.takeBack(op)
-			op.provisional = false
-			b.cascade(op)
+			b.fail(op, scim.Errorf(http.StatusConflict, "",
+				"processing stopped (failOnErrors) before the operation's circular bulkId references were resolved"))
 		}
 	}
 	b.refresh()
@@ -505,11 +504,11 @@ func (b *bulkRun) resolve(op *bulkOp) *bulkOp {
 		if op.done { // taken back meanwhile: its cycle failed
 			return nil
 		}
-		if b.stopped() {
-			return nil
-		}
 		if b.failed[ref] {
 			b.fail(op, scim.Errorf(http.StatusConflict, "", "the operation refers to bulkId %q, whose operation failed", ref))
+			return nil
+		}
+		if b.stopped() {
 			return nil
 		}
 		if !b.open(ref) {

@@ -124,6 +124,21 @@ var _ = Describe("Bulk review findings (issue 9 item 8)", func() {
 		}
 	})
 
+	It("finding 3: failOnErrors reached inside a cycle takes the whole cycle back", func() {
+		ops := bulkOps(c.bulk(1,
+			userWithManager("a", "a@example.com", "bulkId:b"),
+			op{"method": "POST", "path": "/Users", "bulkId": "b", "data": map[string]any{
+				"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User", entSchema},
+				entSchema: map[string]any{"manager": map[string]any{"value": "bulkId:a"}}}}, // no userName
+			user("after", "after@example.com"),
+		))
+		Expect(ops).To(HaveLen(2), "%v", ops)
+		expectOpError(ops[0], 409, "", `bulkId "b"`)
+		expectOpError(ops[1], 400, "invalidValue", "")
+		expectBulkTrue(c, ops)
+		Expect(members(c.ns, c.config)).To(BeEmpty())
+	})
+
 	It("finding 5: runs in request order, so failOnErrors stops where the client expects", func() {
 		ops := bulkOps(c.bulk(1,
 			userWithManager("a", "a@example.com", "bulkId:b"),
