@@ -561,13 +561,20 @@ func (b *bulkRun) resolve(op *bulkOp) *bulkOp {
 		b.pending = append(b.pending, op)
 		return nil
 	}
-	b.finish(op, b.run(op))
-	if op.out.Response != nil && op.provisional {
-		op.provisional = false
-		b.cascade(op)
+	b.runAndFinish(op)
+	return nil
+}
+
+// runAndFinish runs op and records its answer; a completion that fails takes the
+// resource back out (and what refers to it) and answers the error.
+func (b *bulkRun) runAndFinish(op *bulkOp) {
+	out := b.run(op)
+	if out.Response != nil && op.provisional {
+		b.fail(op, out.Response)
+	} else {
+		b.finish(op, out)
 	}
 	op.provisional = false
-	return nil
 }
 
 // breakable is the outermost POST of the cycle from p to the innermost operation being
@@ -622,12 +629,7 @@ func (b *bulkRun) completePending() {
 			continue
 		}
 		b.pending = append(b.pending[:i], b.pending[i+1:]...)
-		b.finish(op, b.run(op))
-		if op.out.Response != nil {
-			op.provisional = false
-			b.cascade(op)
-		}
-		op.provisional = false
+		b.runAndFinish(op)
 		i = -1
 	}
 }

@@ -52,6 +52,13 @@ func (f *failingDelete) Delete(ctx context.Context, o client.Object, opts ...cli
 	return f.Client.Delete(ctx, o, opts...)
 }
 
+// failingPatch fails every patch, as an API server refusing updates would.
+type failingPatch struct{ client.Client }
+
+func (f failingPatch) Patch(context.Context, client.Object, client.Patch, ...client.PatchOption) error {
+	return context.DeadlineExceeded
+}
+
 var _ = Describe("Bulk review findings (issue 9 item 8)", func() {
 	var c *scimClient
 	BeforeEach(func() {
@@ -90,6 +97,26 @@ var _ = Describe("Bulk review findings (issue 9 item 8)", func() {
 		Expect(ra.body).To(HaveKeyWithValue("displayName", "A"))
 		Expect(ra.body[entSchema]).To(HaveKeyWithValue("manager", HaveKeyWithValue("value", idOf(ops[2]))))
 		expectBulkTrue(c, ops)
+	})
+
+	It("finding 1: a completion that fails takes the cycle-broken resource back out, and what refers to it", func() {
+		s, err := scimserver.New(scimserver.Options{Client: failingPatch{mgrClient}, APIReader: mgrReader, Log: logr.Discard()})
+		Expect(err).NotTo(HaveOccurred())
+		hs := httptest.NewServer(s.Handler())
+		defer hs.Close()
+		fc := &scimClient{base: c.base, token: "bulkfix-token", url: hs.URL}
+		ops := bulkOps(fc.bulk(0,
+			userWithManager("a", "a@example.com", "bulkId:b"),
+			userWithManager("b", "b@example.com", "bulkId:a"),
+		))
+		Expect(ops).To(HaveLen(2))
+		Expect(ops[0]["status"]).NotTo(HavePrefix("2"), "%v", ops[0])
+		Expect(ops[0]).NotTo(HaveKey("location"))
+		expectOpError(ops[1], 409, "", `bulkId "a"`)
+		Expect(ops[1]).NotTo(HaveKey("location"))
+		for _, m := range members(c.ns, c.config) {
+			Expect(m.DeletionTimestamp).NotTo(BeNil(), "%s is left", m.Spec.UserName)
+		}
 	})
 
 	It("finding 2: an unbreakable cycle behind a breakable one leaves nothing created", func() {
