@@ -76,6 +76,11 @@ func QueryFromURL(v url.Values) (Query, error) {
 	if s, ok := get("count"); ok && s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
+			if _, cursor := get("cursor"); cursor {
+				// RFC 9865 section 2 (errors): a count that is not valid with a cursor
+				// answers invalidCount
+				return q, BadRequest(ErrInvalidCount, "count must be a positive integer with cursor pagination, got %q", s)
+			}
 			return q, BadRequest(ErrInvalidValue, "count must be an integer, got %q", s)
 		}
 		q.Count = &n
@@ -121,14 +126,15 @@ const (
 
 // CursorPage returns the page size of a cursor request: count defaults to DefaultCount
 // and is capped at MaxCount; a count below 1 answers 400 invalidCount (RFC 9865: a
-// positive integer). With a cursor, startIndex and sortBy answer 400 invalidValue: a
-// cursor walk is in id order, the one order no write can move an item in.
+// positive integer). With a cursor, startIndex and a sortBy other than id ascending
+// answer 400 invalidValue: a cursor walk is in id order, the one order no write can move
+// an item in (sortBy=id names that order and is accepted).
 func (q Query) CursorPage() (int, error) {
 	if q.StartIndex != 0 {
 		return 0, BadRequest(ErrInvalidValue, "startIndex and cursor cannot be used together: choose index or cursor pagination")
 	}
-	if q.SortBy != "" {
-		return 0, BadRequest(ErrInvalidValue, "sortBy cannot be used with cursor pagination: cursor pages are ordered by id, the only order that concurrent renames cannot change; use startIndex to sort")
+	if q.SortBy != "" && !(strings.EqualFold(q.SortBy, "id") && (q.SortOrder == "" || strings.EqualFold(q.SortOrder, "ascending"))) {
+		return 0, BadRequest(ErrInvalidValue, "sortBy cannot be used with cursor pagination other than sortBy=id ascending: cursor pages are ordered by id, the only order that concurrent renames cannot change; use startIndex to sort otherwise")
 	}
 	count := DefaultCount
 	if q.Count != nil {

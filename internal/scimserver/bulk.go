@@ -2,11 +2,13 @@ package scimserver
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/scim-operator/scim-operator/internal/scim"
 	"github.com/scim-operator/scim-operator/internal/scimstore"
@@ -63,9 +65,11 @@ type bulkOp struct {
 	err    error // found before running: the operation answers it
 	done   bool
 	out    *bulkOpOut
-	// deferred: a POST created without its references to break a cycle; its whole data
-	// is still to be put (under the version it was created with)
-	deferred bool
+	// provisional: a POST created without the references in stripped to break a cycle,
+	// not yet completed; only the operations of its cycle see its id
+	provisional bool
+	stripped    map[string]bool
+	active      bool // being resolved (on the stack)
 }
 
 // bulk serves POST <base>/Bulk.
@@ -336,53 +340,52 @@ type bulkRun struct {
 	ops      []*bulkOp
 	failOn   int
 	errs     int
-	resolved map[string]string // bulkId -> id of the resource its POST created
-	failed   map[string]bool   // bulkIds of operations that failed
+	posts    map[string]*bulkOp // bulkId -> its POST
+	resolved map[string]string  // bulkId -> id of the resource its POST created
+	failed   map[string]bool    // bulkIds of operations that failed
+	stack    []*bulkOp          // the operations being resolved, outermost first
+	pending  []*bulkOp          // provisional POSTs left before their completion
 }
 
-// runBulk runs the operations in request order, except that an operation waits for the
-// POSTs whose bulkIds it refers to. When every waiting operation waits on another
-// (circular references, RFC 7644 section 3.7.1), the first waiting POST whose references
-// can be left out is created without them, and once the others exist it is replaced
-// (PUT, under the version it was created with) by its whole data. Circular references
-// that cannot be broken so answer 409. Processing stops after failOn errors (0: never).
+// runBulk runs the operations in request order. An operation that refers to a bulkId
+// first runs the POST that defines it, where it is in the request, and what that one
+// refers to, depth first: "resolving" it. A reference back to an operation being
+// resolved is a cycle (RFC 7644 section 3.7.1): the outermost POST of the cycle whose
+// open references can be left out (a member, a manager) is created without them
+// ("provisional"), only the operations of the cycle see its id, and once they ran it is
+// completed by a PATCH that adds just what was left out. An operation outside the cycle
+// runs only after that completion. A completion that fails, or a cycle member whose
+// references failed, takes the resource back out (deleted, retried, on a context the
+// client cannot cancel), and what was created referring to it too. Circular references
+// that cannot be broken answer 409. Processing stops after failOn errors counted in that
+// order (0: never); what stopped in the middle of a cycle is taken back out.
 func (s *Server) runBulk(r *http.Request, sc scimstore.Scope, ops []*bulkOp, failOn int) {
-	b := &bulkRun{s: s, r: r, sc: sc, ops: ops, failOn: failOn,
+	b := &bulkRun{s: s, r: r, sc: sc, ops: ops, failOn: failOn, posts: map[string]*bulkOp{},
 		resolved: map[string]string{}, failed: map[string]bool{}}
-	for !b.stopped() && !b.allDone() {
-		if b.step() {
-			continue
-		}
-		if b.breakCycle() {
-			continue
-		}
-		// nothing can run: the rest wait on each other in a way that cannot be broken
-		for _, op := range ops {
-			if !op.done && !b.stopped() {
-				b.finish(op, b.errorOut(op, scim.Errorf(http.StatusConflict, "",
-					"the operation is part of circular bulkId references that cannot be resolved")))
-			}
-		}
-	}
-	// a POST created without its references, whose whole data failOnErrors left unput,
-	// is taken back out: it was not processed, and is not in the answer
 	for _, op := range ops {
-		if op.deferred && !op.done {
-			_ = s.delete(r.Context(), sc, op.rs, op.id, scim.ETags{})
+		if op.method == http.MethodPost && op.in.BulkID != nil {
+			b.posts[*op.in.BulkID] = op
 		}
 	}
+	for _, op := range ops {
+		if b.stopped() {
+			break
+		}
+		if !op.done && !op.provisional {
+			b.resolve(op)
+		}
+	}
+	// stopped in the middle of a cycle: what is not complete was not processed
+	for _, op := range ops {
+		if op.provisional && !op.done {
+			b.fail(op, scim.Errorf(http.StatusConflict, "",
+				"processing stopped (failOnErrors) before the operation's circular bulkId references were resolved"))
+		}
+	}
+	b.refresh()
 }
 
 func (b *bulkRun) stopped() bool { return b.failOn > 0 && b.errs >= b.failOn }
-
-func (b *bulkRun) allDone() bool {
-	for _, op := range b.ops {
-		if !op.done {
-			return false
-		}
-	}
-	return true
-}
 
 func (b *bulkRun) open(ref string) bool { _, ok := b.resolved[ref]; return !ok }
 
@@ -394,79 +397,314 @@ func (b *bulkRun) finish(op *bulkOp, out bulkOpOut) {
 		b.errs++
 		if op.in.BulkID != nil {
 			b.failed[*op.in.BulkID] = true
+			delete(b.resolved, *op.in.BulkID)
 		}
 		return
 	}
-	if op.in.BulkID != nil && op.id != "" && (op.method == http.MethodPost || op.deferred) {
+	if op.in.BulkID != nil && op.id != "" && op.method == http.MethodPost {
 		b.resolved[*op.in.BulkID] = op.id
+	}
+	b.completePending()
+}
+
+// fail answers err for op; a provisional op is taken back out, and what refers to it.
+func (b *bulkRun) fail(op *bulkOp, err error) {
+	wasProvisional := op.provisional
+	if op.provisional {
+		b.takeBack(op)
+		op.provisional = false
+	}
+	b.finish(op, b.errorOut(op, err))
+	if wasProvisional {
+		b.cascade(op)
 	}
 }
 
-// step runs the first operation, in request order, that waits on nothing. It tells
-// whether there was one.
-func (b *bulkRun) step() bool {
-	for _, op := range b.ops {
-		if op.done {
+// cascade fails the POSTs that were created referring to op's provisional resource,
+// now gone: they are taken back out too.
+func (b *bulkRun) cascade(op *bulkOp) {
+	if op.in.BulkID == nil {
+		return
+	}
+	gone := *op.in.BulkID
+	b.failed[gone] = true
+	delete(b.resolved, gone)
+	for _, o := range b.ops {
+		if o == op || o.method != http.MethodPost || o.id == "" || !refersTo(o, gone) {
 			continue
 		}
-		if op.err != nil {
-			b.finish(op, b.errorOut(op, op.err))
+		if o.done && o.out != nil && o.out.Response == nil || o.provisional {
+			b.takeBack(o)
+			o.provisional = false
+			o.done = false
+			b.fail(o, scim.Errorf(http.StatusConflict, "", "the operation refers to bulkId %q, whose operation failed", gone))
+			b.cascade(o)
+		}
+	}
+}
+
+func refersTo(op *bulkOp, ref string) bool {
+	for _, r := range op.refs {
+		if r == ref {
 			return true
 		}
-		var failedRef string
-		waiting := false
-		for _, ref := range op.refs {
-			if b.failed[ref] {
-				failedRef = ref
-				break
-			}
-			if b.open(ref) && !(op.deferred && ref == *op.in.BulkID) {
+	}
+	return false
+}
+
+// takeBack deletes what op created. It must not be left half-written whatever the
+// client does: it runs on a context the request's cancellation does not reach, bounded,
+// and retries.
+func (b *bulkRun) takeBack(op *bulkOp) {
+	if op.id == "" || strings.HasPrefix(op.id, bulkIDPrefix) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(b.r.Context()), takeBackTimeout)
+	defer cancel()
+	backoff := 50 * time.Millisecond
+	for {
+		err := b.s.delete(ctx, b.sc, op.rs, op.id, scim.ETags{})
+		if err == nil || scim.AsError(err).Status == http.StatusNotFound {
+			op.id = "" // gone: its answer names no location
+			return
+		}
+		select {
+		case <-ctx.Done():
+			b.s.o.Log.Error(err, "bulk: could not take back a resource created to break a cycle", "type", op.rs.Type().Name, "id", op.id)
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// takeBackTimeout bounds the retries of taking back a cycle-broken resource.
+const takeBackTimeout = 30 * time.Second
+
+// resolve runs op after the POSTs it refers to. It answers the outermost operation of a
+// cycle where it must be broken when that is not op (the operations above it unwind,
+// unanswered, and run again once it is created), else nil.
+func (b *bulkRun) resolve(op *bulkOp) *bulkOp {
+	if op.err != nil {
+		b.finish(op, b.errorOut(op, op.err))
+		return nil
+	}
+	op.active = true
+	b.stack = append(b.stack, op)
+	defer func() {
+		op.active = false
+		b.stack = b.stack[:len(b.stack)-1]
+	}()
+	waiting := false
+	for i := 0; i < len(op.refs); i++ {
+		ref := op.refs[i]
+		if i == 0 {
+			waiting = false
+		}
+		if op.done { // taken back meanwhile: its cycle failed
+			return nil
+		}
+		if b.failed[ref] {
+			b.fail(op, scim.Errorf(http.StatusConflict, "", "the operation refers to bulkId %q, whose operation failed", ref))
+			return nil
+		}
+		if b.stopped() {
+			return nil
+		}
+		if !b.open(ref) {
+			continue
+		}
+		p := b.posts[ref]
+		if p.active {
+			if op.provisional {
+				// left out when op was created: added by its completion, once p exists
 				waiting = true
+				continue
 			}
-		}
-		if failedRef != "" {
-			err := scim.Errorf(http.StatusConflict, "", "the operation refers to bulkId %q, whose operation failed", failedRef)
-			if op.deferred {
-				// created without its references to break a cycle: take it back out, so
-				// that the POST is absent as its single-request form would be
-				_ = b.s.delete(b.r.Context(), b.sc, op.rs, op.id, scim.ETags{})
+			q := b.breakable(p)
+			if q == nil {
+				// every operation of the cycle answers it
+				for j := len(b.stack) - 1; j >= 0 && !b.stack[j].done; j-- {
+					b.fail(b.stack[j], scim.Errorf(http.StatusConflict, "",
+						"the operation is part of circular bulkId references that cannot be resolved"))
+					if b.stack[j] == p {
+						break
+					}
+				}
+				return nil
 			}
-			b.finish(op, b.errorOut(op, err))
-			return true
-		}
-		if waiting {
+			if q != op {
+				return q
+			}
+			if !b.createProvisional(op) {
+				return nil
+			}
+			i = -1
 			continue
 		}
-		b.finish(op, b.run(op))
-		return true
+		q := b.resolve(p)
+		if q != nil && q != op {
+			return q
+		}
+		if q == op {
+			if !b.createProvisional(op) {
+				return nil
+			}
+		}
+		i = -1 // again: what p ran may have failed or resolved others
 	}
-	return false
+	if b.stopped() || op.done {
+		return nil
+	}
+	if waiting {
+		// completed once the operations of the cycle below it exist
+		b.pending = append(b.pending, op)
+		return nil
+	}
+	b.runAndFinish(op)
+	return nil
 }
 
-// breakCycle creates the first waiting POST whose open references can be left out,
-// without them; its whole data is put once they resolve. It tells whether it found one.
-func (b *bulkRun) breakCycle() bool {
-	for _, op := range b.ops {
-		if op.done || op.deferred || op.method != http.MethodPost || op.data == nil {
-			continue
-		}
-		stripped, ok := strip(substitute(op.data, b.resolved), b.open)
-		if !ok {
-			continue
-		}
-		data, _ := json.Marshal(stripped)
-		out, err := b.s.create(b.r.Context(), b.sc, op.rs, data)
-		if err != nil {
-			b.finish(op, b.errorOut(op, err))
-			return true
-		}
-		op.id, _ = out["id"].(string)
-		op.in.Version = etagOf(out)
-		op.deferred = true
-		b.resolved[*op.in.BulkID] = op.id
-		return true
+// runAndFinish runs op and records its answer; a completion that fails takes the
+// resource back out (and what refers to it) and answers the error.
+func (b *bulkRun) runAndFinish(op *bulkOp) {
+	out := b.run(op)
+	if out.Response != nil && op.provisional {
+		b.fail(op, out.Response)
+	} else {
+		b.finish(op, out)
 	}
-	return false
+	op.provisional = false
+}
+
+// breakable is the outermost POST of the cycle from p to the innermost operation being
+// resolved whose open references can be left out.
+func (b *bulkRun) breakable(p *bulkOp) *bulkOp {
+	in := false
+	for _, op := range b.stack {
+		in = in || op == p
+		if !in || op.method != http.MethodPost || op.provisional || op.data == nil {
+			continue
+		}
+		if _, ok := strip(substitute(op.data, b.resolved), b.open); ok {
+			return op
+		}
+	}
+	return nil
+}
+
+// createProvisional creates op without its open references; its id is then resolved
+// for the operations of its cycle. It tells whether it was created (else op failed).
+func (b *bulkRun) createProvisional(op *bulkOp) bool {
+	stripped, _ := strip(substitute(op.data, b.resolved), b.open)
+	op.stripped = map[string]bool{}
+	for _, ref := range op.refs {
+		if b.open(ref) {
+			op.stripped[ref] = true
+		}
+	}
+	data, _ := json.Marshal(stripped)
+	out, err := b.s.create(b.r.Context(), b.sc, op.rs, data)
+	if err != nil {
+		b.fail(op, err)
+		return false
+	}
+	op.id, _ = out["id"].(string)
+	op.provisional = true
+	b.resolved[*op.in.BulkID] = op.id
+	return true
+}
+
+// completePending completes the provisional POSTs whose left-out references exist now.
+func (b *bulkRun) completePending() {
+	for i := 0; i < len(b.pending); i++ {
+		op := b.pending[i]
+		ready := true
+		for ref := range op.stripped {
+			if b.open(ref) {
+				ready = false
+			}
+		}
+		if !ready || op.done {
+			continue
+		}
+		b.pending = append(b.pending[:i], b.pending[i+1:]...)
+		b.runAndFinish(op)
+		i = -1
+	}
+}
+
+// refresh answers, for every operation that wrote a resource, the version the resource
+// has when the answer is written: a later operation of the request (a group taking a
+// user as member) changes the version of what an earlier one wrote.
+func (b *bulkRun) refresh() {
+	ctx := context.WithoutCancel(b.r.Context())
+	for _, op := range b.ops {
+		if op.out == nil || op.out.Response != nil || op.method == http.MethodDelete || op.id == "" {
+			continue
+		}
+		if out, err := op.rs.Get(ctx, b.sc, op.id, scimstore.View{}); err == nil {
+			op.out.Version = etagOf(out)
+		}
+	}
+}
+
+// completion is the PATCH that adds to a provisional resource what was left out of it.
+func (b *bulkRun) completion(op *bulkOp) []byte {
+	left := leftOut(op.data, func(ref string) bool { return op.stripped[ref] })
+	p, _ := json.Marshal(map[string]any{
+		"schemas":    []string{scim.SchemaPatchOp},
+		"Operations": []any{map[string]any{"op": "add", "value": substitute(left, b.resolved)}},
+	})
+	return p
+}
+
+// leftOut is the part of v that strip(v, open) leaves out: the elements and complex
+// attributes whose value is an open reference, in their place.
+func leftOut(v any, open func(string) bool) any {
+	isOpenRef := func(e any) bool {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, val := range m {
+			if s, ok := val.(string); ok && strings.EqualFold(k, "value") {
+				if ref, ok := strings.CutPrefix(s, bulkIDPrefix); ok && open(ref) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	switch t := v.(type) {
+	case []any:
+		var out []any
+		for _, e := range t {
+			if isOpenRef(e) {
+				out = append(out, e)
+			} else if l := leftOut(e, open); l != nil {
+				out = append(out, l)
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range t {
+			if isOpenRef(e) {
+				out[k] = e
+			} else if l := leftOut(e, open); l != nil {
+				out[k] = l
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	}
+	return nil
 }
 
 // run runs one operation through its single-request form.
@@ -484,9 +722,10 @@ func (b *bulkRun) run(op *bulkOp) bulkOpOut {
 	var err error
 	status := http.StatusOK
 	switch {
-	case op.deferred:
-		// the second half of a POST that broke a cycle: its whole data, now resolvable
-		out, err = b.s.replace(ctx, b.sc, op.rs, op.id, data, ifMatch, scimstore.View{})
+	case op.provisional:
+		// the second half of a POST that broke a cycle: what was left out, now resolvable,
+		// added under no precondition of its own making
+		out, err = b.s.patch(ctx, b.sc, op.rs, op.id, b.completion(op), scim.ETags{}, scimstore.View{})
 		status = http.StatusCreated
 	case op.method == http.MethodPost:
 		out, err = b.s.create(ctx, b.sc, op.rs, data)

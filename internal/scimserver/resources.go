@@ -290,20 +290,49 @@ func (s *Server) rootSearch(w http.ResponseWriter, r *http.Request, sc scimstore
 			return
 		}
 	}
+	lr := scimstore.ListRequest{Query: q, Unpaged: true, LeaveMembers: true}
+	typeOf := map[string]int{} // id -> index in typeList
 	for n, rs := range s.typeList {
-		page, err := rs.List(r.Context(), sc, scimstore.ListRequest{Query: q, Unpaged: true})
+		page, err := rs.List(r.Context(), sc, lr)
 		if err != nil {
 			scim.WriteError(w, err)
 			return
 		}
 		for _, it := range page.Resources {
 			keys = append(keys, strconv.Itoa(n)+"/"+scimstore.ResourceID(it))
-			scim.Project(rs.Type(), it, q.Attributes, q.ExcludedAttributes)
+			typeOf[scimstore.ResourceID(it)] = n
 		}
 		all = append(all, page.Resources...)
 	}
+	// only the page's resources are completed (group members) and projected
+	finish := func(page []scim.Resource) bool {
+		for n, rs := range s.typeList {
+			var mine []int
+			for i, it := range page {
+				if typeOf[scimstore.ResourceID(it)] == n {
+					mine = append(mine, i)
+				}
+			}
+			sub := make([]scim.Resource, len(mine))
+			for j, i := range mine {
+				sub[j] = page[i]
+			}
+			if err := scimstore.PageMembers(r.Context(), sc, rs, lr, sub); err != nil {
+				scim.WriteError(w, err)
+				return false
+			}
+			for j, i := range mine {
+				page[i] = sub[j]
+				scim.Project(rs.Type(), page[i], q.Attributes, q.ExcludedAttributes)
+			}
+		}
+		return true
+	}
 	if q.Cursor != nil {
 		p := scimstore.ResourcePage(all, func(i int) string { return keys[i] }, c, count)
+		if !finish(p.Resources) {
+			return
+		}
 		next, prev := cq.Encode(p, now)
 		writeList(w, scim.ListResponse{TotalResults: p.Total, Resources: p.Resources, NextCursor: next, PreviousCursor: prev})
 		return
@@ -312,6 +341,9 @@ func (s *Server) rootSearch(w http.ResponseWriter, r *http.Request, sc scimstore
 	page := []scim.Resource{}
 	if start <= len(all) {
 		page = all[start-1 : min(start-1+count, len(all))]
+	}
+	if !finish(page) {
+		return
 	}
 	writeList(w, scim.ListResponse{TotalResults: len(all), StartIndex: start, Resources: page})
 }

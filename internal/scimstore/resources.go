@@ -65,6 +65,10 @@ type ListRequest struct {
 	// Unpaged asks for every match, sorted, whatever startIndex and count say: the root
 	// .search sorts each type and pages across them itself.
 	Unpaged bool
+	// LeaveMembers (with Unpaged) leaves group members out unless the filter or the order
+	// needs them: the caller cuts its page and calls PageMembers on it, instead of every
+	// match's members being looked up (the root .search with count=1 listed them all).
+	LeaveMembers bool
 }
 
 // ListPage is one page of a list answer.
@@ -181,8 +185,7 @@ func (g groups) List(ctx context.Context, sc Scope, q ListRequest) (ListPage, er
 	// (GET /Groups?count=100 on groups of 50,000 members once built every member of
 	// every group).
 	show := ViewOf(q.Query).members()
-	load := strings.Contains(strings.ToLower(q.Filter), "members") ||
-		strings.Contains(strings.ToLower(q.SortBy), "members") || (q.Unpaged && show)
+	load := groupsLoad(q)
 	var page ListPage
 	if q.Cursor != nil && !q.Unpaged {
 		page, err = cursorList(sc, scim.GroupType, q.Query, func(c Cursor, count int) (CursorPage, error) {
@@ -205,20 +208,48 @@ func (g groups) List(ctx context.Context, sc Scope, q ListRequest) (ListPage, er
 		}
 		page = cut(items, q)
 	}
-	if !load && show {
-		for i, res := range page.Resources {
-			withM, err := g.s.GetGroup(ctx, sc, res["id"].(string), true)
-			var se *scim.Error
-			if errors.As(err, &se) && se.Status == http.StatusNotFound {
-				continue // deleted since the listing: listed as it was
-			}
-			if err != nil {
-				return ListPage{}, err
-			}
-			page.Resources[i] = withM
+	if !load && show && !q.LeaveMembers {
+		if err := g.fill(ctx, sc, page.Resources); err != nil {
+			return ListPage{}, err
 		}
 	}
 	return page, nil
+}
+
+// groupsLoad tells whether a group list looks up every match's members before cutting
+// the page: when the filter or the order needs them, or every match is asked for with
+// its members (and the caller does not cut the page itself, LeaveMembers).
+func groupsLoad(q ListRequest) bool {
+	return strings.Contains(strings.ToLower(q.Filter), "members") ||
+		strings.Contains(strings.ToLower(q.SortBy), "members") ||
+		(q.Unpaged && !q.LeaveMembers && ViewOf(q.Query).members())
+}
+
+// fill puts their members into the listed groups of a page.
+func (g groups) fill(ctx context.Context, sc Scope, page []scim.Resource) error {
+	for i, res := range page {
+		withM, err := g.s.GetGroup(ctx, sc, res["id"].(string), true)
+		var se *scim.Error
+		if errors.As(err, &se) && se.Status == http.StatusNotFound {
+			continue // deleted since the listing: listed as it was
+		}
+		if err != nil {
+			return err
+		}
+		page[i] = withM
+	}
+	return nil
+}
+
+// PageMembers puts their members into the groups of a page that the caller cut out of an
+// unpaged list asked with LeaveMembers (the root .search pages across types itself), when
+// the query shows members and the list did not look them up already.
+func PageMembers(ctx context.Context, sc Scope, rs Resources, q ListRequest, page []scim.Resource) error {
+	g, ok := rs.(groups)
+	if !ok || groupsLoad(q) || !ViewOf(q.Query).members() {
+		return nil
+	}
+	return g.fill(ctx, sc, page)
 }
 
 func parseFilter(rt *scim.ResourceType, filter string) (*scim.Filter, error) {
