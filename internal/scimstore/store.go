@@ -810,7 +810,8 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 	}
 	// Clear: a label left on a member by an earlier create of this name that was taken back
 	// does not make that member a member of this group.
-	if err := s.applyMembers(ctx, sc, g.Name, &scim.MemberDelta{Add: members, Clear: true}); err != nil {
+	// (not with the request's context: a client that hangs up does not cut the change)
+	if err := s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, &scim.MemberDelta{Add: members, Clear: true}); err != nil {
 		// nothing half-written: take the group back out
 		s.undoCreateGroup(ctx, sc, g)
 		return nil, err
@@ -1019,7 +1020,9 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 	if change != nil && !change.Empty() {
 		// each label write has its own timeout: a large membership change takes longer
 		// than one write may
-		if err := s.applyMembers(ctx, sc, g.Name, change); err != nil {
+		// Once the group's members revision moved, the change is applied whole whether
+		// or not the client is still there: the request's context is not the change's.
+		if err := s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, change); err != nil {
 			return nil, err
 		}
 	}
@@ -1117,7 +1120,7 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 			return stale(groupRef(id))
 		}
 	}
-	if err := s.applyMembers(ctx, sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
+	if err := s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
 		return err
 	}
 	wctx, cancel := s.writeCtx(ctx)
