@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/manager"
 )
 
@@ -169,6 +170,26 @@ var _ = Describe("renames are atomic (issue 9, defect 2)", func() {
 		Expect(renameUser(c, a, "elsewhere@example.com")).To(Equal(200))
 		Expect(createUser(c, "back@example.com")).To(Equal(201))
 		Expect(createUser(c, "elsewhere@example.com")).To(Equal(409))
+	})
+})
+
+var _ = Describe("names held without a claim (issue 9, defect 2)", func() {
+	It("refuses a create or rename to the userName of an OrgMember made with kubectl", func() {
+		c := newEnv().config("raw", "raw-token")
+		raw := &scimv1.OrgMember{
+			ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: "raw-member", Labels: map[string]string{scimv1.LabelConfig: c.config}},
+			Spec:       scimv1.OrgMemberSpec{ConfigName: c.config, UserName: "raw@example.com", Active: true},
+		}
+		Expect(k8s.Create(context.Background(), raw)).To(Succeed())
+		Eventually(func() int { return filterCount(c, "Users", "userName", "raw@example.com") }).Should(Equal(1))
+		Expect(createUser(c, "RAW@example.com")).To(Equal(409))
+		a := userID(c, "other@example.com")
+		Expect(renameUser(c, a, "raw@example.com")).To(Equal(409))
+		Expect(filterCount(c, "Users", "userName", "raw@example.com")).To(Equal(1))
+		// once it is renamed away with SCIM, the name is free
+		Expect(renameUser(c, "raw-member", "raw2@example.com")).To(Equal(200))
+		Expect(createUser(c, "raw@example.com")).To(Equal(201))
+		Expect(renameUser(c, a, "raw2@example.com")).To(Equal(409))
 	})
 })
 
