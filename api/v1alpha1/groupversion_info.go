@@ -1,6 +1,6 @@
 // Package v1alpha1 holds the scim.operator.dev/v1alpha1 API: ScimConfig, OrgMember and
-// OrgGroup. It is a contract other programs import: types and markers only, no
-// controller-runtime.
+// OrgGroup, and OrgNameClaim (the SCIM server's own bookkeeping). It is a contract other
+// programs import: types and markers only, no controller-runtime.
 // +kubebuilder:object:generate=true
 // +groupName=scim.operator.dev
 package v1alpha1
@@ -27,6 +27,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&ScimConfig{}, &ScimConfigList{},
 		&OrgMember{}, &OrgMemberList{},
 		&OrgGroup{}, &OrgGroupList{},
+		&OrgNameClaim{}, &OrgNameClaimList{},
 	)
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil

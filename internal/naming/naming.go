@@ -101,6 +101,13 @@ func GroupName(configName, displayName string) string {
 	return "g-" + digest(configName, NameKey(displayName))
 }
 
+// ClaimName is the OrgNameClaim object name for a userName (kind "User") or a group's
+// displayName (kind "Group") of a ScimConfig: every writer of one name, whether it
+// creates or renames, races for this one object.
+func ClaimName(kind, configName, name string) string {
+	return "n-" + strings.ToLower(kind[:1]) + "-" + digest("claim", kind, configName, NameKey(name))
+}
+
 func digest(parts ...string) string {
 	h := sha256.New()
 	for _, p := range parts {

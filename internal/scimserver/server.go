@@ -27,6 +27,7 @@ import (
 // RBAC the SCIM server needs (the manager's role).
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=scimconfigs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orgmembers;orggroups,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=orgnameclaims,verbs=get;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is zero.

@@ -343,8 +343,9 @@ func memberName(config, userName string, attempt int) string {
 	return naming.MemberName(config, fmt.Sprintf("%s\x00%d", userName, attempt))
 }
 
-// CreateUser creates a user. Concurrent creates of one userName race for one object name
-// (naming.MemberName): the API server lets exactly one win; the others get 409.
+// CreateUser creates a user. Its userName is claimed first (claim): concurrent writers of
+// one userName, creates and renames, on any replica, race for one OrgNameClaim and the API
+// server lets exactly one win; the others get 409.
 func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim.Resource, error) {
 	spec, hasActive, err := UserSpecFromSCIM(r)
 	if err != nil {
@@ -364,7 +365,14 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 	}
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
-	for attempt, tries := 0, 0; attempt < maxNameAttempts && tries < 2*maxNameAttempts; attempt, tries = attempt+1, tries+1 {
+	taken := func() error { return conflictUserName(spec.UserName) }
+	deleting := func() error { return stillDeleting("a user with userName %q", spec.UserName) }
+	attempt := 0
+	c, err := s.claim(wctx, sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: memberName(sc.name(), spec.UserName, attempt)}, taken, deleting)
+	if err != nil {
+		return nil, err
+	}
+	for tries := 0; attempt < maxNameAttempts && tries < 2*maxNameAttempts; tries++ {
 		m := &scimv1.OrgMember{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace: sc.ns(), Name: memberName(sc.name(), spec.UserName, attempt),
@@ -375,28 +383,40 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 		convert.Touch(m, time.Now())
 		err := s.Client.Create(wctx, m, client.FieldOwner(FieldOwner))
 		if err == nil {
+			// (the cache first: the controllers' first writes to the member soon follow)
 			s.waitCache(ctx, m, m.ResourceVersion)
+			s.bindClaim(wctx, c, holderRef{name: m.Name, uid: m.UID})
 			return s.userResource(ctx, sc, m), nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
+			s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: m.Name})
 			return nil, s.apiError(err, userRef(m.Name))
 		}
 		var existing scimv1.OrgMember
 		if gerr := s.APIReader.Get(wctx, client.ObjectKeyFromObject(m), &existing); gerr != nil {
 			if apierrors.IsNotFound(gerr) {
-				attempt-- // deleted in between: try the same name again
-				continue
+				continue // deleted in between: try the same name again
 			}
+			s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: m.Name})
 			return nil, s.apiError(gerr, userRef(m.Name))
 		}
-		if naming.NameKey(existing.Spec.UserName) == naming.NameKey(spec.UserName) {
+		if naming.NameKey(existing.Spec.UserName) == naming.NameKey(spec.UserName) && existing.Spec.ConfigName == sc.name() {
+			// a member made without a claim (with kubectl, or before claims) holds it: the
+			// claim is its own from now on
+			s.bindClaim(wctx, c, holderRef{name: existing.Name, uid: existing.UID})
 			if !existing.DeletionTimestamp.IsZero() {
-				return nil, stillDeleting("a user with userName %q", spec.UserName)
+				return nil, deleting()
 			}
-			return nil, conflictUserName(spec.UserName)
+			return nil, taken()
+		}
+		// the derived name is held by a member renamed since: the claim moves to the next one
+		attempt++
+		if err := s.moveClaim(wctx, c, memberName(sc.name(), spec.UserName, attempt)); err != nil {
+			return nil, s.apiError(err, "the name claim")
 		}
 	}
-	return nil, conflictUserName(spec.UserName)
+	s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: c.Spec.Holder})
+	return nil, taken()
 }
 
 // ReplaceUser implements PUT. A body without "active" leaves active unchanged.
@@ -434,9 +454,32 @@ func (s *Store) PatchUser(ctx context.Context, sc Scope, id string, ops []scim.P
 	})
 }
 
-func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mutate func(*scimv1.OrgMember) (scimv1.OrgMemberSpec, error)) (scim.Resource, error) {
+func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mutate func(*scimv1.OrgMember) (scimv1.OrgMemberSpec, error)) (res scim.Resource, err error) {
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
+	// the userNames claimed for a rename: all but the one the member carries in the end
+	// (its old one on success, every claimed one on failure) are released
+	var claimed []string
+	var from, to *scimv1.OrgMember
+	defer func() {
+		if len(claimed) == 0 || from == nil {
+			return
+		}
+		bg := context.WithoutCancel(wctx)
+		keep := from.Spec.UserName
+		if err == nil && to != nil {
+			keep = to.Spec.UserName
+			if naming.NameKey(keep) != naming.NameKey(from.Spec.UserName) {
+				claimed = append(claimed, from.Spec.UserName)
+			}
+		}
+		h := holderRef{name: from.Name, uid: from.UID}
+		for _, n := range claimed {
+			if naming.NameKey(n) != naming.NameKey(keep) {
+				s.release(bg, sc, scimv1.NameClaimUser, n, h)
+			}
+		}
+	}()
 	fresh := false
 	for try := 0; ; try++ {
 		var cur *scimv1.OrgMember
@@ -454,6 +497,7 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 		if err != nil {
 			return nil, err
 		}
+		from = cur
 		if ifMatch != "" && convert.VersionOf(cur) != ifMatch {
 			if !fresh {
 				fresh = true // the cache may lag behind the version the client saw
@@ -474,6 +518,14 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 			} else if taken {
 				return nil, conflictUserName(next.UserName)
 			}
+			// the API server decides who gets the new name: claim it before the write
+			h := holderRef{name: cur.Name, uid: cur.UID}
+			if _, err := s.claim(wctx, sc, scimv1.NameClaimUser, next.UserName, h,
+				func() error { return conflictUserName(next.UserName) },
+				func() error { return stillDeleting("a user with userName %q", next.UserName) }); err != nil {
+				return nil, err
+			}
+			claimed = append(claimed, next.UserName)
 		}
 		updated := cur.DeepCopy()
 		updated.Spec = next
@@ -493,6 +545,7 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 		if err != nil {
 			return nil, s.apiError(err, userRef(id))
 		}
+		to = updated
 		s.waitCache(ctx, updated, updated.ResourceVersion)
 		return s.userResource(ctx, sc, updated), nil
 	}
@@ -700,12 +753,25 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 	}
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
-	var g *scimv1.OrgGroup
-	for attempt := 0; attempt < maxNameAttempts && g == nil; attempt++ {
-		name := naming.GroupName(sc.name(), spec.DisplayName)
+	groupName := func(attempt int) string {
 		if attempt > 0 {
-			name = naming.GroupName(sc.name(), fmt.Sprintf("%s\x00%d", spec.DisplayName, attempt))
+			return naming.GroupName(sc.name(), fmt.Sprintf("%s\x00%d", spec.DisplayName, attempt))
 		}
+		return naming.GroupName(sc.name(), spec.DisplayName)
+	}
+	taken := func() error { return conflictDisplayName(spec.DisplayName) }
+	deleting := func() error { return stillDeleting("a group with displayName %q", spec.DisplayName) }
+	release := func(holder string) {
+		s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimGroup, spec.DisplayName, holderRef{name: holder})
+	}
+	// the displayName is claimed first (see CreateUser)
+	claim, err := s.claim(wctx, sc, scimv1.NameClaimGroup, spec.DisplayName, holderRef{name: groupName(0)}, taken, deleting)
+	if err != nil {
+		return nil, err
+	}
+	var g *scimv1.OrgGroup
+	for attempt := 0; attempt < maxNameAttempts && g == nil; {
+		name := groupName(attempt)
 		cand := &scimv1.OrgGroup{
 			ObjectMeta: metav1.ObjectMeta{Namespace: sc.ns(), Name: name, Labels: map[string]string{scimv1.LabelConfig: sc.name()}},
 			Spec:       spec,
@@ -717,30 +783,41 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 			break
 		}
 		if !apierrors.IsAlreadyExists(err) {
+			release(name)
 			return nil, s.apiError(err, groupRef(name))
 		}
 		var existing scimv1.OrgGroup
 		if gerr := s.APIReader.Get(wctx, client.ObjectKeyFromObject(cand), &existing); gerr != nil {
+			release(name)
 			return nil, s.apiError(gerr, groupRef(name))
 		}
-		if naming.NameKey(existing.Spec.DisplayName) == naming.NameKey(spec.DisplayName) {
+		if naming.NameKey(existing.Spec.DisplayName) == naming.NameKey(spec.DisplayName) && existing.Spec.ConfigName == sc.name() {
+			// a group made without a claim holds it: the claim is its own from now on
+			s.bindClaim(wctx, claim, holderRef{name: existing.Name, uid: existing.UID})
 			if !existing.DeletionTimestamp.IsZero() {
-				return nil, stillDeleting("a group with displayName %q", spec.DisplayName)
+				return nil, deleting()
 			}
-			return nil, conflictDisplayName(spec.DisplayName)
+			return nil, taken()
+		}
+		attempt++
+		if err := s.moveClaim(wctx, claim, groupName(attempt)); err != nil {
+			return nil, s.apiError(err, "the name claim")
 		}
 	}
 	if g == nil {
-		return nil, conflictDisplayName(spec.DisplayName)
+		release(claim.Spec.Holder)
+		return nil, taken()
 	}
 	// Clear: a label left on a member by an earlier create of this name that was taken back
 	// does not make that member a member of this group.
-	if err := s.applyMembers(ctx, sc, g.Name, &scim.MemberDelta{Add: members, Clear: true}); err != nil {
+	// (not with the request's context: a client that hangs up does not cut the change)
+	if err := s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, &scim.MemberDelta{Add: members, Clear: true}); err != nil {
 		// nothing half-written: take the group back out
 		s.undoCreateGroup(ctx, sc, g)
 		return nil, err
 	}
 	s.waitCache(ctx, g, g.ResourceVersion)
+	s.bindClaim(wctx, claim, holderRef{name: g.Name, uid: g.UID})
 	return s.groupResource(ctx, sc, g, true)
 }
 
@@ -836,6 +913,26 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 	defer cancel()
 	var g *scimv1.OrgGroup
 	var change *scim.MemberDelta // d without what it would not change
+	// the displayNames claimed for a rename: all but the one the group carries in the end
+	// are released (see updateUser)
+	var claimed []string
+	var from *scimv1.OrgGroup
+	defer func() {
+		if len(claimed) == 0 || from == nil {
+			return
+		}
+		keep := from.Spec.DisplayName
+		if g != nil {
+			keep = g.Spec.DisplayName
+			claimed = append(claimed, from.Spec.DisplayName)
+		}
+		h := holderRef{name: from.Name, uid: from.UID}
+		for _, n := range claimed {
+			if naming.NameKey(n) != naming.NameKey(keep) {
+				s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimGroup, n, h)
+			}
+		}
+	}()
 	fresh := false
 	for try := 0; ; try++ {
 		var cur *scimv1.OrgGroup
@@ -853,6 +950,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		if err != nil {
 			return nil, err
 		}
+		from = cur
 		if ifMatch != "" && convert.VersionOf(cur) != ifMatch {
 			if !fresh {
 				fresh = true
@@ -882,6 +980,13 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			} else if taken {
 				return nil, conflictDisplayName(next.DisplayName)
 			}
+			// the API server decides who gets the new name: claim it before the write
+			if _, err := s.claim(wctx, sc, scimv1.NameClaimGroup, next.DisplayName, holderRef{name: cur.Name, uid: cur.UID},
+				func() error { return conflictDisplayName(next.DisplayName) },
+				func() error { return stillDeleting("a group with displayName %q", next.DisplayName) }); err != nil {
+				return nil, err
+			}
+			claimed = append(claimed, next.DisplayName)
 		}
 		membersChange := change != nil && !change.Empty()
 		if equalJSON(cur.Spec, next) && ifMatch == "" && !membersChange {
@@ -915,7 +1020,9 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 	if change != nil && !change.Empty() {
 		// each label write has its own timeout: a large membership change takes longer
 		// than one write may
-		if err := s.applyMembers(ctx, sc, g.Name, change); err != nil {
+		// Once the group's members revision moved, the change is applied whole whether
+		// or not the client is still there: the request's context is not the change's.
+		if err := s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, change); err != nil {
 			return nil, err
 		}
 	}
@@ -1013,7 +1120,7 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 			return stale(groupRef(id))
 		}
 	}
-	if err := s.applyMembers(ctx, sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
+	if err := s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
 		return err
 	}
 	wctx, cancel := s.writeCtx(ctx)

@@ -1,0 +1,217 @@
+package scimstore
+
+import (
+	"context"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/naming"
+)
+
+// Name claims make a userName (or a group's displayName) unique per ScimConfig through the
+// API server, for creates and renames alike. Every writer that gives an OrgMember a
+// userName (or an OrgGroup a displayName) first creates the OrgNameClaim whose object name
+// is derived from the ScimConfig and the name's NameKey (naming.ClaimName): two writers
+// of one name race for one object, on one replica or several, and the API server lets
+// exactly one win (AlreadyExists: taken). A rename claims the new name, updates its
+// holder, then releases the old claim.
+//
+// A claim names its holder (name, and UID once the holder exists) and is owner-referenced
+// to it, so the garbage collector removes it with the holder. Nothing depends on that: a
+// claim found in the way is judged live, against its holder read from the API server, and
+// is stale when the holder is gone (or is another object by now), or when the holder has
+// not carried the name for claimGrace since the claim was acquired (a create or rename
+// that died half-way, or a release that failed). A stale claim is taken over with an
+// update conditional on its resourceVersion, so two writers taking one over cannot both
+// win. The claims are read only from the API server (never cached: no informer watches
+// them).
+//
+// Members and groups written before claims existed, and raw ones made with kubectl, hold
+// their names without a claim: the cache check that precedes every claim (userNameTaken,
+// displayNameTaken) still refuses their names.
+
+// claimGrace is how long a claim whose holder does not carry its name yet (a create or a
+// rename in flight) is left to the writer that took it before another may take it over.
+// It exceeds any write timeout, so a writer still working is never overtaken.
+const claimGrace = time.Minute
+
+// holderRef names the object a claim is for; uid is empty while it is being created.
+type holderRef struct {
+	name string
+	uid  types.UID
+}
+
+func claimKind(kind scimv1.NameClaimKind) string {
+	if kind == scimv1.NameClaimGroup {
+		return "OrgGroup"
+	}
+	return "OrgMember"
+}
+
+func setHolder(c *scimv1.OrgNameClaim, h holderRef) {
+	c.Spec.Holder, c.Spec.HolderUID = h.name, h.uid
+	c.Spec.AcquiredAt = metav1.Now()
+	c.OwnerReferences = nil
+	if h.uid != "" {
+		c.OwnerReferences = []metav1.OwnerReference{{
+			APIVersion: scimv1.GroupVersion.String(), Kind: claimKind(c.Spec.Kind), Name: h.name, UID: h.uid,
+		}}
+	}
+}
+
+// holderState reads a claim's holder from the API server: whether it exists, its UID,
+// whether it carries the claimed name key under the claim's ScimConfig, and whether it is
+// being deleted.
+func (s *Store) holderState(ctx context.Context, c *scimv1.OrgNameClaim, key string) (exists bool, uid types.UID, carries, deleting bool, err error) {
+	k := types.NamespacedName{Namespace: c.Namespace, Name: c.Spec.Holder}
+	var obj client.Object
+	var name, config string
+	if c.Spec.Kind == scimv1.NameClaimGroup {
+		var g scimv1.OrgGroup
+		err, obj = s.APIReader.Get(ctx, k, &g), &g
+		name, config = g.Spec.DisplayName, g.Spec.ConfigName
+	} else {
+		var m scimv1.OrgMember
+		err, obj = s.APIReader.Get(ctx, k, &m), &m
+		name, config = m.Spec.UserName, m.Spec.ConfigName
+	}
+	if apierrors.IsNotFound(err) {
+		return false, "", false, false, nil
+	}
+	if err != nil {
+		return false, "", false, false, err
+	}
+	return true, obj.GetUID(), config == c.Spec.ConfigName && naming.NameKey(name) == key,
+		obj.GetDeletionTimestamp() != nil, nil
+}
+
+// claimHeld tells whether another holder than h holds c now (and whether that holder is
+// being deleted). A claim of h itself is not held against it.
+func (s *Store) claimHeld(ctx context.Context, c *scimv1.OrgNameClaim, key string, h holderRef) (held, deleting bool, err error) {
+	if h.uid != "" && c.Spec.HolderUID == h.uid {
+		return false, false, nil
+	}
+	exists, uid, carries, deleting, err := s.holderState(ctx, c, key)
+	if err != nil {
+		return false, false, err
+	}
+	if c.Spec.HolderUID != "" && (!exists || uid != c.Spec.HolderUID) {
+		return false, false, nil // its holder is gone
+	}
+	if exists && carries {
+		return true, deleting, nil
+	}
+	// the holder does not carry the name (yet): a create or a rename in flight, for a while
+	return time.Since(c.Spec.AcquiredAt.Time) < claimGrace, false, nil
+}
+
+// claim takes the name (of kind) of the scope for h. It answers the claim, now h's, or
+// taken (409 uniqueness) when another holds the name, or 503 when that holder is being
+// deleted. A claim h already holds is renewed (conditionally), so a writer taking it over
+// as stale at the same time cannot also win.
+func (s *Store) claim(ctx context.Context, sc Scope, kind scimv1.NameClaimKind, name string, h holderRef, taken func() error, deletingErr func() error) (*scimv1.OrgNameClaim, error) {
+	key := naming.NameKey(name)
+	objName := naming.ClaimName(string(kind), sc.name(), name)
+	for try := 0; try < 5; try++ {
+		c := &scimv1.OrgNameClaim{
+			ObjectMeta: metav1.ObjectMeta{Namespace: sc.ns(), Name: objName, Labels: map[string]string{scimv1.LabelConfig: sc.name()}},
+			Spec:       scimv1.OrgNameClaimSpec{ConfigName: sc.name(), Kind: kind},
+		}
+		setHolder(c, h)
+		err := s.Client.Create(ctx, c, client.FieldOwner(FieldOwner))
+		if err == nil {
+			return c, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, s.apiError(err, "the name claim")
+		}
+		cur := &scimv1.OrgNameClaim{}
+		if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(c), cur); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue // released in between
+			}
+			return nil, s.apiError(err, "the name claim")
+		}
+		held, deleting, err := s.claimHeld(ctx, cur, key, h)
+		if err != nil {
+			return nil, s.apiError(err, "the name claim")
+		}
+		if held {
+			if deleting {
+				return nil, deletingErr()
+			}
+			return nil, taken()
+		}
+		// ours, or stale: take it (again), on the condition that nobody else did since
+		setHolder(cur, h)
+		err = s.Client.Update(ctx, cur, client.FieldOwner(FieldOwner))
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, s.apiError(err, "the name claim")
+		}
+		return cur, nil
+	}
+	return nil, taken()
+}
+
+// bindClaim records the UID of a holder created under claim c (owner reference included,
+// for the garbage collector). A failure is only logged: the claim is judged by its holder's
+// name until then.
+func (s *Store) bindClaim(ctx context.Context, c *scimv1.OrgNameClaim, h holderRef) {
+	if c == nil {
+		return
+	}
+	for try := 0; try < 3; try++ {
+		if c.Spec.Holder != h.name || c.Spec.HolderUID != "" && c.Spec.HolderUID != h.uid {
+			return // taken over meanwhile (cannot happen within claimGrace)
+		}
+		setHolder(c, h)
+		err := s.Client.Update(ctx, c, client.FieldOwner(FieldOwner))
+		if err == nil || apierrors.IsNotFound(err) {
+			return
+		}
+		if !apierrors.IsConflict(err) {
+			s.Log.Error(err, "could not record the holder of a name claim", "namespace", c.Namespace, "claim", c.Name, "holder", h.name)
+			return
+		}
+		fresh := &scimv1.OrgNameClaim{}
+		if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(c), fresh); err != nil {
+			return
+		}
+		c = fresh
+	}
+}
+
+// moveClaim points claim c, held by the holder being created, at another object name (the
+// derived one was held by an object renamed since).
+func (s *Store) moveClaim(ctx context.Context, c *scimv1.OrgNameClaim, to string) error {
+	setHolder(c, holderRef{name: to})
+	return s.Client.Update(ctx, c, client.FieldOwner(FieldOwner))
+}
+
+// release deletes the claim of name (of kind) when h holds it. Best effort: a claim left
+// behind is stale once its holder has not carried its name for claimGrace.
+func (s *Store) release(ctx context.Context, sc Scope, kind scimv1.NameClaimKind, name string, h holderRef) {
+	c := &scimv1.OrgNameClaim{}
+	key := types.NamespacedName{Namespace: sc.ns(), Name: naming.ClaimName(string(kind), sc.name(), name)}
+	if err := s.APIReader.Get(ctx, key, c); err != nil {
+		if !apierrors.IsNotFound(err) {
+			s.Log.Error(err, "could not release a name claim", "namespace", key.Namespace, "claim", key.Name)
+		}
+		return
+	}
+	if c.Spec.Holder != h.name || (c.Spec.HolderUID != "" && h.uid != "" && c.Spec.HolderUID != h.uid) {
+		return
+	}
+	err := s.Client.Delete(ctx, c, client.Preconditions(metav1.Preconditions{UID: &c.UID, ResourceVersion: &c.ResourceVersion}))
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		s.Log.Error(err, "could not release a name claim", "namespace", key.Namespace, "claim", key.Name)
+	}
+}
