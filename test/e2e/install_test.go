@@ -5,7 +5,9 @@ package e2e
 // and the manager binary then runs as the installed ServiceAccount, with the Deployment's
 // own flags, and does its job with only the RBAC the install grants: leader election, a
 // ScimConfig made Ready, a SCIM create that reaches Active in the kubernetes backend, a
-// delete that takes the access away, and metrics behind authentication.
+// group pushed and deleted (its status and finalizer), a delete that takes the access
+// away, metrics behind authentication, and not one refusal of the installed identity (nor
+// a rejected event) in the manager's log.
 //
 // The manager authenticates with a bound token of that ServiceAccount (a TokenRequest, as
 // the kubelet gives a pod), not through an impersonating kubeconfig: the manager writes
@@ -39,6 +41,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
 	"github.com/scim-operator/scim-operator/internal/devenv"
@@ -193,6 +196,28 @@ var _ = Describe("the shipped install on a real API server", Label(faultsLabel),
 		By("running the manager binary as the installed ServiceAccount, with the Deployment's flags")
 		kc, err := devenv.ServiceAccountKubeconfig(ctx, cluster, installNS, installSA, filepath.Join(GinkgoT().TempDir(), "installed.kubeconfig"))
 		Expect(err).NotTo(HaveOccurred())
+		// the installed identity's bearer token is a secret like any other: never logged
+		raw, err := clientcmd.LoadFromFile(kc)
+		Expect(err).NotTo(HaveOccurred())
+		for _, ai := range raw.AuthInfos {
+			Expect(ai.Token).NotTo(BeEmpty())
+			extraSecret(ai.Token, "the installed ServiceAccount's token")
+		}
+		// a right the install lacks shows as the API server refusing this identity, or an
+		// event it may not record; the install's RBAC is in the authorizer before it starts
+		rbacSynced()
+		identity := "system:serviceaccount:" + installNS + ":" + installSA
+		refusedPlain, refusedJSON := identity+`" cannot`, identity+`\" cannot`
+		watched := &lineWriter{out: logFile, watch: []string{refusedPlain, refusedJSON, eventRejected}}
+		refused := func() []string {
+			var seen []string
+			for _, t := range watched.watch {
+				if watched.logged(t) {
+					seen = append(seen, t)
+				}
+			}
+			return seen
+		}
 		metricsAddr, err := devenv.FreeAddr()
 		Expect(err).NotTo(HaveOccurred())
 		args := append(deploymentArgs(dep),
@@ -201,7 +226,7 @@ var _ = Describe("the shipped install on a real API server", Label(faultsLabel),
 			"--zap-log-level=10")                     // everything it logs is searched for tokens (secrets_test.go)
 		Expect(args).To(ContainElement("--leader-elect"))
 		Expect(args).To(ContainElement(HavePrefix("--default-service-account=")))
-		mgr, err = devenv.StartManager(ctx, binPath, kc, logFile, certs, args...)
+		mgr, err = devenv.StartManager(ctx, binPath, kc, watched, certs, args...)
 		Expect(err).NotTo(HaveOccurred())
 
 		By("a ScimConfig becomes Ready: the manager leads and its controllers work")
@@ -225,6 +250,18 @@ var _ = Describe("the shipped install on a real API server", Label(faultsLabel),
 		bindings := strings.Fields(mustKubectl("get", "clusterrolebindings", "-o", "name",
 			"-l", "scim.operator.dev/config-namespace="+ns+",scim.operator.dev/owner-uid"))
 		Expect(bindings).To(HaveLen(1), "one binding for one person and one role")
+
+		By("a group pushed with that member is made Ready, and its deletion completes (its finalizer)")
+		code, body, _ = c.do("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"installed-team","members":[{"value":"`+id+`"}]}`)
+		Expect(code).To(Equal(201), "%v", body)
+		gid := body["id"].(string)
+		Eventually(func() string {
+			out, _ := kubectl("get", "orggroup", "-n", ns, gid, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+			return out
+		}, readyTimeout).Should(Equal("True"))
+		code, _, _ = c.do("DELETE", "/Groups/"+gid, "")
+		Expect(code).To(Equal(204))
+		Eventually(func() string { return mustKubectl("get", "orggroups", "-n", ns, "-o", "name") }, readyTimeout).Should(BeEmpty())
 
 		By("a SCIM delete takes the access away")
 		code, _, _ = c.do("DELETE", "/Users/"+id, "")
@@ -266,7 +303,10 @@ var _ = Describe("the shipped install on a real API server", Label(faultsLabel),
 		code, _ = get("")
 		Expect(code).To(Equal(401), "no token, no metrics")
 
-		f := figures{spec: "install", users: 1, converge: converge, duplicates: len(bindings) - 1,
+		By("the installed identity was never refused, and every event it recorded was accepted")
+		Expect(refused()).To(BeEmpty(), "the manager logged a refusal of the installed ServiceAccount (see manager.log)")
+
+		f := figures{spec: "install", users: 1, converge: converge,
 			more: fmt.Sprintf("install-bindings=%d objects-applied=%d", len(grants), objects)}
 		f.report()
 	})
