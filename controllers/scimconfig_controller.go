@@ -55,6 +55,11 @@ type ScimConfigReconciler struct {
 	// streaks are the configs' runs of transiently failed backend checks, by UID.
 	streakMu sync.Mutex
 	streaks  map[types.UID]*failStreak
+
+	// warnedRotation is the rotate-token value already answered with
+	// CannotRotateExternalToken, by config UID: a reconcile that runs before the cache has
+	// its own status.lastRotation write does not warn twice.
+	warnedRotation sync.Map
 }
 
 // FinalizerGrants holds a ScimConfig until its deletion policy has been applied to every
@@ -91,6 +96,7 @@ func (r *ScimConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !cfg.DeletionTimestamp.IsZero() {
+		r.warnedRotation.Delete(cfg.UID)
 		return r.reconcileDelete(ctx, cfg)
 	}
 	if err := holdConfig(ctx, r.Client, cfg); err != nil {
@@ -171,6 +177,12 @@ func (r *ScimConfigReconciler) reconcileToken(ctx context.Context, cfg *scimv1.S
 		// The rotate-token annotation rotates only a generated token: say so, once per value
 		// (status.lastRotation records the value answered), rather than nothing.
 		if want := cfg.Annotations[scimv1.AnnotationRotateToken]; want != "" && want != cfg.Status.LastRotation {
+			if prev, ok := r.warnedRotation.Load(cfg.UID); ok && prev == want {
+				cfg.Status.LastRotation = want // answered; the cache is behind our status write
+			}
+		}
+		if want := cfg.Annotations[scimv1.AnnotationRotateToken]; want != "" && want != cfg.Status.LastRotation {
+			r.warnedRotation.Store(cfg.UID, want)
 			r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, ReasonCannotRotateExternalToken, "Rotate",
 				"the %s annotation changed to %q, but the token comes from spec.tokenSecretRef (Secret %q, key %q): the operator never writes that Secret; rotate by updating it",
 				scimv1.AnnotationRotateToken, want, ref.Name, ref.Key)
