@@ -389,7 +389,22 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			return s.userResource(ctx, sc, m), nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: m.Name})
+			if definite(err) {
+				s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: m.Name}, c.ResourceVersion)
+				return nil, s.apiError(err, userRef(m.Name))
+			}
+			// the create may have committed (a timeout, a 5xx): the claim goes only when a
+			// live read shows no member under the name; a member that carries it keeps it
+			bg, cancel := s.writeCtx(context.WithoutCancel(wctx))
+			defer cancel()
+			var live scimv1.OrgMember
+			gerr := s.APIReader.Get(bg, client.ObjectKeyFromObject(m), &live)
+			switch {
+			case apierrors.IsNotFound(gerr):
+				s.release(bg, sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: m.Name}, c.ResourceVersion)
+			case gerr == nil && naming.NameKey(live.Spec.UserName) == naming.NameKey(spec.UserName) && live.Spec.ConfigName == sc.name():
+				s.bindClaim(bg, c, holderRef{name: live.Name, uid: live.UID})
+			}
 			return nil, s.apiError(err, userRef(m.Name))
 		}
 		var existing scimv1.OrgMember
@@ -397,7 +412,7 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			if apierrors.IsNotFound(gerr) {
 				continue // deleted in between: try the same name again
 			}
-			s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: m.Name})
+			s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: m.Name}, c.ResourceVersion)
 			return nil, s.apiError(gerr, userRef(m.Name))
 		}
 		if naming.NameKey(existing.Spec.UserName) == naming.NameKey(spec.UserName) && existing.Spec.ConfigName == sc.name() {
@@ -415,7 +430,7 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			return nil, s.apiError(err, "the name claim")
 		}
 	}
-	s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: c.Spec.Holder})
+	s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: c.Spec.Holder}, c.ResourceVersion)
 	return nil, taken()
 }
 
@@ -457,27 +472,43 @@ func (s *Store) PatchUser(ctx context.Context, sc Scope, id string, ops []scim.P
 func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mutate func(*scimv1.OrgMember) (scimv1.OrgMemberSpec, error)) (res scim.Resource, err error) {
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
-	// the userNames claimed for a rename: all but the one the member carries in the end
-	// (its old one on success, every claimed one on failure) are released
-	var claimed []string
+	// The userNames claimed for a rename (with the claims' versions): all but the one the
+	// member carries in the end are released, and so is its old name's claim, at the
+	// version read before the write (oldRV), so a rename back that renewed it meanwhile
+	// keeps it. When the write's outcome is unknown (a timeout, a 5xx: it may have
+	// committed), the member is read live to learn which name it carries; when that read
+	// fails too, nothing is released (the grace logic of claims takes over).
+	claimed := map[string]string{}
+	var oldRV string
 	var from, to *scimv1.OrgMember
+	unsure := false
 	defer func() {
 		if len(claimed) == 0 || from == nil {
 			return
 		}
 		bg := context.WithoutCancel(wctx)
 		keep := from.Spec.UserName
-		if err == nil && to != nil {
+		switch {
+		case err == nil && to != nil:
 			keep = to.Spec.UserName
-			if naming.NameKey(keep) != naming.NameKey(from.Spec.UserName) {
-				claimed = append(claimed, from.Spec.UserName)
+		case unsure:
+			var live scimv1.OrgMember
+			rctx, cancel := s.writeCtx(bg)
+			gerr := s.APIReader.Get(rctx, client.ObjectKeyFromObject(from), &live)
+			cancel()
+			if gerr != nil || live.UID != from.UID {
+				return
 			}
+			keep = live.Spec.UserName
 		}
 		h := holderRef{name: from.Name, uid: from.UID}
-		for _, n := range claimed {
+		for n, rv := range claimed {
 			if naming.NameKey(n) != naming.NameKey(keep) {
-				s.release(bg, sc, scimv1.NameClaimUser, n, h)
+				s.release(bg, sc, scimv1.NameClaimUser, n, h, rv)
 			}
+		}
+		if oldRV != "" && naming.NameKey(keep) != naming.NameKey(from.Spec.UserName) {
+			s.release(bg, sc, scimv1.NameClaimUser, from.Spec.UserName, h, oldRV)
 		}
 	}()
 	fresh := false
@@ -497,7 +528,7 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 		if err != nil {
 			return nil, err
 		}
-		from = cur
+		from, oldRV = cur, ""
 		if ifMatch != "" && convert.VersionOf(cur) != ifMatch {
 			if !fresh {
 				fresh = true // the cache may lag behind the version the client saw
@@ -520,12 +551,14 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 			}
 			// the API server decides who gets the new name: claim it before the write
 			h := holderRef{name: cur.Name, uid: cur.UID}
-			if _, err := s.claim(wctx, sc, scimv1.NameClaimUser, next.UserName, h,
+			c, err := s.claim(wctx, sc, scimv1.NameClaimUser, next.UserName, h,
 				func() error { return conflictUserName(next.UserName) },
-				func() error { return stillDeleting("a user with userName %q", next.UserName) }); err != nil {
+				func() error { return stillDeleting("a user with userName %q", next.UserName) })
+			if err != nil {
 				return nil, err
 			}
-			claimed = append(claimed, next.UserName)
+			claimed[next.UserName] = c.ResourceVersion
+			oldRV = s.claimVersion(wctx, sc, scimv1.NameClaimUser, cur.Spec.UserName, h)
 		}
 		updated := cur.DeepCopy()
 		updated.Spec = next
@@ -543,12 +576,21 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 			}
 		}
 		if err != nil {
+			unsure = !definite(err)
 			return nil, s.apiError(err, userRef(id))
 		}
 		to = updated
 		s.waitCache(ctx, updated, updated.ResourceVersion)
 		return s.userResource(ctx, sc, updated), nil
 	}
+}
+
+// definite tells whether a failed write certainly did not commit: the API server refused
+// it. A timeout, a 5xx or a lost connection may have committed it.
+func definite(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsAlreadyExists(err) ||
+		apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) ||
+		apierrors.IsUnauthorized(err) || apierrors.IsGone(err) || apierrors.IsRequestEntityTooLargeError(err)
 }
 
 func equalJSON(a, b any) bool {
@@ -761,11 +803,12 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 	}
 	taken := func() error { return conflictDisplayName(spec.DisplayName) }
 	deleting := func() error { return stillDeleting("a group with displayName %q", spec.DisplayName) }
+	var claim *scimv1.OrgNameClaim
 	release := func(holder string) {
-		s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimGroup, spec.DisplayName, holderRef{name: holder})
+		s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimGroup, spec.DisplayName, holderRef{name: holder}, claim.ResourceVersion)
 	}
 	// the displayName is claimed first (see CreateUser)
-	claim, err := s.claim(wctx, sc, scimv1.NameClaimGroup, spec.DisplayName, holderRef{name: groupName(0)}, taken, deleting)
+	claim, err = s.claim(wctx, sc, scimv1.NameClaimGroup, spec.DisplayName, holderRef{name: groupName(0)}, taken, deleting)
 	if err != nil {
 		return nil, err
 	}
@@ -783,7 +826,22 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 			break
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			release(name)
+			if definite(err) {
+				release(name)
+				return nil, s.apiError(err, groupRef(name))
+			}
+			// the create may have committed (see CreateUser): the claim goes only when a
+			// live read shows no group under the name
+			bg, cancel := s.writeCtx(context.WithoutCancel(wctx))
+			defer cancel()
+			var live scimv1.OrgGroup
+			gerr := s.APIReader.Get(bg, client.ObjectKeyFromObject(cand), &live)
+			switch {
+			case apierrors.IsNotFound(gerr):
+				release(name)
+			case gerr == nil && naming.NameKey(live.Spec.DisplayName) == naming.NameKey(spec.DisplayName) && live.Spec.ConfigName == sc.name():
+				s.bindClaim(bg, claim, holderRef{name: live.Name, uid: live.UID})
+			}
 			return nil, s.apiError(err, groupRef(name))
 		}
 		var existing scimv1.OrgGroup
@@ -913,24 +971,38 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 	defer cancel()
 	var g *scimv1.OrgGroup
 	var change *scim.MemberDelta // d without what it would not change
-	// the displayNames claimed for a rename: all but the one the group carries in the end
-	// are released (see updateUser)
-	var claimed []string
+	// the displayNames claimed for a rename, and the old one's claim: see updateUser
+	claimed := map[string]string{}
+	var oldRV string
 	var from *scimv1.OrgGroup
+	unsure := false
 	defer func() {
 		if len(claimed) == 0 || from == nil {
 			return
 		}
+		bg := context.WithoutCancel(wctx)
 		keep := from.Spec.DisplayName
-		if g != nil {
+		switch {
+		case g != nil:
 			keep = g.Spec.DisplayName
-			claimed = append(claimed, from.Spec.DisplayName)
+		case unsure:
+			var live scimv1.OrgGroup
+			rctx, cancel := s.writeCtx(bg)
+			gerr := s.APIReader.Get(rctx, client.ObjectKeyFromObject(from), &live)
+			cancel()
+			if gerr != nil || live.UID != from.UID {
+				return
+			}
+			keep = live.Spec.DisplayName
 		}
 		h := holderRef{name: from.Name, uid: from.UID}
-		for _, n := range claimed {
+		for n, rv := range claimed {
 			if naming.NameKey(n) != naming.NameKey(keep) {
-				s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimGroup, n, h)
+				s.release(bg, sc, scimv1.NameClaimGroup, n, h, rv)
 			}
+		}
+		if oldRV != "" && naming.NameKey(keep) != naming.NameKey(from.Spec.DisplayName) {
+			s.release(bg, sc, scimv1.NameClaimGroup, from.Spec.DisplayName, h, oldRV)
 		}
 	}()
 	fresh := false
@@ -950,7 +1022,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		if err != nil {
 			return nil, err
 		}
-		from = cur
+		from, oldRV = cur, ""
 		if ifMatch != "" && convert.VersionOf(cur) != ifMatch {
 			if !fresh {
 				fresh = true
@@ -981,12 +1053,15 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 				return nil, conflictDisplayName(next.DisplayName)
 			}
 			// the API server decides who gets the new name: claim it before the write
-			if _, err := s.claim(wctx, sc, scimv1.NameClaimGroup, next.DisplayName, holderRef{name: cur.Name, uid: cur.UID},
+			h := holderRef{name: cur.Name, uid: cur.UID}
+			c, err := s.claim(wctx, sc, scimv1.NameClaimGroup, next.DisplayName, h,
 				func() error { return conflictDisplayName(next.DisplayName) },
-				func() error { return stillDeleting("a group with displayName %q", next.DisplayName) }); err != nil {
+				func() error { return stillDeleting("a group with displayName %q", next.DisplayName) })
+			if err != nil {
 				return nil, err
 			}
-			claimed = append(claimed, next.DisplayName)
+			claimed[next.DisplayName] = c.ResourceVersion
+			oldRV = s.claimVersion(wctx, sc, scimv1.NameClaimGroup, cur.Spec.DisplayName, h)
 		}
 		membersChange := change != nil && !change.Empty()
 		if equalJSON(cur.Spec, next) && ifMatch == "" && !membersChange {
@@ -1012,6 +1087,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			}
 		}
 		if err != nil {
+			unsure = !definite(err)
 			return nil, s.apiError(err, groupRef(id))
 		}
 		g = updated
