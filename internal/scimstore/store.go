@@ -427,6 +427,9 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 		// the derived name is held by a member renamed since: the claim moves to the next one
 		attempt++
 		if err := s.moveClaim(wctx, c, memberName(sc.name(), spec.UserName, attempt)); err != nil {
+			// (conditional on the version before the move: a move that committed after all is
+			// left to the claim's grace)
+			s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: c.Spec.Holder}, c.ResourceVersion)
 			return nil, s.apiError(err, "the name claim")
 		}
 	}
@@ -859,6 +862,7 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 		}
 		attempt++
 		if err := s.moveClaim(wctx, claim, groupName(attempt)); err != nil {
+			release(claim.Spec.Holder) // (see CreateUser)
 			return nil, s.apiError(err, "the name claim")
 		}
 	}
@@ -871,7 +875,7 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 	// (not with the request's context: a client that hangs up does not cut the change)
 	if err := s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, &scim.MemberDelta{Add: members, Clear: true}); err != nil {
 		// nothing half-written: take the group back out
-		s.undoCreateGroup(ctx, sc, g)
+		s.undoCreateGroup(ctx, sc, g, claim.ResourceVersion)
 		return nil, err
 	}
 	s.waitCache(ctx, g, g.ResourceVersion)
@@ -888,7 +892,11 @@ const undoCreateWithin = 5 * time.Minute
 // The API server that failed the labels usually fails this too (it went away), so what
 // cannot be done now is retried in the background, with backoff, for undoCreateWithin:
 // a client answered 503 must not later find a group with part of the members it sent.
-func (s *Store) undoCreateGroup(ctx context.Context, sc Scope, created *scimv1.OrgGroup) {
+//
+// Once the group is gone, its displayName's claim (never bound to it: claimRV is the
+// version the create left it at) is released, so the IdP's retry of the create is not
+// refused for the claim's grace while no group answers the name.
+func (s *Store) undoCreateGroup(ctx context.Context, sc Scope, created *scimv1.OrgGroup, claimRV string) {
 	undo := func(ctx context.Context) error {
 		wctx, cancel := s.writeCtx(ctx)
 		defer cancel()
@@ -909,6 +917,10 @@ func (s *Store) undoCreateGroup(ctx context.Context, sc Scope, created *scimv1.O
 			if err != nil && !apierrors.IsNotFound(err) {
 				return err
 			}
+		}
+		if claimRV != "" {
+			s.release(wctx, sc, scimv1.NameClaimGroup, created.Spec.DisplayName, holderRef{name: created.Name}, claimRV)
+			claimRV = ""
 		}
 		return s.applyMembers(ctx, sc, created.Name, &scim.MemberDelta{Clear: true})
 	}
