@@ -1091,7 +1091,15 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			// members-only change, so two changes made against one If-Match cannot both win.
 			bumpMembersRevision(updated)
 		}
-		err = s.Client.Patch(wctx, updated, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
+		// A membership change is carried out whole once begun: its patch (which moves the
+		// members revision) runs on a context the client hanging up does not cancel, as
+		// its label patches do, so a hang-up cannot commit the bump without the labels.
+		pctx, pcancel := wctx, context.CancelFunc(func() {})
+		if membersChange {
+			pctx, pcancel = s.writeCtx(context.WithoutCancel(ctx))
+		}
+		err = s.Client.Patch(pctx, updated, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
+		pcancel()
 		if apierrors.IsConflict(err) {
 			if try < 5 { // read again, check If-Match again (updateUser)
 				fresh = true
@@ -1189,17 +1197,19 @@ func bumpMembersRevision(g *scimv1.OrgGroup) {
 	g.Annotations[AnnotationMembersRevision] = strconv.FormatInt(n+1, 10)
 }
 
-// DeleteGroup removes the group's label from its members, then deletes the OrgGroup.
+// DeleteGroup deletes the OrgGroup, then removes its label from its members. Everything
+// from the first write on runs on one context that the client hanging up does not cancel
+// (with its own timeout): a delete is carried out whole once begun. The group goes first,
+// so readers never see it live and emptied (a group being deleted is hidden, and a group
+// created again under the name clears labels left on members); then the labels go.
 func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) error {
 	g, err := s.getGroup(ctx, sc, id)
 	if err != nil {
 		return err
 	}
+	pre := metav1.Preconditions{UID: &g.UID}
 	if ifMatch != "" {
-		// The members are unlabeled before the delete (a group recreated under the same
-		// name must not inherit them), so check the precondition against the API server
-		// first (not the cache, which may lag): a stale If-Match must change nothing, not
-		// leave an emptied group.
+		// checked against the API server (not the cache, which may lag)
 		var fresh scimv1.OrgGroup
 		if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(g), &fresh); err != nil {
 			return s.apiError(err, groupRef(id))
@@ -1208,17 +1218,19 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 			return stale(groupRef(id))
 		}
 	}
-	if err := s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
-		return err
-	}
-	wctx, cancel := s.writeCtx(ctx)
-	defer cancel()
-	err = s.Client.Delete(wctx, g, client.Preconditions(metav1.Preconditions{UID: &g.UID}))
+	bg := context.WithoutCancel(ctx)
+	wctx, cancel := s.writeCtx(bg)
+	err = s.Client.Delete(wctx, g, client.Preconditions(pre))
+	cancel()
 	if apierrors.IsConflict(err) {
 		return stale(groupRef(id))
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		return s.apiError(err, groupRef(id))
+	}
+	// (each label patch has its own write timeout, as in a membership change)
+	if err := s.applyMembers(bg, sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
+		return err
 	}
 	s.waitCache(ctx, g, "")
 	return nil
