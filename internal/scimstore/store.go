@@ -51,7 +51,8 @@ type Store struct {
 	// APIReader reads from the API server (read-your-writes fallback).
 	APIReader client.Reader
 	Log       logr.Logger
-	// WriteTimeout bounds each API server write (default 10s).
+	// WriteTimeout bounds each API server write (default 10s; at most half the name
+	// claims' grace, less a second: a longer one is cut to that).
 	WriteTimeout time.Duration
 	// CacheWait bounds the wait for the cache to show a write (default 3s).
 	CacheWait time.Duration
@@ -128,6 +129,14 @@ func (s *Store) writeCtx(ctx context.Context) (context.Context, context.CancelFu
 	d := s.WriteTimeout
 	if d <= 0 {
 		d = 10 * time.Second
+	}
+	// A claim whose holder does not carry its name yet is taken over after claimGrace:
+	// no write may outlast half of it, so a writer still working is never overtaken. (The
+	// grace is measured against the claim's acquiredAt, written with this replica's
+	// clock and read with another's: the replicas' clocks are assumed to agree within the
+	// other half, which NTP-synchronised nodes do by far.)
+	if max := claimGrace/2 - time.Second; d > max {
+		d = max
 	}
 	return context.WithTimeout(ctx, d)
 }
