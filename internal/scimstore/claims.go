@@ -53,9 +53,19 @@ func claimKind(kind scimv1.NameClaimKind) string {
 	return "OrgMember"
 }
 
+// annotationAcquired records when a claim was last (re)acquired, to the nanosecond:
+// spec.acquiredAt has whole seconds, and a renewal must change the claim (a new
+// resourceVersion) so that a release conditional on the version read before it fails.
+const annotationAcquired = "scim.operator.dev/acquired"
+
 func setHolder(c *scimv1.OrgNameClaim, h holderRef) {
 	c.Spec.Holder, c.Spec.HolderUID = h.name, h.uid
-	c.Spec.AcquiredAt = metav1.Now()
+	now := time.Now()
+	c.Spec.AcquiredAt = metav1.NewTime(now)
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[annotationAcquired] = now.UTC().Format(time.RFC3339Nano)
 	c.OwnerReferences = nil
 	if h.uid != "" {
 		c.OwnerReferences = []metav1.OwnerReference{{
@@ -196,21 +206,48 @@ func (s *Store) moveClaim(ctx context.Context, c *scimv1.OrgNameClaim, to string
 	return s.Client.Update(ctx, c, client.FieldOwner(FieldOwner))
 }
 
-// release deletes the claim of name (of kind) when h holds it. Best effort: a claim left
-// behind is stale once its holder has not carried its name for claimGrace.
-func (s *Store) release(ctx context.Context, sc Scope, kind scimv1.NameClaimKind, name string, h holderRef) {
+// claimVersion answers the resourceVersion of the claim of name (of kind) when h holds it,
+// read from the API server, or "" (no claim, another's, or unreadable). A rename reads it
+// before its write and releases the old name with it as precondition (release): a writer
+// that renewed the claim in between (a rename back to that name) keeps it.
+func (s *Store) claimVersion(ctx context.Context, sc Scope, kind scimv1.NameClaimKind, name string, h holderRef) string {
 	c := &scimv1.OrgNameClaim{}
 	key := types.NamespacedName{Namespace: sc.ns(), Name: naming.ClaimName(string(kind), sc.name(), name)}
 	if err := s.APIReader.Get(ctx, key, c); err != nil {
-		if !apierrors.IsNotFound(err) {
-			s.Log.Error(err, "could not release a name claim", "namespace", key.Namespace, "claim", key.Name)
+		return ""
+	}
+	if !holds(c, h) {
+		return ""
+	}
+	return c.ResourceVersion
+}
+
+func holds(c *scimv1.OrgNameClaim, h holderRef) bool {
+	return c.Spec.Holder == h.name && (c.Spec.HolderUID == "" || h.uid == "" || c.Spec.HolderUID == h.uid)
+}
+
+// release deletes the claim of name (of kind) when h holds it. With rv (the version the
+// caller read or wrote), only that version is deleted: a claim renewed since stays. Best
+// effort: a claim left behind is stale once its holder has not carried its name for
+// claimGrace.
+func (s *Store) release(ctx context.Context, sc Scope, kind scimv1.NameClaimKind, name string, h holderRef, rv string) {
+	c := &scimv1.OrgNameClaim{}
+	key := types.NamespacedName{Namespace: sc.ns(), Name: naming.ClaimName(string(kind), sc.name(), name)}
+	if rv == "" {
+		if err := s.APIReader.Get(ctx, key, c); err != nil {
+			if !apierrors.IsNotFound(err) {
+				s.Log.Error(err, "could not release a name claim", "namespace", key.Namespace, "claim", key.Name)
+			}
+			return
 		}
-		return
+		if !holds(c, h) {
+			return
+		}
+		rv = c.ResourceVersion
+	} else {
+		c.Namespace, c.Name = key.Namespace, key.Name
 	}
-	if c.Spec.Holder != h.name || (c.Spec.HolderUID != "" && h.uid != "" && c.Spec.HolderUID != h.uid) {
-		return
-	}
-	err := s.Client.Delete(ctx, c, client.Preconditions(metav1.Preconditions{UID: &c.UID, ResourceVersion: &c.ResourceVersion}))
+	err := s.Client.Delete(ctx, c, client.Preconditions(metav1.Preconditions{ResourceVersion: &rv}))
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		s.Log.Error(err, "could not release a name claim", "namespace", key.Namespace, "claim", key.Name)
 	}

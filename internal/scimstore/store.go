@@ -51,7 +51,8 @@ type Store struct {
 	// APIReader reads from the API server (read-your-writes fallback).
 	APIReader client.Reader
 	Log       logr.Logger
-	// WriteTimeout bounds each API server write (default 10s).
+	// WriteTimeout bounds each API server write (default 10s; at most half the name
+	// claims' grace, less a second: a longer one is cut to that).
 	WriteTimeout time.Duration
 	// CacheWait bounds the wait for the cache to show a write (default 3s).
 	CacheWait time.Duration
@@ -128,6 +129,14 @@ func (s *Store) writeCtx(ctx context.Context) (context.Context, context.CancelFu
 	d := s.WriteTimeout
 	if d <= 0 {
 		d = 10 * time.Second
+	}
+	// A claim whose holder does not carry its name yet is taken over after claimGrace:
+	// no write may outlast half of it, so a writer still working is never overtaken. (The
+	// grace is measured against the claim's acquiredAt, written with this replica's
+	// clock and read with another's: the replicas' clocks are assumed to agree within the
+	// other half, which NTP-synchronised nodes do by far.)
+	if max := claimGrace/2 - time.Second; d > max {
+		d = max
 	}
 	return context.WithTimeout(ctx, d)
 }
@@ -389,7 +398,22 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			return s.userResource(ctx, sc, m), nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: m.Name})
+			if definite(err) {
+				s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: m.Name}, c.ResourceVersion)
+				return nil, s.apiError(err, userRef(m.Name))
+			}
+			// the create may have committed (a timeout, a 5xx): the claim goes only when a
+			// live read shows no member under the name; a member that carries it keeps it
+			bg, cancel := s.writeCtx(context.WithoutCancel(wctx))
+			defer cancel()
+			var live scimv1.OrgMember
+			gerr := s.APIReader.Get(bg, client.ObjectKeyFromObject(m), &live)
+			switch {
+			case apierrors.IsNotFound(gerr):
+				s.release(bg, sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: m.Name}, c.ResourceVersion)
+			case gerr == nil && naming.NameKey(live.Spec.UserName) == naming.NameKey(spec.UserName) && live.Spec.ConfigName == sc.name():
+				s.bindClaim(bg, c, holderRef{name: live.Name, uid: live.UID})
+			}
 			return nil, s.apiError(err, userRef(m.Name))
 		}
 		var existing scimv1.OrgMember
@@ -397,7 +421,7 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			if apierrors.IsNotFound(gerr) {
 				continue // deleted in between: try the same name again
 			}
-			s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: m.Name})
+			s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: m.Name}, c.ResourceVersion)
 			return nil, s.apiError(gerr, userRef(m.Name))
 		}
 		if naming.NameKey(existing.Spec.UserName) == naming.NameKey(spec.UserName) && existing.Spec.ConfigName == sc.name() {
@@ -412,10 +436,13 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 		// the derived name is held by a member renamed since: the claim moves to the next one
 		attempt++
 		if err := s.moveClaim(wctx, c, memberName(sc.name(), spec.UserName, attempt)); err != nil {
+			// (conditional on the version before the move: a move that committed after all is
+			// left to the claim's grace)
+			s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: c.Spec.Holder}, c.ResourceVersion)
 			return nil, s.apiError(err, "the name claim")
 		}
 	}
-	s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: c.Spec.Holder})
+	s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: c.Spec.Holder}, c.ResourceVersion)
 	return nil, taken()
 }
 
@@ -457,27 +484,43 @@ func (s *Store) PatchUser(ctx context.Context, sc Scope, id string, ops []scim.P
 func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mutate func(*scimv1.OrgMember) (scimv1.OrgMemberSpec, error)) (res scim.Resource, err error) {
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
-	// the userNames claimed for a rename: all but the one the member carries in the end
-	// (its old one on success, every claimed one on failure) are released
-	var claimed []string
+	// The userNames claimed for a rename (with the claims' versions): all but the one the
+	// member carries in the end are released, and so is its old name's claim, at the
+	// version read before the write (oldRV), so a rename back that renewed it meanwhile
+	// keeps it. When the write's outcome is unknown (a timeout, a 5xx: it may have
+	// committed), the member is read live to learn which name it carries; when that read
+	// fails too, nothing is released (the grace logic of claims takes over).
+	claimed := map[string]string{}
+	var oldRV string
 	var from, to *scimv1.OrgMember
+	unsure := false
 	defer func() {
 		if len(claimed) == 0 || from == nil {
 			return
 		}
 		bg := context.WithoutCancel(wctx)
 		keep := from.Spec.UserName
-		if err == nil && to != nil {
+		switch {
+		case err == nil && to != nil:
 			keep = to.Spec.UserName
-			if naming.NameKey(keep) != naming.NameKey(from.Spec.UserName) {
-				claimed = append(claimed, from.Spec.UserName)
+		case unsure:
+			var live scimv1.OrgMember
+			rctx, cancel := s.writeCtx(bg)
+			gerr := s.APIReader.Get(rctx, client.ObjectKeyFromObject(from), &live)
+			cancel()
+			if gerr != nil || live.UID != from.UID {
+				return
 			}
+			keep = live.Spec.UserName
 		}
 		h := holderRef{name: from.Name, uid: from.UID}
-		for _, n := range claimed {
+		for n, rv := range claimed {
 			if naming.NameKey(n) != naming.NameKey(keep) {
-				s.release(bg, sc, scimv1.NameClaimUser, n, h)
+				s.release(bg, sc, scimv1.NameClaimUser, n, h, rv)
 			}
+		}
+		if oldRV != "" && naming.NameKey(keep) != naming.NameKey(from.Spec.UserName) {
+			s.release(bg, sc, scimv1.NameClaimUser, from.Spec.UserName, h, oldRV)
 		}
 	}()
 	fresh := false
@@ -497,7 +540,7 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 		if err != nil {
 			return nil, err
 		}
-		from = cur
+		from, oldRV = cur, ""
 		if ifMatch != "" && convert.VersionOf(cur) != ifMatch {
 			if !fresh {
 				fresh = true // the cache may lag behind the version the client saw
@@ -520,12 +563,14 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 			}
 			// the API server decides who gets the new name: claim it before the write
 			h := holderRef{name: cur.Name, uid: cur.UID}
-			if _, err := s.claim(wctx, sc, scimv1.NameClaimUser, next.UserName, h,
+			c, err := s.claim(wctx, sc, scimv1.NameClaimUser, next.UserName, h,
 				func() error { return conflictUserName(next.UserName) },
-				func() error { return stillDeleting("a user with userName %q", next.UserName) }); err != nil {
+				func() error { return stillDeleting("a user with userName %q", next.UserName) })
+			if err != nil {
 				return nil, err
 			}
-			claimed = append(claimed, next.UserName)
+			claimed[next.UserName] = c.ResourceVersion
+			oldRV = s.claimVersion(wctx, sc, scimv1.NameClaimUser, cur.Spec.UserName, h)
 		}
 		updated := cur.DeepCopy()
 		updated.Spec = next
@@ -543,12 +588,21 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 			}
 		}
 		if err != nil {
+			unsure = !definite(err)
 			return nil, s.apiError(err, userRef(id))
 		}
 		to = updated
 		s.waitCache(ctx, updated, updated.ResourceVersion)
 		return s.userResource(ctx, sc, updated), nil
 	}
+}
+
+// definite tells whether a failed write certainly did not commit: the API server refused
+// it. A timeout, a 5xx or a lost connection may have committed it.
+func definite(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsAlreadyExists(err) ||
+		apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) ||
+		apierrors.IsUnauthorized(err) || apierrors.IsGone(err) || apierrors.IsRequestEntityTooLargeError(err)
 }
 
 func equalJSON(a, b any) bool {
@@ -761,11 +815,12 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 	}
 	taken := func() error { return conflictDisplayName(spec.DisplayName) }
 	deleting := func() error { return stillDeleting("a group with displayName %q", spec.DisplayName) }
+	var claim *scimv1.OrgNameClaim
 	release := func(holder string) {
-		s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimGroup, spec.DisplayName, holderRef{name: holder})
+		s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimGroup, spec.DisplayName, holderRef{name: holder}, claim.ResourceVersion)
 	}
 	// the displayName is claimed first (see CreateUser)
-	claim, err := s.claim(wctx, sc, scimv1.NameClaimGroup, spec.DisplayName, holderRef{name: groupName(0)}, taken, deleting)
+	claim, err = s.claim(wctx, sc, scimv1.NameClaimGroup, spec.DisplayName, holderRef{name: groupName(0)}, taken, deleting)
 	if err != nil {
 		return nil, err
 	}
@@ -783,7 +838,22 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 			break
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			release(name)
+			if definite(err) {
+				release(name)
+				return nil, s.apiError(err, groupRef(name))
+			}
+			// the create may have committed (see CreateUser): the claim goes only when a
+			// live read shows no group under the name
+			bg, cancel := s.writeCtx(context.WithoutCancel(wctx))
+			defer cancel()
+			var live scimv1.OrgGroup
+			gerr := s.APIReader.Get(bg, client.ObjectKeyFromObject(cand), &live)
+			switch {
+			case apierrors.IsNotFound(gerr):
+				release(name)
+			case gerr == nil && naming.NameKey(live.Spec.DisplayName) == naming.NameKey(spec.DisplayName) && live.Spec.ConfigName == sc.name():
+				s.bindClaim(bg, claim, holderRef{name: live.Name, uid: live.UID})
+			}
 			return nil, s.apiError(err, groupRef(name))
 		}
 		var existing scimv1.OrgGroup
@@ -801,6 +871,7 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 		}
 		attempt++
 		if err := s.moveClaim(wctx, claim, groupName(attempt)); err != nil {
+			release(claim.Spec.Holder) // (see CreateUser)
 			return nil, s.apiError(err, "the name claim")
 		}
 	}
@@ -813,7 +884,7 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 	// (not with the request's context: a client that hangs up does not cut the change)
 	if err := s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, &scim.MemberDelta{Add: members, Clear: true}); err != nil {
 		// nothing half-written: take the group back out
-		s.undoCreateGroup(ctx, sc, g)
+		s.undoCreateGroup(ctx, sc, g, claim.ResourceVersion)
 		return nil, err
 	}
 	s.waitCache(ctx, g, g.ResourceVersion)
@@ -830,7 +901,11 @@ const undoCreateWithin = 5 * time.Minute
 // The API server that failed the labels usually fails this too (it went away), so what
 // cannot be done now is retried in the background, with backoff, for undoCreateWithin:
 // a client answered 503 must not later find a group with part of the members it sent.
-func (s *Store) undoCreateGroup(ctx context.Context, sc Scope, created *scimv1.OrgGroup) {
+//
+// Once the group is gone, its displayName's claim (never bound to it: claimRV is the
+// version the create left it at) is released, so the IdP's retry of the create is not
+// refused for the claim's grace while no group answers the name.
+func (s *Store) undoCreateGroup(ctx context.Context, sc Scope, created *scimv1.OrgGroup, claimRV string) {
 	undo := func(ctx context.Context) error {
 		wctx, cancel := s.writeCtx(ctx)
 		defer cancel()
@@ -851,6 +926,10 @@ func (s *Store) undoCreateGroup(ctx context.Context, sc Scope, created *scimv1.O
 			if err != nil && !apierrors.IsNotFound(err) {
 				return err
 			}
+		}
+		if claimRV != "" {
+			s.release(wctx, sc, scimv1.NameClaimGroup, created.Spec.DisplayName, holderRef{name: created.Name}, claimRV)
+			claimRV = ""
 		}
 		return s.applyMembers(ctx, sc, created.Name, &scim.MemberDelta{Clear: true})
 	}
@@ -913,24 +992,38 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 	defer cancel()
 	var g *scimv1.OrgGroup
 	var change *scim.MemberDelta // d without what it would not change
-	// the displayNames claimed for a rename: all but the one the group carries in the end
-	// are released (see updateUser)
-	var claimed []string
+	// the displayNames claimed for a rename, and the old one's claim: see updateUser
+	claimed := map[string]string{}
+	var oldRV string
 	var from *scimv1.OrgGroup
+	unsure := false
 	defer func() {
 		if len(claimed) == 0 || from == nil {
 			return
 		}
+		bg := context.WithoutCancel(wctx)
 		keep := from.Spec.DisplayName
-		if g != nil {
+		switch {
+		case g != nil:
 			keep = g.Spec.DisplayName
-			claimed = append(claimed, from.Spec.DisplayName)
+		case unsure:
+			var live scimv1.OrgGroup
+			rctx, cancel := s.writeCtx(bg)
+			gerr := s.APIReader.Get(rctx, client.ObjectKeyFromObject(from), &live)
+			cancel()
+			if gerr != nil || live.UID != from.UID {
+				return
+			}
+			keep = live.Spec.DisplayName
 		}
 		h := holderRef{name: from.Name, uid: from.UID}
-		for _, n := range claimed {
+		for n, rv := range claimed {
 			if naming.NameKey(n) != naming.NameKey(keep) {
-				s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimGroup, n, h)
+				s.release(bg, sc, scimv1.NameClaimGroup, n, h, rv)
 			}
+		}
+		if oldRV != "" && naming.NameKey(keep) != naming.NameKey(from.Spec.DisplayName) {
+			s.release(bg, sc, scimv1.NameClaimGroup, from.Spec.DisplayName, h, oldRV)
 		}
 	}()
 	fresh := false
@@ -950,7 +1043,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		if err != nil {
 			return nil, err
 		}
-		from = cur
+		from, oldRV = cur, ""
 		if ifMatch != "" && convert.VersionOf(cur) != ifMatch {
 			if !fresh {
 				fresh = true
@@ -981,12 +1074,15 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 				return nil, conflictDisplayName(next.DisplayName)
 			}
 			// the API server decides who gets the new name: claim it before the write
-			if _, err := s.claim(wctx, sc, scimv1.NameClaimGroup, next.DisplayName, holderRef{name: cur.Name, uid: cur.UID},
+			h := holderRef{name: cur.Name, uid: cur.UID}
+			c, err := s.claim(wctx, sc, scimv1.NameClaimGroup, next.DisplayName, h,
 				func() error { return conflictDisplayName(next.DisplayName) },
-				func() error { return stillDeleting("a group with displayName %q", next.DisplayName) }); err != nil {
+				func() error { return stillDeleting("a group with displayName %q", next.DisplayName) })
+			if err != nil {
 				return nil, err
 			}
-			claimed = append(claimed, next.DisplayName)
+			claimed[next.DisplayName] = c.ResourceVersion
+			oldRV = s.claimVersion(wctx, sc, scimv1.NameClaimGroup, cur.Spec.DisplayName, h)
 		}
 		membersChange := change != nil && !change.Empty()
 		if equalJSON(cur.Spec, next) && ifMatch == "" && !membersChange {
@@ -1004,7 +1100,15 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			// members-only change, so two changes made against one If-Match cannot both win.
 			bumpMembersRevision(updated)
 		}
-		err = s.Client.Patch(wctx, updated, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
+		// A membership change is carried out whole once begun: its patch (which moves the
+		// members revision) runs on a context the client hanging up does not cancel, as
+		// its label patches do, so a hang-up cannot commit the bump without the labels.
+		pctx, pcancel := wctx, context.CancelFunc(func() {})
+		if membersChange {
+			pctx, pcancel = s.writeCtx(context.WithoutCancel(ctx))
+		}
+		err = s.Client.Patch(pctx, updated, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
+		pcancel()
 		if apierrors.IsConflict(err) {
 			if try < 5 { // read again, check If-Match again (updateUser)
 				fresh = true
@@ -1012,6 +1116,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			}
 		}
 		if err != nil {
+			unsure = !definite(err)
 			return nil, s.apiError(err, groupRef(id))
 		}
 		g = updated
@@ -1101,17 +1206,19 @@ func bumpMembersRevision(g *scimv1.OrgGroup) {
 	g.Annotations[AnnotationMembersRevision] = strconv.FormatInt(n+1, 10)
 }
 
-// DeleteGroup removes the group's label from its members, then deletes the OrgGroup.
+// DeleteGroup deletes the OrgGroup, then removes its label from its members. Everything
+// from the first write on runs on one context that the client hanging up does not cancel
+// (with its own timeout): a delete is carried out whole once begun. The group goes first,
+// so readers never see it live and emptied (a group being deleted is hidden, and a group
+// created again under the name clears labels left on members); then the labels go.
 func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) error {
 	g, err := s.getGroup(ctx, sc, id)
 	if err != nil {
 		return err
 	}
+	pre := metav1.Preconditions{UID: &g.UID}
 	if ifMatch != "" {
-		// The members are unlabeled before the delete (a group recreated under the same
-		// name must not inherit them), so check the precondition against the API server
-		// first (not the cache, which may lag): a stale If-Match must change nothing, not
-		// leave an emptied group.
+		// checked against the API server (not the cache, which may lag)
 		var fresh scimv1.OrgGroup
 		if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(g), &fresh); err != nil {
 			return s.apiError(err, groupRef(id))
@@ -1120,17 +1227,19 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 			return stale(groupRef(id))
 		}
 	}
-	if err := s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
-		return err
-	}
-	wctx, cancel := s.writeCtx(ctx)
-	defer cancel()
-	err = s.Client.Delete(wctx, g, client.Preconditions(metav1.Preconditions{UID: &g.UID}))
+	bg := context.WithoutCancel(ctx)
+	wctx, cancel := s.writeCtx(bg)
+	err = s.Client.Delete(wctx, g, client.Preconditions(pre))
+	cancel()
 	if apierrors.IsConflict(err) {
 		return stale(groupRef(id))
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		return s.apiError(err, groupRef(id))
+	}
+	// (each label patch has its own write timeout, as in a membership change)
+	if err := s.applyMembers(bg, sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
+		return err
 	}
 	s.waitCache(ctx, g, "")
 	return nil

@@ -1,0 +1,206 @@
+package scimserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/naming"
+	"github.com/scim-operator/scim-operator/internal/scim"
+	"github.com/scim-operator/scim-operator/internal/scimstore"
+)
+
+// afterPatch is a client whose first Patch of an OrgMember or OrgGroup (once armed) runs
+// hook once it has committed, and answers what hook answers: another writer's request
+// landing between a rename's patch and its release of the old name (hook returns nil), or
+// an API server that committed the patch but answered an error (hook returns it).
+type afterPatch struct {
+	client.Client
+	mu   sync.Mutex
+	hook func() error
+}
+
+func (a *afterPatch) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	switch obj.(type) {
+	case *scimv1.OrgMember, *scimv1.OrgGroup:
+	default:
+		return a.Client.Patch(ctx, obj, patch, opts...)
+	}
+	if err := a.Client.Patch(ctx, obj, patch, opts...); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	hook := a.hook
+	a.hook = nil
+	a.mu.Unlock()
+	if hook == nil {
+		return nil
+	}
+	return hook()
+}
+
+// afterCreate is afterPatch for an OrgMember's or OrgGroup's Create.
+type afterCreate struct {
+	client.Client
+	mu   sync.Mutex
+	hook func() error
+}
+
+func (a *afterCreate) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	switch obj.(type) {
+	case *scimv1.OrgMember, *scimv1.OrgGroup:
+	default:
+		return a.Client.Create(ctx, obj, opts...)
+	}
+	if err := a.Client.Create(ctx, obj, opts...); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	hook := a.hook
+	a.hook = nil
+	a.mu.Unlock()
+	if hook == nil {
+		return nil
+	}
+	return hook()
+}
+
+func timeoutErr() error {
+	return apierrors.NewTimeoutError("the API server committed the write but timed out answering", 1)
+}
+
+func scopeOf(c *scimClient) scimstore.Scope {
+	GinkgoHelper()
+	var cfg scimv1.ScimConfig
+	Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: c.ns, Name: c.config}, &cfg)).To(Succeed())
+	return scimstore.Scope{Config: &cfg}
+}
+
+// hasClaim tells whether the OrgNameClaim of name (of kind) exists, read from the API server.
+func hasClaim(c *scimClient, kind scimv1.NameClaimKind, name string) bool {
+	GinkgoHelper()
+	err := k8s.Get(context.Background(), types.NamespacedName{Namespace: c.ns, Name: naming.ClaimName(string(kind), c.config, name)}, &scimv1.OrgNameClaim{})
+	if apierrors.IsNotFound(err) {
+		return false
+	}
+	Expect(err).NotTo(HaveOccurred())
+	return true
+}
+
+func liveMember(c *scimClient, id string) scimv1.OrgMember {
+	GinkgoHelper()
+	var m scimv1.OrgMember
+	Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: c.ns, Name: id}, &m)).To(Succeed())
+	return m
+}
+
+func liveGroup(c *scimClient, id string) scimv1.OrgGroup {
+	GinkgoHelper()
+	var g scimv1.OrgGroup
+	Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: c.ns, Name: id}, &g)).To(Succeed())
+	return g
+}
+
+func replaceOp(path, v string) []scim.PatchOp {
+	b, _ := json.Marshal(v)
+	return []scim.PatchOp{{Op: "replace", Path: path, Value: b}}
+}
+
+var _ = Describe("rename claims (issue 9, defect 2)", func() {
+	var c *scimClient
+	var sc scimstore.Scope
+	BeforeEach(func() {
+		c = newEnv().config("claims", "claims-token")
+		sc = scopeOf(c)
+	})
+	// the second writer goes through the shipped store, over the manager's client
+	plain := func() *scimstore.Store {
+		return &scimstore.Store{Client: mgrClient, APIReader: mgrReader, Log: logr.Discard()}
+	}
+
+	It("keeps the claim of a userName that a rename back renewed while the first rename released it", func() {
+		id := userID(c, "ra@example.com")
+		wrapped := &afterPatch{Client: mgrClient}
+		wrapped.hook = func() error {
+			defer GinkgoRecover()
+			// a second request sees the member at its new name (once the cache does) and
+			// renames it back before the first one releases the old name
+			Eventually(func() string {
+				var m scimv1.OrgMember
+				_ = mgrClient.Get(context.Background(), types.NamespacedName{Namespace: c.ns, Name: id}, &m)
+				return m.Spec.UserName
+			}).Should(Equal("rb@example.com"))
+			_, err := plain().PatchUser(context.Background(), sc, id, replaceOp("userName", "ra@example.com"), "")
+			Expect(err).NotTo(HaveOccurred())
+			return nil
+		}
+		st := &scimstore.Store{Client: wrapped, APIReader: mgrReader, Log: logr.Discard()}
+		_, err := st.PatchUser(context.Background(), sc, id, replaceOp("userName", "rb@example.com"), "")
+		Expect(err).NotTo(HaveOccurred())
+		m := liveMember(c, id)
+		Expect(m.Spec.UserName).To(Equal("ra@example.com"))
+		Expect(hasClaim(c, scimv1.NameClaimUser, m.Spec.UserName)).To(BeTrue(), "the userName the user carries has no claim")
+		Expect(createUser(c, "ra@example.com")).To(Equal(409))
+	})
+
+	It("keeps the claim of a displayName that a rename back renewed while the first rename released it", func() {
+		r := c.do("POST", "/Groups", map[string]any{"displayName": "ga"})
+		Expect(r.code).To(Equal(201), "%s", r)
+		id := str(r.body["id"])
+		wrapped := &afterPatch{Client: mgrClient}
+		wrapped.hook = func() error {
+			defer GinkgoRecover()
+			Eventually(func() string {
+				var g scimv1.OrgGroup
+				_ = mgrClient.Get(context.Background(), types.NamespacedName{Namespace: c.ns, Name: id}, &g)
+				return g.Spec.DisplayName
+			}).Should(Equal("gb"))
+			_, err := plain().PatchGroup(context.Background(), sc, id, replaceOp("displayName", "ga"), "", false)
+			Expect(err).NotTo(HaveOccurred())
+			return nil
+		}
+		st := &scimstore.Store{Client: wrapped, APIReader: mgrReader, Log: logr.Discard()}
+		_, err := st.PatchGroup(context.Background(), sc, id, replaceOp("displayName", "gb"), "", false)
+		Expect(err).NotTo(HaveOccurred())
+		g := liveGroup(c, id)
+		Expect(g.Spec.DisplayName).To(Equal("ga"))
+		Expect(hasClaim(c, scimv1.NameClaimGroup, g.Spec.DisplayName)).To(BeTrue(), "the displayName the group carries has no claim")
+		Expect(c.do("POST", "/Groups", map[string]any{"displayName": "ga"}).code).To(Equal(409))
+	})
+
+	It("keeps the claim of the userName a rename committed though the API server answered a timeout", func() {
+		id := userID(c, "ta@example.com")
+		st := &scimstore.Store{Client: &afterPatch{Client: mgrClient, hook: timeoutErr}, APIReader: mgrReader, Log: logr.Discard()}
+		_, err := st.PatchUser(context.Background(), sc, id, replaceOp("userName", "tb@example.com"), "")
+		Expect(err).To(HaveOccurred())
+		m := liveMember(c, id)
+		Expect(hasClaim(c, scimv1.NameClaimUser, m.Spec.UserName)).To(BeTrue(), "the userName the user carries (%s) has no claim", m.Spec.UserName)
+	})
+
+	It("keeps the claim of the displayName a rename committed though the API server answered a timeout", func() {
+		r := c.do("POST", "/Groups", map[string]any{"displayName": "gta"})
+		Expect(r.code).To(Equal(201), "%s", r)
+		id := str(r.body["id"])
+		st := &scimstore.Store{Client: &afterPatch{Client: mgrClient, hook: timeoutErr}, APIReader: mgrReader, Log: logr.Discard()}
+		_, err := st.PatchGroup(context.Background(), sc, id, replaceOp("displayName", "gtb"), "", false)
+		Expect(err).To(HaveOccurred())
+		g := liveGroup(c, id)
+		Expect(hasClaim(c, scimv1.NameClaimGroup, g.Spec.DisplayName)).To(BeTrue(), "the displayName the group carries (%s) has no claim", g.Spec.DisplayName)
+	})
+
+	It("keeps the claim of a user whose create committed though the API server answered a timeout", func() {
+		st := &scimstore.Store{Client: &afterCreate{Client: mgrClient, hook: timeoutErr}, APIReader: mgrReader, Log: logr.Discard()}
+		_, err := st.CreateUser(context.Background(), sc, scim.Resource{"userName": "tc@example.com"})
+		Expect(err).To(HaveOccurred())
+		Expect(hasClaim(c, scimv1.NameClaimUser, "tc@example.com")).To(BeTrue(), "the created user's userName has no claim")
+		Expect(filterCount(c, "Users", "userName", "tc@example.com")).To(Equal(1))
+	})
+})
