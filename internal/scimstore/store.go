@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -155,8 +156,21 @@ func (s *Store) waitCache(ctx context.Context, obj client.Object, rv string) {
 		if rv == "" { // a delete: gone, or terminating behind a finalizer
 			return apierrors.IsNotFound(err) || (err == nil && probe.GetDeletionTimestamp() != nil), nil
 		}
-		return err == nil && probe.GetResourceVersion() == rv, nil
+		return err == nil && atLeast(probe.GetResourceVersion(), rv), nil
 	})
+}
+
+// atLeast tells whether the cache's version got is the written version want or a later
+// one (a controller may write the object before the cache saw our write). Versions are
+// compared with apimachinery's resourceversion.CompareResourceVersion (the API server's
+// comparable-versions rule); one that
+// is not well formed is only equal to itself.
+func atLeast(got, want string) bool {
+	if got == want {
+		return true
+	}
+	c, err := resourceversion.CompareResourceVersion(got, want)
+	return err == nil && c > 0
 }
 
 func stale(what string) error {
