@@ -79,9 +79,9 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 20*time.Minute, "longest wait for the controllers to grant a size step or the full sync")
 	flag.StringVar(&o.out, "out", filepath.Join(testenv.RepoRoot(), ".dev", "bench"), "directory for bench.json, bench.svg, the manager's log and the control plane's kubeconfig")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed for the lookups' random choice of members")
-	hubSizes := flag.String("hub-sizes", "1000", "Docker Hub organization sizes for the drift figures (\"\" to skip them)")
+	hubSizes := flag.String("hub-sizes", "100", "Docker Hub organization sizes for the drift figures (\"\" to skip them)")
 	flag.IntVar(&o.hubRate, "hub-rate", 180, "the Docker Hub emulator's requests a minute (Docker Hub's limit)")
-	flag.DurationVar(&o.hubResync, "hub-resync", 2*time.Minute, "the Docker Hub ScimConfig's spec.resyncInterval")
+	flag.DurationVar(&o.hubResync, "hub-resync", time.Minute, "the Docker Hub ScimConfig's spec.resyncInterval")
 	flag.IntVar(&o.hubDrift, "hub-drift", 10, "members removed by hand in Docker Hub for the drift-repair figure")
 	flag.Parse()
 	var err error
