@@ -39,6 +39,19 @@ const (
 	// OrgGroup: "<LabelGroupPrefix><orggroup name>" with an empty value. Membership lives on
 	// the members so that no single object has to hold every member of a large group.
 	LabelGroupPrefix = "group.scim.operator.dev/"
+	// LabelChangePrefix starts the label key that carries an OrgMember's part of a
+	// membership change of a group that is not finished yet:
+	// "<LabelChangePrefix><change id>" with the value "add.<orggroup name>" or
+	// "remove.<orggroup name>". The change counts once the group's
+	// AnnotationMembersChange names its id; until then the label means nothing. Readers
+	// apply it over the group label, so a change is all there or not there at all while
+	// its group labels are written; the operator then moves it to the group label.
+	LabelChangePrefix = "change.scim.operator.dev/"
+	// AnnotationMembersChange on an OrgGroup is the id of its last membership change
+	// ("<id>" while its OrgMembers still carry LabelChangePrefix labels for it, "<id> done"
+	// once every one has its group label). It is written in the same request as the
+	// change's other fields: that write is the change's commit.
+	AnnotationMembersChange = "scim.operator.dev/members-change"
 	// AnnotationRotateToken on a ScimConfig asks for a new generated bearer token: set it to
 	// any new value (for example a timestamp); the controller rotates once per value.
 	AnnotationRotateToken = "scim.operator.dev/rotate-token"

@@ -25,6 +25,9 @@ const (
 	// Group indexes OrgMembers by the name of every OrgGroup they belong to (from the
 	// group.scim.operator.dev/<group> labels).
 	Group = "index.group"
+	// Change indexes OrgMembers by the id of every unfinished membership change they
+	// carry a part of (the change.scim.operator.dev/<id> labels).
+	Change = "index.change"
 )
 
 // Key joins a config name and a value the way the indexes above store them.
@@ -68,6 +71,9 @@ func Setup(ctx context.Context, fi client.FieldIndexer) error {
 		{&scimv1.OrgMember{}, Group, func(o client.Object) []string {
 			return GroupsOf(o.GetLabels())
 		}},
+		{&scimv1.OrgMember{}, Change, func(o client.Object) []string {
+			return ChangesOf(o.GetLabels())
+		}},
 	}
 	for _, s := range steps {
 		if err := fi.IndexField(ctx, s.obj, s.field, s.fn); err != nil {
@@ -83,6 +89,17 @@ func GroupsOf(labels map[string]string) []string {
 	for k := range labels {
 		if g, ok := strings.CutPrefix(k, scimv1.LabelGroupPrefix); ok && g != "" {
 			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// ChangesOf returns the ids of the membership changes an OrgMember's labels carry a part of.
+func ChangesOf(labels map[string]string) []string {
+	var out []string
+	for k := range labels {
+		if id, ok := strings.CutPrefix(k, scimv1.LabelChangePrefix); ok && id != "" {
+			out = append(out, id)
 		}
 	}
 	return out

@@ -32,6 +32,7 @@ import (
 	"github.com/scim-operator/scim-operator/internal/cachepolicy"
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/scimserver"
+	"github.com/scim-operator/scim-operator/internal/scimstore"
 )
 
 // LeaderElectionID is the name of the leader election lease.
@@ -225,6 +226,12 @@ func setup(mgr ctrl.Manager, o Options) (*scimserver.Server, error) {
 		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("scim", srv.ReadyCheck); err != nil {
+		return nil, err
+	}
+	// membership changes whose writer stopped half-way are finished by the leader
+	finisher := &scimstore.Finisher{Client: mgr.GetClient(),
+		Store: &scimstore.Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: ctrl.Log.WithName("membership")}}
+	if err := finisher.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	backends := o.Backends

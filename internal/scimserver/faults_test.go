@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -185,18 +186,24 @@ var _ = Describe("large groups", func() {
 })
 
 // goneMidway is an API server that goes away in the middle of a request: while down, the
-// writes after the first `after` fail as unreachable.
+// writes after the first `after` fail as unreachable. With afterCommit, writes count only
+// once an OrgGroup was created or patched (the commit of a change of its members).
 type goneMidway struct {
 	client.Client
-	mu     sync.Mutex
-	down   bool
-	after  int
-	writes int
+	mu          sync.Mutex
+	down        bool
+	after       int
+	writes      int
+	afterCommit bool
+	committed   bool
 }
 
 func (g *goneMidway) fail() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.afterCommit && !g.committed {
+		return nil
+	}
 	g.writes++
 	if g.down && g.writes > g.after {
 		return unreachable{}.err()
@@ -204,11 +211,33 @@ func (g *goneMidway) fail() error {
 	return nil
 }
 
+func (g *goneMidway) Create(ctx context.Context, o client.Object, opts ...client.CreateOption) error {
+	if _, ok := o.(*scimv1.OrgGroup); ok {
+		if err := g.fail(); err != nil {
+			return err
+		}
+		err := g.Client.Create(ctx, o, opts...)
+		g.commit(err)
+		return err
+	}
+	return g.Client.Create(ctx, o, opts...)
+}
+
+func (g *goneMidway) commit(err error) {
+	g.mu.Lock()
+	g.committed = g.committed || err == nil
+	g.mu.Unlock()
+}
+
 func (g *goneMidway) Patch(ctx context.Context, o client.Object, p client.Patch, opts ...client.PatchOption) error {
 	if err := g.fail(); err != nil {
 		return err
 	}
-	return g.Client.Patch(ctx, o, p, opts...)
+	err := g.Client.Patch(ctx, o, p, opts...)
+	if _, ok := o.(*scimv1.OrgGroup); ok {
+		g.commit(err)
+	}
+	return err
 }
 
 func (g *goneMidway) Delete(ctx context.Context, o client.Object, opts ...client.DeleteOption) error {
@@ -218,61 +247,178 @@ func (g *goneMidway) Delete(ctx context.Context, o client.Object, opts ...client
 	return g.Client.Delete(ctx, o, opts...)
 }
 
-var _ = Describe("an API server gone in the middle of a group's create", func() {
-	It("answers 503 and takes the group and its labels back out once the API server answers again", func() {
-		c := newEnv().config("midway", "midway-token")
-		var ids []string
+// midwayServer is a client of a SCIM server of its own that writes through the flaky
+// client (the suite's server, with the manager's client, stays healthy beside it).
+func midwayServer(flaky client.Client, base, token string) *scimClient {
+	GinkgoHelper()
+	broken, err := scimserver.New(scimserver.Options{Client: flaky, APIReader: mgrReader, Cache: mgrCache, Log: logr.Discard()})
+	Expect(err).NotTo(HaveOccurred())
+	hs := httptest.NewServer(broken.Handler())
+	DeferCleanup(hs.Close)
+	return &scimClient{base: base, token: token, url: hs.URL}
+}
+
+// groupMemberIDs is the sorted member ids of a SCIM group answer.
+func groupMemberIDs(body map[string]any) []string {
+	ids := []string{}
+	ms, _ := body["members"].([]any)
+	for _, m := range ms {
+		ids = append(ids, str(m.(map[string]any)["value"]))
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+var _ = Describe("an API server gone in the middle of a group's create (issue 9, defect 3)", func() {
+	var c *scimClient
+	var ids []string
+	var vals []string
+	BeforeEach(func() {
+		c = newEnv().config("midway", "midway-token")
+		ids, vals = nil, nil
 		for i := 0; i < 5; i++ {
 			r := c.do("POST", "/Users", fmt.Sprintf(`{"userName":"mid%d@example.com"}`, i))
 			Expect(r.code).To(Equal(201))
 			ids = append(ids, str(r.body["id"]))
+			vals = append(vals, `{"value":"`+ids[i]+`"}`)
 		}
-		// the group's create and two label patches get through, then the API server is gone
-		flaky := &goneMidway{Client: mgrClient, down: true, after: 2}
-		broken, err := scimserver.New(scimserver.Options{Client: flaky, APIReader: mgrReader, Cache: mgrCache, Log: logr.Discard()})
-		Expect(err).NotTo(HaveOccurred())
-		hs := httptest.NewServer(broken.Handler())
-		defer hs.Close()
-		orig := httpSrv
-		httpSrv = hs
-		defer func() { httpSrv = orig }()
-		bc := &scimClient{base: c.base, token: "midway-token"}
+		sort.Strings(ids)
+	})
+	liveGroups := func() []string {
+		var list scimv1.OrgGroupList
+		Expect(k8s.List(context.Background(), &list, client.InNamespace(c.ns))).To(Succeed())
+		out := []string{}
+		for _, g := range list.Items {
+			if g.DeletionTimestamp.IsZero() {
+				out = append(out, g.Spec.DisplayName)
+			}
+		}
+		return out
+	}
+	labelled := func() int {
+		n := 0
+		for _, m := range members(c.ns, c.config) {
+			for k := range m.Labels {
+				if strings.HasPrefix(k, scimv1.LabelGroupPrefix) {
+					n++
+				}
+			}
+		}
+		return n
+	}
 
-		var vals []string
-		for _, id := range ids {
-			vals = append(vals, `{"value":"`+id+`"}`)
-		}
+	It("before the commit: answers 503, and no reader ever sees the group; the IdP's retry succeeds", func() {
+		// two of the five members are marked, then the API server is gone
+		flaky := &goneMidway{Client: mgrClient, down: true, after: 2}
+		bc := midwayServer(flaky, c.base, "midway-token")
 		r := bc.do("POST", "/Groups", `{"displayName":"midway","members":[`+strings.Join(vals, ",")+`]}`)
 		expectError(r, 503, "", "unavailable")
-		groups := func() []string {
-			var list scimv1.OrgGroupList
-			Expect(k8s.List(context.Background(), &list, client.InNamespace(c.ns))).To(Succeed())
-			var out []string
-			for _, g := range list.Items {
-				if g.DeletionTimestamp.IsZero() {
-					out = append(out, g.Spec.DisplayName)
-				}
-			}
-			return out
+		Expect(liveGroups()).To(BeEmpty())
+		for _, id := range ids {
+			r := c.do("GET", "/Users/"+id, nil)
+			Expect(r.body).NotTo(HaveKey("groups"), "a mark of a change that never committed means nothing")
 		}
-		labelled := func() int {
-			n := 0
-			for _, m := range members(c.ns, c.config) {
-				for k := range m.Labels {
-					if strings.HasPrefix(k, scimv1.LabelGroupPrefix) {
-						n++
-					}
-				}
-			}
-			return n
-		}
-		Expect(groups()).To(ConsistOf("midway"), "half-written while the API server is away")
-		Expect(labelled()).To(BeNumerically(">", 0))
+		Expect(labelled()).To(BeZero())
 
 		flaky.mu.Lock()
 		flaky.down = false
 		flaky.mu.Unlock()
-		Eventually(groups, 30*time.Second).Should(BeEmpty())
-		Eventually(labelled, 30*time.Second).Should(BeZero())
+		// (the displayName's claim is released once the API server answers: the IdP's
+		// retry is not refused for the claim's minute of grace)
+		Eventually(func() int {
+			r = bc.do("POST", "/Groups", `{"displayName":"midway","members":[`+strings.Join(vals, ",")+`]}`)
+			return r.code
+		}, 15*time.Second, 500*time.Millisecond).Should(Equal(201))
+		Expect(groupMemberIDs(r.body)).To(Equal(ids))
+	})
+
+	It("after the commit: answers 201 with every member, readers see them all at once, and the labels follow", func() {
+		// the group's create gets through, then one label write, then the API server is gone
+		flaky := &goneMidway{Client: mgrClient, down: true, after: 1, afterCommit: true}
+		bc := midwayServer(flaky, c.base, "midway-token")
+		r := bc.do("POST", "/Groups", `{"displayName":"midway","members":[`+strings.Join(vals, ",")+`]}`)
+		Expect(r.code).To(Equal(201), "the change committed with the group: it is there, so it is answered")
+		Expect(groupMemberIDs(r.body)).To(Equal(ids))
+		gid := str(r.body["id"])
+		// every reader, on the healthy server, sees the whole group at once
+		r = c.do("GET", "/Groups/"+gid, nil)
+		Expect(groupMemberIDs(r.body)).To(Equal(ids))
+		for _, id := range ids {
+			r := c.do("GET", "/Users/"+id, nil)
+			Expect(r.body["groups"]).To(HaveLen(1), "user %s", id)
+		}
+		Expect(filterCount(c, "Groups", "displayName", "midway")).To(Equal(1))
+		// the operator's finisher moves the marks to labels
+		Eventually(labelled, 30*time.Second).Should(Equal(len(ids)))
+		Eventually(func() string {
+			var g scimv1.OrgGroup
+			Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: c.ns, Name: gid}, &g)).To(Succeed())
+			return g.Annotations[scimv1.AnnotationMembersChange]
+		}, 30*time.Second).Should(HaveSuffix(" done"))
+		r = c.do("GET", "/Groups/"+gid, nil)
+		Expect(groupMemberIDs(r.body)).To(Equal(ids))
+	})
+})
+
+var _ = Describe("an API server gone in the middle of a group's membership change (issue 9, defect 3)", func() {
+	It("answers the committed change, shows it whole to every reader, finishes it, and the next change converges", func() {
+		c := newEnv().config("midpatch", "midpatch-token")
+		var ids []string
+		for i := 0; i < 10; i++ {
+			ids = append(ids, userID(c, fmt.Sprintf("p%d@example.com", i)))
+		}
+		vals := func(ids []string) string {
+			var out []string
+			for _, id := range ids {
+				out = append(out, `{"value":"`+id+`"}`)
+			}
+			return strings.Join(out, ",")
+		}
+		r := c.do("POST", "/Groups", `{"displayName":"midpatch","members":[`+vals(ids[:5])+`]}`)
+		Expect(r.code).To(Equal(201), "%s", r)
+		gid := str(r.body["id"])
+		etag := r.header.Get("ETag")
+		want := append(append([]string(nil), ids[2:5]...), ids[5:]...)
+		sort.Strings(want)
+
+		// the commit and one label write get through, then the API server is gone
+		flaky := &goneMidway{Client: mgrClient, down: true, after: 1, afterCommit: true}
+		bc := midwayServer(flaky, c.base, "midpatch-token")
+		r = bc.do("PATCH", "/Groups/"+gid+"?attributes=members", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[`+
+			`{"op":"add","path":"members","value":[`+vals(ids[5:])+`]},`+
+			`{"op":"remove","path":"members","value":[`+vals(ids[:2])+`]}]}`)
+		Expect(r.code).To(Equal(200), "%s", r)
+		Expect(groupMemberIDs(r.body)).To(Equal(want))
+		Expect(r.header.Get("ETag")).NotTo(Equal(etag))
+		r = c.do("GET", "/Groups/"+gid, nil)
+		Expect(groupMemberIDs(r.body)).To(Equal(want), "readers see the whole change")
+		for i, id := range ids {
+			r := c.do("GET", "/Users/"+id, nil)
+			if i < 2 {
+				Expect(r.body).NotTo(HaveKey("groups"), "user %d was removed", i)
+			} else {
+				Expect(r.body["groups"]).To(HaveLen(1), "user %d is a member", i)
+			}
+		}
+		// a retry of the same request (the IdP never got its answer) changes nothing more
+		r = c.do("PATCH", "/Groups/"+gid+"?attributes=members", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[`+
+			`{"op":"add","path":"members","value":[`+vals(ids[5:])+`]},`+
+			`{"op":"remove","path":"members","value":[`+vals(ids[:2])+`]}]}`)
+		Expect(r.code).To(Equal(200), "%s", r)
+		Expect(groupMemberIDs(r.body)).To(Equal(want))
+		// and the labels follow
+		Eventually(func() []string { return labelled(c.ns, gid) }, 30*time.Second).Should(Equal(want))
+		// the next change, through the healthy server, lands on top of it
+		r = c.do("PATCH", "/Groups/"+gid+"?attributes=members", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[`+
+			`{"op":"remove","path":"members","value":[`+vals(ids[9:])+`]}]}`)
+		Expect(r.code).To(Equal(200), "%s", r)
+		var last []string
+		for _, id := range want {
+			if id != ids[9] {
+				last = append(last, id)
+			}
+		}
+		Expect(groupMemberIDs(r.body)).To(Equal(last))
+		Expect(labelled(c.ns, gid)).To(Equal(last))
 	})
 })

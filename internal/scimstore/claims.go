@@ -7,6 +7,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -247,8 +248,33 @@ func (s *Store) release(ctx context.Context, sc Scope, kind scimv1.NameClaimKind
 	} else {
 		c.Namespace, c.Name = key.Namespace, key.Name
 	}
-	err := s.Client.Delete(ctx, c, client.Preconditions(metav1.Preconditions{ResourceVersion: &rv}))
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		s.Log.Error(err, "could not release a name claim", "namespace", key.Namespace, "claim", key.Name)
+	del := func(ctx context.Context) error {
+		err := s.Client.Delete(ctx, c, client.Preconditions(metav1.Preconditions{ResourceVersion: &rv}))
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return err
+		}
+		return nil
 	}
+	err := del(ctx)
+	if err == nil {
+		return
+	}
+	// An API server that failed the write that made this release needed usually fails
+	// the release too. Until the claim goes stale, it refuses the IdP's retry of the
+	// name while no object answers it: retried in the background, with backoff, for
+	// that long (the version precondition keeps a renewed claim).
+	go func() {
+		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimGrace)
+		defer cancel()
+		err := wait.ExponentialBackoffWithContext(bg, wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 100, Cap: 5 * time.Second},
+			func(ctx context.Context) (bool, error) {
+				wctx, cancel := s.writeCtx(ctx)
+				defer cancel()
+				return del(wctx) == nil, nil
+			})
+		if err != nil {
+			s.Log.Error(err, "could not release a name claim; it goes stale after its grace", "namespace", key.Namespace, "claim", key.Name,
+				"grace", claimGrace)
+		}
+	}()
 }

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -23,6 +22,7 @@ import (
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/membership"
 	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scim"
 	"github.com/scim-operator/scim-operator/internal/scimstore/convert"
@@ -201,23 +201,15 @@ func (s *Store) getMember(ctx context.Context, sc Scope, id string) (*scimv1.Org
 	return &m, nil
 }
 
-// userResource renders a member with its groups.
+// userResource renders a member with its groups (as readers see them: membership.In).
 func (s *Store) userResource(ctx context.Context, sc Scope, m *scimv1.OrgMember) scim.Resource {
 	r := UserToSCIM(m, sc.BaseURL)
-	groups := index.GroupsOf(m.Labels)
-	if len(groups) > 0 {
-		slices.Sort(groups)
-		var gl []any
-		for _, g := range groups {
-			var og scimv1.OrgGroup
-			if err := s.Client.Get(ctx, types.NamespacedName{Namespace: sc.ns(), Name: g}, &og); err != nil || og.Spec.ConfigName != sc.name() {
-				continue
-			}
-			gl = append(gl, map[string]any{"value": g, "display": og.Spec.DisplayName, "type": "direct", "$ref": sc.BaseURL + "/Groups/" + g})
-		}
-		if gl != nil {
-			r["groups"] = gl
-		}
+	var gl []any
+	for _, g := range s.memberGroups(ctx, sc, m) {
+		gl = append(gl, map[string]any{"value": g.Name, "display": g.Spec.DisplayName, "type": "direct", "$ref": sc.BaseURL + "/Groups/" + g.Name})
+	}
+	if gl != nil {
+		r["groups"] = gl
 	}
 	return r
 }
@@ -691,26 +683,11 @@ func (s *Store) getGroup(ctx context.Context, sc Scope, id string) (*scimv1.OrgG
 	return &g, nil
 }
 
-// GroupMembers lists the members of a group from the cache (index.Group).
-func (s *Store) GroupMembers(ctx context.Context, sc Scope, group string) ([]scimv1.OrgMember, error) {
-	var list scimv1.OrgMemberList
-	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()), client.MatchingFields{index.Group: group}); err != nil {
-		return nil, s.apiError(err, "members")
-	}
-	out := list.Items[:0]
-	for _, m := range list.Items {
-		if m.Spec.ConfigName == sc.name() && m.DeletionTimestamp.IsZero() {
-			out = append(out, m)
-		}
-	}
-	return out, nil
-}
-
 func (s *Store) groupResource(ctx context.Context, sc Scope, g *scimv1.OrgGroup, withMembers bool) (scim.Resource, error) {
 	var members []scimv1.OrgMember
 	if withMembers {
 		var err error
-		if members, err = s.GroupMembers(ctx, sc, g.Name); err != nil {
+		if members, err = s.GroupMembers(ctx, sc, g); err != nil {
 			return nil, err
 		}
 	}
@@ -804,7 +781,10 @@ func (s *Store) checkMembers(ctx context.Context, sc Scope, ids []string) error 
 	return nil
 }
 
-// CreateGroup creates a group and labels its members.
+// CreateGroup creates a group with its members. The members are marked first and the
+// group's creation commits them (package membership): a create that fails before it
+// leaves no group and marks that mean nothing; one that fails after it leaves the whole
+// group, which the finisher completes.
 func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (scim.Resource, error) {
 	spec, members, _, err := GroupSpecFromSCIM(r)
 	if err != nil {
@@ -839,20 +819,34 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 		return nil, err
 	}
 	var g *scimv1.OrgGroup
+	var ch *change
 	for attempt := 0; attempt < maxNameAttempts && g == nil; {
 		name := groupName(attempt)
+		// Mark the members under this name. A member still labelled for an earlier group
+		// of this name (one whose delete could not strip every label) is marked out: it is
+		// not a member of this group.
+		ch, err = s.marks(wctx, sc, name, &scim.MemberDelta{Clear: true, Add: members})
+		if err != nil {
+			release(name)
+			return nil, err
+		}
 		cand := &scimv1.OrgGroup{
 			ObjectMeta: metav1.ObjectMeta{Namespace: sc.ns(), Name: name, Labels: map[string]string{scimv1.LabelConfig: sc.name()}},
 			Spec:       spec,
 		}
+		if !ch.empty() {
+			// the create commits the marked members (package membership)
+			cand.Annotations = map[string]string{scimv1.AnnotationMembersChange: ch.id}
+		}
 		convert.Touch(cand, time.Now())
-		err := s.Client.Create(wctx, cand, client.FieldOwner(FieldOwner))
+		err = s.Client.Create(wctx, cand, client.FieldOwner(FieldOwner))
 		if err == nil {
 			g = cand
 			break
 		}
 		if !apierrors.IsAlreadyExists(err) {
 			if definite(err) {
+				s.dropMarks(sc.ns(), ch.id)
 				release(name)
 				return nil, s.apiError(err, groupRef(name))
 			}
@@ -864,12 +858,14 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 			gerr := s.APIReader.Get(bg, client.ObjectKeyFromObject(cand), &live)
 			switch {
 			case apierrors.IsNotFound(gerr):
+				s.dropMarks(sc.ns(), ch.id)
 				release(name)
 			case gerr == nil && naming.NameKey(live.Spec.DisplayName) == naming.NameKey(spec.DisplayName) && live.Spec.ConfigName == sc.name():
 				s.bindClaim(bg, claim, holderRef{name: live.Name, uid: live.UID})
 			}
 			return nil, s.apiError(err, groupRef(name))
 		}
+		s.dropMarks(sc.ns(), ch.id)
 		var existing scimv1.OrgGroup
 		if gerr := s.APIReader.Get(wctx, client.ObjectKeyFromObject(cand), &existing); gerr != nil {
 			release(name)
@@ -893,78 +889,14 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 		release(claim.Spec.Holder)
 		return nil, taken()
 	}
-	// Clear: a label left on a member by an earlier create of this name that was taken back
-	// does not make that member a member of this group.
-	// (not with the request's context: a client that hangs up does not cut the change)
-	if err := s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, &scim.MemberDelta{Add: members, Clear: true}); err != nil {
-		// nothing half-written: take the group back out
-		s.undoCreateGroup(ctx, sc, g, claim.ResourceVersion)
-		return nil, err
+	if !ch.empty() {
+		// committed: the group is all there for readers; its labels follow
+		s.finishAfterCommit(ctx, sc, ch)
 	}
 	s.waitCache(ctx, g, g.ResourceVersion)
+	s.waitView(ctx, sc, g, ch)
 	s.bindClaim(wctx, claim, holderRef{name: g.Name, uid: g.UID})
 	return s.groupResource(ctx, sc, g, true)
-}
-
-// undoCreateWithin bounds how long a group whose create failed half-way is retried out in
-// the background when the API server cannot be reached to take it out at once.
-const undoCreateWithin = 5 * time.Minute
-
-// undoCreateGroup takes out a group whose members could not all be labelled: the group
-// (unless a client changed it since: its spec or members revision) and then its labels.
-// The API server that failed the labels usually fails this too (it went away), so what
-// cannot be done now is retried in the background, with backoff, for undoCreateWithin:
-// a client answered 503 must not later find a group with part of the members it sent.
-//
-// Once the group is gone, its displayName's claim (never bound to it: claimRV is the
-// version the create left it at) is released, so the IdP's retry of the create is not
-// refused for the claim's grace while no group answers the name.
-func (s *Store) undoCreateGroup(ctx context.Context, sc Scope, created *scimv1.OrgGroup, claimRV string) {
-	undo := func(ctx context.Context) error {
-		wctx, cancel := s.writeCtx(ctx)
-		defer cancel()
-		var cur scimv1.OrgGroup
-		err := s.APIReader.Get(wctx, client.ObjectKeyFromObject(created), &cur)
-		switch {
-		case apierrors.IsNotFound(err):
-		case err != nil:
-			return err
-		case cur.UID != created.UID || !equalJSON(cur.Spec, created.Spec) ||
-			cur.Annotations[AnnotationMembersRevision] != created.Annotations[AnnotationMembersRevision]:
-			return nil // a client found it and made it its own: it stays
-		default:
-			err = s.Client.Delete(wctx, &cur, client.Preconditions(metav1.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}))
-			if apierrors.IsConflict(err) {
-				return err // changed in between: look again
-			}
-			if err != nil && !apierrors.IsNotFound(err) {
-				return err
-			}
-		}
-		if claimRV != "" {
-			s.release(wctx, sc, scimv1.NameClaimGroup, created.Spec.DisplayName, holderRef{name: created.Name}, claimRV)
-			claimRV = ""
-		}
-		return s.applyMembers(ctx, sc, created.Name, &scim.MemberDelta{Clear: true})
-	}
-	bg := context.WithoutCancel(ctx)
-	if err := undo(bg); err == nil {
-		return
-	}
-	go func() {
-		ctx, cancel := context.WithTimeout(bg, undoCreateWithin)
-		defer cancel()
-		var last error
-		err := wait.ExponentialBackoffWithContext(ctx, wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.2, Steps: 100, Cap: 30 * time.Second},
-			func(ctx context.Context) (bool, error) {
-				last = undo(ctx)
-				return last == nil, nil
-			})
-		if err != nil {
-			s.Log.Error(last, "could not take out a group whose create failed half-way; it keeps part of its members",
-				"namespace", sc.ns(), "group", created.Name)
-		}
-	}()
 }
 
 // ReplaceGroup implements PUT: displayName, externalId and (when given) the member set.
@@ -1005,7 +937,8 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
 	var g *scimv1.OrgGroup
-	var change *scim.MemberDelta // d without what it would not change
+	var delta *scim.MemberDelta // d without what it would not change
+	var ch *change              // its marks (package membership)
 	// the displayNames claimed for a rename, and the old one's claim: see updateUser
 	claimed := map[string]string{}
 	var oldRV string
@@ -1041,6 +974,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		}
 	}()
 	fresh := false
+	finished := 0
 	for try := 0; ; try++ {
 		var cur *scimv1.OrgGroup
 		var err error
@@ -1058,6 +992,19 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			return nil, err
 		}
 		from, oldRV = cur, ""
+		if id := membership.Unfinished(cur); id != "" {
+			// one change of a group is unfinished at a time: this one's writer stopped
+			// before it was done, so it is finished first (it is all there for readers)
+			if finished >= 3 {
+				return nil, s.apiError(errors.New("the group's last membership change cannot be finished"), groupRef(cur.Name))
+			}
+			finished++
+			if err := s.Finish(context.WithoutCancel(wctx), sc.ns(), cur.Name, id); err != nil {
+				return nil, err
+			}
+			fresh = true
+			continue
+		}
 		if ifMatch != "" && convert.VersionOf(cur) != ifMatch {
 			if !fresh {
 				fresh = true
@@ -1072,12 +1019,12 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		if len(late) > 0 {
 			d = late[0]()
 		}
-		change = nil
+		delta = nil
 		if d != nil {
 			if err := s.checkMembers(wctx, sc, d.Add); err != nil {
 				return nil, err
 			}
-			if change, err = s.effectiveMembers(wctx, sc, cur.Name, d); err != nil {
+			if delta, err = s.effectiveMembers(wctx, sc, cur, d); err != nil {
 				return nil, err
 			}
 		}
@@ -1098,7 +1045,16 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			claimed[next.DisplayName] = c.ResourceVersion
 			oldRV = s.claimVersion(wctx, sc, scimv1.NameClaimGroup, cur.Spec.DisplayName, h)
 		}
-		membersChange := change != nil && !change.Empty()
+		if ch != nil {
+			s.dropMarks(sc.ns(), ch.id) // of a try that did not commit
+			ch = nil
+		}
+		if delta != nil && !delta.Empty() {
+			if ch, err = s.marks(wctx, sc, cur.Name, delta); err != nil {
+				return nil, err
+			}
+		}
+		membersChange := ch != nil && !ch.empty()
 		if equalJSON(cur.Spec, next) && ifMatch == "" && !membersChange {
 			g = cur
 			break
@@ -1113,10 +1069,11 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			// optimistic-lock patch gives the group a new version (and ETag) for a
 			// members-only change, so two changes made against one If-Match cannot both win.
 			bumpMembersRevision(updated)
+			// and this patch commits the change (package membership)
+			updated.Annotations[scimv1.AnnotationMembersChange] = ch.id
 		}
-		// A membership change is carried out whole once begun: its patch (which moves the
-		// members revision) runs on a context the client hanging up does not cancel, as
-		// its label patches do, so a hang-up cannot commit the bump without the labels.
+		// The commit runs on a context the client hanging up does not cancel: once sent,
+		// its outcome is learnt, and a committed change is finished below.
 		pctx, pcancel := wctx, context.CancelFunc(func() {})
 		if membersChange {
 			pctx, pcancel = s.writeCtx(context.WithoutCancel(ctx))
@@ -1131,21 +1088,21 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		}
 		if err != nil {
 			unsure = !definite(err)
+			if membersChange && !unsure {
+				s.dropMarks(sc.ns(), ch.id)
+			}
 			return nil, s.apiError(err, groupRef(id))
 		}
 		g = updated
 		break
 	}
-	if change != nil && !change.Empty() {
-		// each label write has its own timeout: a large membership change takes longer
-		// than one write may
-		// Once the group's members revision moved, the change is applied whole whether
-		// or not the client is still there: the request's context is not the change's.
-		if err := s.applyMembers(context.WithoutCancel(ctx), sc, g.Name, change); err != nil {
-			return nil, err
-		}
+	if ch != nil && !ch.empty() {
+		// committed: all there for readers; the labels follow, whether or not the client
+		// is still there
+		s.finishAfterCommit(ctx, sc, ch)
 	}
 	s.waitCache(ctx, g, g.ResourceVersion)
+	s.waitView(ctx, sc, g, ch)
 	return s.groupResource(ctx, sc, g, withMembers)
 }
 
@@ -1154,14 +1111,13 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 // ScimConfig at all), and a replace with the set the group already has. A request that
 // changes no membership then writes nothing, not even the group's members revision:
 // removing another tenant's user from a group answers 200 and leaves every object as it
-// was. (It reads the cache, as setLabel does to skip a label already in place.)
-func (s *Store) effectiveMembers(ctx context.Context, sc Scope, group string, d *scim.MemberDelta) (*scim.MemberDelta, error) {
+// was. (It reads the cache.)
+func (s *Store) effectiveMembers(ctx context.Context, sc Scope, g *scimv1.OrgGroup, d *scim.MemberDelta) (*scim.MemberDelta, error) {
 	if d == nil || d.Empty() {
 		return d, nil
 	}
-	label := scimv1.LabelGroupPrefix + group
 	if d.Clear {
-		cur, err := s.GroupMembers(ctx, sc, group)
+		cur, err := s.GroupMembers(ctx, sc, g)
 		if err != nil {
 			return nil, err
 		}
@@ -1185,7 +1141,7 @@ func (s *Store) effectiveMembers(ctx context.Context, sc Scope, group string, d 
 		if err != nil {
 			return nil, err
 		}
-		if _, in := m.Labels[label]; !in {
+		if !membership.In(m, g) {
 			out.Add = append(out.Add, id)
 		}
 	}
@@ -1198,7 +1154,7 @@ func (s *Store) effectiveMembers(ctx context.Context, sc Scope, group string, d 
 		if err != nil {
 			return nil, err
 		}
-		if _, in := m.Labels[label]; in {
+		if membership.In(m, g) {
 			out.Remove = append(out.Remove, id)
 		}
 	}
@@ -1220,11 +1176,12 @@ func bumpMembersRevision(g *scimv1.OrgGroup) {
 	g.Annotations[AnnotationMembersRevision] = strconv.FormatInt(n+1, 10)
 }
 
-// DeleteGroup deletes the OrgGroup, then removes its label from its members. Everything
-// from the first write on runs on one context that the client hanging up does not cancel
-// (with its own timeout): a delete is carried out whole once begun. The group goes first,
-// so readers never see it live and emptied (a group being deleted is hidden, and a group
-// created again under the name clears labels left on members); then the labels go.
+// DeleteGroup deletes the OrgGroup, then removes its label (and the marks of its last
+// change) from its members. Everything from the first write on runs on one context that
+// the client hanging up does not cancel (with its own timeout): a delete is carried out
+// whole once begun. The group goes first, so readers never see it live and emptied (a
+// group being deleted is hidden, and a group created again under the name marks out
+// labels left on members); then the labels go.
 func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) error {
 	g, err := s.getGroup(ctx, sc, id)
 	if err != nil {
@@ -1251,150 +1208,46 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 	if err != nil && !apierrors.IsNotFound(err) {
 		return s.apiError(err, groupRef(id))
 	}
-	// (each label patch has its own write timeout, as in a membership change)
-	if err := s.applyMembers(bg, sc, g.Name, &scim.MemberDelta{Clear: true}); err != nil {
+	if err := s.stripGroup(bg, sc, g); err != nil {
 		return err
 	}
 	s.waitCache(ctx, g, "")
 	return nil
 }
 
-// memberWorkers bounds the parallel label patches of one membership change.
-const memberWorkers = 16
-
-// applyMembers labels and unlabels OrgMembers. Each label patch is idempotent, so a
-// retried request converges.
-func (s *Store) applyMembers(ctx context.Context, sc Scope, group string, d *scim.MemberDelta) error {
-	label := scimv1.LabelGroupPrefix + group
-	type change struct {
-		id  string
-		add bool
+// stripGroup removes a deleted group's label, and the marks of its last change, from the
+// members that carry them (as the API server has them), each write with its own timeout.
+func (s *Store) stripGroup(ctx context.Context, sc Scope, g *scimv1.OrgGroup) error {
+	keys := []string{scimv1.LabelGroupPrefix + g.Name}
+	if id, _ := membership.LastChange(g); id != "" {
+		keys = append(keys, membership.MarkKey(id))
 	}
-	var changes []change
-	if d.Clear {
-		cur, err := s.GroupMembers(ctx, sc, group)
+	for _, key := range keys {
+		wctx, cancel := s.writeCtx(ctx)
+		var list scimv1.OrgMemberList
+		err := s.APIReader.List(wctx, &list, client.InNamespace(sc.ns()), client.HasLabels{key})
+		cancel()
 		if err != nil {
+			return s.apiError(err, "members")
+		}
+		byName := make(map[string]*scimv1.OrgMember, len(list.Items))
+		names := make([]string, 0, len(list.Items))
+		for i := range list.Items {
+			byName[list.Items[i].Name] = &list.Items[i]
+			names = append(names, list.Items[i].Name)
+		}
+		p := mustJSON(map[string]any{"metadata": map[string]any{"labels": map[string]any{key: nil}}})
+		if err := each(names, func(name string) error {
+			wctx, cancel := s.writeCtx(ctx)
+			defer cancel()
+			err := s.Client.Patch(wctx, byName[name], client.RawPatch(types.MergePatchType, p), client.FieldOwner(FieldOwner))
+			if err != nil && !apierrors.IsNotFound(err) {
+				return s.apiError(err, userRef(name))
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
-		keep := map[string]bool{}
-		for _, id := range d.Add {
-			keep[id] = true
-		}
-		for _, m := range cur {
-			if !keep[m.Name] {
-				changes = append(changes, change{m.Name, false})
-			}
-		}
-	}
-	for _, id := range d.Remove {
-		changes = append(changes, change{id, false})
-	}
-	for _, id := range d.Add {
-		changes = append(changes, change{id, true})
-	}
-	work := make(chan change)
-	var mu sync.Mutex
-	var firstErr error
-	var wg sync.WaitGroup
-	for w := 0; w < memberWorkers && w < len(changes); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range work {
-				if err := s.setLabel(ctx, sc, c.id, label, c.add); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for _, c := range changes {
-		mu.Lock()
-		failed := firstErr != nil
-		mu.Unlock()
-		if failed {
-			break
-		}
-		work <- c
-	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	s.waitMembers(ctx, sc, group, d, len(changes))
-	return nil
-}
-
-// waitMembers waits (bounded) until the cache's group index shows a membership change,
-// with one list per poll rather than one read per member.
-func (s *Store) waitMembers(ctx context.Context, sc Scope, group string, d *scim.MemberDelta, changes int) {
-	if changes == 0 {
-		return
-	}
-	limit := s.CacheWait
-	if limit <= 0 {
-		limit = 3 * time.Second
-	}
-	limit += time.Duration(changes) * time.Millisecond
-	if !d.Clear {
-		s.waitLabels(ctx, sc, group, d, limit) // the changed members only, not the group's
-		return
-	}
-	_ = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, limit, true, func(ctx context.Context) (bool, error) {
-		cur, err := s.GroupMembers(ctx, sc, group)
-		if err != nil {
-			return false, nil
-		}
-		in := make(map[string]bool, len(cur))
-		for _, m := range cur {
-			in[m.Name] = true
-		}
-		for _, id := range d.Add {
-			if !in[id] {
-				return false, nil
-			}
-		}
-		if d.Clear {
-			return len(in) == len(d.Add), nil
-		}
-		for _, id := range d.Remove {
-			if in[id] {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-}
-
-func (s *Store) setLabel(ctx context.Context, sc Scope, id, label string, add bool) error {
-	m, err := s.getMember(ctx, sc, id)
-	wctx, cancel := s.writeCtx(ctx)
-	defer cancel()
-	if err != nil {
-		var se *scim.Error
-		if errors.As(err, &se) && se.Status == 404 && !add {
-			return nil
-		}
-		return err
-	}
-	if _, has := m.Labels[label]; has == add {
-		return nil
-	}
-	var v any
-	if add {
-		v = ""
-	}
-	patch := mustJSON(map[string]any{"metadata": map[string]any{"labels": map[string]any{label: v}}})
-	err = s.Client.Patch(wctx, m, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldOwner))
-	if apierrors.IsNotFound(err) && !add {
-		return nil
-	}
-	if err != nil {
-		return s.apiError(err, userRef(id))
 	}
 	return nil
 }

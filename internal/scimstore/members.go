@@ -1,0 +1,397 @@
+package scimstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/membership"
+	"github.com/scim-operator/scim-operator/internal/scim"
+)
+
+// Membership changes are marked, committed and finished (package membership): this file
+// holds the three steps and the readers' view.
+
+// GroupMembers lists the members of a group as readers see them (membership.In), from the
+// cache: the labelled members and those carrying a mark of the group's last change.
+func (s *Store) GroupMembers(ctx context.Context, sc Scope, g *scimv1.OrgGroup) ([]scimv1.OrgMember, error) {
+	var list scimv1.OrgMemberList
+	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()), client.MatchingFields{index.Group: g.Name}); err != nil {
+		return nil, s.apiError(err, "members")
+	}
+	items := list.Items
+	if id, _ := membership.LastChange(g); id != "" {
+		var marked scimv1.OrgMemberList
+		if err := s.Client.List(ctx, &marked, client.InNamespace(sc.ns()), client.MatchingFields{index.Change: id}); err != nil {
+			return nil, s.apiError(err, "members")
+		}
+		for _, m := range marked.Items {
+			if !membership.Labelled(m.Labels, g.Name) { // (the labelled ones are listed already)
+				items = append(items, m)
+			}
+		}
+	}
+	out := items[:0]
+	for _, m := range items {
+		if m.Spec.ConfigName == sc.name() && m.DeletionTimestamp.IsZero() && membership.In(&m, g) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// memberGroups is the live groups of the scope the member belongs to, as readers see it,
+// sorted by name.
+func (s *Store) memberGroups(ctx context.Context, sc Scope, m *scimv1.OrgMember) []scimv1.OrgGroup {
+	names := membership.Groups(m.Labels)
+	slices.Sort(names)
+	var out []scimv1.OrgGroup
+	for _, name := range names {
+		var g scimv1.OrgGroup
+		if err := s.Client.Get(ctx, types.NamespacedName{Namespace: sc.ns(), Name: name}, &g); err != nil ||
+			g.Spec.ConfigName != sc.name() || !g.DeletionTimestamp.IsZero() || !membership.In(m, &g) {
+			continue
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// newChangeID is a fresh membership change id (a label key's name part).
+func newChangeID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// memberWorkers bounds the parallel member writes of one membership change.
+const memberWorkers = 16
+
+// each runs fn for every id, memberWorkers at a time, and stops starting new ones after
+// the first error, which it returns.
+func each(ids []string, fn func(id string) error) error {
+	work := make(chan string)
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := 0; w < memberWorkers && w < len(ids); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				if err := fn(id); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, id := range ids {
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	return firstErr
+}
+
+// change is a membership change of one group, as marks: the members it adds and removes.
+type change struct {
+	group       string
+	id          string
+	add, remove []string
+}
+
+func (c *change) empty() bool { return len(c.add) == 0 && len(c.remove) == 0 }
+
+// marks makes the change of the group named group that d asks for, and marks it. A
+// change that replaces the members (d.Clear) is made against the group labels as the API
+// server has them (the group has no unfinished change then: labels are what readers
+// see), less what they have already.
+func (s *Store) marks(ctx context.Context, sc Scope, group string, d *scim.MemberDelta) (*change, error) {
+	c := &change{group: group, id: newChangeID(), add: d.Add, remove: d.Remove}
+	if d.Clear {
+		cur, err := s.labelledLive(ctx, sc.ns(), group)
+		if err != nil {
+			return nil, err
+		}
+		c.add, c.remove = without(d.Add, cur), without(cur, d.Add)
+	}
+	if c.empty() {
+		return c, nil
+	}
+	if err := s.mark(ctx, sc, c); err != nil {
+		s.dropMarks(sc.ns(), c.id)
+		return nil, err
+	}
+	return c, nil
+}
+
+// without is ids less those in drop, in order.
+func without(ids, drop []string) []string {
+	gone := make(map[string]bool, len(drop))
+	for _, id := range drop {
+		gone[id] = true
+	}
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !gone[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// mark writes the change's marks (step 1). Each write has its own timeout and uses ctx:
+// a client that hangs up before the commit leaves marks that mean nothing.
+func (s *Store) mark(ctx context.Context, sc Scope, c *change) error {
+	key := membership.MarkKey(c.id)
+	patch := func(id string, add bool) error {
+		wctx, cancel := s.writeCtx(ctx)
+		defer cancel()
+		m := &scimv1.OrgMember{}
+		m.Namespace, m.Name = sc.ns(), id
+		p := mustJSON(map[string]any{"metadata": map[string]any{"labels": map[string]any{key: membership.MarkValue(c.group, add)}}})
+		err := s.Client.Patch(wctx, m, client.RawPatch(types.MergePatchType, p), client.FieldOwner(FieldOwner))
+		if apierrors.IsNotFound(err) && !add {
+			return nil // gone: no longer a member
+		}
+		if err != nil {
+			return s.apiError(err, userRef(id))
+		}
+		return nil
+	}
+	if err := each(c.add, func(id string) error { return patch(id, true) }); err != nil {
+		return err
+	}
+	return each(c.remove, func(id string) error { return patch(id, false) })
+}
+
+// dropMarks takes out, in the background and as far as the API server lets it, the marks
+// of a change that did not commit. They mean nothing (membership.In ignores a mark the
+// group does not name); this only keeps members' labels tidy.
+func (s *Store) dropMarks(ns, id string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var list scimv1.OrgMemberList
+		if err := s.APIReader.List(ctx, &list, client.InNamespace(ns), client.HasLabels{membership.MarkKey(id)}); err != nil {
+			return
+		}
+		p := mustJSON(map[string]any{"metadata": map[string]any{"labels": map[string]any{membership.MarkKey(id): nil}}})
+		for i := range list.Items {
+			wctx, wcancel := s.writeCtx(ctx)
+			_ = s.Client.Patch(wctx, &list.Items[i], client.RawPatch(types.MergePatchType, p), client.FieldOwner(FieldOwner))
+			wcancel()
+		}
+	}()
+}
+
+// labelledLive lists, from the API server, the members of the namespace that carry the
+// group label of group.
+func (s *Store) labelledLive(ctx context.Context, ns, group string) ([]string, error) {
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
+	var list scimv1.OrgMemberList
+	if err := s.APIReader.List(wctx, &list, client.InNamespace(ns), client.HasLabels{scimv1.LabelGroupPrefix + group}); err != nil {
+		return nil, s.apiError(err, "members")
+	}
+	out := make([]string, 0, len(list.Items))
+	for _, m := range list.Items {
+		out = append(out, m.Name)
+	}
+	return out, nil
+}
+
+// Finish carries out the unfinished membership change id of the group named group (step
+// 3): every member that still carries a mark of it gets its group label set or removed,
+// and loses the mark, in one write made against the version that carries the mark; then
+// the group says the change is done. It is idempotent and safe to run from several places
+// at once; an error leaves the rest for the next run.
+func (s *Store) Finish(ctx context.Context, ns, group, id string) error {
+	wctx, cancel := s.writeCtx(ctx)
+	var list scimv1.OrgMemberList
+	err := s.APIReader.List(wctx, &list, client.InNamespace(ns), client.HasLabels{membership.MarkKey(id)})
+	cancel()
+	if err != nil {
+		return s.apiError(err, "members")
+	}
+	byName := make(map[string]*scimv1.OrgMember, len(list.Items))
+	names := make([]string, 0, len(list.Items))
+	for i := range list.Items {
+		byName[list.Items[i].Name] = &list.Items[i]
+		names = append(names, list.Items[i].Name)
+	}
+	if err := each(names, func(name string) error { return s.settle(ctx, byName[name], id) }); err != nil {
+		return err
+	}
+	// the group says done, unless it has moved on (or is gone)
+	for try := 0; ; try++ {
+		wctx, cancel := s.writeCtx(ctx)
+		var g scimv1.OrgGroup
+		err := s.APIReader.Get(wctx, types.NamespacedName{Namespace: ns, Name: group}, &g)
+		if err == nil && membership.Unfinished(&g) == id {
+			done := g.DeepCopy()
+			done.Annotations[scimv1.AnnotationMembersChange] = membership.Finished(id)
+			err = s.Client.Patch(wctx, done, client.MergeFromWithOptions(&g, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
+		}
+		cancel()
+		switch {
+		case err == nil, apierrors.IsNotFound(err):
+			return nil
+		case apierrors.IsConflict(err) && try < 5:
+			continue
+		}
+		return s.apiError(err, groupRef(group))
+	}
+}
+
+// settle moves one member's mark of change id to its group label (Finish).
+func (s *Store) settle(ctx context.Context, m *scimv1.OrgMember, id string) error {
+	key := membership.MarkKey(id)
+	for try := 0; ; try++ {
+		if _, has := m.Labels[key]; !has {
+			return nil // settled by someone else
+		}
+		group, add, ok := membership.Mark(m.Labels, id)
+		upd := m.DeepCopy()
+		delete(upd.Labels, key)
+		if ok {
+			if label := scimv1.LabelGroupPrefix + group; add {
+				upd.Labels[label] = ""
+			} else {
+				delete(upd.Labels, label)
+			}
+		}
+		wctx, cancel := s.writeCtx(ctx)
+		err := s.Client.Patch(wctx, upd, client.MergeFromWithOptions(m, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
+		if apierrors.IsConflict(err) && try < 10 {
+			var live scimv1.OrgMember
+			err = s.APIReader.Get(wctx, client.ObjectKeyFromObject(m), &live)
+			cancel()
+			if err == nil {
+				m = &live
+				continue
+			}
+		} else {
+			cancel()
+		}
+		if err == nil || apierrors.IsNotFound(err) {
+			return nil
+		}
+		return s.apiError(err, userRef(m.Name))
+	}
+}
+
+// finishAfterCommit finishes a change the caller just committed, on a context the client
+// hanging up does not cancel. The change is all there for readers already: a failure only
+// leaves the rest to the finisher, so it is logged, not answered.
+func (s *Store) finishAfterCommit(ctx context.Context, sc Scope, c *change) {
+	if err := s.Finish(context.WithoutCancel(ctx), sc.ns(), c.group, c.id); err != nil {
+		s.Log.Info("a membership change is committed and will be finished later", "namespace", sc.ns(),
+			"group", c.group, "change", c.id, "error", err.Error())
+	}
+}
+
+// waitView waits (bounded) until the cache shows the change to readers: each member it
+// touches in or out of g (g at the version that committed it).
+func (s *Store) waitView(ctx context.Context, sc Scope, g *scimv1.OrgGroup, c *change) {
+	if c == nil || c.empty() {
+		return
+	}
+	s.waitCache(ctx, g, g.ResourceVersion)
+	limit := s.CacheWait
+	if limit <= 0 {
+		limit = 3 * time.Second
+	}
+	limit += time.Duration(len(c.add)+len(c.remove)) * time.Millisecond
+	want := make(map[string]bool, len(c.add)+len(c.remove))
+	for _, id := range c.remove {
+		want[id] = false
+	}
+	for _, id := range c.add {
+		want[id] = true
+	}
+	_ = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, limit, true, func(ctx context.Context) (bool, error) {
+		for id, in := range want {
+			var m scimv1.OrgMember
+			err := s.Client.Get(ctx, types.NamespacedName{Namespace: sc.ns(), Name: id}, &m)
+			if apierrors.IsNotFound(err) && !in {
+				delete(want, id) // gone: no longer a member
+				continue
+			}
+			if err != nil || membership.In(&m, g) != in {
+				return false, nil
+			}
+			delete(want, id) // seen: not read again
+		}
+		return true, nil
+	})
+}
+
+// Finisher finishes the membership changes whose writer stopped before it was done (a
+// failed write, a lost API server, a crash): every OrgGroup whose last change is
+// unfinished, at start and whenever one is committed. It runs on the leader.
+type Finisher struct {
+	Store  *Store
+	Client client.Client
+}
+
+// Reconcile finishes the group's unfinished change, if it has one.
+func (f *Finisher) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var g scimv1.OrgGroup
+	if err := f.Client.Get(ctx, req.NamespacedName, &g); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	id := membership.Unfinished(&g)
+	if id == "" {
+		return ctrl.Result{}, nil
+	}
+	if err := f.Store.Finish(ctx, g.Namespace, g.Name, id); err != nil {
+		var se *scim.Error
+		if errors.As(err, &se) {
+			return ctrl.Result{}, errors.New(se.Detail)
+		}
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
+}
+
+// SetupWithManager runs the finisher in mgr.
+func (f *Finisher) SetupWithManager(mgr ctrl.Manager) error {
+	unfinished := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		g, ok := o.(*scimv1.OrgGroup)
+		return ok && membership.Unfinished(g) != ""
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("membership-finisher").
+		For(&scimv1.OrgGroup{}, builder.WithPredicates(unfinished)).
+		WithOptions(controller.Options{RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
+			100*time.Millisecond, 30*time.Second)}).
+		Complete(f)
+}
