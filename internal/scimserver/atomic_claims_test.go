@@ -204,3 +204,38 @@ var _ = Describe("rename claims (issue 9, defect 2)", func() {
 		Expect(filterCount(c, "Users", "userName", "tc@example.com")).To(Equal(1))
 	})
 })
+
+var _ = Describe("a name claim and a client that hangs up after the create (issue 9, defect 2)", func() {
+	It("binds the claim to the new user and the new group all the same, so it goes with them", func() {
+		c := newEnv().config("hangup", "hangup-token")
+		member := userID(c, "member@example.com")
+		for _, kind := range []scimv1.NameClaimKind{scimv1.NameClaimUser, scimv1.NameClaimGroup} {
+			ctx, cancel := context.WithCancel(context.Background())
+			hung := &afterCreate{Client: mgrClient, hook: func() error { cancel(); return nil }}
+			st := &scimstore.Store{Client: hung, APIReader: mgrReader, Log: logr.Discard()}
+			var id, name string
+			if kind == scimv1.NameClaimUser {
+				name = "hangup@example.com"
+				r, _ := st.CreateUser(ctx, scopeOf(c), map[string]any{"userName": name})
+				if r != nil {
+					id = str(r["id"])
+				}
+			} else {
+				name = "hung up"
+				r, _ := st.CreateGroup(ctx, scopeOf(c), map[string]any{"displayName": name, "members": []any{map[string]any{"value": member}}})
+				if r != nil {
+					id = str(r["id"])
+				}
+			}
+			cancel()
+			if id == "" { // the store answered the cancellation: find what it created
+				Expect(filterCount(c, map[scimv1.NameClaimKind]string{scimv1.NameClaimUser: "Users", scimv1.NameClaimGroup: "Groups"}[kind],
+					map[scimv1.NameClaimKind]string{scimv1.NameClaimUser: "userName", scimv1.NameClaimGroup: "displayName"}[kind], name)).To(Equal(1))
+			}
+			var claim scimv1.OrgNameClaim
+			Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: c.ns, Name: naming.ClaimName(string(kind), c.config, name)}, &claim)).To(Succeed())
+			Expect(claim.Spec.HolderUID).NotTo(BeEmpty(), "%s: the claim is bound to its holder", kind)
+			Expect(claim.OwnerReferences).To(HaveLen(1), "%s: owned by its holder, so it is collected with it", kind)
+		}
+	})
+})

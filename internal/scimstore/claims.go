@@ -179,6 +179,10 @@ func (s *Store) bindClaim(ctx context.Context, c *scimv1.OrgNameClaim, h holderR
 	if c == nil {
 		return
 	}
+	// the holder exists: binding it is part of the write that made it, whether or not the
+	// client is still there (an unbound claim is not collected with its holder)
+	ctx, cancel := s.writeCtx(context.WithoutCancel(ctx))
+	defer cancel()
 	for try := 0; try < 3; try++ {
 		if c.Spec.Holder != h.name || c.Spec.HolderUID != "" && c.Spec.HolderUID != h.uid {
 			return // taken over meanwhile (cannot happen within claimGrace)
