@@ -50,6 +50,8 @@ FAULTS_GRACE ?= 30s
 FAULTS_QUIET ?= 30s
 FAULTS_WORKERS ?= 4
 GOTEST ?= go test
+# The e2e fault specs append their figures here; test-e2e and test-faults print them.
+FAULT_FIGURES ?= $(CURDIR)/.dev/fault-figures.txt
 
 .PHONY: all
 all: build
@@ -117,7 +119,9 @@ test-long: ## The long suites: 2,000 members through the controllers against the
 
 .PHONY: test-e2e
 test-e2e: ## The real manager binary, real HTTP and the built kubectl against a local control plane.
-	$(WITH_ASSETS) MODEL_SEED=$(MODEL_SEED_SHORT) $(GOTEST) -count=1 -timeout 20m ./test/...
+	@mkdir -p .dev && rm -f $(FAULT_FIGURES)
+	$(WITH_ASSETS) MODEL_SEED=$(MODEL_SEED_SHORT) FAULT_FIGURES=$(FAULT_FIGURES) $(GOTEST) -count=1 -timeout 20m ./test/...; \
+		status=$$?; echo "fault figures (per fault spec):"; cat $(FAULT_FIGURES) 2>/dev/null; exit $$status
 
 .PHONY: test-model
 test-model: ## The access invariant under long random operation sequences: MODEL_SEQUENCES=10 MODEL_OPS=40 [MODEL_SEED=n]
