@@ -239,3 +239,39 @@ var _ = Describe("a name claim and a client that hangs up after the create (issu
 		}
 	})
 })
+
+// noRelease is a client whose OrgMember patches fail (so a group create fails at its
+// members' marks) and whose claim deletes fail too (so the failed create cannot release
+// its displayName): a create that died before its object, as far as its claim shows.
+type noRelease struct{ client.Client }
+
+func (n *noRelease) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	if _, ok := obj.(*scimv1.OrgMember); ok {
+		return apierrors.NewServiceUnavailable("injected: the API server is going away")
+	}
+	return n.Client.Patch(ctx, obj, patch, opts...)
+}
+
+func (n *noRelease) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {
+	if _, ok := obj.(*scimv1.OrgNameClaim); ok {
+		return apierrors.NewServiceUnavailable("injected: the API server is going away")
+	}
+	return n.Client.Delete(ctx, obj, opts...)
+}
+
+var _ = Describe("a claim left by a create that died before its object (issue 9, defect 2)", func() {
+	It("does not refuse the IdP's retry of the same create for the claim's grace", func() {
+		c := newEnv().config("leftclaim", "leftclaim-token")
+		member := userID(c, "left@example.com")
+		st := &scimstore.Store{Client: &noRelease{Client: mgrClient}, APIReader: mgrReader, Log: logr.Discard()}
+		_, err := st.CreateGroup(context.Background(), scopeOf(c), map[string]any{"displayName": "left behind",
+			"members": []any{map[string]any{"value": member}}})
+		Expect(err).To(HaveOccurred())
+		Expect(hasClaim(c, scimv1.NameClaimGroup, "left behind")).To(BeTrue(), "the claim could not be released")
+		// the retry: the same create, so the same object name, which the API server
+		// gives to one create only; the claim is not held against it
+		r := c.do("POST", "/Groups", map[string]any{"displayName": "left behind", "members": []any{map[string]any{"value": member}}})
+		Expect(r.code).To(Equal(201), "%s", r)
+		Expect(filterCount(c, "Groups", "displayName", "left behind")).To(Equal(1))
+	})
+})

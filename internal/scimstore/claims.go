@@ -114,6 +114,13 @@ func (s *Store) claimHeld(ctx context.Context, c *scimv1.OrgNameClaim, key strin
 	if c.Spec.HolderUID != "" && (!exists || uid != c.Spec.HolderUID) {
 		return false, false, nil // its holder is gone
 	}
+	if !exists && c.Spec.HolderUID == "" && h.uid == "" && c.Spec.Holder == h.name {
+		// A create of this name under the same object name, not made (yet): the API
+		// server gives that object to one create only, so it decides between the two. A
+		// create that died before its object (its claim could not be released: the API
+		// server was going away) does not refuse the IdP's retry for the grace.
+		return false, false, nil
+	}
 	if exists && carries {
 		return true, deleting, nil
 	}
