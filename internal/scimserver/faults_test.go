@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,6 +26,7 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scimserver"
+	"github.com/scim-operator/scim-operator/internal/scimstore"
 )
 
 // unreachable fails every write as if the API server had gone away.
@@ -420,5 +422,43 @@ var _ = Describe("an API server gone in the middle of a group's membership chang
 		}
 		Expect(groupMemberIDs(r.body)).To(Equal(last))
 		Expect(labelled(c.ns, gid)).To(Equal(last))
+	})
+})
+
+// behindCache is a manager client whose cache has not caught up (its informers are
+// reconnecting after an API server restart): it has no OrgGroup and no OrgMember labels.
+type behindCache struct{ client.Client }
+
+func (b *behindCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*scimv1.OrgGroup); ok {
+		return apierrors.NewNotFound(scimv1.GroupVersion.WithResource("orggroups").GroupResource(), key.Name)
+	}
+	return b.Client.Get(ctx, key, obj, opts...)
+}
+
+func (b *behindCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if _, ok := list.(*scimv1.OrgMemberList); ok {
+		return nil // nothing yet
+	}
+	return b.Client.List(ctx, list, opts...)
+}
+
+var _ = Describe("a group read while the cache is behind (after an API server restart)", func() {
+	It("answers the group with its members read from the API server, never with the members of an older version", func() {
+		c := newEnv().config("behind", "behind-token")
+		var ids []string
+		var vals []any
+		for i := 0; i < 3; i++ {
+			id := userID(c, fmt.Sprintf("b%d@example.com", i))
+			ids = append(ids, id)
+			vals = append(vals, map[string]any{"value": id})
+		}
+		sort.Strings(ids)
+		r := c.do("POST", "/Groups", map[string]any{"displayName": "behind", "members": vals})
+		Expect(r.code).To(Equal(201), "%s", r)
+		st := &scimstore.Store{Client: &behindCache{Client: mgrClient}, APIReader: mgrReader, Log: logr.Discard()}
+		res, err := st.GetGroup(context.Background(), scopeOf(c), str(r.body["id"]), true)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(groupMemberIDs(res)).To(Equal(ids))
 	})
 })

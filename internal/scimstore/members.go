@@ -57,6 +57,29 @@ func (s *Store) GroupMembers(ctx context.Context, sc Scope, g *scimv1.OrgGroup) 
 	return out, nil
 }
 
+// groupMembersLive is GroupMembers read from the API server.
+func (s *Store) groupMembersLive(ctx context.Context, sc Scope, g *scimv1.OrgGroup) ([]scimv1.OrgMember, error) {
+	keys := []string{scimv1.LabelGroupPrefix + g.Name}
+	if id, _ := membership.LastChange(g); id != "" {
+		keys = append(keys, membership.MarkKey(id))
+	}
+	seen := map[string]bool{}
+	var out []scimv1.OrgMember
+	for _, key := range keys {
+		var list scimv1.OrgMemberList
+		if err := s.APIReader.List(ctx, &list, client.InNamespace(sc.ns()), client.HasLabels{key}); err != nil {
+			return nil, s.apiError(err, "members")
+		}
+		for _, m := range list.Items {
+			if !seen[m.Name] && m.Spec.ConfigName == sc.name() && m.DeletionTimestamp.IsZero() && membership.In(&m, g) {
+				seen[m.Name] = true
+				out = append(out, m)
+			}
+		}
+	}
+	return out, nil
+}
+
 // memberGroups is the live groups of the scope the member belongs to, as readers see it,
 // sorted by name.
 func (s *Store) memberGroups(ctx context.Context, sc Scope, m *scimv1.OrgMember) []scimv1.OrgGroup {
@@ -319,12 +342,14 @@ func (s *Store) finishAfterCommit(ctx context.Context, sc Scope, c *change) {
 }
 
 // waitView waits (bounded) until the cache shows the change to readers: each member it
-// touches in or out of g (g at the version that committed it).
-func (s *Store) waitView(ctx context.Context, sc Scope, g *scimv1.OrgGroup, c *change) {
-	if c == nil || c.empty() {
-		return
+// touches in or out of g (g at the version that committed it). It tells whether it did.
+func (s *Store) waitView(ctx context.Context, sc Scope, g *scimv1.OrgGroup, c *change) bool {
+	if !s.waitCache(ctx, g, g.ResourceVersion) {
+		return false
 	}
-	s.waitCache(ctx, g, g.ResourceVersion)
+	if c == nil || c.empty() {
+		return true
+	}
 	limit := s.CacheWait
 	if limit <= 0 {
 		limit = 3 * time.Second
@@ -337,7 +362,7 @@ func (s *Store) waitView(ctx context.Context, sc Scope, g *scimv1.OrgGroup, c *c
 	for _, id := range c.add {
 		want[id] = true
 	}
-	_ = wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, limit, true, func(ctx context.Context) (bool, error) {
+	return wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, limit, true, func(ctx context.Context) (bool, error) {
 		for id, in := range want {
 			var m scimv1.OrgMember
 			err := s.Client.Get(ctx, types.NamespacedName{Namespace: sc.ns(), Name: id}, &m)
@@ -351,7 +376,7 @@ func (s *Store) waitView(ctx context.Context, sc Scope, g *scimv1.OrgGroup, c *c
 			delete(want, id) // seen: not read again
 		}
 		return true, nil
-	})
+	}) == nil
 }
 
 // Finisher finishes the membership changes whose writer stopped before it was done (a

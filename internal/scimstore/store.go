@@ -143,21 +143,21 @@ func (s *Store) writeCtx(ctx context.Context) (context.Context, context.CancelFu
 }
 
 // waitCache waits (bounded) until the cache shows obj at resourceVersion rv, or gone when
-// rv is empty, so that the same client's next read sees its write.
-func (s *Store) waitCache(ctx context.Context, obj client.Object, rv string) {
+// rv is empty, so that the same client's next read sees its write. It tells whether it did.
+func (s *Store) waitCache(ctx context.Context, obj client.Object, rv string) bool {
 	d := s.CacheWait
 	if d <= 0 {
 		d = 3 * time.Second
 	}
 	key := client.ObjectKeyFromObject(obj)
 	probe := obj.DeepCopyObject().(client.Object)
-	_ = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
+	return wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
 		err := s.Client.Get(ctx, key, probe)
 		if rv == "" { // a delete: gone, or terminating behind a finalizer
 			return apierrors.IsNotFound(err) || (err == nil && probe.GetDeletionTimestamp() != nil), nil
 		}
 		return err == nil && atLeast(probe.GetResourceVersion(), rv), nil
-	})
+	}) == nil
 }
 
 // atLeast tells whether the cache's version got is the written version want or a later
@@ -665,29 +665,49 @@ func (s *Store) DeleteUser(ctx context.Context, sc Scope, id, ifMatch string) er
 func groupRef(id string) string { return fmt.Sprintf("Group %q", id) }
 
 func (s *Store) getGroup(ctx context.Context, sc Scope, id string) (*scimv1.OrgGroup, error) {
+	g, _, err := s.getGroupFrom(ctx, sc, id)
+	return g, err
+}
+
+// getGroupFrom is getGroup, and whether the group was read from the API server because
+// the cache did not have it (a cache that is behind: its members are read live too).
+func (s *Store) getGroupFrom(ctx context.Context, sc Scope, id string) (*scimv1.OrgGroup, bool, error) {
 	if !ValidID(id) {
-		return nil, scim.NotFound("%s not found", groupRef(id))
+		return nil, false, scim.NotFound("%s not found", groupRef(id))
 	}
 	var g scimv1.OrgGroup
 	key := types.NamespacedName{Namespace: sc.ns(), Name: id}
 	err := s.Client.Get(ctx, key, &g)
+	live := false
 	if apierrors.IsNotFound(err) && s.APIReader != nil {
-		err = s.APIReader.Get(ctx, key, &g)
+		err, live = s.APIReader.Get(ctx, key, &g), true
 	}
 	if err != nil {
-		return nil, s.apiError(err, groupRef(id))
+		return nil, false, s.apiError(err, groupRef(id))
 	}
 	if g.Spec.ConfigName != sc.name() || !g.DeletionTimestamp.IsZero() {
-		return nil, scim.NotFound("%s not found", groupRef(id))
+		return nil, false, scim.NotFound("%s not found", groupRef(id))
 	}
-	return &g, nil
+	return &g, live, nil
 }
 
 func (s *Store) groupResource(ctx context.Context, sc Scope, g *scimv1.OrgGroup, withMembers bool) (scim.Resource, error) {
+	return s.groupAnswer(ctx, sc, g, withMembers, false)
+}
+
+// groupAnswer is groupResource with the members read from the API server when live (the
+// cache is behind the group: it came from the API server, or the cache did not show a
+// write in time), so that a group is never shown with the members of an older version.
+func (s *Store) groupAnswer(ctx context.Context, sc Scope, g *scimv1.OrgGroup, withMembers, live bool) (scim.Resource, error) {
 	var members []scimv1.OrgMember
 	if withMembers {
 		var err error
-		if members, err = s.GroupMembers(ctx, sc, g); err != nil {
+		if live {
+			members, err = s.groupMembersLive(ctx, sc, g)
+		} else {
+			members, err = s.GroupMembers(ctx, sc, g)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -696,11 +716,11 @@ func (s *Store) groupResource(ctx context.Context, sc Scope, g *scimv1.OrgGroup,
 
 // GetGroup returns one group; members are looked up only when withMembers.
 func (s *Store) GetGroup(ctx context.Context, sc Scope, id string, withMembers bool) (scim.Resource, error) {
-	g, err := s.getGroup(ctx, sc, id)
+	g, live, err := s.getGroupFrom(ctx, sc, id)
 	if err != nil {
 		return nil, err
 	}
-	return s.groupResource(ctx, sc, g, withMembers)
+	return s.groupAnswer(ctx, sc, g, withMembers, live)
 }
 
 // ListGroups returns the scope's groups matching f.
@@ -893,10 +913,9 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 		// committed: the group is all there for readers; its labels follow
 		s.finishAfterCommit(ctx, sc, ch)
 	}
-	s.waitCache(ctx, g, g.ResourceVersion)
-	s.waitView(ctx, sc, g, ch)
+	seen := s.waitView(ctx, sc, g, ch) // (the group, then its members)
 	s.bindClaim(wctx, claim, holderRef{name: g.Name, uid: g.UID})
-	return s.groupResource(ctx, sc, g, true)
+	return s.groupAnswer(ctx, sc, g, true, !seen)
 }
 
 // ReplaceGroup implements PUT: displayName, externalId and (when given) the member set.
@@ -1101,9 +1120,8 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		// is still there
 		s.finishAfterCommit(ctx, sc, ch)
 	}
-	s.waitCache(ctx, g, g.ResourceVersion)
-	s.waitView(ctx, sc, g, ch)
-	return s.groupResource(ctx, sc, g, withMembers)
+	seen := s.waitView(ctx, sc, g, ch) // (the group, then its members)
+	return s.groupAnswer(ctx, sc, g, withMembers, !seen)
 }
 
 // effectiveMembers drops from a membership change what would change nothing: ids added
