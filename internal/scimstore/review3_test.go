@@ -1,0 +1,279 @@
+package scimstore
+
+// Adversarial review of the mark / commit / finish protocol (issue 9, defect 3). Each test
+// runs the store against a real API server and the shipped cache, without the finisher
+// controller, so that a committed but unfinished change stays as its writer left it.
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/cachepolicy"
+	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/membership"
+	"github.com/scim-operator/scim-operator/internal/naming"
+	"github.com/scim-operator/scim-operator/internal/scim"
+	"github.com/scim-operator/scim-operator/internal/testenv"
+)
+
+type review3Env struct {
+	ctx    context.Context
+	direct client.Client
+	mgr    ctrl.Manager
+	s      *Store
+	sc     Scope
+	ns     string
+}
+
+// review3Start starts an API server, the shipped cache and indexes (no controllers, no
+// finisher), and a namespace with n members of config "acme".
+func review3Start(t *testing.T, ns string, n int) (*review3Env, []string) {
+	t.Helper()
+	ctrl.SetLogger(logr.Discard())
+	env := testenv.New()
+	cfg, err := testenv.Start(env)
+	if err != nil {
+		t.Fatalf("envtest: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := scimv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache: cachepolicy.Cache(), Client: cachepolicy.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mgr.Start(ctx) }()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		t.Fatal("cache never synced")
+	}
+	if err := direct.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := 0; i < n; i++ {
+		userName := fmt.Sprintf("r3user%d@example.com", i)
+		m := &scimv1.OrgMember{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: naming.MemberName("acme", userName), Labels: map[string]string{}},
+			Spec:       scimv1.OrgMemberSpec{ConfigName: "acme", UserName: userName, Active: true},
+		}
+		if err := direct.Create(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.Name)
+	}
+	sort.Strings(ids)
+	e := &review3Env{ctx: ctx, direct: direct, mgr: mgr, ns: ns,
+		s: &Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: logr.Discard()},
+		sc: Scope{Config: &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme", UID: "acme-uid"}},
+			BaseURL: "https://scim.example/" + ns + "/acme"}}
+	// the cache holds every member (the deadline only bounds a broken cache)
+	e.until(t, "the cache shows the members", func() bool {
+		_, total, err := e.s.ListUsersPage(ctx, e.sc, 1, 0)
+		return err == nil && total == n
+	})
+	return e, ids
+}
+
+// until polls cond; the deadline only bounds a broken setup, it asserts no speed.
+func (e *review3Env) until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func memberIDs(r scim.Resource) []string {
+	out := []string{}
+	ms, _ := r["members"].([]any)
+	for _, m := range ms {
+		out = append(out, m.(map[string]any)["value"].(string))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func groupValues(ids []string) []any {
+	var out []any
+	for _, id := range ids {
+		out = append(out, map[string]any{"value": id})
+	}
+	return out
+}
+
+// stripGate holds the label strips of a group's delete (OrgMember patches that remove a
+// group label) until released, as a slow API server or a large group would.
+type stripGate struct {
+	client.Client
+	label   string
+	once    sync.Once
+	reached chan struct{}
+	release chan struct{}
+}
+
+func (g *stripGate) Patch(ctx context.Context, o client.Object, p client.Patch, opts ...client.PatchOption) error {
+	if _, ok := o.(*scimv1.OrgMember); ok {
+		if data, err := p.Data(o); err == nil && string(data) == `{"metadata":{"labels":{"`+g.label+`":null}}}` {
+			g.once.Do(func() { close(g.reached) })
+			<-g.release
+		}
+	}
+	return g.Client.Patch(ctx, o, p, opts...)
+}
+
+// TestReview3DeleteStripRacesRecreate: a group is deleted; its delete strips the group
+// label from its members after the object is gone. The IdP (or another replica) creates
+// the group again under the same displayName - the same object name - with a member the
+// old group had. The create finds that member still labelled and counts on the label; the
+// old delete's strip then takes it away. The IdP was answered 201 with the member, and
+// the member is gone from the group for every reader: a change the IdP was told exists
+// is lost.
+func TestReview3DeleteStripRacesRecreate(t *testing.T) {
+	e, ids := review3Start(t, "review3-strip", 2)
+	ctx := e.ctx
+	r, err := e.s.CreateGroup(ctx, e.sc, scim.Resource{"displayName": "Eng", "members": groupValues(ids)})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	gid := r["id"].(string)
+	if got := memberIDs(r); fmt.Sprint(got) != fmt.Sprint(ids) {
+		t.Fatalf("created with %v, want %v", got, ids)
+	}
+
+	// the delete, on a store whose label strips wait at the gate
+	gate := &stripGate{Client: e.mgr.GetClient(), label: scimv1.LabelGroupPrefix + gid,
+		reached: make(chan struct{}), release: make(chan struct{})}
+	slow := &Store{Client: gate, APIReader: e.mgr.GetAPIReader(), Log: logr.Discard()}
+	deleted := make(chan error, 1)
+	go func() { deleted <- slow.DeleteGroup(ctx, e.sc, gid, "") }()
+	<-gate.reached // the group object is gone; its labels are being stripped
+
+	// the group created again, same displayName, with the first member
+	var r2 scim.Resource
+	e.until(t, "the group can be created again", func() bool {
+		r2, err = e.s.CreateGroup(ctx, e.sc, scim.Resource{"displayName": "Eng", "members": groupValues(ids[:1])})
+		return err == nil
+	})
+	if r2["id"] != gid {
+		t.Logf("re-created under another name %v (the race needs the same name)", r2["id"])
+	}
+	if got := memberIDs(r2); fmt.Sprint(got) != fmt.Sprint(ids[:1]) {
+		t.Fatalf("re-created with %v, want %v", got, ids[:1])
+	}
+
+	// the old delete's strips go on
+	close(gate.release)
+	if err := <-deleted; err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	var g scimv1.OrgGroup
+	if err := e.direct.Get(ctx, types.NamespacedName{Namespace: e.ns, Name: r2["id"].(string)}, &g); err != nil {
+		t.Fatal(err)
+	}
+	e.until(t, "the cache shows the strips", func() bool {
+		var m scimv1.OrgMember
+		err := e.mgr.GetClient().Get(ctx, types.NamespacedName{Namespace: e.ns, Name: ids[1]}, &m)
+		return err == nil && !membership.Labelled(m.Labels, gid)
+	})
+	got, err := e.s.GetGroup(ctx, e.sc, r2["id"].(string), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(memberIDs(got)) != fmt.Sprint(ids[:1]) {
+		t.Fatalf("the re-created group answered 201 with %v and now has %v: the old delete's strip took a member of the new group",
+			ids[:1], memberIDs(got))
+	}
+}
+
+// TestReview3UserVersionMovesWithCommit: a user's meta.version (its ETag) hashes its group
+// labels, but what readers see of its groups moves with the commit of the group's change,
+// which writes only the group. Between the commit and the finish (seconds normally; until
+// the finisher gets to it when the writer died) GET /Users/{id} answers a different
+// "groups" under the version it had before the change, and the version then changes
+// (at the finish) when nothing a reader sees changed.
+func TestReview3UserVersionMovesWithCommit(t *testing.T) {
+	e, ids := review3Start(t, "review3-etag", 1)
+	ctx := e.ctx
+	r, err := e.s.CreateGroup(ctx, e.sc, scim.Resource{"displayName": "Ops"})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	gid := r["id"].(string)
+	before, err := e.s.GetUser(ctx, e.sc, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before["groups"] != nil {
+		t.Fatalf("groups before the change: %v", before["groups"])
+	}
+
+	// a change adding the user, marked and committed; its writer died before the finish
+	id := newChangeID()
+	var m scimv1.OrgMember
+	if err := e.direct.Get(ctx, types.NamespacedName{Namespace: e.ns, Name: ids[0]}, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Labels == nil {
+		m.Labels = map[string]string{}
+	}
+	m.Labels[membership.MarkKey(id)] = membership.MarkValue(gid, true)
+	if err := e.direct.Update(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	var g scimv1.OrgGroup
+	if err := e.direct.Get(ctx, types.NamespacedName{Namespace: e.ns, Name: gid}, &g); err != nil {
+		t.Fatal(err)
+	}
+	if g.Annotations == nil {
+		g.Annotations = map[string]string{}
+	}
+	g.Annotations[scimv1.AnnotationMembersChange] = membership.Committed(id)
+	bumpMembersRevision(&g)
+	if err := e.direct.Update(ctx, &g); err != nil {
+		t.Fatal(err)
+	}
+
+	var after scim.Resource
+	e.until(t, "the user's groups show the committed change", func() bool {
+		after, err = e.s.GetUser(ctx, e.sc, ids[0])
+		return err == nil && after["groups"] != nil
+	})
+	v0 := before["meta"].(map[string]any)["version"]
+	v1 := after["meta"].(map[string]any)["version"]
+	if v0 == v1 {
+		t.Fatalf("GET /Users/%s answered groups=%v and groups=%v under one version %v", ids[0], before["groups"], after["groups"], v0)
+	}
+}
