@@ -6,8 +6,11 @@ package scimstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +45,7 @@ type review3Env struct {
 
 // review3Start starts an API server, the shipped cache and indexes (no controllers, no
 // finisher), and a namespace with n members of config "acme".
-func review3Start(t *testing.T, ns string, n int) (*review3Env, []string) {
+func review3Start(t *testing.T, ns string, n int, withFinisher ...bool) (*review3Env, []string) {
 	t.Helper()
 	ctrl.SetLogger(logr.Discard())
 	env := testenv.New()
@@ -71,6 +74,13 @@ func review3Start(t *testing.T, ns string, n int) (*review3Env, []string) {
 	}
 	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
 		t.Fatal(err)
+	}
+	if len(withFinisher) > 0 && withFinisher[0] {
+		// the finisher as manager.New sets it up
+		f := &Finisher{Client: mgr.GetClient(), Store: &Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: logr.Discard()}}
+		if err := f.SetupWithManager(mgr); err != nil {
+			t.Fatal(err)
+		}
 	}
 	go func() { _ = mgr.Start(ctx) }()
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
@@ -275,5 +285,91 @@ func TestReview3UserVersionMovesWithCommit(t *testing.T) {
 	v1 := after["meta"].(map[string]any)["version"]
 	if v0 == v1 {
 		t.Fatalf("GET /Users/%s answered groups=%v and groups=%v under one version %v", ids[0], before["groups"], after["groups"], v0)
+	}
+}
+
+// memberPatchOutage fails OrgMember patches after the first `after` while down, and counts
+// the failed patches that take a change label off (dropMarks).
+type memberPatchOutage struct {
+	client.Client
+	mu          sync.Mutex
+	down        bool
+	after       int
+	patches     int
+	failedDrops int
+}
+
+func (o *memberPatchOutage) Patch(ctx context.Context, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+	if _, ok := obj.(*scimv1.OrgMember); ok {
+		o.mu.Lock()
+		o.patches++
+		if o.down && o.patches > o.after {
+			if data, err := p.Data(obj); err == nil && strings.Contains(string(data), scimv1.LabelChangePrefix) &&
+				strings.Contains(string(data), "null") {
+				o.failedDrops++
+			}
+			o.mu.Unlock()
+			return unreachableErr
+		}
+		o.mu.Unlock()
+	}
+	return o.Client.Patch(ctx, obj, p, opts...)
+}
+
+var unreachableErr = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+
+// TestReview3UncommittedMarksAreCollected: a group's create is cut between its marks and
+// its commit (503, nothing there for readers: right). The marks it left are taken out by a
+// one-shot background goroutine whose writes go to the same API server that just failed;
+// when they fail too, nothing ever collects them - not the finisher (it only runs
+// committed changes), not the IdP's retry (a new change id). Every cut change leaves a
+// label per marked member for good, and each one costs every GET of that user a lookup.
+func TestReview3UncommittedMarksAreCollected(t *testing.T) {
+	e, ids := review3Start(t, "review3-leak", 5, true)
+	ctx := e.ctx
+	flaky := &memberPatchOutage{Client: e.mgr.GetClient(), down: true, after: 2}
+	bs := &Store{Client: flaky, APIReader: e.mgr.GetAPIReader(), Log: logr.Discard()}
+	if _, err := bs.CreateGroup(ctx, e.sc, scim.Resource{"displayName": "Leak", "members": groupValues(ids)}); err == nil {
+		t.Fatal("the create got through an API server that was away")
+	}
+	e.until(t, "the marks' drop was tried while the API server was away", func() bool {
+		flaky.mu.Lock()
+		defer flaky.mu.Unlock()
+		return flaky.failedDrops >= 2
+	})
+	flaky.mu.Lock()
+	flaky.down = false
+	flaky.mu.Unlock()
+	// the IdP's retry succeeds (and is finished)
+	var r scim.Resource
+	var err error
+	e.until(t, "the IdP's retry of the create succeeds", func() bool {
+		r, err = e.s.CreateGroup(ctx, e.sc, scim.Resource{"displayName": "Leak", "members": groupValues(ids)})
+		return err == nil
+	})
+	if fmt.Sprint(memberIDs(r)) != fmt.Sprint(ids) {
+		t.Fatalf("retry answered %v, want %v", memberIDs(r), ids)
+	}
+	marked := func() []string {
+		var list scimv1.OrgMemberList
+		if err := e.direct.List(ctx, &list, client.InNamespace(e.ns)); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range list.Items {
+			for k, v := range m.Labels {
+				if strings.HasPrefix(k, scimv1.LabelChangePrefix) {
+					out = append(out, m.Name+" "+k+"="+v)
+				}
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(marked()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("marks of a change that never committed are never collected: %v", marked())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
