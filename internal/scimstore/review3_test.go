@@ -6,6 +6,7 @@ package scimstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -371,5 +372,83 @@ func TestReview3UncommittedMarksAreCollected(t *testing.T) {
 			t.Fatalf("marks of a change that never committed are never collected: %v", marked())
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// writeCounter counts the API server writes made through it, by kind.
+type writeCounter struct {
+	client.Client
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (w *writeCounter) count(kind string) {
+	w.mu.Lock()
+	w.counts[kind]++
+	w.mu.Unlock()
+}
+
+func (w *writeCounter) Patch(ctx context.Context, o client.Object, p client.Patch, opts ...client.PatchOption) error {
+	w.count(fmt.Sprintf("patch %T", o))
+	return w.Client.Patch(ctx, o, p, opts...)
+}
+
+func (w *writeCounter) Create(ctx context.Context, o client.Object, opts ...client.CreateOption) error {
+	w.count(fmt.Sprintf("create %T", o))
+	return w.Client.Create(ctx, o, opts...)
+}
+
+func (w *writeCounter) Update(ctx context.Context, o client.Object, opts ...client.UpdateOption) error {
+	w.count(fmt.Sprintf("update %T", o))
+	return w.Client.Update(ctx, o, opts...)
+}
+
+func (w *writeCounter) Delete(ctx context.Context, o client.Object, opts ...client.DeleteOption) error {
+	w.count(fmt.Sprintf("delete %T", o))
+	return w.Client.Delete(ctx, o, opts...)
+}
+
+func (w *writeCounter) take() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.counts
+	w.counts = map[string]int{}
+	return out
+}
+
+// TestReview3WritesPerChange measures the API server writes of a group create with n
+// members and of a PATCH that adds n and removes n, and bounds them linearly (2 per
+// touched member, plus a few for the group and its claim): a change must not cost O(n^2).
+func TestReview3WritesPerChange(t *testing.T) {
+	const n = 40
+	e, ids := review3Start(t, "review3-cost", 2*n)
+	ctx := e.ctx
+	wc := &writeCounter{Client: e.mgr.GetClient(), counts: map[string]int{}}
+	s := &Store{Client: wc, APIReader: e.mgr.GetAPIReader(), Log: logr.Discard()}
+	total := func(m map[string]int) int {
+		sum := 0
+		for _, v := range m {
+			sum += v
+		}
+		return sum
+	}
+	r, err := s.CreateGroup(ctx, e.sc, scim.Resource{"displayName": "Cost", "members": groupValues(ids[:n])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := wc.take()
+	t.Logf("create with %d members: %d writes %v", n, total(created), created)
+	raw := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	patch := []scim.PatchOp{
+		{Op: "add", Path: "members", Value: raw(groupValues(ids[n:]))},
+		{Op: "remove", Path: "members", Value: raw(groupValues(ids[:n]))},
+	}
+	if _, err := s.PatchGroup(ctx, e.sc, r["id"].(string), patch, "", true); err != nil {
+		t.Fatal(err)
+	}
+	patched := wc.take()
+	t.Logf("PATCH adding %d and removing %d: %d writes %v", n, n, total(patched), patched)
+	if total(created) > 2*n+4 || total(patched) > 2*(2*n)+4 {
+		t.Fatalf("writes are not linear in the members touched: create %d, patch %d", total(created), total(patched))
 	}
 }
