@@ -452,3 +452,40 @@ func TestReview3WritesPerChange(t *testing.T) {
 		t.Fatalf("writes are not linear in the members touched: create %d, patch %d", total(created), total(patched))
 	}
 }
+
+// TestReview3CreateMarksAnotherGroupsMembers: a group created as "Eng" and renamed "Ops"
+// keeps its object name, the hash of "Eng". A new group "Eng" tries that name first: before
+// its create finds the name taken, it marks out every member labelled with it - the
+// members of the live group "Ops" - and then drops those marks again. A create of an
+// empty group costs two writes per member of an unrelated group.
+func TestReview3CreateMarksAnotherGroupsMembers(t *testing.T) {
+	const n = 30
+	e, ids := review3Start(t, "review3-rename", n)
+	ctx := e.ctx
+	r, err := e.s.CreateGroup(ctx, e.sc, scim.Resource{"displayName": "Eng", "members": groupValues(ids)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := r["id"].(string)
+	raw, _ := json.Marshal("Ops")
+	if _, err := e.s.PatchGroup(ctx, e.sc, gid, []scim.PatchOp{{Op: "replace", Path: "displayName", Value: raw}}, "", false); err != nil {
+		t.Fatal(err)
+	}
+	wc := &writeCounter{Client: e.mgr.GetClient(), counts: map[string]int{}}
+	s := &Store{Client: wc, APIReader: e.mgr.GetAPIReader(), Log: logr.Discard()}
+	r2, err := s.CreateGroup(ctx, e.sc, scim.Resource{"displayName": "Eng"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2["id"] == gid {
+		t.Fatal("the new group took the renamed group's name")
+	}
+	// (counted: the marks, written before the create; their drop runs in the background
+	// and may or may not be counted yet)
+	counts := wc.take()
+	t.Logf("create of an empty group beside a renamed group of %d members: %v", n, counts)
+	if counts["patch *v1alpha1.OrgMember"] > 0 {
+		t.Fatalf("an empty group's create wrote %d OrgMember patches (members of the renamed group %s)",
+			counts["patch *v1alpha1.OrgMember"], gid)
+	}
+}
