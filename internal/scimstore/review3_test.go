@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -487,5 +489,122 @@ func TestReview3CreateMarksAnotherGroupsMembers(t *testing.T) {
 	if counts["patch *v1alpha1.OrgMember"] > 0 {
 		t.Fatalf("an empty group's create wrote %d OrgMember patches (members of the renamed group %s)",
 			counts["patch *v1alpha1.OrgMember"], gid)
+	}
+}
+
+// laggingMembers is a replica's cache whose OrgMember informer is behind its OrgGroup
+// informer (they are separate watches; a change of many members is a backlog of member
+// events while the group's commit is one event): OrgMember reads come from a snapshot.
+type laggingMembers struct {
+	client.Client
+	frozen client.Client
+}
+
+func (l *laggingMembers) Get(ctx context.Context, key client.ObjectKey, o client.Object, opts ...client.GetOption) error {
+	if _, ok := o.(*scimv1.OrgMember); ok {
+		return l.frozen.Get(ctx, key, o, opts...)
+	}
+	return l.Client.Get(ctx, key, o, opts...)
+}
+
+func (l *laggingMembers) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if _, ok := list.(*scimv1.OrgMemberList); ok {
+		return l.frozen.List(ctx, list, opts...)
+	}
+	return l.Client.List(ctx, list, opts...)
+}
+
+// TestReview3ReadsDoNotGoBack: change c1 adds u1 and is committed (readers see u1), but
+// not finished yet (its writer died; the finisher or the next change finishes it). The
+// next change c2 removes u0: it finishes c1 (u1's mark becomes its label) and commits.
+// A replica whose member informer has not yet delivered u1's settle, but whose group
+// informer has delivered c2's commit, applies c2's marks (none on u1) over u1's labels
+// (none yet) and drops u1: a reader that saw [u0 u1] now sees [u0], the group before c1,
+// although nothing took u1 out. Membership reads went backwards; with labels alone (the
+// old protocol) one informer's view was always some past state.
+func TestReview3ReadsDoNotGoBack(t *testing.T) {
+	e, ids := review3Start(t, "review3-lag", 2)
+	ctx := e.ctx
+	u0, u1 := ids[0], ids[1]
+	r, err := e.s.CreateGroup(ctx, e.sc, scim.Resource{"displayName": "Lag", "members": groupValues([]string{u0})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := r["id"].(string)
+
+	// c1: u1 marked, committed; its writer died before the finish
+	c1 := newChangeID()
+	var m scimv1.OrgMember
+	if err := e.direct.Get(ctx, types.NamespacedName{Namespace: e.ns, Name: u1}, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Labels == nil {
+		m.Labels = map[string]string{}
+	}
+	m.Labels[membership.MarkKey(c1)] = membership.MarkValue(gid, true)
+	if err := e.direct.Update(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	var g scimv1.OrgGroup
+	if err := e.direct.Get(ctx, types.NamespacedName{Namespace: e.ns, Name: gid}, &g); err != nil {
+		t.Fatal(err)
+	}
+	g.Annotations[scimv1.AnnotationMembersChange] = membership.Committed(c1)
+	bumpMembersRevision(&g)
+	if err := e.direct.Update(ctx, &g); err != nil {
+		t.Fatal(err)
+	}
+	both := fmt.Sprint([]string{u0, u1})
+	e.until(t, "the cache shows c1", func() bool {
+		r, err := e.s.GetGroup(ctx, e.sc, gid, true)
+		return err == nil && fmt.Sprint(memberIDs(r)) == both
+	})
+
+	// the lagging replica's member view: as the API server has the members now
+	var list scimv1.OrgMemberList
+	if err := e.direct.List(ctx, &list, client.InNamespace(e.ns)); err != nil {
+		t.Fatal(err)
+	}
+	var objs []client.Object
+	for i := range list.Items {
+		list.Items[i].ResourceVersion = ""
+		objs = append(objs, &list.Items[i])
+	}
+	frozen := fake.NewClientBuilder().WithScheme(e.mgr.GetScheme()).
+		WithIndex(&scimv1.OrgMember{}, index.Group, func(o client.Object) []string { return index.GroupsOf(o.GetLabels()) }).
+		WithIndex(&scimv1.OrgMember{}, index.Change, func(o client.Object) []string { return index.ChangesOf(o.GetLabels()) }).
+		WithObjects(objs...).Build()
+	lag := &Store{Client: &laggingMembers{Client: e.mgr.GetClient(), frozen: frozen}, APIReader: e.mgr.GetAPIReader(), Log: logr.Discard()}
+	seen, err := lag.GetGroup(ctx, e.sc, gid, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(memberIDs(seen)) != both {
+		t.Fatalf("the lagging replica before c2: %v, want %v", memberIDs(seen), both)
+	}
+
+	// c2 removes u0 (on the healthy replica): it finishes c1 first
+	raw, _ := json.Marshal(groupValues([]string{u0}))
+	if _, err := e.s.PatchGroup(ctx, e.sc, gid, []scim.PatchOp{{Op: "remove", Path: "members", Value: raw}}, "", true); err != nil {
+		t.Fatal(err)
+	}
+	// the lagging replica's group informer has c2's commit
+	var c2 string
+	e.until(t, "the group cache shows c2", func() bool {
+		var cg scimv1.OrgGroup
+		if err := e.mgr.GetClient().Get(ctx, types.NamespacedName{Namespace: e.ns, Name: gid}, &cg); err != nil {
+			return false
+		}
+		c2, _ = membership.LastChange(&cg)
+		return c2 != "" && c2 != c1
+	})
+	seen, err = lag.GetGroup(ctx, e.sc, gid, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := memberIDs(seen)
+	if !slices.Contains(got, u1) {
+		t.Fatalf("the lagging replica saw %v, then %v: u1, a member since c1 and never removed, is gone (c2 committed, c1's settle not yet in its member cache)",
+			both, got)
 	}
 }
