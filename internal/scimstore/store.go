@@ -840,8 +840,34 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 	}
 	var g *scimv1.OrgGroup
 	var ch *change
+	races := 0
 	for attempt := 0; attempt < maxNameAttempts && g == nil; {
 		name := groupName(attempt)
+		// A group under this name already (the IdP creating a group it has, or a group
+		// renamed since it was created under this name) is found before any member is
+		// marked: marking would write to each of its members only to be dropped.
+		var existing scimv1.OrgGroup
+		gerr := s.APIReader.Get(wctx, types.NamespacedName{Namespace: sc.ns(), Name: name}, &existing)
+		if gerr != nil && !apierrors.IsNotFound(gerr) {
+			release(name)
+			return nil, s.apiError(gerr, groupRef(name))
+		}
+		if gerr == nil {
+			if naming.NameKey(existing.Spec.DisplayName) == naming.NameKey(spec.DisplayName) && existing.Spec.ConfigName == sc.name() {
+				// a group made without a claim holds it: the claim is its own from now on
+				s.bindClaim(wctx, claim, holderRef{name: existing.Name, uid: existing.UID})
+				if !existing.DeletionTimestamp.IsZero() {
+					return nil, deleting()
+				}
+				return nil, taken()
+			}
+			attempt++
+			if err := s.moveClaim(wctx, claim, groupName(attempt)); err != nil {
+				release(claim.Spec.Holder) // (see CreateUser)
+				return nil, s.apiError(err, "the name claim")
+			}
+			continue
+		}
 		// Mark the members under this name. A member still labelled for an earlier group
 		// of this name (one whose delete could not strip every label) is marked out: it is
 		// not a member of this group.
@@ -885,24 +911,12 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 			}
 			return nil, s.apiError(err, groupRef(name))
 		}
+		// made by another create meanwhile: looked at again, as above
 		s.dropMarks(sc.ns(), ch.id)
-		var existing scimv1.OrgGroup
-		if gerr := s.APIReader.Get(wctx, client.ObjectKeyFromObject(cand), &existing); gerr != nil {
+		ch = nil
+		if races++; races > 3 {
 			release(name)
-			return nil, s.apiError(gerr, groupRef(name))
-		}
-		if naming.NameKey(existing.Spec.DisplayName) == naming.NameKey(spec.DisplayName) && existing.Spec.ConfigName == sc.name() {
-			// a group made without a claim holds it: the claim is its own from now on
-			s.bindClaim(wctx, claim, holderRef{name: existing.Name, uid: existing.UID})
-			if !existing.DeletionTimestamp.IsZero() {
-				return nil, deleting()
-			}
 			return nil, taken()
-		}
-		attempt++
-		if err := s.moveClaim(wctx, claim, groupName(attempt)); err != nil {
-			release(claim.Spec.Holder) // (see CreateUser)
-			return nil, s.apiError(err, "the name claim")
 		}
 	}
 	if g == nil {
