@@ -52,6 +52,11 @@ const (
 	// once every one has its group label). It is written in the same request as the
 	// change's other fields: that write is the change's commit.
 	AnnotationMembersChange = "scim.operator.dev/members-change"
+	// AnnotationMembersChangePrevious on an OrgGroup is the id of the change before its
+	// last one, finished when the last one was committed. A reader whose member cache has
+	// not caught up with that finish still applies its marks, so it never sees a member
+	// go that no change removed.
+	AnnotationMembersChangePrevious = "scim.operator.dev/members-change-previous"
 	// AnnotationRotateToken on a ScimConfig asks for a new generated bearer token: set it to
 	// any new value (for example a timestamp); the controller rotates once per value.
 	AnnotationRotateToken = "scim.operator.dev/rotate-token"

@@ -19,8 +19,9 @@
 //
 // One change of a group is unfinished at a time: a writer finishes the last one before it
 // marks its own, and its commit is made against the group version it read (optimistic
-// lock), so two changes never interleave. No object holds every member id: the group
-// holds one change id, each member its own labels.
+// lock), so two changes never interleave. The group also names the change before its
+// last, for readers whose member cache lags its group cache. No object holds every member
+// id: the group holds two change ids, each member its own labels.
 package membership
 
 import (
@@ -43,6 +44,19 @@ func LastChange(g *scimv1.OrgGroup) (id string, done bool) {
 	v := g.Annotations[scimv1.AnnotationMembersChange]
 	id, done = strings.CutSuffix(v, doneSuffix)
 	return id, done
+}
+
+// Changes is the ids of the group's last change and of the one before it ("" when none),
+// whose marks readers apply (In).
+func Changes(g *scimv1.OrgGroup) []string {
+	var out []string
+	if id, _ := LastChange(g); id != "" {
+		out = append(out, id)
+	}
+	if prev := g.Annotations[scimv1.AnnotationMembersChangePrevious]; prev != "" {
+		out = append(out, prev)
+	}
+	return out
 }
 
 // Unfinished is the id of the group's membership change that still has marks to finish,
@@ -92,11 +106,12 @@ func Labelled(labels map[string]string, group string) bool {
 }
 
 // In tells whether the member belongs to the group as readers see it: the group's last
-// change, where the member carries a mark of it, decides; otherwise the group label does.
-// (A finished change's marks are gone, so its labels decide; a mark of a change the group
-// does not name is a change that never committed, and means nothing.)
+// change, where the member carries a mark of it, decides; otherwise the change before it
+// does (finished, but a member cache may not show its finish yet); otherwise the group
+// label. (A finished change's marks are gone, so its labels decide; a mark of a change
+// the group does not name is a change that never committed, and means nothing.)
 func In(m *scimv1.OrgMember, g *scimv1.OrgGroup) bool {
-	if id, _ := LastChange(g); id != "" {
+	for _, id := range Changes(g) {
 		if group, add, ok := Mark(m.Labels, id); ok && group == g.Name {
 			return add
 		}

@@ -37,13 +37,18 @@ func (s *Store) GroupMembers(ctx context.Context, sc Scope, g *scimv1.OrgGroup) 
 		return nil, s.apiError(err, "members")
 	}
 	items := list.Items
-	if id, _ := membership.LastChange(g); id != "" {
+	seen := make(map[string]bool, len(items))
+	for _, m := range items {
+		seen[m.Name] = true
+	}
+	for _, id := range membership.Changes(g) {
 		var marked scimv1.OrgMemberList
 		if err := s.Client.List(ctx, &marked, client.InNamespace(sc.ns()), client.MatchingFields{index.Change: id}); err != nil {
 			return nil, s.apiError(err, "members")
 		}
 		for _, m := range marked.Items {
-			if !membership.Labelled(m.Labels, g.Name) { // (the labelled ones are listed already)
+			if !seen[m.Name] {
+				seen[m.Name] = true
 				items = append(items, m)
 			}
 		}
@@ -60,7 +65,7 @@ func (s *Store) GroupMembers(ctx context.Context, sc Scope, g *scimv1.OrgGroup) 
 // groupMembersLive is GroupMembers read from the API server.
 func (s *Store) groupMembersLive(ctx context.Context, sc Scope, g *scimv1.OrgGroup) ([]scimv1.OrgMember, error) {
 	keys := []string{scimv1.LabelGroupPrefix + g.Name}
-	if id, _ := membership.LastChange(g); id != "" {
+	for _, id := range membership.Changes(g) {
 		keys = append(keys, membership.MarkKey(id))
 	}
 	seen := map[string]bool{}
@@ -155,15 +160,20 @@ func (c *change) empty() bool { return len(c.add) == 0 && len(c.remove) == 0 }
 // marks makes the change of the group named group that d asks for, and marks it. A
 // change that replaces the members (d.Clear) is made against the group labels as the API
 // server has them (the group has no unfinished change then: labels are what readers
-// see), less what they have already.
-func (s *Store) marks(ctx context.Context, sc Scope, group string, d *scim.MemberDelta) (*change, error) {
+// see), less what they have already, unless every added member is to be marked
+// (allAdded: a create, which cannot count on labels an earlier group's delete may still
+// be stripping).
+func (s *Store) marks(ctx context.Context, sc Scope, group string, d *scim.MemberDelta, allAdded bool) (*change, error) {
 	c := &change{group: group, id: newChangeID(), add: d.Add, remove: d.Remove}
 	if d.Clear {
 		cur, err := s.labelledLive(ctx, sc.ns(), group)
 		if err != nil {
 			return nil, err
 		}
-		c.add, c.remove = without(d.Add, cur), without(cur, d.Add)
+		c.remove = without(cur, d.Add)
+		if !allAdded {
+			c.add = without(d.Add, cur)
+		}
 	}
 	if c.empty() {
 		return c, nil
@@ -215,22 +225,43 @@ func (s *Store) mark(ctx context.Context, sc Scope, c *change) error {
 	return each(c.remove, func(id string) error { return patch(id, false) })
 }
 
-// dropMarks takes out, in the background and as far as the API server lets it, the marks
-// of a change that did not commit. They mean nothing (membership.In ignores a mark the
-// group does not name); this only keeps members' labels tidy.
+// dropMarksWithin bounds how long the marks of a change that did not commit are retried
+// out in the background.
+const dropMarksWithin = 5 * time.Minute
+
+// dropMarks takes out, in the background, the marks of a change that did not commit,
+// retrying with backoff (the API server that failed the change usually fails this too,
+// for a while). They mean nothing (membership.In ignores a mark the group does not
+// name); this keeps members' labels tidy.
 func (s *Store) dropMarks(ns, id string) {
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), dropMarksWithin)
 		defer cancel()
-		var list scimv1.OrgMemberList
-		if err := s.APIReader.List(ctx, &list, client.InNamespace(ns), client.HasLabels{membership.MarkKey(id)}); err != nil {
-			return
-		}
-		p := mustJSON(map[string]any{"metadata": map[string]any{"labels": map[string]any{membership.MarkKey(id): nil}}})
-		for i := range list.Items {
+		key := membership.MarkKey(id)
+		p := mustJSON(map[string]any{"metadata": map[string]any{"labels": map[string]any{key: nil}}})
+		drop := func(ctx context.Context) (bool, error) {
 			wctx, wcancel := s.writeCtx(ctx)
-			_ = s.Client.Patch(wctx, &list.Items[i], client.RawPatch(types.MergePatchType, p), client.FieldOwner(FieldOwner))
+			var list scimv1.OrgMemberList
+			err := s.APIReader.List(wctx, &list, client.InNamespace(ns), client.HasLabels{key})
 			wcancel()
+			if err != nil {
+				return false, nil
+			}
+			done := true
+			for i := range list.Items {
+				wctx, wcancel := s.writeCtx(ctx)
+				err := s.Client.Patch(wctx, &list.Items[i], client.RawPatch(types.MergePatchType, p), client.FieldOwner(FieldOwner))
+				wcancel()
+				if err != nil && !apierrors.IsNotFound(err) {
+					done = false
+				}
+			}
+			return done, nil
+		}
+		if err := wait.ExponentialBackoffWithContext(ctx, wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2,
+			Steps: 1000, Cap: 5 * time.Second}, drop); err != nil {
+			s.Log.Info("could not take out the marks of a membership change that did not commit; they mean nothing",
+				"namespace", ns, "change", id)
 		}
 	}()
 }
@@ -270,7 +301,18 @@ func (s *Store) Finish(ctx context.Context, ns, group, id string) error {
 		byName[list.Items[i].Name] = &list.Items[i]
 		names = append(names, list.Items[i].Name)
 	}
-	if err := each(names, func(name string) error { return s.settle(ctx, byName[name], id) }); err != nil {
+	// The marks count only while the group names the change: a group deleted (or deleted
+	// and created again) since has its marks removed without their labels.
+	wctx, cancel = s.writeCtx(ctx)
+	var g scimv1.OrgGroup
+	gerr := s.APIReader.Get(wctx, types.NamespacedName{Namespace: ns, Name: group}, &g)
+	cancel()
+	if gerr != nil && !apierrors.IsNotFound(gerr) {
+		return s.apiError(gerr, groupRef(group))
+	}
+	last, _ := membership.LastChange(&g)
+	apply := gerr == nil && g.DeletionTimestamp.IsZero() && last == id
+	if err := each(names, func(name string) error { return s.settle(ctx, byName[name], id, apply) }); err != nil {
 		return err
 	}
 	// the group says done, unless it has moved on (or is gone)
@@ -294,8 +336,9 @@ func (s *Store) Finish(ctx context.Context, ns, group, id string) error {
 	}
 }
 
-// settle moves one member's mark of change id to its group label (Finish).
-func (s *Store) settle(ctx context.Context, m *scimv1.OrgMember, id string) error {
+// settle moves one member's mark of change id to its group label (Finish), or only
+// removes the mark unless apply.
+func (s *Store) settle(ctx context.Context, m *scimv1.OrgMember, id string, apply bool) error {
 	key := membership.MarkKey(id)
 	for try := 0; ; try++ {
 		if _, has := m.Labels[key]; !has {
@@ -304,7 +347,7 @@ func (s *Store) settle(ctx context.Context, m *scimv1.OrgMember, id string) erro
 		group, add, ok := membership.Mark(m.Labels, id)
 		upd := m.DeepCopy()
 		delete(upd.Labels, key)
-		if ok {
+		if ok && apply {
 			if label := scimv1.LabelGroupPrefix + group; add {
 				upd.Labels[label] = ""
 			} else {

@@ -868,10 +868,10 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 			}
 			continue
 		}
-		// Mark the members under this name. A member still labelled for an earlier group
-		// of this name (one whose delete could not strip every label) is marked out: it is
-		// not a member of this group.
-		ch, err = s.marks(wctx, sc, name, &scim.MemberDelta{Clear: true, Add: members})
+		// Mark the members under this name, every one of them (a delete of an earlier
+		// group of this name may still be stripping its labels: a label is not counted
+		// on). A member still labelled for that group and not wanted is marked out.
+		ch, err = s.marks(wctx, sc, name, &scim.MemberDelta{Clear: true, Add: members}, true)
 		if err != nil {
 			release(name)
 			return nil, err
@@ -1006,6 +1006,12 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			s.release(bg, sc, scimv1.NameClaimGroup, from.Spec.DisplayName, h, oldRV)
 		}
 	}()
+	defer func() {
+		// the marks of a try that did not commit (a conflict, then an error on the next try)
+		if ch != nil && !ch.empty() && g == nil && !unsure {
+			s.dropMarks(sc.ns(), ch.id)
+		}
+	}()
 	fresh := false
 	finished := 0
 	for try := 0; ; try++ {
@@ -1083,7 +1089,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			ch = nil
 		}
 		if delta != nil && !delta.Empty() {
-			if ch, err = s.marks(wctx, sc, cur.Name, delta); err != nil {
+			if ch, err = s.marks(wctx, sc, cur.Name, delta, false); err != nil {
 				return nil, err
 			}
 		}
@@ -1102,8 +1108,13 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			// optimistic-lock patch gives the group a new version (and ETag) for a
 			// members-only change, so two changes made against one If-Match cannot both win.
 			bumpMembersRevision(updated)
-			// and this patch commits the change (package membership)
+			// and this patch commits the change (package membership), naming the one
+			// before it (finished) for readers whose member cache lags
 			updated.Annotations[scimv1.AnnotationMembersChange] = ch.id
+			delete(updated.Annotations, scimv1.AnnotationMembersChangePrevious)
+			if prev, _ := membership.LastChange(cur); prev != "" {
+				updated.Annotations[scimv1.AnnotationMembersChangePrevious] = prev
+			}
 		}
 		// The commit runs on a context the client hanging up does not cancel: once sent,
 		// its outcome is learnt, and a committed change is finished below.
@@ -1120,10 +1131,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			}
 		}
 		if err != nil {
-			unsure = !definite(err)
-			if membersChange && !unsure {
-				s.dropMarks(sc.ns(), ch.id)
-			}
+			unsure = !definite(err) // (a commit that may have happened keeps its marks)
 			return nil, s.apiError(err, groupRef(id))
 		}
 		g = updated
@@ -1249,9 +1257,15 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 
 // stripGroup removes a deleted group's label, and the marks of its last change, from the
 // members that carry them (as the API server has them), each write with its own timeout.
+//
+// A group created again under the name (the IdP, or another replica, while this strip
+// runs) owns the name's labels from its commit on: it marks every member it wants and
+// marks out the others, so this strip stops once it sees that group. Each label is
+// removed with the member's version read before that look (optimistic lock), so a member
+// the new group touched since is read again and looked at again rather than stripped.
 func (s *Store) stripGroup(ctx context.Context, sc Scope, g *scimv1.OrgGroup) error {
 	keys := []string{scimv1.LabelGroupPrefix + g.Name}
-	if id, _ := membership.LastChange(g); id != "" {
+	for _, id := range membership.Changes(g) {
 		keys = append(keys, membership.MarkKey(id))
 	}
 	for _, key := range keys {
@@ -1262,26 +1276,70 @@ func (s *Store) stripGroup(ctx context.Context, sc Scope, g *scimv1.OrgGroup) er
 		if err != nil {
 			return s.apiError(err, "members")
 		}
+		if again, err := s.createdAgain(ctx, sc, g); err != nil || again {
+			return err
+		}
 		byName := make(map[string]*scimv1.OrgMember, len(list.Items))
 		names := make([]string, 0, len(list.Items))
 		for i := range list.Items {
 			byName[list.Items[i].Name] = &list.Items[i]
 			names = append(names, list.Items[i].Name)
 		}
-		p := mustJSON(map[string]any{"metadata": map[string]any{"labels": map[string]any{key: nil}}})
-		if err := each(names, func(name string) error {
-			wctx, cancel := s.writeCtx(ctx)
-			defer cancel()
-			err := s.Client.Patch(wctx, byName[name], client.RawPatch(types.MergePatchType, p), client.FieldOwner(FieldOwner))
-			if err != nil && !apierrors.IsNotFound(err) {
-				return s.apiError(err, userRef(name))
-			}
-			return nil
-		}); err != nil {
+		if err := each(names, func(name string) error { return s.stripMember(ctx, sc, g, byName[name], key) }); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// createdAgain tells whether a group other than g (a new one) holds g's object name now.
+func (s *Store) createdAgain(ctx context.Context, sc Scope, g *scimv1.OrgGroup) (bool, error) {
+	wctx, cancel := s.writeCtx(ctx)
+	defer cancel()
+	var cur scimv1.OrgGroup
+	err := s.APIReader.Get(wctx, client.ObjectKeyFromObject(g), &cur)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.apiError(err, groupRef(g.Name))
+	}
+	return cur.UID != g.UID, nil
+}
+
+// stripMember removes label key from m, read before the last createdAgain look.
+func (s *Store) stripMember(ctx context.Context, sc Scope, g *scimv1.OrgGroup, m *scimv1.OrgMember, key string) error {
+	for try := 0; ; try++ {
+		if _, has := m.Labels[key]; !has {
+			return nil
+		}
+		upd := m.DeepCopy()
+		delete(upd.Labels, key)
+		wctx, cancel := s.writeCtx(ctx)
+		err := s.Client.Patch(wctx, upd, client.MergeFromWithOptions(m, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
+		cancel()
+		switch {
+		case err == nil, apierrors.IsNotFound(err):
+			return nil
+		case !apierrors.IsConflict(err) || try >= 10:
+			return s.apiError(err, userRef(m.Name))
+		}
+		// changed since: read again, then look again (in that order)
+		wctx, cancel = s.writeCtx(ctx)
+		var live scimv1.OrgMember
+		err = s.APIReader.Get(wctx, client.ObjectKeyFromObject(m), &live)
+		cancel()
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return s.apiError(err, userRef(m.Name))
+		}
+		if again, err := s.createdAgain(ctx, sc, g); err != nil || again {
+			return err
+		}
+		m = &live
+	}
 }
 
 // apiError maps an API server error like APIError and logs the ones that are not the
