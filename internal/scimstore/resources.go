@@ -285,8 +285,12 @@ func (s *Store) ifMatchVersion(ctx context.Context, sc Scope, obj client.Object,
 	tag := l.Tags[0]
 	if len(l.Tags) > 1 && ValidID(id) {
 		if err := s.APIReader.Get(ctx, types.NamespacedName{Namespace: sc.Config.Namespace, Name: id}, obj); err == nil {
+			v := VersionOf(obj)
+			if m, ok := obj.(*scimv1.OrgMember); ok {
+				v = s.userVersion(ctx, sc, m)
+			}
 			for _, t := range l.Tags {
-				if t == VersionOf(obj) {
+				if t == v {
 					tag = t
 					break
 				}

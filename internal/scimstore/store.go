@@ -201,17 +201,37 @@ func (s *Store) getMember(ctx context.Context, sc Scope, id string) (*scimv1.Org
 	return &m, nil
 }
 
-// userResource renders a member with its groups (as readers see them: membership.In).
+// userResource renders a member with its groups (as readers see them: membership.In),
+// under the version of that (userVersion).
 func (s *Store) userResource(ctx context.Context, sc Scope, m *scimv1.OrgMember) scim.Resource {
 	r := UserToSCIM(m, sc.BaseURL)
+	groups := s.memberGroups(ctx, sc, m)
 	var gl []any
-	for _, g := range s.memberGroups(ctx, sc, m) {
+	for _, g := range groups {
 		gl = append(gl, map[string]any{"value": g.Name, "display": g.Spec.DisplayName, "type": "direct", "$ref": sc.BaseURL + "/Groups/" + g.Name})
 	}
 	if gl != nil {
 		r["groups"] = gl
 	}
+	if meta, ok := r["meta"].(map[string]any); ok {
+		meta["version"] = convert.Version(versionWithGroups(m, groups))
+	}
 	return r
+}
+
+// userVersion is the version token of a user as readers see it: its spec and the groups
+// it is in by membership.In (with their displayNames), so that it moves with the commit
+// of a membership change, not with the labels that finish it.
+func (s *Store) userVersion(ctx context.Context, sc Scope, m *scimv1.OrgMember) string {
+	return versionWithGroups(m, s.memberGroups(ctx, sc, m))
+}
+
+func versionWithGroups(m *scimv1.OrgMember, groups []scimv1.OrgGroup) string {
+	shown := make([]string, 0, len(groups))
+	for _, g := range groups {
+		shown = append(shown, g.Name+"\x00"+g.Spec.DisplayName)
+	}
+	return convert.VersionWith(m, shown)
 }
 
 // GetUser returns one user of the scope.
@@ -547,7 +567,7 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 			return nil, err
 		}
 		from, oldRV = cur, ""
-		if ifMatch != "" && convert.VersionOf(cur) != ifMatch {
+		if ifMatch != "" && s.userVersion(wctx, sc, cur) != ifMatch {
 			if !fresh {
 				fresh = true // the cache may lag behind the version the client saw
 				continue
@@ -630,7 +650,7 @@ func (s *Store) DeleteUser(ctx context.Context, sc Scope, id, ifMatch string) er
 	for try := 0; ; try++ {
 		pre := metav1.Preconditions{UID: &m.UID}
 		if ifMatch != "" {
-			if try > 0 || convert.VersionOf(m) != ifMatch {
+			if try > 0 || s.userVersion(wctx, sc, m) != ifMatch {
 				fresh := &scimv1.OrgMember{}
 				if err := s.APIReader.Get(wctx, client.ObjectKeyFromObject(m), fresh); err != nil {
 					if apierrors.IsNotFound(err) {
@@ -638,7 +658,7 @@ func (s *Store) DeleteUser(ctx context.Context, sc Scope, id, ifMatch string) er
 					}
 					return s.apiError(err, userRef(id))
 				}
-				if fresh.UID != m.UID || convert.VersionOf(fresh) != ifMatch {
+				if fresh.UID != m.UID || s.userVersion(wctx, sc, fresh) != ifMatch {
 					return stale(userRef(id))
 				}
 				m = fresh

@@ -49,14 +49,23 @@ const AnnotationMembersRevision = "scim.operator.dev/members-revision"
 // created again under the same id starts at generation 1 again, and the former
 // incarnation's ETag must not match it.
 func VersionOf(o metav1.Object) string {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(string(o.GetUID()) + "\n"))
 	var groups []string
 	for k := range o.GetLabels() {
 		if strings.HasPrefix(k, scimv1.LabelGroupPrefix) {
 			groups = append(groups, k)
 		}
 	}
+	return VersionWith(o, groups)
+}
+
+// VersionWith is VersionOf with a user's groups as given (each as what SCIM shows of it,
+// for example "<group label>" or "<id>\x00<display>") instead of read from its labels:
+// the store gives the groups readers see while a membership change is being finished,
+// so the version moves with the commit that changes them, not with the labels after it.
+func VersionWith(o metav1.Object, groups []string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(string(o.GetUID()) + "\n"))
+	groups = append([]string(nil), groups...)
 	sort.Strings(groups)
 	for _, g := range groups {
 		_, _ = h.Write([]byte(g + "\n"))
