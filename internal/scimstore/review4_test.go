@@ -273,3 +273,69 @@ func asSCIM(err error, se **scim.Error) bool {
 }
 
 var _ = fmt.Sprint
+
+// laggingGroups is a replica's cache whose OrgGroup informer is behind (a group rename or
+// a membership commit not delivered yet): OrgGroup reads come from a snapshot.
+type laggingGroups struct {
+	client.Client
+	frozen client.Client
+}
+
+func (l *laggingGroups) Get(ctx context.Context, key client.ObjectKey, o client.Object, opts ...client.GetOption) error {
+	if _, ok := o.(*scimv1.OrgGroup); ok {
+		return l.frozen.Get(ctx, key, o, opts...)
+	}
+	return l.Client.Get(ctx, key, o, opts...)
+}
+
+// TestReview4LaggingReplicaRefusesCurrentUserETag: a user's version now hashes the groups
+// it shows, with their displayNames, read from the group cache. updateUser's answer to a
+// tag that does not match is to read the member again from the API server - but the groups
+// still come from the cache. On a replica whose group informer has not delivered a rename
+// (or a membership commit) yet, the tag the IdP got from the replica that made it is
+// refused with 412 although it is current: the class issue 9 defect 7 fixed for group
+// DELETE ("a lagging replica refuses a current ETag"), brought back for users.
+func TestReview4LaggingReplicaRefusesCurrentUserETag(t *testing.T) {
+	e, ids := review3Start(t, "review4-uetag", 1)
+	ctx := e.ctx
+	u := ids[0]
+	r, err := e.s.CreateGroup(ctx, e.sc, scim.Resource{"displayName": "Eng", "members": groupValues([]string{u})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := r["id"].(string)
+
+	// replica B's group view: as the API server has the groups before the rename
+	var list scimv1.OrgGroupList
+	if err := e.direct.List(ctx, &list, client.InNamespace(e.ns)); err != nil {
+		t.Fatal(err)
+	}
+	var objs []client.Object
+	for i := range list.Items {
+		list.Items[i].ResourceVersion = ""
+		objs = append(objs, &list.Items[i])
+	}
+	frozen := fake.NewClientBuilder().WithScheme(e.mgr.GetScheme()).WithObjects(objs...).Build()
+	lag := &Store{Client: &laggingGroups{Client: e.mgr.GetClient(), frozen: frozen}, APIReader: e.mgr.GetAPIReader(), Log: logr.Discard()}
+
+	// replica A renames the group; the IdP reads the user there
+	raw, _ := json.Marshal("Ops")
+	if _, err := e.s.PatchGroup(ctx, e.sc, gid, []scim.PatchOp{{Op: "replace", Path: "displayName", Value: raw}}, "", false); err != nil {
+		t.Fatal(err)
+	}
+	var got scim.Resource
+	e.until(t, "replica A shows the user in Ops", func() bool {
+		got, err = e.s.GetUser(ctx, e.sc, u)
+		gl, _ := got["groups"].([]any)
+		return err == nil && len(gl) == 1 && gl[0].(map[string]any)["display"] == "Ops"
+	})
+	tag := got["meta"].(map[string]any)["version"].(string)
+	token := tag[len(`W/"`) : len(tag)-1]
+
+	// the IdP's PATCH with that (current) tag lands on replica B
+	name, _ := json.Marshal("Dana")
+	_, err = lag.PatchUser(ctx, e.sc, u, []scim.PatchOp{{Op: "replace", Path: "displayName", Value: name}}, token)
+	if err != nil {
+		t.Fatalf("PATCH /Users/%s with If-Match %s, the user's current version (as the API server has user and groups): %v", u, tag, err)
+	}
+}
