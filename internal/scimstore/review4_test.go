@@ -6,7 +6,6 @@ package scimstore
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sync"
 	"testing"
 
@@ -271,8 +270,6 @@ func asSCIM(err error, se **scim.Error) bool {
 	}
 	return ok
 }
-
-var _ = fmt.Sprint
 
 // laggingGroups is a replica's cache whose OrgGroup informer is behind (a group rename or
 // a membership commit not delivered yet): OrgGroup reads come from a snapshot.
