@@ -21,7 +21,6 @@ import (
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scim"
-	"github.com/scim-operator/scim-operator/internal/testenv"
 )
 
 // TestListUsersPageMatchesFullList checks, against a real API server and the manager's
@@ -30,12 +29,7 @@ import (
 // same content, same total.
 func TestListUsersPageMatchesFullList(t *testing.T) {
 	ctrl.SetLogger(logr.Discard())
-	env := testenv.New()
-	cfg, err := testenv.Start(env)
-	if err != nil {
-		t.Fatalf("envtest: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	cfg := apiServer(t)
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)

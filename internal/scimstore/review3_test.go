@@ -34,7 +34,6 @@ import (
 	"github.com/scim-operator/scim-operator/internal/membership"
 	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scim"
-	"github.com/scim-operator/scim-operator/internal/testenv"
 )
 
 type review3Env struct {
@@ -51,12 +50,7 @@ type review3Env struct {
 func review3Start(t *testing.T, ns string, n int, withFinisher ...bool) (*review3Env, []string) {
 	t.Helper()
 	ctrl.SetLogger(logr.Discard())
-	env := testenv.New()
-	cfg, err := testenv.Start(env)
-	if err != nil {
-		t.Fatalf("envtest: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	cfg := apiServer(t)
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
