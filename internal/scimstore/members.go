@@ -86,14 +86,19 @@ func (s *Store) groupMembersLive(ctx context.Context, sc Scope, g *scimv1.OrgGro
 }
 
 // memberGroups is the live groups of the scope the member belongs to, as readers see it,
-// sorted by name.
+// sorted by name, read from the cache.
 func (s *Store) memberGroups(ctx context.Context, sc Scope, m *scimv1.OrgMember) []scimv1.OrgGroup {
+	return s.memberGroupsFrom(ctx, s.Client, sc, m)
+}
+
+// memberGroupsFrom is memberGroups read through r (the cache, or the API server).
+func (s *Store) memberGroupsFrom(ctx context.Context, r client.Reader, sc Scope, m *scimv1.OrgMember) []scimv1.OrgGroup {
 	names := membership.Groups(m.Labels)
 	slices.Sort(names)
 	var out []scimv1.OrgGroup
 	for _, name := range names {
 		var g scimv1.OrgGroup
-		if err := s.Client.Get(ctx, types.NamespacedName{Namespace: sc.ns(), Name: name}, &g); err != nil ||
+		if err := r.Get(ctx, types.NamespacedName{Namespace: sc.ns(), Name: name}, &g); err != nil ||
 			g.Spec.ConfigName != sc.name() || !g.DeletionTimestamp.IsZero() || !membership.In(m, &g) {
 			continue
 		}

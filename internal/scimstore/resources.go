@@ -287,7 +287,7 @@ func (s *Store) ifMatchVersion(ctx context.Context, sc Scope, obj client.Object,
 		if err := s.APIReader.Get(ctx, types.NamespacedName{Namespace: sc.Config.Namespace, Name: id}, obj); err == nil {
 			v := VersionOf(obj)
 			if m, ok := obj.(*scimv1.OrgMember); ok {
-				v = s.userVersion(ctx, sc, m)
+				v = s.userVersionLive(ctx, sc, m)
 			}
 			for _, t := range l.Tags {
 				if t == v {

@@ -226,6 +226,12 @@ func (s *Store) userVersion(ctx context.Context, sc Scope, m *scimv1.OrgMember) 
 	return versionWithGroups(m, s.memberGroups(ctx, sc, m))
 }
 
+// userVersionLive is userVersion with the groups read from the API server, for a member
+// read from it: a replica whose group cache lags must not refuse a current tag.
+func (s *Store) userVersionLive(ctx context.Context, sc Scope, m *scimv1.OrgMember) string {
+	return versionWithGroups(m, s.memberGroupsFrom(ctx, s.APIReader, sc, m))
+}
+
 func versionWithGroups(m *scimv1.OrgMember, groups []scimv1.OrgGroup) string {
 	shown := make([]string, 0, len(groups))
 	for _, g := range groups {
@@ -567,7 +573,11 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 			return nil, err
 		}
 		from, oldRV = cur, ""
-		if ifMatch != "" && s.userVersion(wctx, sc, cur) != ifMatch {
+		version := s.userVersion
+		if fresh {
+			version = s.userVersionLive
+		}
+		if ifMatch != "" && version(wctx, sc, cur) != ifMatch {
 			if !fresh {
 				fresh = true // the cache may lag behind the version the client saw
 				continue
@@ -658,7 +668,7 @@ func (s *Store) DeleteUser(ctx context.Context, sc Scope, id, ifMatch string) er
 					}
 					return s.apiError(err, userRef(id))
 				}
-				if fresh.UID != m.UID || s.userVersion(wctx, sc, fresh) != ifMatch {
+				if fresh.UID != m.UID || s.userVersionLive(wctx, sc, fresh) != ifMatch {
 					return stale(userRef(id))
 				}
 				m = fresh
@@ -1032,7 +1042,9 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			s.dropMarks(sc.ns(), ch.id)
 		}
 	}()
-	fresh := false
+	// a request that may change members reads the group from the API server (see
+	// effectiveMembers)
+	fresh := (d != nil && !d.Empty()) || len(late) > 0
 	finished := 0
 	for try := 0; ; try++ {
 		var cur *scimv1.OrgGroup
@@ -1171,13 +1183,15 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 // ScimConfig at all), and a replace with the set the group already has. A request that
 // changes no membership then writes nothing, not even the group's members revision:
 // removing another tenant's user from a group answers 200 and leaves every object as it
-// was. (It reads the cache.)
+// was. It reads the API server (the group too: updateGroup reads it live for a membership
+// change): a no-op decided on a lagging cache writes nothing, so no optimistic lock would
+// catch it, and a remove answered 200 would be lost.
 func (s *Store) effectiveMembers(ctx context.Context, sc Scope, g *scimv1.OrgGroup, d *scim.MemberDelta) (*scim.MemberDelta, error) {
 	if d == nil || d.Empty() {
 		return d, nil
 	}
 	if d.Clear {
-		cur, err := s.GroupMembers(ctx, sc, g)
+		cur, err := s.groupMembersLive(ctx, sc, g)
 		if err != nil {
 			return nil, err
 		}
@@ -1197,7 +1211,7 @@ func (s *Store) effectiveMembers(ctx context.Context, sc Scope, g *scimv1.OrgGro
 	}
 	out := &scim.MemberDelta{}
 	for _, id := range d.Add {
-		m, err := s.getMember(ctx, sc, id) // checkMembers refused ids that are not users here
+		m, err := s.liveMember(ctx, sc, id) // checkMembers refused ids that are not users here
 		if err != nil {
 			return nil, err
 		}
@@ -1206,7 +1220,7 @@ func (s *Store) effectiveMembers(ctx context.Context, sc Scope, g *scimv1.OrgGro
 		}
 	}
 	for _, id := range d.Remove {
-		m, err := s.getMember(ctx, sc, id)
+		m, err := s.liveMember(ctx, sc, id)
 		var se *scim.Error
 		if errors.As(err, &se) && se.Status == 404 {
 			continue
@@ -1219,6 +1233,21 @@ func (s *Store) effectiveMembers(ctx context.Context, sc Scope, g *scimv1.OrgGro
 		}
 	}
 	return out, nil
+}
+
+// liveMember is getMember read from the API server.
+func (s *Store) liveMember(ctx context.Context, sc Scope, id string) (*scimv1.OrgMember, error) {
+	if !ValidID(id) {
+		return nil, scim.NotFound("%s not found", userRef(id))
+	}
+	var m scimv1.OrgMember
+	if err := s.APIReader.Get(ctx, types.NamespacedName{Namespace: sc.ns(), Name: id}, &m); err != nil {
+		return nil, s.apiError(err, userRef(id))
+	}
+	if m.Spec.ConfigName != sc.name() || !m.DeletionTimestamp.IsZero() {
+		return nil, scim.NotFound("%s not found", userRef(id))
+	}
+	return &m, nil
 }
 
 // VersionOf is the version token of an OrgMember's or OrgGroup's SCIM representation
@@ -1247,21 +1276,31 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 	if err != nil {
 		return err
 	}
-	pre := metav1.Preconditions{UID: &g.UID}
-	if ifMatch != "" {
-		// checked against the API server (not the cache, which may lag)
-		var fresh scimv1.OrgGroup
-		if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(g), &fresh); err != nil {
-			return s.apiError(err, groupRef(id))
-		}
-		if fresh.UID != g.UID || convert.VersionOf(&fresh) != ifMatch {
-			return stale(groupRef(id))
-		}
-	}
 	bg := context.WithoutCancel(ctx)
-	wctx, cancel := s.writeCtx(bg)
-	err = s.Client.Delete(wctx, g, client.Preconditions(pre))
-	cancel()
+	for try := 0; ; try++ {
+		pre := metav1.Preconditions{UID: &g.UID}
+		if ifMatch != "" {
+			// checked against the API server (not the cache, which may lag), and the
+			// delete made at the version checked: a change in between answers 412 (a
+			// write of the controllers', which leaves the version, is looked at again)
+			var fresh scimv1.OrgGroup
+			if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(g), &fresh); err != nil {
+				return s.apiError(err, groupRef(id))
+			}
+			if fresh.UID != g.UID || convert.VersionOf(&fresh) != ifMatch {
+				return stale(groupRef(id))
+			}
+			g = &fresh
+			pre.ResourceVersion = &fresh.ResourceVersion
+		}
+		wctx, cancel := s.writeCtx(bg)
+		err = s.Client.Delete(wctx, g, client.Preconditions(pre))
+		cancel()
+		if apierrors.IsConflict(err) && ifMatch != "" && try < 5 {
+			continue
+		}
+		break
+	}
 	if apierrors.IsConflict(err) {
 		return stale(groupRef(id))
 	}
