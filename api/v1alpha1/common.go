@@ -47,6 +47,11 @@ const (
 	// apply it over the group label, so a change is all there or not there at all while
 	// its group labels are written; the operator then moves it to the group label.
 	LabelChangePrefix = "change.scim.operator.dev/"
+	// LabelChangingPrefix marks an OrgMember that carries a LabelChangePrefix label for the
+	// group "<LabelChangingPrefix><orggroup name>" (empty value), so that a group created
+	// again under that name finds, from the API server, every member a change of the
+	// former group may still label, and marks it out.
+	LabelChangingPrefix = "changing.scim.operator.dev/"
 	// AnnotationMembersChange on an OrgGroup is the id of its last membership change
 	// ("<id>" while its OrgMembers still carry LabelChangePrefix labels for it, "<id> done"
 	// once every one has its group label). It is written in the same request as the

@@ -99,6 +99,24 @@ func Mark(labels map[string]string, id string) (group string, add, ok bool) {
 	return group, op == Add, true
 }
 
+// ChangingKey is the label key that says a member carries a mark for group.
+func ChangingKey(group string) string { return scimv1.LabelChangingPrefix + group }
+
+// MarksFor tells whether the labels carry a mark for group other than the one of change
+// except.
+func MarksFor(labels map[string]string, group, except string) bool {
+	for k, v := range labels {
+		id, ok := strings.CutPrefix(k, scimv1.LabelChangePrefix)
+		if !ok || id == except {
+			continue
+		}
+		if _, g, _ := strings.Cut(v, "."); g == group {
+			return true
+		}
+	}
+	return false
+}
+
 // Labelled tells whether the member carries the group label of the group named group.
 func Labelled(labels map[string]string, group string) bool {
 	_, in := labels[scimv1.LabelGroupPrefix+group]

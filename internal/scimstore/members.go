@@ -171,14 +171,22 @@ func (c *change) empty() bool { return len(c.add) == 0 && len(c.remove) == 0 }
 func (s *Store) marks(ctx context.Context, sc Scope, group string, d *scim.MemberDelta, allAdded bool) (*change, error) {
 	c := &change{group: group, id: newChangeID(), add: d.Add, remove: d.Remove}
 	if d.Clear {
-		cur, err := s.labelledLive(ctx, sc.ns(), group)
+		cur, err := s.labelledLive(ctx, sc.ns(), group, scimv1.LabelGroupPrefix)
 		if err != nil {
 			return nil, err
 		}
-		c.remove = without(cur, d.Add)
 		if !allAdded {
 			c.add = without(d.Add, cur)
+		} else {
+			// a create: also every member a change of an earlier group of this name may
+			// still label (its finish racing this create), marked out unless wanted
+			changing, err := s.labelledLive(ctx, sc.ns(), group, scimv1.LabelChangingPrefix)
+			if err != nil {
+				return nil, err
+			}
+			cur = append(cur, without(changing, cur)...)
 		}
+		c.remove = without(cur, d.Add)
 	}
 	if c.empty() {
 		return c, nil
@@ -214,7 +222,8 @@ func (s *Store) mark(ctx context.Context, sc Scope, c *change) error {
 		defer cancel()
 		m := &scimv1.OrgMember{}
 		m.Namespace, m.Name = sc.ns(), id
-		p := mustJSON(map[string]any{"metadata": map[string]any{"labels": map[string]any{key: membership.MarkValue(c.group, add)}}})
+		p := mustJSON(map[string]any{"metadata": map[string]any{"labels": map[string]any{key: membership.MarkValue(c.group, add),
+			membership.ChangingKey(c.group): ""}}})
 		err := s.Client.Patch(wctx, m, client.RawPatch(types.MergePatchType, p), client.FieldOwner(FieldOwner))
 		if apierrors.IsNotFound(err) && !add {
 			return nil // gone: no longer a member
@@ -243,7 +252,6 @@ func (s *Store) dropMarks(ns, id string) {
 		ctx, cancel := context.WithTimeout(context.Background(), dropMarksWithin)
 		defer cancel()
 		key := membership.MarkKey(id)
-		p := mustJSON(map[string]any{"metadata": map[string]any{"labels": map[string]any{key: nil}}})
 		drop := func(ctx context.Context) (bool, error) {
 			wctx, wcancel := s.writeCtx(ctx)
 			var list scimv1.OrgMemberList
@@ -254,11 +262,17 @@ func (s *Store) dropMarks(ns, id string) {
 			}
 			done := true
 			for i := range list.Items {
+				m := &list.Items[i]
+				upd := m.DeepCopy()
+				delete(upd.Labels, key)
+				if g, _, ok := membership.Mark(m.Labels, id); ok && !membership.MarksFor(m.Labels, g, id) {
+					delete(upd.Labels, membership.ChangingKey(g))
+				}
 				wctx, wcancel := s.writeCtx(ctx)
-				err := s.Client.Patch(wctx, &list.Items[i], client.RawPatch(types.MergePatchType, p), client.FieldOwner(FieldOwner))
+				err := s.Client.Patch(wctx, upd, client.MergeFromWithOptions(m, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
 				wcancel()
 				if err != nil && !apierrors.IsNotFound(err) {
-					done = false
+					done = false // (a conflict: listed again next time)
 				}
 			}
 			return done, nil
@@ -272,12 +286,12 @@ func (s *Store) dropMarks(ns, id string) {
 }
 
 // labelledLive lists, from the API server, the members of the namespace that carry the
-// group label of group.
-func (s *Store) labelledLive(ctx context.Context, ns, group string) ([]string, error) {
+// label prefix+group (the group label, or the changing label).
+func (s *Store) labelledLive(ctx context.Context, ns, group, prefix string) ([]string, error) {
 	wctx, cancel := s.writeCtx(ctx)
 	defer cancel()
 	var list scimv1.OrgMemberList
-	if err := s.APIReader.List(wctx, &list, client.InNamespace(ns), client.HasLabels{scimv1.LabelGroupPrefix + group}); err != nil {
+	if err := s.APIReader.List(wctx, &list, client.InNamespace(ns), client.HasLabels{prefix + group}); err != nil {
 		return nil, s.apiError(err, "members")
 	}
 	out := make([]string, 0, len(list.Items))
@@ -315,9 +329,8 @@ func (s *Store) Finish(ctx context.Context, ns, group, id string) error {
 	if gerr != nil && !apierrors.IsNotFound(gerr) {
 		return s.apiError(gerr, groupRef(group))
 	}
-	last, _ := membership.LastChange(&g)
-	apply := gerr == nil && g.DeletionTimestamp.IsZero() && last == id
-	if err := each(names, func(name string) error { return s.settle(ctx, byName[name], id, apply) }); err != nil {
+	apply := gerr == nil && namesChange(&g, id)
+	if err := each(names, func(name string) error { return s.settle(ctx, byName[name], group, id, apply) }); err != nil {
 		return err
 	}
 	// the group says done, unless it has moved on (or is gone)
@@ -341,19 +354,33 @@ func (s *Store) Finish(ctx context.Context, ns, group, id string) error {
 	}
 }
 
-// settle moves one member's mark of change id to its group label (Finish), or only
-// removes the mark unless apply.
-func (s *Store) settle(ctx context.Context, m *scimv1.OrgMember, id string, apply bool) error {
+// namesChange tells whether g, read from the API server, is live and its last change is
+// id: only then do the marks of id count.
+func namesChange(g *scimv1.OrgGroup, id string) bool {
+	last, _ := membership.LastChange(g)
+	return g.DeletionTimestamp.IsZero() && last == id
+}
+
+// settle moves one member's mark of change id (of the group named group) to its group
+// label (Finish), or only removes the mark unless apply. Each write is made at the
+// member's version read before the group was last looked at (Finish reads the members,
+// then the group): a member written since (a group created again under the name marks
+// it) is read again, then the group looked at again, so a change of a deleted group never
+// labels a member for the group that replaced it.
+func (s *Store) settle(ctx context.Context, m *scimv1.OrgMember, group, id string, apply bool) error {
 	key := membership.MarkKey(id)
 	for try := 0; ; try++ {
 		if _, has := m.Labels[key]; !has {
 			return nil // settled by someone else
 		}
-		group, add, ok := membership.Mark(m.Labels, id)
+		mg, add, ok := membership.Mark(m.Labels, id)
 		upd := m.DeepCopy()
 		delete(upd.Labels, key)
-		if ok && apply {
-			if label := scimv1.LabelGroupPrefix + group; add {
+		if ok && !membership.MarksFor(m.Labels, mg, id) {
+			delete(upd.Labels, membership.ChangingKey(mg))
+		}
+		if ok && apply && mg == group {
+			if label := scimv1.LabelGroupPrefix + mg; add {
 				upd.Labels[label] = ""
 			} else {
 				delete(upd.Labels, label)
@@ -361,21 +388,37 @@ func (s *Store) settle(ctx context.Context, m *scimv1.OrgMember, id string, appl
 		}
 		wctx, cancel := s.writeCtx(ctx)
 		err := s.Client.Patch(wctx, upd, client.MergeFromWithOptions(m, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
-		if apierrors.IsConflict(err) && try < 10 {
-			var live scimv1.OrgMember
-			err = s.APIReader.Get(wctx, client.ObjectKeyFromObject(m), &live)
-			cancel()
-			if err == nil {
-				m = &live
-				continue
-			}
-		} else {
-			cancel()
+		cancel()
+		switch {
+		case err == nil, apierrors.IsNotFound(err):
+			return nil
+		case !apierrors.IsConflict(err) || try >= 10:
+			return s.apiError(err, userRef(m.Name))
 		}
-		if err == nil || apierrors.IsNotFound(err) {
+		// changed since: read again, then look at the group again (in that order)
+		wctx, cancel = s.writeCtx(ctx)
+		var live scimv1.OrgMember
+		err = s.APIReader.Get(wctx, client.ObjectKeyFromObject(m), &live)
+		if err == nil {
+			var g scimv1.OrgGroup
+			gerr := s.APIReader.Get(wctx, types.NamespacedName{Namespace: m.Namespace, Name: group}, &g)
+			switch {
+			case gerr == nil:
+				apply = namesChange(&g, id)
+			case apierrors.IsNotFound(gerr):
+				apply = false
+			default:
+				err = gerr
+			}
+		}
+		cancel()
+		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return s.apiError(err, userRef(m.Name))
+		if err != nil {
+			return s.apiError(err, userRef(m.Name))
+		}
+		m = &live
 	}
 }
 

@@ -301,8 +301,9 @@ func (o *memberPatchOutage) Patch(ctx context.Context, obj client.Object, p clie
 		o.mu.Lock()
 		o.patches++
 		if o.down && o.patches > o.after {
-			if data, err := p.Data(obj); err == nil && strings.Contains(string(data), scimv1.LabelChangePrefix) &&
-				strings.Contains(string(data), "null") {
+			// a drop: a patch that removes a mark (or every label: "labels":null)
+			if data, err := p.Data(obj); err == nil && (strings.Contains(string(data), `"labels":null`) ||
+				strings.Contains(string(data), scimv1.LabelChangePrefix) && strings.Contains(string(data), "null")) {
 				o.failedDrops++
 			}
 			o.mu.Unlock()

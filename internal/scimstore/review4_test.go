@@ -50,7 +50,8 @@ func (e *review3Env) commitUnfinished(t *testing.T, gid, member string, add bool
 	if m.Labels == nil {
 		m.Labels = map[string]string{}
 	}
-	m.Labels[membership.MarkKey(id)] = membership.MarkValue(gid, add)
+	m.Labels[membership.MarkKey(id)] = membership.MarkValue(gid, add) // as Store.mark writes it
+	m.Labels[membership.ChangingKey(gid)] = ""
 	if err := e.direct.Update(e.ctx, &m); err != nil {
 		t.Fatal(err)
 	}

@@ -204,8 +204,15 @@ func (s *Store) getMember(ctx context.Context, sc Scope, id string) (*scimv1.Org
 // userResource renders a member with its groups (as readers see them: membership.In),
 // under the version of that (userVersion).
 func (s *Store) userResource(ctx context.Context, sc Scope, m *scimv1.OrgMember) scim.Resource {
+	return s.userResourceFrom(ctx, s.Client, sc, m)
+}
+
+// userResourceFrom is userResource with the groups read through r: a write's answer reads
+// them from the API server, so that the ETag it carries is the one the next conditional
+// write is checked against, whatever this replica's group cache shows yet.
+func (s *Store) userResourceFrom(ctx context.Context, rd client.Reader, sc Scope, m *scimv1.OrgMember) scim.Resource {
 	r := UserToSCIM(m, sc.BaseURL)
-	groups := s.memberGroups(ctx, sc, m)
+	groups := s.memberGroupsFrom(ctx, rd, sc, m)
 	var gl []any
 	for _, g := range groups {
 		gl = append(gl, map[string]any{"value": g.Name, "display": g.Spec.DisplayName, "type": "direct", "$ref": sc.BaseURL + "/Groups/" + g.Name})
@@ -611,7 +618,7 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 		updated := cur.DeepCopy()
 		updated.Spec = next
 		if equalJSON(cur.Spec, next) {
-			return s.userResource(ctx, sc, cur), nil
+			return s.userResourceFrom(ctx, s.APIReader, sc, cur), nil
 		}
 		convert.Touch(updated, time.Now())
 		// The optimistic lock is on the resourceVersion, which the controllers' status
@@ -629,7 +636,7 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 		}
 		to = updated
 		s.waitCache(ctx, updated, updated.ResourceVersion)
-		return s.userResource(ctx, sc, updated), nil
+		return s.userResourceFrom(ctx, s.APIReader, sc, updated), nil
 	}
 }
 
@@ -1374,6 +1381,9 @@ func (s *Store) stripMember(ctx context.Context, sc Scope, g *scimv1.OrgGroup, m
 		}
 		upd := m.DeepCopy()
 		delete(upd.Labels, key)
+		if id, ok := strings.CutPrefix(key, scimv1.LabelChangePrefix); ok && !membership.MarksFor(m.Labels, g.Name, id) {
+			delete(upd.Labels, membership.ChangingKey(g.Name))
+		}
 		wctx, cancel := s.writeCtx(ctx)
 		err := s.Client.Patch(wctx, upd, client.MergeFromWithOptions(m, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner))
 		cancel()
