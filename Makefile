@@ -120,8 +120,8 @@ test-long: ## The long suites: 2,000 members through the controllers against the
 .PHONY: test-e2e
 test-e2e: ## The real manager binary, real HTTP and the built kubectl against a local control plane.
 	@mkdir -p .dev && rm -f $(FAULT_FIGURES)
-	$(WITH_ASSETS) MODEL_SEED=$(MODEL_SEED_SHORT) FAULT_FIGURES=$(FAULT_FIGURES) $(GOTEST) -count=1 -timeout 20m ./test/...; \
-		status=$$?; echo "fault figures (per fault spec):"; cat $(FAULT_FIGURES) 2>/dev/null; exit $$status
+	status=0; $(WITH_ASSETS) MODEL_SEED=$(MODEL_SEED_SHORT) FAULT_FIGURES=$(FAULT_FIGURES) $(GOTEST) -count=1 -timeout 20m ./test/... || status=$$?; \
+		echo "figures (per fault spec and IdP journey):"; cat $(FAULT_FIGURES) 2>/dev/null; exit $$status
 
 .PHONY: test-model
 test-model: ## The access invariant under long random operation sequences: MODEL_SEQUENCES=10 MODEL_OPS=40 [MODEL_SEED=n]
@@ -130,9 +130,11 @@ test-model: ## The access invariant under long random operation sequences: MODEL
 
 .PHONY: test-faults
 test-faults: ## The e2e fault specs, long, with figures (docs/faults.md): FAULT_USERS=1000 FAULT_SECONDS=60 FAULTS_USERS=200 FAULTS_GRACE=30s FAULTS_QUIET=30s FAULTS_WORKERS=4
-	$(WITH_ASSETS) FAULT_USERS=$(FAULT_USERS) FAULT_SECONDS=$(FAULT_SECONDS) \
+	@mkdir -p .dev && rm -f $(FAULT_FIGURES)
+	status=0; $(WITH_ASSETS) FAULT_USERS=$(FAULT_USERS) FAULT_SECONDS=$(FAULT_SECONDS) \
 		FAULTS_USERS=$(FAULTS_USERS) FAULTS_GRACE=$(FAULTS_GRACE) FAULTS_QUIET=$(FAULTS_QUIET) FAULTS_WORKERS=$(FAULTS_WORKERS) \
-		$(GOTEST) -count=1 -timeout 180m -v ./test/e2e/ -ginkgo.label-filter=faults -ginkgo.v
+		FAULT_FIGURES=$(FAULT_FIGURES) $(GOTEST) -count=1 -timeout 180m -v ./test/e2e/ -ginkgo.label-filter=faults -ginkgo.v || status=$$?; \
+		echo "figures (per fault spec and IdP journey):"; cat $(FAULT_FIGURES) 2>/dev/null; exit $$status
 
 .PHONY: fuzz-short
 fuzz-short: ## A short run of every fuzz target, FUZZTIME_SHORT (10s) each (seed corpora live in testdata/fuzz).

@@ -146,6 +146,7 @@ func (f figures) report() {
 	}
 	AddReportEntry("figures", line)
 	GinkgoWriter.Println(line)
+	collectFigures(line)
 	ExpectWithOffset(1, f.duplicates).To(BeZero(), "duplicates: %v", f.duplicatesExplain)
 	ExpectWithOffset(1, f.lost).To(BeZero(), "lost: %v", f.lostExplain)
 }

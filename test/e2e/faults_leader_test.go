@@ -166,6 +166,7 @@ var _ = Describe("faults survived end to end: two replicas", Label("faults"), fu
 		Expect(plane.cluster.Client.Get(ctx, leaseKey, lease)).To(Succeed())
 		lastRenew := lease.Spec.RenewTime.Time
 		invitedAtKill := len(org.emu.Invites())
+		Expect(invitedAtKill).To(BeNumerically("<", active+len(extra)), "the kill lands in the middle of the sync")
 		// Only the leader runs controllers: the follower serves SCIM but has started no
 		// controller's workers (the leader's invitations so far were all its own).
 		Expect(leader.log.logged(workersStarted)).To(BeTrue(), "the leader runs the controllers")

@@ -69,8 +69,12 @@ func (f faultFigures) print() {
 		line += " " + strings.Join(f.extra, " ")
 	}
 	AddReportEntry("figures", line, ReportEntryVisibilityAlways)
-	// go test shows a passing package's output only with -v: the make targets print the
-	// lines collected here after the run (FAULT_FIGURES names the file)
+	collectFigures(line)
+}
+
+// collectFigures appends a figures line to the file FAULT_FIGURES names: go test shows a
+// passing package's output only with -v, so the make targets print the file after the run.
+func collectFigures(line string) {
 	if path := os.Getenv("FAULT_FIGURES"); path != "" {
 		if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
 			_, _ = fmt.Fprintln(f, line)
