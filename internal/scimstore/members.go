@@ -30,7 +30,7 @@ import (
 // holds the three steps and the readers' view.
 
 // GroupMembers lists the members of a group as readers see them (membership.In), from the
-// cache: the labelled members and those carrying a mark of the group's last change.
+// cache: the labelled members and those carrying a mark of the group's last two changes.
 func (s *Store) GroupMembers(ctx context.Context, sc Scope, g *scimv1.OrgGroup) ([]scimv1.OrgMember, error) {
 	var list scimv1.OrgMemberList
 	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()), client.MatchingFields{index.Group: g.Name}); err != nil {
