@@ -218,6 +218,17 @@ func (s *Store) moveClaim(ctx context.Context, c *scimv1.OrgNameClaim, to string
 	return s.Client.Update(ctx, c, client.FieldOwner(FieldOwner))
 }
 
+// moveClaimError is what a create answers when moving its claim failed: another writer
+// changed or removed the claim meanwhile (it took the name over, or the name went stale
+// under it), which contests the name (taken: 409 uniqueness; a create has no precondition
+// for a 412 to speak of), or an API server error.
+func (s *Store) moveClaimError(err error, taken func() error) error {
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		return taken()
+	}
+	return s.apiError(err, "the name claim")
+}
+
 // claimVersion answers the resourceVersion of the claim of name (of kind) when h holds it,
 // read from the API server, or "" (no claim, another's, or unreadable). A rename reads it
 // before its write and releases the old name with it as precondition (release): a writer

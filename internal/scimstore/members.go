@@ -225,8 +225,12 @@ func (s *Store) mark(ctx context.Context, sc Scope, c *change) error {
 		p := mustJSON(map[string]any{"metadata": map[string]any{"labels": map[string]any{key: membership.MarkValue(c.group, add),
 			membership.ChangingKey(c.group): ""}}})
 		err := s.Client.Patch(wctx, m, client.RawPatch(types.MergePatchType, p), client.FieldOwner(FieldOwner))
-		if apierrors.IsNotFound(err) && !add {
-			return nil // gone: no longer a member
+		if apierrors.IsNotFound(err) {
+			if !add {
+				return nil // gone: no longer a member
+			}
+			// deleted since the request's members were checked: unknown, as if before
+			return scim.BadRequest(scim.ErrInvalidValue, "unknown member id(s): %s", id)
 		}
 		if err != nil {
 			return s.apiError(err, userRef(id))

@@ -478,7 +478,7 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			// (conditional on the version before the move: a move that committed after all is
 			// left to the claim's grace)
 			s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: c.Spec.Holder}, c.ResourceVersion)
-			return nil, s.apiError(err, "the name claim")
+			return nil, s.moveClaimError(err, taken)
 		}
 	}
 	s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: c.Spec.Holder}, c.ResourceVersion)
@@ -901,7 +901,7 @@ func (s *Store) CreateGroup(ctx context.Context, sc Scope, r scim.Resource) (sci
 			attempt++
 			if err := s.moveClaim(wctx, claim, groupName(attempt)); err != nil {
 				release(claim.Spec.Holder) // (see CreateUser)
-				return nil, s.apiError(err, "the name claim")
+				return nil, s.moveClaimError(err, taken)
 			}
 			continue
 		}
