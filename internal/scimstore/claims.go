@@ -12,6 +12,7 @@ import (
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/naming"
+	"github.com/scim-operator/scim-operator/internal/scim"
 )
 
 // Name claims make a userName (or a group's displayName) unique per ScimConfig through the
@@ -219,12 +220,17 @@ func (s *Store) moveClaim(ctx context.Context, c *scimv1.OrgNameClaim, to string
 }
 
 // moveClaimError is what a create answers when moving its claim failed: another writer
-// changed or removed the claim meanwhile (it took the name over, or the name went stale
-// under it), which contests the name (taken: 409 uniqueness; a create has no precondition
-// for a 412 to speak of), or an API server error.
+// changed the claim meanwhile (it took the name over), which contests the name (taken: 409
+// uniqueness; a create has no precondition for a 412 to speak of), or removed it (503: try
+// again), or an API server error.
 func (s *Store) moveClaimError(err error, taken func() error) error {
-	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsConflict(err):
 		return taken()
+	case apierrors.IsNotFound(err):
+		// released meanwhile (taken for stale): the name is probably free, so the IdP
+		// retries rather than matching a group by name that is not there
+		return &scim.Error{Status: 503, RetryAfter: 1, Detail: "the name claim was released meanwhile, retry"}
 	}
 	return s.apiError(err, "the name claim")
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -618,7 +619,12 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 		updated := cur.DeepCopy()
 		updated.Spec = next
 		if equalJSON(cur.Spec, next) {
-			return s.userResourceFrom(ctx, s.APIReader, sc, cur), nil
+			// (the groups read where cur was: one view, one version)
+			rd := client.Reader(s.Client)
+			if fresh {
+				rd = s.APIReader
+			}
+			return s.userResourceFrom(ctx, rd, sc, cur), nil
 		}
 		convert.Touch(updated, time.Now())
 		// The optimistic lock is on the resourceVersion, which the controllers' status
@@ -1216,26 +1222,52 @@ func (s *Store) effectiveMembers(ctx context.Context, sc Scope, g *scimv1.OrgGro
 		}
 		return &scim.MemberDelta{}, nil
 	}
+	// (read in parallel, as the marks are written)
+	var mu sync.Mutex
 	out := &scim.MemberDelta{}
-	for _, id := range d.Add {
-		m, err := s.liveMember(ctx, sc, id) // checkMembers refused ids that are not users here
-		if err != nil {
-			return nil, err
+	add, remove := map[string]bool{}, map[string]bool{}
+	gone := func(err error) bool {
+		var se *scim.Error
+		return errors.As(err, &se) && se.Status == 404
+	}
+	if err := each(d.Add, func(id string) error {
+		m, err := s.liveMember(ctx, sc, id)
+		if gone(err) {
+			// checkMembers found it (in the cache): deleted since, or the cache lags
+			return scim.BadRequest(scim.ErrInvalidValue, "unknown member id(s): %s", id)
 		}
-		if !membership.In(m, g) {
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		add[id] = !membership.In(m, g)
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := each(d.Remove, func(id string) error {
+		m, err := s.liveMember(ctx, sc, id)
+		if gone(err) {
+			return nil // not a member of this group, or of this ScimConfig at all
+		}
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		remove[id] = membership.In(m, g)
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for _, id := range d.Add { // in the request's order
+		if add[id] {
 			out.Add = append(out.Add, id)
 		}
 	}
 	for _, id := range d.Remove {
-		m, err := s.liveMember(ctx, sc, id)
-		var se *scim.Error
-		if errors.As(err, &se) && se.Status == 404 {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if membership.In(m, g) {
+		if remove[id] {
 			out.Remove = append(out.Remove, id)
 		}
 	}
@@ -1309,6 +1341,10 @@ func (s *Store) DeleteGroup(ctx context.Context, sc Scope, id, ifMatch string) e
 		break
 	}
 	if apierrors.IsConflict(err) {
+		if ifMatch == "" {
+			// the UID precondition: the group was deleted and created again meanwhile
+			return scim.NotFound("%s not found", groupRef(id))
+		}
 		return stale(groupRef(id))
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
