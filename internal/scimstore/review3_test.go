@@ -556,20 +556,7 @@ func TestReview3ReadsDoNotGoBack(t *testing.T) {
 	})
 
 	// the lagging replica's member view: as the API server has the members now
-	var list scimv1.OrgMemberList
-	if err := e.direct.List(ctx, &list, client.InNamespace(e.ns)); err != nil {
-		t.Fatal(err)
-	}
-	var objs []client.Object
-	for i := range list.Items {
-		list.Items[i].ResourceVersion = ""
-		objs = append(objs, &list.Items[i])
-	}
-	frozen := fake.NewClientBuilder().WithScheme(e.mgr.GetScheme()).
-		WithIndex(&scimv1.OrgMember{}, index.Group, func(o client.Object) []string { return index.GroupsOf(o.GetLabels()) }).
-		WithIndex(&scimv1.OrgMember{}, index.Change, func(o client.Object) []string { return index.ChangesOf(o.GetLabels()) }).
-		WithObjects(objs...).Build()
-	lag := &Store{Client: &laggingMembers{Client: e.mgr.GetClient(), frozen: frozen}, APIReader: e.mgr.GetAPIReader(), Log: logr.Discard()}
+	lag := e.laggingMemberStore(t)
 	seen, err := lag.GetGroup(ctx, e.sc, gid, true)
 	if err != nil {
 		t.Fatal(err)
@@ -626,4 +613,24 @@ func removesLabel(patch []byte, label string) bool {
 	}
 	v, ok := labels[label]
 	return ok && v == nil
+}
+
+// laggingMemberStore is a store of a replica whose member cache stays as the API server
+// has the members now (its group cache follows): the member informer lags.
+func (e *review3Env) laggingMemberStore(t *testing.T) *Store {
+	t.Helper()
+	var list scimv1.OrgMemberList
+	if err := e.direct.List(e.ctx, &list, client.InNamespace(e.ns)); err != nil {
+		t.Fatal(err)
+	}
+	var objs []client.Object
+	for i := range list.Items {
+		list.Items[i].ResourceVersion = ""
+		objs = append(objs, &list.Items[i])
+	}
+	frozen := fake.NewClientBuilder().WithScheme(e.mgr.GetScheme()).
+		WithIndex(&scimv1.OrgMember{}, index.Group, func(o client.Object) []string { return index.GroupsOf(o.GetLabels()) }).
+		WithIndex(&scimv1.OrgMember{}, index.Change, func(o client.Object) []string { return index.ChangesOf(o.GetLabels()) }).
+		WithObjects(objs...).Build()
+	return &Store{Client: &laggingMembers{Client: e.mgr.GetClient(), frozen: frozen}, APIReader: e.mgr.GetAPIReader(), Log: logr.Discard()}
 }

@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
-	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/membership"
 	"github.com/scim-operator/scim-operator/internal/scim"
 )
@@ -166,20 +165,7 @@ func TestReview4LaggingReplicaDropsRemove(t *testing.T) {
 	gid := r["id"].(string)
 
 	// the lagging replica's member view: as the API server has the members before the add
-	var list scimv1.OrgMemberList
-	if err := e.direct.List(ctx, &list, client.InNamespace(e.ns)); err != nil {
-		t.Fatal(err)
-	}
-	var objs []client.Object
-	for i := range list.Items {
-		list.Items[i].ResourceVersion = ""
-		objs = append(objs, &list.Items[i])
-	}
-	frozen := fake.NewClientBuilder().WithScheme(e.mgr.GetScheme()).
-		WithIndex(&scimv1.OrgMember{}, index.Group, func(o client.Object) []string { return index.GroupsOf(o.GetLabels()) }).
-		WithIndex(&scimv1.OrgMember{}, index.Change, func(o client.Object) []string { return index.ChangesOf(o.GetLabels()) }).
-		WithObjects(objs...).Build()
-	lag := &Store{Client: &laggingMembers{Client: e.mgr.GetClient(), frozen: frozen}, APIReader: e.mgr.GetAPIReader(), Log: logr.Discard()}
+	lag := e.laggingMemberStore(t)
 
 	// replica A adds u1 (finished: u1 carries the label)
 	raw := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }

@@ -5,12 +5,9 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
-	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/scim"
 )
 
@@ -31,20 +28,7 @@ func TestReview6AddOfAMemberGoneLiveIs400(t *testing.T) {
 	gid := r["id"].(string)
 
 	// the replica's member cache: u1 still there
-	var list scimv1.OrgMemberList
-	if err := e.direct.List(ctx, &list, client.InNamespace(e.ns)); err != nil {
-		t.Fatal(err)
-	}
-	var objs []client.Object
-	for i := range list.Items {
-		list.Items[i].ResourceVersion = ""
-		objs = append(objs, &list.Items[i])
-	}
-	frozen := fake.NewClientBuilder().WithScheme(e.mgr.GetScheme()).
-		WithIndex(&scimv1.OrgMember{}, index.Group, func(o client.Object) []string { return index.GroupsOf(o.GetLabels()) }).
-		WithIndex(&scimv1.OrgMember{}, index.Change, func(o client.Object) []string { return index.ChangesOf(o.GetLabels()) }).
-		WithObjects(objs...).Build()
-	lag := &Store{Client: &laggingMembers{Client: e.mgr.GetClient(), frozen: frozen}, APIReader: e.mgr.GetAPIReader(), Log: logr.Discard()}
+	lag := e.laggingMemberStore(t)
 
 	// u1 is deleted (another replica's DELETE /Users)
 	var m scimv1.OrgMember
