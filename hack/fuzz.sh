@@ -20,11 +20,32 @@ while read -r dir pkg; do
 	fi
 	for t in $(grep '^Fuzz' <<<"$list" || true); do
 		count=$((count + 1))
-		echo "==> $pkg $t ($duration)"
-		if ! go test -run '^$' -fuzz "^${t}\$" -fuzztime "$duration" -parallel 2 "$pkg"; then
+		for try in 1 2; do
+			echo "==> $pkg $t ($duration)"
+			out=$(mktemp)
+			if go test -run '^$' -fuzz "^${t}\$" -fuzztime "$duration" -parallel 2 "$pkg" 2>&1 | tee "$out"; then
+				rm -f "$out"
+				break
+			fi
+			# Go's fuzzing coordinator can fail a target with a bare "context deadline
+			# exceeded" as -fuzztime ends, on a loaded machine, having found nothing (no
+			# input written; go.dev/issue/75804, fixed in Go 1.27): tried once more. A
+			# finding (an input written, a panic, a failed check) fails at once.
+			if [ "$try" -eq 1 ] && grep -q 'context deadline exceeded' "$out" &&
+				! grep -qE 'Failing input written to|panic:|_test\.go:[0-9]+:' "$out"; then
+				echo "fuzz: $pkg $t: the engine's deadline race at the end of -fuzztime, nothing found: once more" >&2
+				rm -f "$out"
+				continue
+			fi
 			failed=$((failed + 1))
-			echo "FAIL: $pkg $t (a failing input was written to $pkg testdata/fuzz/$t)" >&2
-		fi
+			if grep -q 'Failing input written to' "$out"; then
+				echo "FAIL: $pkg $t (a failing input was written to $pkg testdata/fuzz/$t)" >&2
+			else
+				echo "FAIL: $pkg $t" >&2
+			fi
+			rm -f "$out"
+			break
+		done
 	done
 done < <(go list -f '{{.Dir}} {{.ImportPath}}' ./...)
 echo "fuzz: $count target(s), $failed failed"
