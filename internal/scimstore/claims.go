@@ -306,3 +306,40 @@ func (s *Store) release(ctx context.Context, sc Scope, kind scimv1.NameClaimKind
 		}
 	}()
 }
+
+// settleRenameClaims releases, once a rename's write is done, the names its writer claimed
+// and the object does not carry: every claimed name but the one kept, and the old name's
+// claim (at oldRV, the version read before the write, so a rename back that renewed it
+// meanwhile keeps it) unless it is kept. The name kept is written when the write
+// succeeded, the old one when it failed, and the one a live read of the object shows when
+// the write's outcome is unknown (unsure: a timeout, a 5xx: it may have committed); when
+// that read fails too, nothing is released (the claims' grace takes over).
+func settleRenameClaims[T interface {
+	client.Object
+	*scimv1.OrgMember | *scimv1.OrgGroup
+}](s *Store, ctx context.Context, sc Scope, kind scimv1.NameClaimKind, from T, old, written string, unsure bool,
+	nameOf func(T) string, claimed map[string]string, oldRV string) {
+	keep := old
+	switch {
+	case written != "":
+		keep = written
+	case unsure:
+		live := from.DeepCopyObject().(T)
+		rctx, cancel := s.writeCtx(ctx)
+		err := s.APIReader.Get(rctx, client.ObjectKeyFromObject(from), live)
+		cancel()
+		if err != nil || live.GetUID() != from.GetUID() {
+			return
+		}
+		keep = nameOf(live)
+	}
+	h := holderRef{name: from.GetName(), uid: from.GetUID()}
+	for n, rv := range claimed {
+		if naming.NameKey(n) != naming.NameKey(keep) {
+			s.release(ctx, sc, kind, n, h, rv)
+		}
+	}
+	if oldRV != "" && naming.NameKey(keep) != naming.NameKey(old) {
+		s.release(ctx, sc, kind, old, h, oldRV)
+	}
+}

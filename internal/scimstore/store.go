@@ -538,30 +538,12 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 		if len(claimed) == 0 || from == nil {
 			return
 		}
-		bg := context.WithoutCancel(wctx)
-		keep := from.Spec.UserName
-		switch {
-		case err == nil && to != nil:
-			keep = to.Spec.UserName
-		case unsure:
-			var live scimv1.OrgMember
-			rctx, cancel := s.writeCtx(bg)
-			gerr := s.APIReader.Get(rctx, client.ObjectKeyFromObject(from), &live)
-			cancel()
-			if gerr != nil || live.UID != from.UID {
-				return
-			}
-			keep = live.Spec.UserName
+		written := ""
+		if err == nil && to != nil {
+			written = to.Spec.UserName
 		}
-		h := holderRef{name: from.Name, uid: from.UID}
-		for n, rv := range claimed {
-			if naming.NameKey(n) != naming.NameKey(keep) {
-				s.release(bg, sc, scimv1.NameClaimUser, n, h, rv)
-			}
-		}
-		if oldRV != "" && naming.NameKey(keep) != naming.NameKey(from.Spec.UserName) {
-			s.release(bg, sc, scimv1.NameClaimUser, from.Spec.UserName, h, oldRV)
-		}
+		settleRenameClaims(s, context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, from, from.Spec.UserName, written, unsure,
+			func(live *scimv1.OrgMember) string { return live.Spec.UserName }, claimed, oldRV)
 	}()
 	fresh := false
 	for try := 0; ; try++ {
@@ -1024,30 +1006,12 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 		if len(claimed) == 0 || from == nil {
 			return
 		}
-		bg := context.WithoutCancel(wctx)
-		keep := from.Spec.DisplayName
-		switch {
-		case g != nil:
-			keep = g.Spec.DisplayName
-		case unsure:
-			var live scimv1.OrgGroup
-			rctx, cancel := s.writeCtx(bg)
-			gerr := s.APIReader.Get(rctx, client.ObjectKeyFromObject(from), &live)
-			cancel()
-			if gerr != nil || live.UID != from.UID {
-				return
-			}
-			keep = live.Spec.DisplayName
+		written := ""
+		if g != nil {
+			written = g.Spec.DisplayName
 		}
-		h := holderRef{name: from.Name, uid: from.UID}
-		for n, rv := range claimed {
-			if naming.NameKey(n) != naming.NameKey(keep) {
-				s.release(bg, sc, scimv1.NameClaimGroup, n, h, rv)
-			}
-		}
-		if oldRV != "" && naming.NameKey(keep) != naming.NameKey(from.Spec.DisplayName) {
-			s.release(bg, sc, scimv1.NameClaimGroup, from.Spec.DisplayName, h, oldRV)
-		}
+		settleRenameClaims(s, context.WithoutCancel(wctx), sc, scimv1.NameClaimGroup, from, from.Spec.DisplayName, written, unsure,
+			func(live *scimv1.OrgGroup) string { return live.Spec.DisplayName }, claimed, oldRV)
 	}()
 	defer func() {
 		// the marks of a try that did not commit (a conflict, then an error on the next try)
