@@ -1019,9 +1019,7 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			s.dropMarks(sc.ns(), ch.id)
 		}
 	}()
-	// a request that may change members reads the group from the API server (see
-	// effectiveMembers)
-	fresh := (d != nil && !d.Empty()) || len(late) > 0
+	fresh := false
 	finished := 0
 	for try := 0; ; try++ {
 		var cur *scimv1.OrgGroup
@@ -1068,6 +1066,12 @@ func (s *Store) updateGroup(ctx context.Context, sc Scope, id, ifMatch string, w
 			d = late[0]()
 		}
 		delta = nil
+		if d != nil && !d.Empty() && !fresh {
+			// a request that changes members reads the group from the API server (see
+			// effectiveMembers); one that changes only attributes may start from the cache
+			fresh = true
+			continue
+		}
 		if d != nil {
 			if err := s.checkMembers(wctx, sc, d.Add); err != nil {
 				return nil, err
