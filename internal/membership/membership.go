@@ -68,9 +68,6 @@ func Unfinished(g *scimv1.OrgGroup) string {
 	return ""
 }
 
-// Committed is the members-change annotation value that commits change id (unfinished).
-func Committed(id string) string { return id }
-
 // Finished is the members-change annotation value of change id once finished.
 func Finished(id string) string { return id + doneSuffix }
 

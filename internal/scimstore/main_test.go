@@ -1,13 +1,23 @@
 package scimstore
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sync"
 	"testing"
 
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/cachepolicy"
+	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/testenv"
 )
 
@@ -42,4 +52,47 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// startCache starts, on the package's API server, a manager with the shipped cache
+// (managedFields stripped, Secrets uncached) and the indexes, and with the finisher as
+// manager.New sets it up when withFinisher; no controllers (the whole manager imports
+// this package). It answers once the cache has synced, with a client that reads the API
+// server directly.
+func startCache(t *testing.T, withFinisher bool) (context.Context, client.Client, ctrl.Manager) {
+	t.Helper()
+	ctrl.SetLogger(logr.Discard())
+	cfg := apiServer(t)
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := scimv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache: cachepolicy.Cache(), Client: cachepolicy.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
+		t.Fatal(err)
+	}
+	if withFinisher {
+		f := &Finisher{Client: mgr.GetClient(), Store: &Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: logr.Discard()}}
+		if err := f.SetupWithManager(mgr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() { _ = mgr.Start(ctx) }()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		t.Fatal("cache never synced")
+	}
+	return ctx, direct, mgr
 }

@@ -1,7 +1,6 @@
 package scimstore
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -10,15 +9,9 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
-	"github.com/scim-operator/scim-operator/internal/cachepolicy"
-	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scim"
 )
@@ -28,32 +21,7 @@ import (
 // SortResources without sortBy, then the page cut) answers: same members, same order,
 // same content, same total.
 func TestListUsersPageMatchesFullList(t *testing.T) {
-	ctrl.SetLogger(logr.Discard())
-	cfg := apiServer(t)
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := scimv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	direct, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// the shipped cache (managedFields stripped, Secrets uncached); the whole manager
-	// (manager.New) imports this package, so this test builds only its cache the same way
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache: cachepolicy.Cache(), Client: cachepolicy.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := index.Setup(ctx, mgr.GetFieldIndexer()); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = mgr.Start(ctx) }()
+	ctx, direct, mgr := startCache(t, false)
 
 	ns := "paging"
 	if err := direct.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {

@@ -61,7 +61,7 @@ func (e *review3Env) commitUnfinished(t *testing.T, gid, member string, add bool
 	if g.Annotations == nil {
 		g.Annotations = map[string]string{}
 	}
-	g.Annotations[scimv1.AnnotationMembersChange] = membership.Committed(id)
+	g.Annotations[scimv1.AnnotationMembersChange] = id
 	bumpMembersRevision(&g)
 	if err := e.direct.Update(e.ctx, &g); err != nil {
 		t.Fatal(err)
