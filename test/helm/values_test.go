@@ -225,6 +225,16 @@ func TestValues(t *testing.T) {
 				t.Error("several replicas without --leader-elect")
 			}
 		}},
+		{name: "controller workers", values: "controllers: {maxConcurrentReconciles: 12}", check: func(t *testing.T, r *rendering, rel string) {
+			if v, _ := flag(args(t, r.objs, rel), "max-concurrent-reconciles"); v != "12" {
+				t.Errorf("--max-concurrent-reconciles=%q, want 12", v)
+			}
+		}},
+		{name: "default controller workers: the manager's", values: "", check: func(t *testing.T, r *rendering, rel string) {
+			if v, ok := flag(args(t, r.objs, rel), "max-concurrent-reconciles"); ok {
+				t.Errorf("--max-concurrent-reconciles=%q by default, want the manager's own default", v)
+			}
+		}},
 		{name: "large numbers are not printed in floating point", values: "scim: {maxBodyBytes: 4194304}", check: func(t *testing.T, r *rendering, rel string) {
 			if v, _ := flag(args(t, r.objs, rel), "scim-max-body-bytes"); v != "4194304" {
 				t.Errorf("--scim-max-body-bytes=%q, want 4194304", v)
@@ -403,6 +413,7 @@ func TestInvalidValuesFailRendering(t *testing.T) {
 		{"an invalid impersonable name", "lockdown: {impersonableServiceAccounts: ['a b']}", "/lockdown/impersonableServiceAccounts"},
 		{"a host name as trusted proxy", "scim: {trustedProxies: [proxy.example.com]}", "/scim/trustedProxies"},
 		{"a negative body limit", "scim: {maxBodyBytes: -1}", "/scim/maxBodyBytes"},
+		{"a negative worker count", "controllers: {maxConcurrentReconciles: -1}", "/controllers/maxConcurrentReconciles"},
 		{"a name too long for Services", "fullnameOverride: " + strings.Repeat("a", 56), "longer than 55 characters"},
 	}
 	for _, tc := range cases {
