@@ -176,7 +176,7 @@ func TestMain(m *testing.M) {
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
 	env := testenv.New()
-	cfg, err := env.Start()
+	cfg, err := testenv.Start(env)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting envtest (run hack/controlplane.sh for kube-apiserver and etcd):", err)
 		os.Exit(1)
