@@ -29,6 +29,31 @@
 // Bindings carry no ownerReference to OrgMembers: the controllers decide the deletion
 // policy (and a cluster-scoped binding cannot be owned by a namespaced object anyway).
 //
+// That is the Bindings layout (spec.backend.kubernetes.grantLayout: Bindings, the
+// default). In the Webhook layout every grant is instead a ledger RoleBinding in the
+// ScimConfig's own namespace, otherwise identical (name, labels, owner, subject,
+// user-name annotation), whose roleRef is the ClusterRole scim-operator-grant-ledger
+// (no rules: RBAC grants nothing through it) and which names the real grant in
+//
+//	scim.operator.dev/grant-role-kind=ClusterRole|Role       (annotation)
+//	scim.operator.dev/grant-role-name=<role>                 (annotation)
+//	scim.operator.dev/grant-namespace=<namespace>            (annotation; absent: cluster-wide)
+//	scim.operator.dev/grant-layout=webhook                   (label)
+//
+// The operator's authorization webhook, beside RBAC in the API server's
+// AuthorizationConfiguration (config/samples/authorization-config.yaml), allows a request
+// when a ledger binding names the user or one of its groups, its ScimConfig exists with
+// the Webhook layout and still lists the role, and the role's rules allow it; otherwise it
+// has no opinion. RBAC walks every ClusterRoleBinding on every request (10,000 per-member
+// bindings made an unrelated SubjectAccessReview 5.8x slower) but RoleBindings only of the
+// request's namespace, so the ledger costs other requests nothing. Failure: with the
+// webhook's failurePolicy NoOpinion, Webhook-layout access fails closed while no manager
+// replica answers. Trust: whoever may create RoleBindings in the ScimConfig's namespace
+// can write a ledger binding for that config's roles, so Webhook-layout ScimConfigs belong
+// in a namespace only cluster administrators administer. A binding of the other layout is
+// not a grant of this one: after a layout change each owner's next ensure writes the new
+// layout's binding and deletes the old one, and deletions by name look in both places.
+//
 // # Identity
 //
 // Lookups are case-insensitive: the member label is a hash of the folded userName. The
@@ -62,7 +87,9 @@
 // judges each binding with that ServiceAccount's rights: a ScimConfig grants no more than
 // its tenant could grant directly. A refused binding is a Permanent "NotAllowedToBind"
 // error naming the role and the ServiceAccount, and Check finds it first with a
-// server-side dry-run as the ServiceAccount.
+// server-side dry-run as the ServiceAccount. In the Webhook layout the escalation check
+// passes any ledger binding (its ClusterRole is empty), so every ledger write and Check
+// first dry-run the real binding as the ServiceAccount.
 //
 // Reads (the labelled bindings, through the manager's cache) and deletions stay with the
 // manager: taking access away never escalates, and it must not depend on the tenant still
