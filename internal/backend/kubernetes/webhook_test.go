@@ -34,6 +34,9 @@ func TestWebhookLayout(t *testing.T) {
 		"OrphanIsClaimedByTheNextMemberOfThatName": TestOrphanIsClaimedByTheNextMemberOfThatName,
 		"ConfigDeletionOutcomes":                   TestConfigDeletionOutcomes,
 		"ReensuredOrphanLosesTheMark":              TestReensuredOrphanLosesTheMark,
+		// the ledger's escalation check passes anything: the real binding's dry-run refuses
+		"TenantCannotGrantMoreThanItHolds": TestTenantCannotGrantMoreThanItHolds,
+		"MissingServiceAccount":            TestMissingServiceAccount,
 	} {
 		t.Run(name, f)
 	}
@@ -198,5 +201,39 @@ func TestWebhookCheckNeedsTheLedgerRole(t *testing.T) {
 		`ClusterRole "scim-operator-grant-ledger" does not exist: the Webhook grant layout records every grant as a RoleBinding to it`)
 	if err := o.b.Check(ctx); err != nil {
 		t.Fatalf("the Bindings layout needs no ledger role: %v", err)
+	}
+}
+
+// The impersonation path in the Webhook layout: a tenant's ServiceAccount that may create
+// and patch RoleBindings in its own namespace and bind its own Role there writes the
+// ledger (and passes the real binding's dry-run); the manager removes it.
+func TestWebhookTenantWritesItsLedger(t *testing.T) {
+	ctx := t.Context()
+	tn := newTenant(t)
+	cfg := tn.config(scimv1.KubernetesBackend{GrantLayout: scimv1.GrantLayoutWebhook,
+		Roles: []scimv1.NamespacedRole{{Namespace: tn.ns, Kind: "Role", Name: "team-reader"}}})
+	b := backendAs(t, admin, adminImpersonator(), cfg)
+	if err := b.Check(ctx); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "alice@example.com", Owner: owner("a1")}); err != nil {
+		t.Fatalf("EnsureMember: %v", err)
+	}
+	var rbs rbacv1.RoleBindingList
+	if err := admin.List(ctx, &rbs, client.InNamespace(tn.ns), client.MatchingLabels{k8sbackend.LabelOwnerUID: "a1"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rbs.Items) != 1 || rbs.Items[0].RoleRef.Name != k8sbackend.LedgerClusterRole ||
+		!managedBy(rbs.Items[0].ManagedFields, k8sbackend.DefaultFieldOwner) {
+		t.Fatalf("bindings of a1 = %+v, want one ledger binding applied by %q", rbs.Items, k8sbackend.DefaultFieldOwner)
+	}
+	if err := b.OrphanOwner(ctx, owner("a1"), "Orphaned"); err != nil {
+		t.Fatalf("OrphanOwner as the tenant: %v", err)
+	}
+	if err := b.EnsureMemberAbsent(ctx, "alice@example.com"); err != nil {
+		t.Fatalf("EnsureMemberAbsent: %v", err)
+	}
+	if got := configBindings(t, cfg); len(got) != 0 {
+		t.Fatalf("left %v", got)
 	}
 }
