@@ -52,7 +52,8 @@
 // can write a ledger binding for that config's roles, so Webhook-layout ScimConfigs belong
 // in a namespace only cluster administrators administer. A binding of the other layout is
 // not a grant of this one: after a layout change each owner's next ensure writes the new
-// layout's binding and deletes the old one, and deletions by name look in both places.
+// layout's binding and deletes the old one, the sweep does the same for orphans, and
+// deletions by name look in both places.
 //
 // # Identity
 //
@@ -1155,7 +1156,8 @@ func labelValue(why string) string {
 	return string(out)
 }
 
-// Sweep deletes the config's owned bindings whose owner is not live.
+// Sweep deletes the config's owned bindings whose owner is not live, and moves orphaned
+// bindings of the other grant layout to the backend's (see moveOrphans).
 func (b *Backend) Sweep(ctx context.Context, live func(uid string) bool) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, backend.NewTransient("Cancelled", err)
@@ -1174,7 +1176,53 @@ func (b *Backend) Sweep(ctx context.Context, live func(uid string) bool) (int, e
 		}
 		n++
 	}
-	return n, nil
+	return n, b.moveOrphans(ctx)
+}
+
+// moveOrphans rewrites, in the backend's grant layout, every orphaned binding of the other
+// layout whose role the config still names, and deletes the old one: nothing owns an
+// orphan, so no ensure moves it after a grantLayout change, and an orphaned ledger binding
+// grants nothing once the config leaves the Webhook layout. An orphan of a role the config
+// no longer names stays as it is (moving it into the ledger would take its access away,
+// moving it out would give access back). The write is the ServiceAccount's, like any
+// other (and in the Webhook layout the real binding is dry-run first).
+func (b *Backend) moveOrphans(ctx context.Context) error {
+	orphans, err := b.listWith(ctx, LabelOrphaned)
+	if err != nil {
+		return err
+	}
+	for _, e := range orphans {
+		if e.ledger == b.webhook || e.labels[LabelOwnerUID] != "" || len(e.subjects) != 1 ||
+			!slices.Contains(b.roles, e.grant) {
+			continue
+		}
+		extra := maps.Clone(e.labels)
+		delete(extra, LabelGrantLayout)
+		kind, subject := e.subjects[0].Kind, e.subjects[0].Name
+		what := fmt.Sprintf("moving orphaned binding %s of %s to %s %q", e.name, e.grant, strings.ToLower(kind), subject)
+		if b.webhook {
+			probe := b.rbacConfig(b.bindingName("scim-check-", "scim-check", e.grant), kind, subject, extra, e.grant)
+			if err := b.w.Apply(ctx, probe, client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll); err != nil {
+				return b.writeError(ctx, err, what, e.grant)
+			}
+		}
+		if b.placement(e.grant) == e.namespace {
+			// one name in both layouts (a role in the config's namespace): a roleRef
+			// cannot change
+			if err := b.deleteBinding(ctx, e.namespace, e.name); err != nil {
+				return err
+			}
+		}
+		if err := b.w.Apply(ctx, b.applyConfig(e.name, kind, subject, extra, e.grant), client.FieldOwner(b.owner), client.ForceOwnership); err != nil {
+			return b.writeError(ctx, err, what, e.grant)
+		}
+		if b.placement(e.grant) != e.namespace {
+			if err := b.deleteBinding(ctx, e.namespace, e.name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // OrphanAll marks every owned binding of the config orphaned.

@@ -237,3 +237,84 @@ func TestWebhookTenantWritesItsLedger(t *testing.T) {
 		t.Fatalf("left %v", got)
 	}
 }
+
+// Orphans have no owner to move them: after a grantLayout change the sweep rewrites the
+// orphans of roles the config still names in the new layout (they keep granting what the
+// policy left), and leaves alone an orphan of a role it no longer names.
+func TestSweepMovesOrphansToTheLayout(t *testing.T) {
+	ctx := t.Context()
+	o := newOrg(t, nil) // Bindings
+	o.ensure(t, "uid-o", "olga@x.io")
+	if err := o.b.EnsureTeamOwned(ctx, groupOf("uid-t"), "ops"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ow := range []backend.Owner{owner("uid-o"), groupOf("uid-t")} {
+		if err := o.b.OrphanOwner(ctx, ow, "Orphaned"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// the next config names only the ClusterRole: the orphans of its Role stay as they are
+	narrow := func(l scimv1.GrantLayout) *k8sbackend.Backend {
+		o.cfg = withLayout(o.cfg, l)
+		c := o.cfg.DeepCopy()
+		c.Spec.Backend.Kubernetes.Roles = nil
+		return k8sbackend.New(admin, c)
+	}
+	layoutOf := func() map[string]string { // binding name -> "ledger"/"rbac" and its role
+		out := map[string]string{}
+		for _, obj := range o.bindings(t) {
+			if _, ok := obj.GetLabels()[k8sbackend.LabelOrphaned]; !ok || obj.GetLabels()[k8sbackend.LabelOwnerUID] != "" {
+				t.Fatalf("binding %s lost its orphan mark or gained an owner: %v", obj.GetName(), obj.GetLabels())
+			}
+			switch b := obj.(type) {
+			case *rbacv1.RoleBinding:
+				if b.RoleRef.Name == k8sbackend.LedgerClusterRole {
+					out[b.Subjects[0].Name+" "+b.Annotations[k8sbackend.AnnotationGrantRoleName]] = "ledger"
+				} else {
+					out[b.Subjects[0].Name+" "+b.RoleRef.Name] = "rbac"
+				}
+			case *rbacv1.ClusterRoleBinding:
+				out[b.Subjects[0].Name+" "+b.RoleRef.Name] = "rbac"
+			}
+		}
+		return out
+	}
+	crName := o.cfg.Spec.Backend.Kubernetes.ClusterRoles[0]
+	for _, l := range []scimv1.GrantLayout{scimv1.GrantLayoutWebhook, scimv1.GrantLayoutBindings} {
+		b := narrow(l)
+		if n, err := b.Sweep(ctx, func(string) bool { return true }); err != nil || n != 0 {
+			t.Fatalf("%s: Sweep = %d, %v; want nothing removed", l, n, err)
+		}
+		moved := "rbac"
+		if l == scimv1.GrantLayoutWebhook {
+			moved = "ledger"
+		}
+		want := map[string]string{
+			"olga@x.io " + crName: moved, "ops " + crName: moved, // moved
+			"olga@x.io configmap-reader": "rbac", "ops configmap-reader": "rbac", // role no longer named: left
+		}
+		got := layoutOf()
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: orphan %q is %q, want %q (all: %v)", l, k, got[k], v, got)
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: orphans %v, want %v", l, got, want)
+		}
+	}
+	// the full config in the Webhook layout: the Role's orphans (in the config's namespace,
+	// one name in both layouts) are replaced by ledger bindings too
+	o.cfg = withLayout(o.cfg, scimv1.GrantLayoutWebhook)
+	if _, err := k8sbackend.New(admin, o.cfg).Sweep(ctx, func(string) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range layoutOf() {
+		if v != "ledger" {
+			t.Errorf("orphan %q is %q after the sweep of the full Webhook config, want ledger", k, v)
+		}
+	}
+	if !o.access(t, "olga@x.io", nil) || !o.access(t, "x", []string{"ops"}) {
+		t.Fatal("the moved orphans do not grant")
+	}
+}
