@@ -564,8 +564,15 @@ func TestThroughALabelLimitedCache(t *testing.T) {
 }
 
 // BenchmarkEnsureMember measures provisioning one new member (two roles) and the
-// idempotent re-ensure of an existing one, against the envtest API server.
+// idempotent re-ensure of an existing one, against the envtest API server, in both grant
+// layouts (the Webhook layout also dry-runs each real binding before its ledger write).
 func BenchmarkEnsureMember(b *testing.B) {
+	for _, l := range []scimv1.GrantLayout{scimv1.GrantLayoutBindings, scimv1.GrantLayoutWebhook} {
+		b.Run(string(l), func(b *testing.B) { benchmarkEnsureMember(b, l) })
+	}
+}
+
+func benchmarkEnsureMember(b *testing.B, l scimv1.GrantLayout) {
 	ctx := context.Background()
 	ns := newName("bench-ns")
 	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
@@ -574,6 +581,7 @@ func BenchmarkEnsureMember(b *testing.B) {
 	cfg := &scimv1.ScimConfig{
 		ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: ns},
 		Spec: scimv1.ScimConfigSpec{Backend: scimv1.BackendSpec{Type: scimv1.BackendKubernetes, Kubernetes: &scimv1.KubernetesBackend{
+			GrantLayout:  l,
 			ClusterRoles: []string{"view"},
 			Roles:        []scimv1.NamespacedRole{{Namespace: ns, Kind: "ClusterRole", Name: "edit"}},
 		}}},
