@@ -7,6 +7,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 )
@@ -100,6 +101,36 @@ var _ = Describe("OrgMember controller with the kubernetes backend", func() {
 		updateConfig(ns, "acme", func(c *scimv1.ScimConfig) { c.Spec.Enabled = ptr.To(true) })
 		settled(late, "Active/True/Active")
 		Expect(canListConfigMaps("late@example.com", ns)()).To(BeTrue())
+	})
+
+	It("moves every grant when grantLayout changes, and back", func() {
+		kubernetesConfig(ns, nil)
+		user := "lay@example.com"
+		m := newMember(ns, "acme", user)
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Active/True/Active")
+		uid := string(getMember(m).UID)
+		// the member's bindings in ns (its role lives in the config's namespace, so both
+		// layouts' bindings share one name there): "<roleRef kind>/<roleRef name>"
+		grants := func() []string {
+			var l rbacv1.RoleBindingList
+			Expect(k8s.List(ctx, &l, client.InNamespace(ns), client.MatchingLabels{"scim.operator.dev/owner-uid": uid})).To(Succeed())
+			var out []string
+			for _, b := range l.Items {
+				out = append(out, b.RoleRef.Kind+"/"+b.RoleRef.Name+" "+b.Annotations[scimv1.AnnotationGrantRoleName])
+			}
+			return out
+		}
+		Expect(grants()).To(Equal([]string{"Role/configmap-reader "}))
+
+		updateConfig(ns, "acme", func(c *scimv1.ScimConfig) { c.Spec.Backend.Kubernetes.GrantLayout = scimv1.GrantLayoutWebhook })
+		Eventually(grants).Should(Equal([]string{"ClusterRole/" + scimv1.GrantLedgerClusterRole + " configmap-reader"}))
+		Expect(canListConfigMaps(user, ns)()).To(BeFalse(), "RBAC grants nothing through the ledger (no webhook runs here)")
+		settled(m, "Active/True/Active")
+
+		updateConfig(ns, "acme", func(c *scimv1.ScimConfig) { c.Spec.Backend.Kubernetes.GrantLayout = scimv1.GrantLayoutBindings })
+		Eventually(grants).Should(Equal([]string{"Role/configmap-reader "}))
+		Eventually(canListConfigMaps(user, ns)).Should(BeTrue(), "back on RBAC bindings")
 	})
 
 	It("keeps access on deletion with policy Orphan", func() {

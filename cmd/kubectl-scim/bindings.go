@@ -21,12 +21,30 @@ import (
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
 )
 
-// grant is one binding: a ClusterRoleBinding (Namespace "") or a RoleBinding.
+// grant is one binding: a ClusterRoleBinding (Namespace "") or a RoleBinding, possibly a
+// ledger RoleBinding of the Webhook grant layout (its real role in Annotations).
 type grant struct {
 	Namespace, Name string
 	Labels          map[string]string
+	Annotations     map[string]string
 	RoleRef         rbacv1.RoleRef
 	Subjects        []rbacv1.Subject
+}
+
+// ledger tells whether the binding is a ledger RoleBinding of the Webhook grant layout.
+func (g grant) ledger() bool {
+	return g.Namespace != "" && g.Labels[k8sbackend.LabelGrantLayout] == scimv1.LabelGrantLayoutWebhook &&
+		g.RoleRef.Kind == "ClusterRole" && g.RoleRef.Name == k8sbackend.LedgerClusterRole
+}
+
+// grants is the role the binding grants: its roleRef where it is, or for a ledger binding
+// the role and scope its annotations name.
+func (g grant) grants() configuredRole {
+	if g.ledger() {
+		a := g.Annotations
+		return configuredRole{Namespace: a[k8sbackend.AnnotationGrantNamespace], Kind: a[k8sbackend.AnnotationGrantRoleKind], Name: a[k8sbackend.AnnotationGrantRoleName]}
+	}
+	return configuredRole{Namespace: g.Namespace, Kind: g.RoleRef.Kind, Name: g.RoleRef.Name}
 }
 
 func (g grant) owner() string { return g.Labels[k8sbackend.LabelOwnerUID] }
@@ -45,8 +63,14 @@ func (g grant) object() string {
 }
 
 // role names what the binding grants: "ClusterRole view", "Role apps/deployer",
-// "ClusterRole edit in namespace apps".
-func (g grant) role() string { return roleWords(g.Namespace, g.RoleRef.Kind, g.RoleRef.Name) }
+// "ClusterRole edit in namespace apps" (a ledger binding: "... (ledger)").
+func (g grant) role() string {
+	r := g.grants()
+	if g.ledger() {
+		return r.words() + " (ledger)"
+	}
+	return r.words()
+}
 
 func roleWords(namespace, kind, name string) string {
 	switch {
@@ -87,14 +111,14 @@ func listGrants(ctx context.Context, c client.Reader, sel labels.Selector) ([]gr
 		return nil, fmt.Errorf("listing ClusterRoleBindings labelled %s: %w", sel, err)
 	}
 	for _, o := range crbs.Items {
-		out = append(out, grant{Name: o.Name, Labels: o.Labels, RoleRef: o.RoleRef, Subjects: o.Subjects})
+		out = append(out, grant{Name: o.Name, Labels: o.Labels, Annotations: o.Annotations, RoleRef: o.RoleRef, Subjects: o.Subjects})
 	}
 	var rbs rbacv1.RoleBindingList
 	if err := c.List(ctx, &rbs, client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return nil, fmt.Errorf("listing RoleBindings in all namespaces labelled %s: %w", sel, err)
 	}
 	for _, o := range rbs.Items {
-		out = append(out, grant{Namespace: o.Namespace, Name: o.Name, Labels: o.Labels, RoleRef: o.RoleRef, Subjects: o.Subjects})
+		out = append(out, grant{Namespace: o.Namespace, Name: o.Name, Labels: o.Labels, Annotations: o.Annotations, RoleRef: o.RoleRef, Subjects: o.Subjects})
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -124,8 +148,10 @@ type configuredRole struct{ Namespace, Kind, Name string }
 
 func (r configuredRole) words() string { return roleWords(r.Namespace, r.Kind, r.Name) }
 
+// heldBy tells whether g grants the role, in either grant layout (plan reports a grant of
+// the layout the config does not use as one the backend's next ensure moves).
 func (r configuredRole) heldBy(g grant) bool {
-	return g.Namespace == r.Namespace && g.RoleRef.Kind == r.Kind && g.RoleRef.Name == r.Name
+	return g.grants() == r
 }
 
 // configuredRoles lists the config's roles as the backend does (kubernetes.New): cluster
@@ -197,7 +223,7 @@ func (s *snapshot) List(_ context.Context, list client.ObjectList, opts ...clien
 }
 
 func objectMeta(g grant) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Namespace: g.Namespace, Name: g.Name, Labels: g.Labels}
+	return metav1.ObjectMeta{Namespace: g.Namespace, Name: g.Name, Labels: g.Labels, Annotations: g.Annotations}
 }
 
 func (s *snapshot) Get(context.Context, client.ObjectKey, client.Object, ...client.GetOption) error {

@@ -154,7 +154,7 @@ func disabledWords(cfg *scimv1.ScimConfig) string {
 }
 
 // verbOrder is the order the summary counts changes in.
-var verbOrder = []string{"grant", "move", "claim", "relabel", "invite", "create", "change", "add", "remove", "cancel", "orphan", "sweep"}
+var verbOrder = []string{"grant", "move", "claim", "relabel", "relayout", "invite", "create", "change", "add", "remove", "cancel", "orphan", "sweep"}
 
 func (p *planner) summary(members int) string {
 	n := 0
@@ -368,6 +368,8 @@ func (p *planner) kubeGroups(ctx context.Context, b *k8sbackend.Backend, gs []gr
 				}
 			}
 			switch {
+			case held != nil && held.ledger() != webhookLayout(p.cfg):
+				p.add("relayout", "%s of group %s (OrgGroup %s: grantLayout %s; %s)", r.words(), in.Team, g.Name, layoutOf(p.cfg), held.object())
 			case held != nil:
 			case other != nil:
 				p.add("move", "%s from %s to group %s (OrgGroup %s: renamed; %s)", r.words(), other.subject(), in.Team, g.Name, other.object())
@@ -429,6 +431,8 @@ func (p *planner) kubeEnsure(m *scimv1.OrgMember, in plan.MemberInput, pl plan.M
 			switch {
 			case g.user() != u:
 				p.add("move", "%s from %s to user %s (%s; %s)", r.words(), g.subject(), u, why, g.object())
+			case g.ledger() != webhookLayout(p.cfg):
+				p.add("relayout", "%s of user %s (member %s: grantLayout %s; %s)", r.words(), u, m.Name, layoutOf(p.cfg), g.object())
 			case orphan || g.Labels[k8sbackend.LabelMember] != h || g.Labels[k8sbackend.LabelOwnerKind] != "OrgMember":
 				p.add("relabel", "%s of user %s (%s: its labels are incomplete; %s)", r.words(), u, m.Name, g.object())
 			}
@@ -757,3 +761,9 @@ func personKey(x backend.Member) string {
 	}
 	return "member:" + strings.ToLower(x.BackendID)
 }
+
+// layoutOf is the config's grant layout; webhookLayout tells whether it is Webhook: the
+// backend's next ensure moves a grant of the other layout to it.
+func layoutOf(cfg *scimv1.ScimConfig) scimv1.GrantLayout { return cfg.Spec.Backend.Kubernetes.Layout() }
+
+func webhookLayout(cfg *scimv1.ScimConfig) bool { return layoutOf(cfg) == scimv1.GrantLayoutWebhook }

@@ -195,7 +195,7 @@ func (w *pluginWorld) member(spec member) *scimv1.OrgMember {
 // binding writes a binding the way the kubernetes backend labels them: for cfg, owned by
 // owner (an OrgMember's UID; "" for none), for the user subject, granting role (in ns,
 // "" for a ClusterRoleBinding). extra labels are added (for example orphaned).
-func (w *pluginWorld) binding(name string, cfg *scimv1.ScimConfig, owner, user, ns, kind, role string, extra map[string]string) {
+func (w *pluginWorld) binding(name string, cfg *scimv1.ScimConfig, owner, user, ns, kind, role string, extra map[string]string, annotations ...string) {
 	w.t.Helper()
 	lbl := map[string]string{
 		k8sbackend.LabelConfig: cfg.Name, k8sbackend.LabelConfigNamespace: cfg.Namespace,
@@ -208,6 +208,9 @@ func (w *pluginWorld) binding(name string, cfg *scimv1.ScimConfig, owner, user, 
 		lbl[k] = v
 	}
 	om := metav1.ObjectMeta{Name: name, Namespace: ns, Labels: lbl, Annotations: map[string]string{k8sbackend.AnnotationUserName: user}}
+	for i := 0; i+1 < len(annotations); i += 2 {
+		om.Annotations[annotations[i]] = annotations[i+1]
+	}
 	subj := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}
 	ref := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: kind, Name: role}
 	if ns == "" {
@@ -339,6 +342,19 @@ func TestPlugin(t *testing.T) {
 		`ScimConfig "paused" is disabled: nothing is synced and the member is left as it is`, 1)
 	leo := w.member(member{name: "u-leo", config: "paused", user: "leo@example.com", status: leoStatus})
 	w.binding("leo-view", paused, string(leo.UID), "leo@example.com", "", "ClusterRole", "view", nil)
+
+	// ---- hooked: grantLayout Webhook; hugo still holds a binding of the Bindings layout ----
+	hooked := w.config("hooked", scimv1.ScimConfigSpec{Organization: "hooked",
+		Backend: scimv1.BackendSpec{Type: scimv1.BackendKubernetes, Kubernetes: &scimv1.KubernetesBackend{
+			GrantLayout: scimv1.GrantLayoutWebhook, ClusterRoles: []string{"view"}}}},
+		ready(connected())...)
+	hugo := w.member(member{name: "u-hugo", config: "hooked", user: "hugo@example.com",
+		status: synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "hugo@example.com", "member of organization hooked")})
+	w.binding("hugo-view", hooked, string(hugo.UID), "hugo@example.com", "", "ClusterRole", "view", nil)
+	hazel := w.member(member{name: "u-hazel", config: "hooked", user: "hazel@example.com",
+		status: synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "hazel@example.com", "member of organization hooked")})
+	w.binding("hazel-view", hooked, string(hazel.UID), "hazel@example.com", pluginNS, "ClusterRole", k8sbackend.LedgerClusterRole,
+		map[string]string{k8sbackend.LabelGrantLayout: "webhook"}, k8sbackend.AnnotationGrantRoleKind, "ClusterRole", k8sbackend.AnnotationGrantRoleName, "view")
 
 	// ---- hub: Docker Hub whose token is refused ----
 	hubMsg := "dockerhub backend for organization acme-hub: InvalidCredentials (Permanent): exchanging the organization access token of acme-hub: POST /v2/auth/token: 401 Incorrect authentication credentials"
@@ -500,6 +516,17 @@ sweep ClusterRoleBinding ghost-view: ClusterRole view to user ghost@example.com 
 	}
 	if after := bindingsOf(t, w); after != before {
 		t.Errorf("plan changed the bindings:\nbefore %s\nafter  %s", before, after)
+	}
+
+	// grantLayout Webhook: a ledger grant is held, a binding of the Bindings layout moves
+	out, _, err = w.run("plan", "hooked")
+	if err != nil || !strings.Contains(out, "\nrelayout ClusterRole view of user hugo@example.com (member u-hugo: grantLayout Webhook; ClusterRoleBinding hugo-view)\n") ||
+		lastLine(out) != "1 change (1 relayout); 2 members: 1 unchanged, 0 left alone (Preexisting), 0 waiting, 1 changed." {
+		t.Errorf("plan hooked: %v\n%s", err, out)
+	}
+	out, _, err = w.run("explain", "hazel@example.com")
+	if err != nil || !strings.Contains(out, "ClusterRole view (ledger)") || !strings.Contains(out, "RoleBinding team/hazel-view") {
+		t.Errorf("explain hazel shows her ledger grant: %v\n%s", err, out)
 	}
 
 	out, _, err = w.run("plan", "keep")

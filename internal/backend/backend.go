@@ -164,7 +164,8 @@ type OwnerLedger interface {
 	// which policy): the sweep leaves them, and a member of the same identity claims them.
 	OrphanOwner(ctx context.Context, owner Owner, why string) error
 	// Sweep removes every grant of the config whose owner is not live, and returns how
-	// many it removed. Orphaned and unlabelled grants are left alone.
+	// many it removed. Orphaned and unlabelled grants are not removed (the kubernetes
+	// backend moves orphans of the other grant layout to the config's).
 	Sweep(ctx context.Context, live func(uid string) bool) (int, error)
 	// OrphanAll marks every owned grant of the config orphaned (a config deleted under the
 	// Orphan policy, or while disabled) and returns how many it marked.

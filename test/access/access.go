@@ -13,11 +13,13 @@ package access
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	authzv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -55,7 +57,11 @@ func RolesOf(cfg *scimv1.ScimConfig) []Role {
 
 // KubeHolders lists the grants of roles: every subject of every ClusterRoleBinding or
 // RoleBinding whose roleRef is one of them, whoever made it (the operator, a person, a
-// leftover), as Grant keys.
+// leftover), as Grant keys; and every subject of a ledger RoleBinding of the Webhook grant
+// layout whose annotations name one of them and that the operator's authorization webhook
+// honours: its labels name a ScimConfig of the binding's namespace that exists, has
+// grantLayout Webhook and still lists that role at that scope (docs/kubernetes-backend.md).
+// c must read ScimConfigs as well as bindings.
 func KubeHolders(ctx context.Context, c client.Reader, roles []Role) (map[string]bool, error) {
 	got := map[string]bool{}
 	var crbs rbacv1.ClusterRoleBindingList
@@ -85,7 +91,50 @@ func KubeHolders(ctx context.Context, c client.Reader, roles []Role) (map[string
 			}
 		}
 	}
+	configs := map[string]*scimv1.ScimConfig{} // namespace/name -> the config, nil: none
+	for _, b := range rbs.Items {
+		g, ok := LedgerGrant(&b)
+		if !ok {
+			continue
+		}
+		key := b.Namespace + "/" + b.Labels[scimv1.LabelConfig]
+		cfg, seen := configs[key]
+		if !seen {
+			cfg = &scimv1.ScimConfig{}
+			err := c.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Labels[scimv1.LabelConfig]}, cfg)
+			if apierrors.IsNotFound(err) {
+				cfg = nil
+			} else if err != nil {
+				return nil, err
+			}
+			configs[key] = cfg
+		}
+		if cfg == nil || cfg.Spec.Backend.Kubernetes.Layout() != scimv1.GrantLayoutWebhook ||
+			!slices.Contains(RolesOf(cfg), g) {
+			continue
+		}
+		for i, r := range roles {
+			if r == g {
+				for _, s := range b.Subjects {
+					got[Grant(i, s.Kind, s.Name)] = true
+				}
+			}
+		}
+	}
 	return got, nil
+}
+
+// LedgerGrant reads the role a ledger RoleBinding of the Webhook grant layout grants (its
+// annotations), when b is one: labelled grant-layout=webhook, bound to the ledger
+// ClusterRole, naming a ScimConfig of its own namespace.
+func LedgerGrant(b *rbacv1.RoleBinding) (Role, bool) {
+	if b.Labels[scimv1.LabelGrantLayout] != scimv1.LabelGrantLayoutWebhook ||
+		b.RoleRef.Kind != "ClusterRole" || b.RoleRef.Name != scimv1.GrantLedgerClusterRole ||
+		b.Labels[scimv1.LabelConfig] == "" || b.Labels["scim.operator.dev/config-namespace"] != b.Namespace {
+		return Role{}, false
+	}
+	a := b.Annotations
+	return Role{Kind: a[scimv1.AnnotationGrantRoleKind], Namespace: a[scimv1.AnnotationGrantNamespace], Name: a[scimv1.AnnotationGrantRoleName]}, true
 }
 
 // TeamName is the team an OrgGroup's displayName names ("org:team" -> "team").

@@ -60,6 +60,58 @@ func TestKubeHolders(t *testing.T) {
 	}
 }
 
+// A ledger RoleBinding of the Webhook layout is a grant of the role its annotations name,
+// only while the ScimConfig its labels name exists in its namespace, has the Webhook
+// layout and still lists that role at that scope (what the authorization webhook honours).
+func TestKubeHoldersReadsTheLedger(t *testing.T) {
+	cfg := func(name string, layout scimv1.GrantLayout, clusterRoles ...string) *scimv1.ScimConfig {
+		return &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: name},
+			Spec: scimv1.ScimConfigSpec{Backend: scimv1.BackendSpec{Type: scimv1.BackendKubernetes,
+				Kubernetes: &scimv1.KubernetesBackend{GrantLayout: layout, ClusterRoles: clusterRoles,
+					Roles: []scimv1.NamespacedRole{{Namespace: "apps", Name: "deployer"}}}}}}
+	}
+	ledger := func(ns, name, config, kind, role, scope string, s []rbacv1.Subject, mut ...func(*rbacv1.RoleBinding)) *rbacv1.RoleBinding {
+		ann := map[string]string{scimv1.AnnotationGrantRoleKind: kind, scimv1.AnnotationGrantRoleName: role}
+		if scope != "" {
+			ann[scimv1.AnnotationGrantNamespace] = scope
+		}
+		b := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: ann,
+			Labels: map[string]string{scimv1.LabelConfig: config, "scim.operator.dev/config-namespace": ns,
+				scimv1.LabelGrantLayout: scimv1.LabelGrantLayoutWebhook}},
+			Subjects: s, RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: scimv1.GrantLedgerClusterRole}}
+		for _, f := range mut {
+			f(b)
+		}
+		return b
+	}
+	c := fakeClient(t,
+		cfg("hooked", scimv1.GrantLayoutWebhook, "reader"),
+		cfg("plain", scimv1.GrantLayoutBindings, "reader"),
+		cfg("narrow", scimv1.GrantLayoutWebhook),
+		ledger("t", "a", "hooked", "ClusterRole", "reader", "", subj("User", "ann")),
+		ledger("t", "b", "hooked", "Role", "deployer", "apps", subj("Group", "eng")),
+		ledger("t", "c", "hooked", "Role", "deployer", "web", subj("User", "finn")),      // a scope the config does not list
+		ledger("t", "d", "plain", "ClusterRole", "reader", "", subj("User", "bob")),      // a config of the Bindings layout
+		ledger("t", "e", "narrow", "ClusterRole", "reader", "", subj("User", "carl")),    // a role the config does not list
+		ledger("t", "f", "gone", "ClusterRole", "reader", "", subj("User", "dora")),      // a deleted config
+		ledger("u", "g", "hooked", "ClusterRole", "reader", "", subj("User", "mallory")), // another namespace's config
+		ledger("t", "h", "hooked", "ClusterRole", "reader", "", subj("User", "erin"), func(b *rbacv1.RoleBinding) {
+			delete(b.Labels, scimv1.LabelGrantLayout) // not labelled as the ledger
+		}),
+		ledger("t", "i", "hooked", "ClusterRole", "reader", "", subj("User", "frank"), func(b *rbacv1.RoleBinding) {
+			b.RoleRef.Name = "view" // a real binding, of another role
+		}),
+	)
+	got, err := KubeHolders(context.Background(), c, []Role{{Kind: "ClusterRole", Name: "reader"}, {Kind: "Role", Namespace: "apps", Name: "deployer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"role0/User/ann": true, "role1/Group/eng": true}
+	if d := Diff(want, got); d != "" {
+		t.Errorf("KubeHolders:\n%s", d)
+	}
+}
+
 // What the policies allow: active Provisioned or Adopted members of the config (and
 // deactivated ones under Keep that were never deprovisioned), and the team of every group.
 func TestWanted(t *testing.T) {

@@ -204,6 +204,9 @@ func TestScimConfigValidation(t *testing.T) {
 		{"unknown deactivation policy", map[string]any{"organization": "acme", "backend": kube,
 			"policies": map[string]any{"deactivation": "Delete"}},
 			[]string{`spec.policies.deactivation: Unsupported value: "Delete": supported values: "Remove", "Keep"`}},
+		{"unknown grant layout", map[string]any{"organization": "acme", "backend": map[string]any{
+			"type": "kubernetes", "kubernetes": map[string]any{"grantLayout": "Annotations"}}},
+			[]string{`spec.backend.kubernetes.grantLayout: Unsupported value: "Annotations": supported values: "Bindings", "Webhook"`}},
 		{"token reference without key", map[string]any{"organization": "acme", "backend": kube,
 			"tokenSecretRef": map[string]any{"name": "t"}},
 			[]string{"spec.tokenSecretRef.key: Required value"}},
@@ -246,6 +249,12 @@ func TestScimConfigValidation(t *testing.T) {
 			`spec.tokenGracePeriod: Invalid value: "-1s": spec.tokenGracePeriod in body should match ` + durationPattern},
 		{"a token grace period over 30 days", "", map[string]any{"organization": "acme", "backend": kube, "tokenGracePeriod": "721h"},
 			`spec.tokenGracePeriod: Invalid value: "721h": tokenGracePeriod must be between 0s and 720h (30 days)`},
+		{"the Webhook grant layout with the Orphan deletion policy", "", map[string]any{"organization": "acme", "backend": map[string]any{
+			"type": "kubernetes", "kubernetes": map[string]any{"grantLayout": "Webhook", "clusterRoles": []any{"view"}}},
+			"policies": map[string]any{"deletion": "Orphan"}},
+			"spec: Invalid value: policies.deletion Orphan is not allowed with backend.kubernetes.grantLayout Webhook: the authorization " +
+				"webhook honours a grant only while its ScimConfig exists, so access could not outlive the ScimConfig's deletion as " +
+				"Orphan promises; use grantLayout Bindings to keep access after deletion"},
 		{"a name longer than a label value", strings.Repeat("n", 64), map[string]any{"organization": "acme", "backend": kube},
 			"<nil>: Invalid value: metadata.name must be at most 63 characters: a ScimConfig's name is used as a label value"},
 	}
@@ -265,6 +274,12 @@ func TestScimConfigValidation(t *testing.T) {
 			"shortest-resync":       {"organization": "acme", "backend": kube, "resyncInterval": "1m", "tokenGracePeriod": "720h"},
 			"longest-resync":        {"organization": "acme", "backend": kube, "resyncInterval": "24h", "tokenGracePeriod": "0s"},
 			"go-duration-forms":     {"organization": "acme", "backend": kube, "resyncInterval": "1h30m0.5s", "tokenGracePeriod": "1.5h"},
+			"webhook-layout": {"organization": "acme", "backend": map[string]any{"type": "kubernetes",
+				"kubernetes": map[string]any{"grantLayout": "Webhook", "clusterRoles": []any{"view"}}},
+				"policies": map[string]any{"deletion": "Remove", "deactivation": "Keep"}},
+			"bindings-layout-orphan": {"organization": "acme", "backend": map[string]any{"type": "kubernetes",
+				"kubernetes": map[string]any{"grantLayout": "Bindings", "clusterRoles": []any{"view"}}},
+				"policies": map[string]any{"deletion": "Orphan"}},
 			"dockerhub": {"organization": "acme", "backend": map[string]any{"type": "dockerhub",
 				"dockerhub": map[string]any{"accessTokenSecretRef": map[string]any{"name": "s", "key": "k"}}}},
 		} {
@@ -294,6 +309,17 @@ func TestScimConfigValidation(t *testing.T) {
 		}
 		if c.Spec.ResyncInterval == nil || c.Spec.ResyncInterval.Duration.String() != "10m0s" {
 			t.Errorf("resyncInterval defaulted to %v", c.Spec.ResyncInterval)
+		}
+		if err := create(t, ns, config("ok-kube", map[string]any{"organization": "acme", "backend": map[string]any{
+			"kubernetes": map[string]any{"clusterRoles": []any{"view"}}}})); err != nil {
+			t.Fatal(err)
+		}
+		var kc scimv1.ScimConfig
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ok-kube"}, &kc); err != nil {
+			t.Fatal(err)
+		}
+		if l := kc.Spec.Backend.Kubernetes.GrantLayout; l != scimv1.GrantLayoutBindings {
+			t.Errorf("grantLayout defaulted to %q, want Bindings", l)
 		}
 		if c.Spec.TokenGracePeriod == nil || c.Spec.TokenGracePeriod.Duration != 0 {
 			t.Errorf("tokenGracePeriod defaulted to %v", c.Spec.TokenGracePeriod)

@@ -43,6 +43,7 @@ func parseExclude(s string) map[opKind]bool {
 func generate(be string, seed uint64, n int, excluded map[opKind]bool) []Op {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	m := newModel(be)
+	m.webhook = be == kube && webhookSeed(seed)
 	var ops []Op
 	count := map[opKind]int{}
 	total := 0
@@ -90,6 +91,11 @@ func generate(be string, seed uint64, n int, excluded map[opKind]bool) []Op {
 	}
 	return ops
 }
+
+// webhookSeed tells whether a kubernetes sequence of this seed runs its configs with
+// grantLayout Webhook: seed%5 is 2 or 4 (make test's MODEL_SEED_SHORT=7 does; the pinned
+// regressions, found before the layout existed, run with Bindings).
+func webhookSeed(seed uint64) bool { return seed%5 == 2 || seed%5 == 4 }
 
 func isSCIM(k opKind) bool {
 	switch k {

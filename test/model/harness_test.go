@@ -135,6 +135,7 @@ func (s *system) newRun(ctx context.Context, be string, so settleOpts, logf func
 	s.nsN++
 	r := &run{sys: s, be: be, ns: fmt.Sprintf("mdl-%s-%d", be[:4], s.nsN), uid: map[int]string{}, gid: map[int]string{},
 		m: newModel(be), settle: so, logf: logf}
+	r.m.webhook = be == kube && seqWebhook
 	if err := s.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: r.ns}}); err != nil {
 		return nil, err
 	}
@@ -171,7 +172,12 @@ func (r *run) newConfig(ctx context.Context) error {
 				ResourceNames: []string{r.roles[1]}}}}); err != nil {
 			return err
 		}
+		layout := scimv1.GrantLayoutBindings
+		if r.m.webhook {
+			layout = scimv1.GrantLayoutWebhook
+		}
 		cfg.Spec.Backend = scimv1.BackendSpec{Type: scimv1.BackendKubernetes, Kubernetes: &scimv1.KubernetesBackend{
+			GrantLayout:  layout,
 			ClusterRoles: []string{r.roles[0]},
 			Roles:        []scimv1.NamespacedRole{{Namespace: r.ns, Kind: "Role", Name: r.roles[1]}},
 		}}
@@ -560,6 +566,7 @@ func (r *run) driftRemove(ctx context.Context, op Op) error {
 			}
 			return false
 		}
+		roles := []access.Role{{Kind: "ClusterRole", Name: r.roles[0]}, {Kind: "Role", Namespace: r.ns, Name: r.roles[1]}}
 		if op.Role == 0 {
 			var l rbacv1.ClusterRoleBindingList
 			if err := c.List(ctx, &l); err != nil {
@@ -573,15 +580,20 @@ func (r *run) driftRemove(ctx context.Context, op Op) error {
 					}
 				}
 			}
-			return nil
 		}
+		// RoleBindings of the role in its namespace, and the Webhook layout's ledger
+		// bindings (in the config's namespace, r.ns) of either role
 		var l rbacv1.RoleBindingList
 		if err := c.List(ctx, &l, client.InNamespace(r.ns)); err != nil {
 			return err
 		}
 		for i := range l.Items {
 			b := &l.Items[i]
-			if b.RoleRef.Kind == "Role" && b.RoleRef.Name == r.roles[1] && match(b.RoleRef, b.Subjects, b.Labels) {
+			g, ledger := access.LedgerGrant(b)
+			if !ledger {
+				g = access.Role{Kind: b.RoleRef.Kind, Namespace: b.Namespace, Name: b.RoleRef.Name}
+			}
+			if g == roles[op.Role] && match(b.RoleRef, b.Subjects, b.Labels) {
 				if err := c.Delete(ctx, b); client.IgnoreNotFound(err) != nil {
 					return err
 				}
@@ -708,18 +720,26 @@ func (r *run) diff(ctx context.Context) (diff, state string) {
 	for _, g := range groupNamePool {
 		groups[teamName(g)] = true
 	}
+	// TODO(webhook layout): the test API server does not run the operator's authorization
+	// webhook yet (H-authz wires it), so for a Webhook-layout config the authorizer must
+	// agree with the grants made by hand only (real RBAC bindings): the ledger must grant
+	// nothing through RBAC. Compare with want once the webhook is served here.
+	sarWant := want
+	if r.m.webhook {
+		sarWant = r.m.foreignGrants()
+	}
 	for role := 0; role < 2; role++ {
 		for u := range users {
 			if allowed, err := r.sar(ctx, role, u, nil); err != nil {
 				return "SubjectAccessReview: " + err.Error(), "error"
-			} else if allowed != want[access.Grant(role, "User", u)] {
+			} else if allowed != sarWant[access.Grant(role, "User", u)] {
 				wrong = append(wrong, fmt.Sprintf("role%d User %q allowed=%v", role, u, allowed))
 			}
 		}
 		for g := range groups {
 			if allowed, err := r.sar(ctx, role, probeUser, []string{g}); err != nil {
 				return "SubjectAccessReview: " + err.Error(), "error"
-			} else if allowed != want[access.Grant(role, "Group", g)] {
+			} else if allowed != sarWant[access.Grant(role, "Group", g)] {
 				wrong = append(wrong, fmt.Sprintf("role%d Group %q allowed=%v", role, g, allowed))
 			}
 		}

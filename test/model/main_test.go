@@ -153,6 +153,10 @@ func TestMain(m *testing.M) {
 		for _, be := range backends() {
 			fmt.Printf("%s seed=%d:\n", be, seed)
 			m := newModel(be)
+			m.webhook = be == kube && webhookSeed(seed)
+			if m.webhook {
+				fmt.Println("  (grantLayout Webhook)")
+			}
 			for i, op := range generate(be, seed, *flagOps, parseExclude(*flagExclude)) {
 				out := m.apply(op)
 				if out.configDeleted {
@@ -176,7 +180,7 @@ func TestMain(m *testing.M) {
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
 	env := testenv.New()
-	cfg, err := env.Start()
+	cfg, err := testenv.Start(env)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting envtest (run hack/controlplane.sh for kube-apiserver and etcd):", err)
 		os.Exit(1)
@@ -220,6 +224,10 @@ type result struct {
 }
 
 // runSequence runs ops (those whose index keep allows) in a fresh namespace and config.
+// seqWebhook is webhookSeed of the sequence TestModel runs (and shrinks): runSequence
+// creates its configs with grantLayout Webhook.
+var seqWebhook bool
+
 func runSequence(ctx context.Context, t *testing.T, be string, ops []Op, keep map[int]bool, quiet bool) result {
 	logf := func(format string, args ...any) {
 		if !quiet {
@@ -397,7 +405,12 @@ func TestModel(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("%s sequence seed=%d (%s, %d ops)", be, s.seed, s.tag, len(ops))
+			seqWebhook = be == kube && webhookSeed(s.seed)
+			layout := ""
+			if seqWebhook {
+				layout = ", grantLayout Webhook"
+			}
+			t.Logf("%s sequence seed=%d (%s, %d ops%s)", be, s.seed, s.tag, len(ops), layout)
 			start := time.Now()
 			res := runSequence(ctx, t, be, ops, keep, false)
 			sequences++

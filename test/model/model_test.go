@@ -237,7 +237,10 @@ func (r *hrec) matches(id string) bool {
 }
 
 type model struct {
-	be           string
+	be string
+	// webhook: the kubernetes config has grantLayout Webhook (webhookSeed), where the CRD
+	// refuses policies.deletion Orphan; the invariant is the same.
+	webhook      bool
 	cfgN         int // how many configs were deleted (the live one is cfgN)
 	enabled      bool
 	deletion     string
@@ -524,6 +527,9 @@ func (m *model) step(op Op) outcome {
 	case opPolicy:
 		if op.Deletion == m.deletion && op.Deact == m.deactivation {
 			return invalid
+		}
+		if m.webhook && op.Deletion == "Orphan" {
+			return invalid // the CRD refuses Orphan with grantLayout Webhook
 		}
 		m.deletion, m.deactivation = op.Deletion, op.Deact
 		if op.Deact == "Remove" && m.enabled {
@@ -925,6 +931,18 @@ func (m *model) unambiguous() bool {
 }
 
 // ---- expected backend ----
+
+// foreignGrants is the expected set of grants made by hand (real RBAC bindings in either
+// layout).
+func (m *model) foreignGrants() map[string]bool {
+	out := map[string]bool{}
+	for _, r := range m.krecs {
+		if r.foreign {
+			out[access.Grant(r.role, r.kind, r.name)] = true
+		}
+	}
+	return out
+}
 
 // kubeGrants is the expected set of "role/kind/name" grants.
 func (m *model) kubeGrants() map[string]bool {

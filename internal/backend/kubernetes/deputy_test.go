@@ -88,6 +88,9 @@ func (tn *tenant) config(k scimv1.KubernetesBackend) *scimv1.ScimConfig {
 	if k.ServiceAccountName == "" {
 		k.ServiceAccountName = tn.sa
 	}
+	if k.GrantLayout == "" {
+		k.GrantLayout = layout
+	}
 	return &scimv1.ScimConfig{
 		ObjectMeta: metav1.ObjectMeta{Name: newName("acme"), Namespace: tn.ns},
 		Spec: scimv1.ScimConfigSpec{Organization: "acme",

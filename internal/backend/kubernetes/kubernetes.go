@@ -29,6 +29,32 @@
 // Bindings carry no ownerReference to OrgMembers: the controllers decide the deletion
 // policy (and a cluster-scoped binding cannot be owned by a namespaced object anyway).
 //
+// That is the Bindings layout (spec.backend.kubernetes.grantLayout: Bindings, the
+// default). In the Webhook layout every grant is instead a ledger RoleBinding in the
+// ScimConfig's own namespace, otherwise identical (name, labels, owner, subject,
+// user-name annotation), whose roleRef is the ClusterRole scim-operator-grant-ledger
+// (no rules: RBAC grants nothing through it) and which names the real grant in
+//
+//	scim.operator.dev/grant-role-kind=ClusterRole|Role       (annotation)
+//	scim.operator.dev/grant-role-name=<role>                 (annotation)
+//	scim.operator.dev/grant-namespace=<namespace>            (annotation; absent: cluster-wide)
+//	scim.operator.dev/grant-layout=webhook                   (label)
+//
+// The operator's authorization webhook, beside RBAC in the API server's
+// AuthorizationConfiguration (config/samples/authorization-config.yaml), allows a request
+// when a ledger binding names the user or one of its groups, its ScimConfig exists with
+// the Webhook layout and still lists the role, and the role's rules allow it; otherwise it
+// has no opinion. RBAC walks every ClusterRoleBinding on every request (10,000 per-member
+// bindings made an unrelated SubjectAccessReview 5.8x slower) but RoleBindings only of the
+// request's namespace, so the ledger costs other requests nothing. Failure: with the
+// webhook's failurePolicy NoOpinion, Webhook-layout access fails closed while no manager
+// replica answers. Trust: whoever may create RoleBindings in the ScimConfig's namespace
+// can write a ledger binding for that config's roles, so Webhook-layout ScimConfigs belong
+// in a namespace only cluster administrators administer. A binding of the other layout is
+// not a grant of this one: after a layout change each owner's next ensure writes the new
+// layout's binding and deletes the old one, the sweep does the same for orphans, and
+// deletions by name look in both places.
+//
 // # Identity
 //
 // Lookups are case-insensitive: the member label is a hash of the folded userName. The
@@ -62,7 +88,9 @@
 // judges each binding with that ServiceAccount's rights: a ScimConfig grants no more than
 // its tenant could grant directly. A refused binding is a Permanent "NotAllowedToBind"
 // error naming the role and the ServiceAccount, and Check finds it first with a
-// server-side dry-run as the ServiceAccount.
+// server-side dry-run as the ServiceAccount. In the Webhook layout the escalation check
+// passes any ledger binding (its ClusterRole is empty), so every ledger write and Check
+// first dry-run the real binding as the ServiceAccount.
 //
 // Reads (the labelled bindings, through the manager's cache) and deletions stay with the
 // manager: taking access away never escalates, and it must not depend on the tenant still
@@ -199,6 +227,8 @@ type Backend struct {
 	cfgNS     string
 	roles     []roleRef
 	baseLabel map[string]string
+	// webhook: the Webhook grant layout (ledger RoleBindings in cfgNS), else Bindings.
+	webhook bool
 }
 
 var (
@@ -224,12 +254,46 @@ func (r roleRef) String() string {
 
 func (r roleRef) key() string { return r.namespace + "/" + r.kind + "/" + r.name }
 
+// Labels and annotations of the Webhook grant layout's ledger RoleBindings.
+const (
+	LabelGrantLayout         = scimv1.LabelGrantLayout
+	AnnotationGrantRoleKind  = scimv1.AnnotationGrantRoleKind
+	AnnotationGrantRoleName  = scimv1.AnnotationGrantRoleName
+	AnnotationGrantNamespace = scimv1.AnnotationGrantNamespace
+	// LedgerClusterRole is the empty ClusterRole every ledger RoleBinding refers to.
+	LedgerClusterRole = scimv1.GrantLedgerClusterRole
+)
+
+// Webhook tells whether the backend writes the Webhook grant layout.
+func (b *Backend) Webhook() bool { return b.webhook }
+
+// placement is the namespace a binding of r lives in in the backend's layout: the
+// config's namespace for a ledger RoleBinding; the role's namespace ("" : a
+// ClusterRoleBinding) for an RBAC binding.
+func (b *Backend) placement(r roleRef) string {
+	if b.webhook {
+		return b.cfgNS
+	}
+	return r.namespace
+}
+
+// placements are the namespaces a binding of r may live in in either layout: a
+// deletion by name looks in both, so that a grant left by the other layout (and not yet
+// in the cache) goes too.
+func (b *Backend) placements(r roleRef) []string {
+	if r.namespace == b.cfgNS {
+		return []string{r.namespace}
+	}
+	return []string{r.namespace, b.cfgNS}
+}
+
 // New returns the backend of cfg. It reads cfg once: a changed ScimConfig needs a new
 // Backend (the registry makes one per generation). c reads bindings, which may come from
 // a cache (a stale read only causes an idempotent re-apply), and writes to the API server:
 // every write without ActAs, deletions only with it.
 func New(c client.Client, cfg *scimv1.ScimConfig, opts ...Option) *Backend {
-	b := &Backend{c: c, owner: DefaultFieldOwner, cfgName: cfg.Name, cfgNS: cfg.Namespace}
+	b := &Backend{c: c, owner: DefaultFieldOwner, cfgName: cfg.Name, cfgNS: cfg.Namespace,
+		webhook: cfg.Spec.Backend.Kubernetes.Layout() == scimv1.GrantLayoutWebhook}
 	if k := cfg.Spec.Backend.Kubernetes; k != nil {
 		seen := map[string]bool{}
 		add := func(r roleRef) {
@@ -315,19 +379,53 @@ func (b *Backend) Check(ctx context.Context) error {
 			return err
 		}
 	}
+	if b.webhook {
+		if err := b.checkLedgerRole(ctx); err != nil {
+			return err
+		}
+	}
 	deletable := map[string]bool{}
 	for _, r := range b.roles {
+		// The real binding, in both layouts: a ledger binding to the empty ClusterRole
+		// passes any escalation check, so only the real one proves the ServiceAccount may
+		// grant the role.
 		if err := b.checkRole(ctx, r); err != nil {
 			return err
 		}
+		if b.webhook {
+			probe := b.ledgerConfig(b.bindingName("scim-check-", "scim-check", r), rbacv1.UserKind, "scim-operator:bind-check", nil, r)
+			if err := b.w.Apply(ctx, probe, client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll); err != nil {
+				return b.writeError(ctx, err, fmt.Sprintf("writing the ledger binding of %s", r), b.ledgerRef())
+			}
+		}
 		// deletion rights are per kind of binding and namespace
-		if deletable[r.namespace] {
+		ns := b.placement(r)
+		if deletable[ns] {
 			continue
 		}
-		if err := b.checkDelete(ctx, r); err != nil {
+		if err := b.checkDelete(ctx, ns); err != nil {
 			return err
 		}
-		deletable[r.namespace] = true
+		deletable[ns] = true
+	}
+	return nil
+}
+
+// ledgerRef is the ledger ClusterRole as a grant in the config's namespace (for messages).
+func (b *Backend) ledgerRef() roleRef {
+	return roleRef{namespace: b.cfgNS, kind: "ClusterRole", name: LedgerClusterRole}
+}
+
+// checkLedgerRole verifies that the ledger ClusterRole exists (the install ships it).
+func (b *Backend) checkLedgerRole(ctx context.Context) error {
+	err := b.live.Get(ctx, client.ObjectKey{Name: LedgerClusterRole}, &rbacv1.ClusterRole{})
+	if apierrors.IsNotFound(err) {
+		return backend.NewPermanent(ReasonRoleNotFound, fmt.Errorf(
+			"ClusterRole %q does not exist: the Webhook grant layout records every grant as a RoleBinding to it; "+
+				"install it with the operator (config/rbac, the Helm chart), see docs/kubernetes-backend.md", LedgerClusterRole))
+	}
+	if err != nil {
+		return classify(err, fmt.Sprintf("reading ClusterRole %q", LedgerClusterRole), roleRef{})
 	}
 	return nil
 }
@@ -357,13 +455,14 @@ func (b *Backend) saMissing(err error) error {
 
 // checkDelete dry-runs the deletion of a binding that does not exist: the API server
 // authorizes before it looks, so NotFound means the manager may delete such bindings.
-func (b *Backend) checkDelete(ctx context.Context, r roleRef) error {
+func (b *Backend) checkDelete(ctx context.Context, namespace string) error {
+	r := roleRef{namespace: namespace}
 	var obj client.Object = &rbacv1.ClusterRoleBinding{}
 	kind := "ClusterRoleBindings"
-	if r.namespace != "" {
-		obj, kind = &rbacv1.RoleBinding{}, fmt.Sprintf("RoleBindings in namespace %q", r.namespace)
+	if namespace != "" {
+		obj, kind = &rbacv1.RoleBinding{}, fmt.Sprintf("RoleBindings in namespace %q", namespace)
 	}
-	obj.SetNamespace(r.namespace)
+	obj.SetNamespace(namespace)
 	obj.SetName(b.bindingName("scim-check-", "scim-check", r))
 	err := b.c.Delete(ctx, obj, client.DryRunAll)
 	if err == nil || apierrors.IsNotFound(err) {
@@ -395,7 +494,7 @@ func (b *Backend) checkRole(ctx context.Context, r roleRef) error {
 	if err != nil {
 		return classify(err, fmt.Sprintf("reading %s", r), r)
 	}
-	probe := b.applyConfig(b.bindingName("scim-check-", "scim-check", r), rbacv1.UserKind, "scim-operator:bind-check", nil, r)
+	probe := b.rbacConfig(b.bindingName("scim-check-", "scim-check", r), rbacv1.UserKind, "scim-operator:bind-check", nil, r)
 	if err := b.w.Apply(ctx, probe, client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll); err != nil {
 		return b.writeError(ctx, err, fmt.Sprintf("binding %s", r), r)
 	}
@@ -405,21 +504,50 @@ func (b *Backend) checkRole(ctx context.Context, r roleRef) error {
 // ---------------------------------------------------------------------------------------
 // Members
 
-// applyConfig builds the binding for one subject and role, named name.
+// applyConfig builds the binding for one subject and role, named name, in the backend's
+// layout.
 func (b *Backend) applyConfig(name, kind, subject string, extra map[string]string, r roleRef) runtime.ApplyConfiguration {
-	lbl := map[string]string{}
-	for k, v := range b.baseLabel {
-		lbl[k] = v
+	if b.webhook {
+		return b.ledgerConfig(name, kind, subject, extra, r)
 	}
-	for k, v := range extra {
-		lbl[k] = v
+	return b.rbacConfig(name, kind, subject, extra, r)
+}
+
+// bindingMeta is the labels and annotations every binding of the subject carries.
+func (b *Backend) bindingMeta(kind, subject string, extra map[string]string) (lbl, ann map[string]string) {
+	lbl = map[string]string{}
+	maps.Copy(lbl, b.baseLabel)
+	maps.Copy(lbl, extra)
+	ann = map[string]string{}
+	if kind == rbacv1.UserKind {
+		ann[AnnotationUserName] = subject
+	}
+	return lbl, ann
+}
+
+// ledgerConfig is the Webhook layout's binding: a RoleBinding in the config's namespace to
+// the empty ledger ClusterRole, naming the real role and scope in annotations.
+func (b *Backend) ledgerConfig(name, kind, subject string, extra map[string]string, r roleRef) runtime.ApplyConfiguration {
+	lbl, ann := b.bindingMeta(kind, subject, extra)
+	lbl[LabelGrantLayout] = scimv1.LabelGrantLayoutWebhook
+	ann[AnnotationGrantRoleKind] = r.kind
+	ann[AnnotationGrantRoleName] = r.name
+	if r.namespace != "" {
+		ann[AnnotationGrantNamespace] = r.namespace
+	}
+	subj := rbacv1ac.Subject().WithKind(kind).WithAPIGroup(rbacv1.GroupName).WithName(subject)
+	ref := rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("ClusterRole").WithName(LedgerClusterRole)
+	return rbacv1ac.RoleBinding(name, b.cfgNS).WithLabels(lbl).WithAnnotations(ann).WithRoleRef(ref).WithSubjects(subj)
+}
+
+// rbacConfig is the Bindings layout's binding: the role itself bound to the subject.
+func (b *Backend) rbacConfig(name, kind, subject string, extra map[string]string, r roleRef) runtime.ApplyConfiguration {
+	lbl, ann := b.bindingMeta(kind, subject, extra)
+	if len(ann) == 0 {
+		ann = nil
 	}
 	subj := rbacv1ac.Subject().WithKind(kind).WithAPIGroup(rbacv1.GroupName).WithName(subject)
 	ref := rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind(r.kind).WithName(r.name)
-	var ann map[string]string
-	if kind == rbacv1.UserKind {
-		ann = map[string]string{AnnotationUserName: subject}
-	}
 	if r.namespace == "" {
 		return rbacv1ac.ClusterRoleBinding(name).WithLabels(lbl).WithAnnotations(ann).WithRoleRef(ref).WithSubjects(subj)
 	}
@@ -439,6 +567,23 @@ type binding struct {
 	labels          map[string]string
 	roleRef         rbacv1.RoleRef
 	subjects        []rbacv1.Subject
+	// grant is the role the binding grants: its roleRef for an RBAC binding, the role its
+	// annotations name for a ledger binding.
+	grant roleRef
+	// ledger: a ledger RoleBinding of the Webhook layout.
+	ledger bool
+}
+
+// readBinding reads what a binding grants.
+func readBinding(namespace, name string, lbl, ann map[string]string, ref rbacv1.RoleRef, subjects []rbacv1.Subject) binding {
+	e := binding{namespace: namespace, name: name, labels: lbl, roleRef: ref, subjects: subjects,
+		grant: roleRef{namespace: namespace, kind: ref.Kind, name: ref.Name}}
+	if namespace != "" && lbl[LabelGrantLayout] == scimv1.LabelGrantLayoutWebhook &&
+		ref.Kind == "ClusterRole" && ref.Name == LedgerClusterRole {
+		e.ledger = true
+		e.grant = roleRef{namespace: ann[AnnotationGrantNamespace], kind: ann[AnnotationGrantRoleKind], name: ann[AnnotationGrantRoleName]}
+	}
+	return e
 }
 
 func (b *Backend) list(ctx context.Context, sel labels.Selector) (map[string]binding, error) {
@@ -448,21 +593,22 @@ func (b *Backend) list(ctx context.Context, sel labels.Selector) (map[string]bin
 		return nil, classify(err, "listing ClusterRoleBindings", roleRef{})
 	}
 	for _, o := range crbs.Items {
-		out["/"+o.Name] = binding{name: o.Name, labels: o.Labels, roleRef: o.RoleRef, subjects: o.Subjects}
+		out["/"+o.Name] = readBinding("", o.Name, o.Labels, o.Annotations, o.RoleRef, o.Subjects)
 	}
 	var rbs rbacv1.RoleBindingList
 	if err := b.c.List(ctx, &rbs, client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return nil, classify(err, "listing RoleBindings", roleRef{})
 	}
 	for _, o := range rbs.Items {
-		out[o.Namespace+"/"+o.Name] = binding{namespace: o.Namespace, name: o.Name, labels: o.Labels, roleRef: o.RoleRef, subjects: o.Subjects}
+		out[o.Namespace+"/"+o.Name] = readBinding(o.Namespace, o.Name, o.Labels, o.Annotations, o.RoleRef, o.Subjects)
 	}
 	return out, nil
 }
 
-// matches tells whether an existing binding already grants r to the subject.
-func matches(e binding, kind, subject string, r roleRef) bool {
-	return e.roleRef.Kind == r.kind && e.roleRef.Name == r.name &&
+// matches tells whether an existing binding already grants r to the subject in the
+// backend's layout (a grant of the other layout is moved by the next ensure).
+func (b *Backend) matches(e binding, kind, subject string, r roleRef) bool {
+	return e.grant == r && e.ledger == b.webhook && e.namespace == b.placement(r) &&
 		len(e.subjects) == 1 && e.subjects[0].Kind == kind && e.subjects[0].Name == subject
 }
 
@@ -526,7 +672,7 @@ func (b *Backend) member(userName string, have map[string]binding) backend.Membe
 // grantsAll tells whether every configured role is bound to the subject by one of have.
 func (b *Backend) grantsAll(have map[string]binding, kind, subject string) bool {
 	for _, r := range b.roles {
-		if !slices.ContainsFunc(mapValues(have), func(e binding) bool { return matches(e, kind, subject, r) }) {
+		if !slices.ContainsFunc(mapValues(have), func(e binding) bool { return b.matches(e, kind, subject, r) }) {
 			return false
 		}
 	}
@@ -608,31 +754,58 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 	var writes []write
 	for _, r := range b.roles {
 		name := b.grantName(g, r)
-		k := r.namespace + "/" + name
+		k := b.placement(r) + "/" + name
 		wanted[k] = true
 		e, ok := have[k]
-		if ok && matches(e, g.kind, g.subject, r) && labelsHold(e.labels, lbl) {
+		if ok && b.matches(e, g.kind, g.subject, r) && labelsHold(e.labels, lbl) {
 			continue
 		}
-		writes = append(writes, write{r: r, name: name, old: e, existed: ok})
+		w := write{r: r, name: name, old: e, existed: ok}
+		// A role in the config's own namespace has its RBAC binding and its ledger binding
+		// under one name, and a roleRef cannot change: the other layout's goes first.
+		w.replace = ok && e.ledger != b.webhook
+		writes = append(writes, w)
 	}
 	// Several bindings to write: dry-run them all first, so that a refused one (a role
-	// the ServiceAccount may not grant) leaves none of the others written either.
-	passes := [][]client.ApplyOption{{client.FieldOwner(b.owner), client.ForceOwnership}}
-	if len(writes) > 1 {
-		passes = append([][]client.ApplyOption{{client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll}}, passes...)
-	}
-	for _, opts := range passes {
+	// the ServiceAccount may not grant) leaves none of the others written either. A
+	// replacing write cannot be dry-run under its name (the other layout's binding holds
+	// it): it is dry-run under the check name. In the Webhook layout every write is
+	// preceded by a dry-run of the real binding as well: the API server's escalation
+	// check passes any ledger binding (its ClusterRole is empty), so only the real one
+	// proves that the ServiceAccount could grant the role itself.
+	if len(writes) > 1 || b.webhook {
 		for _, w := range writes {
-			// a fresh configuration each time: Apply writes the server's answer into it
-			ac := b.applyConfig(w.name, g.kind, g.subject, lbl, w.r)
-			if err := b.w.Apply(ctx, ac, opts...); err != nil {
-				return b.writeError(ctx, err, fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject), w.r)
+			check := b.bindingName("scim-check-", "scim-check", w.r)
+			var probes []runtime.ApplyConfiguration
+			if b.webhook {
+				probes = append(probes, b.rbacConfig(check, g.kind, g.subject, lbl, w.r))
+			}
+			name := w.name
+			if w.replace {
+				name = check
+			}
+			probes = append(probes, b.applyConfig(name, g.kind, g.subject, lbl, w.r))
+			for _, ac := range probes {
+				if err := b.w.Apply(ctx, ac, client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll); err != nil {
+					return b.writeError(ctx, err, fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject), w.r)
+				}
 			}
 		}
 	}
 	for _, w := range writes {
-		if _, orphaned := w.old.labels[LabelOrphaned]; w.existed && orphaned {
+		if w.replace {
+			if err := b.deleteBinding(ctx, w.old.namespace, w.old.name); err != nil {
+				return err
+			}
+		}
+		// a fresh configuration each time: Apply writes the server's answer into it
+		ac := b.applyConfig(w.name, g.kind, g.subject, lbl, w.r)
+		if err := b.w.Apply(ctx, ac, client.FieldOwner(b.owner), client.ForceOwnership); err != nil {
+			return b.writeError(ctx, err, fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject), w.r)
+		}
+	}
+	for _, w := range writes {
+		if _, orphaned := w.old.labels[LabelOrphaned]; w.existed && !w.replace && orphaned {
 			// The orphan mark was written by a merge patch, a field the apply above does
 			// not own: take it off explicitly (an owner re-ensuring its orphaned binding,
 			// after its config was deleted under Orphan and created again).
@@ -657,6 +830,7 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 type write struct {
 	old     binding // what exists under the name, when existed
 	existed bool
+	replace bool // old is the other layout's binding under the same name: deleted first
 	r       roleRef
 	name    string
 }
@@ -727,8 +901,10 @@ func (b *Backend) EnsureMemberAbsent(ctx context.Context, userName string) error
 
 func (b *Backend) removeAll(ctx context.Context, prefix, h string, extra map[string]string) error {
 	for _, r := range b.roles {
-		if err := b.deleteBinding(ctx, r.namespace, b.bindingName(prefix, h, r)); err != nil {
-			return err
+		for _, ns := range b.placements(r) {
+			if err := b.deleteBinding(ctx, ns, b.bindingName(prefix, h, r)); err != nil {
+				return err
+			}
 		}
 	}
 	have, err := b.existing(ctx, extra)
@@ -885,8 +1061,10 @@ func (b *Backend) EnsureOwnerAbsent(ctx context.Context, owner backend.Owner, su
 	}
 	for _, prefix := range []string{"scim-u-", "scim-g-"} {
 		for _, r := range b.roles {
-			if err := b.deleteBinding(ctx, r.namespace, b.ownerName(prefix, owner, r)); err != nil {
-				return err
+			for _, ns := range b.placements(r) {
+				if err := b.deleteBinding(ctx, ns, b.ownerName(prefix, owner, r)); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -937,7 +1115,7 @@ func (b *Backend) orphan(ctx context.Context, have map[string]binding, why strin
 		obj.SetName(e.name)
 		err := b.w.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(b.owner))
 		if err != nil && !apierrors.IsNotFound(err) {
-			r := roleRef{namespace: e.namespace, kind: e.roleRef.Kind, name: e.roleRef.Name}
+			r := e.grant
 			return b.writeError(ctx, err, "marking binding "+e.name+" orphaned", r)
 		}
 	}
@@ -955,7 +1133,7 @@ func (b *Backend) unorphan(ctx context.Context, e binding) error {
 	patch := []byte(fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, LabelOrphaned))
 	if err := b.w.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(b.owner)); err != nil &&
 		!apierrors.IsNotFound(err) {
-		r := roleRef{namespace: e.namespace, kind: e.roleRef.Kind, name: e.roleRef.Name}
+		r := e.grant
 		return b.writeError(ctx, err, "unmarking binding "+e.name, r)
 	}
 	return nil
@@ -978,7 +1156,8 @@ func labelValue(why string) string {
 	return string(out)
 }
 
-// Sweep deletes the config's owned bindings whose owner is not live.
+// Sweep deletes the config's owned bindings whose owner is not live, and moves orphaned
+// bindings of the other grant layout to the backend's (see moveOrphans).
 func (b *Backend) Sweep(ctx context.Context, live func(uid string) bool) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, backend.NewTransient("Cancelled", err)
@@ -997,7 +1176,53 @@ func (b *Backend) Sweep(ctx context.Context, live func(uid string) bool) (int, e
 		}
 		n++
 	}
-	return n, nil
+	return n, b.moveOrphans(ctx)
+}
+
+// moveOrphans rewrites, in the backend's grant layout, every orphaned binding of the other
+// layout whose role the config still names, and deletes the old one: nothing owns an
+// orphan, so no ensure moves it after a grantLayout change, and an orphaned ledger binding
+// grants nothing once the config leaves the Webhook layout. An orphan of a role the config
+// no longer names stays as it is (moving it into the ledger would take its access away,
+// moving it out would give access back). The write is the ServiceAccount's, like any
+// other (and in the Webhook layout the real binding is dry-run first).
+func (b *Backend) moveOrphans(ctx context.Context) error {
+	orphans, err := b.listWith(ctx, LabelOrphaned)
+	if err != nil {
+		return err
+	}
+	for _, e := range orphans {
+		if e.ledger == b.webhook || e.labels[LabelOwnerUID] != "" || len(e.subjects) != 1 ||
+			!slices.Contains(b.roles, e.grant) {
+			continue
+		}
+		extra := maps.Clone(e.labels)
+		delete(extra, LabelGrantLayout)
+		kind, subject := e.subjects[0].Kind, e.subjects[0].Name
+		what := fmt.Sprintf("moving orphaned binding %s of %s to %s %q", e.name, e.grant, strings.ToLower(kind), subject)
+		if b.webhook {
+			probe := b.rbacConfig(b.bindingName("scim-check-", "scim-check", e.grant), kind, subject, extra, e.grant)
+			if err := b.w.Apply(ctx, probe, client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll); err != nil {
+				return b.writeError(ctx, err, what, e.grant)
+			}
+		}
+		if b.placement(e.grant) == e.namespace {
+			// one name in both layouts (a role in the config's namespace): a roleRef
+			// cannot change
+			if err := b.deleteBinding(ctx, e.namespace, e.name); err != nil {
+				return err
+			}
+		}
+		if err := b.w.Apply(ctx, b.applyConfig(e.name, kind, subject, extra, e.grant), client.FieldOwner(b.owner), client.ForceOwnership); err != nil {
+			return b.writeError(ctx, err, what, e.grant)
+		}
+		if b.placement(e.grant) != e.namespace {
+			if err := b.deleteBinding(ctx, e.namespace, e.name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // OrphanAll marks every owned binding of the config orphaned.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/scim-operator/scim-operator/internal/backend"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
 	"github.com/scim-operator/scim-operator/internal/testenv"
+	"github.com/scim-operator/scim-operator/test/access"
 )
 
 var (
@@ -61,6 +63,10 @@ type org struct {
 	b       *k8sbackend.Backend
 }
 
+// layout is the grant layout newOrg's configs use: TestWebhookLayout runs tests again with
+// GrantLayoutWebhook.
+var layout = scimv1.GrantLayoutBindings
+
 func newName(prefix string) string { return fmt.Sprintf("%s-%d", prefix, seq.Add(1)) }
 
 func create(t *testing.T, obj client.Object) {
@@ -95,6 +101,7 @@ func newOrg(t *testing.T, c client.Client) *org {
 			Backend: scimv1.BackendSpec{
 				Type: scimv1.BackendKubernetes,
 				Kubernetes: &scimv1.KubernetesBackend{
+					GrantLayout:  layout,
 					ClusterRoles: []string{crName},
 					Roles:        []scimv1.NamespacedRole{{Namespace: o.ns, Kind: "Role", Name: "configmap-reader"}},
 				},
@@ -130,15 +137,47 @@ func sar(t *testing.T, user string, groups []string, attrs authorizationv1.Resou
 }
 
 // access is `kubectl auth can-i` for both grants of the org; it fails the test when only
-// one of them holds (a half-provisioned member is a bug).
+// one of them holds (a half-provisioned member is a bug). In the Webhook layout RBAC must
+// grant nothing, and the grants are read from the ledger as the authorization webhook
+// reads them (access.KubeHolders; the webhook itself is not served in this package).
 func (o *org) access(t *testing.T, user string, groups []string) bool {
 	t.Helper()
 	pods := sar(t, user, groups, authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: "default", Name: o.podName})
 	cms := sar(t, user, groups, authorizationv1.ResourceAttributes{Verb: "list", Resource: "configmaps", Namespace: o.ns})
+	if o.cfg.Spec.Backend.Kubernetes.Layout() == scimv1.GrantLayoutWebhook {
+		if pods || cms {
+			t.Fatalf("%s (groups %v): RBAC allows get pod = %v, list configmaps = %v in the Webhook layout, want neither", user, groups, pods, cms)
+		}
+		pods, cms = o.ledgerHolds(t, 0, user, groups), o.ledgerHolds(t, 1, user, groups)
+	}
 	if pods != cms {
 		t.Fatalf("%s (groups %v): get pod via the ClusterRole = %v but list configmaps via the Role = %v", user, groups, pods, cms)
 	}
 	return pods
+}
+
+// ledgerHolds tells whether the org's ledger grants its i-th role to the user or one of the
+// groups, as the authorization webhook reads it.
+func (o *org) ledgerHolds(t *testing.T, i int, user string, groups []string) bool {
+	t.Helper()
+	var rbs rbacv1.RoleBindingList
+	if err := admin.List(t.Context(), &rbs, client.InNamespace(o.ns)); err != nil {
+		t.Fatal(err)
+	}
+	want := access.RolesOf(o.cfg)[i]
+	for j := range rbs.Items {
+		b := &rbs.Items[j]
+		g, ok := access.LedgerGrant(b)
+		if !ok || g != want || b.Labels[k8sbackend.LabelConfig] != o.cfg.Name {
+			continue
+		}
+		for _, s := range b.Subjects {
+			if (s.Kind == rbacv1.UserKind && s.Name == user) || (s.Kind == rbacv1.GroupKind && slices.Contains(groups, s.Name)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 var orgs = map[backend.Backend]*org{}
@@ -525,8 +564,15 @@ func TestThroughALabelLimitedCache(t *testing.T) {
 }
 
 // BenchmarkEnsureMember measures provisioning one new member (two roles) and the
-// idempotent re-ensure of an existing one, against the envtest API server.
+// idempotent re-ensure of an existing one, against the envtest API server, in both grant
+// layouts (the Webhook layout also dry-runs each real binding before its ledger write).
 func BenchmarkEnsureMember(b *testing.B) {
+	for _, l := range []scimv1.GrantLayout{scimv1.GrantLayoutBindings, scimv1.GrantLayoutWebhook} {
+		b.Run(string(l), func(b *testing.B) { benchmarkEnsureMember(b, l) })
+	}
+}
+
+func benchmarkEnsureMember(b *testing.B, l scimv1.GrantLayout) {
 	ctx := context.Background()
 	ns := newName("bench-ns")
 	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
@@ -535,6 +581,7 @@ func BenchmarkEnsureMember(b *testing.B) {
 	cfg := &scimv1.ScimConfig{
 		ObjectMeta: metav1.ObjectMeta{Name: "bench", Namespace: ns},
 		Spec: scimv1.ScimConfigSpec{Backend: scimv1.BackendSpec{Type: scimv1.BackendKubernetes, Kubernetes: &scimv1.KubernetesBackend{
+			GrantLayout:  l,
 			ClusterRoles: []string{"view"},
 			Roles:        []scimv1.NamespacedRole{{Namespace: ns, Kind: "ClusterRole", Name: "edit"}},
 		}}},
