@@ -73,3 +73,23 @@ const (
 	// the same request as the change, so every replica and every cache reads the same value.
 	AnnotationLastModified = "scim.operator.dev/last-modified"
 )
+
+// The webhook grant layout (GrantLayoutWebhook): the kubernetes backend keeps each grant as
+// a RoleBinding in the ScimConfig's namespace whose roleRef is the rule-less ClusterRole
+// GrantLedgerClusterRole (RBAC gives it nothing) and whose annotations name the real
+// grant; the manager's authorization webhook reads them.
+const (
+	// GrantLedgerClusterRole is the ClusterRole, with no rules, every ledger RoleBinding refers to.
+	GrantLedgerClusterRole = "scim-operator-grant-ledger"
+	// LabelGrantLayout marks a ledger RoleBinding (value GrantLayoutWebhookLabel).
+	LabelGrantLayout = "scim.operator.dev/grant-layout"
+	// GrantLayoutWebhookLabel is the value of LabelGrantLayout on ledger RoleBindings.
+	GrantLayoutWebhookLabel = "webhook"
+	// AnnotationGrantRoleKind is the kind of the granted role: ClusterRole or Role.
+	AnnotationGrantRoleKind = "scim.operator.dev/grant-role-kind"
+	// AnnotationGrantRoleName is the name of the granted role.
+	AnnotationGrantRoleName = "scim.operator.dev/grant-role-name"
+	// AnnotationGrantNamespace is the namespace the grant applies in; absent or empty: the
+	// grant is cluster-wide (a clusterRoles entry).
+	AnnotationGrantNamespace = "scim.operator.dev/grant-namespace"
+)

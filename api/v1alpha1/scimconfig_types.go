@@ -180,7 +180,28 @@ type KubernetesBackend struct {
 	// +listType=atomic
 	// +optional
 	Roles []NamespacedRole `json:"roles,omitempty"`
+
+	// grantLayout is how the grants are kept: Bindings (one RBAC binding per member and
+	// role, read by the API server's RBAC authorizer) or Webhook (a ledger of RoleBindings
+	// in the ScimConfig's namespace that grant nothing through RBAC, read by the manager's
+	// authorization webhook, which the API server must be configured to call:
+	// docs/authorization-webhook.md).
+	// +kubebuilder:default=Bindings
+	// +optional
+	GrantLayout GrantLayout `json:"grantLayout,omitempty"`
 }
+
+// GrantLayout says how the kubernetes backend keeps its grants.
+// +kubebuilder:validation:Enum=Bindings;Webhook
+type GrantLayout string
+
+const (
+	// GrantLayoutBindings is one RBAC binding per member (or team) and role (the default).
+	GrantLayoutBindings GrantLayout = "Bindings"
+	// GrantLayoutWebhook keeps the grants as ledger RoleBindings in the ScimConfig's
+	// namespace that the manager's authorization webhook reads.
+	GrantLayoutWebhook GrantLayout = "Webhook"
+)
 
 // NamespacedRole is a Role or ClusterRole bound in one namespace.
 type NamespacedRole struct {
