@@ -173,7 +173,8 @@ func (a *Authorizer) configLists(ctx context.Context, seen map[client.ObjectKey]
 		}
 		seen[key] = cfg
 	}
-	if cfg == nil || cfg.Spec.Backend.Type != scimv1.BackendKubernetes {
+	// a config being deleted grants nothing more: its grants are on their way out
+	if cfg == nil || cfg.DeletionTimestamp != nil || cfg.Spec.Backend.Type != scimv1.BackendKubernetes {
 		return false, nil
 	}
 	k := cfg.Spec.Backend.Kubernetes

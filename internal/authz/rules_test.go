@@ -1,10 +1,12 @@
-package authz
+package authz_test
 
 import (
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/scim-operator/scim-operator/internal/authz"
 )
 
 // ruleCase is one question to RulesAllow; the envtest suite asks the API server's RBAC
@@ -30,26 +32,26 @@ func rule(verbs, groups, resources []string) rbacv1.PolicyRule {
 }
 
 var (
-	get  = []string{"get"}
-	core = []string{""}
-	pods = []string{"pods"}
+	get     = []string{"get"}
+	core    = []string{""}
+	podsRes = []string{"pods"}
 )
 
 var ruleCases = []ruleCase{
 	// verbs
-	{name: "verb exact", rule: rule(get, core, pods), res: res("get", "", "pods", "", ""), allow: true},
-	{name: "verb other", rule: rule(get, core, pods), res: res("list", "", "pods", "", ""), allow: false},
-	{name: "verb star", rule: rule([]string{"*"}, core, pods), res: res("delete", "", "pods", "", ""), allow: true},
-	{name: "verb one of several", rule: rule([]string{"list", "watch", "get"}, core, pods), res: res("watch", "", "pods", "", ""), allow: true},
+	{name: "verb exact", rule: rule(get, core, podsRes), res: res("get", "", "pods", "", ""), allow: true},
+	{name: "verb other", rule: rule(get, core, podsRes), res: res("list", "", "pods", "", ""), allow: false},
+	{name: "verb star", rule: rule([]string{"*"}, core, podsRes), res: res("delete", "", "pods", "", ""), allow: true},
+	{name: "verb one of several", rule: rule([]string{"list", "watch", "get"}, core, podsRes), res: res("watch", "", "pods", "", ""), allow: true},
 	// apiGroups
 	{name: "group core", rule: rule(get, core, []string{"deployments"}), res: res("get", "apps", "deployments", "", ""), allow: false},
 	{name: "group exact", rule: rule(get, []string{"apps"}, []string{"deployments"}), res: res("get", "apps", "deployments", "", ""), allow: true},
 	{name: "group star", rule: rule(get, []string{"*"}, []string{"deployments"}), res: res("get", "apps", "deployments", "", ""), allow: true},
 	// resources
-	{name: "resource other", rule: rule(get, core, pods), res: res("get", "", "secrets", "", ""), allow: false},
+	{name: "resource other", rule: rule(get, core, podsRes), res: res("get", "", "secrets", "", ""), allow: false},
 	{name: "resource star", rule: rule(get, core, []string{"*"}), res: res("get", "", "secrets", "", ""), allow: true},
 	{name: "resource star covers subresources", rule: rule(get, core, []string{"*"}), res: res("get", "", "pods", "log", ""), allow: true},
-	{name: "plain resource does not cover its subresource", rule: rule(get, core, pods), res: res("get", "", "pods", "log", ""), allow: false},
+	{name: "plain resource does not cover its subresource", rule: rule(get, core, podsRes), res: res("get", "", "pods", "log", ""), allow: false},
 	{name: "resource/subresource", rule: rule(get, core, []string{"pods/log"}), res: res("get", "", "pods", "log", ""), allow: true},
 	{name: "resource/subresource does not cover the resource", rule: rule(get, core, []string{"pods/log"}), res: res("get", "", "pods", "", ""), allow: false},
 	{name: "resource/other subresource", rule: rule(get, core, []string{"pods/log"}), res: res("get", "", "pods", "exec", ""), allow: false},
@@ -81,21 +83,21 @@ func TestRulesAllow(t *testing.T) {
 	for _, c := range ruleCases {
 		t.Run(c.name, func(t *testing.T) {
 			spec := authorizationv1.SubjectAccessReviewSpec{User: "u", ResourceAttributes: c.res, NonResourceAttributes: c.non}
-			if got := RulesAllow([]rbacv1.PolicyRule{c.rule}, spec); got != c.allow {
+			if got := authz.RulesAllow([]rbacv1.PolicyRule{c.rule}, spec); got != c.allow {
 				t.Errorf("RulesAllow(%v) = %v, want %v", c.rule, got, c.allow)
 			}
 		})
 	}
 	// any one rule of a role suffices
 	spec := authorizationv1.SubjectAccessReviewSpec{User: "u", ResourceAttributes: res("get", "", "secrets", "", "")}
-	two := []rbacv1.PolicyRule{rule(get, core, pods), rule(get, core, []string{"secrets"})}
-	if !RulesAllow(two, spec) {
+	two := []rbacv1.PolicyRule{rule(get, core, podsRes), rule(get, core, []string{"secrets"})}
+	if !authz.RulesAllow(two, spec) {
 		t.Error("the second of two rules does not allow")
 	}
-	if RulesAllow(nil, spec) {
+	if authz.RulesAllow(nil, spec) {
 		t.Error("no rules allow")
 	}
-	if RulesAllow(two, authorizationv1.SubjectAccessReviewSpec{User: "u"}) {
+	if authz.RulesAllow(two, authorizationv1.SubjectAccessReviewSpec{User: "u"}) {
 		t.Error("a review without attributes is allowed")
 	}
 }
