@@ -40,13 +40,10 @@ var (
 		Help:    "Time the authorization webhook takes to answer a SubjectAccessReview (from the body read to the answer).",
 		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
 	})
-	registered atomic.Bool
 )
 
-func registerMetrics() {
-	if registered.CompareAndSwap(false, true) {
-		metrics.Registry.MustRegister(decisions, decisionDuration)
-	}
+func init() {
+	metrics.Registry.MustRegister(decisions, decisionDuration)
 }
 
 // ServerOptions configure the webhook's listener.
@@ -85,7 +82,6 @@ func NewServer(a *Authorizer, o ServerOptions) (*Server, error) {
 		return nil, fmt.Errorf("authz: no usable TLS certificate in %s (it must hold %s and %s): %w",
 			o.CertDir, corev1.TLSCertKey, corev1.TLSPrivateKeyKey, err)
 	}
-	registerMetrics()
 	return &Server{o: o, authz: a, certs: cw}, nil
 }
 
