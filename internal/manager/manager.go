@@ -153,6 +153,11 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 			return nil, err
 		}
 	}
+	if o.AuthorizationWebhookAddr != "" {
+		if _, err := authzCertDir(o); err != nil {
+			return nil, err
+		}
+	}
 	var tlsOpts []func(*tls.Config)
 	if !o.EnableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
@@ -219,6 +224,23 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 	return &Manager{Manager: mgr, SCIM: srv}, nil
 }
 
+// authzCertDir is the authorization webhook's certificate directory, checked: its own, else
+// the SCIM server's.
+func authzCertDir(o Options) (string, error) {
+	dir := o.AuthorizationWebhookCertDir
+	if dir == "" {
+		dir = o.ScimCertDir
+	}
+	if dir == "" {
+		return "", errors.New("the authorization webhook is served over HTTPS: give --authorization-webhook-cert-dir " +
+			"(or --scim-cert-dir, whose certificate it then uses)")
+	}
+	if err := scimserver.CheckCertDir(dir); err != nil {
+		return "", fmt.Errorf("the authorization webhook's certificate: %w", err)
+	}
+	return dir, nil
+}
+
 // setupAuthz adds the authorization webhook when o asks for it: the ledger index, the
 // informers it reads (started with the cache, so that the first review does not wait for
 // them) and its server.
@@ -226,13 +248,9 @@ func setupAuthz(mgr ctrl.Manager, o Options) error {
 	if o.AuthorizationWebhookAddr == "" {
 		return nil
 	}
-	certDir := o.AuthorizationWebhookCertDir
-	if certDir == "" {
-		certDir = o.ScimCertDir
-	}
-	if certDir == "" {
-		return errors.New("the authorization webhook is served over HTTPS: give --authorization-webhook-cert-dir " +
-			"(or --scim-cert-dir, whose certificate it then uses)")
+	certDir, err := authzCertDir(o)
+	if err != nil {
+		return err
 	}
 	ctx := context.Background()
 	if err := index.SetupGrants(ctx, mgr.GetFieldIndexer()); err != nil {
