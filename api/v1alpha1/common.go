@@ -72,24 +72,23 @@ const (
 	// last change the SCIM server made to it: its SCIM meta.lastModified. It is written in
 	// the same request as the change, so every replica and every cache reads the same value.
 	AnnotationLastModified = "scim.operator.dev/last-modified"
-)
 
-// The webhook grant layout (GrantLayoutWebhook): the kubernetes backend keeps each grant as
-// a RoleBinding in the ScimConfig's namespace whose roleRef is the rule-less ClusterRole
-// GrantLedgerClusterRole (RBAC gives it nothing) and whose annotations name the real
-// grant; the manager's authorization webhook reads them.
-const (
-	// GrantLedgerClusterRole is the ClusterRole, with no rules, every ledger RoleBinding refers to.
-	GrantLedgerClusterRole = "scim-operator-grant-ledger"
-	// LabelGrantLayout marks a ledger RoleBinding (value GrantLayoutWebhookLabel).
+	// LabelGrantLayout is "webhook" on every ledger RoleBinding of the Webhook grant layout
+	// (GrantLayoutWebhook), so that the authorizer's cache selects only those.
 	LabelGrantLayout = "scim.operator.dev/grant-layout"
-	// GrantLayoutWebhookLabel is the value of LabelGrantLayout on ledger RoleBindings.
-	GrantLayoutWebhookLabel = "webhook"
-	// AnnotationGrantRoleKind is the kind of the granted role: ClusterRole or Role.
+	// LabelGrantLayoutWebhook is LabelGrantLayout's value.
+	LabelGrantLayoutWebhook = "webhook"
+	// AnnotationGrantRoleKind on a ledger RoleBinding is the kind of the role it grants:
+	// "ClusterRole" or "Role".
 	AnnotationGrantRoleKind = "scim.operator.dev/grant-role-kind"
-	// AnnotationGrantRoleName is the name of the granted role.
+	// AnnotationGrantRoleName on a ledger RoleBinding is the name of the role it grants.
 	AnnotationGrantRoleName = "scim.operator.dev/grant-role-name"
-	// AnnotationGrantNamespace is the namespace the grant applies in; absent or empty: the
-	// grant is cluster-wide (a clusterRoles entry).
+	// AnnotationGrantNamespace on a ledger RoleBinding is the namespace the grant applies
+	// in; absent or empty: cluster-wide (a clusterRoles entry).
 	AnnotationGrantNamespace = "scim.operator.dev/grant-namespace"
 )
+
+// GrantLedgerClusterRole is the ClusterRole every ledger RoleBinding of the Webhook grant
+// layout refers to: it has no rules, so RBAC grants a ledger binding nothing; the
+// operator's authorization webhook reads the real role from the annotations.
+const GrantLedgerClusterRole = "scim-operator-grant-ledger"

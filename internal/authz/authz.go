@@ -122,7 +122,7 @@ func reserved(name string) bool {
 
 // ledgerGrant reads a ledger RoleBinding; ok is false when it is not one.
 func ledgerGrant(rb *rbacv1.RoleBinding) (grant, bool) {
-	if rb.Labels[scimv1.LabelGrantLayout] != scimv1.GrantLayoutWebhookLabel ||
+	if rb.Labels[scimv1.LabelGrantLayout] != scimv1.LabelGrantLayoutWebhook ||
 		rb.RoleRef.Kind != "ClusterRole" || rb.RoleRef.Name != scimv1.GrantLedgerClusterRole ||
 		rb.Labels[labelConfigNamespace] != rb.Namespace || rb.Labels[scimv1.LabelConfig] == "" {
 		return grant{}, false
@@ -178,7 +178,7 @@ func (a *Authorizer) configLists(ctx context.Context, seen map[client.ObjectKey]
 		return false, nil
 	}
 	k := cfg.Spec.Backend.Kubernetes
-	if k == nil || k.GrantLayout != scimv1.GrantLayoutWebhook {
+	if k.Layout() != scimv1.GrantLayoutWebhook {
 		return false, nil
 	}
 	if g.namespace == "" {

@@ -96,7 +96,7 @@ func ledger(ns, config, subjectKind, subject, roleKind, role, grantNS string) *r
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: unique("scim-u"), Annotations: ann, Labels: map[string]string{
 			scimv1.LabelConfig:                   config,
 			"scim.operator.dev/config-namespace": ns,
-			scimv1.LabelGrantLayout:              scimv1.GrantLayoutWebhookLabel,
+			scimv1.LabelGrantLayout:              scimv1.LabelGrantLayoutWebhook,
 		}},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: scimv1.GrantLedgerClusterRole},
 		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: subjectKind, Name: subject}},

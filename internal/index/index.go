@@ -121,7 +121,7 @@ func GrantSubjectKey(kind, name string) string { return kind + "/" + name }
 func SetupGrants(ctx context.Context, fi client.FieldIndexer) error {
 	return fi.IndexField(ctx, &rbacv1.RoleBinding{}, GrantSubject, func(o client.Object) []string {
 		rb := o.(*rbacv1.RoleBinding)
-		if rb.Labels[scimv1.LabelGrantLayout] != scimv1.GrantLayoutWebhookLabel {
+		if rb.Labels[scimv1.LabelGrantLayout] != scimv1.LabelGrantLayoutWebhook {
 			return nil
 		}
 		var out []string
