@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -105,4 +106,58 @@ func BenchmarkAuthorize(b *testing.B) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	run(fmt.Sprintf("%d-others", n))
+}
+
+// BenchmarkRevoke measures, through the API server, the time from a ledger binding's
+// deletion to the first SubjectAccessReview that no longer allows its user (the manager's
+// cache catching up; the API server caches nothing): the deprovisioning path of the Webhook
+// layout. It reports the median and the largest of b.N revocations.
+//
+//	go test ./internal/authz -run '^$' -bench BenchmarkRevoke -benchtime 50x
+func BenchmarkRevoke(b *testing.B) {
+	fxOnce.Do(func() { fx, fxErr = start() })
+	if fxErr != nil {
+		b.Fatal(fxErr)
+	}
+	f := fx
+	ctx := context.Background()
+	nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "authz-revoke-"}}
+	if err := f.direct.Create(ctx, nsObj); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = f.direct.Delete(ctx, nsObj) }()
+	reader := unique("pod-reader")
+	if err := f.direct.Create(ctx, podReader(reader)); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.direct.Create(ctx, scimConfig(nsObj.Name, "org", scimv1.GrantLayoutWebhook, []string{reader})); err != nil {
+		b.Fatal(err)
+	}
+	allowedNow := func(user string) bool {
+		r := &authorizationv1.SubjectAccessReview{Spec: pods(user, nil, "x")}
+		if err := f.direct.Create(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+		return r.Status.Allowed
+	}
+	var took []time.Duration
+	for i := 0; b.Loop(); i++ {
+		user := fmt.Sprintf("revoked-%d@x.io", i)
+		rb := ledger(nsObj.Name, "org", rbacv1.UserKind, user, "ClusterRole", reader, "")
+		if err := f.direct.Create(ctx, rb); err != nil {
+			b.Fatal(err)
+		}
+		for !allowedNow(user) {
+		}
+		start := time.Now()
+		if err := f.direct.Delete(ctx, rb); err != nil {
+			b.Fatal(err)
+		}
+		for allowedNow(user) {
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "ms-median")
+	b.ReportMetric(float64(took[len(took)-1].Microseconds())/1000, "ms-max")
 }
