@@ -50,6 +50,11 @@ func main() {
 		"ServiceAccount, in each ScimConfig's own namespace, that the kubernetes backend impersonates to create and "+
 			"patch bindings when spec.backend.kubernetes.serviceAccountName is empty (lockdown). Empty: such configs "+
 			"write with the manager's own rights. The install sets scim-provisioner.")
+	flag.StringVar(&o.AuthorizationWebhookAddr, "authorization-webhook-bind-address", "",
+		"Address of the authorization webhook (HTTPS, path /authorize) that the API server calls for ScimConfigs with "+
+			"spec.backend.kubernetes.grantLayout: Webhook; served on every replica. Empty: off. See docs/authorization-webhook.md.")
+	flag.StringVar(&o.AuthorizationWebhookCertDir, "authorization-webhook-cert-dir", "",
+		"Directory with tls.crt and tls.key of the authorization webhook. Empty: the SCIM server's (--scim-cert-dir).")
 	zo := zap.Options{Development: false}
 	zo.BindFlags(flag.CommandLine)
 	flag.Parse()

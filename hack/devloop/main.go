@@ -20,6 +20,12 @@
 // and adds HUB_SCIM_URL, HUB_SCIM_TOKEN, HUB_URL, HUB_TOKEN and HUB_ORG to .dev/env
 // (docs/try-dockerhub.md).
 //
+// With --authorization-webhook (`make run RUN_ARGS=--authorization-webhook`) the control
+// plane is always a local one (the API server's authorization configuration is set when it
+// starts), kube-apiserver authorizes with RBAC and then the manager's authorization
+// webhook, and the manager serves it: ScimConfigs with grantLayout: Webhook then grant
+// access locally (docs/authorization-webhook.md).
+//
 // Ctrl-C stops the manager, the emulator and the local control plane: nothing it started
 // keeps running.
 package main
@@ -46,19 +52,21 @@ func main() {
 	ns := flag.String("namespace", "default", "namespace of the sample ScimConfig")
 	dir := flag.String("dir", filepath.Join(testenv.RepoRoot(), ".dev"), "where the env file, kubeconfig and logs go")
 	hub := flag.Bool("dockerhub", false, "also start the Docker Hub emulator on 127.0.0.1 and a second sample ScimConfig (type dockerhub) pointing at it (make run DOCKERHUB=1)")
+	authzWebhook := flag.Bool("authorization-webhook", false, "start a local control plane whose API server asks the manager's authorization webhook after RBAC (grantLayout: Webhook; implies --local)")
 	bin := flag.String("manager-bin", filepath.Join(testenv.RepoRoot(), "bin", "manager"), "where the manager binary is built")
 	flag.Parse()
-	if err := run(options{forceLocal: *local, ns: *ns, dir: *dir, hub: *hub, bin: *bin}); err != nil {
+	if err := run(options{forceLocal: *local, ns: *ns, dir: *dir, hub: *hub, bin: *bin, authzWebhook: *authzWebhook}); err != nil {
 		fmt.Fprintln(os.Stderr, "devloop:", err)
 		os.Exit(1)
 	}
 }
 
 type options struct {
-	forceLocal bool
-	ns, dir    string
-	hub        bool
-	bin        string
+	forceLocal   bool
+	ns, dir      string
+	hub          bool
+	bin          string
+	authzWebhook bool
 }
 
 func run(o options) error {
@@ -69,12 +77,34 @@ func run(o options) error {
 
 	// The kubeconfig's cluster is tried first: the control plane is built (about 10 minutes
 	// the first time) only when no cluster answers.
-	cluster, err := devenv.Connector{
+	// the certificate comes first: the API server must know the webhook's CA when it starts
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	certs, err := devenv.LocalTLS(dir)
+	if err != nil {
+		return err
+	}
+	connector := devenv.Connector{
 		ForceLocal: o.forceLocal,
 		Kubeconfig: os.Getenv("KUBECONFIG"),
 		Dir:        dir,
 		Say:        say,
-	}.Connect(ctx)
+	}
+	managerArgs := []string{"--default-service-account=scim-provisioner"}
+	if o.authzWebhook {
+		webhook, args, err := devenv.LocalAuthorizationWebhook(dir, certs)
+		if err != nil {
+			return err
+		}
+		say("--authorization-webhook: a local control plane that asks the manager's webhook (%s) after RBAC", webhook.URL)
+		connector.ForceLocal = true
+		connector.StartLocal = func(dir string) (*devenv.Cluster, error) {
+			return devenv.StartLocalWith(dir, devenv.LocalOptions{AuthorizationWebhook: webhook})
+		}
+		managerArgs = append(managerArgs, args...)
+	}
+	cluster, err := connector.Connect(ctx)
 	if err != nil {
 		return err
 	}
@@ -123,13 +153,9 @@ func run(o options) error {
 		return err
 	}
 	defer logs.Close()
-	certs, err := devenv.LocalTLS(dir)
-	if err != nil {
-		return err
-	}
 	// the install's lockdown: a ScimConfig that names no ServiceAccount writes its
 	// bindings as scim-provisioner of its namespace, never with this admin kubeconfig
-	mgr, err := devenv.StartManager(ctx, bin, cluster.Kubeconfig, logs, certs, "--default-service-account=scim-provisioner")
+	mgr, err := devenv.StartManager(ctx, bin, cluster.Kubeconfig, logs, certs, managerArgs...)
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/authz"
 	"github.com/scim-operator/scim-operator/internal/testenv"
 	"github.com/scim-operator/scim-operator/internal/token"
 )
@@ -145,8 +146,42 @@ func writeMergedKubeconfig(list, dir string) (string, error) {
 
 // StartLocal starts kube-apiserver and etcd on loopback (binaries from hack/controlplane.sh),
 // installs the CRDs and writes an admin kubeconfig into dir.
-func StartLocal(dir string) (*Cluster, error) {
+func StartLocal(dir string) (*Cluster, error) { return StartLocalWith(dir, LocalOptions{}) }
+
+// LocalOptions are what StartLocalWith adds to the local control plane.
+type LocalOptions struct {
+	// AuthorizationWebhook makes kube-apiserver authorize with RBAC, then the manager's
+	// authorization webhook (the Webhook grant layout; docs/authorization-webhook.md).
+	// LocalAuthorizationWebhook prepares one and the manager's flags that go with it.
+	AuthorizationWebhook *testenv.AuthorizationWebhook
+}
+
+// LocalAuthorizationWebhook picks a loopback port for the manager's authorization webhook
+// (before the API server starts, which must know it) and returns the API server's side
+// (for LocalOptions; its files go to dir/apiserver-authz) and the manager's flags (for
+// StartManager): the webhook listens there with the certificate of certs, whose CA the API
+// server trusts.
+func LocalAuthorizationWebhook(dir string, certs *TLS) (*testenv.AuthorizationWebhook, []string, error) {
+	addr, err := FreeAddr()
+	if err != nil {
+		return nil, nil, err
+	}
+	w := &testenv.AuthorizationWebhook{
+		URL:    "https://" + addr + authz.Path,
+		CAFile: certs.CAFile,
+		Dir:    filepath.Join(dir, "apiserver-authz"),
+	}
+	return w, []string{"--authorization-webhook-bind-address=" + addr, "--authorization-webhook-cert-dir=" + certs.CertDir}, nil
+}
+
+// StartLocalWith is StartLocal with options.
+func StartLocalWith(dir string, o LocalOptions) (*Cluster, error) {
 	env := testenv.New()
+	if o.AuthorizationWebhook != nil {
+		if err := testenv.UseAuthorizationWebhook(env, *o.AuthorizationWebhook); err != nil {
+			return nil, err
+		}
+	}
 	cfg, err := testenv.Start(env)
 	if err != nil {
 		return nil, fmt.Errorf("start the local control plane (run hack/controlplane.sh to build it): %w", err)

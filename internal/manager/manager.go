@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -27,6 +29,7 @@ import (
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/controllers"
+	"github.com/scim-operator/scim-operator/internal/authz"
 	"github.com/scim-operator/scim-operator/internal/backend"
 	"github.com/scim-operator/scim-operator/internal/backend/registry"
 	"github.com/scim-operator/scim-operator/internal/cachepolicy"
@@ -101,6 +104,13 @@ type Options struct {
 	// (controllers.DefaultMaxConcurrentReconciles when zero). The OrgMember controller
 	// shares them out between ScimConfigs, so that a slow backend cannot hold them all.
 	MaxConcurrentReconciles int
+	// AuthorizationWebhookAddr is the address of the authorization webhook (HTTPS, path
+	// /authorize) that answers the API server for the Webhook grant layout, on every
+	// replica; empty: not served (docs/authorization-webhook.md).
+	AuthorizationWebhookAddr string
+	// AuthorizationWebhookCertDir holds the webhook's tls.crt and tls.key; empty: the SCIM
+	// server's (ScimCertDir).
+	AuthorizationWebhookCertDir string
 	// SkipControllerNameValidation lets one process build more than one manager (a test
 	// that restarts the manager in-process); controller names are otherwise unique per
 	// process.
@@ -140,6 +150,11 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 		return nil, errors.New("--scim-cert-dir and --scim-insecure-http exclude each other: choose HTTPS or plain HTTP")
 	case o.ScimCertDir != "":
 		if err := scimserver.CheckCertDir(o.ScimCertDir); err != nil {
+			return nil, err
+		}
+	}
+	if o.AuthorizationWebhookAddr != "" {
+		if _, err := authzCertDir(o); err != nil {
 			return nil, err
 		}
 	}
@@ -192,6 +207,9 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := setupAuthz(mgr, o); err != nil {
+		return nil, err
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}
@@ -204,6 +222,58 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 		return nil, err
 	}
 	return &Manager{Manager: mgr, SCIM: srv}, nil
+}
+
+// authzCertDir is the authorization webhook's certificate directory, checked: its own, else
+// the SCIM server's.
+func authzCertDir(o Options) (string, error) {
+	dir := o.AuthorizationWebhookCertDir
+	if dir == "" {
+		dir = o.ScimCertDir
+	}
+	if dir == "" {
+		return "", errors.New("the authorization webhook is served over HTTPS: give --authorization-webhook-cert-dir " +
+			"(or --scim-cert-dir, whose certificate it then uses)")
+	}
+	if err := scimserver.CheckCertDir(dir); err != nil {
+		return "", fmt.Errorf("the authorization webhook's certificate: %w", err)
+	}
+	return dir, nil
+}
+
+// setupAuthz adds the authorization webhook when o asks for it: the ledger index, the
+// informers it reads (started with the cache, so that the first review does not wait for
+// them) and its server.
+func setupAuthz(mgr ctrl.Manager, o Options) error {
+	if o.AuthorizationWebhookAddr == "" {
+		return nil
+	}
+	certDir, err := authzCertDir(o)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if err := index.SetupGrants(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	for _, obj := range []client.Object{&rbacv1.ClusterRole{}, &rbacv1.Role{}, &scimv1.ScimConfig{}} {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return err
+		}
+	}
+	srv, err := authz.NewServer(&authz.Authorizer{Reader: mgr.GetCache()}, authz.ServerOptions{
+		Addr:    o.AuthorizationWebhookAddr,
+		CertDir: certDir,
+		Cache:   mgr.GetCache(),
+		Log:     ctrl.Log.WithName("authz"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(srv); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("authorization-webhook", srv.ReadyCheck)
 }
 
 // setup wires the SCIM server and the controllers into the manager.

@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	apiserverv1 "k8s.io/apiserver/pkg/apis/apiserver/v1"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // TestStartStopsWhatAFailedStartLeftRunning: a CRD the API server refuses makes envtest's
@@ -54,5 +58,23 @@ spec:
 	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		conn.Close()
 		t.Errorf("kube-apiserver still listens on %s after the failed Start", addr)
+	}
+}
+
+// TestAuthorizationConfigSample: config/samples/authorization-config.yaml, what the docs
+// tell a cluster admin to use, is the configuration the tests run the API server with
+// (only its kubeconfig path differs), and every field of it is one the API server knows.
+func TestAuthorizationConfigSample(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(RepoRoot(), "config", "samples", "authorization-config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sample apiserverv1.AuthorizationConfiguration
+	if err := sigsyaml.UnmarshalStrict(raw, &sample); err != nil {
+		t.Fatalf("the sample is not an AuthorizationConfiguration: %v", err)
+	}
+	path := "/etc/kubernetes/scim-operator/authorization-webhook.kubeconfig"
+	if diff := cmp.Diff(AuthorizationConfig(path, true), &sample); diff != "" {
+		t.Errorf("the sample differs from what the tests run (-tests +sample):\n%s", diff)
 	}
 }
