@@ -8,18 +8,27 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 )
 
 // TestBenchRunsEveryStep runs make bench at toy sizes against the real control plane and
-// manager binary: every measurement yields its row, and the JSON and the chart are written.
-// It asserts no figure (speed is for the benchmark to print, not for a test to judge).
+// manager binary, in each grant layout: every measurement yields its row, and the JSON and
+// the chart are written. It asserts no figure (speed is for the benchmark to print, not for
+// a test to judge).
 func TestBenchRunsEveryStep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane and the manager binary")
 	}
+	for _, layout := range []scimv1.GrantLayout{scimv1.GrantLayoutWebhook, scimv1.GrantLayoutBindings} {
+		t.Run(string(layout), func(t *testing.T) { benchRunsEveryStep(t, layout) })
+	}
+}
+
+func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 	out := t.TempDir()
 	o := options{sizes: []int{20, 60}, concurrency: []int{1, 4}, creates: 10, lookups: 10, syncUsers: 30,
-		syncConc: 4, deprov: 2, settle: 3 * time.Minute, out: out, seed: 1}
+		syncConc: 4, deprov: 2, settle: 3 * time.Minute, out: out, seed: 1, layout: layout}
 	rep, err := run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +76,8 @@ func TestBenchRunsEveryStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &back); err != nil || len(back.Rows) != len(rep.Rows) || back.Meta["cpus"] == "" {
+	if err := json.Unmarshal(b, &back); err != nil || len(back.Rows) != len(rep.Rows) || back.Meta["cpus"] == "" ||
+		back.Meta["grantLayout"] != string(layout) {
 		t.Fatalf("bench.json does not read back: %v (%d rows)", err, len(back.Rows))
 	}
 	svg, err := os.ReadFile(filepath.Join(out, "bench.svg"))

@@ -65,6 +65,7 @@ type options struct {
 	hubRate     int
 	hubResync   time.Duration
 	hubDrift    int
+	layout      scimv1.GrantLayout
 }
 
 func main() {
@@ -83,7 +84,13 @@ func main() {
 	flag.IntVar(&o.hubRate, "hub-rate", 180, "the Docker Hub emulator's requests a minute (Docker Hub's limit)")
 	flag.DurationVar(&o.hubResync, "hub-resync", time.Minute, "the Docker Hub ScimConfig's spec.resyncInterval")
 	flag.IntVar(&o.hubDrift, "hub-drift", 10, "members removed by hand in Docker Hub for the drift-repair figure")
+	layout := flag.String("layout", string(scimv1.GrantLayoutWebhook), "the sample config's spec.backend.kubernetes.grantLayout: Webhook (the API server asks the manager's authorization webhook after RBAC; the layout for large organizations) or Bindings (one RBAC binding per member and role)")
 	flag.Parse()
+	switch o.layout = scimv1.GrantLayout(*layout); o.layout {
+	case scimv1.GrantLayoutWebhook, scimv1.GrantLayoutBindings:
+	default:
+		fail(fmt.Errorf("-layout %q: Webhook or Bindings", *layout))
+	}
 	var err error
 	if o.sizes, err = ints(*sizes); err != nil {
 		fail(fmt.Errorf("-sizes: %w", err))
@@ -144,11 +151,11 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 	rep := &report{Meta: map[string]string{
 		"go": runtime.Version(), "cpus": fmt.Sprint(runtime.NumCPU()), "kube-apiserver": testenv.K8sVersion,
-		"commit": gitDescribe(), "date": time.Now().UTC().Format(time.RFC3339),
+		"commit": gitDescribe(), "date": time.Now().UTC().Format(time.RFC3339), "grantLayout": string(o.layout),
 	}, Flags: map[string]string{}}
 	flag.VisitAll(func(f *flag.Flag) { rep.Flags[f.Name] = f.Value.String() })
 
-	s, err := startStack(ctx, o.out, say)
+	s, err := startStack(ctx, o.out, o.layout, say)
 	if err != nil {
 		return rep, err
 	}

@@ -42,8 +42,26 @@ type stack struct {
 	logs        *os.File
 }
 
-func startStack(ctx context.Context, dir string, say func(string, ...any)) (*stack, error) {
-	cluster, err := devenv.Connector{ForceLocal: true, Dir: dir, Say: say}.Connect(ctx)
+func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, say func(string, ...any)) (*stack, error) {
+	certs, err := devenv.LocalTLS(dir)
+	if err != nil {
+		return nil, err
+	}
+	// as make run starts it: the install's lockdown, grants written as scim-provisioner
+	managerArgs := []string{"--default-service-account=scim-provisioner"}
+	connector := devenv.Connector{ForceLocal: true, Dir: dir, Say: say}
+	if layout == scimv1.GrantLayoutWebhook {
+		// as make run RUN_ARGS=--authorization-webhook: RBAC, then the manager's webhook
+		webhook, args, err := devenv.LocalAuthorizationWebhook(dir, certs)
+		if err != nil {
+			return nil, err
+		}
+		connector.StartLocal = func(dir string) (*devenv.Cluster, error) {
+			return devenv.StartLocalWith(dir, devenv.LocalOptions{AuthorizationWebhook: webhook})
+		}
+		managerArgs = append(managerArgs, args...)
+	}
+	cluster, err := connector.Connect(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +79,9 @@ func startStack(ctx context.Context, dir string, say func(string, ...any)) (*sta
 	if err := devenv.ApplyYAML(ctx, cluster.Client, sample, s.ns); err != nil {
 		return nil, err
 	}
+	if err := setLayout(ctx, cluster.Client, types.NamespacedName{Namespace: s.ns, Name: s.config}, layout); err != nil {
+		return nil, err
+	}
 	bin := filepath.Join(dir, "manager")
 	say("building the manager binary (cmd/manager)")
 	if err := devenv.BuildManager(ctx, bin); err != nil {
@@ -69,13 +90,7 @@ func startStack(ctx context.Context, dir string, say func(string, ...any)) (*sta
 	if s.logs, err = os.Create(filepath.Join(dir, "manager.log")); err != nil {
 		return nil, err
 	}
-	certs, err := devenv.LocalTLS(dir)
-	if err != nil {
-		return nil, err
-	}
-	// as make run starts it: the install's lockdown, bindings written as scim-provisioner
-	if s.mgr, err = devenv.StartManager(ctx, bin, cluster.Kubeconfig, s.logs, certs,
-		"--default-service-account=scim-provisioner"); err != nil {
+	if s.mgr, err = devenv.StartManager(ctx, bin, cluster.Kubeconfig, s.logs, certs, managerArgs...); err != nil {
 		return nil, err
 	}
 	cfg, err := devenv.WaitReady(ctx, cluster.Client, types.NamespacedName{Namespace: s.ns, Name: s.config}, 2*time.Minute)
@@ -106,6 +121,20 @@ func startStack(ctx context.Context, dir string, say func(string, ...any)) (*sta
 	}
 	ok = true
 	return s, nil
+}
+
+// setLayout sets the sample config's grant layout before the manager first reads it.
+func setLayout(ctx context.Context, c client.Client, key types.NamespacedName, layout scimv1.GrantLayout) error {
+	cfg := &scimv1.ScimConfig{}
+	if err := c.Get(ctx, key, cfg); err != nil {
+		return err
+	}
+	if cfg.Spec.Backend.Kubernetes == nil {
+		return fmt.Errorf("the sample ScimConfig %s has no kubernetes backend", key)
+	}
+	orig := cfg.DeepCopy()
+	cfg.Spec.Backend.Kubernetes.GrantLayout = layout
+	return c.Patch(ctx, cfg, client.MergeFrom(orig))
 }
 
 func (s *stack) stop() {
