@@ -65,6 +65,7 @@ type options struct {
 	hubRate     int
 	hubResync   time.Duration
 	hubDrift    int
+	pprof       bool
 }
 
 func main() {
@@ -83,6 +84,8 @@ func main() {
 	flag.IntVar(&o.hubRate, "hub-rate", 180, "the Docker Hub emulator's requests a minute (Docker Hub's limit)")
 	flag.DurationVar(&o.hubResync, "hub-resync", time.Minute, "the Docker Hub ScimConfig's spec.resyncInterval")
 	flag.IntVar(&o.hubDrift, "hub-drift", 10, "members removed by hand in Docker Hub for the drift-repair figure")
+	flag.BoolVar(&o.pprof, "pprof", false, "serve the manager's net/http/pprof profiles on a loopback address (printed at the start), "+
+		"e.g. go tool pprof http://ADDR/debug/pprof/profile?seconds=20 during a step")
 	flag.Parse()
 	var err error
 	if o.sizes, err = ints(*sizes); err != nil {
@@ -148,7 +151,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	}, Flags: map[string]string{}}
 	flag.VisitAll(func(f *flag.Flag) { rep.Flags[f.Name] = f.Value.String() })
 
-	s, err := startStack(ctx, o.out, say)
+	s, err := startStack(ctx, o.out, o.pprof, say)
 	if err != nil {
 		return rep, err
 	}

@@ -42,7 +42,7 @@ type stack struct {
 	logs        *os.File
 }
 
-func startStack(ctx context.Context, dir string, say func(string, ...any)) (*stack, error) {
+func startStack(ctx context.Context, dir string, pprof bool, say func(string, ...any)) (*stack, error) {
 	cluster, err := devenv.Connector{ForceLocal: true, Dir: dir, Say: say}.Connect(ctx)
 	if err != nil {
 		return nil, err
@@ -74,8 +74,16 @@ func startStack(ctx context.Context, dir string, say func(string, ...any)) (*sta
 		return nil, err
 	}
 	// as make run starts it: the install's lockdown, bindings written as scim-provisioner
-	if s.mgr, err = devenv.StartManager(ctx, bin, cluster.Kubeconfig, s.logs, certs,
-		"--default-service-account=scim-provisioner"); err != nil {
+	args := []string{"--default-service-account=scim-provisioner"}
+	if pprof {
+		addr, err := devenv.FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--pprof-bind-address="+addr)
+		say("the manager's profiles: http://%s/debug/pprof/ (go tool pprof http://%s/debug/pprof/profile?seconds=20)", addr, addr)
+	}
+	if s.mgr, err = devenv.StartManager(ctx, bin, cluster.Kubeconfig, s.logs, certs, args...); err != nil {
 		return nil, err
 	}
 	cfg, err := devenv.WaitReady(ctx, cluster.Client, types.NamespacedName{Namespace: s.ns, Name: s.config}, 2*time.Minute)
