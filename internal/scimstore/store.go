@@ -156,7 +156,9 @@ func (s *Store) waitCache(ctx context.Context, obj client.Object, rv string) boo
 	}
 	key := client.ObjectKeyFromObject(obj)
 	probe := obj.DeepCopyObject().(client.Object)
-	return wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
+	// (a cache read costs microseconds; the watch usually delivers the write within a few
+	// milliseconds, which a coarser poll would round up on every write)
+	return wait.PollUntilContextTimeout(ctx, 2*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
 		err := s.Client.Get(ctx, key, probe)
 		var shown bool
 		if rv == "" { // a delete: gone, or terminating behind a finalizer
@@ -465,9 +467,15 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 		convert.Touch(m, time.Now())
 		err := s.Client.Create(wctx, m, client.FieldOwner(FieldOwner))
 		if err == nil {
-			// (the cache first: the controllers' first writes to the member soon follow)
+			// the claim's binding and the wait for the cache overlap (each costs a round
+			// trip); the answer waits for both
+			bound := make(chan struct{})
+			go func() {
+				defer close(bound)
+				s.bindClaim(wctx, c, holderRef{name: m.Name, uid: m.UID})
+			}()
 			s.waitCache(ctx, m, m.ResourceVersion)
-			s.bindClaim(wctx, c, holderRef{name: m.Name, uid: m.UID})
+			<-bound
 			return s.userResource(ctx, sc, m), nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
