@@ -26,8 +26,11 @@ type MemberOrder struct {
 
 	mu sync.RWMutex
 	// configs holds, by "<namespace>/<configName>", the ordered ids of its live members.
-	configs map[string]*btree.BTreeG[string]
+	configs map[string]*btreeOfIDs
 }
+
+// btreeOfIDs is a counted B-tree of ids (rank lookups: GetAt).
+type btreeOfIDs = btree.BTreeG[string]
 
 // NewMemberOrder registers a MemberOrder with the OrgMember informer of c.
 func NewMemberOrder(ctx context.Context, c cache.Cache) (*MemberOrder, error) {
@@ -35,7 +38,7 @@ func NewMemberOrder(ctx context.Context, c cache.Cache) (*MemberOrder, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &MemberOrder{configs: map[string]*btree.BTreeG[string]{}}
+	o := &MemberOrder{configs: map[string]*btreeOfIDs{}}
 	o.reg, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { o.update(nil, member(obj)) },
 		UpdateFunc: func(old, obj any) { o.update(member(old), member(obj)) },
