@@ -91,8 +91,8 @@ func (o *MemberOrder) update(old, cur *scimv1.OrgMember) {
 	}
 }
 
-// synced tells whether the order has seen the informer's initial list.
-func (o *MemberOrder) synced() bool { return o != nil && o.reg.HasSynced() }
+// caughtUp tells whether the order has seen the informer's initial list.
+func (o *MemberOrder) caughtUp() bool { return o != nil && o.reg.HasSynced() }
 
 // shows tells whether the order agrees with m as the cache holds it (nil: gone).
 func (o *MemberOrder) shows(ns, name string, m *scimv1.OrgMember) bool {

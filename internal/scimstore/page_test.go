@@ -69,7 +69,7 @@ func TestListUsersPageMatchesFullList(t *testing.T) {
 	for {
 		_, total, err := plain.ListUsersPage(ctx, sc, 1, 0)
 		_, ototal, _ := ordered.ListUsersPage(ctx, sc, 1, 0)
-		if err == nil && total == ours && order.synced() && ototal == ours {
+		if err == nil && total == ours && order.caughtUp() && ototal == ours {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -166,7 +166,7 @@ func (s *Store) waitCache(ctx context.Context, obj client.Object, rv string) boo
 		} else {
 			shown = err == nil && atLeast(probe.GetResourceVersion(), rv)
 		}
-		if m, ok := probe.(*scimv1.OrgMember); shown && ok && s.Order.synced() {
+		if m, ok := probe.(*scimv1.OrgMember); shown && ok && s.Order.caughtUp() {
 			// the pages' order follows the cache a moment later (its event handler)
 			if err != nil {
 				m = nil
@@ -327,7 +327,7 @@ func (s *Store) ListUsers(ctx context.Context, sc Scope, f *scim.Filter) ([]scim
 func (s *Store) ListUsersPage(ctx context.Context, sc Scope, start, count int) ([]scim.Resource, int, error) {
 	start = max(start, 1)
 	count = max(count, 0)
-	if s.Order.synced() {
+	if s.Order.caughtUp() {
 		ids, total := s.Order.page(sc.ns(), sc.name(), start, count)
 		return s.usersOf(ctx, sc, ids), total, nil
 	}
