@@ -778,8 +778,9 @@ func (r *OrgMemberReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 func (r *OrgMemberReconciler) membersOfConfig(ctx context.Context, o client.Object) []reconcile.Request {
 	var list scimv1.OrgMemberList
+	// only the keys are read: the cache's objects, not a deep copy of the whole config
 	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()),
-		client.MatchingFields{index.Config: o.GetName()}); err != nil {
+		client.MatchingFields{index.Config: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "list members of config", "config", o.GetName())
 		return nil
 	}

@@ -155,7 +155,9 @@ func (r *ScimConfigReconciler) answeredCheck(cfg *scimv1.ScimConfig) {
 // countMembers fills status.members from the cache, through the index.Config index.
 func (r *ScimConfigReconciler) countMembers(ctx context.Context, cfg *scimv1.ScimConfig) error {
 	var list scimv1.OrgMemberList
-	if err := r.List(ctx, &list, client.InNamespace(cfg.Namespace), client.MatchingFields{index.Config: cfg.Name}); err != nil {
+	// read only: the cache's objects, not a deep copy of the whole config each pass
+	if err := r.List(ctx, &list, client.InNamespace(cfg.Namespace), client.MatchingFields{index.Config: cfg.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	var c scimv1.MemberCounts
@@ -230,7 +232,9 @@ func (r *ScimConfigReconciler) reconcileSweep(ctx context.Context, cfg *scimv1.S
 func (r *ScimConfigReconciler) owners(ctx context.Context, cfg *scimv1.ScimConfig) (map[string]bool, error) {
 	live := map[string]bool{}
 	var members scimv1.OrgMemberList
-	if err := r.List(ctx, &members, client.InNamespace(cfg.Namespace), client.MatchingFields{index.Config: cfg.Name}); err != nil {
+	// read only: the cache's objects, not a deep copy of the whole config each pass
+	if err := r.List(ctx, &members, client.InNamespace(cfg.Namespace), client.MatchingFields{index.Config: cfg.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	for i := range members.Items {

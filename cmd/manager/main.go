@@ -25,6 +25,8 @@ func main() {
 	flag.StringVar(&o.MetricsCertDir, "metrics-cert-dir", "",
 		"Directory with tls.crt/tls.key for the metrics endpoint (a self-signed pair is generated when empty).")
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	flag.StringVar(&o.PprofAddr, "pprof-bind-address", "",
+		"Address of net/http/pprof's profiles (/debug/pprof/), unauthenticated: loopback only, for profiling. Empty: off.")
 	flag.BoolVar(&o.LeaderElection, "leader-elect", false,
 		"Elect a leader so that one replica runs the controllers (every replica serves SCIM).")
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "",

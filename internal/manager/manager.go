@@ -111,6 +111,10 @@ type Options struct {
 	// AuthorizationWebhookCertDir holds the webhook's tls.crt and tls.key; empty: the SCIM
 	// server's (ScimCertDir).
 	AuthorizationWebhookCertDir string
+	// PprofAddr serves net/http/pprof's profiles (/debug/pprof/) on this address, for
+	// profiling the manager (make bench -pprof); empty, the default, serves nothing. The
+	// profiles are unauthenticated: bind it to loopback.
+	PprofAddr string
 	// SkipControllerNameValidation lets one process build more than one manager (a test
 	// that restarts the manager in-process); controller names are otherwise unique per
 	// process.
@@ -186,6 +190,7 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 		Scheme:                        Scheme(),
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.ProbeAddr,
+		PprofBindAddress:              o.PprofAddr,
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionID:              LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,

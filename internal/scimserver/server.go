@@ -46,7 +46,7 @@ type Options struct {
 	InsecureHTTP bool
 	Client       client.Client // the manager's (cached) client
 	APIReader    client.Reader // uncached reader (token Secrets, read-your-writes fallback)
-	Cache        cache.Cache   // for WaitForCacheSync
+	Cache        cache.Cache   // for WaitForCacheSync and the members' order (scimstore.MemberOrder)
 	MaxBodyBytes int64
 	Log          logr.Logger
 	// TrustedProxies lists the reverse proxies (CIDRs such as "10.0.0.0/8", or single
@@ -108,9 +108,16 @@ func New(o Options) (*Server, error) {
 	if o.Cache != nil {
 		secretMeta = o.Cache
 	}
+	store := &scimstore.Store{Client: o.Client, APIReader: o.APIReader, Log: o.Log}
+	if o.Cache != nil {
+		// the unfiltered /Users pages come from the members' ids kept in order
+		if store.Order, err = scimstore.NewMemberOrder(context.Background(), o.Cache); err != nil {
+			return nil, fmt.Errorf("scimserver: %w", err)
+		}
+	}
 	s := &Server{
 		o:       o,
-		store:   &scimstore.Store{Client: o.Client, APIReader: o.APIReader, Log: o.Log},
+		store:   store,
 		tokens:  newTokenMemo(o.APIReader, secretMeta, 3*time.Second),
 		limiter: newFailureLimiter(),
 		clients: clientResolver{trusted: trusted},

@@ -185,6 +185,10 @@ func ResourcePage(items []scim.Resource, key func(i int) string, c Cursor, count
 // ListUsersPage it orders the cached OrgMembers by name (the id) and converts only the
 // members of the page.
 func (s *Store) ListUsersCursor(ctx context.Context, sc Scope, c Cursor, count int) (CursorPage, error) {
+	if s.Order.caughtUp() {
+		ids, total, next, prev := s.Order.cursor(sc.ns(), sc.name(), c, count)
+		return CursorPage{Resources: s.usersOf(ctx, sc, ids), Total: total, Next: next, Prev: prev}, nil
+	}
 	var list scimv1.OrgMemberList
 	// The cache's objects are shared: only read and sorted by pointer here; the page's
 	// members are deep-copied before conversion.

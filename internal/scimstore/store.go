@@ -58,6 +58,10 @@ type Store struct {
 	WriteTimeout time.Duration
 	// CacheWait bounds the wait for the cache to show a write (default 3s).
 	CacheWait time.Duration
+	// Order, when set (NewMemberOrder on the manager's cache), answers the unfiltered
+	// /Users pages from the ordered ids of the members instead of listing and sorting the
+	// config's members per request.
+	Order *MemberOrder
 }
 
 // Scope is one ScimConfig as seen by a request.
@@ -152,12 +156,24 @@ func (s *Store) waitCache(ctx context.Context, obj client.Object, rv string) boo
 	}
 	key := client.ObjectKeyFromObject(obj)
 	probe := obj.DeepCopyObject().(client.Object)
-	return wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
+	// (a cache read costs microseconds; the watch usually delivers the write within a few
+	// milliseconds, which a coarser poll would round up on every write)
+	return wait.PollUntilContextTimeout(ctx, 2*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
 		err := s.Client.Get(ctx, key, probe)
+		var shown bool
 		if rv == "" { // a delete: gone, or terminating behind a finalizer
-			return apierrors.IsNotFound(err) || (err == nil && probe.GetDeletionTimestamp() != nil), nil
+			shown = apierrors.IsNotFound(err) || (err == nil && probe.GetDeletionTimestamp() != nil)
+		} else {
+			shown = err == nil && atLeast(probe.GetResourceVersion(), rv)
 		}
-		return err == nil && atLeast(probe.GetResourceVersion(), rv), nil
+		if m, ok := probe.(*scimv1.OrgMember); shown && ok && s.Order.caughtUp() {
+			// the pages' order follows the cache a moment later (its event handler)
+			if err != nil {
+				m = nil
+			}
+			shown = s.Order.shows(key.Namespace, key.Name, m)
+		}
+		return shown, nil
 	}) == nil
 }
 
@@ -309,6 +325,12 @@ func (s *Store) ListUsers(ctx context.Context, sc Scope, f *scim.Filter) ([]scim
 // converts only the members of the page, so paging through a large organization costs
 // the page, not the organization. start < 1 counts as 1, count < 0 as 0.
 func (s *Store) ListUsersPage(ctx context.Context, sc Scope, start, count int) ([]scim.Resource, int, error) {
+	start = max(start, 1)
+	count = max(count, 0)
+	if s.Order.caughtUp() {
+		ids, total := s.Order.page(sc.ns(), sc.name(), start, count)
+		return s.usersOf(ctx, sc, ids), total, nil
+	}
 	var list scimv1.OrgMemberList
 	// The cache's objects are shared: they are only read and sorted by pointer here, and the
 	// members of the page are deep-copied before conversion.
@@ -326,8 +348,6 @@ func (s *Store) ListUsersPage(ctx context.Context, sc Scope, start, count int) (
 	}
 	slices.SortStableFunc(members, func(a, b *scimv1.OrgMember) int { return strings.Compare(a.Name, b.Name) })
 	total := len(members)
-	start = max(start, 1)
-	count = max(count, 0)
 	page := []scim.Resource{}
 	if start > total {
 		return page, total, nil
@@ -336,6 +356,21 @@ func (s *Store) ListUsersPage(ctx context.Context, sc Scope, start, count int) (
 		page = append(page, s.userResource(ctx, sc, m.DeepCopy()))
 	}
 	return page, total, nil
+}
+
+// usersOf reads the members ids (the order's) from the cache and converts them; one that
+// is gone or being deleted since is left out (the page was cut a moment before).
+func (s *Store) usersOf(ctx context.Context, sc Scope, ids []string) []scim.Resource {
+	page := make([]scim.Resource, 0, len(ids))
+	for _, id := range ids {
+		var m scimv1.OrgMember
+		if err := s.Client.Get(ctx, types.NamespacedName{Namespace: sc.ns(), Name: id}, &m); err != nil ||
+			m.Spec.ConfigName != sc.name() || !m.DeletionTimestamp.IsZero() {
+			continue
+		}
+		page = append(page, s.userResource(ctx, sc, &m))
+	}
+	return page
 }
 
 func checkDomain(cfg *scimv1.ScimConfig, userName string) error {
@@ -432,9 +467,15 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 		convert.Touch(m, time.Now())
 		err := s.Client.Create(wctx, m, client.FieldOwner(FieldOwner))
 		if err == nil {
-			// (the cache first: the controllers' first writes to the member soon follow)
+			// the claim's binding and the wait for the cache overlap (each costs a round
+			// trip); the answer waits for both
+			bound := make(chan struct{})
+			go func() {
+				defer close(bound)
+				s.bindClaim(wctx, c, holderRef{name: m.Name, uid: m.UID})
+			}()
 			s.waitCache(ctx, m, m.ResourceVersion)
-			s.bindClaim(wctx, c, holderRef{name: m.Name, uid: m.UID})
+			<-bound
 			return s.userResource(ctx, sc, m), nil
 		}
 		if !apierrors.IsAlreadyExists(err) {

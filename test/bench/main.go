@@ -66,6 +66,7 @@ type options struct {
 	hubResync   time.Duration
 	hubDrift    int
 	layout      scimv1.GrantLayout
+	pprof       bool
 }
 
 func main() {
@@ -85,6 +86,8 @@ func main() {
 	flag.DurationVar(&o.hubResync, "hub-resync", time.Minute, "the Docker Hub ScimConfig's spec.resyncInterval")
 	flag.IntVar(&o.hubDrift, "hub-drift", 10, "members removed by hand in Docker Hub for the drift-repair figure")
 	layout := flag.String("layout", string(scimv1.GrantLayoutWebhook), "the sample config's spec.backend.kubernetes.grantLayout: Webhook (the API server asks the manager's authorization webhook after RBAC; the layout for large organizations) or Bindings (one RBAC binding per member and role)")
+	flag.BoolVar(&o.pprof, "pprof", false, "serve the manager's net/http/pprof profiles on a loopback address (printed at the start), "+
+		"e.g. go tool pprof http://ADDR/debug/pprof/profile?seconds=20 during a step")
 	flag.Parse()
 	switch o.layout = scimv1.GrantLayout(*layout); o.layout {
 	case scimv1.GrantLayoutWebhook, scimv1.GrantLayoutBindings:
@@ -155,7 +158,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	}, Flags: map[string]string{}}
 	flag.VisitAll(func(f *flag.Flag) { rep.Flags[f.Name] = f.Value.String() })
 
-	s, err := startStack(ctx, o.out, o.layout, say)
+	s, err := startStack(ctx, o.out, o.layout, o.pprof, say)
 	if err != nil {
 		return rep, err
 	}

@@ -42,7 +42,7 @@ type stack struct {
 	logs        *os.File
 }
 
-func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, say func(string, ...any)) (*stack, error) {
+func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, pprof bool, say func(string, ...any)) (*stack, error) {
 	certs, err := devenv.LocalTLS(dir)
 	if err != nil {
 		return nil, err
@@ -89,6 +89,14 @@ func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, say 
 	}
 	if s.logs, err = os.Create(filepath.Join(dir, "manager.log")); err != nil {
 		return nil, err
+	}
+	if pprof {
+		addr, err := devenv.FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		managerArgs = append(managerArgs, "--pprof-bind-address="+addr)
+		say("the manager's profiles: http://%s/debug/pprof/ (go tool pprof http://%s/debug/pprof/profile?seconds=20)", addr, addr)
 	}
 	if s.mgr, err = devenv.StartManager(ctx, bin, cluster.Kubeconfig, s.logs, certs, managerArgs...); err != nil {
 		return nil, err
