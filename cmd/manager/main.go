@@ -64,7 +64,7 @@ func main() {
 	if zo.Level != nil {
 		zo.Level = cappedLevel{zo.Level}
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
+	ctrl.SetLogger(lazy(zap.New(zap.UseFlagOptions(&zo))))
 	log := ctrl.Log.WithName("setup")
 
 	mgr, err := manager.New(ctrl.GetConfigOrDie(), o)
