@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	uzap "go.uber.org/zap"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
 // TestLazyLoggerWritesWhatZapWrites: the same calls through the lazy logger and through zap
