@@ -96,7 +96,7 @@ func BenchmarkAuthorize(b *testing.B) {
 		b.Fatal(err)
 	}
 	for { // every binding in the cache
-		var l rbacv1.RoleBindingList
+		var l scimv1.OrgGrantList
 		if err := f.mgr.GetCache().List(ctx, &l, client.InNamespace(ns)); err != nil {
 			b.Fatal(err)
 		}
