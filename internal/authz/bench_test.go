@@ -23,7 +23,7 @@ import (
 // BenchmarkAuthorize measures one answer of the Authorizer (from the manager's cache) and
 // one SubjectAccessReview through the API server (RBAC, then the webhook over HTTPS), for
 // a user holding a ledger grant and for an unrelated one, with AUTHZ_BENCH_N (default
-// 5,000) other users' ledger bindings in the cache, and with none:
+// 5,000) other users' OrgGrants in the cache, and with none:
 //
 //	go test ./internal/authz -run '^$' -bench BenchmarkAuthorize -benchtime 2000x
 func BenchmarkAuthorize(b *testing.B) {
@@ -108,7 +108,7 @@ func BenchmarkAuthorize(b *testing.B) {
 	run(fmt.Sprintf("%d-others", n))
 }
 
-// BenchmarkRevoke measures, through the API server, the time from a ledger binding's
+// BenchmarkRevoke measures, through the API server, the time from an OrgGrant's
 // deletion to the first SubjectAccessReview that no longer allows its user (the manager's
 // cache catching up; the API server caches nothing): the deprovisioning path of the Webhook
 // layout. It reports the median and the largest of b.N revocations.

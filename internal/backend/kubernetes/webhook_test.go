@@ -362,7 +362,7 @@ func TestSweepMovesOrphansToTheLayout(t *testing.T) {
 		}
 	}
 	// the full config in the Webhook layout: the Role's orphans (in the config's namespace,
-	// one name in both layouts) are replaced by ledger bindings too
+	// one name in both layouts) are replaced by OrgGrants too
 	o.cfg = withLayout(o.cfg, scimv1.GrantLayoutWebhook)
 	if _, err := k8sbackend.New(admin, o.cfg).Sweep(ctx, func(string) bool { return true }); err != nil {
 		t.Fatal(err)
