@@ -53,7 +53,7 @@ type OrgGrantRole struct {
 
 // OrgGrantSpec is one grant of the Webhook grant layout: role to subject, cluster-wide or in
 // one namespace.
-// +kubebuilder:validation:XValidation:rule="self.role.kind != 'Role' || (has(self.namespace) && self.namespace != '')",message="a Role is granted in a namespace: set spec.namespace"
+// +kubebuilder:validation:XValidation:rule="self.role.kind != 'Role' || (has(self.namespace) && size(self.namespace) > 0)",message="a Role is granted in a namespace: set spec.namespace"
 type OrgGrantSpec struct {
 	// subject is who is granted the role.
 	Subject OrgGrantSubject `json:"subject"`

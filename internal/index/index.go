@@ -7,7 +7,6 @@ import (
 	"context"
 	"strings"
 
-
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
