@@ -219,14 +219,14 @@ func TestWebhookWritesNoRBACBinding(t *testing.T) {
 	if _, err := o.b.Sweep(ctx, func(uid string) bool { return uid != "uid-nb-2" }); err != nil {
 		t.Fatal(err)
 	}
+	if c, r := count(); c != crbs || r != rbs {
+		t.Fatalf("ClusterRoleBindings %d -> %d, RoleBindings %d -> %d in the Webhook layout; want no RBAC binding written", crbs, c, rbs, r)
+	}
 	if n := len(o.bindings(t)); n != 2*5 { // 5 grants (4 members, 1 team) x 2 roles
 		t.Fatalf("%d OrgGrants, want 10", n)
 	}
 	if !o.access(t, "nb3@x.io", nil) || !o.access(t, "x", []string{"nb-team"}) {
 		t.Fatal("the OrgGrants do not grant")
-	}
-	if c, r := count(); c != crbs || r != rbs {
-		t.Fatalf("ClusterRoleBindings %d -> %d, RoleBindings %d -> %d in the Webhook layout; want no RBAC binding written", crbs, c, rbs, r)
 	}
 }
 
