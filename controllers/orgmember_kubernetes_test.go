@@ -110,26 +110,32 @@ var _ = Describe("OrgMember controller with the kubernetes backend", func() {
 		Expect(k8s.Create(ctx, m)).To(Succeed())
 		settled(m, "Active/True/Active")
 		uid := string(getMember(m).UID)
-		// the member's bindings in ns (its role lives in the config's namespace, so both
-		// layouts' bindings share one name there): "<roleRef kind>/<roleRef name>"
+		// the member's grants in ns (its role lives in the config's namespace, so the
+		// RoleBinding and the OrgGrant share one name there): "<kind> <role kind>/<role>"
 		grants := func() []string {
+			own := client.MatchingLabels{"scim.operator.dev/owner-uid": uid}
 			var l rbacv1.RoleBindingList
-			Expect(k8s.List(ctx, &l, client.InNamespace(ns), client.MatchingLabels{"scim.operator.dev/owner-uid": uid})).To(Succeed())
+			Expect(k8s.List(ctx, &l, client.InNamespace(ns), own)).To(Succeed())
 			var out []string
 			for _, b := range l.Items {
-				out = append(out, b.RoleRef.Kind+"/"+b.RoleRef.Name+" "+b.Annotations[scimv1.AnnotationGrantRoleName])
+				out = append(out, "RoleBinding "+b.RoleRef.Kind+"/"+b.RoleRef.Name)
+			}
+			var g scimv1.OrgGrantList
+			Expect(k8s.List(ctx, &g, client.InNamespace(ns), own)).To(Succeed())
+			for _, b := range g.Items {
+				out = append(out, "OrgGrant "+string(b.Spec.Role.Kind)+"/"+b.Spec.Role.Name)
 			}
 			return out
 		}
-		Expect(grants()).To(Equal([]string{"Role/configmap-reader "}))
+		Expect(grants()).To(Equal([]string{"RoleBinding Role/configmap-reader"}))
 
 		updateConfig(ns, "acme", func(c *scimv1.ScimConfig) { c.Spec.Backend.Kubernetes.GrantLayout = scimv1.GrantLayoutWebhook })
-		Eventually(grants).Should(Equal([]string{"ClusterRole/" + scimv1.GrantLedgerClusterRole + " configmap-reader"}))
-		Expect(canListConfigMaps(user, ns)()).To(BeFalse(), "RBAC grants nothing through the ledger (no webhook runs here)")
+		Eventually(grants).Should(Equal([]string{"OrgGrant Role/configmap-reader"}))
+		Expect(canListConfigMaps(user, ns)()).To(BeFalse(), "RBAC grants nothing through an OrgGrant (no webhook runs here)")
 		settled(m, "Active/True/Active")
 
 		updateConfig(ns, "acme", func(c *scimv1.ScimConfig) { c.Spec.Backend.Kubernetes.GrantLayout = scimv1.GrantLayoutBindings })
-		Eventually(grants).Should(Equal([]string{"Role/configmap-reader "}))
+		Eventually(grants).Should(Equal([]string{"RoleBinding Role/configmap-reader"}))
 		Eventually(canListConfigMaps(user, ns)).Should(BeTrue(), "back on RBAC bindings")
 	})
 

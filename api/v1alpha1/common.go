@@ -72,23 +72,4 @@ const (
 	// last change the SCIM server made to it: its SCIM meta.lastModified. It is written in
 	// the same request as the change, so every replica and every cache reads the same value.
 	AnnotationLastModified = "scim.operator.dev/last-modified"
-
-	// LabelGrantLayout is "webhook" on every ledger RoleBinding of the Webhook grant layout
-	// (GrantLayoutWebhook), so that the authorizer's cache selects only those.
-	LabelGrantLayout = "scim.operator.dev/grant-layout"
-	// LabelGrantLayoutWebhook is LabelGrantLayout's value.
-	LabelGrantLayoutWebhook = "webhook"
-	// AnnotationGrantRoleKind on a ledger RoleBinding is the kind of the role it grants:
-	// "ClusterRole" or "Role".
-	AnnotationGrantRoleKind = "scim.operator.dev/grant-role-kind"
-	// AnnotationGrantRoleName on a ledger RoleBinding is the name of the role it grants.
-	AnnotationGrantRoleName = "scim.operator.dev/grant-role-name"
-	// AnnotationGrantNamespace on a ledger RoleBinding is the namespace the grant applies
-	// in; absent or empty: cluster-wide (a clusterRoles entry).
-	AnnotationGrantNamespace = "scim.operator.dev/grant-namespace"
 )
-
-// GrantLedgerClusterRole is the ClusterRole every ledger RoleBinding of the Webhook grant
-// layout refers to: it has no rules, so RBAC grants a ledger binding nothing; the
-// operator's authorization webhook reads the real role from the annotations.
-const GrantLedgerClusterRole = "scim-operator-grant-ledger"

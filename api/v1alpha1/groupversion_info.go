@@ -1,6 +1,7 @@
 // Package v1alpha1 holds the scim.operator.dev/v1alpha1 API: ScimConfig, OrgMember and
-// OrgGroup, and OrgNameClaim (the SCIM server's own bookkeeping). It is a contract other
-// programs import: types and markers only, no controller-runtime.
+// OrgGroup, OrgNameClaim (the SCIM server's own bookkeeping) and OrgGrant (the Webhook
+// grant layout's ledger). It is a contract other programs import: types and markers
+// only, no controller-runtime.
 // +kubebuilder:object:generate=true
 // +groupName=scim.operator.dev
 package v1alpha1
@@ -28,6 +29,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&OrgMember{}, &OrgMemberList{},
 		&OrgGroup{}, &OrgGroupList{},
 		&OrgNameClaim{}, &OrgNameClaimList{},
+		&OrgGrant{}, &OrgGrantList{},
 	)
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil

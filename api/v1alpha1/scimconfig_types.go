@@ -31,8 +31,8 @@ const (
 	// GrantLayoutBindings grants with RBAC bindings: a ClusterRoleBinding or RoleBinding
 	// per member and role (the default).
 	GrantLayoutBindings GrantLayout = "Bindings"
-	// GrantLayoutWebhook records every grant as a ledger RoleBinding in the ScimConfig's
-	// namespace that RBAC ignores, and the operator's authorization webhook grants it.
+	// GrantLayoutWebhook records every grant as an OrgGrant in the ScimConfig's namespace,
+	// which RBAC never reads, and the operator's authorization webhook grants it.
 	GrantLayoutWebhook GrantLayout = "Webhook"
 )
 
@@ -198,14 +198,14 @@ type KubernetesBackend struct {
 	// grantLayout is how the grants are recorded. Bindings (the default): one RBAC binding
 	// per member and role (a ClusterRoleBinding for clusterRoles, a RoleBinding in the
 	// role's namespace for roles); the API server's RBAC authorizer needs nothing else.
-	// Webhook: every grant is a RoleBinding in this ScimConfig's namespace to the empty
-	// ClusterRole scim-operator-grant-ledger, naming the real role in annotations, and the
-	// operator's authorization webhook (configured beside RBAC in the API server's
-	// AuthorizationConfiguration) grants it while this ScimConfig exists and lists the role.
+	// Webhook: every grant is an OrgGrant in this ScimConfig's namespace, which RBAC never
+	// reads, and the operator's authorization webhook (configured beside RBAC in the API
+	// server's AuthorizationConfiguration) grants it while this ScimConfig exists and lists
+	// the role.
 	// Choose Bindings for small organizations and clusters without the webhook; choose
 	// Webhook for large ones: the RBAC authorizer walks every ClusterRoleBinding on every
 	// request, and 10,000 per-member bindings made an unrelated SubjectAccessReview 5.8x
-	// slower, while ledger RoleBindings cost RBAC only on requests in this namespace. In
+	// slower, while OrgGrants cost RBAC nothing. In
 	// Webhook, access ends when the manager is down (the webhook fails closed) and when
 	// this ScimConfig is deleted (so policies.deletion Orphan is refused); keep the
 	// ScimConfig in a namespace only cluster administrators administer. Changing it moves

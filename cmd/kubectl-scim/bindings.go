@@ -1,8 +1,9 @@
 package main
 
-// The kubernetes backend's grants as the plugin reads them: ClusterRoleBindings and
-// RoleBindings with the labels internal/backend/kubernetes writes, listed once with the
-// user's own kubeconfig and never written.
+// The kubernetes backend's grants as the plugin reads them: ClusterRoleBindings,
+// RoleBindings and OrgGrants (the Webhook grant layout) with the labels
+// internal/backend/kubernetes writes, listed once with the user's own kubeconfig and never
+// written.
 
 import (
 	"context"
@@ -21,28 +22,27 @@ import (
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
 )
 
-// grant is one binding: a ClusterRoleBinding (Namespace "") or a RoleBinding, possibly a
-// ledger RoleBinding of the Webhook grant layout (its real role in Annotations).
+// grant is one grant: a ClusterRoleBinding (Namespace ""), a RoleBinding, or an OrgGrant
+// of the Webhook grant layout (OrgGrant set: its role and scope in Spec, its subject in
+// Subjects).
 type grant struct {
 	Namespace, Name string
 	Labels          map[string]string
 	Annotations     map[string]string
 	RoleRef         rbacv1.RoleRef
 	Subjects        []rbacv1.Subject
+	OrgGrant        bool
+	Spec            scimv1.OrgGrantSpec
 }
 
-// ledger tells whether the binding is a ledger RoleBinding of the Webhook grant layout.
-func (g grant) ledger() bool {
-	return g.Namespace != "" && g.Labels[k8sbackend.LabelGrantLayout] == scimv1.LabelGrantLayoutWebhook &&
-		g.RoleRef.Kind == "ClusterRole" && g.RoleRef.Name == k8sbackend.LedgerClusterRole
-}
+// ledger tells whether the grant is an OrgGrant of the Webhook grant layout.
+func (g grant) ledger() bool { return g.OrgGrant }
 
-// grants is the role the binding grants: its roleRef where it is, or for a ledger binding
-// the role and scope its annotations name.
+// grants is the role the grant grants: a binding's roleRef where it is, or an OrgGrant's
+// role and scope.
 func (g grant) grants() configuredRole {
 	if g.ledger() {
-		a := g.Annotations
-		return configuredRole{Namespace: a[k8sbackend.AnnotationGrantNamespace], Kind: a[k8sbackend.AnnotationGrantRoleKind], Name: a[k8sbackend.AnnotationGrantRoleName]}
+		return configuredRole{Namespace: g.Spec.Namespace, Kind: string(g.Spec.Role.Kind), Name: g.Spec.Role.Name}
 	}
 	return configuredRole{Namespace: g.Namespace, Kind: g.RoleRef.Kind, Name: g.RoleRef.Name}
 }
@@ -54,8 +54,12 @@ func (g grant) orphaned() (string, bool) {
 	return why, ok
 }
 
-// object names the binding: "ClusterRoleBinding NAME" or "RoleBinding NS/NAME".
+// object names the grant: "ClusterRoleBinding NAME", "RoleBinding NS/NAME" or
+// "OrgGrant NS/NAME".
 func (g grant) object() string {
+	if g.ledger() {
+		return "OrgGrant " + g.Namespace + "/" + g.Name
+	}
 	if g.Namespace == "" {
 		return "ClusterRoleBinding " + g.Name
 	}
@@ -63,7 +67,7 @@ func (g grant) object() string {
 }
 
 // role names what the binding grants: "ClusterRole view", "Role apps/deployer",
-// "ClusterRole edit in namespace apps" (a ledger binding: "... (ledger)").
+// "ClusterRole edit in namespace apps" (an OrgGrant: "... (ledger)").
 func (g grant) role() string {
 	r := g.grants()
 	if g.ledger() {
@@ -102,8 +106,9 @@ func (g grant) user() string {
 	return ""
 }
 
-// listGrants lists the bindings matching sel, ClusterRoleBindings first, each sorted by
-// namespace and name. A list the user may not make is an error that says which.
+// listGrants lists the grants matching sel, ClusterRoleBindings first, then RoleBindings
+// and OrgGrants, each sorted by namespace and name. A list the user may not make is an
+// error that says which.
 func listGrants(ctx context.Context, c client.Reader, sel labels.Selector) ([]grant, error) {
 	var out []grant
 	var crbs rbacv1.ClusterRoleBindingList
@@ -120,10 +125,22 @@ func listGrants(ctx context.Context, c client.Reader, sel labels.Selector) ([]gr
 	for _, o := range rbs.Items {
 		out = append(out, grant{Namespace: o.Namespace, Name: o.Name, Labels: o.Labels, Annotations: o.Annotations, RoleRef: o.RoleRef, Subjects: o.Subjects})
 	}
+	var ogs scimv1.OrgGrantList
+	if err := c.List(ctx, &ogs, client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, fmt.Errorf("listing OrgGrants in all namespaces labelled %s: %w", sel, err)
+	}
+	for _, o := range ogs.Items {
+		out = append(out, grant{Namespace: o.Namespace, Name: o.Name, Labels: o.Labels, Annotations: o.Annotations,
+			OrgGrant: true, Spec: o.Spec,
+			Subjects: []rbacv1.Subject{{Kind: string(o.Spec.Subject.Kind), APIGroup: rbacv1.GroupName, Name: o.Spec.Subject.Name}}})
+	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if (a.Namespace == "") != (b.Namespace == "") {
 			return a.Namespace == ""
+		}
+		if a.OrgGrant != b.OrgGrant {
+			return !a.OrgGrant
 		}
 		if a.Namespace != b.Namespace {
 			return a.Namespace < b.Namespace
@@ -212,8 +229,15 @@ func (s *snapshot) List(_ context.Context, list client.ObjectList, opts ...clien
 	case *rbacv1.RoleBindingList:
 		l.Items = nil
 		for _, g := range s.grants {
-			if g.Namespace != "" && keep(g) {
+			if g.Namespace != "" && !g.OrgGrant && keep(g) {
 				l.Items = append(l.Items, rbacv1.RoleBinding{ObjectMeta: objectMeta(g), RoleRef: g.RoleRef, Subjects: g.Subjects})
+			}
+		}
+	case *scimv1.OrgGrantList:
+		l.Items = nil
+		for _, g := range s.grants {
+			if g.OrgGrant && keep(g) {
+				l.Items = append(l.Items, scimv1.OrgGrant{ObjectMeta: objectMeta(g), Spec: g.Spec})
 			}
 		}
 	default:

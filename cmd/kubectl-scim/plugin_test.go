@@ -220,6 +220,24 @@ func (w *pluginWorld) binding(name string, cfg *scimv1.ScimConfig, owner, user, 
 	w.must(w.c.Create(w.ctx, &rbacv1.RoleBinding{ObjectMeta: om, Subjects: subj, RoleRef: ref}))
 }
 
+// orgGrant writes an OrgGrant the way the kubernetes backend does in the Webhook grant
+// layout: in cfg's namespace, labelled like a binding, granting role (in ns, "" for
+// cluster-wide) to the user.
+func (w *pluginWorld) orgGrant(name string, cfg *scimv1.ScimConfig, owner, user, ns, kind, role string) {
+	w.t.Helper()
+	lbl := map[string]string{
+		k8sbackend.LabelConfig: cfg.Name, k8sbackend.LabelConfigNamespace: cfg.Namespace,
+		k8sbackend.LabelMember:   k8sbackend.MemberHash(user),
+		k8sbackend.LabelOwnerUID: owner, k8sbackend.LabelOwnerKind: "OrgMember",
+	}
+	om := metav1.ObjectMeta{Name: name, Namespace: cfg.Namespace, Labels: lbl, Annotations: map[string]string{k8sbackend.AnnotationUserName: user}}
+	w.must(w.c.Create(w.ctx, &scimv1.OrgGrant{ObjectMeta: om, Spec: scimv1.OrgGrantSpec{
+		Subject:   scimv1.OrgGrantSubject{Kind: scimv1.GrantSubjectUser, Name: user},
+		Role:      scimv1.OrgGrantRole{Kind: scimv1.GrantRoleKind(kind), Name: role},
+		Namespace: ns,
+	}}))
+}
+
 // grants binds acme's two roles (ClusterRole view, Role apps/deployer) to user for m.
 func (w *pluginWorld) grants(prefix string, cfg *scimv1.ScimConfig, m *scimv1.OrgMember, user string) {
 	w.binding(prefix+"-view", cfg, string(m.UID), user, "", "ClusterRole", "view", nil)
@@ -353,8 +371,7 @@ func TestPlugin(t *testing.T) {
 	w.binding("hugo-view", hooked, string(hugo.UID), "hugo@example.com", "", "ClusterRole", "view", nil)
 	hazel := w.member(member{name: "u-hazel", config: "hooked", user: "hazel@example.com",
 		status: synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "hazel@example.com", "member of organization hooked")})
-	w.binding("hazel-view", hooked, string(hazel.UID), "hazel@example.com", pluginNS, "ClusterRole", k8sbackend.LedgerClusterRole,
-		map[string]string{k8sbackend.LabelGrantLayout: "webhook"}, k8sbackend.AnnotationGrantRoleKind, "ClusterRole", k8sbackend.AnnotationGrantRoleName, "view")
+	w.orgGrant("hazel-view", hooked, string(hazel.UID), "hazel@example.com", "", "ClusterRole", "view")
 
 	// ---- hub: Docker Hub whose token is refused ----
 	hubMsg := "dockerhub backend for organization acme-hub: InvalidCredentials (Permanent): exchanging the organization access token of acme-hub: POST /v2/auth/token: 401 Incorrect authentication credentials"
@@ -525,7 +542,7 @@ sweep ClusterRoleBinding ghost-view: ClusterRole view to user ghost@example.com 
 		t.Errorf("plan hooked: %v\n%s", err, out)
 	}
 	out, _, err = w.run("explain", "hazel@example.com")
-	if err != nil || !strings.Contains(out, "ClusterRole view (ledger)") || !strings.Contains(out, "RoleBinding team/hazel-view") {
+	if err != nil || !strings.Contains(out, "ClusterRole view (ledger)") || !strings.Contains(out, "OrgGrant "+pluginNS+"/hazel-view") {
 		t.Errorf("explain hazel shows her ledger grant: %v\n%s", err, out)
 	}
 

@@ -30,7 +30,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/install"
 )
 
@@ -223,15 +222,7 @@ func templated(o *unstructured.Unstructured, k Kustomization, defaultSA string) 
 	if err != nil {
 		return nil, 0, err
 	}
-	fixed := o.GetKind() == "ClusterRole" && o.GetName() == scimv1.GrantLedgerClusterRole
-	if fixed {
-		// The grant ledger's ClusterRole: the operator and its authorization webhook find
-		// it by this name, whatever the release is called.
-		name = o.GetName()
-		delete(meta, "name")
-	} else {
-		meta["name"] = name
-	}
+	meta["name"] = name
 	switch ns := o.GetNamespace(); ns {
 	case "":
 	case k.Namespace:
@@ -278,9 +269,6 @@ func templated(o *unstructured.Unstructured, k Kustomization, defaultSA string) 
 
 	if err := noInstallNames(obj, k); err != nil {
 		return nil, 0, err
-	}
-	if fixed {
-		meta["name"] = name
 	}
 	b, err := yaml.Marshal(obj)
 	if err != nil {

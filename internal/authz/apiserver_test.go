@@ -75,7 +75,7 @@ func TestThroughTheAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.Eventually(func() bool { return review(t, f, pods("henry@x.io", nil, "x")).Allowed }, 20*time.Second, 20*time.Millisecond).
-		Should(BeFalse(), "the grant outlived its ledger binding")
+		Should(BeFalse(), "the grant outlived its OrgGrant")
 }
 
 // TestRulesAgreeWithRBAC asks the API server's RBAC authorizer every question of the rule

@@ -1,17 +1,16 @@
 // Package authz is the manager's authorization webhook for the webhook grant layout
 // (spec.backend.kubernetes.grantLayout: Webhook): it answers the API server's
 // SubjectAccessReviews (authorization.k8s.io/v1) from the manager's informer cache of the
-// ledger RoleBindings, the ScimConfigs and the roles they name.
+// OrgGrants (the grant ledger), the ScimConfigs and the roles they name.
 //
-// A request is allowed when a ledger RoleBinding (label scim.operator.dev/grant-layout=webhook,
-// roleRef the rule-less ClusterRole scim-operator-grant-ledger) names the requester (User)
-// or one of its groups (Group), its labels name a ScimConfig of the binding's own namespace
+// A request is allowed when an OrgGrant names the requester (User) or one of its groups
+// (Group), its labels name a ScimConfig of the OrgGrant's own namespace
 // that exists, keeps the Webhook layout and still lists the granted role at that scope, and
 // that role's rules allow the request: anywhere for a cluster-wide grant, only in the
 // grant's namespace for a namespaced one. Every other request gets no opinion (allowed and
 // denied both false), never a denial: RBAC and the other authorizers keep their say.
 // Users and groups starting with "system:" are never allowed here (the backend refuses to
-// grant to them; a forged ledger binding must not reach them either).
+// grant to them, the OrgGrant CRD refuses them; a forged grant must not reach them either).
 //
 // Every replica serves it from its own cache (no leader election), so an answer lags the
 // API server by the cache's watch delay. See docs/authorization-webhook.md.
@@ -33,7 +32,7 @@ import (
 
 // The webhook reads (through the cache) the roles its grants name.
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;roles,verbs=get;list;watch
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings,verbs=list;watch
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=orggrants,verbs=list;watch
 
 // labelConfigNamespace is the kubernetes backend's label naming the ScimConfig's namespace
 // (internal/backend/kubernetes.LabelConfigNamespace; not imported, so that this package
@@ -49,14 +48,14 @@ type Decision struct {
 }
 
 // Authorizer answers SubjectAccessReviews from a cache-backed Reader that has the
-// index.GrantSubject index on RoleBindings (index.SetupGrants).
+// index.GrantSubject index on OrgGrants (index.SetupGrants).
 type Authorizer struct {
 	Reader client.Reader
 }
 
-// grant is what one ledger RoleBinding grants.
+// grant is what one OrgGrant grants.
 type grant struct {
-	binding   *rbacv1.RoleBinding
+	binding   *scimv1.OrgGrant
 	config    string // ScimConfig name, in binding.Namespace
 	kind      string // ClusterRole or Role
 	role      string
@@ -68,7 +67,7 @@ func (g grant) String() string {
 	if g.namespace != "" {
 		scope = "in namespace " + g.namespace
 	}
-	return fmt.Sprintf("%s %s %s (ledger RoleBinding %s/%s, ScimConfig %s)", g.kind, g.role, scope, g.binding.Namespace, g.binding.Name, g.config)
+	return fmt.Sprintf("%s %s %s (OrgGrant %s/%s, ScimConfig %s)", g.kind, g.role, scope, g.binding.Namespace, g.binding.Name, g.config)
 }
 
 // Authorize answers one SubjectAccessReview spec. An error means the cache could not be
@@ -88,9 +87,9 @@ func (a *Authorizer) Authorize(ctx context.Context, spec authorizationv1.Subject
 	}
 	configs := map[client.ObjectKey]*scimv1.ScimConfig{}
 	for _, key := range keys {
-		var rbs rbacv1.RoleBindingList
+		var rbs scimv1.OrgGrantList
 		if err := a.Reader.List(ctx, &rbs, client.MatchingFields{index.GrantSubject: key}); err != nil {
-			return Decision{}, fmt.Errorf("listing the ledger RoleBindings of %s: %w", key, err)
+			return Decision{}, fmt.Errorf("listing the OrgGrants of %s: %w", key, err)
 		}
 		for i := range rbs.Items {
 			g, ok := ledgerGrant(&rbs.Items[i])
@@ -120,19 +119,19 @@ func reserved(name string) bool {
 	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(name)), "system:")
 }
 
-// ledgerGrant reads a ledger RoleBinding; ok is false when it is not one.
-func ledgerGrant(rb *rbacv1.RoleBinding) (grant, bool) {
-	if rb.Labels[scimv1.LabelGrantLayout] != scimv1.LabelGrantLayoutWebhook ||
-		rb.RoleRef.Kind != "ClusterRole" || rb.RoleRef.Name != scimv1.GrantLedgerClusterRole ||
-		rb.Labels[labelConfigNamespace] != rb.Namespace || rb.Labels[scimv1.LabelConfig] == "" {
+// ledgerGrant reads an OrgGrant; ok is false when it names no ScimConfig of its own
+// namespace, or a system: subject, or is malformed.
+func ledgerGrant(rb *scimv1.OrgGrant) (grant, bool) {
+	if rb.Labels[labelConfigNamespace] != rb.Namespace || rb.Labels[scimv1.LabelConfig] == "" ||
+		reserved(rb.Spec.Subject.Name) {
 		return grant{}, false
 	}
 	g := grant{
 		binding:   rb,
 		config:    rb.Labels[scimv1.LabelConfig],
-		kind:      rb.Annotations[scimv1.AnnotationGrantRoleKind],
-		role:      rb.Annotations[scimv1.AnnotationGrantRoleName],
-		namespace: rb.Annotations[scimv1.AnnotationGrantNamespace],
+		kind:      string(rb.Spec.Role.Kind),
+		role:      rb.Spec.Role.Name,
+		namespace: rb.Spec.Namespace,
 	}
 	if g.role == "" {
 		return grant{}, false

@@ -82,24 +82,23 @@ func scimConfig(ns, name string, layout scimv1.GrantLayout, clusterRoles []strin
 	}
 }
 
-// ledger is a ledger RoleBinding as the contract writes it (the kubernetes backend's
-// labels, the rule-less roleRef, the real grant in annotations).
-func ledger(ns, config, subjectKind, subject, roleKind, role, grantNS string) *rbacv1.RoleBinding {
-	ann := map[string]string{scimv1.AnnotationGrantRoleKind: roleKind, scimv1.AnnotationGrantRoleName: role}
-	if grantNS != "" {
-		ann[scimv1.AnnotationGrantNamespace] = grantNS
-	}
+// ledger is an OrgGrant as the kubernetes backend writes it (its labels, the subject, the
+// role and its scope).
+func ledger(ns, config, subjectKind, subject, roleKind, role, grantNS string) *scimv1.OrgGrant {
+	ann := map[string]string{}
 	if subjectKind == rbacv1.UserKind {
 		ann["scim.operator.dev/user-name"] = subject
 	}
-	return &rbacv1.RoleBinding{
+	return &scimv1.OrgGrant{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: unique("scim-u"), Annotations: ann, Labels: map[string]string{
 			scimv1.LabelConfig:                   config,
 			"scim.operator.dev/config-namespace": ns,
-			scimv1.LabelGrantLayout:              scimv1.LabelGrantLayoutWebhook,
 		}},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: scimv1.GrantLedgerClusterRole},
-		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: subjectKind, Name: subject}},
+		Spec: scimv1.OrgGrantSpec{
+			Subject:   scimv1.OrgGrantSubject{Kind: scimv1.GrantSubjectKind(subjectKind), Name: subject},
+			Role:      scimv1.OrgGrantRole{Kind: scimv1.GrantRoleKind(roleKind), Name: role},
+			Namespace: grantNS,
+		},
 	}
 }
 
@@ -206,10 +205,22 @@ func TestAuthorizerFollowsTheLedgerAndTheConfig(t *testing.T) {
 	})
 
 	t.Run("system: users and groups never", func(t *testing.T) {
-		u := ledger(ns, "org", rbacv1.UserKind, "system:evil", "ClusterRole", reader, "")
-		g := ledger(ns, "org", rbacv1.GroupKind, "system:authenticated", "ClusterRole", reader, "")
-		create(t, f, u, g)
-		synced(t, f, g, false) // one informer: u is there too
+		// the API server refuses such an OrgGrant (the CRD's validation) ...
+		for _, o := range []*scimv1.OrgGrant{
+			ledger(ns, "org", rbacv1.UserKind, "system:evil", "ClusterRole", reader, ""),
+			ledger(ns, "org", rbacv1.GroupKind, " System:authenticated", "ClusterRole", reader, ""),
+		} {
+			if err := f.direct.Create(context.Background(), o); !apierrors.IsInvalid(err) {
+				t.Errorf("creating an OrgGrant to %q: %v, want Invalid", o.Spec.Subject.Name, err)
+			}
+		}
+		// ... and the authorizer honours none for a system: user or group either
+		g := ledger(ns, "org", rbacv1.GroupKind, "team-sys", "ClusterRole", reader, "")
+		create(t, f, g)
+		eventuallyAllowed(t, f, pods("someone@x.io", []string{"team-sys"}, "x"), true)
+		if allowed(t, f, pods("system:evil", []string{"team-sys"}, "x")) {
+			t.Error("a system: user is allowed through its group")
+		}
 		if allowed(t, f, pods("system:evil", nil, "x")) {
 			t.Error("a system: user is allowed")
 		}
@@ -218,15 +229,15 @@ func TestAuthorizerFollowsTheLedgerAndTheConfig(t *testing.T) {
 		}
 	})
 
-	t.Run("a binding that is not a ledger binding gives nothing", func(t *testing.T) {
+	t.Run("an OrgGrant that names no config of its namespace gives nothing", func(t *testing.T) {
 		noLabel := ledger(ns, "org", rbacv1.UserKind, "frank@x.io", "ClusterRole", reader, "")
-		delete(noLabel.Labels, scimv1.LabelGrantLayout)
+		delete(noLabel.Labels, "scim.operator.dev/config-namespace")
 		elsewhere := ledger(other, "org", rbacv1.UserKind, "frank@x.io", "ClusterRole", reader, "") // not the config's namespace
 		elsewhere.Labels["scim.operator.dev/config-namespace"] = ns
 		create(t, f, noLabel, elsewhere)
 		synced(t, f, elsewhere, false)
 		if allowed(t, f, pods("frank@x.io", nil, "x")) {
-			t.Error("a binding without the ledger label or outside the config's namespace is honoured")
+			t.Error("an OrgGrant without the config-namespace label or outside the config's namespace is honoured")
 		}
 	})
 
@@ -251,8 +262,8 @@ func TestAuthorizerFollowsTheLedgerAndTheConfig(t *testing.T) {
 	})
 }
 
-// TestDeletingTheBindingRevokes: the grant goes with its ledger binding, as soon as the
-// cache has seen the deletion.
+// TestDeletingTheBindingRevokes: the grant goes with its OrgGrant, as soon as the cache has
+// seen the deletion.
 func TestDeletingTheBindingRevokes(t *testing.T) {
 	f := env(t)
 	ns := namespace(t, f)

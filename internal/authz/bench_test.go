@@ -22,8 +22,9 @@ import (
 
 // BenchmarkAuthorize measures one answer of the Authorizer (from the manager's cache) and
 // one SubjectAccessReview through the API server (RBAC, then the webhook over HTTPS), for
-// a user holding a ledger grant and for an unrelated one, with AUTHZ_BENCH_N (default
-// 5,000) other users' ledger bindings in the cache, and with none:
+// a user holding a ledger grant and for an unrelated one (also in the config's own
+// namespace, where the OrgGrants are), with AUTHZ_BENCH_N (default 5,000) other users'
+// OrgGrants in the cache, and with none:
 //
 //	go test ./internal/authz -run '^$' -bench BenchmarkAuthorize -benchtime 2000x
 func BenchmarkAuthorize(b *testing.B) {
@@ -78,6 +79,17 @@ func BenchmarkAuthorize(b *testing.B) {
 				}
 			})
 		}
+		// RBAC denies the unrelated user in the config's own namespace, where the ledger
+		// lives: it walks that namespace's RoleBindings, so the ledger must not be any
+		b.Run(fmt.Sprintf("%s/apiserver-config-namespace/unrelated@x.io", label), func(b *testing.B) {
+			spec := pods("unrelated@x.io", []string{"system:authenticated"}, ns)
+			for b.Loop() {
+				r := &authorizationv1.SubjectAccessReview{Spec: spec}
+				if err := f.direct.Create(ctx, r); err != nil || r.Status.Allowed {
+					b.Fatalf("unrelated in %s: %+v %v", ns, r.Status, err)
+				}
+			}
+		})
 	}
 	// the holder's grant is in the cache once it answers "allowed"
 	for {
@@ -96,7 +108,7 @@ func BenchmarkAuthorize(b *testing.B) {
 		b.Fatal(err)
 	}
 	for { // every binding in the cache
-		var l rbacv1.RoleBindingList
+		var l scimv1.OrgGrantList
 		if err := f.mgr.GetCache().List(ctx, &l, client.InNamespace(ns)); err != nil {
 			b.Fatal(err)
 		}
@@ -108,7 +120,7 @@ func BenchmarkAuthorize(b *testing.B) {
 	run(fmt.Sprintf("%d-others", n))
 }
 
-// BenchmarkRevoke measures, through the API server, the time from a ledger binding's
+// BenchmarkRevoke measures, through the API server, the time from an OrgGrant's
 // deletion to the first SubjectAccessReview that no longer allows its user (the manager's
 // cache catching up; the API server caches nothing): the deprovisioning path of the Webhook
 // layout. It reports the median and the largest of b.N revocations.

@@ -214,12 +214,8 @@ func StartLocalWith(dir string, o LocalOptions) (*Cluster, error) {
 }
 
 // InstallCRDs applies config/crd/bases to the cluster (server-side apply) and waits until
-// they are established, and creates the grant ledger ClusterRole of the Webhook grant
-// layout (testenv.InstallLedgerRole) as the install does.
+// they are established.
 func InstallCRDs(ctx context.Context, c client.Client) error {
-	if err := testenv.InstallLedgerRole(ctx, c); err != nil {
-		return err
-	}
 	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "crd", "bases", "*.yaml"))
 	if err != nil || len(files) == 0 {
 		return fmt.Errorf("no CRDs found in config/crd/bases: %v", err)

@@ -7,8 +7,6 @@ import (
 	"context"
 	"strings"
 
-	rbacv1 "k8s.io/api/rbac/v1"
-
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -107,29 +105,22 @@ func ChangesOf(labels map[string]string) []string {
 	return out
 }
 
-// GrantSubject indexes the ledger RoleBindings of the webhook grant layout (those labeled
-// scim.operator.dev/grant-layout=webhook) by each of their subjects, "User/<name>" or
-// "Group/<name>" (GrantSubjectKey), so that the authorization webhook finds a requester's
-// grants without reading anyone else's.
+// GrantSubject indexes the OrgGrants of the webhook grant layout by their subject,
+// "User/<name>" or "Group/<name>" (GrantSubjectKey), so that the authorization webhook
+// finds a requester's grants without reading anyone else's.
 const GrantSubject = "index.grantSubject"
 
 // GrantSubjectKey is the GrantSubject value of a subject of kind User or Group.
 func GrantSubjectKey(kind, name string) string { return kind + "/" + name }
 
 // SetupGrants registers GrantSubject. Only a manager that serves the authorization webhook
-// calls it: registering an index starts the RoleBinding informer.
+// calls it: registering an index starts the OrgGrant informer.
 func SetupGrants(ctx context.Context, fi client.FieldIndexer) error {
-	return fi.IndexField(ctx, &rbacv1.RoleBinding{}, GrantSubject, func(o client.Object) []string {
-		rb := o.(*rbacv1.RoleBinding)
-		if rb.Labels[scimv1.LabelGrantLayout] != scimv1.LabelGrantLayoutWebhook {
+	return fi.IndexField(ctx, &scimv1.OrgGrant{}, GrantSubject, func(o client.Object) []string {
+		s := o.(*scimv1.OrgGrant).Spec.Subject
+		if s.Name == "" {
 			return nil
 		}
-		var out []string
-		for _, s := range rb.Subjects {
-			if (s.Kind == rbacv1.UserKind || s.Kind == rbacv1.GroupKind) && (s.APIGroup == "" || s.APIGroup == rbacv1.GroupName) {
-				out = append(out, GrantSubjectKey(s.Kind, s.Name))
-			}
-		}
-		return out
+		return []string{GrantSubjectKey(string(s.Kind), s.Name)}
 	})
 }

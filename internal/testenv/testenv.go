@@ -48,13 +48,9 @@ func New() *envtest.Environment {
 
 // Start starts env, and stops what it had started when it fails part way: envtest's Start
 // returns an error with kube-apiserver and etcd still running when, for example, the API
-// server refuses a CRD, and every such failed run would leave both behind. It installs the
-// grant ledger ClusterRole (InstallLedgerRole), as the operator's install does.
+// server refuses a CRD, and every such failed run would leave both behind.
 func Start(env *envtest.Environment) (*rest.Config, error) {
 	cfg, err := env.Start()
-	if err == nil {
-		err = installLedgerRole(cfg)
-	}
 	if err != nil {
 		if stopErr := env.Stop(); stopErr != nil {
 			err = errors.Join(err, fmt.Errorf("stopping the partly started control plane: %w", stopErr))

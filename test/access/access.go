@@ -57,11 +57,11 @@ func RolesOf(cfg *scimv1.ScimConfig) []Role {
 
 // KubeHolders lists the grants of roles: every subject of every ClusterRoleBinding or
 // RoleBinding whose roleRef is one of them, whoever made it (the operator, a person, a
-// leftover), as Grant keys; and every subject of a ledger RoleBinding of the Webhook grant
-// layout whose annotations name one of them and that the operator's authorization webhook
-// honours: its labels name a ScimConfig of the binding's namespace that exists, has
-// grantLayout Webhook and still lists that role at that scope (docs/kubernetes-backend.md).
-// c must read ScimConfigs as well as bindings.
+// leftover), as Grant keys; and the subject of every OrgGrant of the Webhook grant layout
+// that grants one of them and that the operator's authorization webhook honours: its
+// labels name a ScimConfig of the OrgGrant's namespace that exists, is not being deleted,
+// has grantLayout Webhook and still lists that role at that scope
+// (docs/kubernetes-backend.md). c must read ScimConfigs and OrgGrants as well as bindings.
 func KubeHolders(ctx context.Context, c client.Reader, roles []Role) (map[string]bool, error) {
 	got := map[string]bool{}
 	var crbs rbacv1.ClusterRoleBindingList
@@ -91,8 +91,12 @@ func KubeHolders(ctx context.Context, c client.Reader, roles []Role) (map[string
 			}
 		}
 	}
+	var ogs scimv1.OrgGrantList
+	if err := c.List(ctx, &ogs); err != nil {
+		return nil, err
+	}
 	configs := map[string]*scimv1.ScimConfig{} // namespace/name -> the config, nil: none
-	for _, b := range rbs.Items {
+	for _, b := range ogs.Items {
 		g, ok := LedgerGrant(&b)
 		if !ok {
 			continue
@@ -109,32 +113,27 @@ func KubeHolders(ctx context.Context, c client.Reader, roles []Role) (map[string
 			}
 			configs[key] = cfg
 		}
-		if cfg == nil || cfg.Spec.Backend.Kubernetes.Layout() != scimv1.GrantLayoutWebhook ||
-			!slices.Contains(RolesOf(cfg), g) {
+		if cfg == nil || cfg.DeletionTimestamp != nil || cfg.Spec.Backend.Type != scimv1.BackendKubernetes ||
+			cfg.Spec.Backend.Kubernetes.Layout() != scimv1.GrantLayoutWebhook || !slices.Contains(RolesOf(cfg), g) {
 			continue
 		}
 		for i, r := range roles {
 			if r == g {
-				for _, s := range b.Subjects {
-					got[Grant(i, s.Kind, s.Name)] = true
-				}
+				got[Grant(i, string(b.Spec.Subject.Kind), b.Spec.Subject.Name)] = true
 			}
 		}
 	}
 	return got, nil
 }
 
-// LedgerGrant reads the role a ledger RoleBinding of the Webhook grant layout grants (its
-// annotations), when b is one: labelled grant-layout=webhook, bound to the ledger
-// ClusterRole, naming a ScimConfig of its own namespace.
-func LedgerGrant(b *rbacv1.RoleBinding) (Role, bool) {
-	if b.Labels[scimv1.LabelGrantLayout] != scimv1.LabelGrantLayoutWebhook ||
-		b.RoleRef.Kind != "ClusterRole" || b.RoleRef.Name != scimv1.GrantLedgerClusterRole ||
-		b.Labels[scimv1.LabelConfig] == "" || b.Labels["scim.operator.dev/config-namespace"] != b.Namespace {
+// LedgerGrant reads the role an OrgGrant grants, when the authorizer would read it: it
+// names a ScimConfig of its own namespace and its subject is not a system: one.
+func LedgerGrant(b *scimv1.OrgGrant) (Role, bool) {
+	if b.Labels[scimv1.LabelConfig] == "" || b.Labels["scim.operator.dev/config-namespace"] != b.Namespace ||
+		strings.HasPrefix(strings.ToLower(strings.TrimSpace(b.Spec.Subject.Name)), "system:") {
 		return Role{}, false
 	}
-	a := b.Annotations
-	return Role{Kind: a[scimv1.AnnotationGrantRoleKind], Namespace: a[scimv1.AnnotationGrantNamespace], Name: a[scimv1.AnnotationGrantRoleName]}, true
+	return Role{Kind: string(b.Spec.Role.Kind), Namespace: b.Spec.Namespace, Name: b.Spec.Role.Name}, true
 }
 
 // TeamName is the team an OrgGroup's displayName names ("org:team" -> "team").

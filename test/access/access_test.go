@@ -60,8 +60,7 @@ func TestKubeHolders(t *testing.T) {
 	}
 }
 
-// A ledger RoleBinding of the Webhook layout is a grant of the role its annotations name,
-// only while the ScimConfig its labels name exists in its namespace, has the Webhook
+// An OrgGrant of the Webhook layout is a grant of the role its spec names, only while the ScimConfig its labels name exists in its namespace, has the Webhook
 // layout and still lists that role at that scope (what the authorization webhook honours).
 func TestKubeHoldersReadsTheLedger(t *testing.T) {
 	cfg := func(name string, layout scimv1.GrantLayout, clusterRoles ...string) *scimv1.ScimConfig {
@@ -70,15 +69,11 @@ func TestKubeHoldersReadsTheLedger(t *testing.T) {
 				Kubernetes: &scimv1.KubernetesBackend{GrantLayout: layout, ClusterRoles: clusterRoles,
 					Roles: []scimv1.NamespacedRole{{Namespace: "apps", Name: "deployer"}}}}}}
 	}
-	ledger := func(ns, name, config, kind, role, scope string, s []rbacv1.Subject, mut ...func(*rbacv1.RoleBinding)) *rbacv1.RoleBinding {
-		ann := map[string]string{scimv1.AnnotationGrantRoleKind: kind, scimv1.AnnotationGrantRoleName: role}
-		if scope != "" {
-			ann[scimv1.AnnotationGrantNamespace] = scope
-		}
-		b := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: ann,
-			Labels: map[string]string{scimv1.LabelConfig: config, "scim.operator.dev/config-namespace": ns,
-				scimv1.LabelGrantLayout: scimv1.LabelGrantLayoutWebhook}},
-			Subjects: s, RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: scimv1.GrantLedgerClusterRole}}
+	ledger := func(ns, name, config, kind, role, scope string, s []rbacv1.Subject, mut ...func(*scimv1.OrgGrant)) *scimv1.OrgGrant {
+		b := &scimv1.OrgGrant{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+			Labels: map[string]string{scimv1.LabelConfig: config, "scim.operator.dev/config-namespace": ns}},
+			Spec: scimv1.OrgGrantSpec{Subject: scimv1.OrgGrantSubject{Kind: scimv1.GrantSubjectKind(s[0].Kind), Name: s[0].Name},
+				Role: scimv1.OrgGrantRole{Kind: scimv1.GrantRoleKind(kind), Name: role}, Namespace: scope}}
 		for _, f := range mut {
 			f(b)
 		}
@@ -95,12 +90,11 @@ func TestKubeHoldersReadsTheLedger(t *testing.T) {
 		ledger("t", "e", "narrow", "ClusterRole", "reader", "", subj("User", "carl")),    // a role the config does not list
 		ledger("t", "f", "gone", "ClusterRole", "reader", "", subj("User", "dora")),      // a deleted config
 		ledger("u", "g", "hooked", "ClusterRole", "reader", "", subj("User", "mallory")), // another namespace's config
-		ledger("t", "h", "hooked", "ClusterRole", "reader", "", subj("User", "erin"), func(b *rbacv1.RoleBinding) {
-			delete(b.Labels, scimv1.LabelGrantLayout) // not labelled as the ledger
+		ledger("t", "h", "hooked", "ClusterRole", "reader", "", subj("User", "erin"), func(b *scimv1.OrgGrant) {
+			delete(b.Labels, "scim.operator.dev/config-namespace") // names no config of its namespace
 		}),
-		ledger("t", "i", "hooked", "ClusterRole", "reader", "", subj("User", "frank"), func(b *rbacv1.RoleBinding) {
-			b.RoleRef.Name = "view" // a real binding, of another role
-		}),
+		ledger("t", "i", "hooked", "ClusterRole", "view", "", subj("User", "frank")),                   // another role
+		ledger("t", "j", "hooked", "ClusterRole", "reader", "", subj("Group", "system:authenticated")), // never honoured
 	)
 	got, err := KubeHolders(context.Background(), c, []Role{{Kind: "ClusterRole", Name: "reader"}, {Kind: "Role", Namespace: "apps", Name: "deployer"}})
 	if err != nil {

@@ -20,6 +20,8 @@ var wantShortNames = map[string][]string{
 	"orggroups":   {"og", "orgg"},
 	// the SCIM server's name claims: bookkeeping, no short name and no category
 	"orgnameclaims": {},
+	// the Webhook grant layout's ledger
+	"orggrants": {"ogt"},
 }
 
 // TestShortNamesCollideWithNothing asks the API server's discovery, as kubectl does, who

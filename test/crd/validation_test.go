@@ -335,3 +335,48 @@ func TestOrgGroupValidation(t *testing.T) {
 		"spec": map[string]any{"configName": "acme", "displayName": strings.Repeat("d", 257)}}),
 		"spec.displayName: Too long: may not be more than 256 bytes")
 }
+
+// OrgGrant refuses what the authorization webhook must never honour or cannot read: a
+// system: subject (whatever its case or outer white space), a Role without a namespace,
+// unknown kinds, empty names.
+func TestOrgGrantValidation(t *testing.T) {
+	ns := namespace(t)
+	grant := func(name string, spec map[string]any) map[string]any {
+		return map[string]any{"kind": "OrgGrant", "metadata": map[string]any{"name": name}, "spec": spec}
+	}
+	subject := func(kind, name string) map[string]any { return map[string]any{"kind": kind, "name": name} }
+	role := func(kind, name string) map[string]any { return map[string]any{"kind": kind, "name": name} }
+	cases := []struct {
+		name string
+		spec map[string]any
+		want []string
+	}{
+		{"system: user", map[string]any{"subject": subject("User", "system:admin"), "role": role("ClusterRole", "view")},
+			[]string{"spec.subject.name: Invalid value", "system: users and groups are reserved by Kubernetes"}},
+		{"system: group, other case and white space", map[string]any{"subject": subject("Group", " System:Masters"), "role": role("ClusterRole", "view")},
+			[]string{"system: users and groups are reserved by Kubernetes"}},
+		{"Role without namespace", map[string]any{"subject": subject("User", "a@x.io"), "role": role("Role", "deployer")},
+			[]string{"a Role is granted in a namespace: set spec.namespace"}},
+		{"unknown subject kind", map[string]any{"subject": subject("ServiceAccount", "a"), "role": role("ClusterRole", "view")},
+			[]string{`spec.subject.kind: Unsupported value: "ServiceAccount"`}},
+		{"unknown role kind", map[string]any{"subject": subject("User", "a@x.io"), "role": role("Binding", "view")},
+			[]string{`spec.role.kind: Unsupported value: "Binding"`}},
+		{"empty subject name", map[string]any{"subject": subject("User", ""), "role": role("ClusterRole", "view")},
+			[]string{"spec.subject.name"}},
+		{"no role", map[string]any{"subject": subject("User", "a@x.io")},
+			[]string{"spec.role: Required value"}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			wantRefused(t, create(t, ns, grant("g"+string(rune('a'+i)), c.spec)), c.want...)
+		})
+	}
+	for name, spec := range map[string]map[string]any{
+		"cluster-wide": {"subject": subject("User", "a@x.io"), "role": role("ClusterRole", "view")},
+		"namespaced":   {"subject": subject("Group", "eng"), "role": role("Role", "deployer"), "namespace": "apps"},
+	} {
+		if err := create(t, ns, grant(name, spec)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

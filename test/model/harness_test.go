@@ -581,19 +581,30 @@ func (r *run) driftRemove(ctx context.Context, op Op) error {
 				}
 			}
 		}
-		// RoleBindings of the role in its namespace, and the Webhook layout's ledger
-		// bindings (in the config's namespace, r.ns) of either role
+		// RoleBindings of the role in its namespace
 		var l rbacv1.RoleBindingList
 		if err := c.List(ctx, &l, client.InNamespace(r.ns)); err != nil {
 			return err
 		}
 		for i := range l.Items {
 			b := &l.Items[i]
-			g, ledger := access.LedgerGrant(b)
-			if !ledger {
-				g = access.Role{Kind: b.RoleRef.Kind, Namespace: b.Namespace, Name: b.RoleRef.Name}
-			}
+			g := access.Role{Kind: b.RoleRef.Kind, Namespace: b.Namespace, Name: b.RoleRef.Name}
 			if g == roles[op.Role] && match(b.RoleRef, b.Subjects, b.Labels) {
+				if err := c.Delete(ctx, b); client.IgnoreNotFound(err) != nil {
+					return err
+				}
+			}
+		}
+		// the Webhook layout's OrgGrants (in the config's namespace, r.ns) of either role
+		var ogs scimv1.OrgGrantList
+		if err := c.List(ctx, &ogs, client.InNamespace(r.ns)); err != nil {
+			return err
+		}
+		for i := range ogs.Items {
+			b := &ogs.Items[i]
+			g, _ := access.LedgerGrant(b)
+			if g == roles[op.Role] && scimLabelled(b.Labels) &&
+				string(b.Spec.Subject.Kind) == op.SubjKind && b.Spec.Subject.Name == op.Name {
 				if err := c.Delete(ctx, b); client.IgnoreNotFound(err) != nil {
 					return err
 				}

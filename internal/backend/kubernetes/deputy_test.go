@@ -58,6 +58,8 @@ func newTenant(t *testing.T) *tenant {
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"rolebindings"}, Verbs: []string{"create", "patch"}},
 			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"roles"}, Verbs: []string{"bind"}, ResourceNames: []string{"team-reader"}},
+			// the Webhook layout's grants
+			{APIGroups: []string{scimv1.GroupVersion.Group}, Resources: []string{"orggrants"}, Verbs: []string{"create", "patch"}},
 		},
 	})
 	create(t, &rbacv1.RoleBinding{
@@ -142,6 +144,13 @@ func configBindings(t *testing.T, cfg *scimv1.ScimConfig) []string {
 	}
 	for _, b := range rbs.Items {
 		out = append(out, "RoleBinding "+b.Namespace+"/"+b.Name+" -> "+b.RoleRef.Name)
+	}
+	var ogs scimv1.OrgGrantList
+	if err := admin.List(t.Context(), &ogs, sel); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range ogs.Items {
+		out = append(out, "OrgGrant "+b.Namespace+"/"+b.Name+" -> "+b.Spec.Role.Name)
 	}
 	return out
 }

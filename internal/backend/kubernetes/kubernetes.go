@@ -30,30 +30,24 @@
 // policy (and a cluster-scoped binding cannot be owned by a namespaced object anyway).
 //
 // That is the Bindings layout (spec.backend.kubernetes.grantLayout: Bindings, the
-// default). In the Webhook layout every grant is instead a ledger RoleBinding in the
-// ScimConfig's own namespace, otherwise identical (name, labels, owner, subject,
-// user-name annotation), whose roleRef is the ClusterRole scim-operator-grant-ledger
-// (no rules: RBAC grants nothing through it) and which names the real grant in
-//
-//	scim.operator.dev/grant-role-kind=ClusterRole|Role       (annotation)
-//	scim.operator.dev/grant-role-name=<role>                 (annotation)
-//	scim.operator.dev/grant-namespace=<namespace>            (annotation; absent: cluster-wide)
-//	scim.operator.dev/grant-layout=webhook                   (label)
-//
-// The operator's authorization webhook, beside RBAC in the API server's
-// AuthorizationConfiguration (config/samples/authorization-config.yaml), allows a request
-// when a ledger binding names the user or one of its groups, its ScimConfig exists with
-// the Webhook layout and still lists the role, and the role's rules allow it; otherwise it
-// has no opinion. RBAC walks every ClusterRoleBinding on every request (10,000 per-member
-// bindings made an unrelated SubjectAccessReview 5.8x slower) but RoleBindings only of the
-// request's namespace, so the ledger costs other requests nothing. Failure: with the
-// webhook's failurePolicy NoOpinion, Webhook-layout access fails closed while no manager
-// replica answers. Trust: whoever may create RoleBindings in the ScimConfig's namespace
-// can write a ledger binding for that config's roles, so Webhook-layout ScimConfigs belong
-// in a namespace only cluster administrators administer. A binding of the other layout is
-// not a grant of this one: after a layout change each owner's next ensure writes the new
-// layout's binding and deletes the old one, the sweep does the same for orphans, and
-// deletions by name look in both places.
+// default). In the Webhook layout every grant is instead an OrgGrant (scim.operator.dev)
+// in the ScimConfig's own namespace, otherwise identical (name, labels, owner, user-name
+// annotation), whose spec names the subject, the real role and its scope (spec.namespace;
+// empty: cluster-wide). RBAC never reads an OrgGrant. The operator's authorization
+// webhook, beside RBAC in the API server's AuthorizationConfiguration
+// (config/samples/authorization-config.yaml), allows a request when an OrgGrant names the
+// user or one of its groups, its ScimConfig exists with the Webhook layout and still lists
+// the role, and the role's rules allow it; otherwise it has no opinion. RBAC walks every
+// ClusterRoleBinding on every request (10,000 per-member bindings made an unrelated
+// SubjectAccessReview 5.8x slower), and every RoleBinding of the request's namespace on a
+// request it does not allow cluster-wide, so the grants must be neither: OrgGrants cost
+// other requests nothing. Failure: with the webhook's failurePolicy NoOpinion,
+// Webhook-layout access fails closed while no manager replica answers. Trust: whoever may
+// create OrgGrants in the ScimConfig's namespace can grant that config's roles; the
+// install gives that right to nobody but the tenant ServiceAccount (it is not aggregated
+// into admin or edit). A grant of the other layout is not a grant of this one: after a
+// layout change each owner's next ensure writes the new layout's grant and deletes the old
+// one, the sweep does the same for orphans, and deletions by name look in both places.
 //
 // # Identity
 //
@@ -88,9 +82,10 @@
 // judges each binding with that ServiceAccount's rights: a ScimConfig grants no more than
 // its tenant could grant directly. A refused binding is a Permanent "NotAllowedToBind"
 // error naming the role and the ServiceAccount, and Check finds it first with a
-// server-side dry-run as the ServiceAccount. In the Webhook layout the escalation check
-// passes any ledger binding (its ClusterRole is empty), so every ledger write and Check
-// first dry-run the real binding as the ServiceAccount.
+// server-side dry-run as the ServiceAccount. In the Webhook layout no escalation check
+// runs on an OrgGrant, so every OrgGrant write and Check first dry-run the real binding
+// as the ServiceAccount: an OrgGrant is written only when its tenant could have written
+// the binding itself.
 //
 // Reads (the labelled bindings, through the manager's cache) and deletions stay with the
 // manager: taking access away never escalates, and it must not depend on the tenant still
@@ -112,6 +107,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
@@ -131,6 +127,7 @@ import (
 // once per Check (get, uncached), and may impersonate only ServiceAccounts named
 // DefaultServiceAccountName (add names to the ClusterRole to allow others; docs/rbac.md).
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings;rolebindings,verbs=list;watch;delete
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=orggrants,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;roles,verbs=get
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=impersonate,resourceNames=scim-provisioner
@@ -227,7 +224,7 @@ type Backend struct {
 	cfgNS     string
 	roles     []roleRef
 	baseLabel map[string]string
-	// webhook: the Webhook grant layout (ledger RoleBindings in cfgNS), else Bindings.
+	// webhook: the Webhook grant layout (OrgGrants in cfgNS), else Bindings.
 	webhook bool
 }
 
@@ -254,22 +251,12 @@ func (r roleRef) String() string {
 
 func (r roleRef) key() string { return r.namespace + "/" + r.kind + "/" + r.name }
 
-// Labels and annotations of the Webhook grant layout's ledger RoleBindings.
-const (
-	LabelGrantLayout         = scimv1.LabelGrantLayout
-	AnnotationGrantRoleKind  = scimv1.AnnotationGrantRoleKind
-	AnnotationGrantRoleName  = scimv1.AnnotationGrantRoleName
-	AnnotationGrantNamespace = scimv1.AnnotationGrantNamespace
-	// LedgerClusterRole is the empty ClusterRole every ledger RoleBinding refers to.
-	LedgerClusterRole = scimv1.GrantLedgerClusterRole
-)
-
 // Webhook tells whether the backend writes the Webhook grant layout.
 func (b *Backend) Webhook() bool { return b.webhook }
 
-// placement is the namespace a binding of r lives in in the backend's layout: the
-// config's namespace for a ledger RoleBinding; the role's namespace ("" : a
-// ClusterRoleBinding) for an RBAC binding.
+// placement is the namespace a grant of r lives in in the backend's layout: the
+// config's namespace for an OrgGrant; the role's namespace ("" : a ClusterRoleBinding)
+// for an RBAC binding.
 func (b *Backend) placement(r roleRef) string {
 	if b.webhook {
 		return b.cfgNS
@@ -277,14 +264,27 @@ func (b *Backend) placement(r roleRef) string {
 	return r.namespace
 }
 
-// placements are the namespaces a binding of r may live in in either layout: a
-// deletion by name looks in both, so that a grant left by the other layout (and not yet
-// in the cache) goes too.
-func (b *Backend) placements(r roleRef) []string {
-	if r.namespace == b.cfgNS {
-		return []string{r.namespace}
+// place is where a grant lives: an OrgGrant (ledger) or an RBAC binding, in namespace
+// ("" : a ClusterRoleBinding).
+type place struct {
+	ledger    bool
+	namespace string
+}
+
+// placements are the places a grant of r may live in in either layout: a deletion by
+// name looks in both, so that a grant left by the other layout (and not yet in the cache)
+// goes too.
+func (b *Backend) placements(r roleRef) []place {
+	return []place{{ledger: false, namespace: r.namespace}, {ledger: true, namespace: b.cfgNS}}
+}
+
+// key is the map key of a grant in the lists: RBAC bindings "<namespace>/<name>",
+// OrgGrants "OrgGrant:<namespace>/<name>" (an OrgGrant and a RoleBinding may share a name).
+func key(ledger bool, namespace, name string) string {
+	if ledger {
+		return "OrgGrant:" + namespace + "/" + name
 	}
-	return []string{r.namespace, b.cfgNS}
+	return namespace + "/" + name
 }
 
 // New returns the backend of cfg. It reads cfg once: a changed ScimConfig needs a new
@@ -379,53 +379,29 @@ func (b *Backend) Check(ctx context.Context) error {
 			return err
 		}
 	}
-	if b.webhook {
-		if err := b.checkLedgerRole(ctx); err != nil {
-			return err
-		}
-	}
 	deletable := map[string]bool{}
 	for _, r := range b.roles {
-		// The real binding, in both layouts: a ledger binding to the empty ClusterRole
-		// passes any escalation check, so only the real one proves the ServiceAccount may
-		// grant the role.
+		// The real binding, in both layouts: no escalation check runs on an OrgGrant, so
+		// only the real binding proves the ServiceAccount may grant the role.
 		if err := b.checkRole(ctx, r); err != nil {
 			return err
 		}
 		if b.webhook {
 			probe := b.ledgerConfig(b.bindingName("scim-check-", "scim-check", r), rbacv1.UserKind, "scim-operator:bind-check", nil, r)
 			if err := b.w.Apply(ctx, probe, client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll); err != nil {
-				return b.writeError(ctx, err, fmt.Sprintf("writing the ledger binding of %s", r), b.ledgerRef())
+				return b.writeError(ctx, err, fmt.Sprintf("writing the OrgGrant of %s", r), r)
 			}
 		}
-		// deletion rights are per kind of binding and namespace
-		ns := b.placement(r)
-		if deletable[ns] {
+		// deletion rights are per kind of grant and namespace
+		p := place{ledger: b.webhook, namespace: b.placement(r)}
+		k := key(p.ledger, p.namespace, "")
+		if deletable[k] {
 			continue
 		}
-		if err := b.checkDelete(ctx, ns); err != nil {
+		if err := b.checkDelete(ctx, p); err != nil {
 			return err
 		}
-		deletable[ns] = true
-	}
-	return nil
-}
-
-// ledgerRef is the ledger ClusterRole as a grant in the config's namespace (for messages).
-func (b *Backend) ledgerRef() roleRef {
-	return roleRef{namespace: b.cfgNS, kind: "ClusterRole", name: LedgerClusterRole}
-}
-
-// checkLedgerRole verifies that the ledger ClusterRole exists (the install ships it).
-func (b *Backend) checkLedgerRole(ctx context.Context) error {
-	err := b.live.Get(ctx, client.ObjectKey{Name: LedgerClusterRole}, &rbacv1.ClusterRole{})
-	if apierrors.IsNotFound(err) {
-		return backend.NewPermanent(ReasonRoleNotFound, fmt.Errorf(
-			"ClusterRole %q does not exist: the Webhook grant layout records every grant as a RoleBinding to it; "+
-				"install it with the operator (config/rbac, the Helm chart), see docs/kubernetes-backend.md", LedgerClusterRole))
-	}
-	if err != nil {
-		return classify(err, fmt.Sprintf("reading ClusterRole %q", LedgerClusterRole), roleRef{})
+		deletable[k] = true
 	}
 	return nil
 }
@@ -453,14 +429,18 @@ func (b *Backend) saMissing(err error) error {
 			"create it and grant it the roles it may hand out, see docs/kubernetes-backend.md: %w", b.saRef(), err))
 }
 
-// checkDelete dry-runs the deletion of a binding that does not exist: the API server
-// authorizes before it looks, so NotFound means the manager may delete such bindings.
-func (b *Backend) checkDelete(ctx context.Context, namespace string) error {
+// checkDelete dry-runs the deletion of a grant that does not exist: the API server
+// authorizes before it looks, so NotFound means the manager may delete such grants.
+func (b *Backend) checkDelete(ctx context.Context, p place) error {
+	namespace := p.namespace
 	r := roleRef{namespace: namespace}
-	var obj client.Object = &rbacv1.ClusterRoleBinding{}
+	obj := emptyObject(p)
 	kind := "ClusterRoleBindings"
-	if namespace != "" {
-		obj, kind = &rbacv1.RoleBinding{}, fmt.Sprintf("RoleBindings in namespace %q", namespace)
+	switch {
+	case p.ledger:
+		kind = fmt.Sprintf("OrgGrants in namespace %q", namespace)
+	case namespace != "":
+		kind = fmt.Sprintf("RoleBindings in namespace %q", namespace)
 	}
 	obj.SetNamespace(namespace)
 	obj.SetName(b.bindingName("scim-check-", "scim-check", r))
@@ -525,19 +505,33 @@ func (b *Backend) bindingMeta(kind, subject string, extra map[string]string) (lb
 	return lbl, ann
 }
 
-// ledgerConfig is the Webhook layout's binding: a RoleBinding in the config's namespace to
-// the empty ledger ClusterRole, naming the real role and scope in annotations.
+// ledgerConfig is the Webhook layout's grant: an OrgGrant in the config's namespace naming
+// the subject, the real role and its scope.
 func (b *Backend) ledgerConfig(name, kind, subject string, extra map[string]string, r roleRef) runtime.ApplyConfiguration {
 	lbl, ann := b.bindingMeta(kind, subject, extra)
-	lbl[LabelGrantLayout] = scimv1.LabelGrantLayoutWebhook
-	ann[AnnotationGrantRoleKind] = r.kind
-	ann[AnnotationGrantRoleName] = r.name
-	if r.namespace != "" {
-		ann[AnnotationGrantNamespace] = r.namespace
+	meta := map[string]any{"name": name, "namespace": b.cfgNS, "labels": toAny(lbl)}
+	if len(ann) > 0 {
+		meta["annotations"] = toAny(ann)
 	}
-	subj := rbacv1ac.Subject().WithKind(kind).WithAPIGroup(rbacv1.GroupName).WithName(subject)
-	ref := rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("ClusterRole").WithName(LedgerClusterRole)
-	return rbacv1ac.RoleBinding(name, b.cfgNS).WithLabels(lbl).WithAnnotations(ann).WithRoleRef(ref).WithSubjects(subj)
+	spec := map[string]any{
+		"subject": map[string]any{"kind": kind, "name": subject},
+		"role":    map[string]any{"kind": r.kind, "name": r.name},
+	}
+	if r.namespace != "" {
+		spec["namespace"] = r.namespace
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": scimv1.GroupVersion.String(), "kind": "OrgGrant", "metadata": meta, "spec": spec,
+	}}
+	return client.ApplyConfigurationFromUnstructured(u)
+}
+
+func toAny(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // rbacConfig is the Bindings layout's binding: the role itself bound to the subject.
@@ -554,36 +548,38 @@ func (b *Backend) rbacConfig(name, kind, subject string, extra map[string]string
 	return rbacv1ac.RoleBinding(name, r.namespace).WithLabels(lbl).WithAnnotations(ann).WithRoleRef(ref).WithSubjects(subj)
 }
 
-// existing returns the bindings (ClusterRoleBindings and RoleBindings) matching extra on
-// top of the config labels, keyed by "<namespace>/<name>".
+// existing returns the grants (ClusterRoleBindings, RoleBindings and OrgGrants) matching
+// extra on top of the config labels, keyed by key.
 func (b *Backend) existing(ctx context.Context, extra map[string]string) (map[string]binding, error) {
 	sel := labels.SelectorFromSet(labels.Merge(b.baseLabel, extra))
 	return b.list(ctx, sel)
 }
 
-// binding is the part of a ClusterRoleBinding or RoleBinding this backend reads.
+// binding is the part of a ClusterRoleBinding, RoleBinding or OrgGrant this backend reads.
 type binding struct {
 	namespace, name string
 	labels          map[string]string
-	roleRef         rbacv1.RoleRef
 	subjects        []rbacv1.Subject
-	// grant is the role the binding grants: its roleRef for an RBAC binding, the role its
-	// annotations name for a ledger binding.
+	// grant is the role the binding grants: its roleRef for an RBAC binding, its spec for
+	// an OrgGrant.
 	grant roleRef
-	// ledger: a ledger RoleBinding of the Webhook layout.
+	// ledger: an OrgGrant of the Webhook layout.
 	ledger bool
 }
 
-// readBinding reads what a binding grants.
-func readBinding(namespace, name string, lbl, ann map[string]string, ref rbacv1.RoleRef, subjects []rbacv1.Subject) binding {
-	e := binding{namespace: namespace, name: name, labels: lbl, roleRef: ref, subjects: subjects,
+func (e binding) place() place { return place{ledger: e.ledger, namespace: e.namespace} }
+
+// readBinding reads what an RBAC binding grants.
+func readBinding(namespace, name string, lbl map[string]string, ref rbacv1.RoleRef, subjects []rbacv1.Subject) binding {
+	return binding{namespace: namespace, name: name, labels: lbl, subjects: subjects,
 		grant: roleRef{namespace: namespace, kind: ref.Kind, name: ref.Name}}
-	if namespace != "" && lbl[LabelGrantLayout] == scimv1.LabelGrantLayoutWebhook &&
-		ref.Kind == "ClusterRole" && ref.Name == LedgerClusterRole {
-		e.ledger = true
-		e.grant = roleRef{namespace: ann[AnnotationGrantNamespace], kind: ann[AnnotationGrantRoleKind], name: ann[AnnotationGrantRoleName]}
-	}
-	return e
+}
+
+// readGrant reads what an OrgGrant grants.
+func readGrant(g *scimv1.OrgGrant) binding {
+	return binding{namespace: g.Namespace, name: g.Name, labels: g.Labels, ledger: true,
+		subjects: []rbacv1.Subject{{Kind: string(g.Spec.Subject.Kind), APIGroup: rbacv1.GroupName, Name: g.Spec.Subject.Name}},
+		grant:    roleRef{namespace: g.Spec.Namespace, kind: string(g.Spec.Role.Kind), name: g.Spec.Role.Name}}
 }
 
 func (b *Backend) list(ctx context.Context, sel labels.Selector) (map[string]binding, error) {
@@ -593,14 +589,23 @@ func (b *Backend) list(ctx context.Context, sel labels.Selector) (map[string]bin
 		return nil, classify(err, "listing ClusterRoleBindings", roleRef{})
 	}
 	for _, o := range crbs.Items {
-		out["/"+o.Name] = readBinding("", o.Name, o.Labels, o.Annotations, o.RoleRef, o.Subjects)
+		out[key(false, "", o.Name)] = readBinding("", o.Name, o.Labels, o.RoleRef, o.Subjects)
 	}
 	var rbs rbacv1.RoleBindingList
 	if err := b.c.List(ctx, &rbs, client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return nil, classify(err, "listing RoleBindings", roleRef{})
 	}
 	for _, o := range rbs.Items {
-		out[o.Namespace+"/"+o.Name] = readBinding(o.Namespace, o.Name, o.Labels, o.Annotations, o.RoleRef, o.Subjects)
+		out[key(false, o.Namespace, o.Name)] = readBinding(o.Namespace, o.Name, o.Labels, o.RoleRef, o.Subjects)
+	}
+	// OrgGrants live only in the config's namespace (the authorizer honours no other)
+	var ogs scimv1.OrgGrantList
+	if err := b.c.List(ctx, &ogs, client.InNamespace(b.cfgNS), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, classify(err, "listing OrgGrants", roleRef{})
+	}
+	for i := range ogs.Items {
+		o := &ogs.Items[i]
+		out[key(true, o.Namespace, o.Name)] = readGrant(o)
 	}
 	return out, nil
 }
@@ -754,25 +759,19 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 	var writes []write
 	for _, r := range b.roles {
 		name := b.grantName(g, r)
-		k := b.placement(r) + "/" + name
+		k := key(b.webhook, b.placement(r), name)
 		wanted[k] = true
 		e, ok := have[k]
 		if ok && b.matches(e, g.kind, g.subject, r) && labelsHold(e.labels, lbl) {
 			continue
 		}
-		w := write{r: r, name: name, old: e, existed: ok}
-		// A role in the config's own namespace has its RBAC binding and its ledger binding
-		// under one name, and a roleRef cannot change: the other layout's goes first.
-		w.replace = ok && e.ledger != b.webhook
-		writes = append(writes, w)
+		writes = append(writes, write{r: r, name: name, old: e, existed: ok})
 	}
-	// Several bindings to write: dry-run them all first, so that a refused one (a role
-	// the ServiceAccount may not grant) leaves none of the others written either. A
-	// replacing write cannot be dry-run under its name (the other layout's binding holds
-	// it): it is dry-run under the check name. In the Webhook layout every write is
-	// preceded by a dry-run of the real binding as well: the API server's escalation
-	// check passes any ledger binding (its ClusterRole is empty), so only the real one
-	// proves that the ServiceAccount could grant the role itself.
+	// Several grants to write: dry-run them all first, so that a refused one (a role the
+	// ServiceAccount may not grant) leaves none of the others written either. In the
+	// Webhook layout every write is preceded by a dry-run of the real binding as well: no
+	// escalation check runs on an OrgGrant, so only the real binding proves that the
+	// ServiceAccount could grant the role itself.
 	if len(writes) > 1 || b.webhook {
 		for _, w := range writes {
 			check := b.bindingName("scim-check-", "scim-check", w.r)
@@ -780,11 +779,7 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 			if b.webhook {
 				probes = append(probes, b.rbacConfig(check, g.kind, g.subject, lbl, w.r))
 			}
-			name := w.name
-			if w.replace {
-				name = check
-			}
-			probes = append(probes, b.applyConfig(name, g.kind, g.subject, lbl, w.r))
+			probes = append(probes, b.applyConfig(w.name, g.kind, g.subject, lbl, w.r))
 			for _, ac := range probes {
 				if err := b.w.Apply(ctx, ac, client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll); err != nil {
 					return b.writeError(ctx, err, fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject), w.r)
@@ -793,11 +788,6 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 		}
 	}
 	for _, w := range writes {
-		if w.replace {
-			if err := b.deleteBinding(ctx, w.old.namespace, w.old.name); err != nil {
-				return err
-			}
-		}
 		// a fresh configuration each time: Apply writes the server's answer into it
 		ac := b.applyConfig(w.name, g.kind, g.subject, lbl, w.r)
 		if err := b.w.Apply(ctx, ac, client.FieldOwner(b.owner), client.ForceOwnership); err != nil {
@@ -805,7 +795,7 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 		}
 	}
 	for _, w := range writes {
-		if _, orphaned := w.old.labels[LabelOrphaned]; w.existed && !w.replace && orphaned {
+		if _, orphaned := w.old.labels[LabelOrphaned]; w.existed && orphaned {
 			// The orphan mark was written by a merge patch, a field the apply above does
 			// not own: take it off explicitly (an owner re-ensuring its orphaned binding,
 			// after its config was deleted under Orphan and created again).
@@ -819,18 +809,17 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 		if wanted[k] || (owner != "" && owner != g.owner.UID) {
 			continue // another owner's binding of the same name: the sweep decides about it
 		}
-		if err := b.deleteBinding(ctx, e.namespace, e.name); err != nil {
+		if err := b.deleteBinding(ctx, e.place(), e.name); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// write is one binding ensure must apply.
+// write is one grant ensure must apply.
 type write struct {
 	old     binding // what exists under the name, when existed
 	existed bool
-	replace bool // old is the other layout's binding under the same name: deleted first
 	r       roleRef
 	name    string
 }
@@ -861,29 +850,40 @@ func (b *Backend) deleteStale(ctx context.Context, have map[string]binding, want
 		if wanted[k] {
 			continue
 		}
-		if err := b.deleteBinding(ctx, e.namespace, e.name); err != nil {
+		if err := b.deleteBinding(ctx, e.place(), e.name); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (b *Backend) deleteBinding(ctx context.Context, namespace, name string) error {
-	var obj client.Object
-	if namespace == "" {
-		obj = &rbacv1.ClusterRoleBinding{}
-	} else {
-		obj = &rbacv1.RoleBinding{}
+// emptyObject is an object of the kind that lives at p: an OrgGrant, a RoleBinding or a
+// ClusterRoleBinding.
+func emptyObject(p place) client.Object {
+	switch {
+	case p.ledger:
+		return &scimv1.OrgGrant{}
+	case p.namespace != "":
+		return &rbacv1.RoleBinding{}
+	default:
+		return &rbacv1.ClusterRoleBinding{}
 	}
-	obj.SetNamespace(namespace)
+}
+
+func (b *Backend) deleteBinding(ctx context.Context, p place, name string) error {
+	obj := emptyObject(p)
+	obj.SetNamespace(p.namespace)
 	obj.SetName(name)
 	err := b.c.Delete(ctx, obj)
 	if err == nil || apierrors.IsNotFound(err) {
 		return nil
 	}
 	what := fmt.Sprintf("deleting ClusterRoleBinding %q", name)
-	if namespace != "" {
-		what = fmt.Sprintf("deleting RoleBinding %s/%s", namespace, name)
+	switch {
+	case p.ledger:
+		what = fmt.Sprintf("deleting OrgGrant %s/%s", p.namespace, name)
+	case p.namespace != "":
+		what = fmt.Sprintf("deleting RoleBinding %s/%s", p.namespace, name)
 	}
 	return classify(err, what, roleRef{})
 }
@@ -901,8 +901,8 @@ func (b *Backend) EnsureMemberAbsent(ctx context.Context, userName string) error
 
 func (b *Backend) removeAll(ctx context.Context, prefix, h string, extra map[string]string) error {
 	for _, r := range b.roles {
-		for _, ns := range b.placements(r) {
-			if err := b.deleteBinding(ctx, ns, b.bindingName(prefix, h, r)); err != nil {
+		for _, p := range b.placements(r) {
+			if err := b.deleteBinding(ctx, p, b.bindingName(prefix, h, r)); err != nil {
 				return err
 			}
 		}
@@ -1061,8 +1061,8 @@ func (b *Backend) EnsureOwnerAbsent(ctx context.Context, owner backend.Owner, su
 	}
 	for _, prefix := range []string{"scim-u-", "scim-g-"} {
 		for _, r := range b.roles {
-			for _, ns := range b.placements(r) {
-				if err := b.deleteBinding(ctx, ns, b.ownerName(prefix, owner, r)); err != nil {
+			for _, p := range b.placements(r) {
+				if err := b.deleteBinding(ctx, p, b.ownerName(prefix, owner, r)); err != nil {
 					return err
 				}
 			}
@@ -1107,10 +1107,7 @@ func (b *Backend) OrphanOwner(ctx context.Context, owner backend.Owner, why stri
 func (b *Backend) orphan(ctx context.Context, have map[string]binding, why string) error {
 	patch := []byte(fmt.Sprintf(`{"metadata":{"labels":{%q:null,%q:%q}}}`, LabelOwnerUID, LabelOrphaned, labelValue(why)))
 	for _, e := range have {
-		var obj client.Object = &rbacv1.ClusterRoleBinding{}
-		if e.namespace != "" {
-			obj = &rbacv1.RoleBinding{}
-		}
+		obj := emptyObject(e.place())
 		obj.SetNamespace(e.namespace)
 		obj.SetName(e.name)
 		err := b.w.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(b.owner))
@@ -1124,10 +1121,7 @@ func (b *Backend) orphan(ctx context.Context, have map[string]binding, why strin
 
 // unorphan removes the orphan mark from a binding.
 func (b *Backend) unorphan(ctx context.Context, e binding) error {
-	var obj client.Object = &rbacv1.ClusterRoleBinding{}
-	if e.namespace != "" {
-		obj = &rbacv1.RoleBinding{}
-	}
+	obj := emptyObject(e.place())
 	obj.SetNamespace(e.namespace)
 	obj.SetName(e.name)
 	patch := []byte(fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, LabelOrphaned))
@@ -1171,7 +1165,7 @@ func (b *Backend) Sweep(ctx context.Context, live func(uid string) bool) (int, e
 		if live(e.labels[LabelOwnerUID]) {
 			continue
 		}
-		if err := b.deleteBinding(ctx, e.namespace, e.name); err != nil {
+		if err := b.deleteBinding(ctx, e.place(), e.name); err != nil {
 			return n, err
 		}
 		n++
@@ -1181,7 +1175,7 @@ func (b *Backend) Sweep(ctx context.Context, live func(uid string) bool) (int, e
 
 // moveOrphans rewrites, in the backend's grant layout, every orphaned binding of the other
 // layout whose role the config still names, and deletes the old one: nothing owns an
-// orphan, so no ensure moves it after a grantLayout change, and an orphaned ledger binding
+// orphan, so no ensure moves it after a grantLayout change, and an orphaned OrgGrant
 // grants nothing once the config leaves the Webhook layout. An orphan of a role the config
 // no longer names stays as it is (moving it into the ledger would take its access away,
 // moving it out would give access back). The write is the ServiceAccount's, like any
@@ -1197,7 +1191,6 @@ func (b *Backend) moveOrphans(ctx context.Context) error {
 			continue
 		}
 		extra := maps.Clone(e.labels)
-		delete(extra, LabelGrantLayout)
 		kind, subject := e.subjects[0].Kind, e.subjects[0].Name
 		what := fmt.Sprintf("moving orphaned binding %s of %s to %s %q", e.name, e.grant, strings.ToLower(kind), subject)
 		if b.webhook {
@@ -1206,20 +1199,11 @@ func (b *Backend) moveOrphans(ctx context.Context) error {
 				return b.writeError(ctx, err, what, e.grant)
 			}
 		}
-		if b.placement(e.grant) == e.namespace {
-			// one name in both layouts (a role in the config's namespace): a roleRef
-			// cannot change
-			if err := b.deleteBinding(ctx, e.namespace, e.name); err != nil {
-				return err
-			}
-		}
 		if err := b.w.Apply(ctx, b.applyConfig(e.name, kind, subject, extra, e.grant), client.FieldOwner(b.owner), client.ForceOwnership); err != nil {
 			return b.writeError(ctx, err, what, e.grant)
 		}
-		if b.placement(e.grant) != e.namespace {
-			if err := b.deleteBinding(ctx, e.namespace, e.name); err != nil {
-				return err
-			}
+		if err := b.deleteBinding(ctx, e.place(), e.name); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -1287,7 +1271,7 @@ func (b *Backend) writeError(ctx context.Context, err error, what string, r role
 		return backend.NewPermanent(ReasonNotAllowedToBind, fmt.Errorf(
 			"the operator may not write the binding of %s with its own rights: this ScimConfig names no "+
 				"serviceAccountName and the manager has no --default-service-account; name a ServiceAccount that "+
-				"may create and patch %s and bind the role, see docs/kubernetes-backend.md: %w", r, bindingResource(r), err))
+				"may create and patch %s and bind the role, see docs/kubernetes-backend.md: %w", r, b.bindingResource(r), err))
 	}
 	if strings.Contains(err.Error(), impersonateMarker) {
 		return backend.NewPermanent(ReasonImpersonationForbidden, fmt.Errorf(
@@ -1310,10 +1294,17 @@ func (b *Backend) writeError(ctx context.Context, err error, what string, r role
 	}
 	return backend.NewPermanent(ReasonNotAllowedToBind, fmt.Errorf(
 		"%s may not write the binding of %s: it needs \"create\" and \"patch\" on %s %s (and \"bind\" on the "+
-			"role), see docs/kubernetes-backend.md: %w", b.saRef(), r, bindingResource(r), where, err))
+			"role), see docs/kubernetes-backend.md: %w", b.saRef(), r, b.bindingResource(r), where, err))
 }
 
-func bindingResource(r roleRef) string {
+func (b *Backend) bindingResource(r roleRef) string {
+	if b.webhook {
+		return "orggrants (scim.operator.dev) in namespace " + b.cfgNS + ", and " + rbacBindingResource(r)
+	}
+	return rbacBindingResource(r)
+}
+
+func rbacBindingResource(r roleRef) string {
 	if r.namespace == "" {
 		return "clusterrolebindings"
 	}
@@ -1377,7 +1368,7 @@ func notFoundKind(err error) string {
 // CacheByObject limits a manager's cache of ClusterRoleBindings and RoleBindings to the
 // ones this backend writes (those labeled scim.operator.dev/config), so that reading
 // bindings through the manager's client does not cache every binding of the cluster. Use
-// it in cache.Options.ByObject.
+// it in cache.Options.ByObject. (OrgGrants are all this backend's: cached whole.)
 func CacheByObject() map[client.Object]cache.ByObject {
 	req, _ := labels.NewRequirement(LabelConfigNamespace, selection.Exists, nil)
 	sel := labels.NewSelector().Add(*req)

@@ -33,6 +33,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// OrgGrants (the Webhook layout) through every client of these tests
+	if err := scimv1.AddToScheme(clientgoscheme.Scheme); err != nil {
+		fmt.Fprintln(os.Stderr, "scheme:", err)
+		os.Exit(1)
+	}
 	env := testenv.New()
 	cfg, err := testenv.Start(env)
 	if err != nil {
@@ -160,21 +165,20 @@ func (o *org) access(t *testing.T, user string, groups []string) bool {
 // groups, as the authorization webhook reads it.
 func (o *org) ledgerHolds(t *testing.T, i int, user string, groups []string) bool {
 	t.Helper()
-	var rbs rbacv1.RoleBindingList
-	if err := admin.List(t.Context(), &rbs, client.InNamespace(o.ns)); err != nil {
+	var ogs scimv1.OrgGrantList
+	if err := admin.List(t.Context(), &ogs, client.InNamespace(o.cfg.Namespace)); err != nil {
 		t.Fatal(err)
 	}
 	want := access.RolesOf(o.cfg)[i]
-	for j := range rbs.Items {
-		b := &rbs.Items[j]
+	for j := range ogs.Items {
+		b := &ogs.Items[j]
 		g, ok := access.LedgerGrant(b)
 		if !ok || g != want || b.Labels[k8sbackend.LabelConfig] != o.cfg.Name {
 			continue
 		}
-		for _, s := range b.Subjects {
-			if (s.Kind == rbacv1.UserKind && s.Name == user) || (s.Kind == rbacv1.GroupKind && slices.Contains(groups, s.Name)) {
-				return true
-			}
+		s := b.Spec.Subject
+		if (s.Kind == scimv1.GrantSubjectUser && s.Name == user) || (s.Kind == scimv1.GrantSubjectGroup && slices.Contains(groups, s.Name)) {
+			return true
 		}
 	}
 	return false
@@ -423,6 +427,7 @@ func TestRestrictedOperatorCannotBind(t *testing.T) {
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterrolebindings", "rolebindings"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles", "roles"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{scimv1.GroupVersion.Group}, Resources: []string{"orggrants"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
 		},
 	})
 	saSubject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: o.ns}

@@ -6,6 +6,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
 )
@@ -38,6 +39,13 @@ func (o *org) bindings(t *testing.T) []client.Object {
 	}
 	for i := range rbs.Items {
 		out = append(out, &rbs.Items[i])
+	}
+	var ogs scimv1.OrgGrantList
+	if err := admin.List(t.Context(), &ogs, sel); err != nil {
+		t.Fatal(err)
+	}
+	for i := range ogs.Items {
+		out = append(out, &ogs.Items[i])
 	}
 	return out
 }

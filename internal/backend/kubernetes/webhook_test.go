@@ -1,16 +1,16 @@
 package kubernetes_test
 
 import (
-	"context"
+	"fmt"
 	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
-	"github.com/scim-operator/scim-operator/internal/testenv"
 )
 
 // TestWebhookLayout runs the backend's behaviour tests again with grantLayout Webhook:
@@ -34,7 +34,7 @@ func TestWebhookLayout(t *testing.T) {
 		"OrphanIsClaimedByTheNextMemberOfThatName": TestOrphanIsClaimedByTheNextMemberOfThatName,
 		"ConfigDeletionOutcomes":                   TestConfigDeletionOutcomes,
 		"ReensuredOrphanLosesTheMark":              TestReensuredOrphanLosesTheMark,
-		// the ledger's escalation check passes anything: the real binding's dry-run refuses
+		// no escalation check runs on an OrgGrant: the real binding's dry-run refuses
 		"TenantCannotGrantMoreThanItHolds": TestTenantCannotGrantMoreThanItHolds,
 		"MissingServiceAccount":            TestMissingServiceAccount,
 	} {
@@ -48,11 +48,11 @@ func withLayout(cfg *scimv1.ScimConfig, l scimv1.GrantLayout) *scimv1.ScimConfig
 	return c
 }
 
-// realBindings lists the org's RBAC bindings that are not ledger bindings.
+// realBindings lists the org's RBAC bindings (not OrgGrants).
 func realBindings(t *testing.T, o *org) []client.Object {
 	var out []client.Object
 	for _, b := range o.bindings(t) {
-		if rb, ok := b.(*rbacv1.RoleBinding); ok && rb.RoleRef.Name == k8sbackend.LedgerClusterRole {
+		if _, ok := b.(*scimv1.OrgGrant); ok {
 			continue
 		}
 		out = append(out, b)
@@ -60,9 +60,9 @@ func realBindings(t *testing.T, o *org) []client.Object {
 	return out
 }
 
-// The ledger: one RoleBinding per member (or team) and role, in the config's namespace,
-// bound to the empty ledger ClusterRole and naming the real role in annotations, with the
-// labels and subject of the Bindings layout, and RBAC granting nothing through it.
+// The ledger: one OrgGrant per member (or team) and role, in the config's namespace,
+// naming the subject, the real role and its scope, with the labels and user-name
+// annotation of the Bindings layout, and RBAC granting nothing.
 func TestWebhookLedgerFormat(t *testing.T) {
 	ctx := t.Context()
 	o := newOrg(t, nil)
@@ -80,31 +80,28 @@ func TestWebhookLedgerFormat(t *testing.T) {
 	}
 	all := o.bindings(t)
 	if len(all) != 4 {
-		t.Fatalf("%d ledger bindings for a member and a team of 2 roles, want 4", len(all))
+		t.Fatalf("%d OrgGrants for a member and a team of 2 roles, want 4", len(all))
 	}
 	crName := o.cfg.Spec.Backend.Kubernetes.ClusterRoles[0]
 	seen := map[string]bool{}
 	for _, obj := range all {
-		b := obj.(*rbacv1.RoleBinding)
-		if b.Namespace != o.cfg.Namespace || b.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: k8sbackend.LedgerClusterRole}) {
-			t.Fatalf("ledger binding %s/%s roleRef %+v, want the ledger ClusterRole in the config's namespace", b.Namespace, b.Name, b.RoleRef)
-		}
-		if b.Labels[k8sbackend.LabelGrantLayout] != "webhook" {
-			t.Fatalf("ledger binding %s labels %v lack grant-layout=webhook", b.Name, b.Labels)
+		b := obj.(*scimv1.OrgGrant)
+		if b.Namespace != o.cfg.Namespace {
+			t.Fatalf("OrgGrant %s/%s, want it in the config's namespace %s", b.Namespace, b.Name, o.cfg.Namespace)
 		}
 		a := b.Annotations
-		grant := a[k8sbackend.AnnotationGrantRoleKind] + "/" + a[k8sbackend.AnnotationGrantNamespace] + "/" + a[k8sbackend.AnnotationGrantRoleName]
-		subject := b.Subjects[0].Kind + "/" + b.Subjects[0].Name
+		grant := string(b.Spec.Role.Kind) + "/" + b.Spec.Namespace + "/" + b.Spec.Role.Name
+		subject := string(b.Spec.Subject.Kind) + "/" + b.Spec.Subject.Name
 		seen[subject+" "+grant] = true
 		switch subject {
 		case "User/Ann@x.io":
 			if b.Labels[k8sbackend.LabelOwnerUID] != "uid-ann" || b.Labels[k8sbackend.LabelMember] != k8sbackend.MemberHash("ann@x.io") ||
 				a[k8sbackend.AnnotationUserName] != "Ann@x.io" {
-				t.Fatalf("member ledger binding %s: labels %v annotations %v", b.Name, b.Labels, a)
+				t.Fatalf("member OrgGrant %s: labels %v annotations %v", b.Name, b.Labels, a)
 			}
 		case "Group/eng":
 			if b.Labels[k8sbackend.LabelOwnerUID] != "uid-eng" || b.Labels[k8sbackend.LabelTeam] != k8sbackend.TeamHash("eng") {
-				t.Fatalf("team ledger binding %s: labels %v", b.Name, b.Labels)
+				t.Fatalf("team OrgGrant %s: labels %v", b.Name, b.Labels)
 			}
 		}
 	}
@@ -113,7 +110,7 @@ func TestWebhookLedgerFormat(t *testing.T) {
 		"Group/eng ClusterRole//" + crName, "Group/eng Role/" + o.ns + "/configmap-reader",
 	} {
 		if !seen[want] {
-			t.Errorf("no ledger binding %q; have %v", want, seen)
+			t.Errorf("no OrgGrant %q; have %v", want, seen)
 		}
 	}
 	if !o.access(t, "Ann@x.io", nil) || !o.access(t, "someone", []string{"eng"}) {
@@ -184,29 +181,89 @@ func TestGrantLayoutChangeMovesTheGrants(t *testing.T) {
 	}
 }
 
-// Check in the Webhook layout names a missing ledger ClusterRole.
-func TestWebhookCheckNeedsTheLedgerRole(t *testing.T) {
+// In the Webhook layout the backend writes no RBAC binding at all: the count of every
+// RoleBinding and ClusterRoleBinding of the cluster is the same before and after granting
+// members and a team cluster-wide and namespaced roles, moving them, orphaning and
+// sweeping (RBAC walks RoleBindings too, on every request it does not allow cluster-wide).
+func TestWebhookWritesNoRBACBinding(t *testing.T) {
 	ctx := t.Context()
 	o := newOrg(t, nil)
-	b := k8sbackend.New(admin, withLayout(o.cfg, scimv1.GrantLayoutWebhook))
-	if err := admin.Delete(ctx, testenv.LedgerRole()); err != nil {
+	o.cfg = withLayout(o.cfg, scimv1.GrantLayoutWebhook)
+	o.b = k8sbackend.New(admin, o.cfg)
+	count := func() (int, int) {
+		t.Helper()
+		var crbs rbacv1.ClusterRoleBindingList
+		var rbs rbacv1.RoleBindingList
+		if err := admin.List(ctx, &crbs); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.List(ctx, &rbs); err != nil {
+			t.Fatal(err)
+		}
+		return len(crbs.Items), len(rbs.Items)
+	}
+	crbs, rbs := count()
+	if err := o.b.Check(ctx); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	for i := range 5 {
+		o.ensure(t, fmt.Sprintf("uid-nb-%d", i), fmt.Sprintf("nb%d@x.io", i))
+	}
+	if err := o.b.EnsureTeamOwned(ctx, groupOf("uid-nb-team"), "nb-team"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := testenv.InstallLedgerRole(context.Background(), admin); err != nil {
-			t.Error(err)
-		}
+	o.ensure(t, "uid-nb-0", "renamed-nb0@x.io")
+	if err := o.b.OrphanOwner(ctx, owner("uid-nb-1"), "Orphaned"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.b.Sweep(ctx, func(uid string) bool { return uid != "uid-nb-2" }); err != nil {
+		t.Fatal(err)
+	}
+	if c, r := count(); c != crbs || r != rbs {
+		t.Fatalf("ClusterRoleBindings %d -> %d, RoleBindings %d -> %d in the Webhook layout; want no RBAC binding written", crbs, c, rbs, r)
+	}
+	if n := len(o.bindings(t)); n != 2*5 { // 5 grants (4 members, 1 team) x 2 roles
+		t.Fatalf("%d OrgGrants, want 10", n)
+	}
+	if !o.access(t, "nb3@x.io", nil) || !o.access(t, "x", []string{"nb-team"}) {
+		t.Fatal("the OrgGrants do not grant")
+	}
+}
+
+// Check in the Webhook layout proves that the ServiceAccount may write OrgGrants (a
+// dry-run as it): a tenant that may bind the role but not create OrgGrants is refused,
+// naming orggrants; the same tenant may use the Bindings layout.
+func TestWebhookCheckNeedsOrgGrantRights(t *testing.T) {
+	ctx := t.Context()
+	tn := newTenant(t)
+	if err := admin.Delete(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "scim-binder", Namespace: tn.ns}}); err != nil {
+		t.Fatal(err)
+	}
+	create(t, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "scim-binder", Namespace: tn.ns},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"rolebindings"}, Verbs: []string{"create", "patch"}},
+			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"roles"}, Verbs: []string{"bind"}, ResourceNames: []string{"team-reader"}},
+		},
 	})
-	wantPermanent(t, b.Check(ctx), k8sbackend.ReasonRoleNotFound,
-		`ClusterRole "scim-operator-grant-ledger" does not exist: the Webhook grant layout records every grant as a RoleBinding to it`)
-	if err := o.b.Check(ctx); err != nil {
-		t.Fatalf("the Bindings layout needs no ledger role: %v", err)
+	roles := []scimv1.NamespacedRole{{Namespace: tn.ns, Kind: "Role", Name: "team-reader"}}
+	cfg := tn.config(scimv1.KubernetesBackend{GrantLayout: scimv1.GrantLayoutWebhook, Roles: roles})
+	b := backendAs(t, admin, adminImpersonator(), cfg)
+	wantPermanent(t, b.Check(ctx), k8sbackend.ReasonNotAllowedToBind, "orggrants")
+	_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "carl@example.com", Owner: owner("c1")})
+	wantPermanent(t, err, k8sbackend.ReasonNotAllowedToBind, "orggrants")
+	if got := configBindings(t, cfg); len(got) != 0 {
+		t.Fatalf("left %v", got)
+	}
+	plain := tn.config(scimv1.KubernetesBackend{GrantLayout: scimv1.GrantLayoutBindings, Roles: roles})
+	if err := backendAs(t, admin, adminImpersonator(), plain).Check(ctx); err != nil {
+		t.Fatalf("the Bindings layout needs no OrgGrant rights: %v", err)
 	}
 }
 
 // The impersonation path in the Webhook layout: a tenant's ServiceAccount that may create
-// and patch RoleBindings in its own namespace and bind its own Role there writes the
-// ledger (and passes the real binding's dry-run); the manager removes it.
+// and patch OrgGrants and RoleBindings in its own namespace and bind its own Role there
+// writes the OrgGrant (and passes the real binding's dry-run); the manager removes it.
 func TestWebhookTenantWritesItsLedger(t *testing.T) {
 	ctx := t.Context()
 	tn := newTenant(t)
@@ -223,9 +280,12 @@ func TestWebhookTenantWritesItsLedger(t *testing.T) {
 	if err := admin.List(ctx, &rbs, client.InNamespace(tn.ns), client.MatchingLabels{k8sbackend.LabelOwnerUID: "a1"}); err != nil {
 		t.Fatal(err)
 	}
-	if len(rbs.Items) != 1 || rbs.Items[0].RoleRef.Name != k8sbackend.LedgerClusterRole ||
-		!managedBy(rbs.Items[0].ManagedFields, k8sbackend.DefaultFieldOwner) {
-		t.Fatalf("bindings of a1 = %+v, want one ledger binding applied by %q", rbs.Items, k8sbackend.DefaultFieldOwner)
+	var ogs scimv1.OrgGrantList
+	if err := admin.List(ctx, &ogs, client.InNamespace(tn.ns), client.MatchingLabels{k8sbackend.LabelOwnerUID: "a1"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rbs.Items) != 0 || len(ogs.Items) != 1 || !managedBy(ogs.Items[0].ManagedFields, k8sbackend.DefaultFieldOwner) {
+		t.Fatalf("bindings of a1 = %+v, OrgGrants %+v, want one OrgGrant applied by %q", rbs.Items, ogs.Items, k8sbackend.DefaultFieldOwner)
 	}
 	if err := b.OrphanOwner(ctx, owner("a1"), "Orphaned"); err != nil {
 		t.Fatalf("OrphanOwner as the tenant: %v", err)
@@ -267,12 +327,10 @@ func TestSweepMovesOrphansToTheLayout(t *testing.T) {
 				t.Fatalf("binding %s lost its orphan mark or gained an owner: %v", obj.GetName(), obj.GetLabels())
 			}
 			switch b := obj.(type) {
+			case *scimv1.OrgGrant:
+				out[b.Spec.Subject.Name+" "+b.Spec.Role.Name] = "ledger"
 			case *rbacv1.RoleBinding:
-				if b.RoleRef.Name == k8sbackend.LedgerClusterRole {
-					out[b.Subjects[0].Name+" "+b.Annotations[k8sbackend.AnnotationGrantRoleName]] = "ledger"
-				} else {
-					out[b.Subjects[0].Name+" "+b.RoleRef.Name] = "rbac"
-				}
+				out[b.Subjects[0].Name+" "+b.RoleRef.Name] = "rbac"
 			case *rbacv1.ClusterRoleBinding:
 				out[b.Subjects[0].Name+" "+b.RoleRef.Name] = "rbac"
 			}
@@ -304,7 +362,7 @@ func TestSweepMovesOrphansToTheLayout(t *testing.T) {
 		}
 	}
 	// the full config in the Webhook layout: the Role's orphans (in the config's namespace,
-	// one name in both layouts) are replaced by ledger bindings too
+	// one name in both layouts) are replaced by OrgGrants too
 	o.cfg = withLayout(o.cfg, scimv1.GrantLayoutWebhook)
 	if _, err := k8sbackend.New(admin, o.cfg).Sweep(ctx, func(string) bool { return true }); err != nil {
 		t.Fatal(err)
