@@ -31,6 +31,7 @@ import (
 	"github.com/scim-operator/scim-operator/controllers"
 	"github.com/scim-operator/scim-operator/internal/authz"
 	"github.com/scim-operator/scim-operator/internal/backend"
+	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
 	"github.com/scim-operator/scim-operator/internal/backend/registry"
 	"github.com/scim-operator/scim-operator/internal/cachepolicy"
 	"github.com/scim-operator/scim-operator/internal/index"
@@ -208,6 +209,10 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 	if err := index.Setup(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
+	// the kubernetes backends read their grants through this cache (WithGrantIndex below)
+	if err := k8sbackend.SetupIndex(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return nil, err
+	}
 	srv, err := setup(mgr, o)
 	if err != nil {
 		return nil, err
@@ -326,5 +331,6 @@ func NewBackends(mgr ctrl.Manager, o Options) *registry.Registry {
 		DockerHub:             registry.DockerHub(ctrl.Log.WithName("dockerhub")),
 		RestConfig:            mgr.GetConfig(),
 		DefaultServiceAccount: o.DefaultServiceAccount,
+		KubernetesOptions:     []k8sbackend.Option{k8sbackend.WithGrantIndex()},
 	})
 }

@@ -213,6 +213,8 @@ func ServiceAccountOf(cfg *scimv1.ScimConfig, def string) string {
 type Backend struct {
 	// c reads bindings (a cache is fine) and deletes them: the manager's own identity.
 	c client.Client
+	// indexed: c reads from a cache with GrantIndex (WithGrantIndex).
+	indexed bool
 	// w creates and patches bindings: the impersonated ServiceAccount (c without ActAs).
 	w client.Client
 	// live reads the roles and the ServiceAccount for Check (c without WithLiveReader).
@@ -552,6 +554,9 @@ func (b *Backend) rbacConfig(name, kind, subject string, extra map[string]string
 // extra on top of the config labels, keyed by key.
 func (b *Backend) existing(ctx context.Context, extra map[string]string) (map[string]binding, error) {
 	sel := labels.SelectorFromSet(labels.Merge(b.baseLabel, extra))
+	if idx := b.indexedBy(extra); idx != nil {
+		return b.list(ctx, sel, idx)
+	}
 	return b.list(ctx, sel)
 }
 
@@ -582,17 +587,20 @@ func readGrant(g *scimv1.OrgGrant) binding {
 		grant:    roleRef{namespace: g.Spec.Namespace, kind: string(g.Spec.Role.Kind), name: g.Spec.Role.Name}}
 }
 
-func (b *Backend) list(ctx context.Context, sel labels.Selector) (map[string]binding, error) {
+// list lists the config's grants that sel selects; more narrows the listing first (an
+// index lookup).
+func (b *Backend) list(ctx context.Context, sel labels.Selector, more ...client.ListOption) (map[string]binding, error) {
 	out := map[string]binding{}
+	opts := append([]client.ListOption{client.MatchingLabelsSelector{Selector: sel}}, more...)
 	var crbs rbacv1.ClusterRoleBindingList
-	if err := b.c.List(ctx, &crbs, client.MatchingLabelsSelector{Selector: sel}); err != nil {
+	if err := b.c.List(ctx, &crbs, opts...); err != nil {
 		return nil, classify(err, "listing ClusterRoleBindings", roleRef{})
 	}
 	for _, o := range crbs.Items {
 		out[key(false, "", o.Name)] = readBinding("", o.Name, o.Labels, o.RoleRef, o.Subjects)
 	}
 	var rbs rbacv1.RoleBindingList
-	if err := b.c.List(ctx, &rbs, client.MatchingLabelsSelector{Selector: sel}); err != nil {
+	if err := b.c.List(ctx, &rbs, opts...); err != nil {
 		return nil, classify(err, "listing RoleBindings", roleRef{})
 	}
 	for _, o := range rbs.Items {
@@ -600,7 +608,7 @@ func (b *Backend) list(ctx context.Context, sel labels.Selector) (map[string]bin
 	}
 	// OrgGrants live only in the config's namespace (the authorizer honours no other)
 	var ogs scimv1.OrgGrantList
-	if err := b.c.List(ctx, &ogs, client.InNamespace(b.cfgNS), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+	if err := b.c.List(ctx, &ogs, append([]client.ListOption{client.InNamespace(b.cfgNS)}, opts...)...); err != nil {
 		return nil, classify(err, "listing OrgGrants", roleRef{})
 	}
 	for i := range ogs.Items {

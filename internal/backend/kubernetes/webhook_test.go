@@ -28,6 +28,7 @@ func TestWebhookLayout(t *testing.T) {
 		"RestrictedOperatorCannotBind":             TestRestrictedOperatorCannotBind,
 		"ClassifiesCancellation":                   TestClassifiesCancellation,
 		"ThroughALabelLimitedCache":                TestThroughALabelLimitedCache,
+		"GrantIndex":                               TestGrantIndex,
 		"RenameMovesTheOwnersGrants":               TestRenameMovesTheOwnersGrants,
 		"OwnerAbsentNeedsNoName":                   TestOwnerAbsentNeedsNoName,
 		"SweepCollectsGrantsOfGoneOwners":          TestSweepCollectsGrantsOfGoneOwners,

@@ -1,0 +1,115 @@
+package kubernetes_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/scim-operator/scim-operator/internal/backend"
+	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
+)
+
+// listRecorder counts the lists that reach the cache with and without a field selector.
+type listRecorder struct {
+	client.Client
+	indexed, scanned *int
+}
+
+func (r listRecorder) List(ctx context.Context, l client.ObjectList, opts ...client.ListOption) error {
+	o := (&client.ListOptions{}).ApplyOptions(opts)
+	if o.FieldSelector != nil {
+		*r.indexed++
+	} else {
+		*r.scanned++
+	}
+	return r.Client.List(ctx, l, opts...)
+}
+
+// TestGrantIndex: a backend built WithGrantIndex over a cache with SetupIndex finds a
+// member's grants through the index (not by testing every grant the cache holds) and
+// answers what the same backend answers without it.
+func TestGrantIndex(t *testing.T) {
+	ctx := t.Context()
+	o := newOrg(t, nil)
+	users := []string{"ann@x.io", "ben@x.io", "cy@x.io"}
+	for i, u := range users {
+		owner := backend.Owner{Kind: "OrgMember", UID: fmt.Sprintf("uid-%d", i)}
+		if _, err := o.b.EnsureMember(ctx, backend.DesiredMember{UserName: u, Owner: owner}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byObject := k8sbackend.CacheByObject()
+	c, err := cache.New(restCfg, cache.Options{Scheme: admin.Scheme(), ByObject: byObject})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k8sbackend.SetupIndex(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = c.Start(cctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		t.Fatal("cache did not sync")
+	}
+	cached, err := client.New(restCfg, client.Options{Scheme: admin.Scheme(), Cache: &client.CacheOptions{Reader: c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indexed, scanned int
+	ib := k8sbackend.New(listRecorder{cached, &indexed, &scanned}, o.cfg, k8sbackend.WithGrantIndex())
+	plain := k8sbackend.New(cached, o.cfg)
+	deadline := time.Now().Add(30 * time.Second)
+	for _, u := range append(users, "nobody@x.io") {
+		for {
+			got, err := ib.ObserveMember(ctx, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := plain.ObserveMember(ctx, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reflect.DeepEqual(got, want) && (got.State == backend.StateMember || u == "nobody@x.io") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: with the index %+v, without %+v", u, got, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if scanned != 0 || indexed == 0 {
+		t.Errorf("lookups of members: %d through the index, %d scanning every grant", indexed, scanned)
+	}
+	// an owner's grants, found by its UID: EnsureOwnerAbsent removes exactly them
+	if err := ib.EnsureOwnerAbsent(ctx, backend.Owner{Kind: "OrgMember", UID: "uid-1"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := k8sbackend.New(admin, o.cfg).ObserveMember(ctx, "ben@x.io")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.State == backend.StateAbsent {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ben@x.io's grants outlived EnsureOwnerAbsent through the index: %+v", m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, u := range []string{"ann@x.io", "cy@x.io"} {
+		if m, err := k8sbackend.New(admin, o.cfg).ObserveMember(ctx, u); err != nil || m.State != backend.StateMember {
+			t.Errorf("%s lost access with another owner's grants: %+v %v", u, m, err)
+		}
+	}
+	if scanned != 0 {
+		t.Errorf("%d lists scanned every grant", scanned)
+	}
+}
