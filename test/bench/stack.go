@@ -120,8 +120,10 @@ func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, ppro
 	if _, err := s.members.GetInformer(ctx, &scimv1.OrgMember{}); err != nil {
 		return nil, err
 	}
-	if _, err := s.members.GetInformer(ctx, &rbacv1.ClusterRoleBinding{}); err != nil {
-		return nil, err
+	for _, obj := range []client.Object{&rbacv1.ClusterRoleBinding{}, &scimv1.OrgGrant{}} {
+		if _, err := s.members.GetInformer(ctx, obj); err != nil {
+			return nil, err
+		}
 	}
 	go func() { _ = s.members.Start(ctx) }()
 	if !s.members.WaitForCacheSync(ctx) {
@@ -294,19 +296,18 @@ func (s *stack) settleOf(ctx context.Context, config string, timeout time.Durati
 	return time.Since(start), false
 }
 
-// bindings counts the ClusterRoleBindings the kubernetes backend wrote (its managed label).
-func (s *stack) bindings(ctx context.Context) int {
-	var l rbacv1.ClusterRoleBindingList
-	if err := s.members.List(ctx, &l); err != nil {
+// grants counts what the kubernetes backend wrote (its config label): ClusterRoleBindings
+// in the Bindings layout, OrgGrants in the Webhook layout.
+func (s *stack) grants(ctx context.Context) int {
+	var crbs rbacv1.ClusterRoleBindingList
+	var ogs scimv1.OrgGrantList
+	if s.members.List(ctx, &crbs) != nil || s.members.List(ctx, &ogs) != nil {
 		return -1
 	}
-	n := 0
-	for i := range l.Items {
-		for k := range l.Items[i].Labels {
-			if strings.HasPrefix(k, "scim.operator.dev/") {
-				n++
-				break
-			}
+	n := len(ogs.Items)
+	for i := range crbs.Items {
+		if crbs.Items[i].Labels[scimv1.LabelConfig] != "" {
+			n++
 		}
 	}
 	return n
