@@ -16,11 +16,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -766,14 +769,49 @@ func (r *OrgMemberReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&scimv1.OrgMember{}, builder.WithPredicates(predicate.Or(
+		Named("orgmember").
+		Watches(&scimv1.OrgMember{}, revocationFirst(), builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, reconcileRequested()))).
 		Watches(&scimv1.ScimConfig{}, handler.EnqueueRequestsFromMapFunc(r.membersOfConfig),
 			builder.WithPredicates(configChangedForMembers()))
 	if r.Drift != nil {
 		b = b.WatchesRawSource(r.Drift.source())
 	}
-	return b.Named("orgmember").WithOptions(controllerOptions()).Complete(r)
+	return b.WithOptions(controllerOptions()).Complete(r)
+}
+
+// RevocationPriority is the queue priority of a member whose access is being taken away.
+const RevocationPriority = 100
+
+// revocationFirst enqueues OrgMembers as the builder's For does, except that an update
+// that takes a member's access away (active true to false, or its deletion begun) goes
+// ahead of the queue: during an identity provider's full sync thousands of new members
+// wait in it, and a deprovisioning behind them would wait for all of them.
+func revocationFirst() handler.EventHandler {
+	base := handler.WithLowPriorityWhenUnchanged[client.Object, reconcile.Request](&handler.EnqueueRequestForObject{})
+	return handler.Funcs{
+		CreateFunc:  base.Create,
+		DeleteFunc:  base.Delete,
+		GenericFunc: base.Generic,
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok && revokes(e.ObjectOld, e.ObjectNew) {
+				pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(RevocationPriority)},
+					reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.ObjectNew)})
+				return
+			}
+			base.Update(ctx, e, q)
+		},
+	}
+}
+
+// revokes tells whether an update of an OrgMember takes its access away.
+func revokes(oldObj, newObj client.Object) bool {
+	o, ok1 := oldObj.(*scimv1.OrgMember)
+	n, ok2 := newObj.(*scimv1.OrgMember)
+	if !ok1 || !ok2 {
+		return false
+	}
+	return (o.Spec.Active && !n.Spec.Active) || (o.DeletionTimestamp.IsZero() && !n.DeletionTimestamp.IsZero())
 }
 
 func (r *OrgMemberReconciler) membersOfConfig(ctx context.Context, o client.Object) []reconcile.Request {

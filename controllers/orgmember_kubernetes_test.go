@@ -1,6 +1,9 @@
 package controllers_test
 
 import (
+	"fmt"
+	"sync"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -74,6 +77,46 @@ var _ = Describe("OrgMember controller with the kubernetes backend", func() {
 		expectGone(m)
 		Expect(canListConfigMaps(user, ns)()).To(BeFalse(), "deleted: no access")
 		Eventually(reasonsOf(ns, m.Name)).Should(Equal([]string{"Added", "Deactivated", "Reactivated", "Removed"}))
+	})
+
+	It("takes a member's access away ahead of a full sync's backlog", func() {
+		kubernetesConfig(ns, nil)
+		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)).Should(Equal("True/Connected"))
+		leaver := newMember(ns, "acme", "leaver@example.com")
+		Expect(k8s.Create(ctx, leaver)).To(Succeed())
+		settled(leaver, "Active/True/Active")
+
+		// an identity provider's first import: many new members queued at once
+		const backlog = 300
+		sem := make(chan struct{}, 16)
+		var wg sync.WaitGroup
+		for i := range backlog {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer GinkgoRecover()
+				defer wg.Done()
+				defer func() { <-sem }()
+				Expect(k8s.Create(ctx, newMember(ns, "acme", fmt.Sprintf("new%03d@example.com", i)))).To(Succeed())
+			}()
+		}
+		wg.Wait()
+		updateMember(leaver, func(o *scimv1.OrgMember) { o.Spec.Active = false })
+		settled(leaver, "Deactivated/True/Deactivated")
+		Expect(canListConfigMaps("leaver@example.com", ns)()).To(BeFalse())
+
+		var l scimv1.OrgMemberList
+		Expect(k8s.List(ctx, &l, client.InNamespace(ns))).To(Succeed())
+		active := 0
+		for _, m := range l.Items {
+			if m.Status.Phase == scimv1.PhaseActive {
+				active++
+			}
+		}
+		Expect(active).To(BeNumerically("<", backlog/2),
+			"the deactivation waited behind the new members: %d of %d were Active already", active, backlog)
+		// the rest of the backlog rests while the config is disabled
+		updateConfig(ns, "acme", func(c *scimv1.ScimConfig) { c.Spec.Enabled = ptr.To(false) })
 	})
 
 	It("changes nothing while the config is disabled", func() {
