@@ -1,7 +1,8 @@
 // Package model checks docs/access-invariant.md with seeded, replayable random operation
 // sequences: SCIM requests over real HTTP to the manager that manager.New builds (the one
 // cmd/manager runs), policy and enablement changes, drift made by hand in the backend,
-// manager restarts and config deletions, against a real kube-apiserver and etcd (envtest)
+// manager restarts and config deletions, against a real kube-apiserver and etcd (envtest,
+// authorizing with RBAC, then the manager's authorization webhook)
 // with the kubernetes backend and the Docker Hub emulator. After each sequence (and at its
 // "check" operations) the config is settled and the backend's identities must equal the
 // model's: wanted ∪ orphaned ∪ foreign.
