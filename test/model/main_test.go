@@ -1,7 +1,8 @@
 // Package model checks docs/access-invariant.md with seeded, replayable random operation
 // sequences: SCIM requests over real HTTP to the manager that manager.New builds (the one
 // cmd/manager runs), policy and enablement changes, drift made by hand in the backend,
-// manager restarts and config deletions, against a real kube-apiserver and etcd (envtest)
+// manager restarts and config deletions, against a real kube-apiserver and etcd (envtest,
+// authorizing with RBAC, then the manager's authorization webhook)
 // with the kubernetes backend and the Docker Hub emulator. After each sequence (and at its
 // "check" operations) the config is settled and the backend's identities must equal the
 // model's: wanted ∪ orphaned ∪ foreign.
@@ -38,6 +39,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/scim-operator/scim-operator/internal/authz"
+	"github.com/scim-operator/scim-operator/internal/devenv"
 	"github.com/scim-operator/scim-operator/internal/manager"
 	"github.com/scim-operator/scim-operator/internal/testenv"
 )
@@ -179,15 +182,38 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
+	// The API server authorizes with RBAC, then the manager's authorization webhook (the
+	// Webhook grant layout), as docs/authorization-webhook.md installs it: the webhook's port
+	// is picked before the API server starts, and the API server trusts the CA of its
+	// certificate.
+	certsDir, err := os.MkdirTemp("", "scim-model-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	webhook, err := newWebhook(certsDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "preparing the authorization webhook:", err)
+		_ = os.RemoveAll(certsDir)
+		os.Exit(1)
+	}
 	env := testenv.New()
+	if err := testenv.UseAuthorizationWebhook(env, testenv.AuthorizationWebhook{
+		URL: "https://" + webhook.addr + authz.Path, CAFile: webhook.caFile, Dir: filepath.Join(certsDir, "apiserver")}); err != nil {
+		fmt.Fprintln(os.Stderr, "configuring the API server's authorizers:", err)
+		_ = os.RemoveAll(certsDir)
+		os.Exit(1)
+	}
 	cfg, err := testenv.Start(env)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting envtest (run hack/controlplane.sh for kube-apiserver and etcd):", err)
+		_ = os.RemoveAll(certsDir)
 		os.Exit(1)
 	}
 	code := func() int {
+		defer func() { _ = os.RemoveAll(certsDir) }()
 		defer func() { _ = env.Stop() }()
-		s, err := newSystem(cfg)
+		s, err := newSystem(cfg, webhook)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "starting the manager:", err)
 			return 1
@@ -201,7 +227,26 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newSystem(cfg *rest.Config) (*system, error) {
+// webhookServing is where the manager serves its authorization webhook.
+type webhookServing struct {
+	addr    string // loopback host:port
+	certDir string // tls.crt, tls.key
+	caFile  string // the CA the API server verifies the webhook with
+}
+
+func newWebhook(dir string) (webhookServing, error) {
+	certs, err := devenv.LocalTLS(dir)
+	if err != nil {
+		return webhookServing{}, err
+	}
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		return webhookServing{}, err
+	}
+	return webhookServing{addr: addr, certDir: certs.CertDir, caFile: certs.CAFile}, nil
+}
+
+func newSystem(cfg *rest.Config, webhook webhookServing) (*system, error) {
 	c, err := client.New(cfg, client.Options{Scheme: manager.Scheme()})
 	if err != nil {
 		return nil, err
@@ -210,7 +255,7 @@ func newSystem(cfg *rest.Config) (*system, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &system{rest: cfg, c: c, scimAddr: addr, httpc: &http.Client{Timeout: 30 * time.Second}}
+	s := &system{rest: cfg, c: c, scimAddr: addr, webhook: webhook, httpc: &http.Client{Timeout: 30 * time.Second}}
 	return s, s.start()
 }
 

@@ -932,18 +932,6 @@ func (m *model) unambiguous() bool {
 
 // ---- expected backend ----
 
-// foreignGrants is the expected set of grants made by hand (real RBAC bindings in either
-// layout).
-func (m *model) foreignGrants() map[string]bool {
-	out := map[string]bool{}
-	for _, r := range m.krecs {
-		if r.foreign {
-			out[access.Grant(r.role, r.kind, r.name)] = true
-		}
-	}
-	return out
-}
-
 // kubeGrants is the expected set of "role/kind/name" grants.
 func (m *model) kubeGrants() map[string]bool {
 	out := map[string]bool{}
