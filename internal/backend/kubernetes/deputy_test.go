@@ -58,8 +58,7 @@ func newTenant(t *testing.T) *tenant {
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"rolebindings"}, Verbs: []string{"create", "patch"}},
 			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"roles"}, Verbs: []string{"bind"}, ResourceNames: []string{"team-reader"}},
-			// the Webhook layout's grants
-			{APIGroups: []string{scimv1.GroupVersion.Group}, Resources: []string{"orggrants"}, Verbs: []string{"create", "patch"}},
+			// and no rights on orggrants: the manager writes the Webhook layout's grants
 		},
 	})
 	create(t, &rbacv1.RoleBinding{

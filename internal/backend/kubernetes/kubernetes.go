@@ -44,8 +44,9 @@
 // other requests nothing. Failure: with the webhook's failurePolicy NoOpinion,
 // Webhook-layout access fails closed while no manager replica answers. Trust: whoever may
 // create OrgGrants in the ScimConfig's namespace can grant that config's roles; the
-// install gives that right to nobody but the tenant ServiceAccount (it is not aggregated
-// into admin or edit). A grant of the other layout is not a grant of this one: after a
+// install gives that right to nobody but the manager (it is not aggregated into admin or
+// edit, and the tenant ServiceAccount needs none: see below), so a hand-written OrgGrant
+// takes cluster-admin-level rights. A grant of the other layout is not a grant of this one: after a
 // layout change each owner's next ensure writes the new layout's grant and deletes the old
 // one, the sweep does the same for orphans, and deletions by name look in both places.
 //
@@ -84,8 +85,10 @@
 // error naming the role and the ServiceAccount, and Check finds it first with a
 // server-side dry-run as the ServiceAccount. In the Webhook layout no escalation check
 // runs on an OrgGrant, so every OrgGrant write and Check first dry-run the real binding
-// as the ServiceAccount: an OrgGrant is written only when its tenant could have written
-// the binding itself.
+// as the ServiceAccount, and the manager then writes the OrgGrant with its own rights: an
+// OrgGrant is written only when its tenant could have written the binding itself. The
+// ServiceAccount holds no rights on OrgGrants (if it did, whoever runs a pod as it could
+// write one by hand for a role it may not bind, and nothing would judge it).
 //
 // Reads (the labelled bindings, through the manager's cache) and deletions stay with the
 // manager: taking access away never escalates, and it must not depend on the tenant still
@@ -127,7 +130,7 @@ import (
 // once per Check (get, uncached), and may impersonate only ServiceAccounts named
 // DefaultServiceAccountName (add names to the ClusterRole to allow others; docs/rbac.md).
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings;rolebindings,verbs=list;watch;delete
-// +kubebuilder:rbac:groups=scim.operator.dev,resources=orggrants,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=scim.operator.dev,resources=orggrants,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;roles,verbs=get
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=impersonate,resourceNames=scim-provisioner
@@ -387,12 +390,6 @@ func (b *Backend) Check(ctx context.Context) error {
 		// only the real binding proves the ServiceAccount may grant the role.
 		if err := b.checkRole(ctx, r); err != nil {
 			return err
-		}
-		if b.webhook {
-			probe := b.ledgerConfig(b.bindingName("scim-check-", "scim-check", r), rbacv1.UserKind, "scim-operator:bind-check", nil, r)
-			if err := b.w.Apply(ctx, probe, client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll); err != nil {
-				return b.writeError(ctx, err, fmt.Sprintf("writing the OrgGrant of %s", r), r)
-			}
 		}
 		// deletion rights are per kind of grant and namespace
 		p := place{ledger: b.webhook, namespace: b.placement(r)}
@@ -783,13 +780,18 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 	if len(writes) > 1 || b.webhook {
 		for _, w := range writes {
 			check := b.bindingName("scim-check-", "scim-check", w.r)
-			var probes []runtime.ApplyConfiguration
-			if b.webhook {
-				probes = append(probes, b.rbacConfig(check, g.kind, g.subject, lbl, w.r))
+			type probe struct {
+				ac     runtime.ApplyConfiguration
+				ledger bool
 			}
-			probes = append(probes, b.applyConfig(w.name, g.kind, g.subject, lbl, w.r))
-			for _, ac := range probes {
-				if err := b.w.Apply(ctx, ac, client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll); err != nil {
+			var probes []probe
+			if b.webhook {
+				// as the ServiceAccount: the escalation check
+				probes = append(probes, probe{b.rbacConfig(check, g.kind, g.subject, lbl, w.r), false})
+			}
+			probes = append(probes, probe{b.applyConfig(w.name, g.kind, g.subject, lbl, w.r), b.webhook})
+			for _, p := range probes {
+				if err := b.apply(ctx, p.ac, p.ledger, client.DryRunAll); err != nil {
 					return b.writeError(ctx, err, fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject), w.r)
 				}
 			}
@@ -798,7 +800,7 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 	for _, w := range writes {
 		// a fresh configuration each time: Apply writes the server's answer into it
 		ac := b.applyConfig(w.name, g.kind, g.subject, lbl, w.r)
-		if err := b.w.Apply(ctx, ac, client.FieldOwner(b.owner), client.ForceOwnership); err != nil {
+		if err := b.apply(ctx, ac, b.webhook); err != nil {
 			return b.writeError(ctx, err, fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject), w.r)
 		}
 	}
@@ -822,6 +824,36 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 		}
 	}
 	return nil
+}
+
+// writer is the client that writes a grant: the ServiceAccount's (b.w) for an RBAC
+// binding, so that the API server's escalation check judges it; the manager's own (b.c)
+// for an OrgGrant, which no escalation check judges: the tenant ServiceAccount holds no
+// rights on OrgGrants, and every OrgGrant write is preceded by a dry-run of the real
+// binding as the ServiceAccount (ensure, moveOrphans).
+func (b *Backend) writer(ledger bool) client.Client {
+	if ledger {
+		return b.c
+	}
+	return b.w
+}
+
+// apply server-side applies a grant with the writer of its kind (ledger: an OrgGrant, as
+// ledgerConfig builds it; else an RBAC binding).
+func (b *Backend) apply(ctx context.Context, ac runtime.ApplyConfiguration, ledger bool, opts ...client.ApplyOption) error {
+	err := b.writer(ledger).Apply(ctx, ac, append([]client.ApplyOption{client.FieldOwner(b.owner), client.ForceOwnership}, opts...)...)
+	return b.ledgerError(err, ledger)
+}
+
+// ledgerError blames a refused OrgGrant write on the manager's own RBAC, not on the
+// ServiceAccount (writeError passes a classified error through).
+func (b *Backend) ledgerError(err error, ledger bool) error {
+	if !ledger || !apierrors.IsForbidden(err) {
+		return err
+	}
+	return backend.NewPermanent(ReasonForbidden, fmt.Errorf(
+		"the manager may not write OrgGrants in namespace %q: its ClusterRole needs \"create\" and \"patch\" on "+
+			"orggrants (scim.operator.dev), see docs/rbac.md: %w", b.cfgNS, err))
 }
 
 // write is one grant ensure must apply.
@@ -1111,14 +1143,15 @@ func (b *Backend) OrphanOwner(ctx context.Context, owner backend.Owner, why stri
 }
 
 // orphan relabels bindings as the ServiceAccount: the API server runs its escalation check
-// on every update of a binding, labels included, so this is a write like an apply.
+// on every update of a binding, labels included, so this is a write like an apply (an
+// OrgGrant, like every OrgGrant write, is the manager's: see writer).
 func (b *Backend) orphan(ctx context.Context, have map[string]binding, why string) error {
 	patch := []byte(fmt.Sprintf(`{"metadata":{"labels":{%q:null,%q:%q}}}`, LabelOwnerUID, LabelOrphaned, labelValue(why)))
 	for _, e := range have {
 		obj := emptyObject(e.place())
 		obj.SetNamespace(e.namespace)
 		obj.SetName(e.name)
-		err := b.w.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(b.owner))
+		err := b.ledgerError(b.writer(e.ledger).Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(b.owner)), e.ledger)
 		if err != nil && !apierrors.IsNotFound(err) {
 			r := e.grant
 			return b.writeError(ctx, err, "marking binding "+e.name+" orphaned", r)
@@ -1133,7 +1166,7 @@ func (b *Backend) unorphan(ctx context.Context, e binding) error {
 	obj.SetNamespace(e.namespace)
 	obj.SetName(e.name)
 	patch := []byte(fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, LabelOrphaned))
-	if err := b.w.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(b.owner)); err != nil &&
+	if err := b.ledgerError(b.writer(e.ledger).Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(b.owner)), e.ledger); err != nil &&
 		!apierrors.IsNotFound(err) {
 		r := e.grant
 		return b.writeError(ctx, err, "unmarking binding "+e.name, r)
@@ -1207,7 +1240,7 @@ func (b *Backend) moveOrphans(ctx context.Context) error {
 				return b.writeError(ctx, err, what, e.grant)
 			}
 		}
-		if err := b.w.Apply(ctx, b.applyConfig(e.name, kind, subject, extra, e.grant), client.FieldOwner(b.owner), client.ForceOwnership); err != nil {
+		if err := b.apply(ctx, b.applyConfig(e.name, kind, subject, extra, e.grant), b.webhook); err != nil {
 			return b.writeError(ctx, err, what, e.grant)
 		}
 		if err := b.deleteBinding(ctx, e.place(), e.name); err != nil {
@@ -1269,7 +1302,8 @@ const impersonateMarker = "cannot impersonate"
 // ServiceAccount does not exist (ServiceAccountMissing) or the manager may not
 // impersonate it (ImpersonationForbidden).
 func (b *Backend) writeError(ctx context.Context, err error, what string, r roleRef) error {
-	if !apierrors.IsForbidden(err) {
+	var be *backend.Error
+	if errors.As(err, &be) || !apierrors.IsForbidden(err) {
 		return classify(err, what, r)
 	}
 	if b.sa == "" {
@@ -1279,7 +1313,7 @@ func (b *Backend) writeError(ctx context.Context, err error, what string, r role
 		return backend.NewPermanent(ReasonNotAllowedToBind, fmt.Errorf(
 			"the operator may not write the binding of %s with its own rights: this ScimConfig names no "+
 				"serviceAccountName and the manager has no --default-service-account; name a ServiceAccount that "+
-				"may create and patch %s and bind the role, see docs/kubernetes-backend.md: %w", r, b.bindingResource(r), err))
+				"may create and patch %s and bind the role, see docs/kubernetes-backend.md: %w", r, rbacBindingResource(r), err))
 	}
 	if strings.Contains(err.Error(), impersonateMarker) {
 		return backend.NewPermanent(ReasonImpersonationForbidden, fmt.Errorf(
@@ -1302,14 +1336,7 @@ func (b *Backend) writeError(ctx context.Context, err error, what string, r role
 	}
 	return backend.NewPermanent(ReasonNotAllowedToBind, fmt.Errorf(
 		"%s may not write the binding of %s: it needs \"create\" and \"patch\" on %s %s (and \"bind\" on the "+
-			"role), see docs/kubernetes-backend.md: %w", b.saRef(), r, b.bindingResource(r), where, err))
-}
-
-func (b *Backend) bindingResource(r roleRef) string {
-	if b.webhook {
-		return "orggrants (scim.operator.dev) in namespace " + b.cfgNS + ", and " + rbacBindingResource(r)
-	}
-	return rbacBindingResource(r)
+			"role), see docs/kubernetes-backend.md: %w", b.saRef(), r, rbacBindingResource(r), where, err))
 }
 
 func rbacBindingResource(r roleRef) string {

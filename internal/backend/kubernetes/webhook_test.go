@@ -5,12 +5,14 @@ import (
 	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
+	"github.com/scim-operator/scim-operator/test/access"
 )
 
 // TestWebhookLayout runs the backend's behaviour tests again with grantLayout Webhook:
@@ -231,34 +233,51 @@ func TestWebhookWritesNoRBACBinding(t *testing.T) {
 	}
 }
 
-// Check in the Webhook layout proves that the ServiceAccount may write OrgGrants (a
-// dry-run as it): a tenant that may bind the role but not create OrgGrants is refused,
-// naming orggrants; the same tenant may use the Bindings layout.
-func TestWebhookCheckNeedsOrgGrantRights(t *testing.T) {
+// The tenant's ServiceAccount needs no rights on OrgGrants (review finding: whoever acts as
+// it could otherwise write one by hand for a role it may not bind, and no escalation check
+// judges an OrgGrant). With exactly the Bindings layout's rights (create/patch on
+// rolebindings, bind on its Role; newTenant) the Webhook layout works: Check passes, ensure
+// writes the OrgGrant (the manager's write, after the real binding's dry-run as the
+// ServiceAccount) and it grants the role; and the ServiceAccount cannot write an OrgGrant
+// itself. Before the fix Check and ensure failed here with NotAllowedToBind naming
+// orggrants.
+func TestWebhookTenantNeedsNoOrgGrantRights(t *testing.T) {
 	ctx := t.Context()
 	tn := newTenant(t)
-	if err := admin.Delete(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "scim-binder", Namespace: tn.ns}}); err != nil {
-		t.Fatal(err)
-	}
-	create(t, &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "scim-binder", Namespace: tn.ns},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"rolebindings"}, Verbs: []string{"create", "patch"}},
-			{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"roles"}, Verbs: []string{"bind"}, ResourceNames: []string{"team-reader"}},
-		},
-	})
 	roles := []scimv1.NamespacedRole{{Namespace: tn.ns, Kind: "Role", Name: "team-reader"}}
 	cfg := tn.config(scimv1.KubernetesBackend{GrantLayout: scimv1.GrantLayoutWebhook, Roles: roles})
 	b := backendAs(t, admin, adminImpersonator(), cfg)
-	wantPermanent(t, b.Check(ctx), k8sbackend.ReasonNotAllowedToBind, "orggrants")
-	_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "carl@example.com", Owner: owner("c1")})
-	wantPermanent(t, err, k8sbackend.ReasonNotAllowedToBind, "orggrants")
-	if got := configBindings(t, cfg); len(got) != 0 {
-		t.Fatalf("left %v", got)
+	if err := b.Check(ctx); err != nil {
+		t.Fatalf("Check with no rights on orggrants: %v", err)
 	}
-	plain := tn.config(scimv1.KubernetesBackend{GrantLayout: scimv1.GrantLayoutBindings, Roles: roles})
-	if err := backendAs(t, admin, adminImpersonator(), plain).Check(ctx); err != nil {
-		t.Fatalf("the Bindings layout needs no OrgGrant rights: %v", err)
+	if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "carl@example.com", Owner: owner("c1")}); err != nil {
+		t.Fatalf("EnsureMember with no rights on orggrants: %v", err)
+	}
+	var ogs scimv1.OrgGrantList
+	if err := admin.List(ctx, &ogs, client.InNamespace(tn.ns), client.MatchingLabels{k8sbackend.LabelOwnerUID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	want := access.RolesOf(cfg)[0]
+	if len(ogs.Items) != 1 {
+		t.Fatalf("OrgGrants of c1 = %+v, want one", ogs.Items)
+	}
+	if g, ok := access.LedgerGrant(&ogs.Items[0]); !ok || g != want || ogs.Items[0].Spec.Subject.Name != "carl@example.com" {
+		t.Fatalf("the OrgGrant of c1 grants %+v (%v) to %q, want %+v to carl@example.com", g, ok, ogs.Items[0].Spec.Subject.Name, want)
+	}
+	// the ServiceAccount itself may not write one
+	asSA, err := adminImpersonator().For(tn.ns, tn.sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hand := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": scimv1.GroupVersion.String(), "kind": "OrgGrant",
+		"metadata": map[string]any{"namespace": tn.ns, "name": newName("by-hand"),
+			"labels": map[string]any{k8sbackend.LabelConfig: cfg.Name}},
+		"spec": map[string]any{"subject": map[string]any{"kind": "User", "name": "mallory@example.com"},
+			"role": map[string]any{"kind": "Role", "name": "team-reader"}, "namespace": tn.ns},
+	}}
+	if err := asSA.Create(ctx, hand, client.DryRunAll); !apierrors.IsForbidden(err) {
+		t.Fatalf("the ServiceAccount creating an OrgGrant: %v, want Forbidden", err)
 	}
 }
 
