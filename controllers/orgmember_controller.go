@@ -132,7 +132,7 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if cfg != nil {
 		// One tenant's slow backend must not occupy every worker: when its config holds
 		// its share, the member waits in the queue instead of in a worker.
-		release, ok := r.Slots.Acquire(cfg)
+		release, ok := r.Slots.Acquire(cfg, losingAccess(m))
 		if !ok {
 			return ctrl.Result{RequeueAfter: jitter(slotWait)}, nil
 		}
@@ -802,6 +802,13 @@ func revocationFirst() handler.EventHandler {
 			base.Update(ctx, e, q)
 		},
 	}
+}
+
+// losingAccess tells whether the member is to lose access it was given: deactivated or
+// being deleted while its phase still says it has it.
+func losingAccess(m *scimv1.OrgMember) bool {
+	has := m.Status.Phase == scimv1.PhaseActive || m.Status.Phase == scimv1.PhaseInvited
+	return has && (!m.Spec.Active || !m.DeletionTimestamp.IsZero())
 }
 
 // revokes tells whether an update of an OrgMember takes its access away.

@@ -28,6 +28,8 @@ type ConfigSlots struct {
 	workers int
 	total   int
 	held    map[string]int
+	// extra marks the configs holding the spare worker for a revocation.
+	extra map[string]bool
 }
 
 // NewConfigSlots shares workers (at least 1) between configs.
@@ -37,15 +39,29 @@ func NewConfigSlots(workers int) *ConfigSlots {
 
 // Acquire takes a worker slot for cfg. It returns false when cfg already holds its share;
 // otherwise release gives the slot back. A nil ConfigSlots always grants.
-func (s *ConfigSlots) Acquire(cfg *scimv1.ScimConfig) (release func(), ok bool) {
+//
+// A revocation (a member losing access) of a config that holds its share may still take
+// the spare worker, one at a time per config: the spare is kept for other tenants'
+// deprovisioning, and a tenant's own deprovisioning must not wait behind its own backlog
+// either (a full sync's thousands of new members). Another tenant's revocation then waits
+// for at most one of this tenant's reconciles.
+func (s *ConfigSlots) Acquire(cfg *scimv1.ScimConfig, revocation bool) (release func(), ok bool) {
 	if s == nil {
 		return func() {}, true
 	}
 	key := cfg.Namespace + "/" + cfg.Name
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	extra := false
 	if s.held[key] > 0 && s.total >= s.workers-1 {
-		return nil, false
+		if !revocation || s.extra[key] || s.total >= s.workers {
+			return nil, false
+		}
+		extra = true
+		if s.extra == nil {
+			s.extra = map[string]bool{}
+		}
+		s.extra[key] = true
 	}
 	s.held[key]++
 	s.total++
@@ -55,6 +71,9 @@ func (s *ConfigSlots) Acquire(cfg *scimv1.ScimConfig) (release func(), ok bool) 
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			s.total--
+			if extra {
+				delete(s.extra, key)
+			}
 			if s.held[key]--; s.held[key] <= 0 {
 				delete(s.held, key)
 			}

@@ -16,7 +16,7 @@ func TestConfigSlotsKeepAWorkerForOtherConfigs(t *testing.T) {
 	s := NewConfigSlots(4)
 	var held []func()
 	for {
-		release, ok := s.Acquire(slow)
+		release, ok := s.Acquire(slow, false)
 		if !ok {
 			break
 		}
@@ -28,21 +28,48 @@ func TestConfigSlotsKeepAWorkerForOtherConfigs(t *testing.T) {
 	if len(held) != 3 {
 		t.Fatalf("the slow config holds %d of 4 workers, want 3 (one left for the others)", len(held))
 	}
-	release, ok := s.Acquire(fast)
+	release, ok := s.Acquire(fast, false)
 	if !ok {
 		t.Fatal("another config found no worker while the slow one held its share")
 	}
 	release()
 	release() // a second release changes nothing
 	held[0]()
-	if _, ok := s.Acquire(slow); !ok {
+	if _, ok := s.Acquire(slow, false); !ok {
 		t.Fatal("a released slot is not taken again")
 	}
-	if _, ok := NewConfigSlots(1).Acquire(slow); !ok {
+	if _, ok := NewConfigSlots(1).Acquire(slow, false); !ok {
 		t.Fatal("with one worker a config's first reconcile must still run")
 	}
 	var none *ConfigSlots
-	if _, ok := none.Acquire(slow); !ok {
+	if _, ok := none.Acquire(slow, false); !ok {
 		t.Fatal("no slots: always granted")
+	}
+}
+
+// A config holding its share may still take the spare worker for one revocation at a
+// time; then nothing more, and the spare is back once that revocation is done.
+func TestConfigSlotsLetOneRevocationThrough(t *testing.T) {
+	a := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "hub"}}
+	b := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "b", Name: "k8s"}}
+	s := NewConfigSlots(4)
+	for range 3 {
+		if _, ok := s.Acquire(a, false); !ok {
+			t.Fatal("the config's share was refused")
+		}
+	}
+	if _, ok := s.Acquire(a, false); ok {
+		t.Fatal("a fourth ordinary reconcile took the spare worker")
+	}
+	revoke, ok := s.Acquire(a, true)
+	if !ok {
+		t.Fatal("a revocation of a config holding its share found no worker: it waits behind the config's own backlog")
+	}
+	if _, ok := s.Acquire(a, true); ok {
+		t.Fatal("a second revocation took a fifth worker")
+	}
+	revoke()
+	if _, ok := s.Acquire(b, false); !ok {
+		t.Fatal("the spare worker did not come back for another config")
 	}
 }

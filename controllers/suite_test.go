@@ -19,6 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/authz"
+	"github.com/scim-operator/scim-operator/internal/devenv"
 	"github.com/scim-operator/scim-operator/internal/manager"
 	"github.com/scim-operator/scim-operator/internal/testenv"
 )
@@ -49,8 +51,15 @@ var _ = BeforeSuite(func() {
 	utilruntime.Must(scimv1.AddToScheme(scheme))
 	ctx, cancel = context.WithCancel(context.Background())
 
+	// the API server authorizes with RBAC, then the manager's authorization webhook (the
+	// Webhook grant layout), as docs/authorization-webhook.md installs it
+	certs, err := devenv.LocalTLS(GinkgoT().TempDir())
+	Expect(err).NotTo(HaveOccurred())
+	webhookAddr, err := devenv.FreeAddr()
+	Expect(err).NotTo(HaveOccurred())
 	testEnv = testenv.New()
-	var err error
+	Expect(testenv.UseAuthorizationWebhook(testEnv, testenv.AuthorizationWebhook{
+		URL: "https://" + webhookAddr + authz.Path, CAFile: certs.CAFile, Dir: GinkgoT().TempDir()})).To(Succeed())
 	cfg, err = testenv.Start(testEnv)
 	Expect(err).NotTo(HaveOccurred(), "start envtest: run hack/controlplane.sh (make test does) to provide kube-apiserver and etcd")
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
@@ -60,13 +69,16 @@ var _ = BeforeSuite(func() {
 	// server, controllers), with the test's backend Provider: an in-memory backend for
 	// configs a test registers, the real registry (built as NewBackends builds it) for
 	// every other; status recounts every 2 s so that tests see counts promptly
-	mgr, err := manager.New(cfg, manager.Options{
+	opts := manager.Options{
 		MetricsAddr: "0", ProbeAddr: "0", ScimAddr: "127.0.0.1:0", ScimInsecureHTTP: true,
 		Backends: provider, StatusInterval: 2 * time.Second,
-	})
+		AuthorizationWebhookAddr: webhookAddr, AuthorizationWebhookCertDir: certs.CertDir,
+	}
+	mgr, err := manager.New(cfg, opts)
 	Expect(err).NotTo(HaveOccurred())
 	mgrClient = mgr.GetClient()
-	provider.real = manager.NewBackends(mgr, manager.Options{})
+	opts.Backends = nil
+	provider.real = manager.NewBackends(mgr, opts)
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

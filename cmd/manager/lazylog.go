@@ -48,8 +48,12 @@ func (s *lazySink) Info(level int, msg string, kv ...any) { s.materialize().Info
 
 func (s *lazySink) Error(err error, msg string, kv ...any) { s.materialize().Error(err, msg, kv...) }
 
+// WithValues remembers a copy of the list (a caller may reuse its slice). The values
+// themselves are encoded when a line is written: a map or a pointer changed after this call
+// would show its newer contents, where zap showed the older. Nothing here or in
+// controller-runtime passes such values; pass values, not references, to WithValues.
 func (s *lazySink) WithValues(kv ...any) logr.LogSink {
-	return &lazySink{base: s.base, ops: append(slices.Clip(s.ops), lazyOp{kv: kv})}
+	return &lazySink{base: s.base, ops: append(slices.Clip(s.ops), lazyOp{kv: slices.Clone(kv)})}
 }
 
 func (s *lazySink) WithName(name string) logr.LogSink {

@@ -331,6 +331,7 @@ func NewBackends(mgr ctrl.Manager, o Options) *registry.Registry {
 		DockerHub:             registry.DockerHub(ctrl.Log.WithName("dockerhub")),
 		RestConfig:            mgr.GetConfig(),
 		DefaultServiceAccount: o.DefaultServiceAccount,
-		KubernetesOptions:     []k8sbackend.Option{k8sbackend.WithGrantIndex()},
+		KubernetesOptions: []k8sbackend.Option{k8sbackend.WithGrantIndex(),
+			k8sbackend.WithAuthorizationWebhook(o.AuthorizationWebhookAddr != "")},
 	})
 }

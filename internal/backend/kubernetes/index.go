@@ -2,11 +2,13 @@ package kubernetes
 
 import (
 	"context"
+	"fmt"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/backend"
 )
 
 // GrantIndex indexes the backend's grants (ClusterRoleBindings, RoleBindings and
@@ -69,4 +71,28 @@ func (b *Backend) indexedBy(extra map[string]string) client.ListOption {
 		}
 	}
 	return nil
+}
+
+// ReasonNoAuthorizationWebhook: the config is in the Webhook layout but the manager serves
+// no authorization webhook, so no OrgGrant it writes would give anyone access.
+const ReasonNoAuthorizationWebhook = "NoAuthorizationWebhook"
+
+// WithAuthorizationWebhook tells the backend whether its manager serves the authorization
+// webhook (--authorization-webhook-bind-address): without it Check refuses the Webhook
+// layout, rather than report members Active whose grants nothing honours (and, on a layout
+// switch, delete the RBAC bindings that did give access). A backend built without this
+// option does not check.
+func WithAuthorizationWebhook(served bool) Option {
+	return func(b *Backend) { b.webhookKnown, b.webhookServed = true, served }
+}
+
+// checkWebhookServed is Check's first step in the Webhook layout.
+func (b *Backend) checkWebhookServed() error {
+	if !b.webhook || !b.webhookKnown || b.webhookServed {
+		return nil
+	}
+	return backend.NewPermanent(ReasonNoAuthorizationWebhook, fmt.Errorf(
+		"grantLayout Webhook: this manager serves no authorization webhook (--authorization-webhook-bind-address), "+
+			"so the API server could not honour the OrgGrants; start the manager with it and configure the API server "+
+			"(docs/authorization-webhook.md), or use grantLayout Bindings"))
 }

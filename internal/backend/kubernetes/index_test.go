@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
 )
@@ -111,5 +112,25 @@ func TestGrantIndex(t *testing.T) {
 	}
 	if scanned != 0 {
 		t.Errorf("%d lists scanned every grant", scanned)
+	}
+}
+
+// TestCheckRefusesTheWebhookLayoutWithoutAWebhook: a manager that serves no authorization
+// webhook refuses a Webhook-layout config in Check (its OrgGrants would give nobody
+// access), and accepts it when it serves one; the Bindings layout needs none.
+func TestCheckRefusesTheWebhookLayoutWithoutAWebhook(t *testing.T) {
+	ctx := t.Context()
+	o := newOrg(t, nil)
+	webhookCfg := withLayout(o.cfg, scimv1.GrantLayoutWebhook)
+	err := k8sbackend.New(admin, webhookCfg, k8sbackend.WithAuthorizationWebhook(false)).Check(ctx)
+	if backend.ClassOf(err) != backend.Permanent || backend.ReasonOf(err) != k8sbackend.ReasonNoAuthorizationWebhook {
+		t.Fatalf("Webhook layout, no webhook served: Check = %v, want Permanent %s", err, k8sbackend.ReasonNoAuthorizationWebhook)
+	}
+	if err := k8sbackend.New(admin, webhookCfg, k8sbackend.WithAuthorizationWebhook(true)).Check(ctx); err != nil {
+		t.Fatalf("Webhook layout, webhook served: Check = %v", err)
+	}
+	bindingsCfg := withLayout(o.cfg, scimv1.GrantLayoutBindings)
+	if err := k8sbackend.New(admin, bindingsCfg, k8sbackend.WithAuthorizationWebhook(false)).Check(ctx); err != nil {
+		t.Fatalf("Bindings layout, no webhook served: Check = %v", err)
 	}
 }

@@ -218,6 +218,9 @@ type Backend struct {
 	c client.Client
 	// indexed: c reads from a cache with GrantIndex (WithGrantIndex).
 	indexed bool
+	// webhookKnown: WithAuthorizationWebhook told whether the manager serves the webhook
+	// (webhookServed).
+	webhookKnown, webhookServed bool
 	// w creates and patches bindings: the impersonated ServiceAccount (c without ActAs).
 	w client.Client
 	// live reads the roles and the ServiceAccount for Check (c without WithLiveReader).
@@ -378,6 +381,9 @@ func (b *Backend) Check(ctx context.Context) error {
 	}
 	if len(b.roles) == 0 {
 		return b.noRoles()
+	}
+	if err := b.checkWebhookServed(); err != nil {
+		return err
 	}
 	if b.sa != "" {
 		if err := b.checkServiceAccount(ctx); err != nil {
