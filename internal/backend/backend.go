@@ -199,6 +199,7 @@ func ConfigWide(err error) bool {
 	case "InvalidCredentials", "OrganizationNotFound", "InvalidConfiguration", "CredentialsMissing",
 		"UnknownBackend", "InvalidBackendConfig", "NoRolesConfigured", "RoleNotFound", "NotAllowedToBind",
 		"NamespaceNotFound", "Forbidden", "ServiceAccountMissing", "ImpersonationForbidden", "ImpersonationUnavailable",
+		"NoAuthorizationWebhook",
 		// Permanent only from the registry: this manager was built without the backend.
 		"BackendUnavailable":
 		return true
