@@ -34,7 +34,7 @@ type ConfigSlots struct {
 
 // NewConfigSlots shares workers (at least 1) between configs.
 func NewConfigSlots(workers int) *ConfigSlots {
-	return &ConfigSlots{workers: max(1, workers), held: map[string]int{}}
+	return &ConfigSlots{workers: max(1, workers), held: map[string]int{}, extra: map[string]bool{}}
 }
 
 // Acquire takes a worker slot for cfg. It returns false when cfg already holds its share;
@@ -58,9 +58,6 @@ func (s *ConfigSlots) Acquire(cfg *scimv1.ScimConfig, revocation bool) (release 
 			return nil, false
 		}
 		extra = true
-		if s.extra == nil {
-			s.extra = map[string]bool{}
-		}
 		s.extra[key] = true
 	}
 	s.held[key]++
