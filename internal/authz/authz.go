@@ -88,7 +88,8 @@ func (a *Authorizer) Authorize(ctx context.Context, spec authorizationv1.Subject
 	configs := map[client.ObjectKey]*scimv1.ScimConfig{}
 	for _, key := range keys {
 		var rbs scimv1.OrgGrantList
-		if err := a.Reader.List(ctx, &rbs, client.MatchingFields{index.GrantSubject: key}); err != nil {
+		// read only: the cache's objects, not a copy per review
+		if err := a.Reader.List(ctx, &rbs, client.MatchingFields{index.GrantSubject: key}, client.UnsafeDisableDeepCopy); err != nil {
 			return Decision{}, fmt.Errorf("listing the OrgGrants of %s: %w", key, err)
 		}
 		for i := range rbs.Items {
