@@ -67,6 +67,7 @@ type options struct {
 	hubDrift    int
 	layout      scimv1.GrantLayout
 	pprof       bool
+	workers     int
 }
 
 func main() {
@@ -86,8 +87,9 @@ func main() {
 	flag.DurationVar(&o.hubResync, "hub-resync", time.Minute, "the Docker Hub ScimConfig's spec.resyncInterval")
 	flag.IntVar(&o.hubDrift, "hub-drift", 10, "members removed by hand in Docker Hub for the drift-repair figure")
 	layout := flag.String("layout", string(scimv1.GrantLayoutWebhook), "the sample config's spec.backend.kubernetes.grantLayout: Webhook (the API server asks the manager's authorization webhook after RBAC; the layout for large organizations) or Bindings (one RBAC binding per member and role)")
-	flag.BoolVar(&o.pprof, "pprof", false, "serve the manager's net/http/pprof profiles on a loopback address (printed at the start), "+
+	flag.BoolVar(&o.pprof, "pprof", false, "print the loopback address of the manager's net/http/pprof profiles at the start, "+
 		"e.g. go tool pprof http://ADDR/debug/pprof/profile?seconds=20 during a step")
+	flag.IntVar(&o.workers, "workers", 0, "the manager's --max-concurrent-reconciles (0: its default)")
 	flag.Parse()
 	switch o.layout = scimv1.GrantLayout(*layout); o.layout {
 	case scimv1.GrantLayoutWebhook, scimv1.GrantLayoutBindings:
@@ -155,10 +157,11 @@ func run(ctx context.Context, o options) (*report, error) {
 	rep := &report{Meta: map[string]string{
 		"go": runtime.Version(), "cpus": fmt.Sprint(runtime.NumCPU()), "kube-apiserver": testenv.K8sVersion,
 		"commit": gitDescribe(), "date": time.Now().UTC().Format(time.RFC3339), "grantLayout": string(o.layout),
+		"workers": workersWords(o.workers),
 	}, Flags: map[string]string{}}
 	flag.VisitAll(func(f *flag.Flag) { rep.Flags[f.Name] = f.Value.String() })
 
-	s, err := startStack(ctx, o.out, o.layout, o.pprof, say)
+	s, err := startStack(ctx, o.out, o.layout, o.pprof, o.workers, say)
 	if err != nil {
 		return rep, err
 	}
@@ -203,6 +206,7 @@ type bench struct {
 	rng *rand.Rand
 
 	rss0   int64
+	heap0  int64
 	sar0   sample
 	org    int // org members created so far: orgUser(0..org-1), all active
 	deprov int // org members deactivated so far, from the start of the range
@@ -226,11 +230,14 @@ func (b *bench) baseline(ctx context.Context) error {
 	if b.rss0, err = b.s.rss(); err != nil {
 		return err
 	}
+	if b.heap0, err = b.s.liveHeap(ctx); err != nil {
+		return err
+	}
 	if b.sar0, err = b.sar(ctx); err != nil {
 		return err
 	}
-	b.rep.add(row{Measure: "manager resident memory, empty", Result: bytesIEC(float64(b.rss0)),
-		Figures: map[string]float64{"rss_bytes": float64(b.rss0)}})
+	b.rep.add(row{Measure: "manager resident memory, empty", Result: fmt.Sprintf("%s (live heap %s)", bytesIEC(float64(b.rss0)), bytesIEC(float64(b.heap0))),
+		Figures: map[string]float64{"rss_bytes": float64(b.rss0), "heap_bytes": float64(b.heap0)}})
 	b.rep.add(row{Measure: "SubjectAccessReview, unrelated user, no members", Result: p50p99(b.sar0),
 		Figures: map[string]float64{"p50_ms": ms(b.sar0.q(0.5)), "p99_ms": ms(b.sar0.q(0.99))}})
 	b.rep.curve("SubjectAccessReview p50", 1, ms(b.sar0.q(0.5)))
@@ -333,7 +340,10 @@ func (b *bench) sizes(ctx context.Context) error {
 			Figures: map[string]float64{"p50_ms": ms(byID.q(0.5)), "p99_ms": ms(byID.q(0.99))}})
 		b.rep.curve("GET by id p50", size, ms(byID.q(0.5)))
 
-		runtime.GC()
+		heap, err := b.s.liveHeap(ctx) // collects first: the resident figure then holds no garbage either
+		if err != nil {
+			return err
+		}
 		time.Sleep(2 * time.Second)
 		rss, err := b.s.rss()
 		if err != nil {
@@ -347,6 +357,10 @@ func (b *bench) sizes(ctx context.Context) error {
 			memRow.Target, memRow.Verdict = "< 2 KiB at the largest size", verdict(per < 2048)
 		}
 		b.rep.add(memRow)
+		perLive := float64(heap-b.heap0) / float64(size)
+		b.rep.add(row{Measure: "manager live heap per member (after a collection)", Size: size,
+			Result:  fmt.Sprintf("%s (%s live)", bytesIEC(perLive), bytesIEC(float64(heap))),
+			Figures: map[string]float64{"bytes_per_member": perLive, "heap_bytes": float64(heap)}})
 
 		sar, err := b.sar(ctx)
 		if err != nil {
@@ -539,4 +553,11 @@ func grantWords(layout scimv1.GrantLayout) string {
 		return "OrgGrants"
 	}
 	return "bindings"
+}
+
+func workersWords(n int) string {
+	if n == 0 {
+		return "the manager's default"
+	}
+	return strconv.Itoa(n)
 }

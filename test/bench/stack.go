@@ -40,15 +40,20 @@ type stack struct {
 	ns, config  string
 	members     cache.Cache
 	logs        *os.File
+	// pprof is the manager's net/http/pprof address
+	pprof string
 }
 
-func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, pprof bool, say func(string, ...any)) (*stack, error) {
+func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, pprof bool, workers int, say func(string, ...any)) (*stack, error) {
 	certs, err := devenv.LocalTLS(dir)
 	if err != nil {
 		return nil, err
 	}
 	// as make run starts it: the install's lockdown, grants written as scim-provisioner
 	managerArgs := []string{"--default-service-account=scim-provisioner"}
+	if workers > 0 {
+		managerArgs = append(managerArgs, fmt.Sprintf("--max-concurrent-reconciles=%d", workers))
+	}
 	connector := devenv.Connector{ForceLocal: true, Dir: dir, Say: say}
 	if layout == scimv1.GrantLayoutWebhook {
 		// as make run RUN_ARGS=--authorization-webhook: RBAC, then the manager's webhook
@@ -90,13 +95,14 @@ func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, ppro
 	if s.logs, err = os.Create(filepath.Join(dir, "manager.log")); err != nil {
 		return nil, err
 	}
+	// the profiles are always served (loopback): the memory figures read the manager's live
+	// heap after a collection from them; -pprof prints where
+	if s.pprof, err = devenv.FreeAddr(); err != nil {
+		return nil, err
+	}
+	managerArgs = append(managerArgs, "--pprof-bind-address="+s.pprof)
 	if pprof {
-		addr, err := devenv.FreeAddr()
-		if err != nil {
-			return nil, err
-		}
-		managerArgs = append(managerArgs, "--pprof-bind-address="+addr)
-		say("the manager's profiles: http://%s/debug/pprof/ (go tool pprof http://%s/debug/pprof/profile?seconds=20)", addr, addr)
+		say("the manager's profiles: http://%s/debug/pprof/ (go tool pprof http://%s/debug/pprof/profile?seconds=20)", s.pprof, s.pprof)
 	}
 	if s.mgr, err = devenv.StartManager(ctx, bin, cluster.Kubeconfig, s.logs, certs, managerArgs...); err != nil {
 		return nil, err
@@ -339,4 +345,29 @@ func (s *stack) rss() (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", s.mgr.PID())
+}
+
+// liveHeap collects the manager's garbage and returns the bytes its heap then holds
+// (runtime.MemStats.HeapAlloc): what the manager keeps, without the collector's headroom
+// that its resident memory also counts.
+func (s *stack) liveHeap(ctx context.Context) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+s.pprof+"/debug/pprof/heap?gc=1&debug=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no HeapAlloc in the manager's heap profile (%d bytes)", len(body))
 }

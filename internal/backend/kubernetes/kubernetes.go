@@ -782,7 +782,8 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 	// ServiceAccount may not grant) leaves none of the others written either. In the
 	// Webhook layout every write is preceded by a dry-run of the real binding as well: no
 	// escalation check runs on an OrgGrant, so only the real binding proves that the
-	// ServiceAccount could grant the role itself.
+	// ServiceAccount could grant the role itself. A single write is not tried first: the
+	// write itself is its own all-or-nothing (one request fewer per member).
 	if len(writes) > 1 || b.webhook {
 		for _, w := range writes {
 			check := b.bindingName("scim-check-", "scim-check", w.r)
@@ -795,7 +796,10 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 				// as the ServiceAccount: the escalation check
 				probes = append(probes, probe{b.rbacConfig(check, g.kind, g.subject, lbl, w.r), false})
 			}
-			probes = append(probes, probe{b.applyConfig(w.name, g.kind, g.subject, lbl, w.r), b.webhook})
+			if len(writes) > 1 {
+				// the write itself, tried: all of them or none
+				probes = append(probes, probe{b.applyConfig(w.name, g.kind, g.subject, lbl, w.r), b.webhook})
+			}
 			for _, p := range probes {
 				if err := b.apply(ctx, p.ac, p.ledger, client.DryRunAll); err != nil {
 					return b.writeError(ctx, err, fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject), w.r)
