@@ -9,7 +9,7 @@ import (
 
 // DefaultMaxConcurrentReconciles is the number of workers of each controller when the
 // manager is given none (--max-concurrent-reconciles).
-const DefaultMaxConcurrentReconciles = 4
+const DefaultMaxConcurrentReconciles = 16
 
 // slotWait is how long a member whose config holds its share of the workers waits in the
 // queue before it tries again.
