@@ -105,7 +105,21 @@ func (r *ScimConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	base := cfg.DeepCopy()
 	defer func() {
 		r.summarize(cfg)
-		if err := r.Status().Patch(ctx, cfg, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+		// The status is written only over the config this pass read: a merge patch replaces
+		// the conditions list whole, and a pass that read a config older than the stored one
+		// (the cache without our previous status write yet, or another controller's status
+		// write in between) decided from stale conditions (a BackendReady it did not see is
+		// "never checked": Unknown over a newer True).
+		err := r.Status().Patch(ctx, cfg, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		switch {
+		case apierrors.IsConflict(err):
+			// Run the whole pass again on a newer read (its steps are idempotent). The
+			// conflict replaces the steps' error rather than joining it: a TerminalError
+			// (a token Secret we do not own) would otherwise keep the pass from ever running
+			// again, and its condition from ever being written.
+			log.V(1).Info("status write conflicted: the pass read an old config, running it again", "stepError", fmt.Sprint(retErr))
+			res, retErr = ctrl.Result{}, err
+		case err != nil && !apierrors.IsNotFound(err):
 			retErr = errors.Join(retErr, err)
 		}
 	}()
