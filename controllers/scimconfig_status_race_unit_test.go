@@ -214,3 +214,57 @@ func (lc *laggingCache) driftWrite(t *testing.T, cfg *scimv1.ScimConfig) func() 
 		}
 	}
 }
+
+// A pass whose status write conflicts is run again, and its status is computed anew: what
+// only the pass that generated or rotated the token knew (when) must not be lost with the
+// conflicted write. The drift controller writes a new config's status at about the moment
+// its first pass generates the token, so this is the common case, not a corner.
+func TestTokenRotatedAtSurvivesAConflictedStatusWrite(t *testing.T) {
+	cfg := raceConfig()
+	cfg.Spec.TokenGracePeriod = &metav1.Duration{Duration: time.Hour}
+	lc := newLaggingCache(t, cfg)
+	r := raceReconciler(lc, &checkOnly{})
+	clk := r.Clock.(*clocktesting.FakePassiveClock)
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(cfg)}
+	rotatedAt := func() time.Time {
+		got := &scimv1.ScimConfig{}
+		if err := lc.WithWatch.Get(context.Background(), client.ObjectKeyFromObject(cfg), got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.TokenRotatedAt == nil {
+			return time.Time{}
+		}
+		return got.Status.TokenRotatedAt.UTC()
+	}
+	pass := func() {
+		t.Helper()
+		for range 3 { // a conflicted pass is retried
+			if _, err := r.Reconcile(context.Background(), req); err == nil {
+				return
+			}
+		}
+		t.Fatal("three passes in a row failed")
+	}
+
+	generated := clk.Now()
+	lc.writers = append(lc.writers, lc.driftWrite(t, cfg))
+	pass()
+	if got := rotatedAt(); !got.Equal(generated) {
+		t.Fatalf("after the token was generated: status.tokenRotatedAt %v, want %v", got, generated)
+	}
+
+	clk.SetTime(generated.Add(time.Minute))
+	updated := &scimv1.ScimConfig{}
+	if err := lc.Get(context.Background(), client.ObjectKeyFromObject(cfg), updated); err != nil {
+		t.Fatal(err)
+	}
+	updated.Annotations = map[string]string{scimv1.AnnotationRotateToken: "now"}
+	if err := lc.Update(context.Background(), updated); err != nil {
+		t.Fatal(err)
+	}
+	lc.writers = append(lc.writers, lc.driftWrite(t, cfg))
+	pass()
+	if got := rotatedAt(); !got.Equal(clk.Now()) {
+		t.Fatalf("after a rotation: status.tokenRotatedAt %v, want %v", got, clk.Now())
+	}
+}
