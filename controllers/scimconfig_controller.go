@@ -105,7 +105,21 @@ func (r *ScimConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	base := cfg.DeepCopy()
 	defer func() {
 		r.summarize(cfg)
-		if err := r.Status().Patch(ctx, cfg, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+		// The status is written only over the config this pass read: a merge patch replaces
+		// the conditions list whole, and a pass that read a config older than the stored one
+		// (the cache without our previous status write yet, or another controller's status
+		// write in between) decided from stale conditions (a BackendReady it did not see is
+		// "never checked": Unknown over a newer True).
+		err := r.Status().Patch(ctx, cfg, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		switch {
+		case apierrors.IsConflict(err):
+			// Run the whole pass again on a newer read (its steps are idempotent). The
+			// conflict replaces the steps' error rather than joining it: a TerminalError
+			// (a token Secret we do not own) would otherwise keep the pass from ever running
+			// again, and its condition from ever being written.
+			log.V(1).Info("status write conflicted: the pass read an old config, running it again", "stepError", fmt.Sprint(retErr))
+			res, retErr = ctrl.Result{}, err
+		case err != nil && !apierrors.IsNotFound(err):
 			retErr = errors.Join(retErr, err)
 		}
 	}()
@@ -223,8 +237,11 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 		}
 		s = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: cfg.Namespace, Name: name,
-				Labels:      map[string]string{naming.LabelTokenFor: cfg.Name},
-				Annotations: map[string]string{naming.AnnotationRotatedFor: cfg.Annotations[scimv1.AnnotationRotateToken]}},
+				Labels: map[string]string{naming.LabelTokenFor: cfg.Name},
+				Annotations: map[string]string{
+					naming.AnnotationRotatedFor: cfg.Annotations[scimv1.AnnotationRotateToken],
+					naming.AnnotationRotatedAt:  now.UTC().Format(time.RFC3339),
+				}},
 			Type: corev1.SecretTypeOpaque,
 			Data: map[string][]byte{naming.TokenKey: []byte(tok)},
 		}
@@ -234,7 +251,6 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 		if err := r.Create(ctx, s); err != nil {
 			return ctrl.Result{}, err
 		}
-		cfg.Status.TokenRotatedAt = &metav1.Time{Time: now}
 		cfg.Status.LastRotation = cfg.Annotations[scimv1.AnnotationRotateToken]
 		r.Recorder.Eventf(cfg, nil, corev1.EventTypeNormal, "TokenGenerated", "Generate",
 			"generated a bearer token into Secret %s", name)
@@ -262,10 +278,10 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 			return ctrl.Result{}, err
 		}
 		s.Data[naming.TokenKey] = []byte(tok)
+		s.Annotations[naming.AnnotationRotatedAt] = now.UTC().Format(time.RFC3339)
 		if err := r.Patch(ctx, s, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, err
 		}
-		cfg.Status.TokenRotatedAt = &metav1.Time{Time: now}
 		r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "TokenRegenerated", "Generate",
 			"Secret %s had no key %q: generated a new bearer token", name, naming.TokenKey)
 		orig = s.DeepCopy()
@@ -290,16 +306,21 @@ func (r *ScimConfigReconciler) reconcileGeneratedToken(ctx context.Context, cfg 
 		}
 		s.Data[naming.TokenKey] = []byte(tok)
 		s.Annotations[naming.AnnotationRotatedFor] = want
+		s.Annotations[naming.AnnotationRotatedAt] = now.UTC().Format(time.RFC3339)
 		if err := r.Patch(ctx, s, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, err
 		}
 		cfg.Status.LastRotation = want
-		cfg.Status.TokenRotatedAt = &metav1.Time{Time: now}
 		r.Recorder.Eventf(cfg, nil, corev1.EventTypeNormal, "TokenRotated", "Rotate",
 			"rotated the bearer token in Secret %s; the previous token stays valid for %s", name, grace)
 		orig = s.DeepCopy()
 	} else if want != "" {
 		cfg.Status.LastRotation = want
+	}
+	// The Secret says when its token was made: a pass whose status write conflicted (and
+	// is run again) does not lose it. A Secret from before the annotation keeps the status.
+	if at, err := time.Parse(time.RFC3339, s.Annotations[naming.AnnotationRotatedAt]); err == nil {
+		cfg.Status.TokenRotatedAt = &metav1.Time{Time: at}
 	}
 	// Expire the previous token once its grace period is over.
 	if exp, ok := s.Annotations[naming.AnnotationPreviousTokenExpires]; ok {

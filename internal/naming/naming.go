@@ -130,6 +130,10 @@ const (
 	// AnnotationRotatedFor on a generated token Secret is the rotate-token annotation
 	// value the current token was made for: one rotation per value.
 	AnnotationRotatedFor = "scim.operator.dev/rotated-for"
+	// AnnotationRotatedAt on a generated token Secret is when its current token was made
+	// (RFC 3339): status.tokenRotatedAt is read from it, so a status write that was lost
+	// (a conflict) does not lose it.
+	AnnotationRotatedAt = "scim.operator.dev/rotated-at"
 	// LabelTokenFor marks a generated token Secret with its ScimConfig's name.
 	LabelTokenFor = "scim.operator.dev/token-for"
 )
