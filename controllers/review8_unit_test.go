@@ -6,10 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientevents "k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
 )
 
@@ -45,7 +47,7 @@ func countReason(events []string, reason string) int {
 // between this pass's read and its status write.
 func TestBackendEventsOncePerOutageAcrossAConflictedStatusWrite(t *testing.T) {
 	for _, c := range []struct {
-		name, reason string
+		name, reason  string
 		before, after error
 	}{
 		{"outage", "BackendNotReady", nil, backend.NewPermanent("CredentialsRejected", errors.New("401 Unauthorized"))},
@@ -75,5 +77,31 @@ func TestBackendEventsOncePerOutageAcrossAConflictedStatusWrite(t *testing.T) {
 				t.Fatalf("%d %s events for one change of the backend, want 1: %q", n, c.reason, events)
 			}
 		})
+	}
+}
+
+// Review of the default of 16 workers (c0efd91): ConfigSlots promises "with fewer slow
+// configs than workers, every other config always finds a worker" (slots.go) and
+// docs/access-invariant.md only lets tenants take turns "with more slow tenants than
+// workers". Two slow tenants are far fewer than 16 workers, yet together they hold every
+// worker: the first takes workers-1, the second its first (always granted), and a third
+// tenant's deprovisioning waits in the queue for one of their slow reconciles. Acquire
+// counts only the slots it granted, so the test counts the controller's real workers:
+// a slot is a worker.
+func TestTwoSlowConfigsLeaveAWorkerForAThird(t *testing.T) {
+	workers := DefaultMaxConcurrentReconciles
+	s := NewConfigSlots(workers)
+	busy := 0
+	for _, name := range []string{"hub-a", "hub-c"} { // two tenants with a slow backlog
+		cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: name, Name: name}}
+		for busy < workers {
+			if _, ok := s.Acquire(cfg, false); !ok {
+				break
+			}
+			busy++
+		}
+	}
+	if busy >= workers {
+		t.Fatalf("two slow configs hold %d of %d workers: a third config's deprovisioning finds none", busy, workers)
 	}
 }
