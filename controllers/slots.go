@@ -18,11 +18,14 @@ const slotWait = 2 * time.Second
 // ConfigSlots shares a controller's workers out between ScimConfigs (tenants), so that
 // one tenant whose backend is slow (every call takes seconds) cannot occupy every worker
 // and delay another tenant's provisioning and deprovisioning. A config may always take a
-// worker when it holds none; it takes another only while that leaves one worker free for
-// the other configs. A member refused a slot is requeued (never waits in a worker).
+// worker when it holds none; it takes another only while that leaves free one worker for
+// each config holding workers, plus one (the spare). A member refused a slot is requeued
+// (never waits in a worker).
 //
-// With fewer slow configs than workers, every other config always finds a worker; with
-// more, they take turns in the queue's order.
+// One or two slow configs therefore always leave a worker for the others, however their
+// reconciles came. With k slow configs, a slow config's share shrinks as its reconciles end
+// (a released slot is taken again only under the rule) until they hold at most
+// workers-k-1 between them; more configs than that take turns in the queue's order.
 type ConfigSlots struct {
 	mu      sync.Mutex
 	workers int
@@ -53,7 +56,9 @@ func (s *ConfigSlots) Acquire(cfg *scimv1.ScimConfig, revocation bool) (release 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	extra := false
-	if s.held[key] > 0 && s.total >= s.workers-1 {
+	// every config holding workers leaves one free for the next config that comes, and
+	// one more is the spare: two slow configs leave a worker for a third at once
+	if s.held[key] > 0 && s.total+1 > s.workers-len(s.held)-1 {
 		if !revocation || s.extra[key] || s.total >= s.workers {
 			return nil, false
 		}
