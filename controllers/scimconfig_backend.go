@@ -66,9 +66,11 @@ func (r *ScimConfigReconciler) reconcileBackend(ctx context.Context, cfg *scimv1
 		// reason (plan.BackendNotReady): each keeps retrying its own calls.
 		if r.failedCheck(cfg, err) {
 			if was != metav1.ConditionFalse || condReason(cfg.Status.Conditions, scimv1.ConditionBackendReady) != plan.ReasonBackendUnavailable {
-				r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "BackendUnavailable", "Check",
-					"%s backend for organization %s has not answered a check for %s; members keep retrying: %s",
-					cfg.Spec.Backend.Type, cfg.Spec.Organization, unavailableAfter, truncate(err.Error(), 512))
+				tellAfterStatus(ctx, func() {
+					r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "BackendUnavailable", "Check",
+						"%s backend for organization %s has not answered a check for %s; members keep retrying: %s",
+						cfg.Spec.Backend.Type, cfg.Spec.Organization, unavailableAfter, truncate(err.Error(), 512))
+				})
 			}
 			r.setCondition(cfg, scimv1.ConditionBackendReady, metav1.ConditionFalse, "BackendUnavailable",
 				truncate(fmt.Sprintf("%s backend for organization %s has not answered a check for %s (members keep retrying on their own): %v",
@@ -87,9 +89,11 @@ func (r *ScimConfigReconciler) reconcileBackend(ctx context.Context, cfg *scimv1
 	if err != nil {
 		if was != metav1.ConditionFalse || condReason(cfg.Status.Conditions, scimv1.ConditionBackendReady) == plan.ReasonBackendUnavailable && backend.ReasonOf(err) != plan.ReasonBackendUnavailable {
 			// one event per outage, not one per member or per check
-			r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "BackendNotReady", "Check",
-				"%s backend for organization %s is not ready; members wait for it: %s",
-				cfg.Spec.Backend.Type, cfg.Spec.Organization, truncate(err.Error(), 512))
+			tellAfterStatus(ctx, func() {
+				r.Recorder.Eventf(cfg, nil, corev1.EventTypeWarning, "BackendNotReady", "Check",
+					"%s backend for organization %s is not ready; members wait for it: %s",
+					cfg.Spec.Backend.Type, cfg.Spec.Organization, truncate(err.Error(), 512))
+			})
 		}
 		r.setCondition(cfg, scimv1.ConditionBackendReady, metav1.ConditionFalse, backend.ReasonOf(err),
 			truncate(fmt.Sprintf("%s backend for organization %s: %v", cfg.Spec.Backend.Type, cfg.Spec.Organization, err), 32768))
@@ -97,8 +101,10 @@ func (r *ScimConfigReconciler) reconcileBackend(ctx context.Context, cfg *scimv1
 		return res, nil
 	}
 	if was == metav1.ConditionFalse {
-		r.Recorder.Eventf(cfg, nil, corev1.EventTypeNormal, "BackendReady", "Check",
-			"%s backend for organization %s answers again; waiting members resume", cfg.Spec.Backend.Type, cfg.Spec.Organization)
+		tellAfterStatus(ctx, func() {
+			r.Recorder.Eventf(cfg, nil, corev1.EventTypeNormal, "BackendReady", "Check",
+				"%s backend for organization %s answers again; waiting members resume", cfg.Spec.Backend.Type, cfg.Spec.Organization)
+		})
 	}
 	r.setCondition(cfg, scimv1.ConditionBackendReady, metav1.ConditionTrue, "Connected",
 		fmt.Sprintf("%s backend for organization %s answered", cfg.Spec.Backend.Type, cfg.Spec.Organization))

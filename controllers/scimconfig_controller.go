@@ -103,6 +103,7 @@ func (r *ScimConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	base := cfg.DeepCopy()
+	ctx, later := withAfterStatus(ctx)
 	defer func() {
 		r.summarize(cfg)
 		// The status is written only over the config this pass read: a merge patch replaces
@@ -121,6 +122,8 @@ func (r *ScimConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			res, retErr = ctrl.Result{}, err
 		case err != nil && !apierrors.IsNotFound(err):
 			retErr = errors.Join(retErr, err)
+		case err == nil:
+			later.tell()
 		}
 	}()
 
@@ -393,4 +396,32 @@ func (r *ScimConfigReconciler) configsForSecret(ctx context.Context, o client.Ob
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
 	}
 	return reqs
+}
+
+// afterStatus holds what a pass tells once its status write lands: the events that report
+// a condition's change. A pass whose write conflicts is run again on a newer read and
+// decides them again, so they are told once per change, not once per attempt.
+type afterStatus struct{ fns []func() }
+
+type afterStatusKey struct{}
+
+func withAfterStatus(ctx context.Context) (context.Context, *afterStatus) {
+	a := &afterStatus{}
+	return context.WithValue(ctx, afterStatusKey{}, a), a
+}
+
+// tellAfterStatus runs f once the pass's status is written (at once outside a pass).
+func tellAfterStatus(ctx context.Context, f func()) {
+	if a, ok := ctx.Value(afterStatusKey{}).(*afterStatus); ok {
+		a.fns = append(a.fns, f)
+		return
+	}
+	f()
+}
+
+func (a *afterStatus) tell() {
+	for _, f := range a.fns {
+		f()
+	}
+	a.fns = nil
 }
