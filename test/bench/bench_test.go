@@ -42,12 +42,14 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		"userName eq lookup",
 		"GET /Users/{id}",
 		"manager resident memory per member",
+		"manager live heap per member (after a collection)",
 		"SubjectAccessReview, unrelated user: p50 / p50 with no members",
 		"lookup p50 at 60 / p50 at 20",
 		"GET /Users page of 100, near the start",
 		"GET /Users page of 100, near the end",
 		"deprovision (active=false until access denied), idle",
 		"full sync (lookup, create; concurrency 4) until all Active / API server alone",
+		"full sync until all Active / API server alone writing member, grant and status",
 		"deprovision during the full sync",
 	}
 	got := map[string]int{}
