@@ -59,7 +59,8 @@ type Options struct {
 	// AccessToken is the organization access token's secret (dckr_oat_...). It is sent
 	// only to the token endpoint and never logged or put in errors.
 	AccessToken string
-	// HTTPClient (default: a client without its own timeout; Timeout bounds each call).
+	// HTTPClient (default: a client without its own timeout over sharedTransport; Timeout
+	// bounds each call).
 	HTTPClient *http.Client
 	// Limiter is shared by every worker of one organization (default
 	// SharedLimiter(Org, DefaultRequestsPerMinute)).
@@ -117,7 +118,7 @@ func New(opts Options) (*Backend, error) {
 		return nil, backend.NewPermanent("InvalidConfiguration", fmt.Errorf("dockerhub: default role %q is not member, editor or owner", opts.DefaultRole))
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{}
+		opts.HTTPClient = &http.Client{Transport: sharedTransport}
 	}
 	if opts.Limiter == nil {
 		opts.Limiter = SharedLimiter(opts.Org, DefaultRequestsPerMinute)
@@ -609,3 +610,12 @@ func (b *Backend) record(op string, start time.Time, err error) {
 	}
 	metrics.ObserveBackendCall(BackendName, op, result, start)
 }
+
+// sharedTransport is the default clients' connection pool, one for every organization: Go's
+// default keeps 2 idle connections per host, and the OrgMember controller's workers (16 by
+// default) call hub.docker.com at once, so most calls would open a TLS connection anew.
+var sharedTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 32
+	return t
+}()
