@@ -134,6 +134,7 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		// its share, the member waits in the queue instead of in a worker.
 		release, ok := r.Slots.Acquire(cfg, losingAccess(m))
 		if !ok {
+			r.Slots.PauseRefused(ctx)
 			return ctrl.Result{RequeueAfter: jitter(slotWait)}, nil
 		}
 		defer release()

@@ -1,7 +1,9 @@
 package controllers
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -72,4 +74,35 @@ func TestConfigSlotsLetOneRevocationThrough(t *testing.T) {
 	if _, ok := s.Acquire(b, false); !ok {
 		t.Fatal("the spare worker did not come back for another config")
 	}
+}
+
+// A worker refused a slot pauses until a slot is given back (here the pause is an hour, so
+// only the release can end it), and a second release ends a later pause too.
+func TestPauseRefusedEndsWhenASlotIsGivenBack(t *testing.T) {
+	a := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "hub"}}
+	s := NewConfigSlots(4)
+	s.pause = time.Hour
+	var held []func()
+	for {
+		release, ok := s.Acquire(a, false)
+		if !ok {
+			break
+		}
+		held = append(held, release)
+	}
+	for _, release := range held {
+		done := make(chan struct{})
+		go func() {
+			s.PauseRefused(context.Background())
+			close(done)
+		}()
+		time.Sleep(10 * time.Millisecond) // let it wait (if it has not, the release below still ends it)
+		release()
+		<-done // the test's own timeout is the failure if the release does not end the pause
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.PauseRefused(ctx) // a cancelled context ends it too
+	var none *ConfigSlots
+	none.PauseRefused(context.Background())
 }
