@@ -192,9 +192,22 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	defer cancel()
 	bctx = backend.WithGuard(bctx, configEnabled(ctx, r.Client, cfg))
 	if plan.NeedsObservation(in) {
-		obs, err := observeMember(bctx, b, m)
-		if err != nil {
-			return r.backendError(ctx, m, cfg, "observe the member", err)
+		how := observeDirectly
+		var obs backend.Member
+		if in.Origin == "" && !in.Labelled {
+			// never judged yet: read from a fresh listing of the organization when one
+			// shows the person, or wait for one in a burst (DriftQueue.firstObservation)
+			obs, how = r.Drift.firstObservation(cfg, m, r.Clock.Now())
+		}
+		switch how {
+		case waitForListing:
+			m.Status.Message = fmt.Sprintf("waiting for one listing of organization %s: many people appeared at once",
+				cfg.Spec.Organization)
+			return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil // the pass enqueues it
+		case observeDirectly:
+			if obs, err = observeMember(bctx, b, m); err != nil {
+				return r.backendError(ctx, m, cfg, "observe the member", err)
+			}
 		}
 		in.Observed = obs
 		if !in.Labelled && obs.State == backend.StateMember && obs.BackendID != "" &&
