@@ -45,7 +45,8 @@ type DriftQueue struct {
 	passes chan event.TypedGenericEvent[*scimv1.ScimConfig]
 	// by config
 	listings map[types.NamespacedName]lastListing
-	// recent are the times of the latest first observations made one by one.
+	// recent are the times of the latest first observations made one by one that found
+	// the person in the backend already.
 	recent map[types.NamespacedName][]time.Time
 	// waiting are the members whose first observation waits for a listing, and since when.
 	waiting map[types.NamespacedName]map[types.NamespacedName]time.Time
@@ -60,8 +61,10 @@ type lastListing struct {
 
 const (
 	// firstObservationBurst first observations made one by one within firstObservationWindow
-	// make a burst: the members that appear next wait for one listing of the organization.
-	// Below it (an IdP creating people one at a time) each is observed at once.
+	// that found the person in the organization already make a burst (an organization
+	// adopted at once): the members that appear next wait for one listing of it. New
+	// people (an IdP's new hires, a full sync into an empty organization) are absent from
+	// any listing, so they are always looked up at once.
 	firstObservationBurst  = 8
 	firstObservationWindow = 10 * time.Second
 	// listingWaitMax bounds how long a member waits for a listing (a pass that keeps
@@ -169,9 +172,9 @@ func (d *DriftQueue) ask(cfg *scimv1.ScimConfig) {
 //   - absent from it, or no such listing: the person is looked up one by one (an absent
 //     person is invited at once, and a paged listing that raced a change must not turn a
 //     person the organization had into one SCIM provisioned);
-//   - unless many members of the config were just observed one by one (a burst: an
-//     organization adopted at once): then the member waits for one listing, asked for
-//     now, and the pass enqueues it.
+//   - unless many members of the config were just found in the organization one by one
+//     (a burst: an organization adopted at once): then the member waits for one listing,
+//     asked for now, and the pass enqueues it.
 func (d *DriftQueue) firstObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMember, now time.Time) (backend.Member, firstObservation) {
 	if d == nil || cfg == nil {
 		return backend.Member{}, observeDirectly
@@ -193,13 +196,7 @@ func (d *DriftQueue) firstObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMembe
 		d.ask(cfg) // its own retry: the pass asked for may have failed
 		return backend.Member{}, waitForListing
 	}
-	recent := d.recent[key][:0]
-	for _, t := range d.recent[key] {
-		if now.Sub(t) < firstObservationWindow {
-			recent = append(recent, t)
-		}
-	}
-	d.recent[key] = recent
+	recent := d.recentLocked(key, now)
 	if (len(recent) >= firstObservationBurst || len(d.waiting[key]) > 0) && now.Sub(appeared) < listingWaitMax {
 		if d.waiting[key] == nil {
 			d.waiting[key] = map[types.NamespacedName]time.Time{}
@@ -211,8 +208,32 @@ func (d *DriftQueue) firstObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMembe
 		return backend.Member{}, waitForListing
 	}
 	delete(d.waiting[key], mkey)
-	d.recent[key] = append(recent, now)
 	return backend.Member{}, observeDirectly
+}
+
+// recentLocked drops the first observations older than the window and returns the others.
+func (d *DriftQueue) recentLocked(key types.NamespacedName, now time.Time) []time.Time {
+	recent := d.recent[key][:0]
+	for _, t := range d.recent[key] {
+		if now.Sub(t) < firstObservationWindow {
+			recent = append(recent, t)
+		}
+	}
+	d.recent[key] = recent
+	return recent
+}
+
+// observedDirectly records a first observation made one by one: one that found the person
+// in the organization already counts towards a burst.
+func (d *DriftQueue) observedDirectly(cfg *scimv1.ScimConfig, obs backend.Member, now time.Time) {
+	if d == nil || cfg == nil || obs.State == backend.StateAbsent || obs.State == "" {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	key := client.ObjectKeyFromObject(cfg)
+	d.recent[key] = append(d.recentLocked(key, now), now)
 }
 
 // source is the OrgMember controller's source of drifted members.

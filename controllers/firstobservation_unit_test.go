@@ -19,19 +19,30 @@ func firstObsMember(i int, created time.Time) *scimv1.OrgMember {
 	return m
 }
 
-// A burst of new members waits for one listing, which then answers for the people it
-// shows; a person absent from it, a listing older than the member, or a lone new member
-// is looked up one by one.
+// A burst of members found in the organization already waits for one listing, which then
+// answers for the people it shows; new people, a person absent from the listing, a
+// listing older than the member, or a lone member are looked up one by one.
 func TestFirstObservationUsesOneListingForABurst(t *testing.T) {
 	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme", UID: "u1"}}
 	d := &DriftQueue{}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0.Add(2 * time.Second)
+	// new people (absent from the organization) are looked up one by one however many come
+	for i := range 3 * firstObservationBurst {
+		m := firstObsMember(1000+i, t0)
+		if _, how := d.firstObservation(cfg, m, now); how != observeDirectly {
+			t.Fatalf("new person %d: %v, want a direct observation", i, how)
+		}
+		d.observedDirectly(cfg, backend.Member{UserName: m.Spec.UserName, State: backend.StateAbsent}, now)
+	}
 	n := 3 * firstObservationBurst
 	direct, waiting := 0, 0
 	for i := range n {
-		_, how := d.firstObservation(cfg, firstObsMember(i, t0), t0.Add(2*time.Second))
+		m := firstObsMember(i, t0)
+		_, how := d.firstObservation(cfg, m, now)
 		switch how {
 		case observeDirectly:
+			d.observedDirectly(cfg, backend.Member{UserName: m.Spec.UserName, State: backend.StateMember}, now)
 			direct++
 		case waitForListing:
 			waiting++
@@ -88,7 +99,9 @@ func TestFirstObservationStopsWaitingForAFailingPass(t *testing.T) {
 	d := &DriftQueue{}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range firstObservationBurst + 1 {
-		d.firstObservation(cfg, firstObsMember(i, t0), t0.Add(2*time.Second))
+		if _, how := d.firstObservation(cfg, firstObsMember(i, t0), t0.Add(2*time.Second)); how == observeDirectly {
+			d.observedDirectly(cfg, backend.Member{State: backend.StateInvited}, t0.Add(2*time.Second))
+		}
 	}
 	m := firstObsMember(firstObservationBurst, t0)
 	if _, how := d.firstObservation(cfg, m, t0.Add(time.Minute)); how != waitForListing {

@@ -194,7 +194,8 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if plan.NeedsObservation(in) {
 		how := observeDirectly
 		var obs backend.Member
-		if in.Origin == "" && !in.Labelled {
+		first := in.Origin == "" && !in.Labelled
+		if first {
 			// never judged yet: read from a fresh listing of the organization when one
 			// shows the person, or wait for one in a burst (DriftQueue.firstObservation)
 			obs, how = r.Drift.firstObservation(cfg, m, r.Clock.Now())
@@ -207,6 +208,9 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		case observeDirectly:
 			if obs, err = observeMember(bctx, b, m); err != nil {
 				return r.backendError(ctx, m, cfg, "observe the member", err)
+			}
+			if first {
+				r.Drift.observedDirectly(cfg, obs, r.Clock.Now())
 			}
 		}
 		in.Observed = obs
