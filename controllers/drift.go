@@ -211,6 +211,31 @@ func (d *DriftQueue) firstObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMembe
 	return backend.Member{}, observeDirectly
 }
 
+// waitOnRateLimit tells whether a member whose first observation the organization's
+// request budget refused waits for a listing instead (and asks for one): when people were
+// just found in the organization one by one (an adoption under way), the members behind
+// them would otherwise each wait for their own turn, one budget slot apart.
+func (d *DriftQueue) waitOnRateLimit(cfg *scimv1.ScimConfig, m *scimv1.OrgMember, now time.Time) bool {
+	if d == nil || cfg == nil || now.Sub(m.CreationTimestamp.Add(time.Second)) >= listingWaitMax {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	key := client.ObjectKeyFromObject(cfg)
+	if len(d.recentLocked(key, now)) == 0 && len(d.waiting[key]) == 0 {
+		return false // new people: their own turn is the shortest way
+	}
+	if d.waiting[key] == nil {
+		d.waiting[key] = map[types.NamespacedName]time.Time{}
+	}
+	if len(d.waiting[key]) == 0 {
+		d.ask(cfg)
+	}
+	d.waiting[key][client.ObjectKeyFromObject(m)] = now
+	return true
+}
+
 // recentLocked drops the first observations older than the window and returns the others.
 func (d *DriftQueue) recentLocked(key types.NamespacedName, now time.Time) []time.Time {
 	recent := d.recent[key][:0]

@@ -111,3 +111,25 @@ func TestFirstObservationStopsWaitingForAFailingPass(t *testing.T) {
 		t.Fatalf("%v after %s, want a direct observation", how, listingWaitMax)
 	}
 }
+
+// A first observation the request budget refuses waits for a listing while an adoption is
+// under way (people were just found one by one), and takes its own turn otherwise.
+func TestFirstObservationRateLimitedWaitsForAListingDuringAnAdoption(t *testing.T) {
+	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme", UID: "u1"}}
+	d := &DriftQueue{}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0.Add(2 * time.Second)
+	if d.waitOnRateLimit(cfg, firstObsMember(0, t0), now) {
+		t.Fatal("a new person refused by the budget waits for a listing with no adoption under way")
+	}
+	d.observedDirectly(cfg, backend.Member{State: backend.StateMember}, now)
+	if !d.waitOnRateLimit(cfg, firstObsMember(1, t0), now) {
+		t.Fatal("during an adoption, a member refused by the budget does not wait for the listing")
+	}
+	if len(d.passes) != 1 {
+		t.Fatalf("%d passes asked for, want 1", len(d.passes))
+	}
+	if got := d.remember(cfg, now.Add(time.Second), plan.NewListing(nil)); len(got) != 1 {
+		t.Fatalf("the pass enqueued %d members, want the one that waited", len(got))
+	}
+}

@@ -202,11 +202,12 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 		switch how {
 		case waitForListing:
-			m.Status.Message = fmt.Sprintf("waiting for one listing of organization %s: many people appeared at once",
-				cfg.Spec.Organization)
-			return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil // the pass enqueues it
+			return r.waitForListing(m, cfg)
 		case observeDirectly:
 			if obs, err = observeMember(bctx, b, m); err != nil {
+				if first && backend.ClassOf(err) == backend.RateLimited && r.Drift.waitOnRateLimit(cfg, m, r.Clock.Now()) {
+					return r.waitForListing(m, cfg)
+				}
 				return r.backendError(ctx, m, cfg, "observe the member", err)
 			}
 			if first {
@@ -240,6 +241,14 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return r.wait(m, cfg, p.Wait)
 	}
 	return r.execute(bctx, ctx, m, cfg, b, in, p, st)
+}
+
+// waitForListing leaves a member whose first observation waits for a drift pass's listing
+// (the pass enqueues it; the requeue is for a pass that never comes).
+func (r *OrgMemberReconciler) waitForListing(m *scimv1.OrgMember, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
+	m.Status.Message = fmt.Sprintf("waiting for one listing of organization %s: many people already in it appeared at once",
+		cfg.Spec.Organization)
+	return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
 }
 
 // memberState carries the status patch base between the deferred patch and the steps
