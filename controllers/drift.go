@@ -8,11 +8,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -31,9 +34,231 @@ const driftListTimeout = 10 * time.Minute
 // DriftQueue carries the members a drift pass found different from the backend into the
 // OrgMember controller's queue (the pass only enqueues: the member's own reconcile
 // observes, plans and acts, so data flows one way).
+//
+// It also lends the last listing of each config to the members' first observations:
+// people an organization already has cost one call per page of it when their OrgMembers
+// appear in a burst (an organization adopted at once), not two calls each.
 type DriftQueue struct {
 	mu sync.Mutex
 	q  workqueue.TypedRateLimitingInterface[reconcile.Request]
+	// passes asks the drift controller for a pass of a config now.
+	passes chan event.TypedGenericEvent[*scimv1.ScimConfig]
+	// by config
+	listings map[types.NamespacedName]lastListing
+	// recent are the times of the latest first observations made one by one that found
+	// the person in the backend already.
+	recent map[types.NamespacedName][]time.Time
+	// waiting are the members whose first observation waits for a listing, and since when.
+	waiting map[types.NamespacedName]map[types.NamespacedName]time.Time
+}
+
+// lastListing is a config's latest drift listing and when it was started.
+type lastListing struct {
+	uid     types.UID
+	started time.Time
+	listing *plan.Listing
+}
+
+const (
+	// firstObservationBurst first observations made one by one within firstObservationWindow
+	// that found the person in the organization already make a burst (an organization
+	// adopted at once): the members that appear next wait for one listing of it. New
+	// people (an IdP's new hires, a full sync into an empty organization) are absent from
+	// any listing, so they are always looked up at once.
+	firstObservationBurst  = 8
+	firstObservationWindow = 10 * time.Second
+	// listingWaitMax bounds how long a member waits for a listing (a pass that keeps
+	// failing): older members are observed one by one.
+	listingWaitMax = driftListTimeout
+	// passSpacing is the least time between the starts of two passes of a config: the
+	// members of a burst that keeps coming wait for the next one together.
+	passSpacing = 2 * time.Second
+)
+
+// firstObservation is how a member's first observation is made.
+type firstObservation int
+
+const (
+	// observeDirectly: look the person up (ObserveMember).
+	observeDirectly firstObservation = iota
+	// observedInListing: a listing started after the member appeared shows the person.
+	observedInListing
+	// waitForListing: a burst of new members waits for the pass this asked for.
+	waitForListing
+)
+
+func (d *DriftQueue) init() {
+	if d.passes == nil {
+		d.passes = make(chan event.TypedGenericEvent[*scimv1.ScimConfig], 256)
+		d.listings = map[types.NamespacedName]lastListing{}
+		d.recent = map[types.NamespacedName][]time.Time{}
+		d.waiting = map[types.NamespacedName]map[types.NamespacedName]time.Time{}
+	}
+}
+
+// passSource is the drift controller's source of passes asked for by members.
+func (d *DriftQueue) passSource() source.TypedSource[reconcile.Request] {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	return source.Channel(d.passes, handler.TypedEnqueueRequestsFromMapFunc(
+		func(_ context.Context, c *scimv1.ScimConfig) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}}}
+		}))
+}
+
+// remember keeps the listing of a pass started at started, and returns the members that
+// waited for a listing started after they did (the pass enqueues them).
+func (d *DriftQueue) remember(cfg *scimv1.ScimConfig, started time.Time, l *plan.Listing) []reconcile.Request {
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	key := client.ObjectKeyFromObject(cfg)
+	d.listings[key] = lastListing{uid: cfg.UID, started: started, listing: l}
+	var reqs []reconcile.Request
+	for m, since := range d.waiting[key] {
+		if since.Before(started) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: m})
+			delete(d.waiting[key], m)
+		}
+	}
+	if len(d.waiting[key]) > 0 {
+		d.ask(cfg) // members that came during the pass: the next one is theirs
+	}
+	return reqs
+}
+
+// untilNext is how long a pass of the config waits for passSpacing since the last one.
+func (d *DriftQueue) untilNext(key types.NamespacedName, now time.Time) time.Duration {
+	if d == nil {
+		return 0
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if last, ok := d.listings[key]; ok {
+		return max(0, passSpacing-now.Sub(last.started))
+	}
+	return 0
+}
+
+// forget drops what is kept for a config (deleted, disabled).
+func (d *DriftQueue) forget(key types.NamespacedName) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.listings, key)
+	delete(d.recent, key)
+	delete(d.waiting, key)
+}
+
+func (d *DriftQueue) ask(cfg *scimv1.ScimConfig) {
+	c := &scimv1.ScimConfig{}
+	c.Namespace, c.Name = cfg.Namespace, cfg.Name
+	select {
+	case d.passes <- event.TypedGenericEvent[*scimv1.ScimConfig]{Object: c}:
+	default: // a full buffer: passes already asked for
+	}
+}
+
+// firstObservation decides how the first observation of a member that SCIM has not
+// judged yet (no origin) is made, on a backend without owner labels:
+//   - a listing started after the member appeared shows the person (a member, or
+//     invited): that is the observation, as ObserveMember would have made it then;
+//   - absent from it, or no such listing: the person is looked up one by one (an absent
+//     person is invited at once, and a paged listing that raced a change must not turn a
+//     person the organization had into one SCIM provisioned);
+//   - unless many members of the config were just found in the organization one by one
+//     (a burst: an organization adopted at once): then the member waits for one listing,
+//     asked for now, and the pass enqueues it.
+func (d *DriftQueue) firstObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMember, now time.Time) (backend.Member, firstObservation) {
+	if d == nil || cfg == nil {
+		return backend.Member{}, observeDirectly
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	key, mkey := client.ObjectKeyFromObject(cfg), client.ObjectKeyFromObject(m)
+	// creationTimestamp has whole seconds: the member appeared before created+1s.
+	appeared := m.CreationTimestamp.Add(time.Second)
+	if last, ok := d.listings[key]; ok && last.uid == cfg.UID && !last.started.Before(appeared) {
+		delete(d.waiting[key], mkey)
+		if obs := last.listing.Observe(m, false); obs.State != backend.StateAbsent {
+			return obs, observedInListing
+		}
+		return backend.Member{}, observeDirectly
+	}
+	if _, ok := d.waiting[key][mkey]; ok && now.Sub(appeared) < listingWaitMax {
+		d.ask(cfg) // its own retry: the pass asked for may have failed
+		return backend.Member{}, waitForListing
+	}
+	recent := d.recentLocked(key, now)
+	if (len(recent) >= firstObservationBurst || len(d.waiting[key]) > 0) && now.Sub(appeared) < listingWaitMax {
+		if d.waiting[key] == nil {
+			d.waiting[key] = map[types.NamespacedName]time.Time{}
+		}
+		if len(d.waiting[key]) == 0 {
+			d.ask(cfg)
+		}
+		d.waiting[key][mkey] = now
+		return backend.Member{}, waitForListing
+	}
+	delete(d.waiting[key], mkey)
+	return backend.Member{}, observeDirectly
+}
+
+// waitOnRateLimit tells whether a member whose first observation the organization's
+// request budget refused waits for a listing instead (and asks for one): when people were
+// just found in the organization one by one (an adoption under way), the members behind
+// them would otherwise each wait for their own turn, one budget slot apart.
+func (d *DriftQueue) waitOnRateLimit(cfg *scimv1.ScimConfig, m *scimv1.OrgMember, now time.Time) bool {
+	if d == nil || cfg == nil || now.Sub(m.CreationTimestamp.Add(time.Second)) >= listingWaitMax {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	key := client.ObjectKeyFromObject(cfg)
+	if len(d.recentLocked(key, now)) == 0 && len(d.waiting[key]) == 0 {
+		return false // new people: their own turn is the shortest way
+	}
+	if d.waiting[key] == nil {
+		d.waiting[key] = map[types.NamespacedName]time.Time{}
+	}
+	if len(d.waiting[key]) == 0 {
+		d.ask(cfg)
+	}
+	d.waiting[key][client.ObjectKeyFromObject(m)] = now
+	return true
+}
+
+// recentLocked drops the first observations older than the window and returns the others.
+func (d *DriftQueue) recentLocked(key types.NamespacedName, now time.Time) []time.Time {
+	recent := d.recent[key][:0]
+	for _, t := range d.recent[key] {
+		if now.Sub(t) < firstObservationWindow {
+			recent = append(recent, t)
+		}
+	}
+	d.recent[key] = recent
+	return recent
+}
+
+// observedDirectly records a first observation made one by one: one that found the person
+// in the organization already counts towards a burst.
+func (d *DriftQueue) observedDirectly(cfg *scimv1.ScimConfig, obs backend.Member, now time.Time) {
+	if d == nil || cfg == nil || obs.State == backend.StateAbsent || obs.State == "" {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	key := client.ObjectKeyFromObject(cfg)
+	d.recent[key] = append(d.recentLocked(key, now), now)
 }
 
 // source is the OrgMember controller's source of drifted members.
@@ -82,9 +307,13 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	log := logf.FromContext(ctx)
 	cfg := &scimv1.ScimConfig{}
 	if err := r.Get(ctx, req.NamespacedName, cfg); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Queue.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if plan.ConfigStateOf(cfg) != plan.ConfigEnabled {
+		r.Queue.forget(req.NamespacedName)
 		return ctrl.Result{}, nil // enabling the config, or its backend's recovery, starts a pass
 	}
 	interval := resyncInterval(cfg)
@@ -93,6 +322,9 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 		return ctrl.Result{RequeueAfter: jitter(interval)}, nil // the config reports it (BackendReady)
 	}
 	started := r.Clock.Now()
+	if wait := r.Queue.untilNext(req.NamespacedName, started); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	lctx, cancel := context.WithTimeout(ctx, driftListTimeout)
 	defer cancel()
 	list, err := b.ListMembers(lctx)
@@ -120,7 +352,10 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	_, labelled := b.(backend.OwnerLedger)
 	_, groupsOnly := b.(backend.NoUserTeams)
 	listing := plan.NewListing(list)
-	var reqs []reconcile.Request
+	var reqs, waited []reconcile.Request
+	if !labelled { // there members observe one by one (cheap, and Managed needs it)
+		waited = r.Queue.remember(cfg, started, listing)
+	}
 	complete := true
 	for i := range members.Items {
 		m := &members.Items[i]
@@ -135,10 +370,11 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 		}
 	}
 	r.Queue.Enqueue(reqs)
+	r.Queue.Enqueue(waited)
 	metrics.DriftPasses.WithLabelValues(cfg.Namespace, cfg.Name, "success").Inc()
 	metrics.DriftListed.WithLabelValues(cfg.Namespace, cfg.Name).Set(float64(len(list)))
 	metrics.DriftDiffering.WithLabelValues(cfg.Namespace, cfg.Name).Set(float64(len(reqs)))
-	log.V(1).Info("drift pass", "listed", len(list), "members", len(members.Items), "differing", len(reqs))
+	log.V(1).Info("drift pass", "listed", len(list), "members", len(members.Items), "differing", len(reqs), "waited", len(waited))
 	if complete {
 		// Every member the config manages matched the backend as listed at started.
 		orig := cfg.DeepCopy()
@@ -161,8 +397,12 @@ func (r *DriftReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
+	if r.Queue == nil {
+		r.Queue = &DriftQueue{}
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&scimv1.ScimConfig{}, builder.WithPredicates(configChanged())).
+		WatchesRawSource(r.Queue.passSource()).
 		Named("drift").
 		Complete(r)
 }

@@ -99,6 +99,54 @@ var _ = Describe("Drift repair by listing", func() {
 		Expect(emu.Count("GET", "/v2/orgs/"+ns+"/members")).To(BeNumerically(">=", pages))
 	})
 
+	It("adopts an organization's people at a call per page of it, not two calls a member, and invites the missing ones", func() {
+		// Everyone appears at once (an IdP's first push to an organization that had its people
+		// already): the first few are looked up one by one, then the burst waits for one listing
+		// of the organization, which answers for the people it shows. Before, every member's
+		// first reconcile searched the members and listed the invites: 2 calls each.
+		n, missing := driftMembers(), 3
+		emu := hubConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Policies.Adoption = scimv1.AdoptionAdopt })
+		for i := missing; i < n; i++ {
+			id, email := hubUser(i)
+			emu.AddMember(id, email, "member")
+		}
+		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)).Should(Equal("True/Connected"))
+		emu.ResetLog()
+		members := make([]*scimv1.OrgMember, n)
+		for i := range n {
+			_, email := hubUser(i)
+			members[i] = newMember(ns, "acme", email)
+			Expect(k8s.Create(ctx, members[i])).To(Succeed())
+		}
+		for i, m := range members {
+			if i < missing {
+				settled(m, "Invited/True/Invited")
+				continue
+			}
+			settled(m, "Active/True/Active")
+			Expect(getMember(m).Status.Origin).To(Equal(scimv1.OriginAdopted))
+		}
+		for i := range missing {
+			_, email := hubUser(i)
+			Expect(emu.InvitesSent(email)).To(Equal(1), "a person missing from the organization is invited, once")
+		}
+		var calls, checks int
+		for _, r := range emu.Requests() {
+			if r.Method == "GET" && r.Query == "page_size=1" {
+				checks++
+				continue
+			}
+			calls++
+		}
+		pages := int(math.Ceil(float64(n) / 100))
+		const perInvite = 5 // its observation, EnsureMember's, the invitation
+		fig := fmt.Sprintf("adopting %d members (%d missing): %d Docker Hub calls (%d backend checks besides)", n, missing, calls, checks)
+		GinkgoWriter.Println(fig)
+		AddReportEntry("adoption", fig)
+		Expect(calls).To(BeNumerically("<=", 2*10+missing*perInvite+6*pages),
+			"adoption costs the first few lookups, a few listings and the invitations: %v", emu.Requests())
+	})
+
 	It("measures the Docker Hub calls of one steady-state pass (DRIFT_MEASURE=1)", Label("measure"), func() {
 		// A measurement, not a test: it runs the same on the code before drift by listing
 		// (where the config's reconcile annotation reconciled every member, as each member's

@@ -193,9 +193,27 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	defer cancel()
 	bctx = backend.WithGuard(bctx, configEnabled(ctx, r.Client, cfg))
 	if plan.NeedsObservation(in) {
-		obs, err := observeMember(bctx, b, m)
-		if err != nil {
-			return r.backendError(ctx, m, cfg, "observe the member", err)
+		how := observeDirectly
+		var obs backend.Member
+		first := in.Origin == "" && !in.Labelled
+		if first {
+			// never judged yet: read from a fresh listing of the organization when one
+			// shows the person, or wait for one in a burst (DriftQueue.firstObservation)
+			obs, how = r.Drift.firstObservation(cfg, m, r.Clock.Now())
+		}
+		switch how {
+		case waitForListing:
+			return r.waitForListing(m, cfg)
+		case observeDirectly:
+			if obs, err = observeMember(bctx, b, m); err != nil {
+				if first && backend.ClassOf(err) == backend.RateLimited && r.Drift.waitOnRateLimit(cfg, m, r.Clock.Now()) {
+					return r.waitForListing(m, cfg)
+				}
+				return r.backendError(ctx, m, cfg, "observe the member", err)
+			}
+			if first {
+				r.Drift.observedDirectly(cfg, obs, r.Clock.Now())
+			}
 		}
 		in.Observed = obs
 		if !in.Labelled && obs.State == backend.StateMember && obs.BackendID != "" &&
@@ -224,6 +242,14 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return r.wait(m, cfg, p.Wait)
 	}
 	return r.execute(bctx, ctx, m, cfg, b, in, p, st)
+}
+
+// waitForListing leaves a member whose first observation waits for a drift pass's listing
+// (the pass enqueues it; the requeue is for a pass that never comes).
+func (r *OrgMemberReconciler) waitForListing(m *scimv1.OrgMember, cfg *scimv1.ScimConfig) (ctrl.Result, error) {
+	m.Status.Message = fmt.Sprintf("waiting for one listing of organization %s: many people already in it appeared at once",
+		cfg.Spec.Organization)
+	return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
 }
 
 // memberState carries the status patch base between the deferred patch and the steps

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/testenv"
 	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
 )
@@ -60,6 +61,24 @@ type HubOptions struct {
 	RateLimit int
 	// ResyncInterval is the sample's spec.resyncInterval ("" for HubResyncInterval).
 	ResyncInterval string
+	// Adoption is the sample's spec.policies.adoption ("" leaves the sample's, the default
+	// Ignore: people already in the organization are Preexisting, and SCIM never changes
+	// them, nor invites them back when they are removed by hand).
+	Adoption scimv1.AdoptionPolicy
+}
+
+// pointAt points the sample ScimConfig at the emulator's url with the options.
+func pointAt(cfg *unstructured.Unstructured, url string, o HubOptions) error {
+	if err := unstructured.SetNestedField(cfg.Object, url, "spec", "backend", "dockerhub", "baseURL"); err != nil {
+		return err
+	}
+	if err := unstructured.SetNestedField(cfg.Object, o.ResyncInterval, "spec", "resyncInterval"); err != nil {
+		return err
+	}
+	if o.Adoption != "" {
+		return unstructured.SetNestedField(cfg.Object, string(o.Adoption), "spec", "policies", "adoption")
+	}
+	return nil
 }
 
 // StartHubWith is StartHub with options (make bench runs the emulator at Docker Hub's rate
@@ -114,10 +133,7 @@ func StartHubWith(ctx context.Context, c client.Client, ns string, o HubOptions)
 	if err := c.Patch(ctx, s, client.Apply, client.FieldOwner("scim-devloop"), client.ForceOwnership); err != nil {
 		return fail(fmt.Errorf("apply Secret %s: %w", secret, err))
 	}
-	if err := unstructured.SetNestedField(cfg.Object, h.URL, "spec", "backend", "dockerhub", "baseURL"); err != nil {
-		return fail(err)
-	}
-	if err := unstructured.SetNestedField(cfg.Object, o.ResyncInterval, "spec", "resyncInterval"); err != nil {
+	if err := pointAt(cfg, h.URL, o); err != nil {
 		return fail(err)
 	}
 	for _, u := range objs {

@@ -46,6 +46,16 @@ func (l *Listing) present(ids ...string) bool {
 	return false
 }
 
+// Observe is what ObserveMember (with the email, on a backend that invites by email)
+// would have answered for the member when the listing was taken; UserName is the
+// member's, as ObserveMember's is. A member's first observation reads it from a listing
+// started after the member appeared (controllers.DriftQueue), instead of two calls.
+func (l *Listing) Observe(m *scimv1.OrgMember, labelled bool) backend.Member {
+	obs := l.observe(m, labelled)
+	obs.UserName = m.Spec.UserName
+	return obs
+}
+
 // observe is what ObserveMember (with the email, on a backend that invites by email)
 // would answer for the member, read from the listing: a membership found under the
 // userName or the email wins over an invitation.

@@ -1,0 +1,135 @@
+package controllers
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/plan"
+)
+
+func firstObsMember(i int, created time.Time) *scimv1.OrgMember {
+	m := &scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("m%d", i),
+		CreationTimestamp: metav1.NewTime(created)}}
+	m.Spec.UserName = fmt.Sprintf("p%d@example.com", i)
+	return m
+}
+
+// A burst of members found in the organization already waits for one listing, which then
+// answers for the people it shows; new people, a person absent from the listing, a
+// listing older than the member, or a lone member are looked up one by one.
+func TestFirstObservationUsesOneListingForABurst(t *testing.T) {
+	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme", UID: "u1"}}
+	d := &DriftQueue{}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0.Add(2 * time.Second)
+	// new people (absent from the organization) are looked up one by one however many come
+	for i := range 3 * firstObservationBurst {
+		m := firstObsMember(1000+i, t0)
+		if _, how := d.firstObservation(cfg, m, now); how != observeDirectly {
+			t.Fatalf("new person %d: %v, want a direct observation", i, how)
+		}
+		d.observedDirectly(cfg, backend.Member{UserName: m.Spec.UserName, State: backend.StateAbsent}, now)
+	}
+	n := 3 * firstObservationBurst
+	direct, waiting := 0, 0
+	for i := range n {
+		m := firstObsMember(i, t0)
+		_, how := d.firstObservation(cfg, m, now)
+		switch how {
+		case observeDirectly:
+			d.observedDirectly(cfg, backend.Member{UserName: m.Spec.UserName, State: backend.StateMember}, now)
+			direct++
+		case waitForListing:
+			waiting++
+		default:
+			t.Fatalf("member %d: observed in a listing before any", i)
+		}
+	}
+	if direct != firstObservationBurst || waiting != n-direct {
+		t.Fatalf("%d direct and %d waiting first observations, want %d and %d", direct, waiting, firstObservationBurst, n-direct)
+	}
+	if len(d.passes) == 0 {
+		t.Fatal("the burst asked for no pass")
+	}
+
+	// the pass lists everyone but the last person, and enqueues every waiting member
+	var list []backend.Member
+	for i := range n - 1 {
+		list = append(list, backend.Member{UserName: fmt.Sprintf("p%d@example.com", i), BackendID: fmt.Sprintf("p%d", i),
+			Role: "member", State: backend.StateMember})
+	}
+	started := t0.Add(3 * time.Second)
+	if got := d.remember(cfg, started, plan.NewListing(list)); len(got) != waiting {
+		t.Fatalf("the pass enqueued %d waiting members, want %d", len(got), waiting)
+	}
+	for i := range n {
+		obs, how := d.firstObservation(cfg, firstObsMember(i, t0), started.Add(time.Second))
+		switch {
+		case i < n-1 && (how != observedInListing || obs.State != backend.StateMember || obs.BackendID != fmt.Sprintf("p%d", i) ||
+			obs.UserName != fmt.Sprintf("p%d@example.com", i)):
+			t.Fatalf("member %d: %v %+v, want the listing's membership", i, how, obs)
+		case i == n-1 && how != observeDirectly:
+			t.Fatalf("a person absent from the listing is looked up one by one, got %v", how)
+		}
+	}
+	// a member that appeared after the listing started does not read it
+	if _, how := d.firstObservation(cfg, firstObsMember(0, started), started.Add(2*time.Second)); how == observedInListing {
+		t.Fatal("a listing started before the member appeared answered its first observation")
+	}
+	// another config of the same name (a new UID) does not read it either
+	other := cfg.DeepCopy()
+	other.UID = "u2"
+	if _, how := (&DriftQueue{}).firstObservation(other, firstObsMember(0, t0), started.Add(time.Second)); how != observeDirectly {
+		t.Fatalf("a lone new member of a fresh config: %v, want a direct observation", how)
+	}
+	if _, how := d.firstObservation(other, firstObsMember(1, t0), started.Add(time.Second)); how == observedInListing {
+		t.Fatal("the listing of a former config of the same name answered")
+	}
+}
+
+// A member waits for a listing at most listingWaitMax: a pass that keeps failing does not
+// hold it.
+func TestFirstObservationStopsWaitingForAFailingPass(t *testing.T) {
+	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme", UID: "u1"}}
+	d := &DriftQueue{}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range firstObservationBurst + 1 {
+		if _, how := d.firstObservation(cfg, firstObsMember(i, t0), t0.Add(2*time.Second)); how == observeDirectly {
+			d.observedDirectly(cfg, backend.Member{State: backend.StateInvited}, t0.Add(2*time.Second))
+		}
+	}
+	m := firstObsMember(firstObservationBurst, t0)
+	if _, how := d.firstObservation(cfg, m, t0.Add(time.Minute)); how != waitForListing {
+		t.Fatalf("%v, want it to keep waiting", how)
+	}
+	if _, how := d.firstObservation(cfg, m, t0.Add(listingWaitMax+2*time.Second)); how != observeDirectly {
+		t.Fatalf("%v after %s, want a direct observation", how, listingWaitMax)
+	}
+}
+
+// A first observation the request budget refuses waits for a listing while an adoption is
+// under way (people were just found one by one), and takes its own turn otherwise.
+func TestFirstObservationRateLimitedWaitsForAListingDuringAnAdoption(t *testing.T) {
+	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme", UID: "u1"}}
+	d := &DriftQueue{}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0.Add(2 * time.Second)
+	if d.waitOnRateLimit(cfg, firstObsMember(0, t0), now) {
+		t.Fatal("a new person refused by the budget waits for a listing with no adoption under way")
+	}
+	d.observedDirectly(cfg, backend.Member{State: backend.StateMember}, now)
+	if !d.waitOnRateLimit(cfg, firstObsMember(1, t0), now) {
+		t.Fatal("during an adoption, a member refused by the budget does not wait for the listing")
+	}
+	if len(d.passes) != 1 {
+		t.Fatalf("%d passes asked for, want 1", len(d.passes))
+	}
+	if got := d.remember(cfg, now.Add(time.Second), plan.NewListing(nil)); len(got) != 1 {
+		t.Fatalf("the pass enqueued %d members, want the one that waited", len(got))
+	}
+}

@@ -1,0 +1,41 @@
+package devenv
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/testenv"
+)
+
+// The bench measures drift repair of people already in Docker Hub: that needs them adopted
+// (with the sample's default, Ignore, they are Preexisting and SCIM never invites them
+// back when they are removed by hand), so the emulator's ScimConfig carries the adoption
+// the options ask for, and the sample's own policy otherwise.
+func TestHubSampleCarriesTheAdoptionPolicy(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), HubSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		adoption scimv1.AdoptionPolicy
+		want     string
+	}{{"", ""}, {scimv1.AdoptionAdopt, "Adopt"}} {
+		objs, err := placeInNamespace(raw, "bench", namespacedKind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := byKind(t, objs, "ScimConfig")
+		if err := pointAt(cfg, "http://127.0.0.1:1", HubOptions{ResyncInterval: "1m", Adoption: tc.adoption}); err != nil {
+			t.Fatal(err)
+		}
+		got, _, _ := unstructured.NestedString(cfg.Object, "spec", "policies", "adoption")
+		url, _, _ := unstructured.NestedString(cfg.Object, "spec", "backend", "dockerhub", "baseURL")
+		if got != tc.want || url != "http://127.0.0.1:1" {
+			t.Fatalf("adoption %q: the ScimConfig has adoption %q and baseURL %q", tc.adoption, got, url)
+		}
+	}
+}
