@@ -164,17 +164,7 @@ var _ = Describe("Drift repair by listing", func() {
 			_, email := hubUser(i)
 			Expect(k8s.Create(ctx, newMember(ns, "acme", email))).To(Succeed())
 		}
-		Eventually(func() int {
-			var list scimv1.OrgMemberList
-			Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
-			active := 0
-			for _, m := range list.Items {
-				if m.Status.Phase == scimv1.PhaseActive {
-					active++
-				}
-			}
-			return active
-		}).WithTimeout(10 * time.Minute).Should(Equal(n))
+		Eventually(func() int { return activeIn(ns) }).WithTimeout(10 * time.Minute).Should(Equal(n))
 		passCalls := func() int {
 			c := 0
 			for _, r := range emu.Requests() {

@@ -105,14 +105,7 @@ var _ = Describe("OrgMember controller with the kubernetes backend", func() {
 		settled(leaver, "Deactivated/True/Deactivated")
 		Expect(canListConfigMaps("leaver@example.com", ns)()).To(BeFalse())
 
-		var l scimv1.OrgMemberList
-		Expect(k8s.List(ctx, &l, client.InNamespace(ns))).To(Succeed())
-		active := 0
-		for _, m := range l.Items {
-			if m.Status.Phase == scimv1.PhaseActive {
-				active++
-			}
-		}
+		active := activeIn(ns)
 		Expect(active).To(BeNumerically("<", backlog/2),
 			"the deactivation waited behind the new members: %d of %d were Active already", active, backlog)
 		// the rest of the backlog rests while the config is disabled

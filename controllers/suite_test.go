@@ -98,3 +98,16 @@ func newNamespace() string {
 	Expect(k8s.Create(ctx, ns)).To(Succeed())
 	return ns.Name
 }
+
+// activeIn counts the OrgMembers of namespace ns in phase Active.
+func activeIn(ns string) int {
+	var l scimv1.OrgMemberList
+	Expect(k8s.List(ctx, &l, client.InNamespace(ns))).To(Succeed())
+	active := 0
+	for _, m := range l.Items {
+		if m.Status.Phase == scimv1.PhaseActive {
+			active++
+		}
+	}
+	return active
+}
