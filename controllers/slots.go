@@ -38,6 +38,10 @@ type ConfigSlots struct {
 	freed chan struct{}
 	// pause bounds PauseRefused (refusedPause).
 	pause time.Duration
+	// waiting, when set (tests only), is called by PauseRefused once it holds the
+	// channel a release closes, just before it waits: a test then knows a reconcile is
+	// paused without sleeping.
+	waiting func()
 }
 
 // NewConfigSlots shares workers (at least 1) between configs.
@@ -107,8 +111,11 @@ func (s *ConfigSlots) PauseRefused(ctx context.Context) {
 		return
 	}
 	s.mu.Lock()
-	freed := s.freed
+	freed, waiting := s.freed, s.waiting
 	s.mu.Unlock()
+	if waiting != nil {
+		waiting()
+	}
 	t := time.NewTimer(s.pause)
 	defer t.Stop()
 	select {

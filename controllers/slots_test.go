@@ -6,6 +6,12 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 )
@@ -105,4 +111,73 @@ func TestPauseRefusedEndsWhenASlotIsGivenBack(t *testing.T) {
 	s.PauseRefused(ctx) // a cancelled context ends it too
 	var none *ConfigSlots
 	none.PauseRefused(context.Background())
+}
+
+// A reconcile refused a slot (its config holds its share) pauses in its worker until a
+// slot is given back before it requeues its member: without the pause the worker kept
+// free for other configs cycles through a full sync's whole backlog (PauseRefused). The
+// pause here is an hour, so only the release can end it.
+func TestRefusedReconcilePausesUntilASlotIsGivenBack(t *testing.T) {
+	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "hub"}}
+	m := &scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "alice"},
+		Spec: scimv1.OrgMemberSpec{ConfigName: "hub", UserName: "alice@example.com", Active: true}}
+	sch := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(sch); err != nil {
+		t.Fatal(err)
+	}
+	if err := scimv1.AddToScheme(sch); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(sch).WithObjects(cfg, m).Build()
+
+	slots := NewConfigSlots(4)
+	slots.pause = time.Hour
+	var held []func()
+	for {
+		release, ok := slots.Acquire(cfg, false)
+		if !ok {
+			break
+		}
+		held = append(held, release)
+	}
+	paused := make(chan struct{}) // unbuffered: PauseRefused waits until the test has seen it
+	slots.waiting = func() { paused <- struct{}{} }
+
+	r := &OrgMemberReconciler{Client: c, Scheme: sch, Slots: slots}
+	type outcome struct {
+		res ctrl.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(m)})
+		done <- outcome{res, err}
+	}()
+	select {
+	case <-paused:
+	case out := <-done:
+		t.Fatalf("a reconcile refused a slot returned (%+v, %v) without pausing for a slot to be given back", out.res, out.err)
+	}
+
+	releasing := make(chan struct{})
+	go func() {
+		close(releasing)
+		held[0]()
+	}()
+	out := <-done // the test's own timeout is the failure if the release does not end the pause
+	select {
+	case <-releasing:
+	default:
+		t.Fatal("the paused reconcile returned before a slot was given back")
+	}
+	if out.err != nil || out.res.RequeueAfter <= 0 {
+		t.Fatalf("a refused reconcile returned (%+v, %v), want its member requeued for later", out.res, out.err)
+	}
+	got := &scimv1.OrgMember{}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(m), got); err != nil {
+		t.Fatal(err)
+	}
+	if controllerutil.ContainsFinalizer(got, FinalizerDeprovision) {
+		t.Fatal("a reconcile refused a slot went on to work on its member")
+	}
 }

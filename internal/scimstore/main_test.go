@@ -11,8 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -76,8 +78,12 @@ func startCache(t *testing.T, withFinisher bool) (context.Context, client.Client
 	if err != nil {
 		t.Fatal(err)
 	}
+	// a test with the finisher run again in the same process (go test -count=2) starts its
+	// controller a second time under the same name, in a new manager: as manager.New's
+	// SkipControllerNameValidation, for tests
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache: cachepolicy.Cache(), Client: cachepolicy.Client()})
+		Cache: cachepolicy.Cache(), Client: cachepolicy.Client(),
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
 	if err != nil {
 		t.Fatal(err)
 	}

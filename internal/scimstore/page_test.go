@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -23,10 +22,7 @@ import (
 func TestListUsersPageMatchesFullList(t *testing.T) {
 	ctx, direct, mgr := startCache(t, false)
 
-	ns := "paging"
-	if err := direct.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
+	ns := uniqueNamespace(ctx, t, direct, "paging")
 	groups := []string{naming.GroupName("acme", "Engineering"), naming.GroupName("acme", "Sales")}
 	for i, g := range groups {
 		og := &scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: g},

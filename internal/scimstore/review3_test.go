@@ -42,13 +42,13 @@ type review3Env struct {
 }
 
 // review3Start starts an API server, the shipped cache and indexes (no controllers, no
-// finisher), and a namespace with n members of config "acme".
+// finisher), and a namespace with n members of config "acme". The namespace's name is ns
+// with a suffix the API server makes unique (e.ns): the package's API server outlives a
+// pass of its tests (go test -count=2), and envtest never finishes a namespace's deletion.
 func review3Start(t *testing.T, ns string, n int, withFinisher ...bool) (*review3Env, []string) {
 	t.Helper()
 	ctx, direct, mgr := startCache(t, len(withFinisher) > 0 && withFinisher[0])
-	if err := direct.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
+	ns = uniqueNamespace(ctx, t, direct, ns)
 	var ids []string
 	for i := 0; i < n; i++ {
 		userName := fmt.Sprintf("r3user%d@example.com", i)
@@ -72,6 +72,17 @@ func review3Start(t *testing.T, ns string, n int, withFinisher ...bool) (*review
 		return err == nil && total == n
 	})
 	return e, ids
+}
+
+// uniqueNamespace creates a namespace named prefix plus a suffix the API server makes
+// unique, and returns its name, so a test can run again on the same API server.
+func uniqueNamespace(ctx context.Context, t *testing.T, c client.Client, prefix string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := c.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
 }
 
 // until polls cond; the deadline only bounds a broken setup, it asserts no speed.
