@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
@@ -196,17 +197,20 @@ var _ = Describe("rename claims (issue 9, defect 2)", func() {
 		Expect(hasClaim(c, scimv1.NameClaimGroup, g.Spec.DisplayName)).To(BeTrue(), "the displayName the group carries (%s) has no claim", g.Spec.DisplayName)
 	})
 
-	It("keeps the claim of a user whose create committed though the API server answered a timeout", func() {
+	It("keeps the userName of a user whose create committed though the API server answered a timeout", func() {
 		st := &scimstore.Store{Client: &afterCreate{Client: mgrClient, hook: timeoutErr}, APIReader: mgrReader, Log: logr.Discard()}
 		_, err := st.CreateUser(context.Background(), sc, scim.Resource{"userName": "tc@example.com"})
 		Expect(err).To(HaveOccurred())
-		Expect(hasClaim(c, scimv1.NameClaimUser, "tc@example.com")).To(BeTrue(), "the created user's userName has no claim")
+		Eventually(func() int { return filterCount(c, "Users", "userName", "tc@example.com") }).Should(Equal(1))
+		// it holds its name by its object name (issue 10: a create writes no claim)
+		Expect(createUser(c, "tc@example.com")).To(Equal(409))
+		Expect(renameUser(c, userID(c, "td@example.com"), "tc@example.com")).To(Equal(409))
 		Expect(filterCount(c, "Users", "userName", "tc@example.com")).To(Equal(1))
 	})
 })
 
 var _ = Describe("a name claim and a client that hangs up after the create (issue 9, defect 2)", func() {
-	It("binds the claim to the new user and the new group all the same, so it goes with them", func() {
+	It("binds the claim to the new group all the same, so it goes with it; the new user keeps its name without one", func() {
 		c := newEnv().config("hangup", "hangup-token")
 		member := userID(c, "member@example.com")
 		for _, kind := range []scimv1.NameClaimKind{scimv1.NameClaimUser, scimv1.NameClaimGroup} {
@@ -229,14 +233,148 @@ var _ = Describe("a name claim and a client that hangs up after the create (issu
 			}
 			cancel()
 			if id == "" { // the store answered the cancellation: find what it created
-				Expect(filterCount(c, map[scimv1.NameClaimKind]string{scimv1.NameClaimUser: "Users", scimv1.NameClaimGroup: "Groups"}[kind],
-					map[scimv1.NameClaimKind]string{scimv1.NameClaimUser: "userName", scimv1.NameClaimGroup: "displayName"}[kind], name)).To(Equal(1))
+				Eventually(func() int {
+					return filterCount(c, map[scimv1.NameClaimKind]string{scimv1.NameClaimUser: "Users", scimv1.NameClaimGroup: "Groups"}[kind],
+						map[scimv1.NameClaimKind]string{scimv1.NameClaimUser: "userName", scimv1.NameClaimGroup: "displayName"}[kind], name)
+				}).Should(Equal(1), "%s: the created object stays", kind)
+			}
+			if kind == scimv1.NameClaimUser {
+				// created under its derived object name, it holds its name without a claim:
+				// nothing is left to collect, and the name is still refused to others
+				Expect(hasClaim(c, kind, name)).To(BeFalse())
+				Expect(renameUser(c, member, name)).To(Equal(409))
+				continue
 			}
 			var claim scimv1.OrgNameClaim
 			Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: c.ns, Name: naming.ClaimName(string(kind), c.config, name)}, &claim)).To(Succeed())
 			Expect(claim.Spec.HolderUID).NotTo(BeEmpty(), "%s: the claim is bound to its holder", kind)
 			Expect(claim.OwnerReferences).To(HaveLen(1), "%s: owned by its holder, so it is collected with it", kind)
 		}
+	})
+})
+
+// noMembersListed is a client whose cache lists no OrgMember: a replica whose cache has
+// not shown a new user yet.
+type noMembersListed struct{ client.Client }
+
+func (n *noMembersListed) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if _, ok := list.(*scimv1.OrgMemberList); ok {
+		return nil
+	}
+	return n.Client.List(ctx, list, opts...)
+}
+
+// beforePatch is a client whose first Patch of an OrgMember (once armed) runs hook before
+// it is sent: another writer's request landing between a rename's claim and its write.
+type beforePatch struct {
+	client.Client
+	mu   sync.Mutex
+	hook func()
+}
+
+func (b *beforePatch) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	if _, ok := obj.(*scimv1.OrgMember); ok {
+		b.mu.Lock()
+		hook := b.hook
+		b.hook = nil
+		b.mu.Unlock()
+		if hook != nil {
+			hook()
+		}
+	}
+	return b.Client.Patch(ctx, obj, patch, opts...)
+}
+
+// A create under the derived object name writes no claim: it writes its member, then reads
+// the name's claim; a rename claims, then reads the derived object name (issue 10: one
+// write per create). These specs put the create in each gap of the rename.
+var _ = Describe("a create without a claim against a rename to its userName (issue 10)", func() {
+	var c *scimClient
+	var sc scimstore.Scope
+	BeforeEach(func() {
+		c = newEnv().config("claimless", "claimless-token")
+		sc = scopeOf(c)
+	})
+	plain := func() *scimstore.Store {
+		return &scimstore.Store{Client: mgrClient, APIReader: mgrReader, Log: logr.Discard()}
+	}
+	derived := func(userName string) types.NamespacedName {
+		return types.NamespacedName{Namespace: c.ns, Name: naming.MemberName(c.config, userName)}
+	}
+	gone := func(key types.NamespacedName) func() bool {
+		return func() bool {
+			var m scimv1.OrgMember
+			err := k8s.Get(context.Background(), key, &m)
+			return apierrors.IsNotFound(err) || err == nil && !m.DeletionTimestamp.IsZero()
+		}
+	}
+
+	It("loses to a rename that committed first, and deletes the member it wrote", func() {
+		id := userID(c, "la@example.com")
+		var createErr error
+		wrapped := &afterPatch{Client: mgrClient}
+		wrapped.hook = func() error {
+			// the rename has claimed the name, found no user under its derived object name
+			// and written itself; the create comes now
+			_, createErr = plain().CreateUser(context.Background(), sc, scim.Resource{"userName": "lb@example.com"})
+			return nil
+		}
+		st := &scimstore.Store{Client: wrapped, APIReader: mgrReader, Log: logr.Discard()}
+		_, err := st.PatchUser(context.Background(), sc, id, replaceOp("userName", "lb@example.com"), "")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(createErr).To(MatchError(ContainSubstring("already exists")))
+		Expect(gone(derived("lb@example.com"))()).To(BeTrue(), "the losing create's member is deleted")
+		Eventually(func() int { return filterCount(c, "Users", "userName", "lb@example.com") }).Should(Equal(1))
+		Expect(liveMember(c, id).Spec.UserName).To(Equal("lb@example.com"))
+	})
+
+	It("waits for a rename in flight and loses when the rename writes its user", func() {
+		id := userID(c, "wa@example.com")
+		// the controllers are done writing the user (a status write in between would make
+		// the rename's write conflict, and its retry find the new user in the cache)
+		Eventually(func() scimv1.MemberPhase { return liveMember(c, id).Status.Phase }).ShouldNot(BeEmpty())
+		Eventually(func() bool {
+			before := liveMember(c, id).ResourceVersion
+			time.Sleep(300 * time.Millisecond)
+			return liveMember(c, id).ResourceVersion == before
+		}).Should(BeTrue())
+		created := make(chan error, 1)
+		wrapped := &beforePatch{Client: mgrClient}
+		wrapped.hook = func() {
+			defer GinkgoRecover()
+			// the rename has claimed the name and found no user under its derived object
+			// name, but not written itself yet: the create writes its member now
+			go func() {
+				_, err := plain().CreateUser(context.Background(), sc, scim.Resource{"userName": "wb@example.com"})
+				created <- err
+			}()
+			Eventually(func() error {
+				return k8s.Get(context.Background(), derived("wb@example.com"), &scimv1.OrgMember{})
+			}).Should(Succeed())
+			Consistently(created, "100ms").ShouldNot(Receive(), "the create waits while the claim's holder does not carry the name")
+		}
+		st := &scimstore.Store{Client: wrapped, APIReader: mgrReader, Log: logr.Discard()}
+		_, err := st.PatchUser(context.Background(), sc, id, replaceOp("userName", "wb@example.com"), "")
+		Expect(err).NotTo(HaveOccurred())
+		var createErr error
+		Eventually(created).Should(Receive(&createErr))
+		Expect(createErr).To(MatchError(ContainSubstring("already exists")))
+		Eventually(gone(derived("wb@example.com"))).Should(BeTrue(), "the losing create's member is deleted")
+		Eventually(func() int { return filterCount(c, "Users", "userName", "wb@example.com") }).Should(Equal(1))
+	})
+
+	It("refuses a rename to the userName of a user created without a claim, though the cache has not shown the user yet", func() {
+		id := userID(c, "ya@example.com")
+		r, err := plain().CreateUser(context.Background(), sc, scim.Resource{"userName": "yb@example.com"})
+		Expect(err).NotTo(HaveOccurred())
+		// the rename's replica has not seen the new user in its cache: only the read of
+		// the derived object name after its claim finds it
+		lagging := &scimstore.Store{Client: &noMembersListed{Client: mgrClient}, APIReader: mgrReader, Log: logr.Discard()}
+		_, err = lagging.PatchUser(context.Background(), sc, id, replaceOp("userName", "yb@example.com"), "")
+		Expect(err).To(MatchError(ContainSubstring("already exists")))
+		Expect(hasClaim(c, scimv1.NameClaimUser, "yb@example.com")).To(BeFalse(), "the rename released the claim it took")
+		Expect(liveMember(c, str(r["id"])).Spec.UserName).To(Equal("yb@example.com"))
+		Expect(liveMember(c, id).Spec.UserName).To(Equal("ya@example.com"))
 	})
 })
 

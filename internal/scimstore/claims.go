@@ -2,6 +2,7 @@ package scimstore
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -342,4 +343,149 @@ func settleRenameClaims[T interface {
 	if oldRV != "" && naming.NameKey(keep) != naming.NameKey(old) {
 		s.release(ctx, sc, kind, old, h, oldRV)
 	}
+}
+
+// A user's name is held in one of two ways. A user created under the object name derived
+// from its userName (attempt 0 of memberName) holds it by that object alone, without a
+// claim: the API server gives the object name to one create only, and a create costs one
+// write. Every other holder (a user renamed to the name, or created under another object
+// name because the derived one was taken by a user renamed since) holds a claim. The two
+// ways meet at a rule of write-then-read, so that of two racing writers at least one sees
+// the other:
+//   - a claimless create writes its member, then reads the name's claim live
+//     (claimlessVerdict): a claim in flight (its holder does not carry the name yet) is
+//     waited for, a claim whose holder carries the name makes the create lose (its member
+//     is deleted again, dropLoser), and anything else leaves the name to the create;
+//   - a claim writer claims, then reads live the member under the name's derived object
+//     name (derivedHolder), and yields to one that carries the name.
+// Exactly one wins: when the claim writer's read missed the member, the member was
+// written after it, so the create's read sees the claim, and waits until the claim
+// writer has either won (its holder carries the name: the create loses) or yielded (the
+// claim is released: the create wins).
+
+// verdict is what a claimless create reads in its name's claim.
+type verdict int
+
+const (
+	nameFree     verdict = iota // no claim, a stale one, or one naming the create's own object
+	nameHeld                    // held by another holder that carries the name
+	nameDeleting                // held by another holder that carries it and is being deleted
+	nameInFlight                // a rename or create holding the claim has not written its holder yet
+)
+
+// claimlessVerdict reads, from the API server, the claim of name (of kind) for h, a holder
+// that exists and holds the name by its object name.
+func (s *Store) claimlessVerdict(ctx context.Context, sc Scope, kind scimv1.NameClaimKind, name string, h holderRef) (verdict, error) {
+	c := &scimv1.OrgNameClaim{}
+	key := types.NamespacedName{Namespace: sc.ns(), Name: naming.ClaimName(string(kind), sc.name(), name)}
+	if err := s.APIReader.Get(ctx, key, c); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nameFree, nil
+		}
+		return nameFree, err
+	}
+	if c.Spec.Holder == h.name && (c.Spec.HolderUID == "" || c.Spec.HolderUID == h.uid) {
+		// its own (a claim left by an earlier create of this object name: the object under
+		// that name is h now)
+		return nameFree, nil
+	}
+	exists, uid, carries, deleting, err := s.holderState(ctx, c, naming.NameKey(name))
+	switch {
+	case err != nil:
+		return nameFree, err
+	case c.Spec.HolderUID != "" && (!exists || uid != c.Spec.HolderUID):
+		return nameFree, nil // its holder is gone
+	case exists && carries && deleting:
+		return nameDeleting, nil
+	case exists && carries:
+		return nameHeld, nil
+	case time.Since(c.Spec.AcquiredAt.Time) < claimGrace:
+		return nameInFlight, nil
+	}
+	return nameFree, nil // stale
+}
+
+// settleClaimless waits until the claim of m's userName says whether m, just written
+// under its derived object name without a claim, keeps the name: nil when it does, else
+// the error to answer (409 taken, 503 being deleted, or 503 when no verdict came within
+// ctx). The caller deletes a member that does not keep it (dropLoser).
+func (s *Store) settleClaimless(ctx context.Context, sc Scope, m *scimv1.OrgMember) error {
+	h := holderRef{name: m.Name, uid: m.UID}
+	wait := 5 * time.Millisecond
+	for {
+		v, err := s.claimlessVerdict(ctx, sc, scimv1.NameClaimUser, m.Spec.UserName, h)
+		if err != nil {
+			return s.apiError(err, "the name claim")
+		}
+		switch v {
+		case nameFree:
+			return nil
+		case nameHeld:
+			return conflictUserName(m.Spec.UserName)
+		case nameDeleting:
+			return stillDeleting("a user with userName %q", m.Spec.UserName)
+		}
+		select {
+		case <-ctx.Done():
+			return &scim.Error{Status: 503, RetryAfter: 1, Detail: fmt.Sprintf("a concurrent write of userName %q has not finished; retry", m.Spec.UserName)}
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// dropLoser deletes m, a member a create wrote and lost (its name is another's), on the
+// condition that it is still that object. The create answers an error, so the member must
+// go: a failed delete is retried in the background, with backoff, for a while.
+func (s *Store) dropLoser(ctx context.Context, m *scimv1.OrgMember) {
+	del := func(ctx context.Context) error {
+		err := s.Client.Delete(ctx, m, client.Preconditions(metav1.Preconditions{UID: &m.UID}))
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return err
+		}
+		return nil
+	}
+	wctx, cancel := s.writeCtx(context.WithoutCancel(ctx))
+	err := del(wctx)
+	cancel()
+	if err == nil {
+		return
+	}
+	go func() {
+		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimGrace)
+		defer cancel()
+		err := wait.ExponentialBackoffWithContext(bg, wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 100, Cap: 5 * time.Second},
+			func(ctx context.Context) (bool, error) {
+				wctx, cancel := s.writeCtx(ctx)
+				defer cancel()
+				return del(wctx) == nil, nil
+			})
+		if err != nil {
+			s.Log.Error(err, "could not delete a user whose create lost its userName to a concurrent write; it holds a duplicate userName",
+				"namespace", m.Namespace, "member", m.Name)
+		}
+	}()
+}
+
+// derivedHolder is the claim writer's read (after its claim is written): the member under
+// the object name derived from userName, read live, when it carries userName in the scope
+// and is not except. It answers the error to give: 409 taken, 503 being deleted, or nil.
+func (s *Store) derivedHolder(ctx context.Context, sc Scope, userName, except string) error {
+	name := memberName(sc.name(), userName, 0)
+	if name == except {
+		return nil
+	}
+	var m scimv1.OrgMember
+	err := s.APIReader.Get(ctx, types.NamespacedName{Namespace: sc.ns(), Name: name}, &m)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return s.apiError(err, userRef(name))
+	case m.Spec.ConfigName != sc.name() || naming.NameKey(m.Spec.UserName) != naming.NameKey(userName):
+		return nil
+	case !m.DeletionTimestamp.IsZero():
+		return stillDeleting("a user with userName %q", userName)
+	}
+	return conflictUserName(userName)
 }

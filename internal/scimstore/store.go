@@ -427,9 +427,13 @@ func memberName(config, userName string, attempt int) string {
 	return naming.MemberName(config, fmt.Sprintf("%s\x00%d", userName, attempt))
 }
 
-// CreateUser creates a user. Its userName is claimed first (claim): concurrent writers of
-// one userName, creates and renames, on any replica, race for one OrgNameClaim and the API
-// server lets exactly one win; the others get 409.
+// CreateUser creates a user. Under the object name derived from its userName, the member
+// is written first and holds the name by that object alone (one write: the API server
+// gives the object name to one create only); its userName's claim is then read live, so a
+// concurrent rename to the same name (which claims first, then reads this object name) and
+// this create cannot both win (see claimlessVerdict). When the derived object name is held
+// by a member renamed since, the userName is claimed first and the member written under
+// another object name (createClaimed).
 func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim.Resource, error) {
 	spec, hasActive, err := UserSpecFromSCIM(r)
 	if err != nil {
@@ -451,20 +455,100 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 	defer cancel()
 	taken := func() error { return conflictUserName(spec.UserName) }
 	deleting := func() error { return stillDeleting("a user with userName %q", spec.UserName) }
-	attempt := 0
+	for tries := 0; tries < 3; tries++ {
+		m := newMember(sc, spec, 0)
+		err := s.Client.Create(wctx, m, client.FieldOwner(FieldOwner))
+		if err == nil {
+			// the wait for the cache overlaps the claim's read; the answer waits for both
+			cached := make(chan struct{})
+			cctx, stop := context.WithCancel(ctx)
+			go func() {
+				defer close(cached)
+				s.waitCache(cctx, m, m.ResourceVersion)
+			}()
+			// the member exists: judging it is part of the write that made it, whether or not
+			// the client is still there (a member whose create lost must not stay)
+			jctx, jcancel := s.writeCtx(context.WithoutCancel(ctx))
+			err := s.settleClaimless(jctx, sc, m)
+			jcancel()
+			if err != nil {
+				stop()
+				<-cached
+				s.dropLoser(ctx, m)
+				return nil, err
+			}
+			<-cached
+			stop()
+			return s.userResource(ctx, sc, m), nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			if !definite(err) {
+				// the create may have committed (a timeout, a 5xx): a member that did is
+				// judged as if the answer had come (it may have lost the name meanwhile)
+				bg, cancel := s.writeCtx(context.WithoutCancel(wctx))
+				defer cancel()
+				var live scimv1.OrgMember
+				gerr := s.APIReader.Get(bg, client.ObjectKeyFromObject(m), &live)
+				if gerr == nil && naming.NameKey(live.Spec.UserName) == naming.NameKey(spec.UserName) && live.Spec.ConfigName == sc.name() &&
+					live.DeletionTimestamp.IsZero() {
+					if s.settleClaimless(bg, sc, &live) != nil {
+						s.dropLoser(bg, &live)
+					}
+				}
+			}
+			return nil, s.apiError(err, userRef(m.Name))
+		}
+		var existing scimv1.OrgMember
+		if gerr := s.APIReader.Get(wctx, client.ObjectKeyFromObject(m), &existing); gerr != nil {
+			if apierrors.IsNotFound(gerr) {
+				continue // deleted in between: try the same name again
+			}
+			return nil, s.apiError(gerr, userRef(m.Name))
+		}
+		if naming.NameKey(existing.Spec.UserName) == naming.NameKey(spec.UserName) && existing.Spec.ConfigName == sc.name() {
+			if !existing.DeletionTimestamp.IsZero() {
+				return nil, deleting()
+			}
+			return nil, taken()
+		}
+		// the derived name is held by a member renamed since
+		return s.createClaimed(ctx, wctx, sc, spec)
+	}
+	return nil, taken()
+}
+
+func newMember(sc Scope, spec scimv1.OrgMemberSpec, attempt int) *scimv1.OrgMember {
+	m := &scimv1.OrgMember{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: sc.ns(), Name: memberName(sc.name(), spec.UserName, attempt),
+			Labels: map[string]string{scimv1.LabelConfig: sc.name()},
+		},
+		Spec: spec,
+	}
+	convert.Touch(m, time.Now())
+	return m
+}
+
+// createClaimed creates a user whose derived object name is held by a member renamed
+// since: its userName is claimed first (claim), and the member written under the next
+// object name free (the claim moving with it). Concurrent writers of one userName, creates
+// and renames, on any replica, race for one OrgNameClaim and the API server lets exactly
+// one win; the others get 409. A member that holds the name without a claim, under the
+// derived object name, is looked for once the claim is written (derivedHolder).
+func (s *Store) createClaimed(ctx, wctx context.Context, sc Scope, spec scimv1.OrgMemberSpec) (scim.Resource, error) {
+	taken := func() error { return conflictUserName(spec.UserName) }
+	deleting := func() error { return stillDeleting("a user with userName %q", spec.UserName) }
+	attempt := 1
 	c, err := s.claim(wctx, sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: memberName(sc.name(), spec.UserName, attempt)}, taken, deleting)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.derivedHolder(wctx, sc, spec.UserName, ""); err != nil {
+		s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: c.Spec.Holder}, c.ResourceVersion)
+		return nil, err
+	}
 	for tries := 0; attempt < maxNameAttempts && tries < 2*maxNameAttempts; tries++ {
-		m := &scimv1.OrgMember{
-			ObjectMeta: metav1.ObjectMeta{
-				Namespace: sc.ns(), Name: memberName(sc.name(), spec.UserName, attempt),
-				Labels: map[string]string{scimv1.LabelConfig: sc.name()},
-			},
-			Spec: spec,
-		}
-		convert.Touch(m, time.Now())
+		m := newMember(sc, spec, attempt)
 		err := s.Client.Create(wctx, m, client.FieldOwner(FieldOwner))
 		if err == nil {
 			// the claim's binding and the wait for the cache overlap (each costs a round
@@ -506,15 +590,15 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			return nil, s.apiError(gerr, userRef(m.Name))
 		}
 		if naming.NameKey(existing.Spec.UserName) == naming.NameKey(spec.UserName) && existing.Spec.ConfigName == sc.name() {
-			// a member made without a claim (with kubectl, or before claims) holds it: the
-			// claim is its own from now on
+			// a member made without a claim (with kubectl) holds it: the claim is its own
+			// from now on
 			s.bindClaim(wctx, c, holderRef{name: existing.Name, uid: existing.UID})
 			if !existing.DeletionTimestamp.IsZero() {
 				return nil, deleting()
 			}
 			return nil, taken()
 		}
-		// the derived name is held by a member renamed since: the claim moves to the next one
+		// this name too is held by a member renamed since: the claim moves to the next one
 		attempt++
 		if err := s.moveClaim(wctx, c, memberName(sc.name(), spec.UserName, attempt)); err != nil {
 			// (conditional on the version before the move: a move that committed after all is
@@ -637,6 +721,10 @@ func (s *Store) updateUser(ctx context.Context, sc Scope, id, ifMatch string, mu
 				return nil, err
 			}
 			claimed[next.UserName] = c.ResourceVersion
+			// a user holding the name by its derived object name, without a claim
+			if err := s.derivedHolder(wctx, sc, next.UserName, cur.Name); err != nil {
+				return nil, err
+			}
 			oldRV = s.claimVersion(wctx, sc, scimv1.NameClaimUser, cur.Spec.UserName, h)
 		}
 		updated := cur.DeepCopy()
