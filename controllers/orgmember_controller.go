@@ -39,9 +39,8 @@ import (
 )
 
 const (
-	// FinalizerDeprovision holds an OrgMember (or OrgGroup) until its access has been
-	// removed from the backend as the config's deletion policy says.
-	FinalizerDeprovision = "scim.operator.dev/deprovision"
+	// FinalizerDeprovision is scimv1.FinalizerDeprovision.
+	FinalizerDeprovision = scimv1.FinalizerDeprovision
 
 	// FieldOwnerController is the field manager of the membership controllers' writes
 	// (status and finalizers); the SCIM server owns the spec as "scim-server".
@@ -179,6 +178,11 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 				return r.waitForConfig(ctx, m, cfg, err)
 			}
 			_, in.Labelled = b.(backend.OwnerLedger)
+			if deleting && !in.Labelled {
+				if in.SharedWith, err = r.sameUserName(ctx, m); err != nil {
+					return ctrl.Result{}, err
+				}
+			}
 			if _, groupsOnly := b.(backend.NoUserTeams); !groupsOnly {
 				in.Team = plan.DesiredTeam(m)
 				if h := m.Status.HintedTeam; h != "" && !strings.EqualFold(h, in.Team) {
@@ -994,4 +998,20 @@ func countReconcile(controller string, res ctrl.Result, err error) {
 		result = metrics.ReconcileRequeue
 	}
 	metrics.Reconciles.WithLabelValues(controller, result).Inc()
+}
+
+// sameUserName names another OrgMember of m's config, not being deleted, with m's userName
+// (read in the cache), or "".
+func (r *OrgMemberReconciler) sameUserName(ctx context.Context, m *scimv1.OrgMember) (string, error) {
+	var list scimv1.OrgMemberList
+	if err := r.List(ctx, &list, client.InNamespace(m.Namespace),
+		client.MatchingFields{index.UserName: index.Key(m.Spec.ConfigName, naming.NameKey(m.Spec.UserName))}); err != nil {
+		return "", err
+	}
+	for _, o := range list.Items {
+		if o.UID != m.UID && o.Spec.ConfigName == m.Spec.ConfigName && o.DeletionTimestamp.IsZero() {
+			return o.Name, nil
+		}
+	}
+	return "", nil
 }

@@ -98,6 +98,28 @@ var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 		}))
 	})
 
+	It("leaves the person to another member of the same userName when one of two is deleted", func() {
+		// Two members of one userName: a SCIM create that lost its name to a concurrent
+		// rename, until it deletes itself again, or one made with kubectl. Docker Hub knows
+		// only the person, so removing them for the deleted one would take the access the
+		// other wants (issue 10).
+		emu := hubConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Policies.Adoption = scimv1.AdoptionAdopt })
+		a := newMember(ns, "acme", "sam@example.com")
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		settled(a, "Invited/True/Invited")
+		Expect(emu.AcceptInvite("sam@example.com", "sam")).To(Succeed())
+		requestReconcile(a)
+		settled(a, "Active/True/Active")
+		dup := newMember(ns, "acme", "sam@example.com")
+		dup.Name = "sam-twice"
+		Expect(k8s.Create(ctx, dup)).To(Succeed())
+		Eventually(func() scimv1.MemberOrigin { return getMember(dup).Status.Origin }).Should(Equal(scimv1.OriginAdopted))
+		Expect(k8s.Delete(ctx, dup)).To(Succeed())
+		expectGone(dup)
+		Expect(emu.IsMember("sam")).To(BeTrue(), "the other member of the userName keeps the person")
+		settled(a, "Active/True/Active")
+	})
+
 	It("repairs drift on a resync of the config: a member removed by hand and an expired invitation", func() {
 		// The periodic resync (spec.resyncInterval, at least 1m) re-runs every member's
 		// reconcile; the config's reconcile annotation runs the same pass at once, without

@@ -33,6 +33,10 @@ const (
 
 // Well-known labels and annotations.
 const (
+	// FinalizerDeprovision holds an OrgMember (or OrgGroup) until its access has been
+	// removed from the backend as the config's deletion policy says. The SCIM server
+	// creates members with it, so the controllers need no write to add it.
+	FinalizerDeprovision = "scim.operator.dev/deprovision"
 	// LabelConfig is set on every OrgMember and OrgGroup to the name of its ScimConfig.
 	LabelConfig = "scim.operator.dev/config"
 	// LabelGroupPrefix starts the label key that marks an OrgMember as a member of an

@@ -116,6 +116,11 @@ type MemberInput struct {
 	// Deprovisioned: the member's access was removed at a deactivation under Remove
 	// (status.deprovisioned); Keep does not give it back.
 	Deprovisioned bool
+	// SharedWith names another live OrgMember of the config with the same userName (a
+	// create that lost its name to a concurrent rename, until it is deleted again, or one
+	// made with kubectl). On a backend without owner labels the identity is all a grant
+	// says, so a deletion leaves the person to that member.
+	SharedWith string
 }
 
 // MemberPlan is what to do.
@@ -203,6 +208,8 @@ func Member(in MemberInput) MemberPlan {
 			return MemberPlan{Steps: []Step{StepRelease}, Why: "it existed before SCIM and adoption is off"}
 		case in.Policies.Deletion == scimv1.DeletionOrphan:
 			return release(in, "the deletion policy is Orphan")
+		case !in.Labelled && in.SharedWith != "":
+			return release(in, "member "+in.SharedWith+" has the same userName and wants the access")
 		}
 		return MemberPlan{Steps: []Step{StepRemove, StepRelease}, Phase: scimv1.PhaseRemoved, Story: StoryRemove}
 	}

@@ -36,6 +36,15 @@ func TestMember(t *testing.T) {
 		phase  scimv1.MemberPhase
 		story  Story
 	}{
+		// two members of one userName (a create that lost its name to a rename, until it is
+		// deleted again; or one made with kubectl): a deletion leaves the person to the other
+		// where the identity is all a grant says, and removes its own grants where they are
+		// labelled with their owner
+		{name: "deleted, another member has the userName, unlabelled backend: orphan, never remove",
+			in: MemberInput{Config: ConfigEnabled, Deleting: true, Origin: prov, Policies: remove, SharedWith: "other"}, steps: []Step{StepOrphan, StepRelease}, story: StoryOrphan},
+		{name: "deleted, another member has the userName, labelled backend: remove its own grants",
+			in:    MemberInput{Config: ConfigEnabled, Deleting: true, Origin: prov, Policies: remove, SharedWith: "other", Labelled: true},
+			steps: []Step{StepRemove, StepRelease}, phase: scimv1.PhaseRemoved, story: StoryRemove},
 		// config states
 		{name: "config gone: wait", in: MemberInput{Config: ConfigGone, Active: true, Origin: prov}, wait: WaitConfigGone},
 		{name: "config gone, deleted: release without touching the backend",

@@ -17,12 +17,14 @@ import (
 )
 
 // Name claims make a userName (or a group's displayName) unique per ScimConfig through the
-// API server, for creates and renames alike. Every writer that gives an OrgMember a
-// userName (or an OrgGroup a displayName) first creates the OrgNameClaim whose object name
-// is derived from the ScimConfig and the name's NameKey (naming.ClaimName): two writers
-// of one name race for one object, on one replica or several, and the API server lets
-// exactly one win (AlreadyExists: taken). A rename claims the new name, updates its
-// holder, then releases the old claim.
+// API server, for creates and renames alike. Every writer that gives an OrgGroup a
+// displayName, and every writer that gives an OrgMember a userName except a create under
+// the userName's derived object name (see "A user's name is held in one of two ways"
+// below), first creates the OrgNameClaim whose object name is derived from the
+// ScimConfig and the name's NameKey (naming.ClaimName): two writers of one name race for
+// one object, on one replica or several, and the API server lets exactly one win
+// (AlreadyExists: taken). A rename claims the new name, updates its holder, then releases
+// the old claim.
 //
 // A claim names its holder (name, and UID once the holder exists) and is owner-referenced
 // to it, so the garbage collector removes it with the holder. Nothing depends on that: a
@@ -36,7 +38,8 @@ import (
 //
 // Members and groups written before claims existed, and raw ones made with kubectl, hold
 // their names without a claim: the cache check that precedes every claim (userNameTaken,
-// displayNameTaken) still refuses their names.
+// displayNameTaken) still refuses their names, and a member among them under its
+// userName's derived object name is also found live by every claim writer (derivedHolder).
 
 // claimGrace is how long a claim whose holder does not carry its name yet (a create or a
 // rename in flight) is left to the writer that took it before another may take it over.

@@ -522,6 +522,9 @@ func newMember(sc Scope, spec scimv1.OrgMemberSpec, attempt int) *scimv1.OrgMemb
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: sc.ns(), Name: memberName(sc.name(), spec.UserName, attempt),
 			Labels: map[string]string{scimv1.LabelConfig: sc.name()},
+			// the controllers would add it with a write of their own before granting
+			// anything: the create carries it
+			Finalizers: []string{scimv1.FinalizerDeprovision},
 		},
 		Spec: spec,
 	}
