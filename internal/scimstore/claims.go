@@ -295,6 +295,13 @@ func (s *Store) release(ctx context.Context, sc Scope, kind scimv1.NameClaimKind
 	// the release too. Until the claim goes stale, it refuses the IdP's retry of the
 	// name while no object answers it: retried in the background, with backoff, for
 	// that long (the version precondition keeps a renewed claim).
+	s.retryInBackground(ctx, del, "could not release a name claim; it goes stale after its grace", "namespace", key.Namespace, "claim", key.Name,
+		"grace", claimGrace)
+}
+
+// retryInBackground retries do, a write that failed once, in the background with backoff
+// for claimGrace, and logs msg (with keysAndValues) when it never succeeds.
+func (s *Store) retryInBackground(ctx context.Context, do func(context.Context) error, msg string, keysAndValues ...any) {
 	go func() {
 		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimGrace)
 		defer cancel()
@@ -302,11 +309,10 @@ func (s *Store) release(ctx context.Context, sc Scope, kind scimv1.NameClaimKind
 			func(ctx context.Context) (bool, error) {
 				wctx, cancel := s.writeCtx(ctx)
 				defer cancel()
-				return del(wctx) == nil, nil
+				return do(wctx) == nil, nil
 			})
 		if err != nil {
-			s.Log.Error(err, "could not release a name claim; it goes stale after its grace", "namespace", key.Namespace, "claim", key.Name,
-				"grace", claimGrace)
+			s.Log.Error(err, msg, keysAndValues...)
 		}
 	}()
 }
@@ -454,20 +460,8 @@ func (s *Store) dropLoser(ctx context.Context, m *scimv1.OrgMember) {
 	if err == nil {
 		return
 	}
-	go func() {
-		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimGrace)
-		defer cancel()
-		err := wait.ExponentialBackoffWithContext(bg, wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 100, Cap: 5 * time.Second},
-			func(ctx context.Context) (bool, error) {
-				wctx, cancel := s.writeCtx(ctx)
-				defer cancel()
-				return del(wctx) == nil, nil
-			})
-		if err != nil {
-			s.Log.Error(err, "could not delete a user whose create lost its userName to a concurrent write; it holds a duplicate userName",
-				"namespace", m.Namespace, "member", m.Name)
-		}
-	}()
+	s.retryInBackground(ctx, del, "could not delete a user whose create lost its userName to a concurrent write; it holds a duplicate userName",
+		"namespace", m.Namespace, "member", m.Name)
 }
 
 // derivedHolder is the claim writer's read (after its claim is written): the member under
