@@ -1,0 +1,39 @@
+package controllers_test
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+)
+
+// Adversarial review of issue 10 (helper review9): a deletion on Docker Hub orphans
+// instead of removing when another live member has the same userName (SharedWith). The
+// other member need not own the access: a member that came second, without adoption, is
+// Preexisting, and SCIM never removes a Preexisting member's access. So the access SCIM
+// granted for the first outlives both. In the SCIM race this is a create that lost its
+// userName (its member reconciled, and invited, before dropLoser deleted it) and the
+// winner, when the winner is new to the backend (a create under another object name, or
+// an inactive user renamed to the name).
+var _ = Describe("review9: two members of one userName on Docker Hub (issue 10)", func() {
+	It("removes the invitation SCIM sent once every member of the userName is deleted (FAILS on main: it stays)", func() {
+		ns := newNamespace()
+		emu := hubConfig(ns, nil) // adoption off, deletion Remove
+		loser := newMember(ns, "acme", "sam@example.com")
+		Expect(k8s.Create(ctx, loser)).To(Succeed())
+		settled(loser, "Invited/True/Invited")
+		Expect(emu.Invites()).To(HaveLen(1))
+
+		winner := newMember(ns, "acme", "sam@example.com")
+		winner.Name = "sam-winner"
+		Expect(k8s.Create(ctx, winner)).To(Succeed())
+		Eventually(func() scimv1.MemberOrigin { return getMember(winner).Status.Origin }).Should(Equal(scimv1.OriginPreexisting),
+			"the second member finds the invitation the first made, and adoption is off")
+
+		Expect(k8s.Delete(ctx, loser)).To(Succeed()) // the losing create's dropLoser
+		expectGone(loser)
+		Expect(k8s.Delete(ctx, winner)).To(Succeed()) // the IdP deletes the user it knows
+		expectGone(winner)
+		Expect(emu.Invites()).To(BeEmpty(), "the invitation SCIM sent is left with no member, under deletion policy Remove")
+	})
+})
