@@ -37,3 +37,33 @@ var _ = Describe("review9: two members of one userName on Docker Hub (issue 10)"
 		Expect(emu.Invites()).To(BeEmpty(), "the invitation SCIM sent is left with no member, under deletion policy Remove")
 	})
 })
+
+// SharedWith matches members by the SCIM userName key (naming.NameKey: case, width and
+// invisible characters aside, "ß" is "ss"), but Docker Hub compares identities as they
+// are, modulo case (naming.FoldUserName): "straße@…" and "strasse@…" are one SCIM user and
+// two people to the backend. A create of "Straße@…" that lost to a rename to
+// "strasse@…" (its member reconciled, and invited its own identity, before dropLoser
+// deleted it) leaves its invitation behind: the winner wants another person.
+var _ = Describe("review9: two members of one userName key but two backend identities (issue 10)", func() {
+	It("removes the deleted member's own invitation when the other member's identity differs (FAILS on main: it stays)", func() {
+		ns := newNamespace()
+		emu := hubConfig(ns, nil)
+		loser := newMember(ns, "acme", "straße@example.com")
+		Expect(k8s.Create(ctx, loser)).To(Succeed())
+		settled(loser, "Invited/True/Invited")
+
+		winner := newMember(ns, "acme", "strasse@example.com")
+		winner.Name = "strasse-winner"
+		Expect(k8s.Create(ctx, winner)).To(Succeed())
+		settled(winner, "Invited/True/Invited")
+		Expect(emu.Invites()).To(HaveLen(2), "two people to Docker Hub")
+
+		Expect(k8s.Delete(ctx, loser)).To(Succeed())
+		expectGone(loser)
+		var invitees []string
+		for _, inv := range emu.Invites() {
+			invitees = append(invitees, inv.Invitee)
+		}
+		Expect(invitees).To(ConsistOf("strasse@example.com"), "the deleted member's own invitation (straße) is left with no member")
+	})
+})
