@@ -3,6 +3,7 @@ package scimserver_test
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	. "github.com/onsi/ginkgo/v2"
@@ -141,5 +142,52 @@ var _ = Describe("review9: a claimless create whose write's outcome is unknown (
 		Expect(retryErr).NotTo(HaveOccurred(), "the retry was answered 201")
 		m := liveMember(c, str(retried["id"]))
 		Expect(m.DeletionTimestamp.IsZero()).To(BeTrue(), "the user answered 201 to the IdP's retry was deleted by the first request")
+	})
+})
+
+// While a claimless create waits for a rename in flight, its member is already in the
+// cache, so GET and filters show it to the IdP as a user; when the rename commits, the
+// create loses and deletes it. Before issue 10 a create that lost to a rename never wrote
+// its member. A user a GET answered then vanishes without a DELETE.
+var _ = Describe("review9: the member of a create that waits (issue 10)", func() {
+	It("is not shown to a GET and then deleted without a DELETE (FAILS on main: shown, then deleted)", func() {
+		c := newEnv().config("review9-shown", "review9-shown-token")
+		sc := scopeOf(c)
+		plain := &scimstore.Store{Client: mgrClient, APIReader: mgrReader, Log: logr.Discard()}
+		id := userID(c, "sa@example.com")
+		// the controllers are done writing the user (a status write in between would make
+		// the rename's write conflict, and its retry find the new user and yield)
+		Eventually(func() scimv1.MemberPhase { return liveMember(c, id).Status.Phase }).ShouldNot(BeEmpty())
+		Eventually(func() bool {
+			before := liveMember(c, id).ResourceVersion
+			time.Sleep(300 * time.Millisecond)
+			return liveMember(c, id).ResourceVersion == before
+		}).Should(BeTrue())
+		created := make(chan error, 1)
+		var shown []string
+		wrapped := &beforePatch{Client: mgrClient}
+		wrapped.hook = func() {
+			defer GinkgoRecover()
+			// the rename has claimed the name and found no user under its derived object
+			// name; the create writes its member now and waits for the rename
+			go func() {
+				_, err := plain.CreateUser(context.Background(), sc, scim.Resource{"userName": "sb@example.com"})
+				created <- err
+			}()
+			Eventually(func() int { return filterCount(c, "Users", "userName", "sb@example.com") }).Should(Equal(1))
+			r := c.do("GET", "/Users?filter="+`userName%20eq%20%22sb@example.com%22`, nil)
+			for _, u := range resources(r) {
+				shown = append(shown, str(u["id"]))
+			}
+		}
+		st := &scimstore.Store{Client: wrapped, APIReader: mgrReader, Log: logr.Discard()}
+		_, err := st.PatchUser(context.Background(), sc, id, replaceOp("userName", "sb@example.com"), "")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(created).Should(Receive())
+		Expect(shown).To(HaveLen(1))
+		if shown[0] != id {
+			r := c.do("GET", "/Users/"+shown[0], nil)
+			Expect(r.code).To(Equal(200), "user %s, shown to a GET while its create waited, is gone though nobody deleted it: %s", shown[0], r)
+		}
 	})
 })
