@@ -1000,8 +1000,11 @@ func countReconcile(controller string, res ctrl.Result, err error) {
 	metrics.Reconciles.WithLabelValues(controller, result).Inc()
 }
 
-// sameUserName names another OrgMember of m's config, not being deleted, with m's userName
-// (read in the cache), or "".
+// sameUserName names another OrgMember of m's config that wants and owns the access of
+// m's person, read in the cache, or "": not being deleted, active, provisioned or adopted
+// by SCIM (not Preexisting, not waiting for its first grant, not deprovisioned), with m's
+// userName as the backend compares it (naming.FoldUserName: "ß" and "ss" are one SCIM
+// userName and two people).
 func (r *OrgMemberReconciler) sameUserName(ctx context.Context, m *scimv1.OrgMember) (string, error) {
 	var list scimv1.OrgMemberList
 	if err := r.List(ctx, &list, client.InNamespace(m.Namespace),
@@ -1009,7 +1012,9 @@ func (r *OrgMemberReconciler) sameUserName(ctx context.Context, m *scimv1.OrgMem
 		return "", err
 	}
 	for _, o := range list.Items {
-		if o.UID != m.UID && o.Spec.ConfigName == m.Spec.ConfigName && o.DeletionTimestamp.IsZero() {
+		owns := o.Status.Origin == scimv1.OriginProvisioned || o.Status.Origin == scimv1.OriginAdopted
+		if o.UID != m.UID && o.Spec.ConfigName == m.Spec.ConfigName && o.DeletionTimestamp.IsZero() && o.Spec.Active && owns &&
+			!o.Status.Deprovisioned && naming.FoldUserName(o.Spec.UserName) == naming.FoldUserName(m.Spec.UserName) {
 			return o.Name, nil
 		}
 	}

@@ -16,7 +16,7 @@ import (
 // winner, when the winner is new to the backend (a create under another object name, or
 // an inactive user renamed to the name).
 var _ = Describe("review9: two members of one userName on Docker Hub (issue 10)", func() {
-	It("removes the invitation SCIM sent once every member of the userName is deleted (FAILS on main: it stays)", func() {
+	It("removes the invitation SCIM sent once every member of the userName is deleted", func() {
 		ns := newNamespace()
 		emu := hubConfig(ns, nil) // adoption off, deletion Remove
 		loser := newMember(ns, "acme", "sam@example.com")
@@ -45,7 +45,7 @@ var _ = Describe("review9: two members of one userName on Docker Hub (issue 10)"
 // "strasse@…" (its member reconciled, and invited its own identity, before dropLoser
 // deleted it) leaves its invitation behind: the winner wants another person.
 var _ = Describe("review9: two members of one userName key but two backend identities (issue 10)", func() {
-	It("removes the deleted member's own invitation when the other member's identity differs (FAILS on main: it stays)", func() {
+	It("removes the deleted member's own invitation when the other member's identity differs", func() {
 		ns := newNamespace()
 		emu := hubConfig(ns, nil)
 		loser := newMember(ns, "acme", "straße@example.com")

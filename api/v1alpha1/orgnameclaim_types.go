@@ -43,8 +43,9 @@ type OrgNameClaimSpec struct {
 // OrgNameClaim is internal bookkeeping of the SCIM server: it makes a userName (or a
 // group's displayName) unique per ScimConfig through the API server, for creates and
 // renames alike. Its object name is derived from the ScimConfig and the name, so two
-// writers of one name race for one object and the API server lets exactly one win. It is
-// owned by its holder, so it goes away with it. Do not edit: it carries no settings.
+// writers of one name race for one object and the API server lets exactly one win. A
+// user created under its userName's derived object name holds the name without one. It
+// is owned by its holder, so it goes away with it. Do not edit: it carries no settings.
 // +kubebuilder:object:root=true
 // +kubebuilder:printcolumn:name="Kind",type=string,JSONPath=`.spec.kind`
 // +kubebuilder:printcolumn:name="Holder",type=string,JSONPath=`.spec.holder`

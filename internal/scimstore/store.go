@@ -483,18 +483,9 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 		}
 		if !apierrors.IsAlreadyExists(err) {
 			if !definite(err) {
-				// the create may have committed (a timeout, a 5xx): a member that did is
-				// judged as if the answer had come (it may have lost the name meanwhile)
-				bg, cancel := s.writeCtx(context.WithoutCancel(wctx))
-				defer cancel()
-				var live scimv1.OrgMember
-				gerr := s.APIReader.Get(bg, client.ObjectKeyFromObject(m), &live)
-				if gerr == nil && naming.NameKey(live.Spec.UserName) == naming.NameKey(spec.UserName) && live.Spec.ConfigName == sc.name() &&
-					live.DeletionTimestamp.IsZero() {
-					if s.settleClaimless(bg, sc, &live) != nil {
-						s.dropLoser(bg, &live)
-					}
-				}
+				// the create may have committed (a timeout, a 5xx): the member it may have
+				// written is judged until a verdict comes (judgeUnknown)
+				s.judgeUnknown(wctx, sc, m)
 			}
 			return nil, s.apiError(err, userRef(m.Name))
 		}
@@ -516,6 +507,46 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 	}
 	return nil, taken()
 }
+
+// judgeUnknown judges the member a claimless create may have written, when the write's
+// outcome is unknown (a timeout, a 5xx): read live, a member under m's name that carries
+// its userName is deleted when the name's claim is held by another holder carrying the
+// name, as the create would have done with an answer. Only that verdict deletes: the
+// member may be another request's (the IdP's retry of this one, answered 201), and a
+// member answered 201 never meets such a claim (every claim writer reads the derived
+// object name after its claim, and yields to it). A failed read, or a claim in flight,
+// is judged again in the background, with backoff, for the claims' grace.
+func (s *Store) judgeUnknown(ctx context.Context, sc Scope, m *scimv1.OrgMember) {
+	judge := func(ctx context.Context) error {
+		var live scimv1.OrgMember
+		if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(m), &live); err != nil {
+			return client.IgnoreNotFound(err) // not committed: nothing to judge
+		}
+		if naming.NameKey(live.Spec.UserName) != naming.NameKey(m.Spec.UserName) || live.Spec.ConfigName != sc.name() ||
+			!live.DeletionTimestamp.IsZero() {
+			return nil
+		}
+		v, err := s.claimlessVerdict(ctx, sc, scimv1.NameClaimUser, live.Spec.UserName, holderRef{name: live.Name, uid: live.UID})
+		switch {
+		case err != nil:
+			return err
+		case v == nameInFlight:
+			return errInFlight
+		case v == nameHeld || v == nameDeleting:
+			s.dropLoser(ctx, &live)
+		}
+		return nil
+	}
+	bg, cancel := s.writeCtx(context.WithoutCancel(ctx))
+	err := judge(bg)
+	cancel()
+	if err != nil {
+		s.retryInBackground(ctx, judge, "could not judge a user whose create's outcome is unknown; if a concurrent rename took its userName, both hold it",
+			"namespace", m.Namespace, "member", m.Name)
+	}
+}
+
+var errInFlight = errors.New("a write of the name is in flight")
 
 func newMember(sc Scope, spec scimv1.OrgMemberSpec, attempt int) *scimv1.OrgMember {
 	m := &scimv1.OrgMember{
