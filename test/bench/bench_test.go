@@ -38,6 +38,8 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		"SubjectAccessReview, unrelated user, no members",
 		"create throughput, concurrency 1: SCIM / client-go",
 		"create throughput, concurrency 4: SCIM / client-go",
+		"CPU per create, concurrency 1: SCIM / client-go",
+		"CPU per create, concurrency 4: SCIM / client-go",
 		"controllers granting a size step",
 		"userName eq lookup",
 		"GET /Users/{id}",

@@ -307,6 +307,25 @@ func (s *stack) settleOf(ctx context.Context, config string, timeout time.Durati
 	return time.Since(start), false
 }
 
+// settleQuiet waits until at least wantDeactivated members of the sample config are
+// Deactivated (the controllers are done with the inactive members created so far), or
+// until timeout. It polls often: it runs between the throughput's timed chunks.
+func (s *stack) settleQuiet(ctx context.Context, timeout time.Duration, wantDeactivated int) (time.Duration, bool) {
+	start := time.Now()
+	for time.Since(start) < timeout {
+		ph, _, err := s.phasesOf(ctx, s.config)
+		if err == nil && ph[scimv1.PhaseDeactivated] >= wantDeactivated {
+			return time.Since(start), true
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return time.Since(start), false
+}
+
 // grants counts what the kubernetes backend wrote (its config label): ClusterRoleBindings
 // in the Bindings layout, OrgGrants in the Webhook layout.
 func (s *stack) grants(ctx context.Context) int {
