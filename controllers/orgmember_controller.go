@@ -179,7 +179,7 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			}
 			_, in.Labelled = b.(backend.OwnerLedger)
 			if deleting && !in.Labelled {
-				if in.SharedWith, err = r.sameUserName(ctx, m); err != nil {
+				if in.SharedWith, err = r.sameUserName(ctx, m, in.Policies.Deactivation == scimv1.DeactivationKeep); err != nil {
 					return ctrl.Result{}, err
 				}
 			}
@@ -1001,11 +1001,12 @@ func countReconcile(controller string, res ctrl.Result, err error) {
 }
 
 // sameUserName names another OrgMember of m's config that wants and owns the access of
-// m's person, read in the cache, or "": not being deleted, active, provisioned or adopted
-// by SCIM (not Preexisting, not waiting for its first grant, not deprovisioned), with m's
-// userName as the backend compares it (naming.FoldUserName: "ß" and "ss" are one SCIM
-// userName and two people).
-func (r *OrgMemberReconciler) sameUserName(ctx context.Context, m *scimv1.OrgMember) (string, error) {
+// m's person, read in the cache, or "": not being deleted, active (or deactivated while
+// the config keeps a deactivated member's access, keep), provisioned or adopted by SCIM
+// (not Preexisting, not waiting for its first grant), not deprovisioned, with m's userName
+// as the backend compares it (naming.FoldUserName: "ß" and "ss" are one SCIM userName and
+// two people).
+func (r *OrgMemberReconciler) sameUserName(ctx context.Context, m *scimv1.OrgMember, keep bool) (string, error) {
 	var list scimv1.OrgMemberList
 	if err := r.List(ctx, &list, client.InNamespace(m.Namespace),
 		client.MatchingFields{index.UserName: index.Key(m.Spec.ConfigName, naming.NameKey(m.Spec.UserName))}); err != nil {
@@ -1013,7 +1014,7 @@ func (r *OrgMemberReconciler) sameUserName(ctx context.Context, m *scimv1.OrgMem
 	}
 	for _, o := range list.Items {
 		owns := o.Status.Origin == scimv1.OriginProvisioned || o.Status.Origin == scimv1.OriginAdopted
-		if o.UID != m.UID && o.Spec.ConfigName == m.Spec.ConfigName && o.DeletionTimestamp.IsZero() && o.Spec.Active && owns &&
+		if o.UID != m.UID && o.Spec.ConfigName == m.Spec.ConfigName && o.DeletionTimestamp.IsZero() && (o.Spec.Active || keep) && owns &&
 			!o.Status.Deprovisioned && naming.FoldUserName(o.Spec.UserName) == naming.FoldUserName(m.Spec.UserName) {
 			return o.Name, nil
 		}

@@ -120,6 +120,31 @@ var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 		settled(a, "Active/True/Active")
 	})
 
+	It("leaves the person to another member of the same userName deactivated under Keep", func() {
+		// Keep keeps a deactivated member's access: that member still wants the person
+		// (review 10).
+		emu := hubConfig(ns, func(c *scimv1.ScimConfig) {
+			c.Spec.Policies.Adoption = scimv1.AdoptionAdopt
+			c.Spec.Policies.Deactivation = scimv1.DeactivationKeep
+		})
+		a := newMember(ns, "acme", "kim@example.com")
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		settled(a, "Invited/True/Invited")
+		Expect(emu.AcceptInvite("kim@example.com", "kim")).To(Succeed())
+		requestReconcile(a)
+		settled(a, "Active/True/Active")
+		dup := newMember(ns, "acme", "kim@example.com")
+		dup.Name = "kim-twice"
+		Expect(k8s.Create(ctx, dup)).To(Succeed())
+		Eventually(func() scimv1.MemberOrigin { return getMember(dup).Status.Origin }).Should(Equal(scimv1.OriginAdopted))
+		updateMember(a, func(o *scimv1.OrgMember) { o.Spec.Active = false })
+		settled(a, "Deactivated/True/Deactivated")
+		Expect(emu.IsMember("kim")).To(BeTrue(), "Keep keeps the access")
+		Expect(k8s.Delete(ctx, dup)).To(Succeed())
+		expectGone(dup)
+		Expect(emu.IsMember("kim")).To(BeTrue(), "the member deactivated under Keep still wants the person")
+	})
+
 	It("repairs drift on a resync of the config: a member removed by hand and an expired invitation", func() {
 		// The periodic resync (spec.resyncInterval, at least 1m) re-runs every member's
 		// reconcile; the config's reconcile annotation runs the same pass at once, without

@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -149,5 +150,37 @@ var _ = Describe("review9: a claimless create whose write's outcome is unknown (
 		Expect(retryErr).NotTo(HaveOccurred(), "the retry was answered 201")
 		m := liveMember(c, str(retried["id"]))
 		Expect(m.DeletionTimestamp.IsZero()).To(BeTrue(), "the user answered 201 to the IdP's retry was deleted by the first request")
+	})
+})
+
+// Review 10, F5: a create whose answer was lost (a timeout) may commit after the store's
+// first read of its member found nothing. A rename to the same userName that claimed and
+// read the derived object name before that commit has won; the late member must still be
+// judged, and lose.
+var _ = Describe("review10: a claimless create that commits after its judgment found nothing (issue 10)", func() {
+	It("judges the member again, and deletes it when a rename won the userName meanwhile", func() {
+		c := newEnv().config("review10", "review10-token")
+		sc := scopeOf(c)
+		plain := &scimstore.Store{Client: mgrClient, APIReader: mgrReader, Log: logr.Discard()}
+		id := userID(c, "la@example.com")
+		_, err := plain.PatchUser(context.Background(), sc, id, replaceOp("userName", "lb@example.com"), "")
+		Expect(err).NotTo(HaveOccurred(), "the rename wins: nothing under the derived object name yet")
+		var late *scimv1.OrgMember
+		// (the store's cache has not shown the rename yet: only the claim tells)
+		wrapped := &aroundCreate{Client: &noMembersListed{Client: mgrClient}, armed: true, send: false, answer: timeoutErr}
+		st := &scimstore.Store{Client: wrapped, APIReader: mgrReader, Log: logr.Discard()}
+		_, err = st.CreateUser(context.Background(), sc, scim.Resource{"userName": "lb@example.com"})
+		Expect(err).To(MatchError(ContainSubstring("unavailable")), "the IdP was told the create failed (503), not 409")
+		// the lost write commits now, after the store's read found nothing
+		late = &scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: naming.MemberName(c.config, "lb@example.com"),
+			Labels: map[string]string{scimv1.LabelConfig: c.config}},
+			Spec: scimv1.OrgMemberSpec{ConfigName: c.config, UserName: "lb@example.com", Active: true}}
+		Expect(k8s.Create(context.Background(), late)).To(Succeed())
+		Eventually(func() bool {
+			var m scimv1.OrgMember
+			err := k8s.Get(context.Background(), client.ObjectKeyFromObject(late), &m)
+			return apierrors.IsNotFound(err) || err == nil && !m.DeletionTimestamp.IsZero()
+		}, "30s").Should(BeTrue(), "the late member carries the userName the rename won: a duplicate")
+		Expect(liveMember(c, id).Spec.UserName).To(Equal("lb@example.com"))
 	})
 })

@@ -2,6 +2,7 @@ package scimstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -300,18 +301,21 @@ func (s *Store) release(ctx context.Context, sc Scope, kind scimv1.NameClaimKind
 }
 
 // retryInBackground retries do, a write that failed once, in the background with backoff
-// for claimGrace, and logs msg (with keysAndValues) when it never succeeds.
+// for claimGrace, and logs msg (with keysAndValues) when it never succeeds (unless its last
+// error was errNotWritten: nothing was there to act on).
 func (s *Store) retryInBackground(ctx context.Context, do func(context.Context) error, msg string, keysAndValues ...any) {
 	go func() {
 		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimGrace)
 		defer cancel()
+		var last error
 		err := wait.ExponentialBackoffWithContext(bg, wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 100, Cap: 5 * time.Second},
 			func(ctx context.Context) (bool, error) {
 				wctx, cancel := s.writeCtx(ctx)
 				defer cancel()
-				return do(wctx) == nil, nil
+				last = do(wctx)
+				return last == nil, nil
 			})
-		if err != nil {
+		if err != nil && !errors.Is(last, errNotWritten) {
 			s.Log.Error(err, msg, keysAndValues...)
 		}
 	}()
@@ -443,16 +447,34 @@ func (s *Store) settleClaimless(ctx context.Context, sc Scope, m *scimv1.OrgMemb
 	}
 }
 
-// dropLoser deletes m, a member a create wrote and lost (its name is another's), on the
-// condition that it is still that object. The create answers an error, so the member must
-// go: a failed delete is retried in the background, with backoff, for a while.
+// dropLoser deletes m, a member a create wrote and lost (its userName is another's), on
+// the condition that it is still that object at the version read, carrying that userName:
+// a member the IdP renamed since (it may have found it by a filter) is not deleted for a
+// name it no longer carries. The create answers an error, so the member must go: a failed
+// delete is retried in the background, with backoff, for a while.
 func (s *Store) dropLoser(ctx context.Context, m *scimv1.OrgMember) {
+	key := naming.NameKey(m.Spec.UserName)
+	cur := m.DeepCopy()
 	del := func(ctx context.Context) error {
-		err := s.Client.Delete(ctx, m, client.Preconditions(metav1.Preconditions{UID: &m.UID}))
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return err
+		for try := 0; try < 5; try++ {
+			err := s.Client.Delete(ctx, cur, client.Preconditions(metav1.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}))
+			if err == nil || apierrors.IsNotFound(err) {
+				return nil
+			}
+			if !apierrors.IsConflict(err) {
+				return err
+			}
+			// changed since (a controller's write, or the IdP's): still the loser?
+			live := &scimv1.OrgMember{}
+			if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(cur), live); err != nil {
+				return client.IgnoreNotFound(err)
+			}
+			if live.UID != m.UID || naming.NameKey(live.Spec.UserName) != key || !live.DeletionTimestamp.IsZero() {
+				return nil
+			}
+			cur = live
 		}
-		return nil
+		return errors.New("the user kept changing")
 	}
 	wctx, cancel := s.writeCtx(context.WithoutCancel(ctx))
 	err := del(wctx)

@@ -515,12 +515,18 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 // member may be another request's (the IdP's retry of this one, answered 201), and a
 // member answered 201 never meets such a claim (every claim writer reads the derived
 // object name after its claim, and yields to it). A failed read, or a claim in flight,
-// is judged again in the background, with backoff, for the claims' grace.
+// is judged again in the background, with backoff, for the claims' grace; so is a member
+// not found yet (a write whose answer was lost can still commit).
 func (s *Store) judgeUnknown(ctx context.Context, sc Scope, m *scimv1.OrgMember) {
 	judge := func(ctx context.Context) error {
 		var live scimv1.OrgMember
 		if err := s.APIReader.Get(ctx, client.ObjectKeyFromObject(m), &live); err != nil {
-			return client.IgnoreNotFound(err) // not committed: nothing to judge
+			if apierrors.IsNotFound(err) {
+				// not committed, or not yet: a write whose answer was lost may still commit
+				// (the API server's own timeout), so it is looked for again for a while
+				return errNotWritten
+			}
+			return err
 		}
 		if naming.NameKey(live.Spec.UserName) != naming.NameKey(m.Spec.UserName) || live.Spec.ConfigName != sc.name() ||
 			!live.DeletionTimestamp.IsZero() {
@@ -546,7 +552,10 @@ func (s *Store) judgeUnknown(ctx context.Context, sc Scope, m *scimv1.OrgMember)
 	}
 }
 
-var errInFlight = errors.New("a write of the name is in flight")
+var (
+	errInFlight   = errors.New("a write of the name is in flight")
+	errNotWritten = errors.New("the object is not there (yet)")
+)
 
 func newMember(sc Scope, spec scimv1.OrgMemberSpec, attempt int) *scimv1.OrgMember {
 	m := &scimv1.OrgMember{
