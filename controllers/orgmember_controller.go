@@ -1005,19 +1005,37 @@ func countReconcile(controller string, res ctrl.Result, err error) {
 // the config keeps a deactivated member's access, keep), provisioned or adopted by SCIM
 // (not Preexisting, not waiting for its first grant), not deprovisioned, with m's userName
 // as the backend compares it (naming.FoldUserName: "ß" and "ss" are one SCIM userName and
-// two people).
+// two people), and having recorded every identity m granted (status.grantedIdentities; m's
+// userName when m recorded none): what is handed over is then what the other member
+// already answers for, and takes away when it is renamed or removed. Anything less is
+// removed with m (the other member grants its own again).
 func (r *OrgMemberReconciler) sameUserName(ctx context.Context, m *scimv1.OrgMember, keep bool) (string, error) {
 	var list scimv1.OrgMemberList
 	if err := r.List(ctx, &list, client.InNamespace(m.Namespace),
 		client.MatchingFields{index.UserName: index.Key(m.Spec.ConfigName, naming.NameKey(m.Spec.UserName))}); err != nil {
 		return "", err
 	}
+	handedOver := m.Status.GrantedIdentities
+	if len(handedOver) == 0 {
+		handedOver = []string{naming.FoldUserName(m.Spec.UserName)}
+	}
 	for _, o := range list.Items {
 		owns := o.Status.Origin == scimv1.OriginProvisioned || o.Status.Origin == scimv1.OriginAdopted
 		if o.UID != m.UID && o.Spec.ConfigName == m.Spec.ConfigName && o.DeletionTimestamp.IsZero() && (o.Spec.Active || keep) && owns &&
-			!o.Status.Deprovisioned && naming.FoldUserName(o.Spec.UserName) == naming.FoldUserName(m.Spec.UserName) {
+			!o.Status.Deprovisioned && naming.FoldUserName(o.Spec.UserName) == naming.FoldUserName(m.Spec.UserName) &&
+			recordsAll(o.Status.GrantedIdentities, handedOver) {
 			return o.Name, nil
 		}
 	}
 	return "", nil
+}
+
+// recordsAll tells whether every identity of want is in have (both folded).
+func recordsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
