@@ -52,6 +52,24 @@ func roleOf(emu *hubemu.Emulator, id string) func() string {
 	}
 }
 
+// activeAndTwin makes <id>@example.com an Active member (invited, accepted as Docker ID id)
+// and then a second member of the same userName, adopted (the config must adopt).
+func activeAndTwin(emu *hubemu.Emulator, ns, id string) (a, twin *scimv1.OrgMember) {
+	GinkgoHelper()
+	userName := id + "@example.com"
+	a = newMember(ns, "acme", userName)
+	Expect(k8s.Create(ctx, a)).To(Succeed())
+	settled(a, "Invited/True/Invited")
+	Expect(emu.AcceptInvite(userName, id)).To(Succeed())
+	requestReconcile(a)
+	settled(a, "Active/True/Active")
+	twin = newMember(ns, "acme", userName)
+	twin.Name = id + "-twice"
+	Expect(k8s.Create(ctx, twin)).To(Succeed())
+	Eventually(func() scimv1.MemberOrigin { return getMember(twin).Status.Origin }).Should(Equal(scimv1.OriginAdopted))
+	return a, twin
+}
+
 var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 	var ns string
 	BeforeEach(func() { ns = newNamespace() })
@@ -104,16 +122,7 @@ var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 		// only the person, so removing them for the deleted one would take the access the
 		// other wants (issue 10).
 		emu := hubConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Policies.Adoption = scimv1.AdoptionAdopt })
-		a := newMember(ns, "acme", "sam@example.com")
-		Expect(k8s.Create(ctx, a)).To(Succeed())
-		settled(a, "Invited/True/Invited")
-		Expect(emu.AcceptInvite("sam@example.com", "sam")).To(Succeed())
-		requestReconcile(a)
-		settled(a, "Active/True/Active")
-		dup := newMember(ns, "acme", "sam@example.com")
-		dup.Name = "sam-twice"
-		Expect(k8s.Create(ctx, dup)).To(Succeed())
-		Eventually(func() scimv1.MemberOrigin { return getMember(dup).Status.Origin }).Should(Equal(scimv1.OriginAdopted))
+		a, dup := activeAndTwin(emu, ns, "sam")
 		Expect(k8s.Delete(ctx, dup)).To(Succeed())
 		expectGone(dup)
 		Expect(emu.IsMember("sam")).To(BeTrue(), "the other member of the userName keeps the person")
@@ -127,16 +136,7 @@ var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 			c.Spec.Policies.Adoption = scimv1.AdoptionAdopt
 			c.Spec.Policies.Deactivation = scimv1.DeactivationKeep
 		})
-		a := newMember(ns, "acme", "kim@example.com")
-		Expect(k8s.Create(ctx, a)).To(Succeed())
-		settled(a, "Invited/True/Invited")
-		Expect(emu.AcceptInvite("kim@example.com", "kim")).To(Succeed())
-		requestReconcile(a)
-		settled(a, "Active/True/Active")
-		dup := newMember(ns, "acme", "kim@example.com")
-		dup.Name = "kim-twice"
-		Expect(k8s.Create(ctx, dup)).To(Succeed())
-		Eventually(func() scimv1.MemberOrigin { return getMember(dup).Status.Origin }).Should(Equal(scimv1.OriginAdopted))
+		a, dup := activeAndTwin(emu, ns, "kim")
 		updateMember(a, func(o *scimv1.OrgMember) { o.Spec.Active = false })
 		settled(a, "Deactivated/True/Deactivated")
 		Expect(emu.IsMember("kim")).To(BeTrue(), "Keep keeps the access")

@@ -110,6 +110,12 @@ func liveGroup(c *scimClient, id string) scimv1.OrgGroup {
 	return g
 }
 
+// plain is the shipped store over the manager's client: a second writer beside the one a
+// spec wraps.
+func plain() *scimstore.Store {
+	return &scimstore.Store{Client: mgrClient, APIReader: mgrReader, Log: logr.Discard()}
+}
+
 func replaceOp(path, v string) []scim.PatchOp {
 	b, _ := json.Marshal(v)
 	return []scim.PatchOp{{Op: "replace", Path: path, Value: b}}
@@ -122,10 +128,6 @@ var _ = Describe("rename claims (issue 9, defect 2)", func() {
 		c = newEnv().config("claims", "claims-token")
 		sc = scopeOf(c)
 	})
-	// the second writer goes through the shipped store, over the manager's client
-	plain := func() *scimstore.Store {
-		return &scimstore.Store{Client: mgrClient, APIReader: mgrReader, Log: logr.Discard()}
-	}
 
 	It("keeps the claim of a userName that a rename back renewed while the first rename released it", func() {
 		id := userID(c, "ra@example.com")
@@ -295,9 +297,6 @@ var _ = Describe("a create without a claim against a rename to its userName (iss
 		c = newEnv().config("claimless", "claimless-token")
 		sc = scopeOf(c)
 	})
-	plain := func() *scimstore.Store {
-		return &scimstore.Store{Client: mgrClient, APIReader: mgrReader, Log: logr.Discard()}
-	}
 	derived := func(userName string) types.NamespacedName {
 		return types.NamespacedName{Namespace: c.ns, Name: naming.MemberName(c.config, userName)}
 	}

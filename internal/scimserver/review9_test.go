@@ -90,9 +90,6 @@ var _ = Describe("review9: a claimless create whose write's outcome is unknown (
 		c = newEnv().config("review9", "review9-token")
 		sc = scopeOf(c)
 	})
-	plain := func() *scimstore.Store {
-		return &scimstore.Store{Client: mgrClient, APIReader: mgrReader, Log: logr.Discard()}
-	}
 	derived := func(userName string) types.NamespacedName {
 		return types.NamespacedName{Namespace: c.ns, Name: naming.MemberName(c.config, userName)}
 	}
@@ -161,9 +158,8 @@ var _ = Describe("review10: a claimless create that commits after its judgment f
 	It("judges the member again, and deletes it when a rename won the userName meanwhile", func() {
 		c := newEnv().config("review10", "review10-token")
 		sc := scopeOf(c)
-		plain := &scimstore.Store{Client: mgrClient, APIReader: mgrReader, Log: logr.Discard()}
 		id := userID(c, "la@example.com")
-		_, err := plain.PatchUser(context.Background(), sc, id, replaceOp("userName", "lb@example.com"), "")
+		_, err := plain().PatchUser(context.Background(), sc, id, replaceOp("userName", "lb@example.com"), "")
 		Expect(err).NotTo(HaveOccurred(), "the rename wins: nothing under the derived object name yet")
 		var late *scimv1.OrgMember
 		// (the store's cache has not shown the rename yet: only the claim tells)
