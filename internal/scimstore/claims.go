@@ -300,6 +300,17 @@ func (s *Store) release(ctx context.Context, sc Scope, kind scimv1.NameClaimKind
 		"grace", claimGrace)
 }
 
+// tryThenRetry runs do once now, bounded by the write timeout whether or not the client is
+// still there, and when it fails, again in the background (retryInBackground).
+func (s *Store) tryThenRetry(ctx context.Context, do func(context.Context) error, msg string, keysAndValues ...any) {
+	wctx, cancel := s.writeCtx(context.WithoutCancel(ctx))
+	err := do(wctx)
+	cancel()
+	if err != nil {
+		s.retryInBackground(ctx, do, msg, keysAndValues...)
+	}
+}
+
 // retryInBackground retries do, a write that failed once, in the background with backoff
 // for claimGrace, and logs msg (with keysAndValues) when it never succeeds (unless its last
 // error was errNotWritten: nothing was there to act on).
@@ -476,13 +487,7 @@ func (s *Store) dropLoser(ctx context.Context, m *scimv1.OrgMember) {
 		}
 		return errors.New("the user kept changing")
 	}
-	wctx, cancel := s.writeCtx(context.WithoutCancel(ctx))
-	err := del(wctx)
-	cancel()
-	if err == nil {
-		return
-	}
-	s.retryInBackground(ctx, del, "could not delete a user whose create lost its userName to a concurrent write; it holds a duplicate userName",
+	s.tryThenRetry(ctx, del, "could not delete a user whose create lost its userName to a concurrent write; it holds a duplicate userName",
 		"namespace", m.Namespace, "member", m.Name)
 }
 
@@ -501,7 +506,7 @@ func (s *Store) derivedHolder(ctx context.Context, sc Scope, userName, except st
 		return nil
 	case err != nil:
 		return s.apiError(err, userRef(name))
-	case m.Spec.ConfigName != sc.name() || naming.NameKey(m.Spec.UserName) != naming.NameKey(userName):
+	case !carries(&m, sc, userName):
 		return nil
 	case !m.DeletionTimestamp.IsZero():
 		return stillDeleting("a user with userName %q", userName)

@@ -496,7 +496,7 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			}
 			return nil, s.apiError(gerr, userRef(m.Name))
 		}
-		if naming.NameKey(existing.Spec.UserName) == naming.NameKey(spec.UserName) && existing.Spec.ConfigName == sc.name() {
+		if carries(&existing, sc, spec.UserName) {
 			if !existing.DeletionTimestamp.IsZero() {
 				return nil, deleting()
 			}
@@ -528,8 +528,7 @@ func (s *Store) judgeUnknown(ctx context.Context, sc Scope, m *scimv1.OrgMember)
 			}
 			return err
 		}
-		if naming.NameKey(live.Spec.UserName) != naming.NameKey(m.Spec.UserName) || live.Spec.ConfigName != sc.name() ||
-			!live.DeletionTimestamp.IsZero() {
+		if !carries(&live, sc, m.Spec.UserName) || !live.DeletionTimestamp.IsZero() {
 			return nil
 		}
 		v, err := s.claimlessVerdict(ctx, sc, scimv1.NameClaimUser, live.Spec.UserName, holderRef{name: live.Name, uid: live.UID})
@@ -543,19 +542,20 @@ func (s *Store) judgeUnknown(ctx context.Context, sc Scope, m *scimv1.OrgMember)
 		}
 		return nil
 	}
-	bg, cancel := s.writeCtx(context.WithoutCancel(ctx))
-	err := judge(bg)
-	cancel()
-	if err != nil {
-		s.retryInBackground(ctx, judge, "could not judge a user whose create's outcome is unknown; if a concurrent rename took its userName, both hold it",
-			"namespace", m.Namespace, "member", m.Name)
-	}
+	s.tryThenRetry(ctx, judge, "could not judge a user whose create's outcome is unknown; if a concurrent rename took its userName, both hold it",
+		"namespace", m.Namespace, "member", m.Name)
 }
 
 var (
 	errInFlight   = errors.New("a write of the name is in flight")
 	errNotWritten = errors.New("the object is not there (yet)")
 )
+
+// carries tells whether m is a member of the scope's config with userName (as names are
+// compared: naming.NameKey).
+func carries(m *scimv1.OrgMember, sc Scope, userName string) bool {
+	return m.Spec.ConfigName == sc.name() && naming.NameKey(m.Spec.UserName) == naming.NameKey(userName)
+}
 
 func newMember(sc Scope, spec scimv1.OrgMemberSpec, attempt int) *scimv1.OrgMember {
 	m := &scimv1.OrgMember{
@@ -619,7 +619,7 @@ func (s *Store) createClaimed(ctx, wctx context.Context, sc Scope, spec scimv1.O
 			switch {
 			case apierrors.IsNotFound(gerr):
 				s.release(bg, sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: m.Name}, c.ResourceVersion)
-			case gerr == nil && naming.NameKey(live.Spec.UserName) == naming.NameKey(spec.UserName) && live.Spec.ConfigName == sc.name():
+			case gerr == nil && carries(&live, sc, spec.UserName):
 				s.bindClaim(bg, c, holderRef{name: live.Name, uid: live.UID})
 			}
 			return nil, s.apiError(err, userRef(m.Name))
@@ -632,7 +632,7 @@ func (s *Store) createClaimed(ctx, wctx context.Context, sc Scope, spec scimv1.O
 			s.release(context.WithoutCancel(wctx), sc, scimv1.NameClaimUser, spec.UserName, holderRef{name: m.Name}, c.ResourceVersion)
 			return nil, s.apiError(gerr, userRef(m.Name))
 		}
-		if naming.NameKey(existing.Spec.UserName) == naming.NameKey(spec.UserName) && existing.Spec.ConfigName == sc.name() {
+		if carries(&existing, sc, spec.UserName) {
 			// a member made without a claim (with kubectl) holds it: the claim is its own
 			// from now on
 			s.bindClaim(wctx, c, holderRef{name: existing.Name, uid: existing.UID})
