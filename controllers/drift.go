@@ -198,13 +198,7 @@ func (d *DriftQueue) firstObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMembe
 	}
 	recent := d.recentLocked(key, now)
 	if (len(recent) >= firstObservationBurst || len(d.waiting[key]) > 0) && now.Sub(appeared) < listingWaitMax {
-		if d.waiting[key] == nil {
-			d.waiting[key] = map[types.NamespacedName]time.Time{}
-		}
-		if len(d.waiting[key]) == 0 {
-			d.ask(cfg)
-		}
-		d.waiting[key][mkey] = now
+		d.waitLocked(cfg, mkey, now)
 		return backend.Member{}, waitForListing
 	}
 	delete(d.waiting[key], mkey)
@@ -226,14 +220,20 @@ func (d *DriftQueue) waitOnRateLimit(cfg *scimv1.ScimConfig, m *scimv1.OrgMember
 	if len(d.recentLocked(key, now)) == 0 && len(d.waiting[key]) == 0 {
 		return false // new people: their own turn is the shortest way
 	}
+	d.waitLocked(cfg, client.ObjectKeyFromObject(m), now)
+	return true
+}
+
+// waitLocked makes member mkey of cfg wait for a listing, asked for by the first to wait.
+func (d *DriftQueue) waitLocked(cfg *scimv1.ScimConfig, mkey types.NamespacedName, now time.Time) {
+	key := client.ObjectKeyFromObject(cfg)
 	if d.waiting[key] == nil {
 		d.waiting[key] = map[types.NamespacedName]time.Time{}
 	}
 	if len(d.waiting[key]) == 0 {
 		d.ask(cfg)
 	}
-	d.waiting[key][client.ObjectKeyFromObject(m)] = now
-	return true
+	d.waiting[key][mkey] = now
 }
 
 // recentLocked drops the first observations older than the window and returns the others.
