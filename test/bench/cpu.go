@@ -1,15 +1,8 @@
 package main
 
 import (
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
+	"github.com/prometheus/procfs"
 )
-
-// clockTicks is the kernel's USER_HZ, the unit of /proc's CPU times (100 on Linux for
-// every architecture Go builds for).
-const clockTicks = 100
 
 // cpuTimes is CPU time spent so far, in seconds: by the whole machine (every process,
 // the control plane included), by the manager, and by the bench itself (the IdP's side).
@@ -25,60 +18,38 @@ func (a cpuTimes) add(b cpuTimes) cpuTimes {
 	return cpuTimes{a.machine + b.machine, a.manager + b.manager, a.bench + b.bench}
 }
 
-// cpuNow reads the CPU times from /proc. On a quiet machine, machine less manager and
-// bench is the API server and etcd.
+// cpuNow reads the CPU times from /proc (prometheus/procfs). On a quiet machine, machine
+// less manager and bench is the API server and etcd.
 func (s *stack) cpuNow() (cpuTimes, error) {
 	var t cpuTimes
-	b, err := os.ReadFile("/proc/stat")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return t, err
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return t, fmt.Errorf("unexpected /proc/stat: %q", line)
-	}
-	// user nice system idle iowait irq softirq steal: busy is all but idle and iowait
-	for i, v := range f[1:9] {
-		if i == 3 || i == 4 {
-			continue
-		}
-		n, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return t, err
-		}
-		t.machine += n / clockTicks
-	}
-	if t.manager, err = processCPU(fmt.Sprintf("/proc/%d/stat", s.mgr.PID())); err != nil {
+	st, err := fs.Stat()
+	if err != nil {
 		return t, err
 	}
-	t.bench, err = processCPU("/proc/self/stat")
+	c := st.CPUTotal // busy: all but idle and iowait (guest time is counted in user already)
+	t.machine = c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal
+	if t.manager, err = processCPU(fs, s.mgr.PID()); err != nil {
+		return t, err
+	}
+	self, err := fs.Self()
+	if err != nil {
+		return t, err
+	}
+	ps, err := self.Stat()
+	t.bench = ps.CPUTime()
 	return t, err
 }
 
-// processCPU is utime+stime of /proc/PID/stat, in seconds.
-func processCPU(path string) (float64, error) {
-	b, err := os.ReadFile(path)
+// processCPU is the user and system time of process pid, in seconds.
+func processCPU(fs procfs.FS, pid int) (float64, error) {
+	p, err := fs.Proc(pid)
 	if err != nil {
 		return 0, err
 	}
-	// the fields after the command name (which may hold spaces) in parentheses
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, fmt.Errorf("unexpected %s", path)
-	}
-	f := strings.Fields(string(b)[i+1:])
-	// state is field 3 of the whole line, f[0] here; utime and stime are fields 14 and 15
-	if len(f) < 13 {
-		return 0, fmt.Errorf("unexpected %s", path)
-	}
-	u, err := strconv.ParseFloat(f[11], 64)
-	if err != nil {
-		return 0, err
-	}
-	st, err := strconv.ParseFloat(f[12], 64)
-	if err != nil {
-		return 0, err
-	}
-	return (u + st) / clockTicks, nil
+	ps, err := p.Stat()
+	return ps.CPUTime(), err
 }

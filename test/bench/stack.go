@@ -278,49 +278,48 @@ func (s *stack) phasesOf(ctx context.Context, config string) (map[scimv1.MemberP
 	return out, len(l.Items), nil
 }
 
-// settle waits until every active member of the config is Active and every inactive one
-// Deactivated, or until timeout; it says how long that took and whether it got there.
+// settle waits until at least wantActive members of the sample config are Active, or until
+// timeout; it says how long that took and whether it got there (settleOf: of config).
 func (s *stack) settle(ctx context.Context, timeout time.Duration, wantActive int, say func(string, ...any)) (time.Duration, bool) {
 	return s.settleOf(ctx, s.config, timeout, wantActive, say)
 }
 
 func (s *stack) settleOf(ctx context.Context, config string, timeout time.Duration, wantActive int, say func(string, ...any)) (time.Duration, bool) {
-	start := time.Now()
-	last := time.Now()
-	for time.Since(start) < timeout {
-		ph, n, err := s.phasesOf(ctx, config)
-		if err == nil && ph[scimv1.PhaseActive] >= wantActive {
-			return time.Since(start), true
-		}
-		// a quarter of a second up to 10,000 members, proportionally longer above
-		poll := max(250*time.Millisecond, time.Duration(n/10000)*250*time.Millisecond)
-		if time.Since(last) > 30*time.Second {
-			say("  ... %d of %d members Active after %s", ph[scimv1.PhaseActive], wantActive, time.Since(start).Round(time.Second))
-			last = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return time.Since(start), false
-		case <-time.After(poll):
-		}
+	// a quarter of a second up to 10,000 members, proportionally longer above
+	poll := func(n int) time.Duration {
+		return max(250*time.Millisecond, time.Duration(n/10000)*250*time.Millisecond)
 	}
-	return time.Since(start), false
+	return s.waitPhase(ctx, config, scimv1.PhaseActive, wantActive, timeout, poll, say)
 }
 
 // settleQuiet waits until at least wantDeactivated members of the sample config are
 // Deactivated (the controllers are done with the inactive members created so far), or
 // until timeout. It polls often: it runs between the throughput's timed chunks.
 func (s *stack) settleQuiet(ctx context.Context, timeout time.Duration, wantDeactivated int) (time.Duration, bool) {
+	poll := func(int) time.Duration { return 20 * time.Millisecond }
+	return s.waitPhase(ctx, s.config, scimv1.PhaseDeactivated, wantDeactivated, timeout, poll, nil)
+}
+
+// waitPhase waits until at least want members of config are in phase, or until timeout,
+// polling every poll(members); it says how long that took and whether it got there, and
+// tells its progress every 30 seconds through say (when set).
+func (s *stack) waitPhase(ctx context.Context, config string, phase scimv1.MemberPhase, want int, timeout time.Duration,
+	poll func(members int) time.Duration, say func(string, ...any)) (time.Duration, bool) {
 	start := time.Now()
+	last := time.Now()
 	for time.Since(start) < timeout {
-		ph, _, err := s.phasesOf(ctx, s.config)
-		if err == nil && ph[scimv1.PhaseDeactivated] >= wantDeactivated {
+		ph, n, err := s.phasesOf(ctx, config)
+		if err == nil && ph[phase] >= want {
 			return time.Since(start), true
+		}
+		if say != nil && time.Since(last) > 30*time.Second {
+			say("  ... %d of %d members %s after %s", ph[phase], want, phase, time.Since(start).Round(time.Second))
+			last = time.Now()
 		}
 		select {
 		case <-ctx.Done():
 			return time.Since(start), false
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(poll(n)):
 		}
 	}
 	return time.Since(start), false
