@@ -5,23 +5,11 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	k8stypes "k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
-	"github.com/scim-operator/scim-operator/internal/index"
 )
-
-// builderIndexer registers the shipped indexes on a fake client's builder.
-type builderIndexer struct{ b *fake.ClientBuilder }
-
-func (bi builderIndexer) IndexField(_ context.Context, obj client.Object, field string, fn client.IndexerFunc) error {
-	bi.b.WithIndex(obj, field, fn)
-	return nil
-}
 
 // A Docker Hub deletion hands its person over to another member of the userName only when
 // that member answers for every identity the deleted one granted (review 10, F1): an
@@ -44,18 +32,8 @@ func TestSameUserNameHandsOverOnlyWhatTheOtherRecords(t *testing.T) {
 		{"the deleted one also invited its own email", member("w", "pat@example.com", "pat.w@example.com"), member("x", "pat@example.com"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sch := runtime.NewScheme()
-			if err := clientgoscheme.AddToScheme(sch); err != nil {
-				t.Fatal(err)
-			}
-			if err := scimv1.AddToScheme(sch); err != nil {
-				t.Fatal(err)
-			}
-			b := fake.NewClientBuilder().WithScheme(sch).WithObjects(tc.deleted, tc.other).WithStatusSubresource(&scimv1.OrgMember{})
-			if err := index.Setup(context.Background(), builderIndexer{b}); err != nil {
-				t.Fatal(err)
-			}
-			r := &OrgMemberReconciler{Client: b.Build()}
+			b := fake.NewClientBuilder().WithScheme(unitScheme(t)).WithObjects(tc.deleted, tc.other).WithStatusSubresource(&scimv1.OrgMember{})
+			r := &OrgMemberReconciler{Client: withShippedIndexes(t, b).Build()}
 			got, err := r.sameUserName(context.Background(), tc.deleted, false)
 			if err != nil {
 				t.Fatal(err)

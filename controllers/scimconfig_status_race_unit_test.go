@@ -9,8 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	clientevents "k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,7 +19,6 @@ import (
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
-	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/naming"
 )
 
@@ -52,19 +49,9 @@ type laggingCache struct {
 
 func newLaggingCache(t *testing.T, objs ...client.Object) *laggingCache {
 	t.Helper()
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
-	if err := scimv1.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
 	lc := &laggingCache{}
-	lc.WithWatch = fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
+	lc.WithWatch = withShippedIndexes(t, fake.NewClientBuilder().WithScheme(unitScheme(t)).WithObjects(objs...)).
 		WithStatusSubresource(&scimv1.ScimConfig{}).
-		WithIndex(&scimv1.OrgMember{}, index.Config, func(o client.Object) []string {
-			return []string{o.(*scimv1.OrgMember).Spec.ConfigName}
-		}).
 		WithInterceptorFuncs(interceptor.Funcs{
 			Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 				if cfg, ok := obj.(*scimv1.ScimConfig); ok && lc.lag && lc.before != nil {

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -88,15 +86,7 @@ func TestPauseRefusedEndsWhenASlotIsGivenBack(t *testing.T) {
 	a := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "hub"}}
 	s := NewConfigSlots(4)
 	s.pause = time.Hour
-	var held []func()
-	for {
-		release, ok := s.Acquire(a, false)
-		if !ok {
-			break
-		}
-		held = append(held, release)
-	}
-	for _, release := range held {
+	for _, release := range fillShare(s, a) {
 		done := make(chan struct{})
 		go func() {
 			s.PauseRefused(context.Background())
@@ -121,25 +111,12 @@ func TestRefusedReconcilePausesUntilASlotIsGivenBack(t *testing.T) {
 	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "hub"}}
 	m := &scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "alice"},
 		Spec: scimv1.OrgMemberSpec{ConfigName: "hub", UserName: "alice@example.com", Active: true}}
-	sch := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(sch); err != nil {
-		t.Fatal(err)
-	}
-	if err := scimv1.AddToScheme(sch); err != nil {
-		t.Fatal(err)
-	}
+	sch := unitScheme(t)
 	c := fake.NewClientBuilder().WithScheme(sch).WithObjects(cfg, m).Build()
 
 	slots := NewConfigSlots(4)
 	slots.pause = time.Hour
-	var held []func()
-	for {
-		release, ok := slots.Acquire(cfg, false)
-		if !ok {
-			break
-		}
-		held = append(held, release)
-	}
+	held := fillShare(slots, cfg)
 	paused := make(chan struct{}) // unbuffered: PauseRefused waits until the test has seen it
 	slots.waiting = func() { paused <- struct{}{} }
 

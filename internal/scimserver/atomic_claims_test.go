@@ -116,6 +116,20 @@ func plain() *scimstore.Store {
 	return &scimstore.Store{Client: mgrClient, APIReader: mgrReader, Log: logr.Discard()}
 }
 
+// derivedKey is the object name a create of userName writes its user under.
+func derivedKey(c *scimClient, userName string) types.NamespacedName {
+	return types.NamespacedName{Namespace: c.ns, Name: naming.MemberName(c.config, userName)}
+}
+
+// gone tells (for Eventually) whether the OrgMember key is gone or being deleted.
+func gone(key types.NamespacedName) func() bool {
+	return func() bool {
+		var m scimv1.OrgMember
+		err := k8s.Get(context.Background(), key, &m)
+		return apierrors.IsNotFound(err) || err == nil && !m.DeletionTimestamp.IsZero()
+	}
+}
+
 func replaceOp(path, v string) []scim.PatchOp {
 	b, _ := json.Marshal(v)
 	return []scim.PatchOp{{Op: "replace", Path: path, Value: b}}
@@ -297,16 +311,7 @@ var _ = Describe("a create without a claim against a rename to its userName (iss
 		c = newEnv().config("claimless", "claimless-token")
 		sc = scopeOf(c)
 	})
-	derived := func(userName string) types.NamespacedName {
-		return types.NamespacedName{Namespace: c.ns, Name: naming.MemberName(c.config, userName)}
-	}
-	gone := func(key types.NamespacedName) func() bool {
-		return func() bool {
-			var m scimv1.OrgMember
-			err := k8s.Get(context.Background(), key, &m)
-			return apierrors.IsNotFound(err) || err == nil && !m.DeletionTimestamp.IsZero()
-		}
-	}
+	derived := func(userName string) types.NamespacedName { return derivedKey(c, userName) }
 
 	It("loses to a rename that committed first, and deletes the member it wrote", func() {
 		id := userID(c, "la@example.com")

@@ -9,11 +9,9 @@ import (
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
-	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scim"
 	"github.com/scim-operator/scim-operator/internal/scimstore"
 )
@@ -90,16 +88,6 @@ var _ = Describe("review9: a claimless create whose write's outcome is unknown (
 		c = newEnv().config("review9", "review9-token")
 		sc = scopeOf(c)
 	})
-	derived := func(userName string) types.NamespacedName {
-		return types.NamespacedName{Namespace: c.ns, Name: naming.MemberName(c.config, userName)}
-	}
-	liveOrGone := func(key types.NamespacedName) func() bool {
-		return func() bool {
-			var m scimv1.OrgMember
-			err := k8s.Get(context.Background(), key, &m)
-			return apierrors.IsNotFound(err) || err == nil && !m.DeletionTimestamp.IsZero()
-		}
-	}
 
 	// Before issue 10 the create claimed first, so the rename below found the claim and
 	// lost whatever became of the create's answer. Now the create's member holds the name
@@ -121,7 +109,7 @@ var _ = Describe("review9: a claimless create whose write's outcome is unknown (
 		Expect(err).To(HaveOccurred(), "the IdP was told the create failed")
 		if renameErr == nil { // (before issue 10 the rename lost to the create's claim)
 			Expect(liveMember(c, id).Spec.UserName).To(Equal("rb@example.com"), "the rename won")
-			Eventually(liveOrGone(derived("rb@example.com"))).Should(BeTrue(),
+			Eventually(gone(derivedKey(c, "rb@example.com"))).Should(BeTrue(),
 				"the create's member, committed after the rename won, carries its userName too: a duplicate nothing removes")
 		}
 		Eventually(func() int { return filterCount(c, "Users", "userName", "rb@example.com") }).Should(Equal(1))
@@ -168,15 +156,12 @@ var _ = Describe("review10: a claimless create that commits after its judgment f
 		_, err = st.CreateUser(context.Background(), sc, scim.Resource{"userName": "lb@example.com"})
 		Expect(err).To(MatchError(ContainSubstring("unavailable")), "the IdP was told the create failed (503), not 409")
 		// the lost write commits now, after the store's read found nothing
-		late = &scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: naming.MemberName(c.config, "lb@example.com"),
+		key := derivedKey(c, "lb@example.com")
+		late = &scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name,
 			Labels: map[string]string{scimv1.LabelConfig: c.config}},
 			Spec: scimv1.OrgMemberSpec{ConfigName: c.config, UserName: "lb@example.com", Active: true}}
 		Expect(k8s.Create(context.Background(), late)).To(Succeed())
-		Eventually(func() bool {
-			var m scimv1.OrgMember
-			err := k8s.Get(context.Background(), client.ObjectKeyFromObject(late), &m)
-			return apierrors.IsNotFound(err) || err == nil && !m.DeletionTimestamp.IsZero()
-		}, "30s").Should(BeTrue(), "the late member carries the userName the rename won: a duplicate")
+		Eventually(gone(key), "30s").Should(BeTrue(), "the late member carries the userName the rename won: a duplicate")
 		Expect(liveMember(c, id).Spec.UserName).To(Equal("lb@example.com"))
 	})
 })
