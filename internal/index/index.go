@@ -5,8 +5,11 @@ package index
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -76,11 +79,70 @@ func Setup(ctx context.Context, fi client.FieldIndexer) error {
 		}},
 	}
 	for _, s := range steps {
-		if err := fi.IndexField(ctx, s.obj, s.field, s.fn); err != nil {
+		if err := Field(ctx, fi, s.obj, s.field, InNamespace, s.fn); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Scope is the one kind of lookup an index registered by Field answers.
+type Scope int
+
+const (
+	// InNamespace: every lookup names the namespace (client.InNamespace); a lookup
+	// across namespaces finds nothing.
+	InNamespace Scope = iota
+	// AllNamespaces: every lookup spans namespaces; a lookup in a namespace finds nothing.
+	AllNamespaces
+)
+
+// Field registers an index like client.FieldIndexer's IndexField, but keyed for one scope
+// of lookup only. controller-runtime keys each value of a namespaced object twice, once
+// for its namespace and once for all namespaces, so that either lookup works; every
+// index here is only ever read one way, and the second copy cost the manager about a
+// sixth of its heap at 100,000 members (client-go keeps a set of object keys per index
+// value, and most values here, a userName or an owner's UID, are unique). A FieldIndexer
+// that is not a cache (a fake client in a unit test) gets both copies from IndexField.
+func Field(ctx context.Context, fi client.FieldIndexer, obj client.Object, field string, scope Scope, fn client.IndexerFunc) error {
+	ig, ok := fi.(interface {
+		GetInformer(context.Context, client.Object, ...cache.InformerGetOption) (cache.Informer, error)
+	})
+	if !ok {
+		return fi.IndexField(ctx, obj, field, fn)
+	}
+	inf, err := ig.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
+	if err != nil {
+		return err
+	}
+	return inf.AddIndexers(toolscache.Indexers{fieldIndexName(field): func(raw any) ([]string, error) {
+		o, ok := raw.(client.Object)
+		if !ok {
+			return nil, fmt.Errorf("index %s: %T is not an object", field, raw)
+		}
+		ns := ""
+		if scope == InNamespace {
+			ns = o.GetNamespace()
+		}
+		vals := fn(o)
+		out := make([]string, len(vals))
+		for i, v := range vals {
+			out[i] = namespacedKey(ns, v)
+		}
+		return out, nil
+	}})
+}
+
+// fieldIndexName and namespacedKey are how controller-runtime's cache names a field's
+// index and keys its values (its internal FieldIndexName and KeyToNamespacedKey), which a
+// List with client.MatchingFields reads; the cache suites' lookups fail if they drift.
+func fieldIndexName(field string) string { return "field:" + field }
+
+func namespacedKey(ns, value string) string {
+	if ns == "" {
+		ns = "__all_namespaces"
+	}
+	return ns + "/" + value
 }
 
 // GroupsOf returns the OrgGroup names an OrgMember's labels place it in.
@@ -116,7 +178,7 @@ func GrantSubjectKey(kind, name string) string { return kind + "/" + name }
 // SetupGrants registers GrantSubject. Only a manager that serves the authorization webhook
 // calls it: registering an index starts the OrgGrant informer.
 func SetupGrants(ctx context.Context, fi client.FieldIndexer) error {
-	return fi.IndexField(ctx, &scimv1.OrgGrant{}, GrantSubject, func(o client.Object) []string {
+	return Field(ctx, fi, &scimv1.OrgGrant{}, GrantSubject, AllNamespaces, func(o client.Object) []string {
 		s := o.(*scimv1.OrgGrant).Spec.Subject
 		if s.Name == "" {
 			return nil

@@ -9,6 +9,7 @@ import (
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/index"
 )
 
 // GrantIndex indexes the backend's grants (ClusterRoleBindings, RoleBindings and
@@ -46,8 +47,17 @@ func grantIndexKeys(o client.Object) []string {
 // SetupIndex registers GrantIndex on the three kinds of grant with a manager's cache; a
 // backend reading through that cache is built WithGrantIndex.
 func SetupIndex(ctx context.Context, fi client.FieldIndexer) error {
-	for _, obj := range []client.Object{&rbacv1.ClusterRoleBinding{}, &rbacv1.RoleBinding{}, &scimv1.OrgGrant{}} {
-		if err := fi.IndexField(ctx, obj, GrantIndex, grantIndexKeys); err != nil {
+	// list reads RoleBindings across namespaces and OrgGrants in the config's namespace
+	// (ClusterRoleBindings have no namespace: either scope keys them once)
+	for _, s := range []struct {
+		obj   client.Object
+		scope index.Scope
+	}{
+		{&rbacv1.ClusterRoleBinding{}, index.AllNamespaces},
+		{&rbacv1.RoleBinding{}, index.AllNamespaces},
+		{&scimv1.OrgGrant{}, index.InNamespace},
+	} {
+		if err := index.Field(ctx, fi, s.obj, GrantIndex, s.scope, grantIndexKeys); err != nil {
 			return err
 		}
 	}
