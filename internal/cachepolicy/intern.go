@@ -4,6 +4,7 @@ import (
 	"sync"
 	"unsafe"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -13,9 +14,10 @@ import (
 // interner hands out one copy of each string it is given, so that the strings every cached
 // member and grant repeats (label keys, the config and namespace names, the finalizer,
 // condition reasons and messages, role names) are held once instead of once per object.
-// It holds at most max strings of at most maxLen bytes: a string it does not hold is
-// returned as it is, so a cache of unique values (userNames, UIDs) cannot grow it without
-// bound. The standard library's unique package does not fit: it keeps a canonical copy
+// It holds at most max strings of at most internMaxLen bytes, and starts afresh when full:
+// strings seen once (a failure message naming its user, a finished change's label) cannot
+// keep it full for good, and a string a later object repeats gets in again at once. The
+// strings already shared stay shared; they keep what they say whatever the table holds. The standard library's unique package does not fit: it keeps a canonical copy
 // only while a unique.Handle to it is alive, and the cache keeps strings, not handles, so
 // objects decoded on either side of a collection would not share.
 type interner struct {
@@ -40,9 +42,10 @@ func (in *interner) str(s string) string {
 	if c, ok := in.m[s]; ok {
 		return c
 	}
-	if len(in.m) < in.max {
-		in.m[s] = s
+	if len(in.m) >= in.max {
+		in.m = make(map[string]string, in.max)
 	}
+	in.m[s] = s
 	return s
 }
 
@@ -67,10 +70,15 @@ var sharedValues = map[string]bool{scimv1.LabelConfig: true, k8sbackend.LabelCon
 	k8sbackend.LabelOwnerKind: true}
 
 // internObject replaces the repeated strings of a cached object with shared copies. The
-// object is unchanged by value; only where its strings are stored changes.
+// object is unchanged by value; only where its strings are stored changes. Only the kinds
+// cached by the thousand are interned (members, groups and their grants); others, such as
+// the metadata of every Secret, would only churn the table.
 func internObject(obj any) {
-	meta, ok := obj.(metav1.Object)
-	if !ok {
+	var meta metav1.Object
+	switch o := obj.(type) {
+	case *scimv1.OrgMember, *scimv1.OrgGroup, *scimv1.OrgGrant, *rbacv1.ClusterRoleBinding, *rbacv1.RoleBinding:
+		meta = o.(metav1.Object)
+	default:
 		return
 	}
 	meta.SetNamespace(strs.str(meta.GetNamespace()))
