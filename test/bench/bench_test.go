@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +28,7 @@ func TestBenchRunsEveryStep(t *testing.T) {
 
 func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 	out := t.TempDir()
-	o := options{sizes: []int{20, 60}, concurrency: []int{1, 4}, creates: 10, lookups: 10, syncUsers: 30,
+	o := options{sizes: []int{20, 60}, concurrency: []int{1, 4}, creates: 10, chunk: 5, lookups: 10, syncUsers: 30,
 		syncConc: 4, deprov: 2, settle: 3 * time.Minute, out: out, seed: 1, layout: layout}
 	rep, err := run(context.Background(), o)
 	if err != nil {
@@ -40,6 +41,8 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		"create throughput, concurrency 4: SCIM / client-go",
 		"CPU per create, concurrency 1: SCIM / client-go",
 		"CPU per create, concurrency 4: SCIM / client-go",
+		"controllers' member writes inside the chunks, concurrency 1: SCIM / client-go",
+		"controllers' member writes inside the chunks, concurrency 4: SCIM / client-go",
 		"controllers granting a size step",
 		"userName eq lookup",
 		"GET /Users/{id}",
@@ -64,6 +67,11 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 	for _, w := range want {
 		if got[w] == 0 {
 			t.Errorf("no row %q; rows: %v", w, got)
+		}
+	}
+	for _, size := range o.sizes {
+		if fi, err := os.Stat(filepath.Join(out, fmt.Sprintf("heap-%d.pb.gz", size))); err != nil || fi.Size() == 0 {
+			t.Errorf("no heap profile at %d members: %v", size, err)
 		}
 	}
 	if got["userName eq lookup"] != 2 {

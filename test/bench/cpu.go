@@ -1,7 +1,15 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/procfs"
+	"k8s.io/client-go/rest"
 )
 
 // cpuTimes is CPU time spent so far, in seconds: by the whole machine (every process,
@@ -52,4 +60,51 @@ func processCPU(fs procfs.FS, pid int) (float64, error) {
 	}
 	ps, err := p.Stat()
 	return ps.CPUTime(), err
+}
+
+// memberWrites is how many writes other than creates the API server has served on
+// OrgMembers so far (apiserver_request_total: PATCH, UPDATE and APPLY, the status
+// subresource included), read from its /metrics. Between two reads of a throughput chunk
+// it is the controllers' work that ran beside that chunk.
+func (s *stack) memberWrites(ctx context.Context) (float64, error) {
+	if s.adminHTTP == nil {
+		hc, err := rest.HTTPClientFor(s.cluster.Config)
+		if err != nil {
+			return 0, err
+		}
+		s.adminHTTP = hc
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(s.cluster.Config.Host, "/")+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := s.adminHTTP.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var n float64
+	for _, m := range families["apiserver_request_total"].GetMetric() {
+		var resource, verb string
+		for _, l := range m.GetLabel() {
+			switch l.GetName() {
+			case "resource":
+				resource = l.GetValue()
+			case "verb":
+				verb = l.GetValue()
+			}
+		}
+		if resource == "orgmembers" && (verb == "PATCH" || verb == "UPDATE" || verb == "APPLY") {
+			n += m.GetCounter().GetValue()
+		}
+	}
+	return n, nil
 }

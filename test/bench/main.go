@@ -56,6 +56,7 @@ type options struct {
 	sizes       []int
 	concurrency []int
 	creates     int
+	chunk       int
 	lookups     int
 	syncUsers   int
 	syncConc    int
@@ -77,6 +78,7 @@ func main() {
 	sizes := flag.String("sizes", "1000,10000", "organization sizes (members) to measure lookups, memory and the cluster's cost at, ascending")
 	conc := flag.String("concurrency", "1,8,32", "concurrent IdP connections for the create throughput comparison")
 	flag.IntVar(&o.creates, "creates", 400, "creates per concurrency level, each way (SCIM and client-go)")
+	flag.IntVar(&o.chunk, "chunk", 50, "creates per timed chunk of the throughput comparison; the sides alternate by chunk")
 	flag.IntVar(&o.lookups, "lookups", 400, "requests per latency figure")
 	flag.IntVar(&o.syncUsers, "sync", 2000, "users in the Okta-style full sync")
 	flag.IntVar(&o.syncConc, "sync-concurrency", 8, "concurrent IdP connections during the full sync")
@@ -255,8 +257,11 @@ func (b *bench) baseline(ctx context.Context) error {
 // controllers' work on its own members only: without that wait, a client-go chunk, the
 // faster, left most of its members' reconciles (a finalizer, status writes) to run on the
 // API server during the SCIM chunk that followed, and the SCIM side paid for both.
+// The controllers' member writes that reached the API server inside each side's chunks
+// are counted and printed, so a reader can see whether both sides ran beside the same
+// load.
 func (b *bench) throughput(ctx context.Context) error {
-	const chunk = 50
+	chunk := max(1, b.o.chunk)
 	made := 0
 	quiet := func() error {
 		if _, ok := b.s.settleQuiet(ctx, b.o.settle, made); !ok {
@@ -264,58 +269,69 @@ func (b *bench) throughput(ctx context.Context) error {
 		}
 		return nil
 	}
-	// CPU spent while each side's chunks run, by the machine, the manager and the bench
-	cpuSince := func(from cpuTimes, into *cpuTimes) error {
-		now, err := b.s.cpuNow()
-		*into = into.add(now.sub(from))
+	// one side's chunk, timed, with the CPU the machine, the manager and the bench spent
+	// meanwhile, and the controllers' member writes that reached the API server meanwhile
+	type side struct {
+		took   time.Duration
+		cpu    cpuTimes
+		writes float64
+	}
+	window := func(sd *side, creates func() error) error {
+		w0, err := b.s.memberWrites(ctx)
+		if err != nil {
+			return err
+		}
+		c0, err := b.s.cpuNow()
+		if err != nil {
+			return err
+		}
+		t0 := time.Now()
+		if err := creates(); err != nil {
+			return err
+		}
+		sd.took += time.Since(t0)
+		c1, err := b.s.cpuNow()
+		if err != nil {
+			return err
+		}
+		sd.cpu = sd.cpu.add(c1.sub(c0))
+		w1, err := b.s.memberWrites(ctx)
+		sd.writes += w1 - w0
 		return err
 	}
 	for _, c := range b.o.concurrency {
-		var scimT, rawT time.Duration
-		var scimCPU, rawCPU cpuTimes
+		var scimSide, rawSide side
 		for from := 0; from < b.o.creates; from += chunk {
 			n := min(chunk, b.o.creates-from)
 			if err := quiet(); err != nil {
 				return err
 			}
-			c0, err := b.s.cpuNow()
-			if err != nil {
-				return err
-			}
-			t0 := time.Now()
-			if err := parallel(n, c, func(i int) error {
-				m := rawMember(b.s.ns, b.s.config, fmt.Sprintf("raw-c%d-%05d@example.com", c, from+i), false)
-				return b.s.cluster.Client.Create(ctx, m)
+			if err := window(&rawSide, func() error {
+				return parallel(n, c, func(i int) error {
+					m := rawMember(b.s.ns, b.s.config, fmt.Sprintf("raw-c%d-%05d@example.com", c, from+i), false)
+					return b.s.cluster.Client.Create(ctx, m)
+				})
 			}); err != nil {
-				return err
-			}
-			rawT += time.Since(t0)
-			if err := cpuSince(c0, &rawCPU); err != nil {
 				return err
 			}
 			made += n
 			if err := quiet(); err != nil {
 				return err
 			}
-			if c0, err = b.s.cpuNow(); err != nil {
-				return err
-			}
-			t0 = time.Now()
-			if err := parallel(n, c, func(i int) error {
-				code, body, err := b.s.scim(ctx, "POST", "/Users", userBody(fmt.Sprintf("scim-c%d-%05d@example.com", c, from+i), false))
-				if err == nil && code != 201 {
-					err = fmt.Errorf("POST /Users: %d %s", code, body)
-				}
-				return err
+			if err := window(&scimSide, func() error {
+				return parallel(n, c, func(i int) error {
+					code, body, err := b.s.scim(ctx, "POST", "/Users", userBody(fmt.Sprintf("scim-c%d-%05d@example.com", c, from+i), false))
+					if err == nil && code != 201 {
+						err = fmt.Errorf("POST /Users: %d %s", code, body)
+					}
+					return err
+				})
 			}); err != nil {
-				return err
-			}
-			scimT += time.Since(t0)
-			if err := cpuSince(c0, &scimCPU); err != nil {
 				return err
 			}
 			made += n
 		}
+		scimT, rawT, scimCPU, rawCPU := scimSide.took, rawSide.took, scimSide.cpu, rawSide.cpu
 		scimRate := float64(b.o.creates) / scimT.Seconds()
 		rawRate := float64(b.o.creates) / rawT.Seconds()
 		ratio := scimRate / rawRate
@@ -337,6 +353,13 @@ func (b *bench) throughput(ctx context.Context) error {
 			Target: "-", Verdict: "-",
 			Figures: map[string]float64{"ratio": sc.machine / rw.machine, "scim_ms": sc.machine, "raw_ms": rw.machine,
 				"scim_manager_ms": sc.manager, "scim_bench_ms": sc.bench, "raw_manager_ms": rw.manager, "raw_bench_ms": rw.bench, "scim_busy_cores": busy}})
+		// Whether both sides ran beside the same controller load: each new member gets
+		// the same writes whoever created it (both carry the finalizer; rawMember); what
+		// differs is how many of them reached the API server inside the timed chunks.
+		perCreate := func(w float64) float64 { return w / float64(b.o.creates) }
+		b.rep.add(row{Measure: fmt.Sprintf("controllers' member writes inside the chunks, concurrency %d: SCIM / client-go", c),
+			Result: fmt.Sprintf("%.2f vs %.2f per create", perCreate(scimSide.writes), perCreate(rawSide.writes)), Target: "-", Verdict: "-",
+			Figures: map[string]float64{"scim_per_create": perCreate(scimSide.writes), "raw_per_create": perCreate(rawSide.writes)}})
 	}
 	return nil
 }
@@ -405,6 +428,11 @@ func (b *bench) sizes(ctx context.Context) error {
 		time.Sleep(2 * time.Second)
 		rss, err := b.s.rss()
 		if err != nil {
+			return err
+		}
+		// what the heap holds, for go tool pprof -sample_index=inuse_space (after the
+		// resident figure: writing the profile costs the manager memory of its own)
+		if err := b.s.heapProfile(ctx, filepath.Join(b.o.out, fmt.Sprintf("heap-%d.pb.gz", size))); err != nil {
 			return err
 		}
 		// per member the manager holds: the organization and the throughput step's
