@@ -537,12 +537,6 @@ func (s *scan) assign(_ string, fc *fileCtx, as *ast.AssignStmt) {
 			s.fail(as, "a Reason assigned from a multi-value call: the test cannot tell its values")
 			continue
 		}
-		// the cache's string interner (internal/cachepolicy) stores a cached condition's
-		// reason anew, `c.Reason = strs.str(c.Reason)`: the same value, no reason set
-		if call, ok := as.Rhs[i].(*ast.CallExpr); ok && strings.HasSuffix(fc.pkg, "/internal/cachepolicy") &&
-			len(call.Args) == 1 && exprString(call.Args[0]) == exprString(l) {
-			continue
-		}
 		// the type, when the condition variable was made by a literal that names it
 		var typ ast.Expr
 		if id, ok := sel.X.(*ast.Ident); ok {

@@ -12,21 +12,12 @@ import (
 )
 
 // Cache keeps only what the server and the controllers read: members are cached by the
-// thousand, so managedFields are stripped and the strings every object repeats are held
-// once (internObject); the kubernetes backend's bindings are cached only when they carry
-// its labels.
+// thousand, so managedFields are stripped; the kubernetes backend's bindings are cached
+// only when they carry its labels.
 func Cache() cache.Options {
-	strip := cache.TransformStripManagedFields()
 	return cache.Options{
-		DefaultTransform: func(in any) (any, error) {
-			out, err := strip(in)
-			if err != nil {
-				return out, err
-			}
-			internObject(out)
-			return out, nil
-		},
-		ByObject: k8sbackend.CacheByObject(),
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject:         k8sbackend.CacheByObject(),
 	}
 }
 
