@@ -101,8 +101,9 @@ const (
 // of lookup only. controller-runtime keys each value of a namespaced object twice, once
 // for its namespace and once for all namespaces, so that either lookup works; every
 // index here is only ever read one way, and the second copy cost the manager about a
-// sixth of its heap at 100,000 members (client-go keeps a set of object keys per index
-// value, and most values here, a userName or an owner's UID, are unique). A FieldIndexer
+// fifth of its live heap (make bench at 10,000 members: 9.0 KiB a member with both, 7.1
+// with one; client-go keeps a set of object keys per index value, and most values here, a
+// userName or an owner's UID, are unique). A FieldIndexer
 // that is not a cache (a fake client in a unit test) gets both copies from IndexField.
 func Field(ctx context.Context, fi client.FieldIndexer, obj client.Object, field string, scope Scope, fn client.IndexerFunc) error {
 	ig, ok := fi.(interface {
