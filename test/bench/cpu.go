@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"net/http"
-	"strings"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/procfs"
-	"k8s.io/client-go/rest"
+	"k8s.io/client-go/discovery"
 )
 
 // cpuTimes is CPU time spent so far, in seconds: by the whole machine (every process,
@@ -67,27 +64,17 @@ func processCPU(fs procfs.FS, pid int) (float64, error) {
 // subresource included), read from its /metrics. Between two reads of a throughput chunk
 // it is the controllers' work that ran beside that chunk.
 func (s *stack) memberWrites(ctx context.Context) (float64, error) {
-	if s.adminHTTP == nil {
-		hc, err := rest.HTTPClientFor(s.cluster.Config)
-		if err != nil {
-			return 0, err
-		}
-		s.adminHTTP = hc
-	}
-	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(s.cluster.Config.Host, "/")+"/metrics", nil)
+	dc, err := discovery.NewDiscoveryClientForConfig(s.cluster.Config)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := s.adminHTTP.Do(req)
+	body, err := dc.RESTClient().Get().AbsPath("/metrics").Stream(ctx)
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
+	defer func() { _ = body.Close() }()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
+	families, err := parser.TextToMetricFamilies(body)
 	if err != nil {
 		return 0, err
 	}

@@ -331,9 +331,8 @@ func (b *bench) throughput(ctx context.Context) error {
 			}
 			made += n
 		}
-		scimT, rawT, scimCPU, rawCPU := scimSide.took, rawSide.took, scimSide.cpu, rawSide.cpu
-		scimRate := float64(b.o.creates) / scimT.Seconds()
-		rawRate := float64(b.o.creates) / rawT.Seconds()
+		scimRate := float64(b.o.creates) / scimSide.took.Seconds()
+		rawRate := float64(b.o.creates) / rawSide.took.Seconds()
 		ratio := scimRate / rawRate
 		b.rep.add(row{Measure: fmt.Sprintf("create throughput, concurrency %d: SCIM / client-go", c),
 			Result: fmt.Sprintf("%.2f (%.0f/s vs %.0f/s)", ratio, scimRate, rawRate), Target: ">= 0.85", Verdict: verdict(ratio >= 0.85),
@@ -345,8 +344,8 @@ func (b *bench) throughput(ctx context.Context) error {
 			n := float64(b.o.creates) / 1000 // in ms per create
 			return cpuTimes{t.machine / n, t.manager / n, t.bench / n}
 		}
-		sc, rw := per(scimCPU), per(rawCPU)
-		busy := scimCPU.machine / scimT.Seconds()
+		sc, rw := per(scimSide.cpu), per(rawSide.cpu)
+		busy := scimSide.cpu.machine / scimSide.took.Seconds()
 		b.rep.add(row{Measure: fmt.Sprintf("CPU per create, concurrency %d: SCIM / client-go", c),
 			Result: fmt.Sprintf("%.2f (%.1f ms vs %.1f ms of the machine; SCIM: manager %.1f ms, IdP client %.1f ms, the rest %.1f ms; %.1f of %d cores busy)",
 				sc.machine/rw.machine, sc.machine, rw.machine, sc.manager, sc.bench, sc.machine-sc.manager-sc.bench, busy, runtime.NumCPU()),

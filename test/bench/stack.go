@@ -42,9 +42,6 @@ type stack struct {
 	logs        *os.File
 	// pprof is the manager's net/http/pprof address
 	pprof string
-	// adminHTTP reaches the API server's own endpoints (/metrics) with the cluster's
-	// credentials
-	adminHTTP *http.Client
 }
 
 func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, pprof bool, workers int, say func(string, ...any)) (*stack, error) {
