@@ -29,7 +29,8 @@ func TestBenchRunsEveryStep(t *testing.T) {
 func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 	out := t.TempDir()
 	o := options{sizes: []int{20, 60}, concurrency: []int{1, 4}, creates: 10, chunk: 5, lookups: 10, syncUsers: 30,
-		syncConc: 4, deprov: 2, settle: 3 * time.Minute, out: out, seed: 1, layout: layout}
+		syncConc: 4, deprov: 2, settle: 3 * time.Minute, out: out, seed: 1, layout: layout,
+		pprof: layout == scimv1.GrantLayoutWebhook, readProfile: time.Second}
 	rep, err := run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +73,9 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 	for _, size := range o.sizes {
 		if fi, err := os.Stat(filepath.Join(out, fmt.Sprintf("heap-%d.pb.gz", size))); err != nil || fi.Size() == 0 {
 			t.Errorf("no heap profile at %d members: %v", size, err)
+		}
+		if fi, err := os.Stat(filepath.Join(out, fmt.Sprintf("cpu-reads-%d.pb.gz", size))); o.pprof && (err != nil || fi.Size() == 0) {
+			t.Errorf("no CPU profile of the reads at %d members: %v", size, err)
 		}
 	}
 	if got["userName eq lookup"] != 2 {

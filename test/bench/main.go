@@ -70,6 +70,8 @@ type options struct {
 	hubDrift    int
 	layout      scimv1.GrantLayout
 	pprof       bool
+	// readProfile is how long each size's CPU profile of the reads lasts (-pprof only)
+	readProfile time.Duration
 	workers     int
 }
 
@@ -79,7 +81,7 @@ func main() {
 	conc := flag.String("concurrency", "1,8,32", "concurrent IdP connections for the create throughput comparison")
 	flag.IntVar(&o.creates, "creates", 400, "creates per concurrency level, each way (SCIM and client-go)")
 	flag.IntVar(&o.chunk, "chunk", 50, "creates per timed chunk of the throughput comparison; the sides alternate by chunk")
-	flag.IntVar(&o.lookups, "lookups", 400, "requests per latency figure")
+	flag.IntVar(&o.lookups, "lookups", 2000, "requests per latency figure (a quarter of them for each page figure)")
 	flag.IntVar(&o.syncUsers, "sync", 2000, "users in the Okta-style full sync")
 	flag.IntVar(&o.syncConc, "sync-concurrency", 8, "concurrent IdP connections during the full sync")
 	flag.IntVar(&o.deprov, "deprovision", 20, "members deactivated for each deprovisioning figure")
@@ -92,7 +94,9 @@ func main() {
 	flag.IntVar(&o.hubDrift, "hub-drift", 10, "members removed by hand in Docker Hub for the drift-repair figure")
 	layout := flag.String("layout", string(scimv1.GrantLayoutWebhook), "the sample config's spec.backend.kubernetes.grantLayout: Webhook (the API server asks the manager's authorization webhook after RBAC; the layout for large organizations) or Bindings (one RBAC binding per member and role)")
 	flag.BoolVar(&o.pprof, "pprof", false, "print the loopback address of the manager's net/http/pprof profiles at the start, "+
-		"e.g. go tool pprof http://ADDR/debug/pprof/profile?seconds=20 during a step")
+		"e.g. go tool pprof http://ADDR/debug/pprof/profile?seconds=20 during a step; and write cpu-reads-<size>.pb.gz, the manager's CPU "+
+		"profile over a pass of the timed reads after each size's figures")
+	flag.DurationVar(&o.readProfile, "read-profile", 10*time.Second, "length of each cpu-reads-<size>.pb.gz profile (with -pprof)")
 	flag.IntVar(&o.workers, "workers", 0, "the manager's --max-concurrent-reconciles (0: its default)")
 	flag.Parse()
 	switch o.layout = scimv1.GrantLayout(*layout); o.layout {
@@ -463,6 +467,11 @@ func (b *bench) sizes(ctx context.Context) error {
 		}
 		b.rep.add(sarRow)
 		b.rep.curve("SubjectAccessReview p50", size, ms(sar.q(0.5)))
+		if b.o.pprof {
+			if err := b.profileReads(ctx, size); err != nil {
+				return err
+			}
+		}
 	}
 	last := b.rep.Curves["lookup p50"]
 	ratio := last[len(last)-1].MS / ms(firstLookup)
@@ -491,6 +500,40 @@ func (b *bench) sizes(ctx context.Context) error {
 			Figures: map[string]float64{"p50_ms": ms(page.q(0.5)), "p99_ms": ms(page.q(0.99)), "start_index": float64(at.start)}})
 	}
 	return nil
+}
+
+// profileReads writes cpu-reads-<size>.pb.gz: the manager's CPU profile over -read-profile
+// of the reads the latency figures time (a `userName eq` lookup, a GET by id and a page of
+// 100, in turn, one at a time). It runs after the size's figures, so that profiling does
+// not perturb them; `go tool pprof -top cpu-reads-<size>.pb.gz` shows where a read's time
+// goes at that size.
+func (b *bench) profileReads(ctx context.Context, size int) error {
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	reads := make(chan error, 1)
+	go func() {
+		for i := 0; rctx.Err() == nil; i++ {
+			u := orgUser(b.rng.IntN(size))
+			path := "/Users?filter=" + url.QueryEscape(fmt.Sprintf("userName eq %q", u))
+			switch i % 3 {
+			case 1:
+				path = "/Users/" + naming.MemberName(b.s.config, u)
+			case 2:
+				path = fmt.Sprintf("/Users?startIndex=%d&count=100", 1+b.rng.IntN(size))
+			}
+			if code, body, err := b.s.scim(rctx, "GET", path, nil); rctx.Err() == nil && (err != nil || code != 200) {
+				reads <- fmt.Errorf("GET %s: %d %s %v", path, code, body, err)
+				return
+			}
+		}
+		reads <- nil
+	}()
+	err := b.s.cpuProfile(ctx, b.o.readProfile, filepath.Join(b.o.out, fmt.Sprintf("cpu-reads-%d.pb.gz", size)))
+	stop()
+	if rerr := <-reads; err == nil {
+		err = rerr
+	}
+	return err
 }
 
 // countMembers is the config's member count as the watch sees it (the organization plus

@@ -398,6 +398,15 @@ func (s *stack) heapProfile(ctx context.Context, path string) error {
 	return os.WriteFile(path, pb, 0o600)
 }
 
+// cpuProfile writes the manager's CPU profile over the next d to path.
+func (s *stack) cpuProfile(ctx context.Context, d time.Duration, path string) error {
+	pb, err := s.pprofGet(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(d.Seconds()))))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, pb, 0o600)
+}
+
 // pprofGet reads one of the manager's net/http/pprof pages.
 func (s *stack) pprofGet(ctx context.Context, path string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+s.pprof+path, nil)
