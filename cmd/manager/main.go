@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/scim-operator/scim-operator/controllers"
 	"github.com/scim-operator/scim-operator/internal/manager"
 )
@@ -66,6 +67,7 @@ func main() {
 	}
 	ctrl.SetLogger(lazy(zap.New(zap.UseFlagOptions(&zo))))
 	log := ctrl.Log.WithName("setup")
+	setMemoryLimit(log, memlimit.FromCgroup)
 
 	mgr, err := manager.New(ctrl.GetConfigOrDie(), o)
 	if err != nil {
