@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
+
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 )
 
@@ -74,8 +76,8 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		if fi, err := os.Stat(filepath.Join(out, fmt.Sprintf("heap-%d.pb.gz", size))); err != nil || fi.Size() == 0 {
 			t.Errorf("no heap profile at %d members: %v", size, err)
 		}
-		if fi, err := os.Stat(filepath.Join(out, fmt.Sprintf("cpu-reads-%d.pb.gz", size))); o.pprof && (err != nil || fi.Size() == 0) {
-			t.Errorf("no CPU profile of the reads at %d members: %v", size, err)
+		if o.pprof {
+			readsProfiled(t, filepath.Join(out, fmt.Sprintf("cpu-reads-%d.pb.gz", size)))
 		}
 	}
 	if got["userName eq lookup"] != 2 {
@@ -100,4 +102,30 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 	if err != nil || !strings.Contains(string(svg), "<polyline") {
 		t.Fatalf("bench.svg has no curve: %v", err)
 	}
+}
+
+// readsProfiled fails unless path is a CPU profile with a sample in the SCIM server.
+func readsProfiled(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Errorf("no CPU profile of the reads: %v", err)
+		return
+	}
+	defer func() { _ = f.Close() }()
+	p, err := profile.Parse(f)
+	if err != nil {
+		t.Errorf("%s: %v", path, err)
+		return
+	}
+	for _, s := range p.Sample {
+		for _, loc := range s.Location {
+			for _, l := range loc.Line {
+				if l.Function != nil && strings.Contains(l.Function.Name, "internal/scimserver") {
+					return
+				}
+			}
+		}
+	}
+	t.Errorf("%s: none of its %d samples is in the SCIM server", path, len(p.Sample))
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -400,7 +401,7 @@ func (s *stack) heapProfile(ctx context.Context, path string) error {
 
 // cpuProfile writes the manager's CPU profile over the next d to path.
 func (s *stack) cpuProfile(ctx context.Context, d time.Duration, path string) error {
-	pb, err := s.pprofGet(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(d.Seconds()))))
+	pb, err := s.pprofGet(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(math.Ceil(d.Seconds())))))
 	if err != nil {
 		return err
 	}

@@ -369,6 +369,11 @@ func TestValues(t *testing.T) {
 					t.Errorf("resources %s", got)
 				}
 			}},
+		{name: "environment", values: "env: [{name: GOMEMLIMIT, value: 900MiB}]", check: func(t *testing.T, r *rendering, rel string) {
+			if got := toJSON(t, container(t, r.objs, rel)["env"]); got != `[{"name":"GOMEMLIMIT","value":"900MiB"}]` {
+				t.Errorf("env %s", got)
+			}
+		}},
 		{name: "fullnameOverride", release: "whatever", values: "fullnameOverride: scim", check: func(t *testing.T, r *rendering, rel string) {
 			find(t, r.objs, "Deployment", "scim-controller-manager")
 			find(t, r.objs, "ClusterRole", "scim-manager-role")
@@ -413,6 +418,7 @@ func TestInvalidValuesFailRendering(t *testing.T) {
 		{"an invalid impersonable name", "lockdown: {impersonableServiceAccounts: ['a b']}", "/lockdown/impersonableServiceAccounts"},
 		{"a host name as trusted proxy", "scim: {trustedProxies: [proxy.example.com]}", "/scim/trustedProxies"},
 		{"a negative body limit", "scim: {maxBodyBytes: -1}", "/scim/maxBodyBytes"},
+		{"an environment variable without a name", "env: [{value: 900MiB}]", "/env/0"},
 		{"a negative worker count", "controllers: {maxConcurrentReconciles: -1}", "/controllers/maxConcurrentReconciles"},
 		{"a name too long for Services", "fullnameOverride: " + strings.Repeat("a", 56), "longer than 55 characters"},
 	}
