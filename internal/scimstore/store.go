@@ -359,16 +359,23 @@ func (s *Store) ListUsersPage(ctx context.Context, sc Scope, start, count int) (
 }
 
 // usersOf reads the members ids (the order's) from the cache and converts them; one that
-// is gone or being deleted since is left out (the page was cut a moment before).
+// is gone or being deleted since is left out (the page was cut a moment before). The
+// members are the cache's own objects where the order can reach its store, which the
+// conversion only reads.
 func (s *Store) usersOf(ctx context.Context, sc Scope, ids []string) []scim.Resource {
 	page := make([]scim.Resource, 0, len(ids))
 	for _, id := range ids {
-		var m scimv1.OrgMember
-		if err := s.Client.Get(ctx, types.NamespacedName{Namespace: sc.ns(), Name: id}, &m); err != nil ||
-			m.Spec.ConfigName != sc.name() || !m.DeletionTimestamp.IsZero() {
+		m, shared := s.Order.cached(sc.ns(), id)
+		if !shared {
+			m = &scimv1.OrgMember{}
+			if err := s.Client.Get(ctx, types.NamespacedName{Namespace: sc.ns(), Name: id}, m); err != nil {
+				continue
+			}
+		}
+		if m == nil || m.Spec.ConfigName != sc.name() || !m.DeletionTimestamp.IsZero() {
 			continue
 		}
-		page = append(page, s.userResource(ctx, sc, &m))
+		page = append(page, s.userResource(ctx, sc, m))
 	}
 	return page
 }
