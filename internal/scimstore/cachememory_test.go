@@ -1,17 +1,21 @@
 package scimstore
 
 import (
+	"context"
+	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/naming"
+	"github.com/scim-operator/scim-operator/internal/scim"
+	"github.com/scim-operator/scim-operator/internal/scimstore/convert"
 )
 
 // The shipped cache (issue 10, memory): each member index is keyed for lookups in the
@@ -64,19 +68,35 @@ func TestShippedCacheIndexesMembersInNamespaceOnly(t *testing.T) {
 }
 
 // Pages (index and cursor) convert the shipped cache's own members, shared, instead of a
-// deep copy each (issue 10: half of a page's CPU at 100,000 members), and leave them as
-// they were: the conversion only reads.
+// deep copy each (issue 10: half of a page's CPU at 100,000 members), and leave them exactly
+// as they were: the conversion, the group lookup and the version only read. One member
+// carries every part the conversion reads (groups, annotations, every attribute).
 func TestPagesReadTheCacheSharedAndLeaveIt(t *testing.T) {
 	ctx, direct, mgr := startCache(t, false)
 	ns := uniqueNamespace(ctx, t, direct, "pageshared")
+	group := naming.GroupName("acme", "Engineering")
+	if err := direct.Create(ctx, &scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: group},
+		Spec: scimv1.OrgGroupSpec{ConfigName: "acme", DisplayName: "Engineering"}}); err != nil {
+		t.Fatal(err)
+	}
 	var ids []string
 	for i, u := range []string{"ann@example.com", "ben@example.com", "cat@example.com"} {
 		m := &scimv1.OrgMember{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: naming.MemberName("acme", u),
 				Labels: map[string]string{scimv1.LabelConfig: "acme"}, Finalizers: []string{scimv1.FinalizerDeprovision}},
-			Spec: scimv1.OrgMemberSpec{ConfigName: "acme", UserName: u, Active: i != 1, DisplayName: u,
-				Name:   &scimv1.Name{GivenName: "G", FamilyName: u},
-				Emails: []scimv1.MultiValue{{Value: u, Type: "work", Primary: true}}},
+			Spec: scimv1.OrgMemberSpec{ConfigName: "acme", UserName: u, Active: i != 1},
+		}
+		if i == 0 {
+			m.Labels[scimv1.LabelGroupPrefix+group] = ""
+			m.Annotations = map[string]string{scimv1.AnnotationLastModified: "2026-11-30T10:00:00Z",
+				convert.AnnotationMembersRevision: "7"}
+			m.Spec.DisplayName, m.Spec.Title, m.Spec.Locale = "Ann", "Engineer", "en-GB"
+			m.Spec.Name = &scimv1.Name{GivenName: "Ann", FamilyName: "Example", Formatted: "Ann Example"}
+			m.Spec.Emails = []scimv1.MultiValue{{Value: u, Type: "work", Primary: true}, {Value: "ann@home.example", Type: "home"}}
+			m.Spec.PhoneNumbers = []scimv1.MultiValue{{Value: "+44 20 7946 0000", Type: "work"}}
+			m.Spec.Enterprise = &scimv1.EnterpriseUser{Department: "R&D", CostCenter: "42",
+				Manager: &scimv1.Manager{Value: naming.MemberName("acme", "ben@example.com"), DisplayName: "Ben"}}
+			m.Spec.Docker = &scimv1.DockerUser{Role: "member", Org: "acme", Team: "eng"}
 		}
 		if err := direct.Create(ctx, m); err != nil {
 			t.Fatal(err)
@@ -87,16 +107,19 @@ func TestPagesReadTheCacheSharedAndLeaveIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: logr.Discard(), Order: order}
+	gets := &memberGets{Client: mgr.GetClient()}
+	s := &Store{Client: gets, APIReader: mgr.GetAPIReader(), Log: logr.Discard(), Order: order}
 	sc := Scope{Config: &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}},
 		BaseURL: "https://scim.example/" + ns + "/acme"}
 	deadline := time.Now().Add(30 * time.Second) // bounds a broken cache; not a speed assertion
 	for {
-		if _, total, err := s.ListUsersPage(ctx, sc, 1, 0); err == nil && order.caughtUp() && total == len(ids) {
+		var g scimv1.OrgGroup
+		_, total, err := s.ListUsersPage(ctx, sc, 1, 0)
+		if err == nil && order.caughtUp() && total == len(ids) && mgr.GetClient().Get(ctx, client.ObjectKey{Namespace: ns, Name: group}, &g) == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the order never showed the members")
+			t.Fatal("the cache never showed the members and the group")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -110,32 +133,59 @@ func TestPagesReadTheCacheSharedAndLeaveIt(t *testing.T) {
 		}
 		before[id], snapshot[id] = m, m.DeepCopy()
 	}
+	gets.n.Store(0)
 	page, total, err := s.ListUsersPage(ctx, sc, 1, 10)
 	if err != nil || total != len(ids) || len(page) != len(ids) {
 		t.Fatalf("page: %d of %d users, err %v", len(page), total, err)
 	}
-	if cp, err := s.ListUsersCursor(ctx, sc, Cursor{}, 10); err != nil || len(cp.Resources) != len(ids) {
+	cp, err := s.ListUsersCursor(ctx, sc, Cursor{}, 10)
+	if err != nil || len(cp.Resources) != len(ids) {
 		t.Fatalf("cursor page: %d users, err %v", len(cp.Resources), err)
 	}
-	want := map[string]bool{}
-	for _, id := range ids {
-		want[id] = true
+	if n := gets.n.Load(); n != 0 {
+		t.Errorf("the pages read %d members through the client (a deep copy each), want none", n)
 	}
-	for _, r := range page {
-		if id, _ := r["id"].(string); !want[id] {
-			t.Errorf("page entry %v is not one of %v", r["id"], ids)
+	rich := 0
+	for _, r := range append(page, cp.Resources...) {
+		if r["id"] != ids[0] {
+			continue
 		}
-		if em, _ := r["emails"].([]any); len(em) != 1 {
-			t.Errorf("%v: emails %v", r["id"], r["emails"])
+		rich++
+		if gl, _ := r["groups"].([]any); len(gl) != 1 {
+			t.Errorf("%s: groups %v, want Engineering", ids[0], r["groups"])
+		}
+		if ph, _ := r["phoneNumbers"].([]any); len(ph) != 1 || r[scim.SchemaEnterpriseUser] == nil || r[scim.SchemaDockerUser] == nil {
+			t.Errorf("%s lacks attributes: %v", ids[0], r)
 		}
 	}
+	if rich != 2 {
+		t.Errorf("the member with every attribute is on %d of the 2 pages", rich)
+	}
+	compared := 0
 	for _, id := range ids {
 		m, _ := order.cached(ns, id)
 		if m != before[id] {
 			continue // replaced by an update meanwhile: nothing to compare
 		}
-		if !equality.Semantic.DeepEqual(m, snapshot[id]) {
+		compared++
+		if !reflect.DeepEqual(m, snapshot[id]) {
 			t.Errorf("reading %s for a page changed the cache's object:\n got %+v\nwant %+v", id, m, snapshot[id])
 		}
 	}
+	if compared == 0 {
+		t.Fatal("every member was replaced during the reads: nothing was compared")
+	}
+}
+
+// memberGets counts the OrgMembers read through the client.
+type memberGets struct {
+	client.Client
+	n atomic.Int64
+}
+
+func (c *memberGets) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*scimv1.OrgMember); ok {
+		c.n.Add(1)
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
 }
