@@ -98,10 +98,10 @@ func (o *MemberOrder) update(old, cur *scimv1.OrgMember) {
 }
 
 // cached returns the informer's own OrgMember ns/name (nil: not in the cache) and whether
-// it could read the store (false: no store, or not an OrgMember there). The object is shared with the informer and with every
-// reader: it must only be read (the informer replaces it on an update, it never changes it).
-// A deep copy was half of a page's CPU at 100,000 members (make bench -pprof,
-// cpu-reads-100000.pb.gz), and most of its allocations.
+// it could read the store (false: no store, or not an OrgMember there). The object is
+// shared with the informer and with every reader: it must only be read (the informer
+// replaces it on an update, it never changes it). A deep copy was half of a page's CPU at
+// 100,000 members (make bench -pprof, cpu-reads-100000.pb.gz), and most of its allocations.
 func (o *MemberOrder) cached(ns, name string) (*scimv1.OrgMember, bool) {
 	if o == nil || o.store == nil {
 		return nil, false
