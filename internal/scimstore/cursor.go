@@ -190,8 +190,8 @@ func (s *Store) ListUsersCursor(ctx context.Context, sc Scope, c Cursor, count i
 		return CursorPage{Resources: s.usersOf(ctx, sc, ids), Total: total, Next: next, Prev: prev}, nil
 	}
 	var list scimv1.OrgMemberList
-	// The cache's objects are shared: only read and sorted by pointer here; the page's
-	// members are deep-copied before conversion.
+	// The cache's objects are shared: only read, sorted by pointer and converted here (the
+	// conversion only reads, as for usersOf).
 	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()),
 		client.MatchingFields{index.Config: sc.name()}, client.UnsafeDisableDeepCopy); err != nil {
 		return CursorPage{}, s.apiError(err, "Users")
@@ -207,7 +207,7 @@ func (s *Store) ListUsersCursor(ctx context.Context, sc Scope, c Cursor, count i
 	from, to, next, prev := KeysetPage(len(members), func(i int) string { return members[i].Name }, c, count)
 	page := make([]scim.Resource, 0, to-from)
 	for _, m := range members[from:to] {
-		page = append(page, s.userResource(ctx, sc, m.DeepCopy()))
+		page = append(page, s.userResource(ctx, sc, m))
 	}
 	return CursorPage{Resources: page, Total: len(members), Next: next, Prev: prev}, nil
 }

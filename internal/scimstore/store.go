@@ -332,8 +332,8 @@ func (s *Store) ListUsersPage(ctx context.Context, sc Scope, start, count int) (
 		return s.usersOf(ctx, sc, ids), total, nil
 	}
 	var list scimv1.OrgMemberList
-	// The cache's objects are shared: they are only read and sorted by pointer here, and the
-	// members of the page are deep-copied before conversion.
+	// The cache's objects are shared: they are only read, sorted by pointer and converted
+	// here (the conversion only reads, as for usersOf).
 	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()),
 		client.MatchingFields{index.Config: sc.name()}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, 0, s.apiError(err, "Users")
@@ -353,7 +353,7 @@ func (s *Store) ListUsersPage(ctx context.Context, sc Scope, start, count int) (
 		return page, total, nil
 	}
 	for _, m := range members[start-1 : min(start-1+count, total)] {
-		page = append(page, s.userResource(ctx, sc, m.DeepCopy()))
+		page = append(page, s.userResource(ctx, sc, m))
 	}
 	return page, total, nil
 }
