@@ -392,16 +392,17 @@ func (s *stack) liveHeap(ctx context.Context) (int64, error) {
 
 // heapProfile writes the manager's heap profile to path.
 func (s *stack) heapProfile(ctx context.Context, path string) error {
-	pb, err := s.pprofGet(ctx, "/debug/pprof/heap")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, pb, 0o600)
+	return s.saveProfile(ctx, "/debug/pprof/heap", path)
 }
 
 // cpuProfile writes the manager's CPU profile over the next d to path.
 func (s *stack) cpuProfile(ctx context.Context, d time.Duration, path string) error {
-	pb, err := s.pprofGet(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(math.Ceil(d.Seconds())))))
+	return s.saveProfile(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(math.Ceil(d.Seconds())))), path)
+}
+
+// saveProfile writes one of the manager's net/http/pprof profiles to path.
+func (s *stack) saveProfile(ctx context.Context, profile, path string) error {
+	pb, err := s.pprofGet(ctx, profile)
 	if err != nil {
 		return err
 	}
