@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -100,10 +101,13 @@ func TestReview4StaleFinishJoinsRecreatedGroup(t *testing.T) {
 			t.Errorf("delete: %v", err)
 			return
 		}
+		// gone from the API server and from the cache the re-create's uniqueness check
+		// reads, as DeleteGroup's own waitCache leaves it before it answers
 		e.until(t, "the group is gone", func() bool {
 			var g scimv1.OrgGroup
-			err := e.direct.Get(ctx, types.NamespacedName{Namespace: e.ns, Name: gid}, &g)
-			return err != nil
+			key := types.NamespacedName{Namespace: e.ns, Name: gid}
+			return apierrors.IsNotFound(e.direct.Get(ctx, key, &g)) &&
+				apierrors.IsNotFound(e.mgr.GetClient().Get(ctx, key, &g))
 		})
 		// ... the IdP creates it again, with no members ...
 		var err error
