@@ -108,10 +108,10 @@ const ContentType = "application/scim+json; charset=utf-8"
 
 // WriteJSON writes a SCIM JSON response.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := Encode(v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		b, _ = json.Marshal(&Error{Status: status, Detail: "cannot encode response"})
+		b, _ = Encode(&Error{Status: status, Detail: "cannot encode response"})
 	}
 	w.Header().Set("Content-Type", ContentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))

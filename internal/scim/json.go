@@ -6,7 +6,18 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	gojson "github.com/goccy/go-json"
 )
+
+// Encode is json.Marshal for responses, from github.com/goccy/go-json: the same bytes
+// (TestEncodeMatchesEncodingJSON and FuzzEncode compare the two; v0.10 still wrote 1e-07
+// for 1e-7 and sorted invalid UTF-8 keys elsewhere), fewer allocations. A page of 100 users
+// is a hundred nested maps, and encoding/json sorts each map's keys through reflection: 6,802
+// allocations, 293 KB and 0.50 ms a page, against 2, 74 KB and 0.17 ms (go test
+// ./internal/scim -bench EncodePage). At 100,000 members the collector was 41% of the
+// manager's CPU while it answered reads, and JSON encoding 19%.
+func Encode(v any) ([]byte, error) { return gojson.Marshal(v) }
 
 // MaxJSONDepth bounds how deeply a request body may nest objects and arrays. The deepest
 // SCIM message nests six levels (a PATCH operation whose value holds the enterprise
