@@ -52,6 +52,13 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 	sameEncoding(t, "a page without resources", ListResponse{Schemas: []string{SchemaListResponse}})
 	sameEncoding(t, "a cursor page", ListResponse{Schemas: []string{SchemaListResponse}, NextCursor: "a+b/c=", ItemsPerPage: 1,
 		Resources: []Resource{{"id": "x"}}})
+	sameEncoding(t, "a page of 1,000 users (MaxCount)", page(t, 1000))
+	projected := page(t, 3)
+	Project(UserType, projected.Resources[0], []string{"userName", "emails.value", "name.givenName"}, nil)
+	Project(UserType, projected.Resources[1], nil, []string{"emails", "groups", "name"})
+	sameEncoding(t, "a projected page", projected)
+	sameEncoding(t, "a middle cursor page", ListResponse{Schemas: []string{SchemaListResponse}, TotalResults: 3, ItemsPerPage: 1,
+		NextCursor: "n<&>", PreviousCursor: "p+/=", Resources: page(t, 1).Resources})
 	sameEncoding(t, "an error", &Error{Status: 409, ScimType: ErrUniqueness, Detail: `a user with userName "<a>&b" already exists`})
 	sameEncoding(t, "an error without scimType", &Error{Status: 500, Detail: "internal error"})
 	sameEncoding(t, "a bulk-like response", struct {
