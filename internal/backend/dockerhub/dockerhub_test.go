@@ -733,3 +733,44 @@ func TestListMembersPagesMembersAndInvites(t *testing.T) {
 		t.Fatalf("ListMembers made %d page calls for %d people, want %d: %+v", pages, len(list), want, e.emu.Requests())
 	}
 }
+
+// TestListMembersAsksAFailedPageAgain: a page that fails once in the middle of a listing
+// is asked again, and the pages before it are kept (a drift pass at 10,000 members is 101
+// pages of a 162-a-minute budget; starting again from page 1 after each 5xx spent most of
+// an interval's budget again). A controller worker's NoWait context gets the error.
+func TestListMembersAsksAFailedPageAgain(t *testing.T) {
+	e := setup(t)
+	for i := range 250 {
+		e.emu.AddMember(fmt.Sprintf("m%03d", i), fmt.Sprintf("m%03d@x.io", i), "member")
+	}
+	members := "/v2/orgs/" + e.emu.Org() + "/members"
+	e.emu.ResetLog()
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultStatus, Status: 500, Method: "GET", Path: members, Every: 3, Count: 1})
+	list, err := e.b.ListMembers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 251 {
+		t.Fatalf("listed %d people, want 251", len(list))
+	}
+	var got []string
+	for _, r := range e.emu.Requests() {
+		if r.Path == members {
+			got = append(got, fmt.Sprintf("%s %d", r.Query, r.Status))
+		}
+	}
+	// pages 1 and 2, page 3 failing, page 3 again: not page 1 again
+	if len(got) != 4 || !strings.Contains(got[2], "page=3") || !strings.HasSuffix(got[2], " 500") ||
+		!strings.Contains(got[3], "page=3") || !strings.HasSuffix(got[3], " 200") {
+		t.Fatalf("page calls %q, want pages 1, 2, 3 (500) and 3 again", got)
+	}
+
+	e.emu.ResetLog()
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultStatus, Status: 500, Method: "GET", Path: members, Every: 2, Count: 1})
+	if _, err := e.b.ListMembers(backend.NoWait(t.Context())); backend.ClassOf(err) != backend.Transient {
+		t.Fatalf("under NoWait a failed page answered %v, want the Transient error", err)
+	}
+	if n := len(e.emu.Requests()); n != 2 {
+		t.Fatalf("under NoWait: %d calls, want 2 (no retry)", n)
+	}
+}
