@@ -591,10 +591,13 @@ func readGrant(g *scimv1.OrgGrant) binding {
 }
 
 // list lists the config's grants that sel selects; more narrows the listing first (an
-// index lookup).
+// index lookup). It reads the cache's own objects (UnsafeDisableDeepCopy): a drift pass
+// lists every grant of the config once an interval, and a deep copy made 100,000
+// OrgGrants of garbage each time at 100,000 members. A binding keeps the objects' labels and subjects
+// only to read them (whoever changes labels clones them first).
 func (b *Backend) list(ctx context.Context, sel labels.Selector, more ...client.ListOption) (map[string]binding, error) {
 	out := map[string]binding{}
-	opts := append([]client.ListOption{client.MatchingLabelsSelector{Selector: sel}}, more...)
+	opts := append([]client.ListOption{client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy}, more...)
 	var crbs rbacv1.ClusterRoleBindingList
 	if err := b.c.List(ctx, &crbs, opts...); err != nil {
 		return nil, classify(err, "listing ClusterRoleBindings", roleRef{})
