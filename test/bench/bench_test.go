@@ -13,6 +13,7 @@ import (
 	"github.com/google/pprof/profile"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
 )
 
 // TestBenchRunsEveryStep runs make bench at toy sizes against the real control plane and
@@ -55,6 +56,7 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		"lookup p50 at 60 / p50 at 20",
 		"GET /Users page of 100, near the start",
 		"GET /Users page of 100, near the end",
+		"GET /Users cursor walk over every member, pages of 100",
 		"deprovision (active=false until access denied), idle",
 		"full sync (lookup, create; concurrency 4) until all Active / API server alone",
 		"full sync until all Active / API server alone writing member, grant and status",
@@ -128,4 +130,37 @@ func readsProfiled(t *testing.T, path string) {
 		}
 	}
 	t.Errorf("%s: none of its %d samples is in the SCIM server", path, len(p.Sample))
+}
+
+// TestListingPasses finds whole drift listings only: a run that starts mid-listing (the
+// log reset during a pass) or stops short is not a pass, and a page asked again after a
+// failure counts once.
+func TestListingPasses(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var log []hubemu.RequestRecord
+	at := 0
+	add := func(query string, status int) {
+		at++
+		log = append(log, hubemu.RequestRecord{Method: "GET", Path: "/v2/orgs/acme/members", Query: query, Status: status,
+			Received: t0.Add(time.Duration(at) * time.Second), Answered: t0.Add(time.Duration(at)*time.Second + 10*time.Millisecond)})
+	}
+	list := func(page int) string {
+		if page == 1 {
+			return "invites=true&page_size=100&type=all"
+		}
+		return fmt.Sprintf("invites=true&page=%d&page_size=100&type=all", page)
+	}
+	add(list(2), 200) // the tail of a pass the log was reset in
+	add(list(3), 200)
+	add(list(1), 200) // a whole pass, page 2 failing once
+	add(list(2), 500)
+	add("page_size=1", 200) // another caller between pages
+	add(list(2), 200)
+	add(list(3), 200)
+	add(list(1), 200) // a pass cut short
+	add(list(2), 200)
+	got := listingPasses(log, 3)
+	if len(got) != 1 || !got[0].start.Equal(log[2].Received) || !got[0].end.Equal(log[6].Answered) {
+		t.Fatalf("passes %+v, want one from request 3 to request 7", got)
+	}
 }
