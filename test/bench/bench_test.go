@@ -159,6 +159,9 @@ func TestListingPasses(t *testing.T) {
 	add(list(3), 200)
 	add(list(1), 200) // a pass cut short
 	add(list(2), 200)
+	if n := busiest(log, 3*time.Second); n != 3 {
+		t.Fatalf("busiest 3 s window: %d requests, want 3", n)
+	}
 	got := listingPasses(log, 3)
 	if len(got) != 1 || !got[0].start.Equal(log[2].Received) || !got[0].end.Equal(log[6].Answered) {
 		t.Fatalf("passes %+v, want one from request 3 to request 7", got)

@@ -70,20 +70,20 @@ func (b *bench) dockerHub(ctx context.Context) error {
 			return err
 		}
 		budget := int(float64(b.o.hubRate) * b.o.hubResync.Minutes())
-		perInterval := float64(len(log)) * b.o.hubResync.Seconds() / window.Seconds()
+		perInterval := busiest(log, b.o.hubResync)
 		longest := time.Duration(0)
 		for _, p := range passes {
 			longest = max(longest, p.end.Sub(p.start))
 		}
-		res = fmt.Sprintf("%.0f calls per interval (budget %d); a pass is %d pages and took %s (longest of %d in %s)",
+		res = fmt.Sprintf("%d calls in the busiest interval (budget %d); a pass is %d pages and took %s (longest of %d in %s)",
 			perInterval, budget, pages, longest.Round(time.Millisecond), len(passes), window.Round(time.Second))
 		if len(passes) == 0 {
 			res = fmt.Sprintf("no whole pass of %d pages in %s (%d calls)", pages, window.Round(time.Second), len(log))
 		}
 		b.rep.add(row{Measure: fmt.Sprintf("Docker Hub drift pass, nothing changed (resync %s)", b.o.hubResync), Size: size,
 			Result: res, Target: "pass fits the interval at the rate limit",
-			Verdict: verdict(len(passes) > 0 && perInterval <= float64(budget) && longest < b.o.hubResync),
-			Figures: map[string]float64{"calls_per_interval": perInterval, "budget": float64(budget), "pass_s": longest.Seconds(),
+			Verdict: verdict(len(passes) > 0 && perInterval <= budget && longest < b.o.hubResync),
+			Figures: map[string]float64{"calls_busiest_interval": float64(perInterval), "budget": float64(budget), "pass_s": longest.Seconds(),
 				"pages": float64(pages), "passes": float64(len(passes))}})
 
 		// drift: people removed by hand in Docker Hub are invited back
@@ -148,6 +148,19 @@ func writeRequests(path string, log []hubemu.RequestRecord) error {
 }
 
 func hubUser(i int) string { return fmt.Sprintf("hub%06d@example.com", i) }
+
+// busiest is the most requests log holds in any window of length d (the log's requests
+// in order of arrival).
+func busiest(log []hubemu.RequestRecord, d time.Duration) int {
+	most, j := 0, 0
+	for i := range log {
+		for log[i].Received.Sub(log[j].Received) >= d {
+			j++
+		}
+		most = max(most, i-j+1)
+	}
+	return most
+}
 
 // hubPass is one whole drift listing in the emulator's log.
 type hubPass struct{ start, end time.Time }
