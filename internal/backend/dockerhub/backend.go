@@ -48,7 +48,11 @@ func isEmail(s string) bool {
 // listAll follows a paginated list from first, through the absolute next links exactly
 // as the service gives them (a next link to another host is refused: the bearer token
 // goes only to the configured base URL).
-func (b *Backend) listAll(ctx context.Context, first string, each func(json.RawMessage) error) error {
+//
+// retry asks a page that failed again (getPage) instead of giving up the listing: the
+// drift pass's whole-organization listing only, whose pages are worth keeping; the
+// other listings (a search, a team) are a page or two, and their callers retry.
+func (b *Backend) listAll(ctx context.Context, first string, retry bool, each func(json.RawMessage) error) error {
 	seen := map[string]bool{}
 	for target, n := first, 0; target != ""; n++ {
 		if n >= maxPages || seen[target] {
@@ -56,7 +60,7 @@ func (b *Backend) listAll(ctx context.Context, first string, each func(json.RawM
 		}
 		seen[target] = true
 		var p page
-		if err := b.getPage(ctx, target, &p); err != nil {
+		if err := b.getPage(ctx, target, retry, &p); err != nil {
 			return err
 		}
 		for _, r := range p.Results {
@@ -84,13 +88,13 @@ func (b *Backend) listAll(ctx context.Context, first string, each func(json.RawM
 // call in a hundred never finished a pass at all.
 const pageRetries = 4
 
-// getPage gets one page. Under a context that may wait, a Transient failure is retried
+// getPage gets one page. With retry, under a context that may wait, a Transient failure is retried
 // after 1, 2, 4 and 8 s and a RateLimited one after its hint (at least 1 s), so the pages
 // already read are kept; a controller worker's context (NoWait) gets the error at once.
-func (b *Backend) getPage(ctx context.Context, target string, p *page) error {
+func (b *Backend) getPage(ctx context.Context, target string, retry bool, p *page) error {
 	for attempt := 0; ; attempt++ {
 		err := b.do(ctx, http.MethodGet, target, nil, p)
-		if err == nil || attempt == pageRetries || !backend.MayWait(ctx) {
+		if err == nil || !retry || attempt == pageRetries || !backend.MayWait(ctx) {
 			return err
 		}
 		var wait time.Duration
@@ -130,7 +134,7 @@ func (b *Backend) findMembers(ctx context.Context, ids []string) ([]hubMember, e
 	var out []hubMember
 	seen := map[string]bool{}
 	for _, id := range ids {
-		err := b.listAll(ctx, b.membersURL(id), func(raw json.RawMessage) error {
+		err := b.listAll(ctx, b.membersURL(id), false, func(raw json.RawMessage) error {
 			var m hubMember
 			if err := json.Unmarshal(raw, &m); err != nil {
 				return backend.NewTransient("UnexpectedResponse", fmt.Errorf("a members entry is not JSON: %w", err))
@@ -403,7 +407,7 @@ func (b *Backend) ListMembers(ctx context.Context) (out []backend.Member, err er
 	q.Set("invites", "true")
 	q.Set("type", "all")
 	q.Set("page_size", strconv.Itoa(b.opts.PageSize))
-	err = b.listAll(ctx, b.api("orgs", b.opts.Org, "members")+"?"+q.Encode(), func(raw json.RawMessage) error {
+	err = b.listAll(ctx, b.api("orgs", b.opts.Org, "members")+"?"+q.Encode(), true, func(raw json.RawMessage) error {
 		var m hubMember
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return backend.NewTransient("UnexpectedResponse", fmt.Errorf("a members entry is not JSON: %w", err))
@@ -472,7 +476,7 @@ func (b *Backend) ObserveTeam(ctx context.Context, team string) (t *backend.Team
 		t.Name = name
 	}
 	q := url.Values{"page_size": {strconv.Itoa(b.opts.PageSize)}}
-	err = b.listAll(ctx, b.api("orgs", b.opts.Org, "groups", name, "members")+"?"+q.Encode(), func(raw json.RawMessage) error {
+	err = b.listAll(ctx, b.api("orgs", b.opts.Org, "groups", name, "members")+"?"+q.Encode(), false, func(raw json.RawMessage) error {
 		var m hubMember
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return backend.NewTransient("UnexpectedResponse", fmt.Errorf("a team member entry is not JSON: %w", err))
@@ -537,7 +541,7 @@ func (b *Backend) EnsureTeamMember(ctx context.Context, team, backendID string) 
 	}
 	q := url.Values{"search": {backendID}, "page_size": {strconv.Itoa(b.opts.PageSize)}}
 	found := false
-	err = b.listAll(ctx, b.api("orgs", b.opts.Org, "groups", name, "members")+"?"+q.Encode(), func(raw json.RawMessage) error {
+	err = b.listAll(ctx, b.api("orgs", b.opts.Org, "groups", name, "members")+"?"+q.Encode(), false, func(raw json.RawMessage) error {
 		var m hubMember
 		if json.Unmarshal(raw, &m) == nil && strings.EqualFold(m.Username, backendID) {
 			found = true
