@@ -6,11 +6,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/backend/dockerhub"
 	"github.com/scim-operator/scim-operator/internal/devenv"
 	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
 )
@@ -63,7 +65,7 @@ func (b *bench) dockerHub(ctx context.Context) error {
 		// two intervals have gone by (a window of one interval opens mid-pass as often as
 		// not, and passes are jittered)
 		emu.ResetLog()
-		pages := (len(emu.Members()) + len(emu.Invites()) + 99) / 100
+		pages := (len(emu.Members()) + len(emu.Invites()) + dockerhub.DefaultPageSize - 1) / dockerhub.DefaultPageSize
 		window, passes := watchPasses(ctx, emu.Requests, pages, b.o.hubResync)
 		log := emu.Requests()
 		if err := writeRequests(filepath.Join(b.o.out, fmt.Sprintf("hub-steady-%d.tsv", size)), log); err != nil {
@@ -91,7 +93,11 @@ func (b *bench) dockerHub(ctx context.Context) error {
 		// A pass under way when the people are removed may have read their page already;
 		// the next one starts an interval (+10% jitter) after it ends and finds them; then
 		// their re-invitations take a few calls each at the rate limit.
-		bound := b.o.hubResync*11/10 + 2*longest + 30*time.Second
+		pass := longest
+		if pass == 0 { // no whole pass was seen: the steady row says so; bound by an interval
+			pass = b.o.hubResync
+		}
+		bound := b.o.hubResync*11/10 + 2*pass + 30*time.Second
 		emu.ResetLog()
 		t0 := time.Now()
 		for i := range k {
@@ -152,6 +158,7 @@ func hubUser(i int) string { return fmt.Sprintf("hub%06d@example.com", i) }
 // busiest is the most requests log holds in any window of length d (the log's requests
 // in order of arrival).
 func busiest(log []hubemu.RequestRecord, d time.Duration) int {
+	log = byArrival(log)
 	most, j := 0, 0
 	for i := range log {
 		for log[i].Received.Sub(log[j].Received) >= d {
@@ -184,12 +191,13 @@ func watchPasses(ctx context.Context, log func() []hubemu.RequestRecord, pages i
 // asked again counts once). A run that starts mid-listing (the log was reset during a
 // pass) or stops before the last page is not a pass.
 func listingPasses(log []hubemu.RequestRecord, pages int) []hubPass {
+	log = byArrival(log)
 	var out []hubPass
 	var cur hubPass
 	next := 0 // the page the run under way wants next; 0: no run
 	for _, r := range log {
 		q, err := url.ParseQuery(r.Query)
-		if err != nil || r.Method != "GET" || !strings.HasSuffix(r.Path, "/members") || q.Get("invites") != "true" || r.Status != 200 {
+		if err != nil || r.Method != "GET" || !strings.HasSuffix(r.Path, "/members") || q.Get("invites") != "true" {
 			continue
 		}
 		page := 1
@@ -199,19 +207,31 @@ func listingPasses(log []hubemu.RequestRecord, pages int) []hubPass {
 			}
 		}
 		switch {
-		case page == 1:
-			cur, next = hubPass{start: r.Received}, 2
+		case page == 1 && next != 1:
+			// a run starts at its first ask of page 1, whatever the answer (a page 1
+			// that failed and was asked again is part of the pass's time)
+			cur, next = hubPass{start: r.Received}, 1
 		case next > 0 && page == next:
-			next++
 		default:
 			next = 0
 			continue
 		}
-		if next > pages {
+		if r.Status != 200 {
+			continue // asked again next
+		}
+		if next++; next > pages {
 			cur.end = r.Answered
 			out = append(out, cur)
 			next = 0
 		}
 	}
+	return out
+}
+
+// byArrival is log in the order its requests arrived (the emulator logs each request when
+// it has answered it, so requests that overlapped may be out of order).
+func byArrival(log []hubemu.RequestRecord) []hubemu.RequestRecord {
+	out := slices.Clone(log)
+	slices.SortStableFunc(out, func(a, b hubemu.RequestRecord) int { return a.Received.Compare(b.Received) })
 	return out
 }

@@ -518,6 +518,9 @@ func (b *bench) cursorWalk(ctx context.Context, total int) error {
 	seen := make(map[string]bool, total)
 	t0 := time.Now()
 	for cursor := ""; ; {
+		if len(pages) > total/100+2 {
+			return fmt.Errorf("cursor walk: still a next cursor after %d pages of %d members", len(pages), total)
+		}
 		p0 := time.Now()
 		code, body, err := b.s.scim(ctx, "GET", "/Users?count=100&cursor="+url.QueryEscape(cursor), nil)
 		pages = append(pages, time.Since(p0))

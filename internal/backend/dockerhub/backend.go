@@ -81,30 +81,45 @@ func (b *Backend) listAll(ctx context.Context, first string, retry bool, each fu
 }
 
 // pageRetries bounds how often one page of a listing is asked again after a transient
-// failure or a rate limit, when the caller may wait (backend.MayWait: the drift pass).
-// Without it one failed page threw away every page before it: the next attempt started
-// again from page 1, so at 10,000 members (101 pages at 162 calls a minute) a 429 or a
-// 5xx late in a pass cost most of an interval's budget again, and a backend failing one
-// call in a hundred never finished a pass at all.
+// failure or a rate limit, when the caller may wait (backend.MayWait: the drift pass, and
+// kubectl scim plan). Without it one failed page threw away every page before it: the
+// next attempt started again from page 1, so at 10,000 members (101 pages at 162 calls a
+// minute) a 429 or a 5xx late in a pass cost most of an interval's budget again, and a
+// backend failing one call in a hundred never finished a pass at all.
+//
+// Pages are numbered, so a person who leaves or joins while a page waits shifts the
+// entries after it: the listing may skip or repeat one. A listing is a hint (the drift
+// pass enqueues, and each member then observes itself), so that costs work, not a wrong
+// action.
 const pageRetries = 4
 
-// getPage gets one page. With retry, under a context that may wait, a Transient failure is retried
-// after 1, 2, 4 and 8 s and a RateLimited one after its hint (at least 1 s), so the pages
-// already read are kept; a controller worker's context (NoWait) gets the error at once.
+// maxPageWait is the longest a listing waits to ask a page again: a longer rate-limit
+// hint, or a wait past the context's deadline, returns the error, and the drift pass
+// requeues itself after the hint instead of holding a worker through it.
+const maxPageWait = 30 * time.Second
+
+// getPage gets one page. With retry, under a context that may wait, a Transient failure
+// is asked again after 1, 2, 4 and 8 s and a RateLimited one after its hint (or, without
+// one, as a Transient), so the pages already read are kept; a controller worker's context
+// (NoWait) gets the error at once. The wait is on the wall clock (Options.Now does not
+// drive it).
 func (b *Backend) getPage(ctx context.Context, target string, retry bool, p *page) error {
 	for attempt := 0; ; attempt++ {
 		err := b.do(ctx, http.MethodGet, target, nil, p)
 		if err == nil || !retry || attempt == pageRetries || !backend.MayWait(ctx) {
 			return err
 		}
-		var wait time.Duration
+		wait := time.Second << attempt
 		switch backend.ClassOf(err) {
 		case backend.RateLimited:
-			wait, _ = backend.RetryAfterOf(err)
-			wait = max(wait, time.Second)
+			if hint, _ := backend.RetryAfterOf(err); hint > 0 {
+				wait = max(hint, time.Second)
+			}
 		case backend.Transient:
-			wait = time.Second << attempt
 		default:
+			return err
+		}
+		if dl, ok := ctx.Deadline(); wait > maxPageWait || (ok && time.Until(dl) <= wait) {
 			return err
 		}
 		b.opts.Log.V(1).Info("asking for a page again", "path", pathOf(target), "after", wait, "error", err.Error())

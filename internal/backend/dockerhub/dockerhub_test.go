@@ -767,10 +767,43 @@ func TestListMembersAsksAFailedPageAgain(t *testing.T) {
 
 	e.emu.ResetLog()
 	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultStatus, Status: 500, Method: "GET", Path: members, Every: 2, Count: 1})
-	if _, err := e.b.ListMembers(backend.NoWait(t.Context())); backend.ClassOf(err) != backend.Transient {
+	if _, err = e.b.ListMembers(backend.NoWait(t.Context())); backend.ClassOf(err) != backend.Transient {
 		t.Fatalf("under NoWait a failed page answered %v, want the Transient error", err)
 	}
 	if n := len(e.emu.Requests()); n != 2 {
 		t.Fatalf("under NoWait: %d calls, want 2 (no retry)", n)
+	}
+
+	// only the whole-organization listing asks again: a search answers its 500 at once
+	e.emu.ResetLog()
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultStatus, Status: 500, Method: "GET", Path: members, Count: 1})
+	if _, err := e.b.ObserveMember(t.Context(), "m001@x.io"); backend.ClassOf(err) != backend.Transient {
+		t.Fatalf("a search's 500 answered %v, want the Transient error", err)
+	}
+	if n := e.emu.Count("GET", members); n != 1 {
+		t.Fatalf("a search that failed: %d calls, want 1", n)
+	}
+
+	// a refusal that is not transient is not asked again
+	e.emu.ResetLog()
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultStatus, Status: 400, Method: "GET", Path: members, Count: 1})
+	if _, err := e.b.ListMembers(t.Context()); err == nil || backend.ClassOf(err) == backend.Transient || backend.ClassOf(err) == backend.RateLimited {
+		t.Fatalf("a 400 answered %v, want a Permanent error", err)
+	}
+	if n := e.emu.Count("GET", members); n != 1 {
+		t.Fatalf("a listing refused with 400: %d calls, want 1", n)
+	}
+
+	// a rate-limit hint longer than maxPageWait is not waited out in place: the drift
+	// pass requeues itself after it instead of holding a worker
+	e.emu.ResetLog()
+	e.emu.Inject(hubemu.Fault{Kind: hubemu.FaultRateLimit, RetryAfter: 2 * maxPageWait, Method: "GET", Path: members, Every: 2, Count: 1})
+	start := time.Now()
+	_, err = e.b.ListMembers(t.Context())
+	if backend.ClassOf(err) != backend.RateLimited || time.Since(start) > maxPageWait/2 {
+		t.Fatalf("a hint of %s answered %v after %s, want RateLimited at once", 2*maxPageWait, err, time.Since(start))
+	}
+	if n := e.emu.Count("GET", members); n != 2 {
+		t.Fatalf("a listing told to wait %s: %d calls, want 2", 2*maxPageWait, n)
 	}
 }
