@@ -34,8 +34,9 @@ WITH_ASSETS = KUBEBUILDER_ASSETS=$$(K8S_VERSION=$(K8S_VERSION) hack/controlplane
 # cache is shared read-only (pages convert the informer's own members without a copy), so a
 # write into it would corrupt every later read. It checks only recently written objects;
 # TestPagesReadTheCacheSharedAndLeaveIt compares older ones itself. client-go reads the
-# variable once, when a process starts. make bench does not set it (it copies the cache), but
-# test-e2e's toy run of the bench does, so that run's memory rows are inflated.
+# variable once, when a process starts. make bench does not set it (the detector's copies
+# would inflate the memory rows), but test-e2e's toy run of the bench does, so that run's
+# memory rows are inflated.
 MUTATION_DETECTOR = KUBE_CACHE_MUTATION_DETECTOR=true
 
 # make fuzz runs every fuzz target for FUZZTIME each (FUZZTIME=5m make fuzz); make test's

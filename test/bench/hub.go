@@ -145,6 +145,7 @@ func (b *bench) dockerHub(ctx context.Context) error {
 // writeRequests writes the emulator's request log, one request a line: when it arrived
 // (seconds after the first), method, path, query, status, the Retry-After of a 429.
 func writeRequests(path string, log []hubemu.RequestRecord) error {
+	log = byArrival(log)
 	var sb strings.Builder
 	sb.WriteString("received_s\tmethod\tpath\tquery\tstatus\tretry_after_s\n")
 	for _, r := range log {
@@ -155,8 +156,7 @@ func writeRequests(path string, log []hubemu.RequestRecord) error {
 
 func hubUser(i int) string { return fmt.Sprintf("hub%06d@example.com", i) }
 
-// busiest is the most requests log holds in any window of length d (the log's requests
-// in order of arrival).
+// busiest is the most requests log holds in any window of length d, by arrival.
 func busiest(log []hubemu.RequestRecord, d time.Duration) int {
 	log = byArrival(log)
 	most, j := 0, 0
