@@ -335,6 +335,9 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 			if !in.Labelled && p.Origin != scimv1.OriginPreexisting {
 				recordIdentities(m, plan.CurrentIdentities(m, obs)...)
 			}
+			if p.OriginKeptByGrants {
+				continue // the outcome's status write records it (plan.MemberPlan)
+			}
 			if err := r.recordIntent(outer, m, st); err != nil {
 				return ctrl.Result{}, err
 			}

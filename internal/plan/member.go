@@ -136,6 +136,13 @@ type MemberPlan struct {
 	Story Story
 	// Why the grants are left (StepOrphan, or a release without removal).
 	Why string
+	// OriginKeptByGrants: StepRecordOrigin needs no write of its own before acting; the
+	// outcome's status write carries Origin. The backend labels what it grants with the
+	// member's UID, so a member whose outcome write is lost finds its grants again
+	// (Observed.Managed: Provisioned), and a member deleted before that write applies its
+	// deletion policy to whatever carries its UID. (It saves a status write per new member:
+	// a full sync on the kubernetes backend is bound by the API server's writes.)
+	OriginKeptByGrants bool
 }
 
 // Has tells whether the plan runs step s.
@@ -202,6 +209,11 @@ func Member(in MemberInput) MemberPlan {
 
 	if in.Deleting {
 		switch {
+		case in.Origin == "" && in.Labelled && in.Policies.Deletion == scimv1.DeletionOrphan:
+			// (OriginKeptByGrants: it may own grants its lost outcome write did not record)
+			return MemberPlan{Steps: []Step{StepOrphan, StepRelease}, Why: "the deletion policy is Orphan"}
+		case in.Origin == "" && in.Labelled:
+			return MemberPlan{Steps: []Step{StepRemove, StepRelease}, Why: "removing anything that carries its UID"}
 		case in.Origin == "":
 			return MemberPlan{Steps: []Step{StepRelease}, Why: "it was never provisioned"}
 		case in.Origin == scimv1.OriginPreexisting:
@@ -238,6 +250,7 @@ func Member(in MemberInput) MemberPlan {
 		if origin != "" {
 			p.Origin = origin
 			p.Steps = append(p.Steps, StepRecordOrigin)
+			p.OriginKeptByGrants = in.Labelled && origin == scimv1.OriginProvisioned
 		}
 	}
 	if origin == scimv1.OriginPreexisting {
@@ -315,6 +328,10 @@ func ensureSteps(in MemberInput) []Step {
 }
 
 func release(in MemberInput, why string) MemberPlan {
+	if in.Origin == "" && in.Labelled {
+		// (OriginKeptByGrants: it may own grants its lost outcome write did not record)
+		return MemberPlan{Steps: []Step{StepOrphan, StepRelease}, Why: why}
+	}
 	if in.Origin == "" || in.Origin == scimv1.OriginPreexisting {
 		return MemberPlan{Steps: []Step{StepRelease}, Why: why}
 	}

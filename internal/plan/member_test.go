@@ -35,6 +35,8 @@ func TestMember(t *testing.T) {
 		origin scimv1.MemberOrigin
 		phase  scimv1.MemberPhase
 		story  Story
+		// byGrants: the origin is written with the outcome, not before acting
+		byGrants bool
 	}{
 		// two members of one userName (a create that lost its name to a rename, until it is
 		// deleted again; or one made with kubectl): a deletion leaves the person to the other
@@ -72,10 +74,16 @@ func TestMember(t *testing.T) {
 			steps: []Step{StepRecordOrigin}, origin: pre, phase: scimv1.PhaseActive, story: StoryPreexisting},
 		{name: "new member found with SCIM's labels: SCIM's, never preexisting",
 			in:    MemberInput{Active: true, Observed: managed, Policies: remove, Labelled: true},
-			steps: []Step{StepRecordOrigin, StepEnsure}, origin: prov, story: StoryProvision},
+			steps: []Step{StepRecordOrigin, StepEnsure}, origin: prov, story: StoryProvision, byGrants: true},
+		{name: "new active member, labelled backend: its grants carry its UID, so the origin is written with the outcome",
+			in:    MemberInput{Active: true, Observed: absent, Policies: remove, Labelled: true},
+			steps: []Step{StepRecordOrigin, StepEnsure}, origin: prov, story: StoryProvision, byGrants: true},
+		{name: "new member found unlabelled on a labelled backend, adoption on: adopted, recorded before acting",
+			in:    MemberInput{Active: true, Observed: member, Policies: adopt, Labelled: true},
+			steps: []Step{StepRecordOrigin, StepEnsure}, origin: scimv1.OriginAdopted, story: StoryAdopt},
 		{name: "new inactive member claims an orphan and removes it",
 			in:    MemberInput{Active: false, Observed: managed, Policies: remove, Labelled: true},
-			steps: []Step{StepRecordOrigin, StepRemove}, origin: prov, phase: scimv1.PhaseDeactivated, story: StoryDeactivate},
+			steps: []Step{StepRecordOrigin, StepRemove}, origin: prov, phase: scimv1.PhaseDeactivated, story: StoryDeactivate, byGrants: true},
 		{name: "new member found, adoption on: adopted",
 			in:    MemberInput{Active: true, Observed: member, Policies: adopt},
 			steps: []Step{StepRecordOrigin}, origin: scimv1.OriginAdopted, story: StoryAdopt},
@@ -87,7 +95,7 @@ func TestMember(t *testing.T) {
 		{name: "new inactive member over a partial orphan: claims and removes it",
 			in: MemberInput{Active: false, Observed: backend.Member{State: backend.StateAbsent, BackendID: "a@x", Managed: true},
 				Policies: remove, Labelled: true},
-			steps: []Step{StepRecordOrigin, StepRemove}, origin: prov, phase: scimv1.PhaseDeactivated, story: StoryDeactivate},
+			steps: []Step{StepRecordOrigin, StepRemove}, origin: prov, phase: scimv1.PhaseDeactivated, story: StoryDeactivate, byGrants: true},
 		{name: "preexisting, adoption switched on: adopted",
 			in:    MemberInput{Active: true, Origin: pre, Phase: scimv1.PhaseActive, Observed: member, Policies: adopt},
 			steps: []Step{StepRecordOrigin}, origin: scimv1.OriginAdopted, story: StoryAdopt},
@@ -167,6 +175,15 @@ func TestMember(t *testing.T) {
 			steps: []Step{StepOrphan, StepRelease}, story: StoryOrphan},
 		{name: "deleted, preexisting", in: MemberInput{Deleting: true, Origin: pre, Policies: remove}, steps: []Step{StepRelease}},
 		{name: "deleted, never provisioned", in: MemberInput{Deleting: true, Policies: remove}, steps: []Step{StepRelease}},
+		// on a labelled backend an origin is written with the outcome (byGrants), so a member
+		// deleted before that write landed may own grants: its policy applies to whatever
+		// carries its UID (nothing, when it never was granted), without a story
+		{name: "deleted, labelled, no origin recorded: removes what carries its UID",
+			in: MemberInput{Deleting: true, Policies: remove, Labelled: true}, steps: []Step{StepRemove, StepRelease}},
+		{name: "deleted, labelled, no origin recorded, policy Orphan: orphans what carries its UID",
+			in: MemberInput{Deleting: true, Policies: orphan, Labelled: true}, steps: []Step{StepOrphan, StepRelease}},
+		{name: "disabled, deleted, labelled, no origin recorded: orphans what carries its UID",
+			in: MemberInput{Config: ConfigDisabled, Deleting: true, Policies: remove, Labelled: true}, steps: []Step{StepOrphan, StepRelease}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := Member(tc.in)
@@ -184,6 +201,9 @@ func TestMember(t *testing.T) {
 			}
 			if p.Story != tc.story {
 				t.Errorf("story = %q, want %q", p.Story, tc.story)
+			}
+			if p.OriginKeptByGrants != tc.byGrants {
+				t.Errorf("OriginKeptByGrants = %v, want %v", p.OriginKeptByGrants, tc.byGrants)
 			}
 		})
 	}
