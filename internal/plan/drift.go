@@ -129,7 +129,12 @@ func Drifted(m *scimv1.OrgMember, cfg *scimv1.ScimConfig, l *Listing, labelled, 
 		}
 	case scimv1.PhaseDeactivated:
 		if keeps(m, cfg) {
-			return false, ""
+			// Keep keeps and repairs what the member holds: a member or an invitation, as
+			// the deactivation found it (kubernetes: every grant)
+			if obs.State != backend.StateMember && (labelled || obs.State != backend.StateInvited) {
+				return true, "a member deactivated under Keep is " + string(obs.State) + " in the backend"
+			}
+			break
 		}
 		ids := append([]string{m.Spec.UserName, PrimaryEmail(m), m.Status.BackendID}, m.Status.GrantedIdentities...)
 		if labelled {
