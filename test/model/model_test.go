@@ -723,6 +723,20 @@ func (m *model) deleteConfig() {
 			m.release(gOwner(h), remove)
 		}
 	}
+	if m.be == kube && m.webhook {
+		// The Webhook layout's grants are OrgGrants, which the authorization webhook honours
+		// only while their config exists (docs/access-invariant.md, "Deleting a ScimConfig"):
+		// whatever the deletion left, orphans included, stops granting with it. Hand-made
+		// RBAC bindings stay. (The model kept them as orphans: a disabled Webhook config
+		// deleted with a provisioned member failed every time, seed 324960047.)
+		out := m.krecs[:0]
+		for _, r := range m.krecs {
+			if r.foreign {
+				out = append(out, r)
+			}
+		}
+		m.krecs = out
+	}
 	// its members and groups stay, out of any live config's reach
 	m.users, m.groups = map[int]*muser{}, map[int]*mgroup{}
 }
