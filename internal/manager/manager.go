@@ -201,7 +201,9 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 		RetryPeriod:                   ptr.To(LeaderRetryPeriod),
 		Controller:                    ctrlCfg,
 		Cache:                         cachepolicy.Cache(),
-		Client:                        cachepolicy.Client(),
+		// the cache that carries the compact indexes (index.Setup, SetupGrants, SetupIndex)
+		NewCache: index.NewCache,
+		Client:   cachepolicy.Client(),
 	})
 	if err != nil {
 		return nil, err
