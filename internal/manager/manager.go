@@ -312,7 +312,8 @@ func setup(mgr ctrl.Manager, o Options) (*scimserver.Server, error) {
 	}
 	// membership changes whose writer stopped half-way are finished by the leader
 	finisher := &scimstore.Finisher{Client: mgr.GetClient(),
-		Store: &scimstore.Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: ctrl.Log.WithName("membership")}}
+		Store: &scimstore.Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: ctrl.Log.WithName("membership"),
+			Indexes: index.Of(mgr.GetCache())}}
 	if err := finisher.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

@@ -91,7 +91,8 @@ func startCache(t *testing.T, withFinisher bool) (context.Context, client.Client
 		t.Fatal(err)
 	}
 	if withFinisher {
-		f := &Finisher{Client: mgr.GetClient(), Store: &Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: logr.Discard()}}
+		f := &Finisher{Client: mgr.GetClient(), Store: &Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: logr.Discard(),
+			Indexes: index.Of(mgr.GetCache())}}
 		if err := f.SetupWithManager(mgr); err != nil {
 			t.Fatal(err)
 		}
