@@ -1,6 +1,8 @@
 // Package index registers the cache field indexes that the SCIM server and the
 // controllers look OrgMembers and OrgGroups up by, so that no request and no reconcile
-// lists every object. Register them once per manager with Setup.
+// lists every object. Register them once per manager with Setup, on a cache built by
+// NewCache: the indexes with about one value per object are compact (Compact, keyMap),
+// the others client-go's (Field); either is read with client.MatchingFields.
 package index
 
 import (
@@ -19,9 +21,9 @@ import (
 const (
 	// Config indexes OrgMembers and OrgGroups by spec.configName.
 	Config = "spec.configName"
-	// UserName indexes OrgMembers by "<configName>/<naming.NameKey(userName)>".
+	// UserName indexes OrgMembers by "<configName>/<naming.NameKey(userName)>" (compact).
 	UserName = "index.userName"
-	// ExternalID indexes OrgMembers and OrgGroups by "<configName>/<externalId>".
+	// ExternalID indexes OrgMembers (compact) and OrgGroups by "<configName>/<externalId>".
 	ExternalID = "index.externalId"
 	// DisplayName indexes OrgGroups by "<configName>/<naming.NameKey(displayName)>".
 	DisplayName = "index.displayName"
@@ -49,17 +51,6 @@ func Setup(ctx context.Context, fi client.FieldIndexer) error {
 		{&scimv1.OrgGroup{}, Config, func(o client.Object) []string {
 			return []string{o.(*scimv1.OrgGroup).Spec.ConfigName}
 		}},
-		{&scimv1.OrgMember{}, UserName, func(o client.Object) []string {
-			m := o.(*scimv1.OrgMember)
-			return []string{Key(m.Spec.ConfigName, naming.NameKey(m.Spec.UserName))}
-		}},
-		{&scimv1.OrgMember{}, ExternalID, func(o client.Object) []string {
-			m := o.(*scimv1.OrgMember)
-			if m.Spec.ExternalID == "" {
-				return nil
-			}
-			return []string{Key(m.Spec.ConfigName, m.Spec.ExternalID)}
-		}},
 		{&scimv1.OrgGroup{}, ExternalID, func(o client.Object) []string {
 			g := o.(*scimv1.OrgGroup)
 			if g.Spec.ExternalID == "" {
@@ -83,10 +74,41 @@ func Setup(ctx context.Context, fi client.FieldIndexer) error {
 			return err
 		}
 	}
+	// about one value per member: compact (keyMap); the indexes above have few values, each
+	// with many members, which client-go's sets suit
+	for _, s := range []struct {
+		field string
+		fn    client.IndexerFunc
+	}{
+		{UserName, MemberUserName},
+		{ExternalID, MemberExternalID},
+	} {
+		if err := Compact(ctx, fi, &scimv1.OrgMember{}, s.field, InNamespace, s.fn); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-// Scope is the one kind of lookup an index registered by Field answers.
+// MemberUserName is the UserName value of an OrgMember.
+func MemberUserName(o client.Object) []string {
+	m, ok := o.(*scimv1.OrgMember)
+	if !ok {
+		return nil
+	}
+	return []string{Key(m.Spec.ConfigName, naming.NameKey(m.Spec.UserName))}
+}
+
+// MemberExternalID is the ExternalID value of an OrgMember (none without an externalId).
+func MemberExternalID(o client.Object) []string {
+	m, ok := o.(*scimv1.OrgMember)
+	if !ok || m.Spec.ExternalID == "" {
+		return nil
+	}
+	return []string{Key(m.Spec.ConfigName, m.Spec.ExternalID)}
+}
+
+// Scope is the one kind of lookup an index registered by Field or Compact answers.
 type Scope int
 
 const (
@@ -116,7 +138,12 @@ func Field(ctx context.Context, fi client.FieldIndexer, obj client.Object, field
 	if err != nil {
 		return err
 	}
-	return inf.AddIndexers(toolscache.Indexers{fieldIndexName(field): func(raw any) ([]string, error) {
+	return inf.AddIndexers(toolscache.Indexers{fieldIndexName(field): indexFunc(field, scope, fn)})
+}
+
+// indexFunc is the client-go IndexFunc of Field.
+func indexFunc(field string, scope Scope, fn client.IndexerFunc) toolscache.IndexFunc {
+	return func(raw any) ([]string, error) {
 		o, ok := raw.(client.Object)
 		if !ok {
 			return nil, fmt.Errorf("index %s: %T is not an object", field, raw)
@@ -131,7 +158,7 @@ func Field(ctx context.Context, fi client.FieldIndexer, obj client.Object, field
 			out[i] = namespacedKey(ns, v)
 		}
 		return out, nil
-	}})
+	}
 }
 
 // fieldIndexName and namespacedKey are how controller-runtime's cache names a field's
@@ -176,14 +203,18 @@ const GrantSubject = "index.grantSubject"
 // GrantSubjectKey is the GrantSubject value of a subject of kind User or Group.
 func GrantSubjectKey(kind, name string) string { return kind + "/" + name }
 
-// SetupGrants registers GrantSubject. Only a manager that serves the authorization webhook
-// calls it: registering an index starts the OrgGrant informer.
+// SetupGrants registers GrantSubject (compact: a value per member). Only a manager that
+// serves the authorization webhook calls it: registering an index starts the OrgGrant informer.
 func SetupGrants(ctx context.Context, fi client.FieldIndexer) error {
-	return Field(ctx, fi, &scimv1.OrgGrant{}, GrantSubject, AllNamespaces, func(o client.Object) []string {
-		s := o.(*scimv1.OrgGrant).Spec.Subject
-		if s.Name == "" {
-			return nil
-		}
-		return []string{GrantSubjectKey(string(s.Kind), s.Name)}
-	})
+	return Compact(ctx, fi, &scimv1.OrgGrant{}, GrantSubject, AllNamespaces, GrantSubjectOf)
+}
+
+// GrantSubjectOf is the GrantSubject value of an OrgGrant (none without a subject name).
+func GrantSubjectOf(o client.Object) []string {
+	g, ok := o.(*scimv1.OrgGrant)
+	if !ok || g.Spec.Subject.Name == "" {
+		return nil
+	}
+	s := g.Spec.Subject
+	return []string{GrantSubjectKey(string(s.Kind), s.Name)}
 }

@@ -201,7 +201,9 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 		RetryPeriod:                   ptr.To(LeaderRetryPeriod),
 		Controller:                    ctrlCfg,
 		Cache:                         cachepolicy.Cache(),
-		Client:                        cachepolicy.Client(),
+		// the cache that carries the compact indexes (index.Setup, SetupGrants, SetupIndex)
+		NewCache: index.NewCache,
+		Client:   cachepolicy.Client(),
 	})
 	if err != nil {
 		return nil, err
@@ -310,7 +312,8 @@ func setup(mgr ctrl.Manager, o Options) (*scimserver.Server, error) {
 	}
 	// membership changes whose writer stopped half-way are finished by the leader
 	finisher := &scimstore.Finisher{Client: mgr.GetClient(),
-		Store: &scimstore.Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: ctrl.Log.WithName("membership")}}
+		Store: &scimstore.Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: ctrl.Log.WithName("membership"),
+			Indexes: index.Of(mgr.GetCache())}}
 	if err := finisher.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scim"
 	"github.com/scim-operator/scim-operator/internal/scimstore"
@@ -113,7 +114,7 @@ func liveGroup(c *scimClient, id string) scimv1.OrgGroup {
 // plain is the shipped store over the manager's client: a second writer beside the one a
 // spec wraps.
 func plain() *scimstore.Store {
-	return &scimstore.Store{Client: mgrClient, APIReader: mgrReader, Log: logr.Discard()}
+	return &scimstore.Store{Client: mgrClient, APIReader: mgrReader, Log: logr.Discard(), Indexes: index.Of(mgrCache)}
 }
 
 // derivedKey is the object name a create of userName writes its user under.

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/scimstore"
 )
 
@@ -110,6 +111,8 @@ func New(o Options) (*Server, error) {
 	}
 	store := &scimstore.Store{Client: o.Client, APIReader: o.APIReader, Log: o.Log}
 	if o.Cache != nil {
+		// a write waits for the compact indexes to show it too (read-your-writes)
+		store.Indexes = index.Of(o.Cache)
 		// the unfiltered /Users pages come from the members' ids kept in order
 		if store.Order, err = scimstore.NewMemberOrder(context.Background(), o.Cache); err != nil {
 			return nil, fmt.Errorf("scimserver: %w", err)

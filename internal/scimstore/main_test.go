@@ -57,7 +57,7 @@ func TestMain(m *testing.M) {
 }
 
 // startCache starts, on the package's API server, a manager with the shipped cache
-// (managedFields stripped, Secrets uncached) and the indexes, and with the finisher as
+// (managedFields stripped, Secrets uncached, index.NewCache) and the indexes, and with the finisher as
 // manager.New sets it up when withFinisher; no controllers (the whole manager imports
 // this package). It answers once the cache has synced, with a client that reads the API
 // server directly.
@@ -82,7 +82,7 @@ func startCache(t *testing.T, withFinisher bool) (context.Context, client.Client
 	// controller a second time under the same name, in a new manager: as manager.New's
 	// SkipControllerNameValidation, for tests
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache: cachepolicy.Cache(), Client: cachepolicy.Client(),
+		Cache: cachepolicy.Cache(), NewCache: index.NewCache, Client: cachepolicy.Client(),
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)}})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,8 @@ func startCache(t *testing.T, withFinisher bool) (context.Context, client.Client
 		t.Fatal(err)
 	}
 	if withFinisher {
-		f := &Finisher{Client: mgr.GetClient(), Store: &Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: logr.Discard()}}
+		f := &Finisher{Client: mgr.GetClient(), Store: &Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: logr.Discard(),
+			Indexes: index.Of(mgr.GetCache())}}
 		if err := f.SetupWithManager(mgr); err != nil {
 			t.Fatal(err)
 		}

@@ -63,7 +63,7 @@ func review3Start(t *testing.T, ns string, n int, withFinisher ...bool) (*review
 	}
 	sort.Strings(ids)
 	e := &review3Env{ctx: ctx, direct: direct, mgr: mgr, ns: ns,
-		s: &Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: logr.Discard()},
+		s: &Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: logr.Discard(), Indexes: index.Of(mgr.GetCache())},
 		sc: Scope{Config: &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme", UID: "acme-uid"}},
 			BaseURL: "https://scim.example/" + ns + "/acme"}}
 	// the cache holds every member (the deadline only bounds a broken cache)

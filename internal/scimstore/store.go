@@ -62,6 +62,9 @@ type Store struct {
 	// /Users pages from the ordered ids of the members instead of listing and sorting the
 	// config's members per request.
 	Order *MemberOrder
+	// Indexes, when set (index.Of the manager's cache), is the cache's compact indexes
+	// (userName, externalId): waitCache waits for them to show a write too.
+	Indexes *index.Cache
 }
 
 // Scope is one ScimConfig as seen by a request.
@@ -172,6 +175,15 @@ func (s *Store) waitCache(ctx context.Context, obj client.Object, rv string) boo
 				m = nil
 			}
 			shown = s.Order.shows(key.Namespace, key.Name, m)
+		}
+		if shown {
+			// so do the compact indexes: the next lookup by a written value finds the write,
+			// and one by a deleted object's values no longer names it
+			if err == nil {
+				shown = s.Indexes.Shows(probe, false)
+			} else {
+				shown = s.Indexes.Shows(obj, true)
+			}
 		}
 		return shown, nil
 	}) == nil

@@ -44,8 +44,11 @@ func grantIndexKeys(o client.Object) []string {
 	return out
 }
 
-// SetupIndex registers GrantIndex on the three kinds of grant with a manager's cache; a
-// backend reading through that cache is built WithGrantIndex.
+// SetupIndex registers GrantIndex on the three kinds of grant with a manager's cache (built
+// by index.NewCache); a backend reading through that cache is built WithGrantIndex. The
+// index is compact (index.Compact): its values are a member's or a team's, one or a few
+// grants each, which client-go's sets made cost ~200 bytes a value. A lookup answers what
+// the label selector does: the cache re-reads each candidate's labels.
 func SetupIndex(ctx context.Context, fi client.FieldIndexer) error {
 	// list reads RoleBindings across namespaces and OrgGrants in the config's namespace
 	// (ClusterRoleBindings have no namespace: either scope keys them once)
@@ -57,7 +60,7 @@ func SetupIndex(ctx context.Context, fi client.FieldIndexer) error {
 		{&rbacv1.RoleBinding{}, index.AllNamespaces},
 		{&scimv1.OrgGrant{}, index.InNamespace},
 	} {
-		if err := index.Field(ctx, fi, s.obj, GrantIndex, s.scope, grantIndexKeys); err != nil {
+		if err := index.Compact(ctx, fi, s.obj, GrantIndex, s.scope, grantIndexKeys); err != nil {
 			return err
 		}
 	}

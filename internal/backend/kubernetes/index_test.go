@@ -13,6 +13,7 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
+	"github.com/scim-operator/scim-operator/internal/index"
 )
 
 // listRecorder counts the lists that reach the cache with and without a field selector.
@@ -45,7 +46,7 @@ func TestGrantIndex(t *testing.T) {
 		}
 	}
 	byObject := k8sbackend.CacheByObject()
-	c, err := cache.New(restCfg, cache.Options{Scheme: admin.Scheme(), ByObject: byObject})
+	c, err := index.NewCache(restCfg, cache.Options{Scheme: admin.Scheme(), ByObject: byObject})
 	if err != nil {
 		t.Fatal(err)
 	}
