@@ -18,7 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -65,6 +64,8 @@ type Store struct {
 	// Indexes, when set (index.Of the manager's cache), is the cache's compact indexes
 	// (userName, externalId): waitCache waits for them to show a write too.
 	Indexes *index.Cache
+	// cachePoll is how often waitCache looks without an event (0: 2 ms; a test's).
+	cachePoll time.Duration
 }
 
 // Scope is one ScimConfig as seen by a request.
@@ -159,34 +160,67 @@ func (s *Store) waitCache(ctx context.Context, obj client.Object, rv string) boo
 	}
 	key := client.ObjectKeyFromObject(obj)
 	probe := obj.DeepCopyObject().(client.Object)
-	// (a cache read costs microseconds; the watch usually delivers the write within a few
-	// milliseconds, which a coarser poll would round up on every write)
-	return wait.PollUntilContextTimeout(ctx, 2*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
-		err := s.Client.Get(ctx, key, probe)
-		var shown bool
-		if rv == "" { // a delete: gone, or terminating behind a finalizer
-			shown = apierrors.IsNotFound(err) || (err == nil && probe.GetDeletionTimestamp() != nil)
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	// A member's write is looked for again as soon as the member informer delivers an
+	// event (MemberOrder.changed), else every 2 ms (a cache read costs microseconds; the
+	// watch usually delivers the write within a few milliseconds, which a coarser poll
+	// would round up on every write). After an event, the next look is 250 us away: the
+	// compact indexes are other handlers of the same informer, a moment behind the order.
+	every := s.cachePoll
+	if every <= 0 {
+		every = 2 * time.Millisecond
+	}
+	poll := every
+	for {
+		woke := s.Order.changed() // before the look: an event during it is not missed
+		if s.cacheShows(ctx, key, probe, obj, rv) {
+			return true
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-deadline.C:
+			t.Stop()
+			return false
+		case <-woke:
+			poll = min(every, 250*time.Microsecond)
+		case <-t.C:
+			poll = every
+		}
+		t.Stop()
+	}
+}
+
+// cacheShows is one look of waitCache: whether the cache, the pages' order and the compact
+// indexes show obj at rv (gone when rv is empty). probe is read into.
+func (s *Store) cacheShows(ctx context.Context, key client.ObjectKey, probe, obj client.Object, rv string) bool {
+	err := s.Client.Get(ctx, key, probe)
+	var shown bool
+	if rv == "" { // a delete: gone, or terminating behind a finalizer
+		shown = apierrors.IsNotFound(err) || (err == nil && probe.GetDeletionTimestamp() != nil)
+	} else {
+		shown = err == nil && atLeast(probe.GetResourceVersion(), rv)
+	}
+	if m, ok := probe.(*scimv1.OrgMember); shown && ok && s.Order.caughtUp() {
+		// the pages' order follows the cache a moment later (its event handler)
+		if err != nil {
+			m = nil
+		}
+		shown = s.Order.shows(key.Namespace, key.Name, m)
+	}
+	if shown {
+		// so do the compact indexes: the next lookup by a written value finds the write,
+		// and one by a deleted object's values no longer names it
+		if err == nil {
+			shown = s.Indexes.Shows(probe, false)
 		} else {
-			shown = err == nil && atLeast(probe.GetResourceVersion(), rv)
+			shown = s.Indexes.Shows(obj, true)
 		}
-		if m, ok := probe.(*scimv1.OrgMember); shown && ok && s.Order.caughtUp() {
-			// the pages' order follows the cache a moment later (its event handler)
-			if err != nil {
-				m = nil
-			}
-			shown = s.Order.shows(key.Namespace, key.Name, m)
-		}
-		if shown {
-			// so do the compact indexes: the next lookup by a written value finds the write,
-			// and one by a deleted object's values no longer names it
-			if err == nil {
-				shown = s.Indexes.Shows(probe, false)
-			} else {
-				shown = s.Indexes.Shows(obj, true)
-			}
-		}
-		return shown, nil
-	}) == nil
+	}
+	return shown
 }
 
 // atLeast tells whether the cache's version got is the written version want or a later
