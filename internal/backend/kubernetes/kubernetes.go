@@ -84,9 +84,8 @@
 // its tenant could grant directly. A refused binding is a Permanent "NotAllowedToBind"
 // error naming the role and the ServiceAccount, and Check finds it first with a
 // server-side dry-run as the ServiceAccount. In the Webhook layout no escalation check
-// runs on an OrgGrant, so Check and every OrgGrant write first dry-run the real binding
-// as the ServiceAccount (a write may rely on a dry-run of the same role of the last
-// 10 s: proofTTL), and the manager then writes the OrgGrant with its own rights: an
+// runs on an OrgGrant, so every OrgGrant write and Check first dry-run the real binding
+// as the ServiceAccount, and the manager then writes the OrgGrant with its own rights: an
 // OrgGrant is written only when its tenant could have written the binding itself. The
 // ServiceAccount holds no rights on OrgGrants (if it did, whoever runs a pod as it could
 // write one by hand for a role it may not bind, and nothing would judge it).
@@ -117,7 +116,6 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
-	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -199,10 +197,6 @@ func ActAs(serviceAccount string, w client.Client) Option {
 	return func(b *Backend) { b.sa, b.w = serviceAccount, w }
 }
 
-// WithClock sets the clock the escalation proofs of the Webhook layout age by (proofTTL;
-// default the real clock).
-func WithClock(c clock.PassiveClock) Option { return func(b *Backend) { b.clock = c } }
-
 // WithLiveReader makes Check read the configured roles and the ServiceAccount through r
 // (the manager's API reader: uncached, so the manager needs only "get" on them) instead of
 // the client given to New.
@@ -240,10 +234,6 @@ type Backend struct {
 	baseLabel map[string]string
 	// webhook: the Webhook grant layout (OrgGrants in cfgNS), else Bindings.
 	webhook bool
-	// proven: the roles a dry-run as the ServiceAccount proved it may bind, lately
-	// (Webhook layout; proofTTL).
-	proven proofs
-	clock  clock.PassiveClock
 }
 
 var (
@@ -337,9 +327,6 @@ func New(c client.Client, cfg *scimv1.ScimConfig, opts ...Option) *Backend {
 	if b.w == nil {
 		b.w, b.sa = c, ""
 	}
-	if b.clock == nil {
-		b.clock = clock.RealClock{}
-	}
 	if b.live == nil {
 		b.live = c
 	}
@@ -395,7 +382,6 @@ func (b *Backend) Check(ctx context.Context) error {
 	if len(b.roles) == 0 {
 		return b.noRoles()
 	}
-	b.proven.forget() // Check judges afresh, and ensure too after it
 	if err := b.checkWebhookServed(); err != nil {
 		return err
 	}
@@ -797,11 +783,10 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 	}
 	// Several grants to write: dry-run them all first, so that a refused one (a role the
 	// ServiceAccount may not grant) leaves none of the others written either. In the
-	// Webhook layout every write is preceded by a dry-run of the real binding as well (or
-	// by one of the last proofTTL: proofs): no escalation check runs on an OrgGrant, so
-	// only the real binding proves that the ServiceAccount could grant the role itself. A
-	// single write is not tried first: the write itself is its own all-or-nothing (one
-	// request fewer per member).
+	// Webhook layout every write is preceded by a dry-run of the real binding as well: no
+	// escalation check runs on an OrgGrant, so only the real binding proves that the
+	// ServiceAccount could grant the role itself. A single write is not tried first: the
+	// write itself is its own all-or-nothing (one request fewer per member).
 	if len(writes) > 1 || b.webhook {
 		for _, w := range writes {
 			check := b.bindingName("scim-check-", "scim-check", w.r)
@@ -810,9 +795,7 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 				ledger bool
 			}
 			var probes []probe
-			now := b.clock.Now()
-			escalation := b.webhook && !b.proven.holds(w.r, now)
-			if escalation {
+			if b.webhook {
 				// as the ServiceAccount: the escalation check
 				probes = append(probes, probe{b.rbacConfig(check, g.kind, g.subject, lbl, w.r), false})
 			}
@@ -824,9 +807,6 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 				if err := b.apply(ctx, p.ac, p.ledger, client.DryRunAll); err != nil {
 					return b.writeError(ctx, err, fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject), w.r)
 				}
-			}
-			if escalation {
-				b.proven.record(w.r, now)
 			}
 		}
 	}
@@ -863,7 +843,7 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 // binding, so that the API server's escalation check judges it; the manager's own (b.c)
 // for an OrgGrant, which no escalation check judges: the tenant ServiceAccount holds no
 // rights on OrgGrants, and every OrgGrant write is preceded by a dry-run of the real
-// binding as the ServiceAccount (ensure, within proofTTL; moveOrphans).
+// binding as the ServiceAccount (ensure, moveOrphans).
 func (b *Backend) writer(ledger bool) client.Client {
 	if ledger {
 		return b.c

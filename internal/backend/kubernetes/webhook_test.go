@@ -1,24 +1,17 @@
 package kubernetes_test
 
 import (
-	"context"
 	"fmt"
-	"strings"
 	"testing"
-	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
-	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
-	"github.com/scim-operator/scim-operator/internal/testenv"
 	"github.com/scim-operator/scim-operator/test/access"
 )
 
@@ -401,84 +394,5 @@ func TestSweepMovesOrphansToTheLayout(t *testing.T) {
 	}
 	if !o.access(t, "olga@x.io", nil) || !o.access(t, "x", []string{"ops"}) {
 		t.Fatal("the moved orphans do not grant")
-	}
-}
-
-// In the Webhook layout a dry-run of the real binding as the ServiceAccount proves the
-// role for that role's OrgGrant writes of the next proofTTL (10 s), not for every member
-// (a full sync paid one per member). The test revokes the tenant's right to bind and
-// shows the window and its ends: a write inside it relies on the proof; one after it, or
-// after a Check (which never relies on a proof, and drops them), is refused.
-func TestWebhookProofLastsTenSeconds(t *testing.T) {
-	ctx := t.Context()
-	tn := newTenant(t)
-	cfg := tn.config(scimv1.KubernetesBackend{GrantLayout: scimv1.GrantLayoutWebhook,
-		Roles: []scimv1.NamespacedRole{{Namespace: tn.ns, Kind: "Role", Name: "team-reader"}}})
-	sa := cfg.Spec.Backend.Kubernetes.ServiceAccountName
-	w, err := adminImpersonator().For(cfg.Namespace, sa)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testenv.RBACSynced(ctx, admin); err != nil {
-		t.Fatal(err)
-	}
-	clk := clocktesting.NewFakePassiveClock(time.Now())
-	b := k8sbackend.New(admin, cfg, k8sbackend.ActAs(sa, w), k8sbackend.WithLiveReader(admin), k8sbackend.WithClock(clk))
-	t.Cleanup(func() {
-		if err := k8sbackend.New(admin, cfg).RemoveAll(context.Background()); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	ensure := func(user string) error {
-		_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: user, Owner: owner("uid-" + strings.Split(user, "@")[0])})
-		return err
-	}
-	refused := func(err error) bool { return backend.ReasonOf(err) == k8sbackend.ReasonNotAllowedToBind }
-	if err := ensure("ann@example.com"); err != nil {
-		t.Fatalf("EnsureMember with the right to bind: %v", err)
-	}
-
-	// revoke, and wait until the API server's authorizer refuses an unproven write
-	if err := admin.Delete(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: tn.ns, Name: "scim-binder"}}); err != nil {
-		t.Fatal(err)
-	}
-	fresh := k8sbackend.New(admin, cfg, k8sbackend.ActAs(sa, w), k8sbackend.WithLiveReader(admin))
-	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := fresh.EnsureMember(ctx, backend.DesiredMember{UserName: "probe@example.com", Owner: owner("uid-probe")})
-		return refused(err), nil
-	}); err != nil {
-		t.Fatal("the revocation never reached the API server's authorizer")
-	}
-
-	clk.SetTime(clk.Now().Add(9 * time.Second))
-	if err := ensure("bob@example.com"); err != nil {
-		t.Fatalf("EnsureMember 9 s after the role's dry-run: %v, want the proof to stand", err)
-	}
-	clk.SetTime(clk.Now().Add(2 * time.Second))
-	if err := ensure("cy@example.com"); !refused(err) {
-		t.Fatalf("EnsureMember 11 s after the role's dry-run, the right revoked: %v, want NotAllowedToBind", err)
-	}
-
-	// a Check drops the proofs: restore the right, prove the role again, revoke, Check
-	create(t, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "scim-binder", Namespace: tn.ns},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "scim-binder"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: tn.sa, Namespace: tn.ns}},
-	})
-	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		return ensure("cy@example.com") == nil, nil
-	}); err != nil {
-		t.Fatal("the restored right never reached the API server's authorizer")
-	}
-	if err := admin.Delete(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: tn.ns, Name: "scim-binder"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		return refused(b.Check(ctx)), nil
-	}); err != nil {
-		t.Fatal("Check never saw the revocation")
-	}
-	if err := ensure("dee@example.com"); !refused(err) {
-		t.Fatalf("EnsureMember right after a Check that was refused: %v, want NotAllowedToBind (Check drops the proofs)", err)
 	}
 }
