@@ -596,7 +596,14 @@ func ownerOf(m *scimv1.OrgMember) backend.Owner {
 // its grants, else under its current identities and every identity it recorded.
 func removeGrants(ctx context.Context, b backend.Backend, m *scimv1.OrgMember, labelled bool) error {
 	if ol, ok := b.(backend.OwnerLedger); ok && labelled {
-		return ol.EnsureOwnerAbsent(ctx, ownerOf(m), m.Spec.UserName)
+		subject := m.Spec.UserName
+		if m.Status.Origin == "" {
+			// never judged (deleted before its outcome was written: plan.MemberPlan.
+			// OriginKeptByGrants): what carries its UID only, not the unowned grants (orphans)
+			// of its userName, which only a member that claimed them removes
+			subject = ""
+		}
+		return ol.EnsureOwnerAbsent(ctx, ownerOf(m), subject)
 	}
 	if err := removeMember(ctx, b, m); err != nil {
 		return err

@@ -459,6 +459,9 @@ func (f facts) deletionWords(pol scimv1.LifecyclePolicies) string {
 		return fmt.Sprintf("the OrgMember is being deleted and ScimConfig %s is gone, whose own deletion decided its access", m.Spec.ConfigName)
 	case !f.cfg.IsEnabled():
 		return fmt.Sprintf("the OrgMember is being deleted while ScimConfig %s is disabled, so its access is left in place", f.cfg.Name)
+	case m.Status.Origin == "" && f.cfg.Spec.Backend.Type == scimv1.BackendKubernetes:
+		// (the origin is written with the outcome there: plan.MemberPlan.OriginKeptByGrants)
+		return "the OrgMember is being deleted before SCIM recorded its outcome; whatever carries its UID goes, under its deletion policy"
 	case m.Status.Origin == "":
 		return "the OrgMember is being deleted, and SCIM never granted it anything"
 	case m.Status.Origin == scimv1.OriginPreexisting:

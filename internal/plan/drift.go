@@ -98,7 +98,16 @@ func (l *Listing) observe(m *scimv1.OrgMember, labelled bool) backend.Member {
 // every grant owned by the member's UID must then name its current userName, whatever
 // name the member had when the grant was made.
 func Drifted(m *scimv1.OrgMember, cfg *scimv1.ScimConfig, l *Listing, labelled, userTeams bool) (bool, string) {
-	if !m.DeletionTimestamp.IsZero() || m.Status.Origin == scimv1.OriginPreexisting || m.Status.Origin == "" {
+	if !m.DeletionTimestamp.IsZero() || m.Status.Origin == scimv1.OriginPreexisting {
+		return false, ""
+	}
+	if m.Status.Origin == "" {
+		// On a labelled backend the origin is written with the outcome (MemberPlan.
+		// OriginKeptByGrants): a member whose outcome write was lost, and which a reconcile
+		// reading a stale cache then judged never provisioned, still owns its grants.
+		if labelled && len(l.byOwner[string(m.UID)]) > 0 {
+			return true, "a member with no recorded origin owns a grant"
+		}
 		return false, ""
 	}
 	obs := l.observe(m, labelled)

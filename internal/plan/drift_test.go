@@ -86,6 +86,15 @@ func TestDrifted(t *testing.T) {
 		{"kubernetes: deactivated and unbound", driftMember("ann@x.io", scimv1.PhaseDeactivated), k8s, nil, true, false},
 		{"kubernetes: deactivated, its grant recreated", driftMember("ann@x.io", scimv1.PhaseDeactivated), k8s, []backend.Member{bound}, true, true},
 		{"kubernetes: deactivated, a grant it owns under a former name", driftMember("ann@x.io", scimv1.PhaseDeactivated), k8s, []backend.Member{formerName}, true, true},
+		// review 17 (F3): the origin of a labelled backend's member is written with the
+		// outcome; a member whose outcome write was lost and which a stale cache then judged
+		// "never provisioned" still owns the grant: the pass finds it by its UID
+		{"kubernetes: no origin recorded, owns a grant", driftMember("ann@x.io", scimv1.PhaseDeactivated, func(m *scimv1.OrgMember) {
+			m.Status.Origin = ""
+		}), k8s, []backend.Member{bound}, true, true},
+		{"kubernetes: no origin recorded, owns nothing", driftMember("ann@x.io", scimv1.PhaseDeactivated, func(m *scimv1.OrgMember) {
+			m.Status.Origin = ""
+		}), k8s, []backend.Member{{UserName: "ann@x.io", BackendID: "ann@x.io", State: backend.StateMember, Owners: []string{"uid-2"}}}, true, false},
 		{"kubernetes: deactivated under Keep, bound", driftMember("ann@x.io", scimv1.PhaseDeactivated), k8sKeep, []backend.Member{bound}, true, false},
 		{"kubernetes: deactivated under Keep, a binding deleted by hand", driftMember("ann@x.io", scimv1.PhaseDeactivated), k8sKeep, []backend.Member{leftover}, true, true},
 		{"kubernetes: active, a grant it owns under a former name", driftMember("ann@x.io", scimv1.PhaseActive), k8s, []backend.Member{bound, formerName}, true, true},

@@ -40,7 +40,8 @@ type Step string
 
 const (
 	// StepRecordOrigin records Plan.Origin (and the identities about to be granted) with an
-	// optimistic lock before anything is done in the backend.
+	// optimistic lock before anything is done in the backend; with OriginKeptByGrants, in
+	// the outcome's status write instead.
 	StepRecordOrigin Step = "RecordOrigin"
 	// StepEnsure makes the member's current identity hold its access (invite, add, role).
 	StepEnsure Step = "Ensure"

@@ -165,8 +165,9 @@ func (s *Store) waitCache(ctx context.Context, obj client.Object, rv string) boo
 	// A member's write is looked for again as soon as the member informer delivers an
 	// event (MemberOrder.changed), else every 2 ms (a cache read costs microseconds; the
 	// watch usually delivers the write within a few milliseconds, which a coarser poll
-	// would round up on every write). After an event, the next look is 250 us away: the
-	// compact indexes are other handlers of the same informer, a moment behind the order.
+	// would round up on every write). An event brings a look at once, and the next one
+	// 250 us later: the compact indexes are other handlers of the same informer, a moment
+	// behind the order.
 	every := s.cachePoll
 	if every <= 0 {
 		every = 2 * time.Millisecond
