@@ -72,14 +72,15 @@ func (f *fakeInformer) tell(old, cur any) {
 func (f *fakeInformer) event(t *testing.T, old, cur client.Object) {
 	t.Helper()
 	f.storeOnly(t, old, cur)
-	var o, c any
-	if old != nil {
-		o = old
+	f.tell(anyOf(old), anyOf(cur))
+}
+
+// anyOf is o as a handler is given it: a nil object is a nil interface, not a typed nil.
+func anyOf(o client.Object) any {
+	if o == nil {
+		return nil
 	}
-	if cur != nil {
-		c = cur
-	}
-	f.tell(o, c)
+	return o
 }
 
 type fakeRegistration struct{ synced chan struct{} }
@@ -267,14 +268,7 @@ func TestCacheLookupsAgreeWithAScan(t *testing.T) {
 		if obj := cmp(cur, old); obj != nil && changes(old, cur) && ic.Shows(obj, cur == nil) {
 			t.Errorf("%s: Shows before the handler was told", name)
 		}
-		var o, c any
-		if old != nil {
-			o = old
-		}
-		if cur != nil {
-			c = cur
-		}
-		inf.tell(o, c)
+		inf.tell(anyOf(old), anyOf(cur))
 		agree(name, false)
 		if obj := cmp(cur, old); obj != nil && !ic.Shows(obj, cur == nil) {
 			t.Errorf("%s: Shows is false after the handler was told", name)

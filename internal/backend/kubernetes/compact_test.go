@@ -25,22 +25,12 @@ func TestCompactGrantIndexesAgreeWithSelectors(t *testing.T) {
 	ctx := t.Context()
 	ns, cfg := newName("grant-index"), newName("acme")
 	create(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-	c, err := index.NewCache(restCfg, cache.Options{Scheme: admin.Scheme(), ByObject: k8sbackend.CacheByObject()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := k8sbackend.SetupIndex(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	if err := index.SetupGrants(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { _ = c.Start(cctx) }()
-	if !c.WaitForCacheSync(ctx) {
-		t.Fatal("cache did not sync")
-	}
+	c := startedCache(t, admin.Scheme(), func(ctx context.Context, c cache.Cache) error {
+		if err := k8sbackend.SetupIndex(ctx, c); err != nil {
+			return err
+		}
+		return index.SetupGrants(ctx, c)
+	})
 	ic := index.Of(c)
 	// unique names: GrantSubject lookups span namespaces
 	ann, ben, devs := newName("ann")+"@x.io", newName("ben")+"@x.io", newName("devs")

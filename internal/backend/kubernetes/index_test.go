@@ -13,7 +13,6 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
-	"github.com/scim-operator/scim-operator/internal/index"
 )
 
 // listRecorder counts the lists that reach the cache with and without a field selector.
@@ -45,20 +44,7 @@ func TestGrantIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	byObject := k8sbackend.CacheByObject()
-	c, err := index.NewCache(restCfg, cache.Options{Scheme: admin.Scheme(), ByObject: byObject})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := k8sbackend.SetupIndex(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { _ = c.Start(cctx) }()
-	if !c.WaitForCacheSync(ctx) {
-		t.Fatal("cache did not sync")
-	}
+	c := startedCache(t, admin.Scheme(), func(ctx context.Context, c cache.Cache) error { return k8sbackend.SetupIndex(ctx, c) })
 	cached, err := client.New(restCfg, client.Options{Scheme: admin.Scheme(), Cache: &client.CacheOptions{Reader: c}})
 	if err != nil {
 		t.Fatal(err)

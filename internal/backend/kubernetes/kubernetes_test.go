@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -22,6 +23,7 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
+	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/testenv"
 	"github.com/scim-operator/scim-operator/test/access"
 )
@@ -531,21 +533,14 @@ func TestThroughALabelLimitedCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c, err := cache.New(restCfg, cache.Options{Scheme: clientgoscheme.Scheme, ByObject: k8sbackend.CacheByObject()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, obj := range []client.Object{&rbacv1.ClusterRoleBinding{}, &rbacv1.RoleBinding{}} {
-		if _, err := c.GetInformer(ctx, obj); err != nil {
-			t.Fatal(err)
+	c := startedCache(t, clientgoscheme.Scheme, func(ctx context.Context, c cache.Cache) error {
+		for _, obj := range []client.Object{&rbacv1.ClusterRoleBinding{}, &rbacv1.RoleBinding{}} {
+			if _, err := c.GetInformer(ctx, obj); err != nil {
+				return err
+			}
 		}
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { _ = c.Start(cctx) }()
-	if !c.WaitForCacheSync(ctx) {
-		t.Fatal("cache did not sync")
-	}
+		return nil
+	})
 	cached, err := client.New(restCfg, client.Options{Scheme: clientgoscheme.Scheme, Cache: &client.CacheOptions{Reader: c}})
 	if err != nil {
 		t.Fatal(err)
@@ -610,4 +605,26 @@ func benchmarkEnsureMember(b *testing.B, l scimv1.GrantLayout) {
 			}
 		}
 	})
+}
+
+// startedCache is a cache as the manager builds it (index.NewCache, limited by
+// CacheByObject), with setup run on it before it starts (indexes, informers); it stops with
+// the test.
+func startedCache(t *testing.T, scheme *runtime.Scheme, setup func(context.Context, cache.Cache) error) cache.Cache {
+	t.Helper()
+	ctx := t.Context()
+	c, err := index.NewCache(restCfg, cache.Options{Scheme: scheme, ByObject: k8sbackend.CacheByObject()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := setup(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	go func() { _ = c.Start(cctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		t.Fatal("cache did not sync")
+	}
+	return c
 }
