@@ -220,6 +220,17 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			}
 		}
 		in.Observed = obs
+		if ol, ok := b.(backend.OwnerLedger); ok && in.Labelled && in.Origin == "" && !obs.Managed {
+			// A grant carrying its UID under another name is SCIM's too: the member lost the
+			// write recording its origin (plan.MemberPlan.OriginKeptByGrants) and was renamed
+			// since; the drift pass enqueues it (plan.Drifted), and Managed lets the plan
+			// take the grant back.
+			holds, err := ol.OwnerHolds(bctx, ownerOf(m))
+			if err != nil {
+				return r.backendError(ctx, m, cfg, "observe the member's grants", err)
+			}
+			in.Observed.Managed = holds
+		}
 		if !in.Labelled && obs.State == backend.StateMember && obs.BackendID != "" &&
 			(m.Status.Origin == scimv1.OriginProvisioned || m.Status.Origin == scimv1.OriginAdopted) {
 			// The Docker ID an invitation was accepted under is an identity of the member

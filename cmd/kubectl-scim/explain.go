@@ -461,7 +461,7 @@ func (f facts) deletionWords(pol scimv1.LifecyclePolicies) string {
 		return fmt.Sprintf("the OrgMember is being deleted while ScimConfig %s is disabled, so its access is left in place", f.cfg.Name)
 	case m.Status.Origin == "" && f.cfg.Spec.Backend.Type == scimv1.BackendKubernetes:
 		// (the origin is written with the outcome there: plan.MemberPlan.OriginKeptByGrants)
-		return "the OrgMember is being deleted before SCIM recorded its outcome; whatever carries its UID goes, under its deletion policy"
+		return "the OrgMember is being deleted before SCIM recorded its outcome; whatever carries its UID is removed (left in place, orphaned, under deletion policy Orphan)"
 	case m.Status.Origin == "":
 		return "the OrgMember is being deleted, and SCIM never granted it anything"
 	case m.Status.Origin == scimv1.OriginPreexisting:

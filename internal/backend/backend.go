@@ -160,6 +160,9 @@ type OwnerLedger interface {
 	// the grants of subject (a userName for an OrgMember, a team for an OrgGroup; may be
 	// empty) that no owner holds (orphans the owner claimed).
 	EnsureOwnerAbsent(ctx context.Context, owner Owner, subject string) error
+	// OwnerHolds tells whether any grant of the config carries owner's UID, whatever
+	// identity it names (a member that lost the write recording its origin, renamed since).
+	OwnerHolds(ctx context.Context, owner Owner) (bool, error)
 	// OrphanOwner leaves owner's grants in place and marks them orphaned (why says by
 	// which policy): the sweep leaves them, and a member of the same identity claims them.
 	OrphanOwner(ctx context.Context, owner Owner, why string) error

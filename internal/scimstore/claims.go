@@ -302,13 +302,14 @@ func (s *Store) release(ctx context.Context, sc Scope, kind scimv1.NameClaimKind
 
 // tryThenRetry runs do once now, bounded by the write timeout whether or not the client is
 // still there, and when it fails, again in the background (retryInBackground).
-func (s *Store) tryThenRetry(ctx context.Context, do func(context.Context) error, msg string, keysAndValues ...any) {
+func (s *Store) tryThenRetry(ctx context.Context, do func(context.Context) error, msg string, keysAndValues ...any) bool {
 	wctx, cancel := s.writeCtx(context.WithoutCancel(ctx))
 	err := do(wctx)
 	cancel()
 	if err != nil {
 		s.retryInBackground(ctx, do, msg, keysAndValues...)
 	}
+	return err == nil
 }
 
 // retryInBackground retries do, a write that failed once, in the background with backoff
@@ -462,14 +463,17 @@ func (s *Store) settleClaimless(ctx context.Context, sc Scope, m *scimv1.OrgMemb
 // the condition that it is still that object at the version read, carrying that userName:
 // a member the IdP renamed since (it may have found it by a filter) is not deleted for a
 // name it no longer carries. The create answers an error, so the member must go: a failed
-// delete is retried in the background, with backoff, for a while.
-func (s *Store) dropLoser(ctx context.Context, m *scimv1.OrgMember) {
+// delete is retried in the background, with backoff, for a while. It tells whether it
+// deleted m (false: left to the background, or no longer the loser).
+func (s *Store) dropLoser(ctx context.Context, m *scimv1.OrgMember) bool {
 	key := naming.NameKey(m.Spec.UserName)
 	cur := m.DeepCopy()
+	deleted := false
 	del := func(ctx context.Context) error {
 		for try := 0; try < 5; try++ {
 			err := s.Client.Delete(ctx, cur, client.Preconditions(metav1.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}))
 			if err == nil || apierrors.IsNotFound(err) {
+				deleted = true
 				return nil
 			}
 			if !apierrors.IsConflict(err) {
@@ -487,8 +491,9 @@ func (s *Store) dropLoser(ctx context.Context, m *scimv1.OrgMember) {
 		}
 		return errors.New("the user kept changing")
 	}
-	s.tryThenRetry(ctx, del, "could not delete a user whose create lost its userName to a concurrent write; it holds a duplicate userName",
+	first := s.tryThenRetry(ctx, del, "could not delete a user whose create lost its userName to a concurrent write; it holds a duplicate userName",
 		"namespace", m.Namespace, "member", m.Name)
+	return first && deleted
 }
 
 // derivedHolder is the claim writer's read (after its claim is written): the member under

@@ -528,11 +528,12 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			if err != nil {
 				stop()
 				<-cached
-				s.dropLoser(ctx, m)
-				// the loser is gone (or terminating) in this replica's cache before the answer,
-				// so that the client's next filter shows the winner only (make test caught a
-				// filter counting both, once in 40 rounds of a rename racing a create)
-				s.waitCache(ctx, m, "")
+				if s.dropLoser(ctx, m) {
+					// the loser is gone (or terminating) in this replica's cache before the
+					// answer, so that the client's next filter shows the winner only (make test
+					// caught a filter counting both, once in 40 rounds of a rename racing a create)
+					s.waitCache(ctx, m, "")
+				}
 				return nil, err
 			}
 			<-cached

@@ -1143,6 +1143,19 @@ func (b *Backend) EnsureOwnerAbsent(ctx context.Context, owner backend.Owner, su
 	return b.deleteStale(ctx, have, nil)
 }
 
+// OwnerHolds tells whether any binding of the config carries the owner's UID (read from
+// the client given to New: the manager's cache).
+func (b *Backend) OwnerHolds(ctx context.Context, owner backend.Owner) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, backend.NewTransient("Cancelled", err)
+	}
+	if owner.UID == "" {
+		return false, nil
+	}
+	have, err := b.existing(ctx, map[string]string{LabelOwnerUID: owner.UID})
+	return len(have) > 0, err
+}
+
 // OrphanOwner marks the owner's bindings orphaned: the owner label goes, the access stays.
 func (b *Backend) OrphanOwner(ctx context.Context, owner backend.Owner, why string) error {
 	if err := ctx.Err(); err != nil {

@@ -92,6 +92,38 @@ func TestOwnerAbsentNeedsNoName(t *testing.T) {
 	}
 }
 
+// OwnerHolds finds an owner's grants by its UID whatever name they carry (a member that
+// lost the write of its origin and was renamed since: review 18), and nothing once they
+// are gone; an owner of nothing holds nothing.
+func TestOwnerHoldsFollowsTheUID(t *testing.T) {
+	ctx := t.Context()
+	o := newOrg(t, nil)
+	o.ensure(t, "uid-h", "h.old@x.io")
+	holds := func(uid string) bool {
+		t.Helper()
+		got, err := o.b.OwnerHolds(ctx, owner(uid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if obs, err := o.b.ObserveMember(ctx, "h.new@x.io"); err != nil || obs.Managed {
+		t.Fatalf("ObserveMember under the new name: %+v, %v; want nothing SCIM's there", obs, err)
+	}
+	if !holds("uid-h") {
+		t.Fatal("OwnerHolds: false for the owner of a grant under its former name")
+	}
+	if holds("uid-nobody") {
+		t.Fatal("OwnerHolds: true for an owner of nothing")
+	}
+	if err := o.b.EnsureOwnerAbsent(ctx, owner("uid-h"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if holds("uid-h") {
+		t.Fatal("OwnerHolds: true after its grants were removed")
+	}
+}
+
 // The sweep removes grants whose owner is gone, and leaves orphans and live owners alone.
 func TestSweepCollectsGrantsOfGoneOwners(t *testing.T) {
 	o := newOrg(t, nil)
