@@ -30,13 +30,6 @@ type MemberOrder struct {
 	mu sync.RWMutex
 	// configs holds, by "<namespace>/<configName>", the ordered ids of its live members.
 	configs map[string]*btreeOfIDs
-
-	// changes is closed (and dropped) after each event the order handles, when a writer
-	// waits for the cache (waitCache): it looks again as soon as the informer delivers,
-	// instead of on its next poll, which at a 2 ms period cost a sequential IdP about a
-	// millisecond per create.
-	changesMu sync.Mutex
-	changes   chan struct{}
 }
 
 // btreeOfIDs is a counted B-tree of ids (rank lookups: GetAt).
@@ -53,9 +46,9 @@ func NewMemberOrder(ctx context.Context, c cache.Cache) (*MemberOrder, error) {
 		o.store = si.GetStore()
 	}
 	o.reg, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { o.update(nil, member(obj)); o.fire() },
-		UpdateFunc: func(old, obj any) { o.update(member(old), member(obj)); o.fire() },
-		DeleteFunc: func(obj any) { o.update(member(obj), nil); o.fire() },
+		AddFunc:    func(obj any) { o.update(nil, member(obj)) },
+		UpdateFunc: func(old, obj any) { o.update(member(old), member(obj)) },
+		DeleteFunc: func(obj any) { o.update(member(obj), nil) },
 	})
 	if err != nil {
 		return nil, err
@@ -101,29 +94,6 @@ func (o *MemberOrder) update(old, cur *scimv1.OrgMember) {
 			o.configs[ck] = t
 		}
 		t.Set(cur.Name)
-	}
-}
-
-// changed is closed after the order's next event (nil without an order: never).
-func (o *MemberOrder) changed() <-chan struct{} {
-	if o == nil {
-		return nil
-	}
-	o.changesMu.Lock()
-	defer o.changesMu.Unlock()
-	if o.changes == nil {
-		o.changes = make(chan struct{})
-	}
-	return o.changes
-}
-
-// fire tells the writers waiting on changed that an event was handled.
-func (o *MemberOrder) fire() {
-	o.changesMu.Lock()
-	defer o.changesMu.Unlock()
-	if o.changes != nil {
-		close(o.changes)
-		o.changes = nil
 	}
 }
 

@@ -1,20 +1,12 @@
 package scimstore
 
 import (
-	"context"
 	"fmt"
 	"slices"
-	"sync/atomic"
 	"testing"
-	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 )
@@ -86,49 +78,5 @@ func TestMemberOrderFollowsEvents(t *testing.T) {
 	}
 	if ids, n, next, prev := o.cursor("ns", "nobody", Cursor{}, 7); len(ids) != 0 || n != 0 || next != nil || prev != nil {
 		t.Errorf("cursor of an empty config: %v %d %v %v", ids, n, next, prev)
-	}
-}
-
-// A write waiting for the cache looks again when the member informer delivers an event,
-// not only on its poll: with the poll an hour away, the event alone ends the wait.
-func TestWaitCacheWakesOnTheMemberInformersEvent(t *testing.T) {
-	s := runtime.NewScheme()
-	if err := scimv1.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
-	inf := &heldInformer{}
-	order, err := NewMemberOrder(t.Context(), &heldCache{inf: inf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: "t", Name: "m", ResourceVersion: "7"},
-		Spec: scimv1.OrgMemberSpec{ConfigName: "acme", UserName: "ann@x.io"}}
-	var visible atomic.Bool
-	looked := make(chan struct{}, 100)
-	c := interceptor.NewClient(fake.NewClientBuilder().WithScheme(s).Build(), interceptor.Funcs{
-		Get: func(ctx context.Context, _ client.WithWatch, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
-			defer func() { looked <- struct{}{} }()
-			if !visible.Load() {
-				return apierrors.NewNotFound(scimv1.GroupVersion.WithResource("orgmembers").GroupResource(), key.Name)
-			}
-			m.DeepCopyInto(obj.(*scimv1.OrgMember))
-			return nil
-		},
-	})
-	st := &Store{Client: c, CacheWait: time.Hour, Order: order, cachePoll: time.Hour}
-	done := make(chan bool)
-	go func() { done <- st.waitCache(t.Context(), m, "7") }()
-	<-looked // its first look found nothing; the next poll is an hour away
-	visible.Store(true)
-	for _, h := range inf.handlers {
-		h.OnAdd(m, false) // the informer delivers: the order handles it and wakes the writer
-	}
-	select {
-	case shown := <-done:
-		if !shown {
-			t.Fatal("waitCache: not shown")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("waitCache did not wake on the event")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -64,8 +65,6 @@ type Store struct {
 	// Indexes, when set (index.Of the manager's cache), is the cache's compact indexes
 	// (userName, externalId): waitCache waits for them to show a write too.
 	Indexes *index.Cache
-	// cachePoll is how often waitCache looks without an event (0: 2 ms; a test's).
-	cachePoll time.Duration
 }
 
 // Scope is one ScimConfig as seen by a request.
@@ -160,39 +159,11 @@ func (s *Store) waitCache(ctx context.Context, obj client.Object, rv string) boo
 	}
 	key := client.ObjectKeyFromObject(obj)
 	probe := obj.DeepCopyObject().(client.Object)
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	// A member's write is looked for again as soon as the member informer delivers an
-	// event (MemberOrder.changed), else every 2 ms (a cache read costs microseconds; the
-	// watch usually delivers the write within a few milliseconds, which a coarser poll
-	// would round up on every write). An event brings a look at once, and the next one
-	// 250 us later: the compact indexes are other handlers of the same informer, a moment
-	// behind the order.
-	every := s.cachePoll
-	if every <= 0 {
-		every = 2 * time.Millisecond
-	}
-	poll := every
-	for {
-		woke := s.Order.changed() // before the look: an event during it is not missed
-		if s.cacheShows(ctx, key, probe, obj, rv) {
-			return true
-		}
-		t := time.NewTimer(poll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		case <-deadline.C:
-			t.Stop()
-			return false
-		case <-woke:
-			poll = min(every, 250*time.Microsecond)
-		case <-t.C:
-			poll = every
-		}
-		t.Stop()
-	}
+	// (a cache read costs microseconds; the watch usually delivers the write within a few
+	// milliseconds, which a coarser poll would round up on every write)
+	return wait.PollUntilContextTimeout(ctx, 2*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
+		return s.cacheShows(ctx, key, probe, obj, rv), nil
+	}) == nil
 }
 
 // cacheShows is one look of waitCache: whether the cache, the pages' order and the compact
