@@ -172,3 +172,25 @@ func TestListingPasses(t *testing.T) {
 		t.Fatalf("passes %+v, want one from request 3 to request 8", got)
 	}
 }
+
+// TestMedian: the throughput's headline is the median of its chunk pairs.
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		xs          []float64
+		mid, lo, hi float64
+	}{
+		{nil, 0, 0, 0},
+		{[]float64{0.9}, 0.9, 0.9, 0.9},
+		{[]float64{0.9, 0.3, 0.8}, 0.8, 0.3, 0.9},
+		{[]float64{1.0, 0.2, 0.8, 0.6}, 0.7, 0.2, 1.0},
+	} {
+		in := append([]float64(nil), tc.xs...)
+		mid, lo, hi := median(tc.xs)
+		if mid != tc.mid || lo != tc.lo || hi != tc.hi {
+			t.Errorf("median(%v) = %v, %v, %v; want %v, %v, %v", tc.xs, mid, lo, hi, tc.mid, tc.lo, tc.hi)
+		}
+		if fmt.Sprint(in) != fmt.Sprint(tc.xs) {
+			t.Errorf("median reordered its input: %v, was %v", tc.xs, in)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -70,4 +71,19 @@ func bytesIEC(b float64) string {
 	default:
 		return fmt.Sprintf("%.0f B", b)
 	}
+}
+
+// median is the median of xs (the mean of the middle two for an even count), with the
+// smallest and the largest.
+func median(xs []float64) (mid, lo, hi float64) {
+	if len(xs) == 0 {
+		return 0, 0, 0
+	}
+	c := slices.Sorted(slices.Values(xs))
+	n := len(c)
+	mid = c[n/2]
+	if n%2 == 0 {
+		mid = (c[n/2-1] + c[n/2]) / 2
+	}
+	return mid, c[0], c[n-1]
 }
