@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/manager"
@@ -56,6 +58,21 @@ func filterCount(c *scimClient, rt, attr, v string) int {
 	r := c.do("GET", "/"+rt+"?filter="+url.QueryEscape(fmt.Sprintf("%s eq %q", attr, v)), nil)
 	Expect(r.code).To(Equal(200), "%s", r)
 	return int(r.body["totalResults"].(float64))
+}
+
+// liveNamed counts the OrgMembers of ns that carry userName in the API server itself (not
+// being deleted), past every cache.
+func liveNamed(ns, userName string) int {
+	GinkgoHelper()
+	var l scimv1.OrgMemberList
+	Expect(k8s.List(context.Background(), &l, client.InNamespace(ns))).To(Succeed())
+	n := 0
+	for _, m := range l.Items {
+		if m.DeletionTimestamp.IsZero() && strings.EqualFold(m.Spec.UserName, userName) {
+			n++
+		}
+	}
+	return n
 }
 
 // roundResult is what one race round ended with.
@@ -237,13 +254,22 @@ var _ = Describe("renames are atomic across replicas (issue 9, defect 2)", Order
 			x := fmt.Sprintf("x%d@example.com", i)
 			Eventually(func() int { return c2.do("GET", "/Users/"+a, nil).code }).Should(Equal(200))
 			codes := race(func() int { return renameUser(c, a, x) }, func() int { return createUser(c2, x) })
-			// A losing create deletes its member before answering 409, and waits for its
-			// own replica's cache to show that; this replica's cache shows it a moment later
-			// (caches are per replica). Two members that both keep the name stay two.
-			n := filterCount(c, "Users", "userName", x)
-			for settle := time.Now().Add(2 * time.Second); n != 1 && time.Now().Before(settle); {
-				time.Sleep(10 * time.Millisecond)
-				n = filterCount(c, "Users", "userName", x)
+			// The API server is the judge: a losing create has deleted its member before
+			// answering 409, so two members that both keep the name are two there, whatever
+			// either replica's cache shows yet.
+			n := liveNamed(c.ns, x)
+			// Then each replica's filter answers exactly that one. The loser waited for its
+			// own replica's cache to show its member gone; the other replica's cache shows
+			// it a moment later (caches are per replica).
+			for _, rc := range []*scimClient{c, c2} {
+				if n != 1 {
+					break
+				}
+				n = filterCount(rc, "Users", "userName", x)
+				for settle := time.Now().Add(2 * time.Second); n != 1 && time.Now().Before(settle); {
+					time.Sleep(10 * time.Millisecond)
+					n = filterCount(rc, "Users", "userName", x)
+				}
 			}
 			rs = append(rs, roundResult{codes, n})
 		}
