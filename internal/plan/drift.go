@@ -46,24 +46,23 @@ func (l *Listing) present(ids ...string) bool {
 	return false
 }
 
-// Observe is what ObserveMember (with the email, on a backend that invites by email)
-// would have answered for the member when the listing was taken; UserName is the
-// member's, as ObserveMember's is. A member's first observation reads it from a listing
-// started after the member appeared (controllers.DriftQueue), instead of two calls.
+// Observe is what the member's own observation (ObserveMember, or on a backend that
+// invites by email ObserveMemberWithEmail under LookupIdentities) would have answered
+// when the listing was taken; UserName is the member's, as ObserveMember's is. A member's
+// first observation reads it from a listing started after the member appeared
+// (controllers.DriftQueue), instead of two calls.
 func (l *Listing) Observe(m *scimv1.OrgMember, labelled bool) backend.Member {
 	obs := l.observe(m, labelled)
 	obs.UserName = m.Spec.UserName
 	return obs
 }
 
-// observe is what ObserveMember (with the email, on a backend that invites by email)
-// would answer for the member, read from the listing: a membership found under the
-// userName or the email wins over an invitation.
+// observe is what the member's own observation would answer, read from the listing: the
+// member is looked up under LookupIdentities (the userName; without owner labels also
+// the email and the Docker ID it accepted under), and a membership found under any of
+// them wins over an invitation.
 func (l *Listing) observe(m *scimv1.OrgMember, labelled bool) backend.Member {
-	ids := []string{m.Spec.UserName}
-	if !labelled {
-		ids = append(ids, PrimaryEmail(m))
-	}
+	ids := LookupIdentities(m, labelled)
 	var invited *backend.Member
 	for _, id := range ids {
 		for _, e := range l.byID[naming.FoldUserName(id)] {

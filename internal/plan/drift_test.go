@@ -35,6 +35,12 @@ func TestDrifted(t *testing.T) {
 	bound := backend.Member{UserName: "ann@x.io", BackendID: "ann@x.io", State: backend.StateMember, Owners: []string{"uid-1"}}
 	leftover := backend.Member{UserName: "ann@x.io", BackendID: "ann@x.io", State: backend.StateAbsent, Owners: []string{"uid-1"}}
 	formerName := backend.Member{UserName: "ann.old@x.io", BackendID: "ann.old@x.io", State: backend.StateMember, Owners: []string{"uid-1"}}
+	// ann accepted as Docker ID ann, then changed her Docker account's email: the
+	// organization lists her under ann and the new email only
+	annMoved := backend.Member{UserName: "ann@home.example", Email: "ann@home.example", BackendID: "ann", Role: "member", State: backend.StateMember}
+	accepted := func(m *scimv1.OrgMember) {
+		m.Status.BackendID, m.Status.GrantedIdentities = "ann", []string{"ann@x.io", "ann"}
+	}
 	other := backend.Member{UserName: "ben@x.io", Email: "ben@x.io", BackendID: "ben", Role: "member", State: backend.StateMember}
 
 	for _, tc := range []struct {
@@ -75,6 +81,20 @@ func TestDrifted(t *testing.T) {
 		{"active, a former identity still a member", driftMember("ann.new@x.io", scimv1.PhaseActive, func(m *scimv1.OrgMember) {
 			m.Status.GrantedIdentities = []string{"ann@x.io", "ann.new@x.io"}
 		}), hub, []backend.Member{ann, {UserName: "ann.new@x.io", Email: "ann.new@x.io", BackendID: "ann2", Role: "member", State: backend.StateMember}}, false, true},
+		// review F6: the Docker ID an invitation was accepted under stays the member's
+		// identity (plan.StaleIdentities): a member listed only under it is no drift, on
+		// every pass
+		{"active, listed only under its Docker ID (account email changed)", driftMember("ann@x.io", scimv1.PhaseActive, accepted),
+			hub, []backend.Member{annMoved, other}, false, false},
+		{"deactivated under Keep, listed only under its Docker ID", driftMember("ann@x.io", scimv1.PhaseDeactivated, accepted),
+			keep, []backend.Member{annMoved}, false, false},
+		{"active, listed only under its Docker ID, role changed by hand", driftMember("ann@x.io", scimv1.PhaseActive, accepted),
+			hub, []backend.Member{{UserName: "ann@home.example", Email: "ann@home.example", BackendID: "ann", Role: "editor", State: backend.StateMember}},
+			false, true},
+		// but a renamed member's Docker ID is the former identity's: the new name is absent,
+		// and the rename is repaired
+		{"renamed, only the former name's Docker ID listed", driftMember("ann.new@x.io", scimv1.PhaseActive, accepted),
+			hub, []backend.Member{annMoved}, false, true},
 		{"preexisting is never judged", driftMember("ann@x.io", scimv1.PhaseActive, func(m *scimv1.OrgMember) {
 			m.Status.Origin = scimv1.OriginPreexisting
 		}), hub, nil, false, false},

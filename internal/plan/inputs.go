@@ -53,6 +53,38 @@ func CurrentIdentities(m *scimv1.OrgMember, obs backend.Member) []string {
 	return out
 }
 
+// LookupIdentities are the identities the backend is asked about for the member, by the
+// drift pass (Listing), the member's reconcile (its observation and EnsureMember's own
+// lookup before inviting) and kubectl scim plan: one definition, so that they agree on
+// whether the person is there. They are its userName and, on a backend without owner
+// labels, its primary email and the Docker ID it was last seen under (status.backendID)
+// while that is still its identity: the member was judged ours (Provisioned or Adopted;
+// a Preexisting member's Docker ID is not its grant, as removeGrants has it) and was not
+// renamed since (renamed). A person who accepted the invitation and then changed their
+// Docker account's email is listed under the Docker ID only, and is still that member
+// (StaleIdentities keeps the Docker ID for the same reason).
+//
+// Blanks and case-insensitive duplicates are left out; the userName comes first.
+func LookupIdentities(m *scimv1.OrgMember, labelled bool) []string {
+	out := []string{m.Spec.UserName}
+	if labelled {
+		return out
+	}
+	seen := map[string]bool{naming.FoldUserName(m.Spec.UserName): true}
+	add := func(id string) {
+		if f := naming.FoldUserName(strings.TrimSpace(id)); f != "" && !seen[f] {
+			seen[f] = true
+			out = append(out, strings.TrimSpace(id))
+		}
+	}
+	add(PrimaryEmail(m))
+	if m.Status.BackendID != "" && (m.Status.Origin == scimv1.OriginProvisioned || m.Status.Origin == scimv1.OriginAdopted) &&
+		!renamed(m, seen) {
+		add(m.Status.BackendID)
+	}
+	return out
+}
+
 // StaleIdentities are the recorded identities that are not current (backends without
 // owner labels only).
 func StaleIdentities(m *scimv1.OrgMember, obs backend.Member, labelled bool) []string {
@@ -67,14 +99,7 @@ func StaleIdentities(m *scimv1.OrgMember, obs backend.Member, labelled bool) []s
 	// hand, or whose account email changed, is still that person) unless the member itself
 	// changed: a former invitee identity means the IdP renamed it, and then the Docker ID
 	// of the former identity goes too.
-	dockerID := naming.FoldUserName(m.Status.BackendID)
-	renamed := false
-	for _, id := range m.Status.GrantedIdentities {
-		if id != dockerID && !current[id] {
-			renamed = true
-		}
-	}
-	if dockerID != "" && !renamed {
+	if dockerID := naming.FoldUserName(m.Status.BackendID); dockerID != "" && !renamed(m, current) {
 		current[dockerID] = true
 	}
 	var out []string
@@ -84,6 +109,23 @@ func StaleIdentities(m *scimv1.OrgMember, obs backend.Member, labelled bool) []s
 		}
 	}
 	return out
+}
+
+// renamed tells whether the member changed since it was granted access, on a backend
+// without owner labels: some identity it recorded (status.grantedIdentities), other than
+// the Docker ID it was last seen under (status.backendID), is none of its current ones
+// (current: folded; its userName and primary email, and for StaleIdentities the Docker
+// ID it is observed under now). That former invitee identity means the IdP renamed it (or
+// changed its email), and the Docker ID belongs to the former identity: it is no longer
+// looked up (LookupIdentities) and it is removed with the rest (StaleIdentities).
+func renamed(m *scimv1.OrgMember, current map[string]bool) bool {
+	dockerID := naming.FoldUserName(m.Status.BackendID)
+	for _, id := range m.Status.GrantedIdentities {
+		if id != dockerID && !current[id] {
+			return true
+		}
+	}
+	return false
 }
 
 // DesiredRole is the member's docker role, else the config's default role (Docker Hub),
