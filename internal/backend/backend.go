@@ -62,6 +62,12 @@ type DesiredMember struct {
 	Email string
 	// Role wanted ("member", "editor", "owner"); empty means the backend's default.
 	Role string
+	// Also are more identities the person may already be a member under (Docker Hub: the
+	// Docker ID an invitation was accepted under, as plan.LookupIdentities gives it; one
+	// that repeats UserName or Email counts once). A backend that invites by email
+	// (EmailInviter) looks under them too before inviting, so a member whose account
+	// email changed is not invited again; they are never invited. Others ignore it.
+	Also []string
 	// Owner is the OrgMember that wants the access. A backend that labels its grants
 	// (OwnerLedger) records it on every grant; others ignore it.
 	Owner Owner
@@ -136,8 +142,10 @@ type Backend interface {
 // identities are only userNames (Kubernetes RBAC) must not look people up by email.
 type EmailInviter interface {
 	// ObserveMemberWithEmail is ObserveMember looking under the userName and the email
-	// (may be empty).
-	ObserveMemberWithEmail(ctx context.Context, userName, email string) (Member, error)
+	// (may be empty), and under each identity in also (the Docker ID an invitation was
+	// accepted under: plan.LookupIdentities; one that repeats the userName or the email
+	// counts once). A membership found under any of them wins over an invitation.
+	ObserveMemberWithEmail(ctx context.Context, userName, email string, also ...string) (Member, error)
 	// EnsureMemberAbsentWithEmail is EnsureMemberAbsent for the person found under the
 	// userName or the email (may be empty).
 	EnsureMemberAbsentWithEmail(ctx context.Context, userName, email string) error

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -232,12 +233,25 @@ func (b *Backend) inviteeOf(userName string, inv hubInvite) backend.Member {
 	return m
 }
 
-// observe looks the person up among members first, then pending invites.
-func (b *Backend) observe(ctx context.Context, userName string, more ...string) (backend.Member, []hubMember, []hubInvite, error) {
+// observe looks the person up among members first, then pending invites, under userName
+// and more, and under also (backend.EmailInviter's, DesiredMember.Also: a Docker ID the
+// member accepted under) when no member is found under those: the answer is the same as
+// searching them all (a member found under the userName or the email comes first
+// anyway), and a member whose Docker account email did not change costs no search more.
+// Each identity of also that is searched, and is not the userName or the email again
+// (ids folds them), costs one members search (GET /v2/orgs/{org}/members?search=):
+// observations run on SCIM changes and on drift only, so that stays O(changes).
+func (b *Backend) observe(ctx context.Context, userName string, more, also []string) (backend.Member, []hubMember, []hubInvite, error) {
 	who := ids(append([]string{userName}, more...)...)
 	members, err := b.findMembers(ctx, who)
 	if err != nil {
 		return backend.Member{}, nil, nil, err
+	}
+	if extra := ids(append(slices.Clone(who), also...)...)[len(who):]; len(members) == 0 && len(extra) > 0 {
+		if members, err = b.findMembers(ctx, extra); err != nil {
+			return backend.Member{}, nil, nil, err
+		}
+		who = append(who, extra...)
 	}
 	invites, err := b.findInvites(ctx, who)
 	if err != nil {
@@ -274,11 +288,12 @@ func (b *Backend) ObserveMember(ctx context.Context, userName string) (m backend
 }
 
 // ObserveMemberWithEmail looks the person up under the userName and the email, the two
-// identities EnsureMember may have invited them under (backend.EmailInviter).
-func (b *Backend) ObserveMemberWithEmail(ctx context.Context, userName, email string) (m backend.Member, err error) {
+// identities EnsureMember may have invited them under, and under also, the Docker ID
+// they accepted under (backend.EmailInviter).
+func (b *Backend) ObserveMemberWithEmail(ctx context.Context, userName, email string, also ...string) (m backend.Member, err error) {
 	start := time.Now()
 	defer func() { b.record("ObserveMember", start, err) }()
-	m, _, _, err = b.observe(ctx, userName, email)
+	m, _, _, err = b.observe(ctx, userName, []string{email}, also)
 	return m, err
 }
 
@@ -307,7 +322,9 @@ func (b *Backend) EnsureMember(ctx context.Context, want backend.DesiredMember) 
 	if strings.TrimSpace(want.UserName) == "" {
 		return backend.Member{}, backend.NewPermanent("InvalidUser", errors.New("userName is empty"))
 	}
-	m, _, _, err = b.observe(ctx, want.UserName, want.Email)
+	// want.Also: a member whose account email changed since they accepted is found under
+	// their Docker ID, and not invited again (Docker Hub would send the invitation)
+	m, _, _, err = b.observe(ctx, want.UserName, []string{want.Email}, want.Also)
 	if err != nil {
 		return m, err
 	}
@@ -356,7 +373,7 @@ func (b *Backend) EnsureMember(ctx context.Context, want backend.DesiredMember) 
 	case "existing_org_member":
 		// A member under another identity than the ones searched: look again, and report
 		// a member either way (the service says so).
-		again, _, _, err := b.observe(ctx, want.UserName, want.Email, invitee)
+		again, _, _, err := b.observe(ctx, want.UserName, []string{want.Email, invitee}, want.Also)
 		if err == nil && again.State == backend.StateMember {
 			return again, nil
 		}
@@ -388,7 +405,7 @@ func (b *Backend) EnsureMemberAbsent(ctx context.Context, userName string) (err 
 func (b *Backend) EnsureMemberAbsentWithEmail(ctx context.Context, userName, email string) (err error) {
 	start := time.Now()
 	defer func() { b.record("EnsureMemberAbsent", start, err) }()
-	_, members, invites, err := b.observe(ctx, userName, email)
+	_, members, invites, err := b.observe(ctx, userName, []string{email}, nil)
 	if err != nil {
 		return err
 	}

@@ -671,6 +671,67 @@ func TestEmailInviter(t *testing.T) {
 	}
 }
 
+// TestDockerIDAfterEmailChange (review F6): a person accepted under a Docker ID whose
+// account email then changed is listed under that Docker ID only. Looked up under the
+// Docker ID too (backend.EmailInviter's also, DesiredMember.Also: plan.LookupIdentities)
+// they are found, and EnsureMember changes their role in place instead of inviting the
+// SCIM email again; the Docker ID costs a search only when the userName and the email
+// find no member.
+func TestDockerIDAfterEmailChange(t *testing.T) {
+	e := setup(t)
+	c := ctx(t)
+	if _, err := e.b.EnsureMember(c, backend.DesiredMember{UserName: "ann@x.io", Role: "member"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.emu.AcceptInvite("ann@x.io", "ann-hub"); err != nil {
+		t.Fatal(err)
+	}
+	e.emu.AddAccount("ann-hub", "ann@home.example") // she changes her Docker account's email
+	if m, err := e.b.ObserveMemberWithEmail(c, "ann@x.io", "ann@x.io"); err != nil || m.State != backend.StateAbsent {
+		t.Fatalf("ObserveMemberWithEmail without the Docker ID = %+v, %v; want Absent (the point of this test)", m, err)
+	}
+	e.emu.ResetLog()
+	m, err := e.b.ObserveMemberWithEmail(c, "ann@x.io", "ann@x.io", "ann@x.io", "ANN-hub")
+	if err != nil || m.State != backend.StateMember || m.BackendID != "ann-hub" || m.UserName != "ann@x.io" {
+		t.Fatalf("ObserveMemberWithEmail with the Docker ID = %+v, %v; want member ann-hub under userName ann@x.io", m, err)
+	}
+	if n := e.emu.Count("GET", "/v2/orgs/"+e.emu.Org()+"/members"); n != 2 {
+		t.Fatalf("%d member searches, want 2 (the userName, then the Docker ID; duplicates once)", n)
+	}
+
+	e.emu.ResetLog()
+	m, err = e.b.EnsureMember(c, backend.DesiredMember{UserName: "ann@x.io", Role: "editor", Also: []string{"ann-hub"}})
+	if err != nil || m.State != backend.StateMember || m.BackendID != "ann-hub" || m.Role != "editor" {
+		t.Fatalf("EnsureMember with the Docker ID = %+v, %v; want member ann-hub as editor", m, err)
+	}
+	if n := e.emu.Count("POST", "/v2/invites/bulk"); n != 0 || e.emu.InvitesSent("ann@x.io") != 1 || len(e.emu.Invites()) != 0 {
+		t.Fatalf("EnsureMember invited again: %d invite calls, %d invitations sent to ann@x.io, pending %+v",
+			n, e.emu.InvitesSent("ann@x.io"), e.emu.Invites())
+	}
+	if got := roleOfMember(t, e, "ann-hub"); got != "editor" {
+		t.Fatalf("ann-hub's role = %s, want editor (changed in place)", got)
+	}
+
+	// Found under the userName, the Docker ID costs nothing.
+	e.emu.AddMember("ben-hub", "ben@x.io", "member")
+	e.emu.ResetLog()
+	if m, err := e.b.ObserveMemberWithEmail(c, "ben@x.io", "", "ben-hub"); err != nil || m.BackendID != "ben-hub" {
+		t.Fatalf("ObserveMemberWithEmail(ben) = %+v, %v", m, err)
+	}
+	if n := e.emu.Count("GET", "/v2/orgs/"+e.emu.Org()+"/members"); n != 1 {
+		t.Fatalf("%d member searches for a member found under its userName, want 1", n)
+	}
+}
+
+func roleOfMember(t *testing.T, e *env, id string) string {
+	t.Helper()
+	m, ok := e.emu.Member(id)
+	if !ok {
+		t.Fatalf("%s is no member", id)
+	}
+	return m.Role
+}
+
 // A controller worker (backend.NoWait) whose organization's budget is spent is told
 // RateLimited with the limiter's delay at once, without a call to Hub, instead of sleeping
 // in the worker; the budget it did not use is given back.
