@@ -335,7 +335,10 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 	b backend.Backend, in plan.MemberInput, p plan.MemberPlan, st *memberState) (ctrl.Result, error) {
 	obs := in.Observed
 	var later []func() // events told after the plan's story
-	want := backend.DesiredMember{UserName: m.Spec.UserName, Email: plan.PrimaryEmail(m), Role: in.WantRole, Owner: ownerOf(m)}
+	// Also: EnsureMember looks where observeMember did (the accepted Docker ID too), so a
+	// member it must only change the role of is not invited again.
+	want := backend.DesiredMember{UserName: m.Spec.UserName, Email: plan.PrimaryEmail(m), Role: in.WantRole, Owner: ownerOf(m),
+		Also: plan.LookupIdentities(m, in.Labelled)}
 	for _, step := range p.Steps {
 		switch step {
 		case plan.StepRecordOrigin:
@@ -675,9 +678,14 @@ func addsIdentities(m *scimv1.OrgMember, ids ...string) bool {
 // is not one), under their email too. Looking under the userName alone would miss that
 // invitation: every resync would take the person for missing ("invited it again") and
 // deactivation or deletion would leave the invitation open for them to accept.
+//
+// There it looks under plan.LookupIdentities, as the drift pass does: also under the
+// Docker ID the person accepted under, which is all Docker Hub lists once their account's
+// email changed. That Docker ID costs a members search only when the userName and the
+// email find no member (dockerhub.Backend.observe).
 func observeMember(ctx context.Context, b backend.Backend, m *scimv1.OrgMember) (backend.Member, error) {
 	if ei, ok := b.(backend.EmailInviter); ok {
-		return ei.ObserveMemberWithEmail(ctx, m.Spec.UserName, plan.PrimaryEmail(m))
+		return ei.ObserveMemberWithEmail(ctx, m.Spec.UserName, plan.PrimaryEmail(m), plan.LookupIdentities(m, false)...)
 	}
 	return b.ObserveMember(ctx, m.Spec.UserName)
 }

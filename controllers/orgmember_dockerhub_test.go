@@ -9,12 +9,14 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/internal/metrics"
 	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
 )
 
@@ -170,6 +172,47 @@ var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 		Eventually(eventsOf(ns, a.Name)).Should(ContainElement(
 			"Invited: ann@example.com was missing from organization " + ns +
 				" (removed outside SCIM, or the invitation expired): invited to it again as member"))
+	})
+
+	It("keeps finding a member under its Docker ID once its account email changed: no drift, no new invitation", func() {
+		// review F6: the Docker ID an invitation was accepted under stays the member's
+		// identity (plan.StaleIdentities), so the drift pass, the member's reconcile and
+		// EnsureMember look under it too (plan.LookupIdentities).
+		emu := hubConfig(ns, nil)
+		cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}}
+		m := newMember(ns, "acme", "ann@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Invited/True/Invited")
+		Expect(emu.AcceptInvite("ann@example.com", "ann")).To(Succeed())
+		requestReconcile(m)
+		settled(m, "Active/True/Active")
+		Expect(getMember(m).Status.BackendID).To(Equal("ann"))
+		emu.AddAccount("ann", "ann@home.example") // she changes her Docker account's email
+
+		By("the member's own reconcile finds her under the Docker ID")
+		invitesPath := "/v2/orgs/" + ns + "/invites"
+		listed := emu.Count("GET", invitesPath)
+		requestReconcile(m)
+		Eventually(func() int { return emu.Count("GET", invitesPath) }).Should(BeNumerically(">", listed))
+		Consistently(func() int { return emu.InvitesSent("ann@example.com") }, "2s").Should(Equal(1), "not invited again")
+		settled(m, "Active/True/Active")
+
+		By("a role change is made in place, on the Docker ID")
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.Docker = &scimv1.DockerUser{Role: "editor"} })
+		Eventually(roleOf(emu, "ann")).Should(Equal("editor"))
+		settled(m, "Active/True/Active")
+		Expect(emu.InvitesSent("ann@example.com")).To(Equal(1), "not invited again")
+		Expect(emu.Invites()).To(BeEmpty())
+
+		By("the drift pass finds nothing to repair")
+		passes := func() float64 { return testutil.ToFloat64(metrics.DriftPasses.WithLabelValues(ns, "acme", "success")) }
+		differing := func() float64 { return testutil.ToFloat64(metrics.DriftDiffering.WithLabelValues(ns, "acme")) }
+		before := passes()
+		requestReconcile(cfg)
+		Eventually(passes).Should(BeNumerically(">", before))
+		Eventually(differing).Should(BeZero())
+		Consistently(differing, "1s").Should(BeZero(), "a member listed under its Docker ID is no drift")
+		Expect(emu.InvitesSent("ann@example.com")).To(Equal(1), "not invited again")
 	})
 
 	It("finds, and cancels on deactivation and deletion, the invitation sent to the email of a userName that is not one", func() {

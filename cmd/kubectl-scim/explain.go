@@ -155,7 +155,7 @@ func explain(ctx context.Context, c client.Client, m *scimv1.OrgMember, nEvents 
 	if readOrg {
 		var h hub
 		if h, _, obsErr = readHub(ctx, c, f.cfg); obsErr == nil {
-			obs := h.observe(m.Spec.UserName, plan.PrimaryEmail(m))
+			obs := h.observe(m)
 			f.obs = &obs
 		}
 	}

@@ -513,18 +513,23 @@ func (h hub) find(ids ...string) (members, invites []backend.Member) {
 	return members, invites
 }
 
-// observe is dockerhub.Backend.ObserveMemberWithEmail answered from the listing.
-func (h hub) observe(userName, email string) backend.Member {
-	members, invites := h.find(userName, email)
+// observe is dockerhub.Backend.ObserveMemberWithEmail answered from the listing, asked as
+// the member controller asks it: under plan.LookupIdentities (the userName, the email and
+// the Docker ID the member accepted under). The backend searches the Docker ID only when
+// the others find no member; a member found under them comes first here too, so the
+// answer is the same.
+func (h hub) observe(m *scimv1.OrgMember) backend.Member {
+	userName := m.Spec.UserName
+	members, invites := h.find(plan.LookupIdentities(m, false)...)
 	switch {
 	case len(members) > 0:
-		m := members[0]
-		m.UserName = userName
-		return m
+		x := members[0]
+		x.UserName = userName
+		return x
 	case len(invites) > 0:
-		m := invites[0]
-		m.UserName = userName
-		return m
+		x := invites[0]
+		x.UserName = userName
+		return x
 	}
 	return backend.Member{UserName: userName, State: backend.StateAbsent}
 }
@@ -598,7 +603,7 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 			}
 		}
 		in := memberInput(m, p.cfg, false)
-		obs := h.observe(m.Spec.UserName, plan.PrimaryEmail(m))
+		obs := h.observe(m)
 		in = observed(in, m, obs)
 		removeFound := func(why string, ids ...string) {
 			ms, is := h.find(ids...)

@@ -593,6 +593,8 @@ func testPlanDockerHub(t *testing.T, w *pluginWorld) {
 	emu.AddMember("quinn", "quinn@example.com", "member")
 	emu.AddMember("rita", "rita@example.com", "member")
 	emu.AddMember("zed", "zed@example.com", "member") // added by hand, no OrgMember
+	// accepted as Docker ID sara, whose account email then changed (review F6)
+	emu.AddMember("sara", "sara@home.example", "member")
 	var miaInvite string
 	for _, inv := range emu.Invites() {
 		if inv.Invitee == "mia@example.com" {
@@ -622,6 +624,9 @@ func testPlanDockerHub(t *testing.T, w *pluginWorld) {
 	ritaStatus := synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "rita", "member of organization acme-hub as member")
 	ritaStatus.GrantedIdentities = []string{"rita@old.example.com", "rita@example.com", "rita"}
 	w.member(member{name: "u-rita", config: "hubok", user: "rita@example.com", status: ritaStatus})
+	saraStatus := synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "sara", "member of organization acme-hub as member")
+	saraStatus.GrantedIdentities = []string{"sara@example.com", "sara"}
+	w.member(member{name: "u-sara", config: "hubok", user: "sara@example.com", status: saraStatus})
 
 	emu.ResetLog()
 	out, _, err := w.run("plan", "hubok")
@@ -635,7 +640,7 @@ add Docker ID nick to team devs (member u-nick: its team hint)
 remove Docker ID olga from organization acme-hub (member u-olga deactivated, policy Remove)
 invite pat@example.com to organization acme-hub as member (member u-pat: provision)
 cancel the invitation of rita@old.example.com to organization acme-hub (member u-rita: a former identity)
-5 changes (1 invite, 1 change, 1 add, 1 remove, 1 cancel); 6 members: 1 unchanged, 1 left alone (Preexisting), 0 waiting, 4 changed.
+5 changes (1 invite, 1 change, 1 add, 1 remove, 1 cancel); 7 members: 2 unchanged, 1 left alone (Preexisting), 0 waiting, 4 changed.
 `
 	if out != want {
 		t.Errorf("plan hubok:\n%s\nwant:\n%s", out, want)
@@ -647,7 +652,7 @@ cancel the invitation of rita@old.example.com to organization acme-hub (member u
 		}
 	}
 	if n := len(emu.Requests()); n == 0 || n > 4 {
-		t.Errorf("plan made %d requests for 6 members; want one listing (token, members, invites)", n)
+		t.Errorf("plan made %d requests for 7 members; want one listing (token, members, invites)", n)
 	}
 
 	out, _, err = w.run("explain", "nick@example.com")
@@ -657,6 +662,11 @@ cancel the invitation of rita@old.example.com to organization acme-hub (member u
 	}
 	if !strings.Contains(out, "Organization acme-hub (read now from the backend):\n  state:      member\n  Docker ID:  nick\n  role:       member\n  teams:      -\n") {
 		t.Errorf("explain nick shows no observation of the organization:\n%s", out)
+	}
+	// Listed under the Docker ID it accepted as only: explain finds it as the controller does.
+	out, _, err = w.run("explain", "sara@example.com")
+	if want := "Why: sara@example.com is in: active, Synced, Docker ID sara is a member of organization acme-hub."; err != nil || lastLine(out) != want {
+		t.Errorf("explain sara: %v\n got %s\nwant %s\n%s", err, lastLine(out), want, out)
 	}
 	// Removed by hand on Docker Hub: explain reads the organization, not the status.
 	if !emu.RemoveMember("rita") {
