@@ -377,7 +377,7 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 				recordIdentities(m, plan.CurrentIdentities(m, obs)...)
 			}
 		case plan.StepRemoveStale:
-			if err := removeStale(ctx, b, m, in.Stale); err != nil {
+			if err := removeRenamed(ctx, b, m, in.Stale); err != nil {
 				return r.backendError(outer, m, cfg, "remove the member's former identities", err)
 			}
 		case plan.StepLeaveTeam:
@@ -650,6 +650,25 @@ func removeStale(ctx context.Context, b backend.Backend, m *scimv1.OrgMember, st
 		m.Status.GrantedIdentities = slices.DeleteFunc(m.Status.GrantedIdentities, func(x string) bool { return x == id })
 	}
 	return nil
+}
+
+// removeRenamed removes the former identities of a renamed member (plan.StaleIdentities),
+// the Docker ID it was last seen under first: that Docker ID is stale only while a former
+// identity is still recorded (a removal refused half-way must leave the rename known, or
+// the next reconcile looks the member up under that Docker ID again and takes the former
+// name's account for it: plan.LookupIdentities). Once the backend confirms the Docker ID
+// gone it is no longer the member's: status.backendID is cleared, so it is not looked
+// under again, even if someone adds that account back by hand.
+func removeRenamed(ctx context.Context, b backend.Backend, m *scimv1.OrgMember, stale []string) error {
+	dockerID := naming.FoldUserName(m.Status.BackendID)
+	if dockerID == "" || !slices.Contains(stale, dockerID) {
+		return removeStale(ctx, b, m, stale)
+	}
+	if err := removeStale(ctx, b, m, []string{dockerID}); err != nil {
+		return err
+	}
+	m.Status.BackendID = ""
+	return removeStale(ctx, b, m, slices.DeleteFunc(slices.Clone(stale), func(x string) bool { return x == dockerID }))
 }
 
 // recordIdentities adds identities to the member's record (folded, without blanks).

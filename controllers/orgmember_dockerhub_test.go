@@ -215,6 +215,34 @@ var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 		Expect(emu.InvitesSent("ann@example.com")).To(Equal(1), "not invited again")
 	})
 
+	It("takes a renamed member's former Docker ID away even when its first removal fails, and never takes it for the new name", func() {
+		// review 19 (F1): the Docker ID is looked up while it is still the member's
+		// (plan.LookupIdentities), and a rename is known by the former identity in
+		// status.grantedIdentities. Removing the former identities one by one stripped that
+		// evidence before the Docker ID went: a refused removal of the Docker ID left the
+		// member Active under the former name's account, and the new name never invited.
+		emu := hubConfig(ns, nil)
+		m := newMember(ns, "acme", "ann@example.com")
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Invited/True/Invited")
+		Expect(emu.AcceptInvite("ann@example.com", "ann")).To(Succeed())
+		requestReconcile(m)
+		settled(m, "Active/True/Active")
+		emu.AddAccount("ann", "ann@home.example") // listed under the Docker ID only from now on
+		emu.Inject(hubemu.Fault{Kind: hubemu.FaultRateLimit, RetryAfter: time.Second, Method: "DELETE",
+			Path: "/v2/orgs/" + ns + "/members/ann"})
+
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.UserName = "ann.new@example.com" })
+		Eventually(func() int { return emu.InvitesSent("ann.new@example.com") }).Should(Equal(1), "the new name is invited")
+		settled(m, "Invited/True/Invited")
+		Expect(emu.IsMember("ann")).To(BeFalse(), "the former name's Docker ID is removed")
+
+		By("the former Docker ID, added back by hand, is not the renamed member's")
+		emu.AddMember("ann", "ann@home.example", "member")
+		requestReconcile(m)
+		Consistently(func() scimv1.MemberPhase { return getMember(m).Status.Phase }, "2s").Should(Equal(scimv1.PhaseInvited))
+	})
+
 	It("finds, and cancels on deactivation and deletion, the invitation sent to the email of a userName that is not one", func() {
 		emu := hubConfig(ns, nil)
 		Eventually(conditionStatus(ns, "acme", scimv1.ConditionBackendReady)).Should(Equal("True/Connected"))

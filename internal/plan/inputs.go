@@ -60,9 +60,11 @@ func CurrentIdentities(m *scimv1.OrgMember, obs backend.Member) []string {
 // labels, its primary email and the Docker ID it was last seen under (status.backendID)
 // while that is still its identity: the member was judged ours (Provisioned or Adopted;
 // a Preexisting member's Docker ID is not its grant, as removeGrants has it) and was not
-// renamed since (renamed). A person who accepted the invitation and then changed their
-// Docker account's email is listed under the Docker ID only, and is still that member
-// (StaleIdentities keeps the Docker ID for the same reason).
+// renamed since (renamed; the reconcile removes a renamed member's Docker ID before its
+// other former identities, and then clears status.backendID: controllers.removeRenamed).
+// A person who accepted the invitation and then changed their Docker account's email is
+// listed under the Docker ID only, and is still that member (StaleIdentities keeps the
+// Docker ID for the same reason).
 //
 // Blanks and case-insensitive duplicates are left out; the userName comes first.
 func LookupIdentities(m *scimv1.OrgMember, labelled bool) []string {
