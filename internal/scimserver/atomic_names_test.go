@@ -78,7 +78,7 @@ func liveNamed(ns, userName string) int {
 // roundResult is what one race round ended with.
 type roundResult struct {
 	codes    []int
-	answered int // objects answering the filter for the contested name
+	answered int // objects holding the contested name: the filter's count (two replicas: the API server's, then each replica's filter)
 }
 
 // checkRounds asserts that every round had exactly one winner and one object under the
@@ -94,9 +94,9 @@ func checkRounds(what string, rs []roundResult) {
 			twoNamed++
 		}
 	}
-	AddReportEntry(what, fmt.Sprintf("%d rounds: %d without exactly one winner, %d where the filter did not answer exactly one", len(rs), twoWinners, twoNamed))
+	AddReportEntry(what, fmt.Sprintf("%d rounds: %d without exactly one winner, %d where not exactly one object held the name", len(rs), twoWinners, twoNamed))
 	Expect([2]int{twoWinners, twoNamed}).To(Equal([2]int{0, 0}),
-		"%s: %d of %d rounds without exactly one winner, %d where the filter did not answer exactly one: %v",
+		"%s: %d of %d rounds without exactly one winner, %d where not exactly one object held the name: %v",
 		what, twoWinners, len(rs), twoNamed, rs)
 }
 
