@@ -5,6 +5,7 @@ package main
 // inputs.go), so that the plugin and the controllers cannot drift apart.
 
 import (
+	"slices"
 	"strings"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -65,15 +66,21 @@ func policies(cfg *scimv1.ScimConfig) scimv1.LifecyclePolicies {
 }
 
 // removedIdentities are the identities removeGrants takes away on a backend without owner
-// labels: the userName and primary email, then every other recorded identity.
+// labels: the userName and primary email, then every other recorded identity and the
+// Docker ID the member was last seen under (not a Preexisting member's).
 func removedIdentities(m *scimv1.OrgMember) []string {
 	out := []string{m.Spec.UserName}
 	if e := plan.PrimaryEmail(m); e != "" {
 		out = append(out, e)
 	}
-	current := map[string]bool{naming.FoldUserName(m.Spec.UserName): true, naming.FoldUserName(plan.PrimaryEmail(m)): true}
-	for _, id := range m.Status.GrantedIdentities {
-		if !current[id] {
+	seen := map[string]bool{naming.FoldUserName(m.Spec.UserName): true, naming.FoldUserName(plan.PrimaryEmail(m)): true}
+	ids := m.Status.GrantedIdentities
+	if m.Status.BackendID != "" && m.Status.Origin != scimv1.OriginPreexisting {
+		ids = append(slices.Clone(ids), naming.FoldUserName(m.Status.BackendID))
+	}
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
 			out = append(out, id)
 		}
 	}

@@ -595,6 +595,9 @@ func testPlanDockerHub(t *testing.T, w *pluginWorld) {
 	emu.AddMember("zed", "zed@example.com", "member") // added by hand, no OrgMember
 	// accepted as Docker ID sara, whose account email then changed (review F6)
 	emu.AddMember("sara", "sara@home.example", "member")
+	// deactivated; its Docker ID (account email changed too) never made it into the
+	// recorded identities: removeGrants removes status.backendID all the same
+	emu.AddMember("tess", "tess@home.example", "member")
 	var miaInvite string
 	for _, inv := range emu.Invites() {
 		if inv.Invitee == "mia@example.com" {
@@ -627,6 +630,9 @@ func testPlanDockerHub(t *testing.T, w *pluginWorld) {
 	saraStatus := synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "sara", "member of organization acme-hub as member")
 	saraStatus.GrantedIdentities = []string{"sara@example.com", "sara"}
 	w.member(member{name: "u-sara", config: "hubok", user: "sara@example.com", status: saraStatus})
+	tessStatus := synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "tess", "member of organization acme-hub as member")
+	tessStatus.GrantedIdentities = []string{"tess@example.com"}
+	w.member(member{name: "u-tess", config: "hubok", user: "tess@example.com", inactive: true, status: tessStatus})
 
 	emu.ResetLog()
 	out, _, err := w.run("plan", "hubok")
@@ -640,7 +646,8 @@ add Docker ID nick to team devs (member u-nick: its team hint)
 remove Docker ID olga from organization acme-hub (member u-olga deactivated, policy Remove)
 invite pat@example.com to organization acme-hub as member (member u-pat: provision)
 cancel the invitation of rita@old.example.com to organization acme-hub (member u-rita: a former identity)
-5 changes (1 invite, 1 change, 1 add, 1 remove, 1 cancel); 7 members: 2 unchanged, 1 left alone (Preexisting), 0 waiting, 4 changed.
+remove Docker ID tess from organization acme-hub (member u-tess deactivated, policy Remove)
+6 changes (1 invite, 1 change, 1 add, 2 remove, 1 cancel); 8 members: 2 unchanged, 1 left alone (Preexisting), 0 waiting, 5 changed.
 `
 	if out != want {
 		t.Errorf("plan hubok:\n%s\nwant:\n%s", out, want)
@@ -652,7 +659,7 @@ cancel the invitation of rita@old.example.com to organization acme-hub (member u
 		}
 	}
 	if n := len(emu.Requests()); n == 0 || n > 4 {
-		t.Errorf("plan made %d requests for 7 members; want one listing (token, members, invites)", n)
+		t.Errorf("plan made %d requests for 8 members; want one listing (token, members, invites)", n)
 	}
 
 	out, _, err = w.run("explain", "nick@example.com")

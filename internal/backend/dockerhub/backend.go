@@ -239,8 +239,10 @@ func (b *Backend) inviteeOf(userName string, inv hubInvite) backend.Member {
 // searching them all (a member found under the userName or the email comes first
 // anyway), and a member whose Docker account email did not change costs no search more.
 // Each identity of also that is searched, and is not the userName or the email again
-// (ids folds them), costs one members search (GET /v2/orgs/{org}/members?search=):
-// observations run on SCIM changes and on drift only, so that stays O(changes).
+// (ids folds them), costs one members search (GET /v2/orgs/{org}/members?search=). A
+// member is observed on its SCIM changes, when the drift pass finds it differing, and
+// on a change of its config (which reconciles every member): one search more per such
+// observation of a member not found under its userName or email.
 func (b *Backend) observe(ctx context.Context, userName string, more, also []string) (backend.Member, []hubMember, []hubInvite, error) {
 	who := ids(append([]string{userName}, more...)...)
 	members, err := b.findMembers(ctx, who)
