@@ -221,32 +221,49 @@ func InstallCRDs(ctx context.Context, c client.Client) error {
 		return fmt.Errorf("no CRDs found in config/crd/bases: %v", err)
 	}
 	for _, f := range files {
-		raw, err := os.ReadFile(f)
+		crd, err := ReadCRD(f)
 		if err != nil {
 			return err
 		}
-		crd := &apiextensionsv1.CustomResourceDefinition{}
-		if err := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096).Decode(crd); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
+		if err := ApplyCRD(ctx, c, crd); err != nil {
+			return err
 		}
-		crd.APIVersion, crd.Kind = "apiextensions.k8s.io/v1", "CustomResourceDefinition"
-		if err := c.Patch(ctx, crd, client.Apply, client.FieldOwner("scim-devloop"), client.ForceOwnership); err != nil {
-			return fmt.Errorf("apply %s: %w", crd.Name, err)
-		}
-		if err := poll(ctx, 30*time.Second, func() (bool, error) {
-			var got apiextensionsv1.CustomResourceDefinition
-			if err := c.Get(ctx, types.NamespacedName{Name: crd.Name}, &got); err != nil {
-				return false, nil
-			}
-			for _, cond := range got.Status.Conditions {
-				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
-					return true, nil
-				}
-			}
+	}
+	return nil
+}
+
+// ReadCRD reads one CustomResourceDefinition from a YAML file.
+func ReadCRD(path string) (*apiextensionsv1.CustomResourceDefinition, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096).Decode(crd); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return crd, nil
+}
+
+// ApplyCRD applies crd (server-side apply) and waits until it is established.
+func ApplyCRD(ctx context.Context, c client.Client, crd *apiextensionsv1.CustomResourceDefinition) error {
+	crd.APIVersion, crd.Kind = "apiextensions.k8s.io/v1", "CustomResourceDefinition"
+	if err := c.Patch(ctx, crd, client.Apply, client.FieldOwner("scim-devloop"), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply %s: %w", crd.Name, err)
+	}
+	if err := poll(ctx, 30*time.Second, func() (bool, error) {
+		var got apiextensionsv1.CustomResourceDefinition
+		if err := c.Get(ctx, types.NamespacedName{Name: crd.Name}, &got); err != nil {
 			return false, nil
-		}); err != nil {
-			return fmt.Errorf("CRD %s not established: %w", crd.Name, err)
 		}
+		for _, cond := range got.Status.Conditions {
+			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		return fmt.Errorf("CRD %s not established: %w", crd.Name, err)
 	}
 	return nil
 }

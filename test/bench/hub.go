@@ -77,15 +77,21 @@ func (b *bench) dockerHub(ctx context.Context) error {
 		for _, p := range passes {
 			longest = max(longest, p.end.Sub(p.start))
 		}
-		res = fmt.Sprintf("%d calls in the busiest interval (budget %d); a pass is %d pages and took %s (longest of %d in %s)",
-			perInterval, budget, pages, longest.Round(time.Millisecond), len(passes), window.Round(time.Second))
+		// Nothing changed, so an interval holds the listing's pages and the config's
+		// check, at most twice (a window of one interval can hold the ends of two jittered
+		// passes): more means calls per member, which the listing is there to avoid. The
+		// rate limit alone would pass per-member polling at small sizes (the manager's own
+		// limiter caps every window at the budget).
+		steady := min(budget, 2*(pages+2))
+		res = fmt.Sprintf("%d calls in the busiest interval (bound %d: twice the %d pages and a check, within the budget %d); a pass took %s (longest of %d in %s)",
+			perInterval, steady, pages, budget, longest.Round(time.Millisecond), len(passes), window.Round(time.Second))
 		if len(passes) == 0 {
 			res = fmt.Sprintf("no whole pass of %d pages in %s (%d calls)", pages, window.Round(time.Second), len(log))
 		}
 		b.rep.add(row{Measure: fmt.Sprintf("Docker Hub drift pass, nothing changed (resync %s)", b.o.hubResync), Size: size,
-			Result: res, Target: "pass fits the interval at the rate limit",
-			Verdict: verdict(len(passes) > 0 && perInterval <= budget && longest < b.o.hubResync),
-			Figures: map[string]float64{"calls_busiest_interval": float64(perInterval), "budget": float64(budget), "pass_s": longest.Seconds(),
+			Result: res, Target: "pages per interval, not calls per member; the pass fits the interval at the rate limit",
+			Verdict: verdict(len(passes) > 0 && perInterval <= steady && longest < b.o.hubResync),
+			Figures: map[string]float64{"calls_busiest_interval": float64(perInterval), "bound": float64(steady), "budget": float64(budget), "pass_s": longest.Seconds(),
 				"pages": float64(pages), "passes": float64(len(passes))}})
 
 		// drift: people removed by hand in Docker Hub are invited back

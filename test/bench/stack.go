@@ -268,6 +268,11 @@ func (s *stack) phases(ctx context.Context) (map[scimv1.MemberPhase]int, int, er
 }
 
 func (s *stack) phasesOf(ctx context.Context, config string) (map[scimv1.MemberPhase]int, int, error) {
+	return s.phasesMatching(ctx, config, nil)
+}
+
+// phasesMatching is phasesOf counting only the members match accepts (nil: all).
+func (s *stack) phasesMatching(ctx context.Context, config string, match func(*scimv1.OrgMember) bool) (map[scimv1.MemberPhase]int, int, error) {
 	var l scimv1.OrgMemberList
 	// read only, and no copy of 100,000 members four times a second: the bench must not take
 	// the CPU the manager and the API server are measured on
@@ -277,10 +282,36 @@ func (s *stack) phasesOf(ctx context.Context, config string) (map[scimv1.MemberP
 	}
 	out := map[scimv1.MemberPhase]int{}
 	for i := range l.Items {
-		out[l.Items[i].Status.Phase]++
+		if match == nil || match(&l.Items[i]) {
+			out[l.Items[i].Status.Phase]++
+		}
 	}
 	return out, len(l.Items), nil
 }
+
+// clear deletes every member of the sample config and waits, at most timeout, until they
+// are gone (the controllers release each first: its finalizer).
+func (s *stack) clear(ctx context.Context, timeout time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	if err := s.cluster.Client.DeleteAllOf(ctx, &scimv1.OrgMember{}, client.InNamespace(s.ns),
+		client.MatchingLabels{scimv1.LabelConfig: s.config}); err != nil {
+		return time.Since(start), false
+	}
+	for time.Since(start) < timeout {
+		if _, n, err := s.phasesOf(ctx, s.config); err == nil && n == 0 {
+			return time.Since(start), true
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return time.Since(start), false
+}
+
+// isSynced tells the full sync's users (fullSync) from the organization's.
+func isSynced(m *scimv1.OrgMember) bool { return strings.HasPrefix(m.Spec.UserName, "sync") }
 
 // settle waits until at least wantActive members of the sample config are Active, or until
 // timeout; it says how long that took and whether it got there (settleOf: of config).
@@ -289,11 +320,7 @@ func (s *stack) settle(ctx context.Context, timeout time.Duration, wantActive in
 }
 
 func (s *stack) settleOf(ctx context.Context, config string, timeout time.Duration, wantActive int, say func(string, ...any)) (time.Duration, bool) {
-	// a quarter of a second up to 10,000 members, proportionally longer above
-	poll := func(n int) time.Duration {
-		return max(250*time.Millisecond, time.Duration(n/10000)*250*time.Millisecond)
-	}
-	return s.waitPhase(ctx, config, scimv1.PhaseActive, wantActive, timeout, poll, say)
+	return s.waitPhaseOf(ctx, config, scimv1.PhaseActive, wantActive, timeout, nil, say)
 }
 
 // settleQuiet waits until at least wantDeactivated members of the sample config are
@@ -301,18 +328,29 @@ func (s *stack) settleOf(ctx context.Context, config string, timeout time.Durati
 // until timeout. It polls often: it runs between the throughput's timed chunks.
 func (s *stack) settleQuiet(ctx context.Context, timeout time.Duration, wantDeactivated int) (time.Duration, bool) {
 	poll := func(int) time.Duration { return 20 * time.Millisecond }
-	return s.waitPhase(ctx, s.config, scimv1.PhaseDeactivated, wantDeactivated, timeout, poll, nil)
+	return s.waitPhase(ctx, s.config, scimv1.PhaseDeactivated, wantDeactivated, timeout, poll, nil, nil)
 }
 
-// waitPhase waits until at least want members of config are in phase, or until timeout,
-// polling every poll(members); it says how long that took and whether it got there, and
-// tells its progress every 30 seconds through say (when set).
+// waitPhaseOf waits until at least want members of config that match accepts (nil: all)
+// are in phase, or until timeout, polling a quarter of a second up to 10,000 members,
+// proportionally longer above (the bench must not take the CPU it measures).
+func (s *stack) waitPhaseOf(ctx context.Context, config string, phase scimv1.MemberPhase, want int, timeout time.Duration,
+	match func(*scimv1.OrgMember) bool, say func(string, ...any)) (time.Duration, bool) {
+	poll := func(n int) time.Duration {
+		return max(250*time.Millisecond, time.Duration(n/10000)*250*time.Millisecond)
+	}
+	return s.waitPhase(ctx, config, phase, want, timeout, poll, match, say)
+}
+
+// waitPhase waits until at least want members of config that match accepts (nil: all)
+// are in phase, or until timeout, polling every poll(members); it says how long that took
+// and whether it got there, and tells its progress every 30 seconds through say (when set).
 func (s *stack) waitPhase(ctx context.Context, config string, phase scimv1.MemberPhase, want int, timeout time.Duration,
-	poll func(members int) time.Duration, say func(string, ...any)) (time.Duration, bool) {
+	poll func(members int) time.Duration, match func(*scimv1.OrgMember) bool, say func(string, ...any)) (time.Duration, bool) {
 	start := time.Now()
 	last := time.Now()
 	for time.Since(start) < timeout {
-		ph, n, err := s.phasesOf(ctx, config)
+		ph, n, err := s.phasesMatching(ctx, config, match)
 		if err == nil && ph[phase] >= want {
 			return time.Since(start), true
 		}
