@@ -732,8 +732,11 @@ func (r *OrgMemberReconciler) preexisting(m *scimv1.OrgMember, cfg *scimv1.ScimC
 // backendError turns a classified backend failure into conditions, phase and result. A
 // problem of the whole connection (backend.ConfigWide) is the config's to report: the
 // member keeps its phase, asks the config to check its backend, and waits. Permanent
-// member errors are Failed with one event, and retried on the resync interval (a backend
-// repaired by hand is noticed); RateLimited waits for the hint; Transient backs off.
+// member errors are Failed with one event, and retried one resync interval later (a
+// backend repaired by hand is noticed), then less and less often while the same failure
+// lasts (permanentFailure: a thousand members Docker Hub refuses must not spend the
+// organization's request budget every interval); RateLimited waits for the hint;
+// Transient backs off.
 func (r *OrgMemberReconciler) backendError(ctx context.Context, m *scimv1.OrgMember, cfg *scimv1.ScimConfig, what string, err error) (ctrl.Result, error) {
 	reason := backend.ReasonOf(err)
 	msg := fmt.Sprintf("could not %s: %v", what, err)
@@ -748,14 +751,18 @@ func (r *OrgMemberReconciler) backendError(ctx context.Context, m *scimv1.OrgMem
 	switch backend.ClassOf(err) {
 	case backend.Permanent:
 		msg = truncate(msg, 1024)
-		if m.Status.Phase != scimv1.PhaseFailed || m.Status.Message != msg {
+		// Phase and message keep the failure while a 429, a transient error or a wait for
+		// the backend comes between two retries (only Synced tells those): under the
+		// organization's rate limit, where the backoff matters most, it still grows.
+		again := m.Status.Phase == scimv1.PhaseFailed && m.Status.Message == msg
+		if !again {
 			// one event per failure, not one per retry of the same failure
 			r.event(m, corev1.EventTypeWarning, EventFailed, "Sync", "%s", msg)
 		}
 		m.Status.Phase = scimv1.PhaseFailed
 		m.Status.Message = msg
-		r.synced(m, metav1.ConditionFalse, reason, m.Status.Message)
-		return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
+		wait := permanentFailure(&m.Status.Conditions, m.Generation, reason, msg, again, resyncInterval(cfg), r.Clock.Now())
+		return ctrl.Result{RequeueAfter: jitter(wait)}, nil
 	case backend.RateLimited:
 		wait, _ := backend.RetryAfterOf(err)
 		if wait <= 0 {

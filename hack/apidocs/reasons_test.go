@@ -52,8 +52,10 @@ var sinks = map[string]sink{
 	"setCond":      {reason: 4, typ: 2},
 	"setCondition": {reason: 3, typ: 1},
 	"synced":       {reason: 2, typ: -1, fixedType: "Synced"},
-	"event":        {reason: 2, typ: 1, event: true},
-	"Eventf":       {reason: 3, typ: 2, event: true}, // events.EventRecorder.Eventf(obj, related, type, reason, action, note, ...)
+	// permanentFailure(conds, gen, reason, msg, again, interval, now) sets Synced
+	"permanentFailure": {reason: 2, typ: -1, fixedType: "Synced"},
+	"event":            {reason: 2, typ: 1, event: true},
+	"Eventf":           {reason: 3, typ: 2, event: true}, // events.EventRecorder.Eventf(obj, related, type, reason, action, note, ...)
 }
 
 // special reasons an expression can stand for.
