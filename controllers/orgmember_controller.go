@@ -849,8 +849,7 @@ func liveConfig(ctx context.Context, c client.Reader, ns, name string) (*scimv1.
 
 // SetupWithManager watches OrgMembers (spec changes, deletion and the reconcile
 // annotation) and ScimConfigs, mapped to their members through the index.Config index, so
-// that enabling a config or changing its policies resumes its members, and a config's
-// reconcile annotation retries its Failed ones.
+// that enabling a config or changing its policies resumes its members.
 func (r *OrgMemberReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
@@ -860,9 +859,7 @@ func (r *OrgMemberReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&scimv1.OrgMember{}, revocationFirst(), builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, reconcileRequested()))).
 		Watches(&scimv1.ScimConfig{}, handler.EnqueueRequestsFromMapFunc(r.membersOfConfig),
-			builder.WithPredicates(configChangedForMembers())).
-		Watches(&scimv1.ScimConfig{}, handler.EnqueueRequestsFromMapFunc(r.failedMembersOfConfig),
-			builder.WithPredicates(reconcileRequested()))
+			builder.WithPredicates(configChangedForMembers()))
 	if r.Drift != nil {
 		b = b.WatchesRawSource(r.Drift.source())
 	}
@@ -925,27 +922,6 @@ func (r *OrgMemberReconciler) membersOfConfig(ctx context.Context, o client.Obje
 	return reqs
 }
 
-// failedMembersOfConfig maps a config's reconcile annotation (kubectl scim resync config)
-// to its Failed members. The drift pass the annotation asks for leaves them to their own
-// retries, which back off while their failure lasts (permanentFailure); a resync asked for
-// by hand, after a repair outside Kubernetes (seats bought, an account created), retries
-// them now. Only they: a resync of the rest stays one listing (the drift pass).
-func (r *OrgMemberReconciler) failedMembersOfConfig(ctx context.Context, o client.Object) []reconcile.Request {
-	var list scimv1.OrgMemberList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()),
-		client.MatchingFields{index.Config: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
-		logf.FromContext(ctx).Error(err, "list members of config", "config", o.GetName())
-		return nil
-	}
-	var reqs []reconcile.Request
-	for i := range list.Items {
-		if list.Items[i].Status.Phase == scimv1.PhaseFailed {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		}
-	}
-	return reqs
-}
-
 // reconcileRequested fires when the scim.operator.dev/reconcile-requested-at annotation
 // changes.
 func reconcileRequested() predicate.Predicate {
@@ -964,7 +940,7 @@ func reconcileRequested() predicate.Predicate {
 
 // configChangedForMembers is configChanged without the config's reconcile annotation:
 // that asks for a drift pass (DriftReconciler), which reconciles only the members that
-// differ from the backend, and a retry of the Failed ones (failedMembersOfConfig).
+// differ from the backend.
 func configChangedForMembers() predicate.Predicate {
 	return predicate.And(configChanged(), predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {

@@ -28,7 +28,7 @@ func syncedSince(m *scimv1.OrgMember) time.Time {
 // whole request budget. Its retries back off with how long it has been failing, and
 // anything that can repair it (here its spec) still retries it at once.
 var _ = Describe("A member Docker Hub keeps refusing", func() {
-	It("is retried less and less often, and at once when its spec or config asks", func() {
+	It("is retried less and less often, and at once when its spec changes", func() {
 		ns := newNamespace()
 		emu := hubConfig(ns, nil)            // resyncInterval: the default 10 minutes
 		m := newMember(ns, "acme", "nosuch") // neither an email nor a Docker ID
@@ -55,12 +55,6 @@ var _ = Describe("A member Docker Hub keeps refusing", func() {
 		res, err = r.Reconcile(ctx, req)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.RequeueAfter).To(BeNumerically("~", 24*time.Hour, 24*time.Hour/10+time.Second))
-
-		By("a resync of its config (kubectl scim resync config) retries it at once, backoff or not")
-		invites = emu.Count(http.MethodPost, bulk)
-		requestReconcile(newConfigRef(ns, "acme"))
-		Eventually(func() int { return emu.Count(http.MethodPost, bulk) }).Should(BeNumerically(">", invites),
-			"a config's resync retries its Failed members (a repair outside Kubernetes, such as seats bought)")
 
 		By("a change of its spec retries it at once, backoff or not")
 		invites = emu.Count(http.MethodPost, bulk)
