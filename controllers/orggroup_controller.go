@@ -486,18 +486,15 @@ func (r *OrgGroupReconciler) backendError(ctx context.Context, g *scimv1.OrgGrou
 	}
 	switch backend.ClassOf(err) {
 	case backend.Permanent:
-		again := syncedShows(g.Status.Conditions, reason, msg)
 		if c := meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionSynced); c == nil || c.Message != msg {
 			// one event per failure, not one per retry of the same failure
 			r.event(g, corev1.EventTypeWarning, EventFailed, "Sync", "%s", msg)
 		}
-		// retried one resync interval later (a backend repaired by hand is noticed), then
-		// less and less often while the same failure lasts (permanentFailure). A group has
-		// no phase or message of its own to keep the failure in: a 429 or a transient error
-		// between two retries starts its backoff over (groups are few, and a healthy one
-		// is looked at every interval anyway).
-		wait := permanentFailure(&g.Status.Conditions, g.Generation, reason, msg, again, resyncInterval(cfg), r.Clock.Now())
-		return ctrl.Result{RequeueAfter: jitter(wait)}, nil
+		r.synced(g, metav1.ConditionFalse, reason, msg)
+		// retried on the resync interval: a backend repaired by hand is noticed. Not backed
+		// off as a member's are (permanentFailure): groups are few, and a failing add comes
+		// before the group's removals, which must not wait for a day (review 21).
+		return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
 	case backend.RateLimited:
 		wait, _ := backend.RetryAfterOf(err)
 		if wait <= 0 {

@@ -733,9 +733,10 @@ func (r *OrgMemberReconciler) preexisting(m *scimv1.OrgMember, cfg *scimv1.ScimC
 // problem of the whole connection (backend.ConfigWide) is the config's to report: the
 // member keeps its phase, asks the config to check its backend, and waits. Permanent
 // member errors are Failed with one event, and retried one resync interval later (a
-// backend repaired by hand is noticed), then less and less often while the same failure
-// lasts (permanentFailure: a thousand members Docker Hub refuses must not spend the
-// organization's request budget every interval); RateLimited waits for the hint;
+// backend repaired by hand is noticed), then, for a member that wants access, less and
+// less often while the same failure lasts (permanentFailure: a thousand members Docker
+// Hub refuses must not spend the organization's request budget every interval; a member
+// that is to lose access is retried every interval); RateLimited waits for the hint;
 // Transient backs off.
 func (r *OrgMemberReconciler) backendError(ctx context.Context, m *scimv1.OrgMember, cfg *scimv1.ScimConfig, what string, err error) (ctrl.Result, error) {
 	reason := backend.ReasonOf(err)
@@ -762,6 +763,13 @@ func (r *OrgMemberReconciler) backendError(ctx context.Context, m *scimv1.OrgMem
 		m.Status.Phase = scimv1.PhaseFailed
 		m.Status.Message = msg
 		wait := permanentFailure(&m.Status.Conditions, m.Generation, reason, msg, again, resyncInterval(cfg), r.Clock.Now())
+		if !m.Spec.Active || !m.DeletionTimestamp.IsZero() {
+			// A member that is to lose access (deactivated, or deleted) may still hold it
+			// while its removal fails (the organization's last owner): its retries never
+			// back off, so a repair outside Kubernetes takes its access away within an
+			// interval (review 21).
+			wait = resyncInterval(cfg)
+		}
 		return ctrl.Result{RequeueAfter: jitter(wait)}, nil
 	case backend.RateLimited:
 		wait, _ := backend.RetryAfterOf(err)

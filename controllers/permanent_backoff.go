@@ -9,8 +9,9 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 )
 
-// PermanentRetryCap bounds the wait between the retries of a member or group that keeps
-// failing with one Permanent error.
+// PermanentRetryCap bounds the wait between the retries of a member that wants access and
+// keeps failing with one Permanent error (a member that is to lose access, and a group,
+// are retried every interval: review 21).
 //
 // Why a day, and not a multiple of the resync interval: the budget the retries spend is
 // per minute and per organization (Docker Hub's 180 requests a minute by default), shared
@@ -20,14 +21,15 @@ import (
 // them 35 (19%); 16 intervals of the default 10 minutes would be 31 and 310 a minute,
 // more than the whole budget. What the cap delays is noticing a repair made outside
 // Kubernetes (seats bought, the account created at Docker Hub): anything in Kubernetes that
-// can repair the failure (the member's spec, the config, the reconcile annotation that
-// `kubectl scim resync member` sets) retries at once, whatever the wait. The largest
+// can repair the failure (the member's spec, the config's spec or its BackendReady, the
+// reconcile annotation that `kubectl scim resync member` sets) retries at once, whatever
+// the wait. The largest
 // resyncInterval allowed is 24h, so the first retry still comes one interval after the
 // failure.
 const PermanentRetryCap = 24 * time.Hour
 
 // permanentFailure records a Permanent failure (reason, msg) on the Synced condition of a
-// member or group of generation gen, and returns how long to wait before retrying it.
+// member of generation gen, and returns how long to wait before retrying it.
 //
 // The first retry waits one resync interval, so a backend repaired by hand is noticed soon
 // after a failure; after that the wait is as long as the object has been failing with this
@@ -36,8 +38,8 @@ const PermanentRetryCap = 24 * time.Hour
 // failure began, since Synced stays False while it lasts (meta.SetStatusCondition keeps
 // the time while the status does not change).
 //
-// again tells whether the caller's status shows this failure as its last outcome (a member:
-// phase Failed with this message; a group: Synced with this reason and message). It is the
+// again tells whether the member's status shows this failure as its last outcome (phase
+// Failed with this message). It is the
 // same failure only if Synced is still False, for the same generation: any other outcome
 // (a success, a different failure, a changed spec) starts over, and so the
 // lastTransitionTime of a failure that follows another False outcome is set to now rather
@@ -54,12 +56,6 @@ func permanentFailure(conds *[]metav1.Condition, gen int64, reason, msg string, 
 		return interval
 	}
 	return permanentRetryWait(interval, now.Sub(c.LastTransitionTime.Time))
-}
-
-// syncedShows tells whether the Synced condition of conds shows this failure.
-func syncedShows(conds []metav1.Condition, reason, msg string) bool {
-	c := meta.FindStatusCondition(conds, scimv1.ConditionSynced)
-	return c != nil && c.Reason == reason && c.Message == truncate(msg, 32768)
 }
 
 // permanentRetryWait is the wait before the next retry of an object failing for failingFor

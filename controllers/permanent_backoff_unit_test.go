@@ -24,6 +24,7 @@ func TestPermanentFailureBacksOff(t *testing.T) {
 	now := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	refused := backend.NewPermanent("InvalidUser", errors.New(`Docker Hub refused to invite "nosuch": not a valid email or Docker ID`))
 	other := backend.NewPermanent("InviteRejected", errors.New(`Docker Hub answered "blocked" to the invitation of "nosuch"`))
+	lastOwner := backend.NewPermanent("LastOwner", errors.New("cannot remove the last owner of the organization"))
 	cfg := &scimv1.ScimConfig{Spec: scimv1.ScimConfigSpec{ResyncInterval: &metav1.Duration{Duration: interval}}}
 
 	for _, tc := range []struct {
@@ -32,6 +33,7 @@ func TestPermanentFailureBacksOff(t *testing.T) {
 		first      error
 		failingFor time.Duration
 		respec     bool  // its spec changed since
+		inactive   bool  // deactivated: it is to lose access
 		between    error // met half-way through the failure (a 429)
 		now        error
 		want       time.Duration // before jitter (±10%)
@@ -44,12 +46,17 @@ func TestPermanentFailureBacksOff(t *testing.T) {
 			between: backend.NewRateLimited(time.Minute, errors.New("429")), now: refused, want: 3 * interval},
 		{name: "a different failure", first: other, failingFor: 5 * 24 * time.Hour, now: refused, want: interval},
 		{name: "the same failure of a changed spec", first: refused, failingFor: 5 * 24 * time.Hour, respec: true, now: refused, want: interval},
+		// review 21: a member to lose access whose removal keeps failing (the
+		// organization's last owner) must lose it within an interval of a repair
+		{name: "deactivated, its removal failing for 5 days", first: lastOwner, failingFor: 5 * 24 * time.Hour, inactive: true,
+			now: lastOwner, want: interval},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := clocktesting.NewFakePassiveClock(now.Add(-tc.failingFor))
 			r := &OrgMemberReconciler{Clock: clk}
 			m := &scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "m", Generation: 1}}
 			m.Status.Phase = scimv1.PhaseActive
+			m.Spec.Active = !tc.inactive
 			setCond(&m.Status.Conditions, 1, scimv1.ConditionSynced, metav1.ConditionTrue, ReasonSynced, "the backend matches the spec")
 			if tc.first != nil {
 				if _, err := r.backendError(context.Background(), m, cfg, "add the member", tc.first); err != nil {
@@ -84,23 +91,22 @@ func TestPermanentFailureBacksOff(t *testing.T) {
 	}
 }
 
-// The OrgGroup controller retries a Permanent error the same way.
-func TestPermanentGroupFailureBacksOff(t *testing.T) {
+// A group's Permanent error is retried every interval, not backed off: its adds come
+// before its removals, and a removal must not wait for a day (review 21).
+func TestPermanentGroupFailureRetriesEveryInterval(t *testing.T) {
 	const interval = 10 * time.Minute
 	now := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	taken := backend.NewPermanent("InvalidTeam", errors.New("team name is taken by an owner team"))
 	cfg := &scimv1.ScimConfig{Spec: scimv1.ScimConfigSpec{ResyncInterval: &metav1.Duration{Duration: interval}}}
-	clk := clocktesting.NewFakePassiveClock(now.Add(-3 * interval))
+	clk := clocktesting.NewFakePassiveClock(now.Add(-3 * 24 * time.Hour))
 	r := &OrgGroupReconciler{Clock: clk}
 	g := &scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "g", Generation: 1}}
-	if res, _ := r.backendError(context.Background(), g, cfg, "create team ops", taken); res.RequeueAfter > interval+interval/10 {
-		t.Fatalf("the first retry of a group waits %s, want about one interval (%s)", res.RequeueAfter, interval)
+	if _, err := r.backendError(context.Background(), g, cfg, "create team ops", taken); err != nil {
+		t.Fatal(err)
 	}
-	c := meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionSynced)
-	c.LastTransitionTime = metav1.NewTime(c.LastTransitionTime.Rfc3339Copy().Time)
 	clk.SetTime(now)
 	res, _ := r.backendError(context.Background(), g, cfg, "create team ops", taken)
-	if want := 3 * interval; res.RequeueAfter < want-want/10-time.Second || res.RequeueAfter > want+want/10+time.Second {
-		t.Fatalf("a group failing for 3 intervals retries after %s, want %s ±10%%", res.RequeueAfter, want)
+	if res.RequeueAfter > interval+interval/10+time.Second {
+		t.Fatalf("a group failing for 3 days retries after %s, want about one interval (%s)", res.RequeueAfter, interval)
 	}
 }
