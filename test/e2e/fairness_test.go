@@ -174,11 +174,17 @@ var _ = Describe("fairness between tenants", Label("fairness"), func() {
 			return pending, untouched
 		}
 		pendingA := func() int { p, _ := backlogA(); return p }
-		// A holds as many workers as it may: its share, every worker but one left free for
-		// another config and the spare (without the shares, it goes on to all of them)
-		share := controllers.DefaultMaxConcurrentReconciles - 2
-		Eventually(inflight.held, readyTimeout).Should(BeNumerically(">=", share),
-			"tenant A's workers are busy with its stalled organization")
+		// A holds as many workers as it may: the stalled lookups stop growing for 2 s.
+		// With the shares that is at most every worker but one left free for another
+		// config and the spare (fewer while other configs hold workers); without them, A
+		// goes on to every worker, and B's deactivation below has none to run in.
+		var plateau int
+		Eventually(func() bool {
+			n := inflight.held()
+			stable := n >= controllers.DefaultMaxConcurrentReconciles/2 && n == plateau
+			plateau = n
+			return stable
+		}, readyTimeout, 2*time.Second).Should(BeTrue(), "tenant A's workers are busy with its stalled organization")
 
 		By("tenant B deactivates its user")
 		start := time.Now()
