@@ -81,6 +81,11 @@ func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, ppro
 	if err := devenv.InstallCRDs(ctx, cluster.Client); err != nil {
 		return nil, err
 	}
+	// the baselines' twins now, so that the API server's work for new CRDs is long done
+	// when a baseline is timed
+	if err := installTwins(ctx, cluster.Client); err != nil {
+		return nil, err
+	}
 	sample := filepath.Join(testenv.RepoRoot(), "config", "samples", "scim_v1alpha1_scimconfig.yaml")
 	if err := devenv.ApplyYAML(ctx, cluster.Client, sample, s.ns); err != nil {
 		return nil, err
