@@ -180,14 +180,7 @@ var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 		// EnsureMember look under it too (plan.LookupIdentities).
 		emu := hubConfig(ns, nil)
 		cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}}
-		m := newMember(ns, "acme", "ann@example.com")
-		Expect(k8s.Create(ctx, m)).To(Succeed())
-		settled(m, "Invited/True/Invited")
-		Expect(emu.AcceptInvite("ann@example.com", "ann")).To(Succeed())
-		requestReconcile(m)
-		settled(m, "Active/True/Active")
-		Expect(getMember(m).Status.BackendID).To(Equal("ann"))
-		emu.AddAccount("ann", "ann@home.example") // she changes her Docker account's email
+		m := acceptedThenEmailChanged(emu, ns)
 
 		By("the member's own reconcile finds her under the Docker ID")
 		invitesPath := "/v2/orgs/" + ns + "/invites"
@@ -222,13 +215,7 @@ var _ = Describe("OrgMember controller with the Docker Hub emulator", func() {
 		// evidence before the Docker ID went: a refused removal of the Docker ID left the
 		// member Active under the former name's account, and the new name never invited.
 		emu := hubConfig(ns, nil)
-		m := newMember(ns, "acme", "ann@example.com")
-		Expect(k8s.Create(ctx, m)).To(Succeed())
-		settled(m, "Invited/True/Invited")
-		Expect(emu.AcceptInvite("ann@example.com", "ann")).To(Succeed())
-		requestReconcile(m)
-		settled(m, "Active/True/Active")
-		emu.AddAccount("ann", "ann@home.example") // listed under the Docker ID only from now on
+		m := acceptedThenEmailChanged(emu, ns)
 		emu.Inject(hubemu.Fault{Kind: hubemu.FaultRateLimit, RetryAfter: time.Second, Method: "DELETE",
 			Path: "/v2/orgs/" + ns + "/members/ann"})
 
@@ -471,3 +458,19 @@ var _ = Describe("ScimConfig with a Docker Hub that is down for good", func() {
 		}, 3*time.Second, 100*time.Millisecond).ShouldNot(Equal("BackendNotReady"))
 	})
 })
+
+// acceptedThenEmailChanged provisions ann@example.com in config acme, has her accept the
+// invitation as Docker ID ann, then change her Docker account's email: from then on Docker
+// Hub lists her under the Docker ID only.
+func acceptedThenEmailChanged(emu *hubemu.Emulator, ns string) *scimv1.OrgMember {
+	GinkgoHelper()
+	m := newMember(ns, "acme", "ann@example.com")
+	Expect(k8s.Create(ctx, m)).To(Succeed())
+	settled(m, "Invited/True/Invited")
+	Expect(emu.AcceptInvite("ann@example.com", "ann")).To(Succeed())
+	requestReconcile(m)
+	settled(m, "Active/True/Active")
+	Expect(getMember(m).Status.BackendID).To(Equal("ann"))
+	emu.AddAccount("ann", "ann@home.example")
+	return m
+}

@@ -237,10 +237,12 @@ func (b *bench) sar(ctx context.Context) (sample, error) {
 	})
 }
 
-func (b *bench) baseline(ctx context.Context) error {
+// emptyMemory reads the manager's memory with no organization (b.heap0, b.rss0: the
+// per-member rows count from the last reading) and adds its row: as at each size, the
+// manager collects its garbage first, then its resident memory is read.
+func (b *bench) emptyMemory(ctx context.Context, measure string) error {
 	time.Sleep(2 * time.Second)
 	var err error
-	// as at each size: the manager collects its garbage first, then its resident memory is read
 	if b.heap0, err = b.s.liveHeap(ctx); err != nil {
 		return err
 	}
@@ -248,11 +250,19 @@ func (b *bench) baseline(ctx context.Context) error {
 	if b.rss0, err = b.s.rss(); err != nil {
 		return err
 	}
+	b.rep.add(row{Measure: measure, Result: fmt.Sprintf("%s (live heap %s)", bytesIEC(float64(b.rss0)), bytesIEC(float64(b.heap0))),
+		Figures: map[string]float64{"rss_bytes": float64(b.rss0), "heap_bytes": float64(b.heap0)}})
+	return nil
+}
+
+func (b *bench) baseline(ctx context.Context) error {
+	if err := b.emptyMemory(ctx, "manager resident memory, empty"); err != nil {
+		return err
+	}
+	var err error
 	if b.sar0, err = b.sar(ctx); err != nil {
 		return err
 	}
-	b.rep.add(row{Measure: "manager resident memory, empty", Result: fmt.Sprintf("%s (live heap %s)", bytesIEC(float64(b.rss0)), bytesIEC(float64(b.heap0))),
-		Figures: map[string]float64{"rss_bytes": float64(b.rss0), "heap_bytes": float64(b.heap0)}})
 	b.rep.add(row{Measure: "SubjectAccessReview, unrelated user, no members", Result: p50p99(b.sar0),
 		Figures: map[string]float64{"p50_ms": ms(b.sar0.q(0.5)), "p99_ms": ms(b.sar0.q(0.99))}})
 	b.rep.curve("SubjectAccessReview p50", 1, ms(b.sar0.q(0.5)))
@@ -391,19 +401,7 @@ func (b *bench) throughput(ctx context.Context) error {
 	// The per-member memory rows count from here: the heap's and the process's high-water
 	// marks of the throughput step (maps do not shrink, freed pages go back to the system
 	// slowly) are not the organization's.
-	time.Sleep(2 * time.Second)
-	var err error
-	if b.heap0, err = b.s.liveHeap(ctx); err != nil {
-		return err
-	}
-	time.Sleep(2 * time.Second)
-	if b.rss0, err = b.s.rss(); err != nil {
-		return err
-	}
-	b.rep.add(row{Measure: "manager resident memory, empty again after the throughput step", Result: fmt.Sprintf("%s (live heap %s)",
-		bytesIEC(float64(b.rss0)), bytesIEC(float64(b.heap0))),
-		Figures: map[string]float64{"rss_bytes": float64(b.rss0), "heap_bytes": float64(b.heap0)}})
-	return nil
+	return b.emptyMemory(ctx, "manager resident memory, empty again after the throughput step")
 }
 
 // sizes grows the organization to each size and measures there.
