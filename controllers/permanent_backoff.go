@@ -23,9 +23,8 @@ import (
 // Kubernetes (seats bought, the account created at Docker Hub): anything in Kubernetes that
 // can repair the failure (the member's spec, the config's spec or its BackendReady, the
 // reconcile annotation that `kubectl scim resync member` sets) retries at once, whatever
-// the wait. The largest
-// resyncInterval allowed is 24h, so the first retry still comes one interval after the
-// failure.
+// the wait. The largest resyncInterval allowed is 24h, so the first retry still comes one
+// interval after the failure.
 const PermanentRetryCap = 24 * time.Hour
 
 // permanentFailure records a Permanent failure (reason, msg) on the Synced condition of a
@@ -39,11 +38,10 @@ const PermanentRetryCap = 24 * time.Hour
 // the time while the status does not change).
 //
 // again tells whether the member's status shows this failure as its last outcome (phase
-// Failed with this message). It is the
-// same failure only if Synced is still False, for the same generation: any other outcome
-// (a success, a different failure, a changed spec) starts over, and so the
-// lastTransitionTime of a failure that follows another False outcome is set to now rather
-// than kept.
+// Failed with this message). It is the same failure only if Synced is still False, for the
+// same generation: any other outcome (a success, a different failure, a changed spec)
+// starts over, and so the lastTransitionTime of a failure that follows another False
+// outcome is set to now rather than kept.
 func permanentFailure(conds *[]metav1.Condition, gen int64, reason, msg string, again bool,
 	interval time.Duration, now time.Time) time.Duration {
 	prev := meta.FindStatusCondition(*conds, scimv1.ConditionSynced)
