@@ -395,8 +395,8 @@ func (b *bench) throughput(ctx context.Context) error {
 	// The organization sizes start from an empty organization: a size step's lookups,
 	// memory and pages are measured at the size their rows name, not beside these users.
 	say("  deleting the throughput step's %d members", made)
-	if _, ok := b.s.clear(ctx, b.o.settle); !ok {
-		return fmt.Errorf("the throughput step's %d members were not gone within %s", made, b.o.settle)
+	if err := b.s.clear(ctx, b.o.settle); err != nil {
+		return fmt.Errorf("the throughput step's %d members: %w", made, err)
 	}
 	// The per-member memory rows count from here: the heap's and the process's high-water
 	// marks of the throughput step (maps do not shrink, freed pages go back to the system

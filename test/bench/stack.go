@@ -296,23 +296,22 @@ func (s *stack) phasesMatching(ctx context.Context, config string, match func(*s
 
 // clear deletes every member of the sample config and waits, at most timeout, until they
 // are gone (the controllers release each first: its finalizer).
-func (s *stack) clear(ctx context.Context, timeout time.Duration) (time.Duration, bool) {
-	start := time.Now()
+func (s *stack) clear(ctx context.Context, timeout time.Duration) error {
 	if err := s.cluster.Client.DeleteAllOf(ctx, &scimv1.OrgMember{}, client.InNamespace(s.ns),
 		client.MatchingLabels{scimv1.LabelConfig: s.config}); err != nil {
-		return time.Since(start), false
+		return fmt.Errorf("deleting the sample config's members: %w", err)
 	}
-	for time.Since(start) < timeout {
+	for start := time.Now(); time.Since(start) < timeout; {
 		if _, n, err := s.phasesOf(ctx, s.config); err == nil && n == 0 {
-			return time.Since(start), true
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return time.Since(start), false
+			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return time.Since(start), false
+	return fmt.Errorf("the sample config's members were not gone within %s", timeout)
 }
 
 // isSynced tells the full sync's users (fullSync) from the organization's.
