@@ -795,8 +795,19 @@ func (r *OrgMemberReconciler) record(m *scimv1.OrgMember, obs backend.Member) {
 	}
 }
 
+// synced sets the member's Synced condition.
+//
+// A False Synced restated for a new generation starts at now: the time it keeps is when
+// the member began failing, which permanentFailure reads as the start of a failure, and a
+// failure of the old spec is not one of the new spec, whatever came in between (a 429 of
+// the new spec restates False with the new generation; review 21 F3).
 func (r *OrgMemberReconciler) synced(m *scimv1.OrgMember, s metav1.ConditionStatus, reason, msg string) {
+	prev := meta.FindStatusCondition(m.Status.Conditions, scimv1.ConditionSynced)
+	respec := prev != nil && prev.Status == metav1.ConditionFalse && prev.ObservedGeneration != m.Generation
 	setCond(&m.Status.Conditions, m.Generation, scimv1.ConditionSynced, s, reason, msg)
+	if respec && s == metav1.ConditionFalse {
+		meta.FindStatusCondition(m.Status.Conditions, scimv1.ConditionSynced).LastTransitionTime = metav1.NewTime(r.Clock.Now())
+	}
 }
 
 func (r *OrgMemberReconciler) syncedNow(m *scimv1.OrgMember) {

@@ -30,13 +30,15 @@ func TestPermanentFailureBacksOff(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// failingFor > 0: the member met first (at now - failingFor) the failure first
-		first      error
-		failingFor time.Duration
-		respec     bool  // its spec changed since
-		inactive   bool  // deactivated: it is to lose access
-		between    error // met half-way through the failure (a 429)
-		now        error
-		want       time.Duration // before jitter (±10%)
+		first       error
+		failingFor  time.Duration
+		respec      bool          // its spec changed since
+		inactive    bool          // deactivated: it is to lose access
+		between     error         // met half-way through the failure (a 429)
+		betweenAgo  time.Duration // when between was met, if not half-way
+		respecFirst bool          // the spec changed before between
+		now         error
+		want        time.Duration // before jitter (±10%)
 	}{
 		{name: "just failed", now: refused, want: interval},
 		{name: "the first retry, one interval later", first: refused, failingFor: interval, now: refused, want: interval},
@@ -46,6 +48,11 @@ func TestPermanentFailureBacksOff(t *testing.T) {
 			between: backend.NewRateLimited(time.Minute, errors.New("429")), now: refused, want: 3 * interval},
 		{name: "a different failure", first: other, failingFor: 5 * 24 * time.Hour, now: refused, want: interval},
 		{name: "the same failure of a changed spec", first: refused, failingFor: 5 * 24 * time.Hour, respec: true, now: refused, want: interval},
+		// review 21 F3: the 429 re-states Synced False for the new generation, which must
+		// not carry the old failure's start over to the new spec
+		{name: "the same failure of a changed spec, rate limited after the change", first: refused, failingFor: 5 * 24 * time.Hour,
+			respecFirst: true, between: backend.NewRateLimited(time.Minute, errors.New("429")), betweenAgo: time.Minute,
+			now: refused, want: interval},
 		// review 21: a member to lose access whose removal keeps failing (the
 		// organization's last owner) must lose it within an interval of a repair
 		{name: "deactivated, its removal failing for 5 days", first: lastOwner, failingFor: 5 * 24 * time.Hour, inactive: true,
@@ -66,8 +73,15 @@ func TestPermanentFailureBacksOff(t *testing.T) {
 				c := meta.FindStatusCondition(m.Status.Conditions, scimv1.ConditionSynced)
 				c.LastTransitionTime = metav1.NewTime(c.LastTransitionTime.Rfc3339Copy().Time)
 			}
+			if tc.respecFirst {
+				m.Generation++
+			}
 			if tc.between != nil {
-				clk.SetTime(now.Add(-tc.failingFor / 2))
+				ago := tc.failingFor / 2
+				if tc.betweenAgo > 0 {
+					ago = tc.betweenAgo
+				}
+				clk.SetTime(now.Add(-ago))
 				if _, err := r.backendError(context.Background(), m, cfg, "observe the member", tc.between); err != nil {
 					t.Fatal(err)
 				}
