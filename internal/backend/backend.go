@@ -186,6 +186,16 @@ type OwnerLedger interface {
 	RemoveAllOwned(ctx context.Context) (int, error)
 }
 
+// TeamLister is implemented by a backend whose ListMembers gives each member's teams in
+// full (Member.Teams: a team's members are the members that name it) and that lists its
+// teams in pages. A drift pass then judges every group of the organization from those two
+// listings, so a group costs no call of its own per resync interval: the calls stay
+// O(members/page + teams/page) whatever the number of groups.
+type TeamLister interface {
+	// ListTeams lists the names of every team of the organization.
+	ListTeams(ctx context.Context) ([]string, error)
+}
+
 // NoUserTeams is implemented by a backend whose teams are not lists of people but grants
 // to a group that the authenticator asserts (Kubernetes RBAC Group subjects). A per-user
 // team hint (spec.docker.team) must not create such a team: it would grant access to

@@ -486,6 +486,60 @@ func RunConformance(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("TeamLister: the listings show every team, and its members through their entries, as ObserveTeam does", func(t *testing.T) {
+		// A drift pass judges every group from ListTeams and the Teams of each ListMembers
+		// entry (plan.NewTeams), so both must agree with ObserveTeam: more teams than a
+		// page (105 > the 100 a page the backends ask for), listed once each.
+		b := h.New(t)
+		tl, ok := b.(TeamLister)
+		if !ok {
+			t.Skip("the backend does not list its teams")
+		}
+		if !h.SupportsTeamMembership {
+			t.Fatal("a TeamLister's teams must be lists of people (SupportsTeamMembership)")
+		}
+		const n = 105
+		for i := range n {
+			if err := b.EnsureTeam(t.Context(), fmt.Sprintf("team-%03d", i)); err != nil {
+				t.Fatalf("EnsureTeam: %v", err)
+			}
+		}
+		u := h.user("erin")
+		m := h.member(t, b, DesiredMember{UserName: u})
+		if err := b.EnsureTeamMember(t.Context(), "team-007", m.BackendID); err != nil {
+			t.Fatalf("EnsureTeamMember: %v", err)
+		}
+		if err := b.EnsureTeamAbsent(t.Context(), "team-104"); err != nil {
+			t.Fatalf("EnsureTeamAbsent: %v", err)
+		}
+		names, err := tl.ListTeams(t.Context())
+		if err != nil {
+			t.Fatalf("ListTeams: %v", err)
+		}
+		for i := range n {
+			want := 1
+			if i == 104 {
+				want = 0
+			}
+			if got := countFold(names, fmt.Sprintf("team-%03d", i)); got != want {
+				t.Fatalf("ListTeams lists team-%03d %d times among %d, want %d", i, got, len(names), want)
+			}
+		}
+		list, err := b.ListMembers(t.Context())
+		if err != nil {
+			t.Fatalf("ListMembers: %v", err)
+		}
+		var teams []string
+		for _, e := range list {
+			if strings.EqualFold(e.BackendID, m.BackendID) {
+				teams = append(teams, e.Teams...)
+			}
+		}
+		if len(teams) != 1 || !strings.EqualFold(teams[0], "team-007") {
+			t.Fatalf("ListMembers gives %q the teams %v, want [team-007] (ObserveTeam: %v)", u, teams, teamMembers(t, b, "team-007"))
+		}
+	})
+
 	t.Run("a cancelled context returns an error that is not Permanent", func(t *testing.T) {
 		b := h.New(t)
 		ctx, cancel := context.WithCancel(t.Context())

@@ -472,6 +472,30 @@ func (b *Backend) ListMembers(ctx context.Context) (out []backend.Member, err er
 	return out, nil
 }
 
+// ListTeams lists the organization's teams, paged as ListMembers is: with the teams each
+// member's entry names, the drift pass judges every group without a call of its own.
+func (b *Backend) ListTeams(ctx context.Context) (out []string, err error) {
+	start := time.Now()
+	defer func() { b.record("ListTeams", start, err) }()
+	q := url.Values{"page_size": {strconv.Itoa(b.opts.PageSize)}}
+	err = b.listAll(ctx, b.api("orgs", b.opts.Org, "groups")+"?"+q.Encode(), true, func(raw json.RawMessage) error {
+		var t struct {
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal(raw, &t); err != nil {
+			return backend.NewTransient("UnexpectedResponse", fmt.Errorf("a teams entry is not JSON: %w", err))
+		}
+		if t.Name != "" {
+			out = append(out, t.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // teamName accepts "org:team" (the SCIM displayName form) as well as "team".
 func (b *Backend) teamName(team string) (string, error) {
 	team = strings.TrimSpace(team)
