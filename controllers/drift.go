@@ -41,6 +41,9 @@ const driftListTimeout = 10 * time.Minute
 type DriftQueue struct {
 	mu sync.Mutex
 	q  workqueue.TypedRateLimitingInterface[reconcile.Request]
+	// gq is the OrgGroup controller's queue, for the groups a pass found different from
+	// their teams (backend.TeamLister).
+	gq workqueue.TypedRateLimitingInterface[reconcile.Request]
 	// passes asks the drift controller for a pass of a config now.
 	passes chan event.TypedGenericEvent[*scimv1.ScimConfig]
 	// by config
@@ -50,6 +53,10 @@ type DriftQueue struct {
 	recent map[types.NamespacedName][]time.Time
 	// waiting are the members whose first observation waits for a listing, and since when.
 	waiting map[types.NamespacedName]map[types.NamespacedName]time.Time
+	// groupsJudged are the configs whose latest pass judged their groups (groupsCovered):
+	// the config's reconcile annotation then asks that pass for them too, instead of a
+	// reconcile of every group (configChangedForGroups).
+	groupsJudged map[types.NamespacedName]bool
 }
 
 // lastListing is a config's latest drift listing and when it was started.
@@ -93,6 +100,7 @@ func (d *DriftQueue) init() {
 		d.listings = map[types.NamespacedName]lastListing{}
 		d.recent = map[types.NamespacedName][]time.Time{}
 		d.waiting = map[types.NamespacedName]map[types.NamespacedName]time.Time{}
+		d.groupsJudged = map[types.NamespacedName]bool{}
 	}
 }
 
@@ -154,6 +162,25 @@ func (d *DriftQueue) forget(key types.NamespacedName) {
 	delete(d.listings, key)
 	delete(d.recent, key)
 	delete(d.waiting, key)
+	delete(d.groupsJudged, key)
+}
+
+// judgesGroups tells whether the config's latest pass judged its groups.
+func (d *DriftQueue) judgesGroups(key types.NamespacedName) bool {
+	if d == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.groupsJudged[key]
+}
+
+// setJudgesGroups records whether the config's pass judges its groups.
+func (d *DriftQueue) setJudgesGroups(key types.NamespacedName, judged bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	d.groupsJudged[key] = judged
 }
 
 func (d *DriftQueue) ask(cfg *scimv1.ScimConfig) {
@@ -262,11 +289,17 @@ func (d *DriftQueue) observedDirectly(cfg *scimv1.ScimConfig, obs backend.Member
 }
 
 // source is the OrgMember controller's source of drifted members.
-func (d *DriftQueue) source() source.TypedSource[reconcile.Request] {
+func (d *DriftQueue) source() source.TypedSource[reconcile.Request] { return d.queueSource(&d.q) }
+
+// groupSource is the OrgGroup controller's source of drifted groups.
+func (d *DriftQueue) groupSource() source.TypedSource[reconcile.Request] { return d.queueSource(&d.gq) }
+
+// queueSource keeps the queue of the controller that starts it in *into.
+func (d *DriftQueue) queueSource(into *workqueue.TypedRateLimitingInterface[reconcile.Request]) source.TypedSource[reconcile.Request] {
 	return source.TypedFunc[reconcile.Request](func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		d.q = q
+		*into = q
 		return nil
 	})
 }
@@ -280,6 +313,21 @@ func (d *DriftQueue) Enqueue(reqs []reconcile.Request) {
 	d.mu.Lock()
 	q := d.q
 	d.mu.Unlock()
+	add(q, reqs)
+}
+
+// EnqueueGroups adds the requests to the group queue, as Enqueue does to the member queue.
+func (d *DriftQueue) EnqueueGroups(reqs []reconcile.Request) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	q := d.gq
+	d.mu.Unlock()
+	add(q, reqs)
+}
+
+func add(q workqueue.TypedRateLimitingInterface[reconcile.Request], reqs []reconcile.Request) {
 	if q == nil {
 		return
 	}
@@ -288,12 +336,29 @@ func (d *DriftQueue) Enqueue(reqs []reconcile.Request) {
 	}
 }
 
+// groupsCovered tells whether the drift pass judges the groups of a config on backend b
+// (a TeamLister whose teams are lists of people): their reconciles need no periodic
+// requeue of their own then.
+func (d *DriftQueue) groupsCovered(b backend.Backend) bool {
+	if d == nil {
+		return false
+	}
+	_, lists := b.(backend.TeamLister)
+	_, groupsOnly := b.(backend.NoUserTeams)
+	return lists && !groupsOnly
+}
+
 // DriftReconciler is the periodic drift repair of a ScimConfig: once per resync interval
 // it observes the backend's whole organization through one paged ListMembers, compares
 // it with the config's OrgMembers (plan.Drifted), and enqueues only the members whose
 // backend state differs. A member is otherwise reconciled only when something about it
 // changes (its spec, its config, the reconcile annotation): there is no per-member
 // periodic poll, so the backend calls of an interval are O(members/page) + O(changes).
+//
+// On a backend that lists its teams (backend.TeamLister: Docker Hub) the pass also judges
+// the config's groups, from one paged ListTeams and the teams each listed member is in
+// (plan.GroupDrifted), and enqueues only the groups whose team differs: a group costs no
+// call of its own per interval either (review 20 F5).
 type DriftReconciler struct {
 	client.Client
 	Backends backend.Provider
@@ -371,6 +436,15 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	}
 	r.Queue.Enqueue(reqs)
 	r.Queue.Enqueue(waited)
+	r.Queue.setJudgesGroups(req.NamespacedName, r.Queue.groupsCovered(b))
+	if r.Queue.groupsCovered(b) {
+		greqs, err := r.driftGroups(lctx, cfg, b.(backend.TeamLister), list, members.Items)
+		if err != nil {
+			// the members' verdicts stand; the groups wait for the next pass
+			log.V(1).Info("drift pass: judging the groups failed", "error", err.Error())
+		}
+		r.Queue.EnqueueGroups(greqs)
+	}
 	metrics.DriftPasses.WithLabelValues(cfg.Namespace, cfg.Name, "success").Inc()
 	metrics.DriftListed.WithLabelValues(cfg.Namespace, cfg.Name).Set(float64(len(list)))
 	metrics.DriftDiffering.WithLabelValues(cfg.Namespace, cfg.Name).Set(float64(len(reqs)))
@@ -384,6 +458,62 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 		}
 	}
 	return ctrl.Result{RequeueAfter: jitter(interval)}, nil
+}
+
+// driftGroups judges the config's groups from the listings (plan.GroupDrifted) and
+// answers those whose team differs. Each group's input is built as its own reconcile
+// builds it (OrgGroupReconciler.Reconcile), from the cache, with the team read from the
+// listings instead of ObserveTeam. A group that is not Synced is retrying on its own
+// requeue and is not judged. A config without groups costs no call.
+func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfig, tl backend.TeamLister,
+	list []backend.Member, members []scimv1.OrgMember) ([]reconcile.Request, error) {
+	var groups scimv1.OrgGroupList
+	if err := r.List(ctx, &groups, client.InNamespace(cfg.Namespace), client.MatchingFields{index.Config: cfg.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	if len(groups.Items) == 0 {
+		return nil, nil
+	}
+	names, err := tl.ListTeams(ctx)
+	if err != nil {
+		return nil, err
+	}
+	teams := plan.NewTeams(names, list)
+	byGroup := map[string][]scimv1.OrgMember{} // live members, by the groups they are in
+	for i := range members {
+		if m := &members[i]; m.DeletionTimestamp.IsZero() {
+			for _, g := range index.GroupsOf(m.Labels) {
+				byGroup[g] = append(byGroup[g], *m)
+			}
+		}
+	}
+	log := logf.FromContext(ctx)
+	var reqs []reconcile.Request
+	for i := range groups.Items {
+		g := &groups.Items[i]
+		if !g.DeletionTimestamp.IsZero() || !groupSynced(g) {
+			continue
+		}
+		team := plan.TeamName(g.Spec.DisplayName)
+		in := plan.GroupInput{Config: plan.ConfigEnabled, Policies: cfg.Spec.Policies, Team: team,
+			TeamCreated: g.Status.TeamCreated, Conflict: plan.TeamOwner(g, groups.Items) != nil,
+			Observed: teams.Team(team), Want: plan.WantedIDs(byGroup[g.Name])}
+		if team != g.Status.Team {
+			in.Former = g.Status.Team
+		}
+		in.Removable, in.Hinted = plan.ManagedIDs(members, cfg, team)
+		if drifted, why := plan.GroupDrifted(in); drifted {
+			log.V(1).Info("drift pass: group differs from its team", "group", g.Name, "why", why)
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(g)})
+		}
+	}
+	return reqs, nil
+}
+
+func groupSynced(g *scimv1.OrgGroup) bool {
+	c := meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionSynced)
+	return c != nil && c.Status == metav1.ConditionTrue
 }
 
 func syncedTrue(m *scimv1.OrgMember) bool {

@@ -65,6 +65,10 @@ type OrgGroupReconciler struct {
 	Clock    clock.PassiveClock
 	// Rechecks asks the ScimConfig controller to check a config's backend now.
 	Rechecks *Rechecks
+	// Drift, when set, brings the groups a drift pass found different from their teams;
+	// on a backend whose pass judges groups (DriftQueue.groupsCovered) a synced group is
+	// then not requeued every interval.
+	Drift *DriftQueue
 }
 
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orggroups,verbs=get;list;watch;patch
@@ -288,6 +292,9 @@ func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGr
 	g.Status.LastSyncTime = &metav1.Time{Time: r.Clock.Now()}
 	r.synced(g, metav1.ConditionTrue, ReasonSynced,
 		fmt.Sprintf("team %s of organization %s has the group's %d active member(s)", team, cfg.Spec.Organization, len(in.Want)))
+	if r.Drift.groupsCovered(b) {
+		return ctrl.Result{}, nil // the config's drift pass judges the team every interval
+	}
 	return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
 }
 
@@ -543,7 +550,7 @@ func (r *OrgGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&scimv1.OrgGroup{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, reconcileRequested()))).
 		Watches(&scimv1.OrgMember{}, memberGroupsHandler{}).
@@ -554,8 +561,11 @@ func (r *OrgGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				GenericFunc: func(event.GenericEvent) bool { return false },
 			})).
 		Watches(&scimv1.ScimConfig{}, handler.EnqueueRequestsFromMapFunc(r.groupsOfConfig),
-			builder.WithPredicates(configChanged())).
-		Named("orggroup").
+			builder.WithPredicates(configChangedForGroups(r.Drift)))
+	if r.Drift != nil {
+		b = b.WatchesRawSource(r.Drift.groupSource())
+	}
+	return b.Named("orggroup").
 		WithOptions(controllerOptions()).
 		Complete(r)
 }

@@ -974,6 +974,26 @@ func configChangedForMembers() predicate.Predicate {
 	})
 }
 
+// configChangedForGroups is configChanged, without the config's reconcile annotation
+// where the config's drift pass judges its groups (DriftQueue.judgesGroups): there the
+// annotation's pass reconciles only the groups that differ from their teams, as it does
+// members. Elsewhere (kubernetes, or before the config's first pass) the annotation
+// reconciles every group at once.
+func configChangedForGroups(d *DriftQueue) predicate.Predicate {
+	return predicate.And(configChanged(), predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*scimv1.ScimConfig)
+			n, ok2 := e.ObjectNew.(*scimv1.ScimConfig)
+			if !ok1 || !ok2 {
+				return false
+			}
+			return o.Generation != n.Generation ||
+				condStatus(o.Status.Conditions, scimv1.ConditionBackendReady) != condStatus(n.Status.Conditions, scimv1.ConditionBackendReady) ||
+				!d.judgesGroups(client.ObjectKeyFromObject(n))
+		},
+	})
+}
+
 // configChanged fires for a config's creation and deletion, its spec changes, the
 // reconcile annotation, and a change of its BackendReady status (a repaired credential
 // resumes members that stalled on it).

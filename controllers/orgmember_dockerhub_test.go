@@ -379,6 +379,55 @@ var _ = Describe("OrgGroup controller with the Docker Hub emulator", func() {
 	})
 })
 
+var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
+	It("judges a team from the drift pass's listings: no call of its own when nothing changed, and repairs a member or the team removed by hand", func() {
+		// Review 20 F5: every synced group used to observe its team every interval (two
+		// calls a group at least). The config's pass now judges the groups from its
+		// members listing (each member's teams) and one listing of the teams, and
+		// reconciles only the groups whose team differs.
+		ns := newNamespace()
+		emu := hubConfig(ns, nil)
+		cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}}
+		g := newGroup(ns, "acme", ns+":devs")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		a := newMember(ns, "acme", "ann@example.com")
+		a.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		settled(a, "Invited/True/Invited")
+		Expect(emu.AcceptInvite("ann@example.com", "ann")).To(Succeed())
+		requestReconcile(a)
+		settled(a, "Active/True/Active")
+		team := func() []string { t, _ := emu.Team("devs"); return t.Members }
+		Eventually(team).Should(ConsistOf("ann"))
+		Eventually(groupState(g)).Should(Equal("devs/1/True/TeamSynced"))
+
+		teamCalls := func() int { return emu.Count("", "/v2/orgs/"+ns+"/groups/*") }
+		listings := func() int { return emu.Count("GET", "/v2/orgs/"+ns+"/groups") }
+		By("a pass with nothing changed lists the teams and makes no call for the group")
+		// Until the config's first pass has judged its groups, its reconcile annotation
+		// also reconciles every group; a pass after that one must make no group call.
+		quietPass := func() int {
+			emu.ResetLog()
+			requestReconcile(cfg)
+			Eventually(listings).Should(BeNumerically(">=", 1))
+			time.Sleep(2 * time.Second) // room for any group reconcile the pass would start
+			return teamCalls()
+		}
+		Eventually(quietPass, 30*time.Second, 100*time.Millisecond).Should(BeZero())
+
+		By("a member taken out of the team by hand is put back by the next pass")
+		Expect(emu.RemoveFromTeam("devs", "ann")).To(BeTrue())
+		requestReconcile(cfg)
+		Eventually(team).Should(ConsistOf("ann"))
+
+		By("the team deleted by hand is created again, with its member, by the next pass")
+		Expect(emu.DeleteTeam("devs")).To(BeTrue())
+		requestReconcile(cfg)
+		Eventually(team).Should(ConsistOf("ann"))
+		Expect(getGroup(g).Status.TeamCreated).To(BeTrue())
+	})
+})
+
 var _ = Describe("OrgMember controller at scale", Label("long"), func() {
 	It("invites every member across many pages, each exactly once", func() {
 		// make test runs a short variant (250 members, 3 pages of the backend's listing);

@@ -104,5 +104,6 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Recorder: mgr.GetEventRecorder("orggroup-controller"),
 		Backends: o.Backends,
 		Rechecks: rechecks,
+		Drift:    drift,
 	}).SetupWithManager(mgr)
 }

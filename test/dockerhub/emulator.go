@@ -410,6 +410,30 @@ func (e *Emulator) AddTeam(name string, members ...string) {
 	}
 }
 
+// RemoveFromTeam takes a member out of a team by hand; false when the team or the
+// membership is missing.
+func (e *Emulator) RemoveFromTeam(team, username string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t := e.teams[strings.ToLower(team)]
+	if t == nil || !t.Members[strings.ToLower(username)] {
+		return false
+	}
+	delete(t.Members, strings.ToLower(username))
+	return true
+}
+
+// DeleteTeam deletes a team by hand; false when it is missing.
+func (e *Emulator) DeleteTeam(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.teams[strings.ToLower(name)] == nil {
+		return false
+	}
+	delete(e.teams, strings.ToLower(name))
+	return true
+}
+
 // ---- internals shared by handlers ----
 
 func (e *Emulator) sortedMembersLocked() []*member {

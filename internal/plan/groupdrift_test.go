@@ -1,0 +1,57 @@
+package plan
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/scim-operator/scim-operator/internal/backend"
+)
+
+// Review 20 F5: a drift pass judges every group from the members listing (each member's
+// teams) and one listing of the teams; a group is drifted exactly when its own reconcile,
+// given the team as the listings show it, would act.
+func TestGroupDrifted(t *testing.T) {
+	list := []backend.Member{
+		{UserName: "ann@example.com", BackendID: "ann", State: backend.StateMember, Teams: []string{"Devs"}},
+		{UserName: "ben@example.com", BackendID: "ben", State: backend.StateMember, Teams: []string{"devs", "ops"}},
+		{UserName: "hand@example.com", BackendID: "hand", State: backend.StateMember, Teams: []string{"devs"}},
+		// an invitee is in no team, whatever its entry says
+		{UserName: "ivy@example.com", BackendID: "ivy", State: backend.StateInvited, Teams: []string{"devs"}},
+	}
+	teams := NewTeams([]string{"devs", "ops", "empty"}, list)
+	managed := map[string]bool{"ann": true, "ben": true, "cat": true}
+	for _, tc := range []struct {
+		name    string
+		in      GroupInput
+		drifted bool
+		why     string // a part of the reason
+	}{
+		{name: "the team as wanted (a member SCIM does not manage stays)",
+			in: GroupInput{Team: "devs", Want: []string{"ann", "ben"}}},
+		{name: "team names compare case-insensitively", in: GroupInput{Team: "DEVS", Want: []string{"ANN", "ben"}}},
+		{name: "a wanted member missing from the team",
+			in: GroupInput{Team: "ops", Want: []string{"ann", "ben"}}, drifted: true, why: "team ops lacks ann"},
+		{name: "a managed member who left the group is still in the team",
+			in: GroupInput{Team: "devs", Want: []string{"ann"}}, drifted: true, why: "team devs has ben"},
+		{name: "a hinted member is kept", in: GroupInput{Team: "devs", Want: []string{"ann"}, Hinted: map[string]bool{"ben": true}}},
+		{name: "the team deleted by hand", in: GroupInput{Team: "gone"}, drifted: true, why: "team gone is missing"},
+		{name: "an empty team that exists", in: GroupInput{Team: "empty"}},
+		{name: "an invitee listed with a team does not count as in it",
+			in: GroupInput{Team: "ops", Want: []string{"ben", "ivy"}}, drifted: true, why: "lacks ivy"},
+		{name: "a group waiting for the older group of its team is not judged", in: GroupInput{Team: "gone", Conflict: true}},
+		{name: "a group being deleted is not judged", in: GroupInput{Team: "gone", Deleting: true}},
+		{name: "a disabled config's group is not judged", in: GroupInput{Team: "gone", Config: ConfigDisabled}},
+		{name: "a group still mapped to its former team", in: GroupInput{Team: "devs", Former: "old", Want: []string{"ann", "ben"}},
+			drifted: true, why: "former team old"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := tc.in // ConfigEnabled is the zero value
+			in.Removable = managed
+			in.Observed = teams.Team(in.Team)
+			drifted, why := GroupDrifted(in)
+			if drifted != tc.drifted || !strings.Contains(why, tc.why) {
+				t.Fatalf("GroupDrifted = %v %q, want %v (%q)", drifted, why, tc.drifted, tc.why)
+			}
+		})
+	}
+}
