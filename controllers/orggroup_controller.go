@@ -127,8 +127,8 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		TeamCreated: g.Status.TeamCreated}
 	if deleting {
 		in.Team = g.Status.Team
-	} else if in.Team != g.Status.Team {
-		in.Former = g.Status.Team
+	} else {
+		in.Former = plan.FormerTeam(g.Status.Team, in.Team)
 	}
 	var b backend.Backend
 	if cfg != nil {
@@ -229,8 +229,10 @@ func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGr
 		}
 	}
 	if g.Status.Team != team {
-		// a renamed group syncs another team, which SCIM has not created (yet)
-		g.Status.Team, g.Status.TeamCreated = team, false
+		// a renamed group syncs another team, which SCIM has not created (yet); a change of
+		// case only is the same team (plan.FormerTeam)
+		g.Status.TeamCreated = g.Status.TeamCreated && strings.EqualFold(g.Status.Team, team)
+		g.Status.Team = team
 	}
 	if p.Conflict {
 		// Two displayNames ("a:eng", "b:eng", "eng") can name one team: each group would

@@ -334,9 +334,7 @@ func (p *planner) kubeGroups(ctx context.Context, b *k8sbackend.Backend, gs []gr
 		}
 		in := plan.GroupInput{Config: plan.ConfigStateOf(p.cfg), Policies: p.cfg.Spec.Policies, Labelled: true, NoUserTeams: true,
 			Team: plan.TeamName(g.Spec.DisplayName), TeamCreated: g.Status.TeamCreated}
-		if in.Team != g.Status.Team {
-			in.Former = g.Status.Team
-		}
+		in.Former = plan.FormerTeam(g.Status.Team, in.Team)
 		if plan.NeedsGroupObservation(in) {
 			t, err := b.ObserveTeamOwned(ctx, backend.Owner{Kind: "OrgGroup", UID: string(g.UID)}, in.Team)
 			if err != nil {
@@ -685,9 +683,7 @@ func (p *planner) dockerHubGroups(ctx context.Context, b *dockerhub.Backend, mem
 		}
 		in := plan.GroupInput{Config: plan.ConfigStateOf(p.cfg), Policies: p.cfg.Spec.Policies,
 			Team: plan.TeamName(g.Spec.DisplayName), TeamCreated: g.Status.TeamCreated}
-		if in.Team != g.Status.Team {
-			in.Former = g.Status.Team
-		}
+		in.Former = plan.FormerTeam(g.Status.Team, in.Team)
 		var owner *scimv1.OrgGroup
 		if in.Config == plan.ConfigEnabled {
 			owner = plan.TeamOwner(g, mine)

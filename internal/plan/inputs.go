@@ -186,3 +186,15 @@ func TeamName(displayName string) string {
 	}
 	return name
 }
+
+// FormerTeam is the team a group synced before (its status.team, was) when its
+// displayName now maps to another team (team), or "". A change of case only is the same
+// team: Docker Hub's team names are case-insensitive, so leaving the "former" team would
+// delete the group's own team, with the members and permissions others gave it; a
+// kubernetes group's grant follows its owner label, not a former name.
+func FormerTeam(was, team string) string {
+	if strings.EqualFold(was, team) {
+		return ""
+	}
+	return was
+}
