@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -384,6 +385,7 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	interval := resyncInterval(cfg)
 	b, err := r.Backends.For(ctx, cfg)
 	if err != nil {
+		r.Queue.setJudgesGroups(req.NamespacedName, false)
 		return ctrl.Result{RequeueAfter: jitter(interval)}, nil // the config reports it (BackendReady)
 	}
 	started := r.Clock.Now()
@@ -394,6 +396,7 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	defer cancel()
 	list, err := b.ListMembers(lctx)
 	if err != nil {
+		r.Queue.setJudgesGroups(req.NamespacedName, false) // the annotation reaches the groups directly
 		log.V(1).Info("drift pass: listing the organization failed", "error", err.Error())
 		metrics.DriftPasses.WithLabelValues(cfg.Namespace, cfg.Name, "error").Inc()
 		switch {
@@ -436,15 +439,23 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	}
 	r.Queue.Enqueue(reqs)
 	r.Queue.Enqueue(waited)
-	r.Queue.setJudgesGroups(req.NamespacedName, r.Queue.groupsCovered(b))
+	judged := false
 	if r.Queue.groupsCovered(b) {
 		greqs, err := r.driftGroups(lctx, cfg, b.(backend.TeamLister), list, members.Items)
 		if err != nil {
-			// the members' verdicts stand; the groups wait for the next pass
-			log.V(1).Info("drift pass: judging the groups failed", "error", err.Error())
+			// The members' verdicts stand. The groups answered (all of them, when the teams
+			// could not be listed) observe themselves, as each did every interval before
+			// the pass judged them: a listing that keeps failing costs O(groups) calls,
+			// never a group's drift left unrepaired.
+			log.V(1).Info("drift pass: judging the groups failed; each group observes itself", "error", err.Error())
+			if backend.ConfigWide(err) {
+				r.Rechecks.Request(ctx, cfg)
+			}
 		}
+		judged = err == nil
 		r.Queue.EnqueueGroups(greqs)
 	}
+	r.Queue.setJudgesGroups(req.NamespacedName, judged)
 	metrics.DriftPasses.WithLabelValues(cfg.Namespace, cfg.Name, "success").Inc()
 	metrics.DriftListed.WithLabelValues(cfg.Namespace, cfg.Name).Set(float64(len(list)))
 	metrics.DriftDiffering.WithLabelValues(cfg.Namespace, cfg.Name).Set(float64(len(reqs)))
@@ -463,8 +474,12 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 // driftGroups judges the config's groups from the listings (plan.GroupDrifted) and
 // answers those whose team differs. Each group's input is built as its own reconcile
 // builds it (OrgGroupReconciler.Reconcile), from the cache, with the team read from the
-// listings instead of ObserveTeam. A group that is not Synced is retrying on its own
-// requeue and is not judged. A config without groups costs no call.
+// listings instead of ObserveTeam. A group that failed (not Synced) retries on its own
+// requeue and is not judged; but who syncs a team is judged for every group, since a
+// group's TeamConflict waits without a requeue: a synced group that an older group of its
+// team now overrides (a rename) is answered, and so is a group in TeamConflict whose older
+// group no longer maps to the team. A config without groups costs no call. When the teams
+// cannot be listed, every group is answered with the error.
 func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfig, tl backend.TeamLister,
 	list []backend.Member, members []scimv1.OrgMember) ([]reconcile.Request, error) {
 	var groups scimv1.OrgGroupList
@@ -477,7 +492,11 @@ func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfi
 	}
 	names, err := tl.ListTeams(ctx)
 	if err != nil {
-		return nil, err
+		all := make([]reconcile.Request, 0, len(groups.Items))
+		for i := range groups.Items {
+			all = append(all, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&groups.Items[i])})
+		}
+		return all, err
 	}
 	teams := plan.NewTeams(names, list)
 	byGroup := map[string][]scimv1.OrgMember{} // live members, by the groups they are in
@@ -488,27 +507,53 @@ func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfi
 			}
 		}
 	}
+	type managed struct{ removable, hinted map[string]bool }
+	byTeam := map[string]managed{} // plan.ManagedIDs once per team, not once per group
 	log := logf.FromContext(ctx)
 	var reqs []reconcile.Request
 	for i := range groups.Items {
 		g := &groups.Items[i]
-		if !g.DeletionTimestamp.IsZero() || !groupSynced(g) {
+		if !g.DeletionTimestamp.IsZero() {
 			continue
 		}
-		team := plan.TeamName(g.Spec.DisplayName)
-		in := plan.GroupInput{Config: plan.ConfigEnabled, Policies: cfg.Spec.Policies, Team: team,
-			TeamCreated: g.Status.TeamCreated, Conflict: plan.TeamOwner(g, groups.Items) != nil,
-			Observed: teams.Team(team), Want: plan.WantedIDs(byGroup[g.Name])}
-		if team != g.Status.Team {
-			in.Former = g.Status.Team
+		drifted, why := false, ""
+		owner := plan.TeamOwner(g, groups.Items)
+		switch synced := groupSynced(g); {
+		case !synced && owner == nil && groupReason(g) == ReasonTeamConflict:
+			drifted, why = true, "no older group maps to its team any more"
+		case !synced:
+		case owner != nil:
+			drifted, why = true, "older group "+owner.Name+" now maps to its team"
+		default:
+			team := plan.TeamName(g.Spec.DisplayName)
+			listed, err := tl.ListedTeamName(team)
+			if err != nil {
+				continue // the group's own reconcile fails on the name
+			}
+			in := plan.GroupInput{Config: plan.ConfigEnabled, Policies: cfg.Spec.Policies, Team: team,
+				Former: plan.FormerTeam(g.Status.Team, team), TeamCreated: g.Status.TeamCreated,
+				Observed: teams.Team(listed), Want: plan.WantedIDs(byGroup[g.Name])}
+			mt, ok := byTeam[strings.ToLower(team)]
+			if !ok {
+				mt.removable, mt.hinted = plan.ManagedIDs(members, cfg, team)
+				byTeam[strings.ToLower(team)] = mt
+			}
+			in.Removable, in.Hinted = mt.removable, mt.hinted
+			drifted, why = plan.GroupDrifted(in)
 		}
-		in.Removable, in.Hinted = plan.ManagedIDs(members, cfg, team)
-		if drifted, why := plan.GroupDrifted(in); drifted {
+		if drifted {
 			log.V(1).Info("drift pass: group differs from its team", "group", g.Name, "why", why)
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(g)})
 		}
 	}
 	return reqs, nil
+}
+
+func groupReason(g *scimv1.OrgGroup) string {
+	if c := meta.FindStatusCondition(g.Status.Conditions, scimv1.ConditionSynced); c != nil {
+		return c.Reason
+	}
+	return ""
 }
 
 func groupSynced(g *scimv1.OrgGroup) bool {

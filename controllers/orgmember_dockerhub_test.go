@@ -379,27 +379,51 @@ var _ = Describe("OrgGroup controller with the Docker Hub emulator", func() {
 	})
 })
 
+// memberInGroup makes <id>@example.com an Active member (invited, accepted as Docker ID
+// id) labelled as a member of group g.
+func memberInGroup(emu *hubemu.Emulator, ns string, g *scimv1.OrgGroup, id string) *scimv1.OrgMember {
+	GinkgoHelper()
+	m := newMember(ns, "acme", id+"@example.com")
+	m.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
+	Expect(k8s.Create(ctx, m)).To(Succeed())
+	settled(m, "Invited/True/Invited")
+	Expect(emu.AcceptInvite(id+"@example.com", id)).To(Succeed())
+	requestReconcile(m)
+	settled(m, "Active/True/Active")
+	return m
+}
+
 var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
+	var (
+		ns   string
+		emu  *hubemu.Emulator
+		cfg  *scimv1.ScimConfig
+		team func(name string) func() []string
+	)
+	BeforeEach(func() {
+		ns = newNamespace()
+		emu = hubConfig(ns, nil)
+		cfg = &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}}
+		team = func(name string) func() []string {
+			return func() []string { t, _ := emu.Team(name); return t.Members }
+		}
+	})
+
 	It("judges a team from the drift pass's listings: no call of its own when nothing changed, and repairs a member or the team removed by hand", func() {
 		// Review 20 F5: every synced group used to observe its team every interval (two
 		// calls a group at least). The config's pass now judges the groups from its
 		// members listing (each member's teams) and one listing of the teams, and
 		// reconciles only the groups whose team differs.
-		ns := newNamespace()
-		emu := hubConfig(ns, nil)
-		cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}}
 		g := newGroup(ns, "acme", ns+":devs")
 		Expect(k8s.Create(ctx, g)).To(Succeed())
-		a := newMember(ns, "acme", "ann@example.com")
-		a.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
-		Expect(k8s.Create(ctx, a)).To(Succeed())
-		settled(a, "Invited/True/Invited")
-		Expect(emu.AcceptInvite("ann@example.com", "ann")).To(Succeed())
-		requestReconcile(a)
-		settled(a, "Active/True/Active")
-		team := func() []string { t, _ := emu.Team("devs"); return t.Members }
-		Eventually(team).Should(ConsistOf("ann"))
+		memberInGroup(emu, ns, g, "ann")
+		Eventually(team("devs")).Should(ConsistOf("ann"))
 		Eventually(groupState(g)).Should(Equal("devs/1/True/TeamSynced"))
+		// a displayName with two colons: its team part ("<org>:qa") is the team qa to Docker
+		// Hub, so the pass must look the listed name up as the backend names it (review 22 F3)
+		qa := newGroup(ns, "acme", "x:"+ns+":qa")
+		Expect(k8s.Create(ctx, qa)).To(Succeed())
+		Eventually(groupState(qa)).Should(Equal(ns + ":qa/0/True/TeamSynced"))
 
 		teamCalls := func() int { return emu.Count("", "/v2/orgs/"+ns+"/groups/*") }
 		listings := func() int { return emu.Count("GET", "/v2/orgs/"+ns+"/groups") }
@@ -418,13 +442,76 @@ var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
 		By("a member taken out of the team by hand is put back by the next pass")
 		Expect(emu.RemoveFromTeam("devs", "ann")).To(BeTrue())
 		requestReconcile(cfg)
-		Eventually(team).Should(ConsistOf("ann"))
+		Eventually(team("devs")).Should(ConsistOf("ann"))
 
 		By("the team deleted by hand is created again, with its member, by the next pass")
 		Expect(emu.DeleteTeam("devs")).To(BeTrue())
+		emu.ResetLog()
 		requestReconcile(cfg)
-		Eventually(team).Should(ConsistOf("ann"))
+		Eventually(team("devs")).Should(ConsistOf("ann"))
+		Expect(emu.Count("POST", "/v2/orgs/"+ns+"/groups")).To(Equal(1), "the team is created again")
+	})
+
+	It("falls back to each group observing its team while the teams cannot be listed", func() {
+		// Review 22 F1: the pass used to count a failed listing of the teams as judged, so
+		// neither it nor the config's annotation reached the groups.
+		g := newGroup(ns, "acme", ns+":devs")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		memberInGroup(emu, ns, g, "ann")
+		Eventually(team("devs")).Should(ConsistOf("ann"))
+		emu.Inject(hubemu.Fault{Kind: hubemu.FaultStatus, Status: http.StatusForbidden, Method: "GET",
+			Path: "/v2/orgs/" + ns + "/groups", Exact: true, Count: -1})
+		Expect(emu.RemoveFromTeam("devs", "ann")).To(BeTrue())
+		requestReconcile(cfg)
+		Eventually(team("devs")).Should(ConsistOf("ann"))
+	})
+
+	It("wakes the groups whose team another group takes over or gives up", func() {
+		// Review 22 F2: who syncs a team changes with a rename; a group in TeamConflict
+		// waits without a requeue, and a synced group no longer requeues itself, so the
+		// pass judges that for every group.
+		older := newGroup(ns, "acme", ns+":x")
+		older.Name = "a-older"
+		Expect(k8s.Create(ctx, older)).To(Succeed())
+		Eventually(groupState(older)).Should(Equal("x/0/True/TeamSynced"))
+		newer := newGroup(ns, "acme", ns+":eng")
+		newer.Name = "b-newer"
+		Expect(k8s.Create(ctx, newer)).To(Succeed())
+		memberInGroup(emu, ns, newer, "bob")
+		Eventually(team("eng")).Should(ConsistOf("bob"))
+		Eventually(groupState(newer)).Should(Equal("eng/1/True/TeamSynced"))
+
+		By("the older group renamed onto the team: the newer one reports the conflict at the next pass")
+		updateGroup(older, func(o *scimv1.OrgGroup) { o.Spec.DisplayName = ns + ":eng" })
+		Eventually(groupState(older)).Should(Equal("eng/0/True/TeamSynced"))
+		requestReconcile(cfg)
+		Eventually(groupState(newer)).Should(Equal("eng/1/False/TeamConflict"))
+
+		By("the older group renamed away: the newer one takes the team back at the next pass")
+		updateGroup(older, func(o *scimv1.OrgGroup) { o.Spec.DisplayName = ns + ":ops" })
+		Eventually(groupState(older)).Should(Equal("ops/0/True/TeamSynced"))
+		requestReconcile(cfg)
+		Eventually(groupState(newer)).Should(Equal("eng/1/True/TeamSynced"))
+		Eventually(team("eng")).Should(ConsistOf("bob"))
+	})
+
+	It("keeps its team, and what others put in it, when only the case of its name changes", func() {
+		// Review 22 (pre-existing): Docker Hub's team names are case-insensitive, but a
+		// displayName whose case changed made the old name a "former" team, which the
+		// group deleted (it had created it) before creating it again empty.
+		g := newGroup(ns, "acme", ns+":Devs")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		memberInGroup(emu, ns, g, "ann")
+		Eventually(groupState(g)).Should(Equal("Devs/1/True/TeamSynced"))
 		Expect(getGroup(g).Status.TeamCreated).To(BeTrue())
+		emu.AddMember("hand", "hand@example.com", "member")
+		emu.AddTeam("Devs", "hand") // someone adds a person to the team outside SCIM
+
+		updateGroup(g, func(o *scimv1.OrgGroup) { o.Spec.DisplayName = ns + ":devs" })
+		Eventually(groupState(g)).Should(Equal("devs/1/True/TeamSynced"))
+		Expect(team("devs")()).To(ConsistOf("ann", "hand"))
+		Expect(getGroup(g).Status.TeamCreated).To(BeTrue(), "still the team SCIM created")
+		Expect(reasonsOf(ns, g.Name)()).NotTo(ContainElement("TeamDeleted"))
 	})
 })
 

@@ -194,6 +194,10 @@ type OwnerLedger interface {
 type TeamLister interface {
 	// ListTeams lists the names of every team of the organization.
 	ListTeams(ctx context.Context) ([]string, error)
+	// ListedTeamName is the name ListTeams and Member.Teams give the team the other
+	// methods call team (they may accept more than one form of it, as "org:team"), or an
+	// error when the backend refuses the name (as ObserveTeam would).
+	ListedTeamName(team string) (string, error)
 }
 
 // NoUserTeams is implemented by a backend whose teams are not lists of people but grants

@@ -536,7 +536,15 @@ func RunConformance(t *testing.T, h Harness) {
 			}
 		}
 		if len(teams) != 1 || !strings.EqualFold(teams[0], "team-007") {
-			t.Fatalf("ListMembers gives %q the teams %v, want [team-007] (ObserveTeam: %v)", u, teams, teamMembers(t, b, "team-007"))
+			t.Fatalf("ListMembers gives %q the teams %v, want [team-007]", u, teams)
+		}
+		if n := countFold(teamMembers(t, b, "team-007"), m.BackendID); n != 1 {
+			t.Fatalf("ObserveTeam(team-007) lists %q %d times, want once, as the listings do", m.BackendID, n)
+		}
+		for _, form := range []string{"team-007", "TEAM-007"} {
+			if got, err := tl.ListedTeamName(form); err != nil || !strings.EqualFold(got, "team-007") {
+				t.Fatalf("ListedTeamName(%q) = %q, %v; want the listed name team-007", form, got, err)
+			}
 		}
 	})
 

@@ -55,3 +55,15 @@ func TestGroupDrifted(t *testing.T) {
 		})
 	}
 }
+
+// A displayName whose case alone changed keeps its team: Docker Hub's team names are
+// case-insensitive, and leaving the "former" team would delete the group's own.
+func TestFormerTeam(t *testing.T) {
+	for _, tc := range []struct{ was, team, want string }{
+		{"", "devs", ""}, {"devs", "devs", ""}, {"Devs", "devs", ""}, {"devs", "ops", "devs"},
+	} {
+		if got := FormerTeam(tc.was, tc.team); got != tc.want {
+			t.Errorf("FormerTeam(%q, %q) = %q, want %q", tc.was, tc.team, got, tc.want)
+		}
+	}
+}

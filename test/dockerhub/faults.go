@@ -66,6 +66,8 @@ type Fault struct {
 	Method string
 	// Path limits the rule to paths with this prefix (trailing slash ignored; "" for any).
 	Path string
+	// Exact limits the rule to Path itself, not the paths under it.
+	Exact bool
 	// Count is how many times the rule fires (0 means 1; negative means unlimited).
 	Count int
 	// Every makes the rule fire on every Nth matching request only (0 or 1: each).
@@ -102,6 +104,9 @@ func (e *Emulator) pickFaultLocked(method, path string) *Fault {
 			continue
 		}
 		if r.Path != "" && !strings.HasPrefix(path, strings.TrimSuffix(r.Path, "/")) {
+			continue
+		}
+		if r.Exact && strings.TrimSuffix(path, "/") != strings.TrimSuffix(r.Path, "/") {
 			continue
 		}
 		if r.Count >= 0 && r.fired >= r.Count {

@@ -496,6 +496,9 @@ func (b *Backend) ListTeams(ctx context.Context) (out []string, err error) {
 	return out, nil
 }
 
+// ListedTeamName is the team's name as ListTeams and the members listing give it.
+func (b *Backend) ListedTeamName(team string) (string, error) { return b.teamName(team) }
+
 // teamName accepts "org:team" (the SCIM displayName form) as well as "team".
 func (b *Backend) teamName(team string) (string, error) {
 	team = strings.TrimSpace(team)
