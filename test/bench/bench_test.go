@@ -37,7 +37,7 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 	if layout == scimv1.GrantLayoutWebhook {
 		// the Docker Hub step once (it does not depend on the layout): two resync intervals
 		// of steady state, then a drift repair
-		o.hubSizes, o.hubRate, o.hubResync, o.hubDrift = []int{20}, 180, time.Minute, 2
+		o.hubSizes, o.hubRate, o.hubResync, o.hubDrift, o.hubGroups = []int{20}, 180, time.Minute, 2, 3
 	}
 	rep, err := run(context.Background(), o)
 	if err != nil {
@@ -225,13 +225,16 @@ func TestSteadyCalls(t *testing.T) {
 		rec("GET", "/v2/orgs/acme/members", "invites=true&page_size=100&type=all"),
 		rec("GET", "/v2/orgs/acme/members", "invites=true&page=2&page_size=100&type=all"),
 		rec("GET", "/v2/orgs/acme/members", "page_size=1"),
+		rec("GET", "/v2/orgs/acme/groups", "page_size=100"),
+		rec("GET", "/v2/orgs/acme/groups/team-000", ""),
+		rec("GET", "/v2/orgs/acme/groups/team-000/members", "page_size=100"),
 		rec("POST", "/v2/auth/token", ""),
 		rec("GET", "/v2/orgs/acme/members", "page_size=100&search=ann%40x.io"),
 		rec("GET", "/v2/orgs/acme/invites", ""),
 		rec("POST", "/v2/invites/bulk", ""),
 	}
 	listing, checks, tokens, other := steadyCalls(log)
-	if listing != 2 || checks != 1 || tokens != 1 || other != 3 {
-		t.Errorf("steadyCalls = %d listing, %d checks, %d tokens, %d other; want 2, 1, 1, 3", listing, checks, tokens, other)
+	if listing != 3 || checks != 1 || tokens != 1 || other != 5 {
+		t.Errorf("steadyCalls = %d listing, %d checks, %d tokens, %d other; want 3, 1, 1, 5", listing, checks, tokens, other)
 	}
 }

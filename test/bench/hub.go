@@ -24,6 +24,10 @@ import (
 //     the last page, found in the emulator's log) takes;
 //   - drift: -hub-drift members removed by hand in Docker Hub, and the time and calls until
 //     every one of them is invited back.
+//
+// With -hub-groups, the members are shared out among that many OrgGroups, each syncing a
+// team that already holds its members: the steady state then shows that groups cost the
+// teams' listing (a page per 100 teams), not calls per group.
 func (b *bench) dockerHub(ctx context.Context) error {
 	if len(b.o.hubSizes) == 0 {
 		return nil
@@ -41,22 +45,51 @@ func (b *bench) dockerHub(ctx context.Context) error {
 		return err
 	}
 	emu, cfg := hub.Emulator, hub.Config.Name
+	groups := make([]*scimv1.OrgGroup, b.o.hubGroups)
+	for j := range groups {
+		groups[j] = rawGroup(b.s.ns, cfg, emu.Org()+":"+hubTeam(j))
+	}
+	// inGroup is the group of the i-th person, if any
+	inGroup := func(i int) (*scimv1.OrgGroup, bool) {
+		if len(groups) == 0 {
+			return nil, false
+		}
+		return groups[i%len(groups)], true
+	}
 	have := 0
 	for _, size := range b.o.hubSizes {
-		say("  Docker Hub organization of %d members (emulator at %d requests a minute, resync %s)", size, b.o.hubRate, b.o.hubResync)
+		say("  Docker Hub organization of %d members in %d groups (emulator at %d requests a minute, resync %s)",
+			size, len(groups), b.o.hubRate, b.o.hubResync)
 		for i := have; i < size; i++ {
-			emu.AddMember(fmt.Sprintf("hubuser%06d", i), hubUser(i), "member")
+			emu.AddMember(hubID(i), hubUser(i), "member")
+			if len(groups) > 0 {
+				emu.AddTeam(hubTeam(i%len(groups)), hubID(i))
+			}
 		}
 		if err := parallel(size-have, 32, func(i int) error {
-			return b.s.cluster.Client.Create(ctx, rawMember(b.s.ns, cfg, hubUser(have+i), true))
+			m := rawMember(b.s.ns, cfg, hubUser(have+i), true)
+			if g, ok := inGroup(have + i); ok {
+				m.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
+			}
+			return b.s.cluster.Client.Create(ctx, m)
 		}); err != nil {
 			return err
+		}
+		if have == 0 {
+			for _, g := range groups {
+				if err := b.s.cluster.Client.Create(ctx, g); err != nil {
+					return err
+				}
+			}
 		}
 		have = size
 		took, ok := b.s.settleOf(ctx, cfg, b.o.settle, size, say)
 		res := fmt.Sprintf("all %d Active after %s", size, took.Round(time.Second))
 		if !ok {
 			res = fmt.Sprintf("NOT all Active after -settle %s", b.o.settle)
+		}
+		if err := b.s.groupsSynced(ctx, groups, size, b.o.settle); err != nil {
+			return err
 		}
 		b.rep.add(row{Measure: "Docker Hub: members already in the organization adopted", Size: size, Result: res,
 			Figures: map[string]float64{"settle_s": took.Seconds(), "calls": float64(len(emu.Requests()))}})
@@ -66,6 +99,7 @@ func (b *bench) dockerHub(ctx context.Context) error {
 		// not, and passes are jittered)
 		emu.ResetLog()
 		pages := (len(emu.Members()) + len(emu.Invites()) + dockerhub.DefaultPageSize - 1) / dockerhub.DefaultPageSize
+		teamPages := (len(emu.Teams()) + dockerhub.DefaultPageSize - 1) / dockerhub.DefaultPageSize
 		window, passes := watchPasses(ctx, emu.Requests, pages, b.o.hubResync)
 		log := emu.Requests()
 		if err := writeRequests(filepath.Join(b.o.out, fmt.Sprintf("hub-steady-%d.tsv", size)), log); err != nil {
@@ -78,15 +112,21 @@ func (b *bench) dockerHub(ctx context.Context) error {
 			longest = max(longest, p.end.Sub(p.start))
 		}
 		// Nothing changed, so the log holds the drift listing's pages (a pass an interval,
-		// at most one more in the window), the config's checks and token exchanges, and
-		// nothing else: any other call is a call per member, which the listing is there to
-		// avoid. The rate limit alone would not tell (the manager's own limiter keeps every
-		// window within the budget, whatever it spends the budget on).
+		// at most one more in the window; with groups, the teams' listing too), the
+		// config's checks and token exchanges, and nothing else: any other call is a call
+		// per member or per group, which the listings are there to avoid. The rate limit
+		// alone would not tell (the manager's own limiter keeps every window within the
+		// budget, whatever it spends the budget on).
 		listing, checks, tokens, other := steadyCalls(log)
-		maxListing := pages * (int(window/b.o.hubResync) + 2)
+		perPass := pages
+		if len(groups) > 0 {
+			perPass += teamPages
+		}
+		maxListing := perPass * (int(window/b.o.hubResync) + 2)
 		steadyOK := other == 0 && listing <= maxListing
-		res = fmt.Sprintf("%d calls in the busiest interval (budget %d): %d listing pages (at most %d: %d a pass), %d checks, %d token exchanges, %d other; a pass took %s (longest of %d in %s)",
-			perInterval, budget, listing, maxListing, pages, checks, tokens, other, longest.Round(time.Millisecond), len(passes), window.Round(time.Second))
+		res = fmt.Sprintf("%d calls in the busiest interval (budget %d): %d listing pages (at most %d: %d a pass, %d of them the %d groups' teams), %d checks, %d token exchanges, %d other; a pass took %s (longest of %d in %s)",
+			perInterval, budget, listing, maxListing, perPass, perPass-pages, len(groups), checks, tokens, other,
+			longest.Round(time.Millisecond), len(passes), window.Round(time.Second))
 		if len(passes) == 0 {
 			res = fmt.Sprintf("no whole pass of %d pages in %s (%d calls)", pages, window.Round(time.Second), len(log))
 		}
@@ -96,7 +136,8 @@ func (b *bench) dockerHub(ctx context.Context) error {
 			Figures: map[string]float64{"calls_busiest_interval": float64(perInterval), "budget": float64(budget), "pass_s": longest.Seconds(),
 				"listing_calls": float64(listing), "max_listing_calls": float64(maxListing), "check_calls": float64(checks),
 				"token_calls": float64(tokens), "other_calls": float64(other),
-				"pages": float64(pages), "passes": float64(len(passes))}})
+				"pages": float64(pages), "team_pages": float64(perPass - pages), "groups": float64(len(groups)),
+				"passes": float64(len(passes))}})
 
 		// drift: people removed by hand in Docker Hub are invited back
 		k := min(b.o.hubDrift, size)
@@ -111,7 +152,7 @@ func (b *bench) dockerHub(ctx context.Context) error {
 		emu.ResetLog()
 		t0 := time.Now()
 		for i := range k {
-			emu.RemoveMember(fmt.Sprintf("hubuser%06d", i))
+			emu.RemoveMember(hubID(i))
 		}
 		repaired := false
 		for time.Since(t0) < 2*bound && !repaired {
@@ -121,7 +162,7 @@ func (b *bench) dockerHub(ctx context.Context) error {
 			}
 			repaired = true
 			for i := range k {
-				if !invited[hubUser(i)] && !emu.IsMember(fmt.Sprintf("hubuser%06d", i)) {
+				if !invited[hubUser(i)] && !emu.IsMember(hubID(i)) {
 					repaired = false
 				}
 			}
@@ -141,12 +182,17 @@ func (b *bench) dockerHub(ctx context.Context) error {
 		// accept the invitation (one left pending would count as repaired at the next size
 		// before anything happened)
 		for i := range k {
-			if emu.AcceptInvite(hubUser(i), fmt.Sprintf("hubuser%06d", i)) != nil {
-				emu.AddMember(fmt.Sprintf("hubuser%06d", i), hubUser(i), "member")
+			if emu.AcceptInvite(hubUser(i), hubID(i)) != nil {
+				emu.AddMember(hubID(i), hubUser(i), "member")
 			}
 		}
 		if _, ok := b.s.settleOf(ctx, cfg, b.o.settle, size, say); !ok {
 			return fmt.Errorf("the Docker Hub organization did not settle again after the drift")
+		}
+		// and their groups put them back in their teams (removing a member takes them out
+		// of every team), before the next size's steady state
+		if err := waitTeamsWhole(ctx, emu, len(groups), k, b.o.settle); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -166,6 +212,42 @@ func writeRequests(path string, log []hubemu.RequestRecord) error {
 
 func hubUser(i int) string { return fmt.Sprintf("hub%06d@example.com", i) }
 
+// hubID is the i-th person's Docker ID.
+func hubID(i int) string { return fmt.Sprintf("hubuser%06d", i) }
+
+// hubTeam is the j-th group's team.
+func hubTeam(j int) string { return fmt.Sprintf("team-%03d", j) }
+
+// waitTeamsWhole waits until each of the first k people is back in their group's team
+// (person i is in team i mod groups).
+func waitTeamsWhole(ctx context.Context, emu *hubemu.Emulator, groups, k int, timeout time.Duration) error {
+	if groups == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		whole := true
+		for i := range k {
+			t, _ := emu.Team(hubTeam(i % groups))
+			if !slices.ContainsFunc(t.Members, func(m string) bool { return strings.EqualFold(m, hubID(i)) }) {
+				whole = false
+				break
+			}
+		}
+		if whole {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the groups did not put the people removed by hand back in their teams within -settle %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // busiest is the most requests log holds in any window of length d, by arrival.
 func busiest(log []hubemu.RequestRecord, d time.Duration) int {
 	log = byArrival(log)
@@ -180,14 +262,18 @@ func busiest(log []hubemu.RequestRecord, d time.Duration) int {
 }
 
 // steadyCalls sorts a steady state's log (nothing changed in the organization): the drift
-// listing's pages (members with invites=true), the config's checks (a members page of one),
-// token exchanges, and the rest, which a steady state should not make.
+// listings' pages (members with invites=true, and the teams), the config's checks (a
+// members page of one), token exchanges, and the rest, which a steady state should not
+// make.
 func steadyCalls(log []hubemu.RequestRecord) (listing, checks, tokens, other int) {
 	for _, r := range log {
 		q, _ := url.ParseQuery(r.Query)
 		members := r.Method == "GET" && strings.HasSuffix(r.Path, "/members")
+		teams := r.Method == "GET" && strings.HasSuffix(r.Path, "/groups") // the listing, not a team's own path
 		switch {
 		case members && q.Get("invites") == "true" && q.Get("search") == "":
+			listing++
+		case teams && q.Get("search") == "":
 			listing++
 		case members && q.Get("page_size") == "1" && q.Get("search") == "":
 			checks++

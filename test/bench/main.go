@@ -70,6 +70,7 @@ type options struct {
 	hubRate     int
 	hubResync   time.Duration
 	hubDrift    int
+	hubGroups   int
 	layout      scimv1.GrantLayout
 	pprof       bool
 	// readProfile is how long each size's CPU profile of the reads lasts (-pprof only)
@@ -94,6 +95,7 @@ func main() {
 	flag.IntVar(&o.hubRate, "hub-rate", 180, "the Docker Hub emulator's requests a minute (Docker Hub's limit)")
 	flag.DurationVar(&o.hubResync, "hub-resync", time.Minute, "the Docker Hub ScimConfig's spec.resyncInterval")
 	flag.IntVar(&o.hubDrift, "hub-drift", 10, "members removed by hand in Docker Hub for the drift-repair figure")
+	flag.IntVar(&o.hubGroups, "hub-groups", 10, "OrgGroups of the Docker Hub organization, each syncing a team its members share out (0 for none)")
 	layout := flag.String("layout", string(scimv1.GrantLayoutWebhook), "the sample config's spec.backend.kubernetes.grantLayout: Webhook (the API server asks the manager's authorization webhook after RBAC; the layout for large organizations) or Bindings (one RBAC binding per member and role)")
 	flag.BoolVar(&o.pprof, "pprof", false, "print the loopback address of the manager's net/http/pprof profiles at the start, "+
 		"e.g. go tool pprof http://ADDR/debug/pprof/profile?seconds=20 during a step; and write cpu-reads-<size>.pb.gz, the manager's CPU "+

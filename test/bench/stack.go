@@ -17,6 +17,7 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -221,6 +222,51 @@ func rawMember(ns, config, userName string, active bool) *scimv1.OrgMember {
 			ExternalID: "ext-" + userName, DisplayName: "Bench " + userName,
 			Name:   &scimv1.Name{GivenName: "Bench", FamilyName: userName},
 			Emails: []scimv1.MultiValue{{Value: userName, Type: "work", Primary: true}}},
+	}
+}
+
+// rawGroup is an OrgGroup as the SCIM server writes it, without members (the members'
+// labels say whose group it is).
+func rawGroup(ns, config, displayName string) *scimv1.OrgGroup {
+	return &scimv1.OrgGroup{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: naming.GroupName(config, displayName),
+			Labels: map[string]string{scimv1.LabelConfig: config}, Finalizers: []string{scimv1.FinalizerDeprovision}},
+		Spec: scimv1.OrgGroupSpec{ConfigName: config, DisplayName: displayName, ExternalID: "ext-" + displayName},
+	}
+}
+
+// groupsSynced waits until every group is synced (Ready, TeamSynced) with its share of
+// the first size people (person i is in group i mod len(groups)).
+func (s *stack) groupsSynced(ctx context.Context, groups []*scimv1.OrgGroup, size int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		synced := 0
+		for j, g := range groups {
+			var got scimv1.OrgGroup
+			if err := s.cluster.Client.Get(ctx, client.ObjectKeyFromObject(g), &got); err != nil {
+				return err
+			}
+			want := size / len(groups)
+			if j < size%len(groups) {
+				want++
+			}
+			c := meta.FindStatusCondition(got.Status.Conditions, scimv1.ConditionReady)
+			if c != nil && c.Status == metav1.ConditionTrue && got.Status.ObservedGeneration == got.Generation &&
+				int(got.Status.MemberCount) == want {
+				synced++
+			}
+		}
+		if synced == len(groups) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d groups synced with their members within -settle %s", synced, len(groups), timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
 
