@@ -178,6 +178,9 @@ func (d *DriftQueue) judgesGroups(key types.NamespacedName) bool {
 
 // setJudgesGroups records whether the config's pass judges its groups.
 func (d *DriftQueue) setJudgesGroups(key types.NamespacedName, judged bool) {
+	if d == nil {
+		return
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.init()
@@ -396,7 +399,17 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	defer cancel()
 	list, err := b.ListMembers(lctx)
 	if err != nil {
-		r.Queue.setJudgesGroups(req.NamespacedName, false) // the annotation reaches the groups directly
+		// The groups a pass judges no longer requeue themselves: while the organization
+		// cannot be listed each observes itself, as before, and the annotation reaches
+		// them directly (review 22 F2).
+		r.Queue.setJudgesGroups(req.NamespacedName, false)
+		if r.Queue.groupsCovered(b) {
+			all, lerr := r.allGroups(ctx, cfg)
+			if lerr != nil {
+				return ctrl.Result{}, lerr
+			}
+			r.Queue.EnqueueGroups(all)
+		}
 		log.V(1).Info("drift pass: listing the organization failed", "error", err.Error())
 		metrics.DriftPasses.WithLabelValues(cfg.Namespace, cfg.Name, "error").Inc()
 		switch {
@@ -447,7 +460,7 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 			// could not be listed) observe themselves, as each did every interval before
 			// the pass judged them: a listing that keeps failing costs O(groups) calls,
 			// never a group's drift left unrepaired.
-			log.V(1).Info("drift pass: judging the groups failed; each group observes itself", "error", err.Error())
+			log.Info("drift pass: judging the groups failed; each group observes itself", "error", err.Error())
 			if backend.ConfigWide(err) {
 				r.Rechecks.Request(ctx, cfg)
 			}
@@ -492,11 +505,7 @@ func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfi
 	}
 	names, err := tl.ListTeams(ctx)
 	if err != nil {
-		all := make([]reconcile.Request, 0, len(groups.Items))
-		for i := range groups.Items {
-			all = append(all, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&groups.Items[i])})
-		}
-		return all, err
+		return requestsOf(groups.Items), err
 	}
 	teams := plan.NewTeams(names, list)
 	byGroup := map[string][]scimv1.OrgMember{} // live members, by the groups they are in
@@ -532,7 +541,7 @@ func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfi
 			}
 			in := plan.GroupInput{Config: plan.ConfigEnabled, Policies: cfg.Spec.Policies, Team: team,
 				Former: plan.FormerTeam(g.Status.Team, team), TeamCreated: g.Status.TeamCreated,
-				Observed: teams.Team(listed), Want: plan.WantedIDs(byGroup[g.Name])}
+				Observed: teams.Team(listed), Want: teams.Members(plan.WantedIDs(byGroup[g.Name]))}
 			mt, ok := byTeam[strings.ToLower(team)]
 			if !ok {
 				mt.removable, mt.hinted = plan.ManagedIDs(members, cfg, team)
@@ -547,6 +556,24 @@ func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfi
 		}
 	}
 	return reqs, nil
+}
+
+// allGroups answers every group of the config.
+func (r *DriftReconciler) allGroups(ctx context.Context, cfg *scimv1.ScimConfig) ([]reconcile.Request, error) {
+	var groups scimv1.OrgGroupList
+	if err := r.List(ctx, &groups, client.InNamespace(cfg.Namespace), client.MatchingFields{index.Config: cfg.Name},
+		client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	return requestsOf(groups.Items), nil
+}
+
+func requestsOf(groups []scimv1.OrgGroup) []reconcile.Request {
+	out := make([]reconcile.Request, 0, len(groups))
+	for i := range groups {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&groups[i])})
+	}
+	return out
 }
 
 func groupReason(g *scimv1.OrgGroup) string {

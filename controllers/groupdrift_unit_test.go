@@ -2,11 +2,13 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -27,8 +29,8 @@ func (teamsBackend) ObserveTeam(context.Context, string) (*backend.Team, error) 
 
 type listingTeamsBackend struct{ teamsBackend }
 
-func (listingTeamsBackend) ListTeams(context.Context) ([]string, error)  { return []string{"devs"}, nil }
-func (listingTeamsBackend) ListedTeamName(team string) (string, error) { return team, nil }
+func (listingTeamsBackend) ListTeams(context.Context) ([]string, error) { return []string{"devs"}, nil }
+func (listingTeamsBackend) ListedTeamName(team string) (string, error)  { return team, nil }
 
 // Review 22 F4: a synced group whose team the config's drift pass judges (a TeamLister,
 // with the pass's queue wired) is not requeued every interval; elsewhere it is.
@@ -96,5 +98,58 @@ func TestConfigChangedForGroups(t *testing.T) {
 		if got := p.Update(event.UpdateEvent{ObjectOld: old, ObjectNew: tc.new}); got != tc.want {
 			t.Errorf("%s: reconcile every group = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// listingBackend is a TeamLister whose listings answer members and teams, or fail.
+type listingBackend struct {
+	backend.Backend
+	members, teams error
+}
+
+func (b listingBackend) ListMembers(context.Context) ([]backend.Member, error) { return nil, b.members }
+func (b listingBackend) ListTeams(context.Context) ([]string, error) {
+	return []string{"devs"}, b.teams
+}
+func (listingBackend) ListedTeamName(team string) (string, error) { return team, nil }
+
+// Review 22 F1, F2: a synced Docker Hub group no longer requeues itself, so a pass that
+// cannot list the organization or its teams hands every group to its own reconcile, and
+// does not count the groups as judged (the config's annotation then reaches them).
+func TestDriftPassGroupsFallBack(t *testing.T) {
+	failed := backend.NewTransient("UnexpectedResponse", errors.New("502"))
+	for _, tc := range []struct {
+		name           string
+		members, teams error
+		enqueued       int
+		judged         bool
+	}{
+		{name: "both listings answer, the team as wanted", judged: true},
+		{name: "the teams cannot be listed", teams: failed, enqueued: 1},
+		{name: "the organization cannot be listed", members: failed, enqueued: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme"},
+				Spec: scimv1.ScimConfigSpec{Organization: "acme"}}
+			g := &scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "g", Generation: 1},
+				Spec:   scimv1.OrgGroupSpec{ConfigName: "acme", DisplayName: "acme:devs"},
+				Status: scimv1.OrgGroupStatus{Team: "devs"}}
+			setCond(&g.Status.Conditions, 1, scimv1.ConditionSynced, metav1.ConditionTrue, ReasonSynced, "synced")
+			c := withShippedIndexes(t, fake.NewClientBuilder().WithScheme(unitScheme(t))).
+				WithObjects(cfg, g).WithStatusSubresource(&scimv1.OrgGroup{}, &scimv1.ScimConfig{}).Build()
+			d := &DriftQueue{}
+			d.gq = workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[ctrl.Request]())
+			defer d.gq.ShutDown()
+			r := &DriftReconciler{Client: c, Backends: oneBackend{listingBackend{members: tc.members, teams: tc.teams}},
+				Queue: d, Clock: clock.RealClock{}}
+			key := types.NamespacedName{Namespace: "ns", Name: "acme"}
+			_, _ = r.Reconcile(context.Background(), ctrl.Request{NamespacedName: key})
+			if n := d.gq.Len(); n != tc.enqueued {
+				t.Errorf("%d groups handed to their reconcile, want %d", n, tc.enqueued)
+			}
+			if got := d.judgesGroups(key); got != tc.judged {
+				t.Errorf("groups judged by the pass: %v, want %v", got, tc.judged)
+			}
+		})
 	}
 }

@@ -400,6 +400,21 @@ var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
 		cfg  *scimv1.ScimConfig
 		team func(name string) func() []string
 	)
+	// teamCalls counts the calls about one team (the group's own observation and writes);
+	// listings the listings of the teams (a drift pass that judges groups).
+	teamCalls := func() int { return emu.Count("", "/v2/orgs/"+ns+"/groups/*") }
+	listings := func() int { return emu.Count("GET", "/v2/orgs/"+ns+"/groups") }
+	// quietPass runs a pass and answers the team calls that followed it. Until the config's
+	// first pass has judged its groups, its reconcile annotation also reconciles every
+	// group; once a pass has, a pass with nothing changed makes no group call, and the
+	// annotation reaches the groups only through the pass.
+	quietPass := func() int {
+		emu.ResetLog()
+		requestReconcile(cfg)
+		Eventually(listings).Should(BeNumerically(">=", 1))
+		time.Sleep(2 * time.Second) // room for any group reconcile the pass would start
+		return teamCalls()
+	}
 	BeforeEach(func() {
 		ns = newNamespace()
 		emu = hubConfig(ns, nil)
@@ -425,18 +440,7 @@ var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
 		Expect(k8s.Create(ctx, qa)).To(Succeed())
 		Eventually(groupState(qa)).Should(Equal(ns + ":qa/0/True/TeamSynced"))
 
-		teamCalls := func() int { return emu.Count("", "/v2/orgs/"+ns+"/groups/*") }
-		listings := func() int { return emu.Count("GET", "/v2/orgs/"+ns+"/groups") }
 		By("a pass with nothing changed lists the teams and makes no call for the group")
-		// Until the config's first pass has judged its groups, its reconcile annotation
-		// also reconciles every group; a pass after that one must make no group call.
-		quietPass := func() int {
-			emu.ResetLog()
-			requestReconcile(cfg)
-			Eventually(listings).Should(BeNumerically(">=", 1))
-			time.Sleep(2 * time.Second) // room for any group reconcile the pass would start
-			return teamCalls()
-		}
 		Eventually(quietPass, 30*time.Second, 100*time.Millisecond).Should(BeZero())
 
 		By("a member taken out of the team by hand is put back by the next pass")
@@ -459,6 +463,8 @@ var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
 		Expect(k8s.Create(ctx, g)).To(Succeed())
 		memberInGroup(emu, ns, g, "ann")
 		Eventually(team("devs")).Should(ConsistOf("ann"))
+		// the groups are the pass's (else the annotation below would reconcile them itself)
+		Eventually(quietPass, 30*time.Second, 100*time.Millisecond).Should(BeZero())
 		emu.Inject(hubemu.Fault{Kind: hubemu.FaultStatus, Status: http.StatusForbidden, Method: "GET",
 			Path: "/v2/orgs/" + ns + "/groups", Exact: true, Count: -1})
 		Expect(emu.RemoveFromTeam("devs", "ann")).To(BeTrue())
@@ -480,6 +486,8 @@ var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
 		memberInGroup(emu, ns, newer, "bob")
 		Eventually(team("eng")).Should(ConsistOf("bob"))
 		Eventually(groupState(newer)).Should(Equal("eng/1/True/TeamSynced"))
+		// the groups are the pass's (else the annotations below would reconcile them)
+		Eventually(quietPass, 30*time.Second, 100*time.Millisecond).Should(BeZero())
 
 		By("the older group renamed onto the team: the newer one reports the conflict at the next pass")
 		updateGroup(older, func(o *scimv1.OrgGroup) { o.Spec.DisplayName = ns + ":eng" })

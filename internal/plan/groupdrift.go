@@ -14,11 +14,12 @@ import (
 type Teams struct {
 	exists  map[string]bool
 	members map[string][]string // by folded team name: the members' backend ids
+	inOrg   map[string]bool     // the folded backend ids of the organization's members
 }
 
 // NewTeams indexes a ListTeams answer (names) and a ListMembers answer (list).
 func NewTeams(names []string, list []backend.Member) *Teams {
-	t := &Teams{exists: map[string]bool{}, members: map[string][]string{}}
+	t := &Teams{exists: map[string]bool{}, members: map[string][]string{}, inOrg: map[string]bool{}}
 	for _, n := range names {
 		t.exists[strings.ToLower(n)] = true
 	}
@@ -26,6 +27,7 @@ func NewTeams(names []string, list []backend.Member) *Teams {
 		if m.State != backend.StateMember || m.BackendID == "" {
 			continue
 		}
+		t.inOrg[strings.ToLower(m.BackendID)] = true
 		for _, team := range m.Teams {
 			f := strings.ToLower(team)
 			t.members[f] = append(t.members[f], m.BackendID)
@@ -42,6 +44,20 @@ func (t *Teams) Team(name string) *backend.Team {
 		return nil
 	}
 	return &backend.Team{Name: name, Members: append([]string{}, t.members[f]...)}
+}
+
+// Members keeps the ids the listing shows as members of the organization. A group's
+// wanted member the listing does not show (removed by hand) is its member's drift, which
+// the pass judges apart: a group judged drifted for it would fail to add a non-member
+// (review 22 F3).
+func (t *Teams) Members(ids []string) []string {
+	out := ids[:0:0]
+	for _, id := range ids {
+		if t.inOrg[strings.ToLower(id)] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // GroupDrifted tells whether the group's own reconcile, given in (its input, with

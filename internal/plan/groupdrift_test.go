@@ -41,6 +41,8 @@ func TestGroupDrifted(t *testing.T) {
 		{name: "a group waiting for the older group of its team is not judged", in: GroupInput{Team: "gone", Conflict: true}},
 		{name: "a group being deleted is not judged", in: GroupInput{Team: "gone", Deleting: true}},
 		{name: "a disabled config's group is not judged", in: GroupInput{Team: "gone", Config: ConfigDisabled}},
+		{name: "a wanted member removed from the organization by hand is its member's drift, not the group's",
+			in: GroupInput{Team: "devs", Want: teams.Members([]string{"ann", "ben", "gone"})}},
 		{name: "a group still mapped to its former team", in: GroupInput{Team: "devs", Former: "old", Want: []string{"ann", "ben"}},
 			drifted: true, why: "former team old"},
 	} {

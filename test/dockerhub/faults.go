@@ -66,7 +66,8 @@ type Fault struct {
 	Method string
 	// Path limits the rule to paths with this prefix (trailing slash ignored; "" for any).
 	Path string
-	// Exact limits the rule to Path itself, not the paths under it.
+	// Exact limits the rule to Path itself, not the paths under it (with an empty Path,
+	// to the root).
 	Exact bool
 	// Count is how many times the rule fires (0 means 1; negative means unlimited).
 	Count int

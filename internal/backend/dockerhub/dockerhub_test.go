@@ -868,3 +868,21 @@ func TestListMembersAsksAFailedPageAgain(t *testing.T) {
 		t.Fatalf("a listing told to wait %s: %d calls, want 2", 2*maxPageWait, n)
 	}
 }
+
+// ListedTeamName gives the name ListTeams and the members listing give a team, for every
+// form the other methods accept: the drift pass looks the team of a displayName up by it
+// (review 22).
+func TestListedTeamName(t *testing.T) {
+	e := setup(t)
+	org := e.emu.Org()
+	for _, tc := range []struct{ in, want string }{
+		{"qa", "qa"}, {org + ":qa", "qa"}, {strings.ToUpper(org) + ":qa", "qa"},
+	} {
+		if got, err := e.b.ListedTeamName(tc.in); err != nil || got != tc.want {
+			t.Errorf("ListedTeamName(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := e.b.ListedTeamName("other:qa"); err == nil {
+		t.Errorf("ListedTeamName(other:qa) = nil error, want the refusal ObserveTeam gives")
+	}
+}
