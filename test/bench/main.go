@@ -117,6 +117,9 @@ func main() {
 			fail(fmt.Errorf("-hub-sizes: %w", err))
 		}
 	}
+	if o.hubGroups < 0 {
+		fail(fmt.Errorf("-hub-groups %d: 0 or more", o.hubGroups))
+	}
 	if o.concurrency, err = ints(*conc); err != nil {
 		fail(fmt.Errorf("-concurrency: %w", err))
 	}
