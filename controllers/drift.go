@@ -311,27 +311,22 @@ func (d *DriftQueue) queueSource(into *workqueue.TypedRateLimitingInterface[reco
 // Enqueue adds the requests to the member queue without blocking. Before the member
 // controller has started there is no queue: its start reconciles every member anyway.
 func (d *DriftQueue) Enqueue(reqs []reconcile.Request) {
-	if d == nil {
-		return
+	if d != nil {
+		d.addTo(&d.q, reqs)
 	}
-	d.mu.Lock()
-	q := d.q
-	d.mu.Unlock()
-	add(q, reqs)
 }
 
 // EnqueueGroups adds the requests to the group queue, as Enqueue does to the member queue.
 func (d *DriftQueue) EnqueueGroups(reqs []reconcile.Request) {
-	if d == nil {
-		return
+	if d != nil {
+		d.addTo(&d.gq, reqs)
 	}
-	d.mu.Lock()
-	q := d.gq
-	d.mu.Unlock()
-	add(q, reqs)
 }
 
-func add(q workqueue.TypedRateLimitingInterface[reconcile.Request], reqs []reconcile.Request) {
+func (d *DriftQueue) addTo(which *workqueue.TypedRateLimitingInterface[reconcile.Request], reqs []reconcile.Request) {
+	d.mu.Lock()
+	q := *which
+	d.mu.Unlock()
 	if q == nil {
 		return
 	}

@@ -961,17 +961,7 @@ func reconcileRequested() predicate.Predicate {
 // that asks for a drift pass (DriftReconciler), which reconciles only the members that
 // differ from the backend.
 func configChangedForMembers() predicate.Predicate {
-	return predicate.And(configChanged(), predicate.Funcs{
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			o, ok1 := e.ObjectOld.(*scimv1.ScimConfig)
-			n, ok2 := e.ObjectNew.(*scimv1.ScimConfig)
-			if !ok1 || !ok2 {
-				return false
-			}
-			return o.Generation != n.Generation ||
-				condStatus(o.Status.Conditions, scimv1.ConditionBackendReady) != condStatus(n.Status.Conditions, scimv1.ConditionBackendReady)
-		},
-	})
+	return configChangedUnlessPass(func(types.NamespacedName) bool { return true })
 }
 
 // configChangedForGroups is configChanged, without the config's reconcile annotation
@@ -980,6 +970,12 @@ func configChangedForMembers() predicate.Predicate {
 // members. Elsewhere (kubernetes, or before the config's first pass) the annotation
 // reconciles every group at once.
 func configChangedForGroups(d *DriftQueue) predicate.Predicate {
+	return configChangedUnlessPass(d.judgesGroups)
+}
+
+// configChangedUnlessPass is configChanged, without the config's reconcile annotation
+// when judged tells that the config's drift pass reaches the objects instead.
+func configChangedUnlessPass(judged func(types.NamespacedName) bool) predicate.Predicate {
 	return predicate.And(configChanged(), predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			o, ok1 := e.ObjectOld.(*scimv1.ScimConfig)
@@ -989,7 +985,7 @@ func configChangedForGroups(d *DriftQueue) predicate.Predicate {
 			}
 			return o.Generation != n.Generation ||
 				condStatus(o.Status.Conditions, scimv1.ConditionBackendReady) != condStatus(n.Status.Conditions, scimv1.ConditionBackendReady) ||
-				!d.judgesGroups(client.ObjectKeyFromObject(n))
+				!judged(client.ObjectKeyFromObject(n))
 		},
 	})
 }

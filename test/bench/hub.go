@@ -236,26 +236,15 @@ func hubTeam(j int) string { return fmt.Sprintf("team-%03d", j) }
 // groupsQuiet waits until no call about one team (a group's own reconcile) has reached
 // the emulator for quiet.
 func groupsQuiet(ctx context.Context, emu *hubemu.Emulator, quiet, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	return until(ctx, timeout, func() (bool, error) {
 		var last time.Time
 		for _, r := range emu.Requests() {
 			if strings.Contains(r.Path, "/groups/") && r.Received.After(last) {
 				last = r.Received
 			}
 		}
-		if time.Since(last) >= quiet {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the groups still called Docker Hub after -settle %s", timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return time.Since(last) >= quiet, nil
+	}, func() error { return fmt.Errorf("the groups still called Docker Hub after -settle %s", timeout) })
 }
 
 // waitTeamsWhole waits until each of the first k people is in their group's team (person
@@ -264,21 +253,30 @@ func waitTeamsWhole(ctx context.Context, emu *hubemu.Emulator, groups, k int, ti
 	if groups == 0 {
 		return nil
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		whole := true
+	return until(ctx, timeout, func() (bool, error) {
 		for i := range k {
 			t, _ := emu.Team(hubTeam(i % groups))
 			if !slices.ContainsFunc(t.Members, func(m string) bool { return strings.EqualFold(m, hubID(i)) }) {
-				whole = false
-				break
+				return false, nil
 			}
 		}
-		if whole {
-			return nil
+		return true, nil
+	}, func() error {
+		return fmt.Errorf("not each of %d people was in their group's team within -settle %s", k, timeout)
+	})
+}
+
+// until asks cond every 200 ms until it holds (or fails), and answers timedOut() once
+// timeout has passed.
+func until(ctx context.Context, timeout time.Duration, cond func() (bool, error), timedOut func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if ok || err != nil {
+			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the groups did not put the people removed by hand back in their teams within -settle %s", timeout)
+			return timedOut()
 		}
 		select {
 		case <-ctx.Done():

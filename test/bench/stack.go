@@ -238,13 +238,13 @@ func rawGroup(ns, config, displayName string) *scimv1.OrgGroup {
 // groupsSynced waits until every group is synced (Ready, TeamSynced) with its share of
 // the first size people (person i is in group i mod len(groups)).
 func (s *stack) groupsSynced(ctx context.Context, groups []*scimv1.OrgGroup, size int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		synced := 0
+	synced := 0
+	return until(ctx, timeout, func() (bool, error) {
+		synced = 0
 		for j, g := range groups {
 			var got scimv1.OrgGroup
 			if err := s.cluster.Client.Get(ctx, client.ObjectKeyFromObject(g), &got); err != nil {
-				return err
+				return false, err
 			}
 			want := size / len(groups)
 			if j < size%len(groups) {
@@ -256,18 +256,10 @@ func (s *stack) groupsSynced(ctx context.Context, groups []*scimv1.OrgGroup, siz
 				synced++
 			}
 		}
-		if synced == len(groups) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d groups synced with their members within -settle %s", synced, len(groups), timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return synced == len(groups), nil
+	}, func() error {
+		return fmt.Errorf("%d of %d groups synced with their members within -settle %s", synced, len(groups), timeout)
+	})
 }
 
 // parallel runs f(i) for i in [0, n) on workers goroutines and returns the first error.
