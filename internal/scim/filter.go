@@ -180,6 +180,14 @@ func isCompareOp(w string) bool {
 	return false
 }
 
+func isLogicalOp(w string) bool {
+	switch strings.ToLower(w) {
+	case "and", "or", "not":
+		return true
+	}
+	return false
+}
+
 func isLiteral(w string) bool {
 	switch strings.ToLower(w) {
 	case "true", "false", "null":
@@ -191,9 +199,12 @@ func isLiteral(w string) bool {
 // normalizeFilter applies the dialect rewrites described at ParseFilter.
 func normalizeFilter(s string) string {
 	toks := tokenize(s)
-	// quote unquoted literals after a comparison operator
+	// quote unquoted literals after a comparison operator: a word that follows an
+	// attribute path (not "and", "or" or "not": there it is an attribute named like an
+	// operator, as in `x eq 1 and le co 0`, which the fuzzer found misquoted)
 	for i := 0; i+2 < len(toks); i++ {
-		if toks[i].kind == 'w' && isCompareOp(toks[i].text) && i > 0 && toks[i-1].kind == ' ' &&
+		if toks[i].kind == 'w' && isCompareOp(toks[i].text) && i > 1 && toks[i-1].kind == ' ' &&
+			toks[i-2].kind == 'w' && !isLogicalOp(toks[i-2].text) &&
 			toks[i+1].kind == ' ' && toks[i+2].kind == 'w' && !isLiteral(toks[i+2].text) {
 			b, _ := json.Marshal(toks[i+2].text)
 			toks[i+2] = tok{'"', string(b)}
