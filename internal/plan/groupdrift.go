@@ -49,7 +49,7 @@ func (t *Teams) Team(name string) *backend.Team {
 // Members keeps the ids the listing shows as members of the organization. A group's
 // wanted member the listing does not show (removed by hand) is its member's drift, which
 // the pass judges apart: a group judged drifted for it would fail to add a non-member
-// (review 22 F3).
+// (review 23 F3).
 func (t *Teams) Members(ids []string) []string {
 	out := ids[:0:0]
 	for _, id := range ids {
