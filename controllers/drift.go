@@ -503,11 +503,13 @@ func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfi
 		return requestsOf(groups.Items), err
 	}
 	teams := plan.NewTeams(names, list)
-	byGroup := map[string][]scimv1.OrgMember{} // live members, by the groups they are in
+	// the backend ids each group wants (plan.WantedIDs of its live members), without
+	// copying the members: the pass reads the cache's objects as they are
+	wanted := map[string][]string{}
 	for i := range members {
-		if m := &members[i]; m.DeletionTimestamp.IsZero() {
+		if m := &members[i]; m.DeletionTimestamp.IsZero() && plan.Wanted(m) {
 			for _, g := range index.GroupsOf(m.Labels) {
-				byGroup[g] = append(byGroup[g], *m)
+				wanted[g] = append(wanted[g], m.Status.BackendID)
 			}
 		}
 	}
@@ -536,7 +538,7 @@ func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfi
 			}
 			in := plan.GroupInput{Config: plan.ConfigEnabled, Policies: cfg.Spec.Policies, Team: team,
 				Former: plan.FormerTeam(g.Status.Team, team), TeamCreated: g.Status.TeamCreated,
-				Observed: teams.Team(listed), Want: teams.Members(plan.WantedIDs(byGroup[g.Name]))}
+				Observed: teams.Team(listed), Want: teams.Members(wanted[g.Name])}
 			mt, ok := byTeam[strings.ToLower(team)]
 			if !ok {
 				mt.removable, mt.hinted = plan.ManagedIDs(members, cfg, team)

@@ -640,9 +640,4 @@ func equalGroupLabels(a, b map[string]string) bool {
 }
 
 // listWords lists up to ten names.
-func listWords(names []string) string {
-	if len(names) <= 10 {
-		return strings.Join(names, ", ")
-	}
-	return strings.Join(names[:10], ", ") + fmt.Sprintf(" and %d more", len(names)-10)
-}
+func listWords(names []string) string { return plan.ListWords(names) }

@@ -77,17 +77,17 @@ func GroupDrifted(in GroupInput) (bool, string) {
 	case p.Has(GroupEnsureTeam):
 		return true, "team " + in.Team + " is missing"
 	case p.Has(GroupAdd):
-		return true, "team " + in.Team + " lacks " + listIDs(p.Add)
+		return true, "team " + in.Team + " lacks " + ListWords(p.Add)
 	case p.Has(GroupRemove):
-		return true, "team " + in.Team + " has " + listIDs(p.Remove) + ", who should not be in it"
+		return true, "team " + in.Team + " has " + ListWords(p.Remove) + ", who should not be in it"
 	}
 	return false, ""
 }
 
-// listIDs names up to 5 ids, then how many more.
-func listIDs(ids []string) string {
-	if len(ids) <= 5 {
-		return strings.Join(ids, ", ")
+// ListWords lists up to ten names, then how many more.
+func ListWords(names []string) string {
+	if len(names) <= 10 {
+		return strings.Join(names, ", ")
 	}
-	return strings.Join(ids[:5], ", ") + " and " + strconv.Itoa(len(ids)-5) + " more"
+	return strings.Join(names[:10], ", ") + " and " + strconv.Itoa(len(names)-10) + " more"
 }

@@ -10,14 +10,19 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 )
 
+// Wanted tells whether a group member belongs in its group's team: active, in the
+// backend, and managed by SCIM (its backend id is then Status.BackendID).
+func Wanted(m *scimv1.OrgMember) bool {
+	return m.Spec.Active && m.Status.Phase == scimv1.PhaseActive && m.Status.BackendID != "" &&
+		m.Status.Origin != scimv1.OriginPreexisting
+}
+
 // WantedIDs are the backend ids of the group's members that belong in its team: active,
 // in the backend, and managed by SCIM.
 func WantedIDs(members []scimv1.OrgMember) []string {
 	want := map[string]string{} // lower(backendID) -> backendID
 	for i := range members {
-		m := &members[i]
-		if m.Spec.Active && m.Status.Phase == scimv1.PhaseActive && m.Status.BackendID != "" &&
-			m.Status.Origin != scimv1.OriginPreexisting {
+		if m := &members[i]; Wanted(m) {
 			want[strings.ToLower(m.Status.BackendID)] = m.Status.BackendID
 		}
 	}
