@@ -503,6 +503,7 @@ func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfi
 		return requestsOf(groups.Items), err
 	}
 	teams := plan.NewTeams(names, list)
+	key := plan.TeamKeyOf(tl)
 	// the backend ids each group wants (plan.WantedIDs of its live members), without
 	// copying the members: the pass reads the cache's objects as they are
 	wanted := map[string][]string{}
@@ -523,7 +524,7 @@ func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfi
 			continue
 		}
 		drifted, why := false, ""
-		owner := plan.TeamOwner(g, groups.Items)
+		owner := plan.TeamOwner(g, groups.Items, key)
 		switch synced := groupSynced(g); {
 		case !synced && owner == nil && groupReason(g) == ReasonTeamConflict:
 			drifted, why = true, "no older group maps to its team any more"
@@ -537,12 +538,12 @@ func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfi
 				continue // the group's own reconcile fails on the name
 			}
 			in := plan.GroupInput{Config: plan.ConfigEnabled, Policies: cfg.Spec.Policies, Team: team,
-				Former: plan.FormerTeam(g.Status.Team, team), TeamCreated: g.Status.TeamCreated,
+				Former: plan.FormerTeam(g.Status.Team, team, key), TeamCreated: g.Status.TeamCreated,
 				Observed: teams.Team(listed), Want: teams.Members(wanted[g.Name])}
-			mt, ok := byTeam[strings.ToLower(team)]
+			mt, ok := byTeam[strings.ToLower(listed)]
 			if !ok {
-				mt.removable, mt.hinted = plan.ManagedIDs(members, cfg, team)
-				byTeam[strings.ToLower(team)] = mt
+				mt.removable, mt.hinted = plan.ManagedIDs(members, cfg, team, key)
+				byTeam[strings.ToLower(listed)] = mt
 			}
 			in.Removable, in.Hinted = mt.removable, mt.hinted
 			drifted, why = plan.GroupDrifted(in)

@@ -127,8 +127,6 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		TeamCreated: g.Status.TeamCreated}
 	if deleting {
 		in.Team = g.Status.Team
-	} else {
-		in.Former = plan.FormerTeam(g.Status.Team, in.Team)
 	}
 	var b backend.Backend
 	if cfg != nil {
@@ -141,15 +139,19 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			_, in.NoUserTeams = b.(backend.NoUserTeams)
 		}
 	}
+	key := plan.TeamKeyOf(b) // nil without a backend: nothing is done at one then
+	if !deleting {
+		in.Former = plan.FormerTeam(g.Status.Team, in.Team, key)
+	}
 	var owner *scimv1.OrgGroup
 	if deleting {
-		if in.Shared, err = r.sharesTeam(ctx, g); err != nil {
+		if in.Shared, err = r.sharesTeamName(ctx, g, g.Status.Team, key); err != nil {
 			return ctrl.Result{}, err
 		}
 	} else if in.Config == plan.ConfigEnabled && !in.Labelled {
 		// Where grants are labelled by owner each group holds its own grant to the team,
 		// so two groups of one team never undo each other; elsewhere the oldest syncs it.
-		if owner, err = r.teamOwner(ctx, g); err != nil {
+		if owner, err = r.teamOwner(ctx, g, key); err != nil {
 			return ctrl.Result{}, err
 		}
 		in.Conflict = owner != nil
@@ -162,7 +164,7 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			return r.backendError(ctx, g, cfg, "observe team "+in.Team, err)
 		}
 		in.Want = wantedIDs(members)
-		if in.Removable, in.Hinted, err = r.managedIDs(ctx, g, cfg, in.Team); err != nil {
+		if in.Removable, in.Hinted, err = r.managedIDs(ctx, g, cfg, in.Team, key); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -219,19 +221,19 @@ func wantedIDs(members []scimv1.OrgMember) []string { return plan.WantedIDs(memb
 // execute runs a live group's plan.
 func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
 	b backend.Backend, in plan.GroupInput, p plan.GroupPlan, owner *scimv1.OrgGroup, base *scimv1.OrgGroup, abandon *bool) (ctrl.Result, error) {
-	team := in.Team
+	team, key := in.Team, plan.TeamKeyOf(b)
 	for _, step := range p.Steps {
 		if step != plan.GroupLeaveFormer {
 			continue
 		}
-		if err := r.leaveTeam(ctx, g, cfg, b, in.Former); err != nil {
+		if err := r.leaveTeam(ctx, g, cfg, b, in.Former, key); err != nil {
 			return r.backendError(outer, g, cfg, "clean up former team "+in.Former, err)
 		}
 	}
 	if g.Status.Team != team {
-		// a renamed group syncs another team, which SCIM has not created (yet); a change of
-		// case only is the same team (plan.FormerTeam)
-		g.Status.TeamCreated = g.Status.TeamCreated && strings.EqualFold(g.Status.Team, team)
+		// a renamed group syncs another team, which SCIM has not created (yet); another
+		// name of the same team is the same team (plan.FormerTeam)
+		g.Status.TeamCreated = g.Status.TeamCreated && key.Same(g.Status.Team, team)
 		g.Status.Team = team
 	}
 	if p.Conflict {
@@ -322,34 +324,29 @@ func (r *OrgGroupReconciler) groupMembers(ctx context.Context, g *scimv1.OrgGrou
 // puts them in it, so the group keeps them there as if they were its own members (else
 // the two controllers would add and remove them in turn).
 func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
-	team string) (removable, hinted map[string]bool, err error) {
+	team string, key plan.TeamKey) (removable, hinted map[string]bool, err error) {
 	var list scimv1.OrgMemberList
 	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: cfg.Name}); err != nil {
 		return nil, nil, err
 	}
-	removable, hinted = plan.ManagedIDs(list.Items, cfg, team)
+	removable, hinted = plan.ManagedIDs(list.Items, cfg, team, key)
 	return removable, hinted, nil
 }
 
-// teamOwner returns another OrgGroup of the same config whose team is g's team
-// (case-insensitively) and that was created before g (creationTimestamp, then name), or
-// nil when g owns its team. A group being deleted still counts until it is gone.
-func (r *OrgGroupReconciler) teamOwner(ctx context.Context, g *scimv1.OrgGroup) (*scimv1.OrgGroup, error) {
+// teamOwner returns another OrgGroup of the same config whose team is g's team (key.Same)
+// and that was created before g (creationTimestamp, then name), or nil when g owns its
+// team. A group being deleted still counts until it is gone.
+func (r *OrgGroupReconciler) teamOwner(ctx context.Context, g *scimv1.OrgGroup, key plan.TeamKey) (*scimv1.OrgGroup, error) {
 	var list scimv1.OrgGroupList
 	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: g.Spec.ConfigName}); err != nil {
 		return nil, err
 	}
-	return plan.TeamOwner(g, list.Items), nil
+	return plan.TeamOwner(g, list.Items, key), nil
 }
 
-// sharesTeam reports whether another live OrgGroup of the config maps to g's team: g's
-// deletion then leaves the team to it.
-func (r *OrgGroupReconciler) sharesTeam(ctx context.Context, g *scimv1.OrgGroup) (bool, error) {
-	return r.sharesTeamName(ctx, g, g.Status.Team)
-}
-
-// sharesTeamName reports whether another live OrgGroup of the config maps to team.
-func (r *OrgGroupReconciler) sharesTeamName(ctx context.Context, g *scimv1.OrgGroup, team string) (bool, error) {
+// sharesTeamName reports whether another live OrgGroup of the config maps to team
+// (key.Same): g's deletion, or its leaving a former team, then leaves the team to it.
+func (r *OrgGroupReconciler) sharesTeamName(ctx context.Context, g *scimv1.OrgGroup, team string, key plan.TeamKey) (bool, error) {
 	var list scimv1.OrgGroupList
 	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: g.Spec.ConfigName}); err != nil {
 		return false, err
@@ -357,15 +354,17 @@ func (r *OrgGroupReconciler) sharesTeamName(ctx context.Context, g *scimv1.OrgGr
 	for i := range list.Items {
 		o := &list.Items[i]
 		if o.Name != g.Name && o.Spec.ConfigName == g.Spec.ConfigName && o.DeletionTimestamp.IsZero() &&
-			strings.EqualFold(TeamName(o.Spec.DisplayName), team) {
+			key.Same(TeamName(o.Spec.DisplayName), team) {
 			return true, nil
 		}
 	}
 	return false, nil
 }
 
-// groupsOfSameTeam maps a deleted OrgGroup to the other groups of its config with the same
-// team: one that waited in TeamConflict takes the team over.
+// groupsOfSameTeam maps a deleted OrgGroup to the other groups of its config that may have
+// the same team: one that waited in TeamConflict takes the team over. Without the backend
+// at hand it compares the names' last colon-separated parts, which every name of one team
+// shares at every backend (plan.TeamKey); a group woken needlessly costs a reconcile.
 func (r *OrgGroupReconciler) groupsOfSameTeam(ctx context.Context, o client.Object) []reconcile.Request {
 	g, ok := o.(*scimv1.OrgGroup)
 	if !ok {
@@ -378,11 +377,16 @@ func (r *OrgGroupReconciler) groupsOfSameTeam(ctx context.Context, o client.Obje
 	}
 	var reqs []reconcile.Request
 	for i := range list.Items {
-		if list.Items[i].Name != g.Name && strings.EqualFold(TeamName(list.Items[i].Spec.DisplayName), TeamName(g.Spec.DisplayName)) {
+		if list.Items[i].Name != g.Name && strings.EqualFold(lastPart(list.Items[i].Spec.DisplayName), lastPart(g.Spec.DisplayName)) {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 		}
 	}
 	return reqs
+}
+
+// lastPart is what follows the last colon of a name (all of it without one).
+func lastPart(name string) string {
+	return strings.TrimSpace(name[strings.LastIndex(name, ":")+1:])
 }
 
 // groupOwner is the backend owner of a group's grants.
@@ -394,8 +398,8 @@ func groupOwner(g *scimv1.OrgGroup) backend.Owner {
 // deleted when SCIM created it for this group and no other group maps to it, else the
 // members SCIM manages for this group are taken out of it.
 func (r *OrgGroupReconciler) leaveTeam(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
-	b backend.Backend, team string) error {
-	shared, err := r.sharesTeamName(ctx, g, team)
+	b backend.Backend, team string, key plan.TeamKey) error {
+	shared, err := r.sharesTeamName(ctx, g, team, key)
 	if err != nil || shared {
 		return err
 	}
@@ -418,7 +422,7 @@ func (r *OrgGroupReconciler) removeManaged(ctx context.Context, g *scimv1.OrgGro
 	if err != nil || t == nil {
 		return err
 	}
-	removable, hinted, err := r.managedIDs(ctx, g, cfg, team)
+	removable, hinted, err := r.managedIDs(ctx, g, cfg, team, plan.TeamKeyOf(b))
 	if err != nil {
 		return err
 	}

@@ -184,10 +184,11 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 				}
 			}
 			if _, groupsOnly := b.(backend.NoUserTeams); !groupsOnly {
-				in.Team = plan.DesiredTeam(m)
-				if h := m.Status.HintedTeam; h != "" && !strings.EqualFold(h, in.Team) {
-					in.FormerTeam = h
-				}
+				// the hint as the backend names the team ("acme:qa" is Docker Hub's qa): the
+				// listing's teams and status.hintedTeam are compared with it
+				key := plan.TeamKeyOf(b)
+				in.Team = key.Name(plan.DesiredTeam(m))
+				in.FormerTeam = plan.FormerTeam(m.Status.HintedTeam, in.Team, key)
 			}
 		}
 	}
@@ -594,7 +595,7 @@ func (r *OrgMemberReconciler) leaveHintedTeam(ctx context.Context, b backend.Bac
 			}
 			return err
 		}
-		if g.DeletionTimestamp.IsZero() && strings.EqualFold(TeamName(g.Spec.DisplayName), team) {
+		if g.DeletionTimestamp.IsZero() && plan.TeamKeyOf(b).Same(TeamName(g.Spec.DisplayName), team) {
 			return nil
 		}
 	}

@@ -521,6 +521,69 @@ var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
 		Expect(getGroup(g).Status.TeamCreated).To(BeTrue(), "still the team SCIM created")
 		Expect(reasonsOf(ns, g.Name)()).NotTo(ContainElement("TeamDeleted"))
 	})
+
+	It("keeps its team when a rename names the organization twice (x:org:team is the same team)", func() {
+		// Review 23 F1: Docker Hub strips the organization prefix from what the displayName's
+		// own prefix leaves ("x:acme:qa" -> "acme:qa" -> team qa), but the group compared
+		// the two forms as text, so qa became a "former" team and was deleted.
+		g := newGroup(ns, "acme", ns+":qa")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		memberInGroup(emu, ns, g, "ann")
+		Eventually(groupState(g)).Should(Equal("qa/1/True/TeamSynced"))
+		Expect(getGroup(g).Status.TeamCreated).To(BeTrue())
+		emu.AddMember("hand", "hand@example.com", "member")
+		emu.AddTeam("qa", "hand")
+
+		updateGroup(g, func(o *scimv1.OrgGroup) { o.Spec.DisplayName = "x:" + ns + ":qa" })
+		Eventually(func() string { return getGroup(g).Spec.DisplayName }).Should(Equal("x:" + ns + ":qa"))
+		Eventually(groupState(g)).Should(HaveSuffix("/1/True/TeamSynced"))
+		Consistently(team("qa"), 2*time.Second, 100*time.Millisecond).Should(ConsistOf("ann", "hand"))
+		Expect(getGroup(g).Status.TeamCreated).To(BeTrue(), "still the team SCIM created")
+		Expect(reasonsOf(ns, g.Name)()).NotTo(ContainElement("TeamDeleted"))
+	})
+
+	It("keeps a member whose team hint names the organization (org:team) in the team, at no call a pass", func() {
+		// Review 23 F1, for hints: the backend takes "acme:qa" as team qa, but the member's
+		// hint was compared with the listing's "qa" as text, so every pass judged the
+		// member out of its team and its reconcile added it again.
+		m := newMember(ns, "acme", "tia@example.com")
+		m.Spec.Docker = &scimv1.DockerUser{Team: ns + ":qa"}
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Invited/True/Invited")
+		Expect(emu.AcceptInvite("tia@example.com", "tia")).To(Succeed())
+		requestReconcile(m)
+		settled(m, "Active/True/Active")
+		Eventually(team("qa")).Should(ConsistOf("tia"))
+		// (quietPass waits for the teams' listing, which a config without groups skips)
+		memberPass := func() int {
+			emu.ResetLog()
+			requestReconcile(cfg)
+			Eventually(func() int { return emu.Count("GET", "/v2/orgs/"+ns+"/members") }).Should(BeNumerically(">=", 1))
+			time.Sleep(2 * time.Second) // room for any member reconcile the pass would start
+			return teamCalls()
+		}
+		Eventually(memberPass, 30*time.Second, 100*time.Millisecond).Should(BeZero())
+		Expect(memberPass()).To(BeZero(), "a second pass makes no team call either")
+
+		By("the hint restated without the organization is the same team: nothing is left or joined")
+		emu.ResetLog()
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.Docker = &scimv1.DockerUser{Team: "QA"} })
+		settled(m, "Active/True/Active")
+		Consistently(team("qa"), 2*time.Second, 100*time.Millisecond).Should(ConsistOf("tia"))
+		Expect(emu.Count("DELETE", "/v2/orgs/"+ns+"/groups/*")).To(BeZero(), "the member never left the team")
+	})
+
+	It("sees the conflict of two groups whose names differ only by a second organization prefix", func() {
+		// Review 23 F1: acme:qa and x:acme:qa are both team qa at Docker Hub.
+		older := newGroup(ns, "acme", ns+":qa")
+		older.Name = "a-older"
+		Expect(k8s.Create(ctx, older)).To(Succeed())
+		Eventually(groupState(older)).Should(Equal("qa/0/True/TeamSynced"))
+		newer := newGroup(ns, "acme", "x:"+ns+":qa")
+		newer.Name = "b-newer"
+		Expect(k8s.Create(ctx, newer)).To(Succeed())
+		Eventually(groupState(newer)).Should(HaveSuffix("/0/False/TeamConflict"))
+	})
 })
 
 var _ = Describe("OrgMember controller at scale", Label("long"), func() {

@@ -15,8 +15,9 @@ import (
 )
 
 // memberInput is the reconciler's plan.MemberInput before observation: labelled says
-// whether the backend records owners on its grants (the kubernetes backend).
-func memberInput(m *scimv1.OrgMember, cfg *scimv1.ScimConfig, labelled bool) plan.MemberInput {
+// whether the backend records owners on its grants (the kubernetes backend); key is how
+// the backend names teams (plan.TeamKeyOf).
+func memberInput(m *scimv1.OrgMember, cfg *scimv1.ScimConfig, labelled bool, key plan.TeamKey) plan.MemberInput {
 	phase := m.Status.Phase
 	if phase == "" {
 		phase = scimv1.PhasePending
@@ -31,10 +32,8 @@ func memberInput(m *scimv1.OrgMember, cfg *scimv1.ScimConfig, labelled bool) pla
 	if in.Config != plan.ConfigDisabled || in.Deleting {
 		in.Labelled = labelled
 		if !labelled { // the kubernetes backend honours no per-user team hint (NoUserTeams)
-			in.Team = plan.DesiredTeam(m)
-			if h := m.Status.HintedTeam; h != "" && !strings.EqualFold(h, in.Team) {
-				in.FormerTeam = h
-			}
+			in.Team = key.Name(plan.DesiredTeam(m))
+			in.FormerTeam = plan.FormerTeam(m.Status.HintedTeam, in.Team, key)
 		}
 	}
 	return in

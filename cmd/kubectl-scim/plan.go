@@ -248,7 +248,7 @@ func (p *planner) kubernetes(ctx context.Context, c client.Client, members []*sc
 	b := k8sbackend.New(&snapshot{grants: gs}, p.cfg)
 	roles := configuredRoles(p.cfg)
 	for _, m := range members {
-		in := memberInput(m, p.cfg, true)
+		in := memberInput(m, p.cfg, true, nil)
 		var obs backend.Member
 		if plan.NeedsObservation(in) {
 			if obs, err = b.ObserveMember(ctx, m.Spec.UserName); err != nil {
@@ -334,7 +334,7 @@ func (p *planner) kubeGroups(ctx context.Context, b *k8sbackend.Backend, gs []gr
 		}
 		in := plan.GroupInput{Config: plan.ConfigStateOf(p.cfg), Policies: p.cfg.Spec.Policies, Labelled: true, NoUserTeams: true,
 			Team: plan.TeamName(g.Spec.DisplayName), TeamCreated: g.Status.TeamCreated}
-		in.Former = plan.FormerTeam(g.Status.Team, in.Team)
+		in.Former = plan.FormerTeam(g.Status.Team, in.Team, plan.TeamKeyOf(b))
 		if plan.NeedsGroupObservation(in) {
 			t, err := b.ObserveTeamOwned(ctx, backend.Owner{Kind: "OrgGroup", UID: string(g.UID)}, in.Team)
 			if err != nil {
@@ -600,7 +600,7 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 				accounted[personKey(x)] = true
 			}
 		}
-		in := memberInput(m, p.cfg, false)
+		in := memberInput(m, p.cfg, false, plan.TeamKeyOf(b))
 		obs := h.observe(m)
 		in = observed(in, m, obs)
 		removeFound := func(why string, ids ...string) {
@@ -633,7 +633,7 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 				// The member controller takes the member out of its former hinted team
 				// unless one of its groups maps to that team; the backend changes only
 				// when the listing shows the member in it.
-				if obs.State == backend.StateMember && plan.InTeam(obs.Teams, in.FormerTeam) && !groupKeeps(m, groups, in.FormerTeam) {
+				if obs.State == backend.StateMember && plan.InTeam(obs.Teams, in.FormerTeam) && !groupKeeps(m, groups, in.FormerTeam, plan.TeamKeyOf(b)) {
 					p.team("remove", obs.BackendID, in.FormerTeam, "Docker ID %s from team %s (member %s: its former team hint)", obs.BackendID, in.FormerTeam, m.Name)
 				}
 			case plan.StepJoinTeam:
@@ -671,6 +671,7 @@ func (p *planner) dockerHubGroups(ctx context.Context, b *dockerhub.Backend, mem
 		}
 	}
 	sort.Slice(mine, func(i, j int) bool { return mine[i].Name < mine[j].Name })
+	key := plan.TeamKeyOf(b)
 	all := make([]scimv1.OrgMember, 0, len(members))
 	for _, m := range members {
 		all = append(all, *m)
@@ -683,10 +684,10 @@ func (p *planner) dockerHubGroups(ctx context.Context, b *dockerhub.Backend, mem
 		}
 		in := plan.GroupInput{Config: plan.ConfigStateOf(p.cfg), Policies: p.cfg.Spec.Policies,
 			Team: plan.TeamName(g.Spec.DisplayName), TeamCreated: g.Status.TeamCreated}
-		in.Former = plan.FormerTeam(g.Status.Team, in.Team)
+		in.Former = plan.FormerTeam(g.Status.Team, in.Team, key)
 		var owner *scimv1.OrgGroup
 		if in.Config == plan.ConfigEnabled {
-			owner = plan.TeamOwner(g, mine)
+			owner = plan.TeamOwner(g, mine, key)
 			in.Conflict = owner != nil
 		}
 		if plan.NeedsGroupObservation(in) {
@@ -702,7 +703,7 @@ func (p *planner) dockerHubGroups(ctx context.Context, b *dockerhub.Backend, mem
 				}
 			}
 			in.Want = plan.WantedIDs(of)
-			in.Removable, in.Hinted = plan.ManagedIDs(all, p.cfg, in.Team)
+			in.Removable, in.Hinted = plan.ManagedIDs(all, p.cfg, in.Team, key)
 		}
 		gp := plan.Group(in)
 		if gp.Wait != plan.WaitNone {
@@ -741,14 +742,14 @@ func (p *planner) team(verb, id, team, format string, args ...any) {
 
 // groupKeeps tells whether one of the member's live OrgGroups maps to team: the member
 // controller then leaves the member in it when a former hint named it.
-func groupKeeps(m *scimv1.OrgMember, groups []scimv1.OrgGroup, team string) bool {
+func groupKeeps(m *scimv1.OrgMember, groups []scimv1.OrgGroup, team string, key plan.TeamKey) bool {
 	mine := map[string]bool{}
 	for _, name := range index.GroupsOf(m.Labels) {
 		mine[name] = true
 	}
 	for i := range groups {
 		g := &groups[i]
-		if mine[g.Name] && g.DeletionTimestamp.IsZero() && strings.EqualFold(plan.TeamName(g.Spec.DisplayName), team) {
+		if mine[g.Name] && g.DeletionTimestamp.IsZero() && key.Same(plan.TeamName(g.Spec.DisplayName), team) {
 			return true
 		}
 	}

@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -59,13 +61,41 @@ func TestGroupDrifted(t *testing.T) {
 }
 
 // A displayName whose case alone changed keeps its team: Docker Hub's team names are
-// case-insensitive, and leaving the "former" team would delete the group's own.
+// case-insensitive, and leaving the "former" team would delete the group's own. So does
+// one that names Docker Hub's organization a second time (review 23 F1): "x:acme:qa"
+// leaves "acme:qa", which is team qa there, but a kubernetes Group of that name.
 func TestFormerTeam(t *testing.T) {
-	for _, tc := range []struct{ was, team, want string }{
-		{"", "devs", ""}, {"devs", "devs", ""}, {"Devs", "devs", ""}, {"devs", "ops", "devs"},
+	hub := TeamKeyOf(stubLister{org: "acme"})
+	for _, tc := range []struct {
+		was, team string
+		key       TeamKey
+		want      string
+	}{
+		{"", "devs", nil, ""}, {"devs", "devs", nil, ""}, {"Devs", "devs", nil, ""}, {"devs", "ops", nil, "devs"},
+		{"qa", "acme:qa", hub, ""}, {"QA", "Acme:qa", hub, ""}, {"acme:qa", "qa", hub, ""},
+		{"qa", "acme:qa", nil, "qa"}, {"qa", "other:qa", hub, "qa"}, {"qa", "acme:ops", hub, "qa"},
 	} {
-		if got := FormerTeam(tc.was, tc.team); got != tc.want {
-			t.Errorf("FormerTeam(%q, %q) = %q, want %q", tc.was, tc.team, got, tc.want)
+		if got := FormerTeam(tc.was, tc.team, tc.key); got != tc.want {
+			t.Errorf("FormerTeam(%q, %q, hub key %v) = %q, want %q", tc.was, tc.team, tc.key != nil, got, tc.want)
 		}
 	}
+	if TeamKeyOf(nil) != nil || TeamKeyOf(struct{}{}) != nil {
+		t.Error("a backend that does not list teams has the nil TeamKey")
+	}
+}
+
+// stubLister names teams as Docker Hub does: an "org:" prefix of its organization is
+// stripped, another organization's refused.
+type stubLister struct{ org string }
+
+func (stubLister) ListTeams(context.Context) ([]string, error) { return nil, nil }
+
+func (s stubLister) ListedTeamName(team string) (string, error) {
+	if org, rest, ok := strings.Cut(team, ":"); ok {
+		if !strings.EqualFold(org, s.org) {
+			return "", errors.New("another organization's team")
+		}
+		return rest, nil
+	}
+	return team, nil
 }

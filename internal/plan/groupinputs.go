@@ -37,9 +37,10 @@ func WantedIDs(members []scimv1.OrgMember) []string {
 // ManagedIDs are the backend identities of the config's members (members: every OrgMember
 // of the config) that SCIM may take out of a team: provisioned or adopted, and not
 // deactivated under the Keep policy. hinted are those of them, active, whose
-// spec.docker.team names the team: the OrgMember controller puts them in it, so the group
-// keeps them there as if they were its own members.
-func ManagedIDs(members []scimv1.OrgMember, cfg *scimv1.ScimConfig, team string) (removable, hinted map[string]bool) {
+// spec.docker.team names the team (key.Same, as the OrgMember controller compares its
+// hint): the OrgMember controller puts them in it, so the group keeps them there as if
+// they were its own members.
+func ManagedIDs(members []scimv1.OrgMember, cfg *scimv1.ScimConfig, team string, key TeamKey) (removable, hinted map[string]bool) {
 	removable, hinted = map[string]bool{}, map[string]bool{}
 	for i := range members {
 		m := &members[i]
@@ -51,7 +52,7 @@ func ManagedIDs(members []scimv1.OrgMember, cfg *scimv1.ScimConfig, team string)
 		}
 		id := strings.ToLower(m.Status.BackendID)
 		removable[id] = true
-		if m.Spec.Active && m.DeletionTimestamp.IsZero() && strings.EqualFold(TeamName(DesiredTeam(m)), team) {
+		if m.Spec.Active && m.DeletionTimestamp.IsZero() && key.Same(DesiredTeam(m), team) {
 			hinted[id] = true
 		}
 	}
@@ -59,14 +60,14 @@ func ManagedIDs(members []scimv1.OrgMember, cfg *scimv1.ScimConfig, team string)
 }
 
 // TeamOwner returns another group of g's config among groups whose team is g's team
-// (case-insensitively) and that was created before g (creationTimestamp, then name), or
-// nil when g owns its team. A group being deleted still counts until it is gone.
-func TeamOwner(g *scimv1.OrgGroup, groups []scimv1.OrgGroup) *scimv1.OrgGroup {
+// (key.Same) and that was created before g (creationTimestamp, then name), or nil when g
+// owns its team. A group being deleted still counts until it is gone.
+func TeamOwner(g *scimv1.OrgGroup, groups []scimv1.OrgGroup, key TeamKey) *scimv1.OrgGroup {
 	team := TeamName(g.Spec.DisplayName)
 	var owner *scimv1.OrgGroup
 	for i := range groups {
 		o := &groups[i]
-		if o.Name == g.Name || o.Spec.ConfigName != g.Spec.ConfigName || !strings.EqualFold(TeamName(o.Spec.DisplayName), team) {
+		if o.Name == g.Name || o.Spec.ConfigName != g.Spec.ConfigName || !key.Same(TeamName(o.Spec.DisplayName), team) {
 			continue
 		}
 		if OlderGroup(o, g) && (owner == nil || OlderGroup(o, owner)) {

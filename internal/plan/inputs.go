@@ -187,13 +187,51 @@ func TeamName(displayName string) string {
 	return name
 }
 
+// TeamKey is a backend's own name for a team name (TeamName's result), for telling whether
+// two names are one team: Docker Hub strips an organization prefix, so "acme:qa" (what
+// "x:acme:qa" leaves) and "qa" are one team there, while a kubernetes Group may hold a
+// colon. The nil TeamKey is the name itself. Case never matters.
+type TeamKey func(team string) string
+
+// TeamKeyOf is backend b's TeamKey: its listed name (backend.TeamLister), else the name
+// itself. A name the backend refuses keys as itself: the group's own reconcile fails on it.
+func TeamKeyOf(b any) TeamKey {
+	tl, ok := b.(backend.TeamLister)
+	if !ok {
+		return nil
+	}
+	return func(team string) string {
+		if listed, err := tl.ListedTeamName(team); err == nil {
+			return listed
+		}
+		return team
+	}
+}
+
+// Name is the backend's own name for team (team itself for the nil TeamKey, or "").
+func (k TeamKey) Name(team string) string {
+	if k == nil || team == "" {
+		return team
+	}
+	return k(team)
+}
+
+// Same tells whether a and b are one team.
+func (k TeamKey) Same(a, b string) bool {
+	if k != nil {
+		a, b = k(a), k(b)
+	}
+	return strings.EqualFold(a, b)
+}
+
 // FormerTeam is the team a group synced before (its status.team, was) when its
-// displayName now maps to another team (team), or "". A change of case only is the same
-// team: Docker Hub's team names are case-insensitive, so leaving the "former" team would
-// delete the group's own team, with the members and permissions others gave it; a
-// kubernetes group's grant follows its owner label, not a former name.
-func FormerTeam(was, team string) string {
-	if strings.EqualFold(was, team) {
+// displayName now maps to another team (team), or "". The same team by another name is
+// not a former team (key.Same): Docker Hub's team names are case-insensitive and
+// "x:acme:qa" is its team qa, so leaving the "former" team would delete the group's own
+// team, with the members and permissions others gave it; a kubernetes group's grant
+// follows its owner label, not a former name.
+func FormerTeam(was, team string, key TeamKey) string {
+	if key.Same(was, team) {
 		return ""
 	}
 	return was
