@@ -141,6 +141,7 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	key := plan.TeamKeyOf(b) // nil without a backend: nothing is done at one then
 	if !deleting {
+		in.Team = key.Name(in.Team) // as the backend names it: status.team and messages say so
 		in.Former = plan.FormerTeam(g.Status.Team, in.Team, key)
 	}
 	var owner *scimv1.OrgGroup

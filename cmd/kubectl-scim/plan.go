@@ -67,8 +67,10 @@ type planner struct {
 	notes                         []string
 	// claimed are the unowned bindings a member takes over (by object words).
 	claimed map[string]bool
-	// teamOps are the team membership changes reported (verb|id|team).
+	// teamOps are the team membership changes reported (verb|id|team, the team as the
+	// backend names it: teamKey).
 	teamOps map[string]bool
+	teamKey plan.TeamKey
 }
 
 func (p *planner) add(verb, format string, args ...any) {
@@ -586,6 +588,7 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 	if err != nil {
 		return err
 	}
+	p.teamKey = plan.TeamKeyOf(b)
 	all := h.all
 	org := p.cfg.Spec.Organization
 	defaultRole := "member"
@@ -600,7 +603,7 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 				accounted[personKey(x)] = true
 			}
 		}
-		in := memberInput(m, p.cfg, false, plan.TeamKeyOf(b))
+		in := memberInput(m, p.cfg, false, p.teamKey)
 		obs := h.observe(m)
 		in = observed(in, m, obs)
 		removeFound := func(why string, ids ...string) {
@@ -633,7 +636,7 @@ func (p *planner) dockerHub(ctx context.Context, c client.Client, members []*sci
 				// The member controller takes the member out of its former hinted team
 				// unless one of its groups maps to that team; the backend changes only
 				// when the listing shows the member in it.
-				if obs.State == backend.StateMember && plan.InTeam(obs.Teams, in.FormerTeam) && !groupKeeps(m, groups, in.FormerTeam, plan.TeamKeyOf(b)) {
+				if obs.State == backend.StateMember && plan.InTeam(obs.Teams, p.teamKey.Name(in.FormerTeam)) && !groupKeeps(m, groups, in.FormerTeam, p.teamKey) {
 					p.team("remove", obs.BackendID, in.FormerTeam, "Docker ID %s from team %s (member %s: its former team hint)", obs.BackendID, in.FormerTeam, m.Name)
 				}
 			case plan.StepJoinTeam:
@@ -671,7 +674,7 @@ func (p *planner) dockerHubGroups(ctx context.Context, b *dockerhub.Backend, mem
 		}
 	}
 	sort.Slice(mine, func(i, j int) bool { return mine[i].Name < mine[j].Name })
-	key := plan.TeamKeyOf(b)
+	key := p.teamKey
 	all := make([]scimv1.OrgMember, 0, len(members))
 	for _, m := range members {
 		all = append(all, *m)
@@ -683,7 +686,7 @@ func (p *planner) dockerHubGroups(ctx context.Context, b *dockerhub.Backend, mem
 			continue
 		}
 		in := plan.GroupInput{Config: plan.ConfigStateOf(p.cfg), Policies: p.cfg.Spec.Policies,
-			Team: plan.TeamName(g.Spec.DisplayName), TeamCreated: g.Status.TeamCreated}
+			Team: key.Name(plan.TeamName(g.Spec.DisplayName)), TeamCreated: g.Status.TeamCreated}
 		in.Former = plan.FormerTeam(g.Status.Team, in.Team, key)
 		var owner *scimv1.OrgGroup
 		if in.Config == plan.ConfigEnabled {
@@ -732,7 +735,7 @@ func (p *planner) dockerHubGroups(ctx context.Context, b *dockerhub.Backend, mem
 // team adds a team membership change once: a member's team hint and a group of the same
 // team may both make it.
 func (p *planner) team(verb, id, team, format string, args ...any) {
-	key := verb + "|" + strings.ToLower(id) + "|" + strings.ToLower(team)
+	key := verb + "|" + strings.ToLower(id) + "|" + strings.ToLower(p.teamKey.Name(team))
 	if p.teamOps[key] {
 		return
 	}

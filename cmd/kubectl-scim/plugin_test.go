@@ -734,9 +734,9 @@ func testPlanDockerHubTeams(t *testing.T, w *pluginWorld) {
 		w.must(w.c.Create(w.ctx, &scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Namespace: pluginNS, Name: name},
 			Spec: scimv1.OrgGroupSpec{ConfigName: "hubteams", DisplayName: display}}))
 	}
-	group("g-ops", "ops")             // team ops does not exist yet; nick is its member
-	group("g-ops2", "acme-teams:ops") // the same team, created later: waits
-	group("g-qa", "acme-teams:qa")    // no members: vera (managed) leaves, sam (foreign) stays
+	group("g-ops", "ops")               // team ops does not exist yet; nick is its member
+	group("g-ops2", "x:acme-teams:ops") // the same team at Docker Hub (review 23 F1), created later: waits
+	group("g-qa", "acme-teams:qa")      // no members: vera (managed) leaves, sam (foreign) stays
 	nick := synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "nick", "member of organization acme-teams as editor")
 	nick.GrantedIdentities, nick.HintedTeam = []string{"nick@example.com", "nick"}, "devs"
 	tnick := w.member(member{name: "t-nick", config: "hubteams", user: "nick@example.com", status: nick,
@@ -745,8 +745,9 @@ func testPlanDockerHubTeams(t *testing.T, w *pluginWorld) {
 	w.must(w.c.Update(w.ctx, tnick))
 	vera := synced(scimv1.PhaseActive, scimv1.OriginProvisioned, "vera", "member of organization acme-teams as member")
 	vera.GrantedIdentities, vera.HintedTeam = []string{"vera@example.com", "vera"}, "qa"
+	// the hint names the organization: it is team devs, as the member controller resolves it
 	w.member(member{name: "t-vera", config: "hubteams", user: "vera@example.com", status: vera,
-		docker: &scimv1.DockerUser{Team: "devs"}})
+		docker: &scimv1.DockerUser{Team: "acme-teams: devs"}})
 
 	emu.ResetLog()
 	out, _, err := w.run("plan", "hubteams")

@@ -196,7 +196,8 @@ type TeamLister interface {
 	ListTeams(ctx context.Context) ([]string, error)
 	// ListedTeamName is the name ListTeams and Member.Teams give the team the other
 	// methods call team (they may accept more than one form of it, as "org:team"), or an
-	// error when the backend refuses the name (as ObserveTeam would).
+	// error when the backend refuses the name (as ObserveTeam would). Given its own answer
+	// it answers the same: the controllers record and compare it, then act on it.
 	ListedTeamName(team string) (string, error)
 }
 

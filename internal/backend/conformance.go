@@ -541,9 +541,15 @@ func RunConformance(t *testing.T, h Harness) {
 		if n := countFold(teamMembers(t, b, "team-007"), m.BackendID); n != 1 {
 			t.Fatalf("ObserveTeam(team-007) lists %q %d times, want once, as the listings do", m.BackendID, n)
 		}
-		for _, form := range []string{"team-007", "TEAM-007"} {
-			if got, err := tl.ListedTeamName(form); err != nil || !strings.EqualFold(got, "team-007") {
+		for _, form := range []string{"team-007", "TEAM-007", " team-007 "} {
+			got, err := tl.ListedTeamName(form)
+			if err != nil || !strings.EqualFold(got, "team-007") {
 				t.Fatalf("ListedTeamName(%q) = %q, %v; want the listed name team-007", form, got, err)
+			}
+			// the controllers compare and record the answer, then give it back: it must name
+			// the same team again
+			if again, err := tl.ListedTeamName(got); err != nil || again != got {
+				t.Fatalf("ListedTeamName(%q) = %q, %v; want %q again", got, again, err, got)
 			}
 		}
 	})

@@ -1,12 +1,11 @@
 package plan
 
 import (
-	"context"
-	"errors"
 	"strings"
 	"testing"
 
 	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/backend/dockerhub"
 )
 
 // Review 20 F5: a drift pass judges every group from the members listing (each member's
@@ -65,7 +64,11 @@ func TestGroupDrifted(t *testing.T) {
 // one that names Docker Hub's organization a second time (review 23 F1): "x:acme:qa"
 // leaves "acme:qa", which is team qa there, but a kubernetes Group of that name.
 func TestFormerTeam(t *testing.T) {
-	hub := TeamKeyOf(stubLister{org: "acme"})
+	b, err := dockerhub.New(dockerhub.Options{BaseURL: "http://127.0.0.1:1", Org: "acme", AccessToken: "unused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := TeamKeyOf(b) // the real backend's naming: no call is made
 	for _, tc := range []struct {
 		was, team string
 		key       TeamKey
@@ -73,29 +76,21 @@ func TestFormerTeam(t *testing.T) {
 	}{
 		{"", "devs", nil, ""}, {"devs", "devs", nil, ""}, {"Devs", "devs", nil, ""}, {"devs", "ops", nil, "devs"},
 		{"qa", "acme:qa", hub, ""}, {"QA", "Acme:qa", hub, ""}, {"acme:qa", "qa", hub, ""},
+		{"qa", "acme: qa", hub, ""}, {"qa", "acme:acme:qa", hub, ""},
 		{"qa", "acme:qa", nil, "qa"}, {"qa", "other:qa", hub, "qa"}, {"qa", "acme:ops", hub, "qa"},
 	} {
 		if got := FormerTeam(tc.was, tc.team, tc.key); got != tc.want {
 			t.Errorf("FormerTeam(%q, %q, hub key %v) = %q, want %q", tc.was, tc.team, tc.key != nil, got, tc.want)
 		}
 	}
+	// a name resolved once (a member's hint, recorded in status.hintedTeam) is the same
+	// name when resolved again (review 24 F1)
+	for _, name := range []string{"qa", " acme : qa ", "acme:acme:qa", "other:qa", ""} {
+		if once := hub.Name(name); hub.Name(once) != once {
+			t.Errorf("Name(%q) = %q, but Name(%q) = %q", name, once, once, hub.Name(once))
+		}
+	}
 	if TeamKeyOf(nil) != nil || TeamKeyOf(struct{}{}) != nil {
 		t.Error("a backend that does not list teams has the nil TeamKey")
 	}
-}
-
-// stubLister names teams as Docker Hub does: an "org:" prefix of its organization is
-// stripped, another organization's refused.
-type stubLister struct{ org string }
-
-func (stubLister) ListTeams(context.Context) ([]string, error) { return nil, nil }
-
-func (s stubLister) ListedTeamName(team string) (string, error) {
-	if org, rest, ok := strings.Cut(team, ":"); ok {
-		if !strings.EqualFold(org, s.org) {
-			return "", errors.New("another organization's team")
-		}
-		return rest, nil
-	}
-	return team, nil
 }

@@ -501,12 +501,20 @@ func (b *Backend) ListedTeamName(team string) (string, error) { return b.teamNam
 
 // teamName accepts "org:team" (the SCIM displayName form) as well as "team".
 func (b *Backend) teamName(team string) (string, error) {
+	// "org:team" names org's team. Docker Hub's team names hold no colon, so every such
+	// prefix is stripped, and spaces around each part: the name is then the same team when
+	// it is given back (the controllers record and compare this name, then act on it).
+	given := team
 	team = strings.TrimSpace(team)
-	if org, t, ok := strings.Cut(team, ":"); ok {
-		if !strings.EqualFold(org, b.opts.Org) {
-			return "", backend.NewPermanent("InvalidTeam", fmt.Errorf("team %q belongs to organization %q, not %q", team, org, b.opts.Org))
+	for {
+		org, t, ok := strings.Cut(team, ":")
+		if !ok {
+			break
 		}
-		team = t
+		if org = strings.TrimSpace(org); !strings.EqualFold(org, b.opts.Org) {
+			return "", backend.NewPermanent("InvalidTeam", fmt.Errorf("team %q belongs to organization %q, not %q", given, org, b.opts.Org))
+		}
+		team = strings.TrimSpace(t)
 	}
 	if team == "" {
 		return "", backend.NewPermanent("InvalidTeam", errors.New("team name is empty"))

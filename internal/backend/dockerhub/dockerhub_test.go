@@ -877,6 +877,9 @@ func TestListedTeamName(t *testing.T) {
 	org := e.emu.Org()
 	for _, tc := range []struct{ in, want string }{
 		{"qa", "qa"}, {org + ":qa", "qa"}, {strings.ToUpper(org) + ":qa", "qa"},
+		// review 24 F1: the name the team is acted on, so that a name given back is the same
+		// team (the controllers compare and record ListedTeamName's answer)
+		{org + ": qa", "qa"}, {" " + org + " :qa ", "qa"}, {org + ":" + org + ":qa", "qa"},
 	} {
 		if got, err := e.b.ListedTeamName(tc.in); err != nil || got != tc.want {
 			t.Errorf("ListedTeamName(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
