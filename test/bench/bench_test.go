@@ -38,6 +38,7 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		// the Docker Hub step once (it does not depend on the layout): two resync intervals
 		// of steady state, then a drift repair
 		o.hubSizes, o.hubRate, o.hubResync, o.hubDrift, o.hubGroups = []int{20}, 180, time.Minute, 2, 3
+		o.repeat = 2 // the rows of repeated figures (-repeat), once
 	}
 	rep, err := run(context.Background(), o)
 	if err != nil {
@@ -86,6 +87,14 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 			t.Errorf("%s: %s", r.Measure, r.Result)
 		}
 		got[r.Measure]++
+		// -repeat: each repeated figure says how many times it was measured, and the
+		// throughput's ratio is over every round's creates
+		repeated := strings.HasPrefix(r.Measure, "userName eq lookup") || strings.HasPrefix(r.Measure, "SubjectAccessReview")
+		if o.repeat > 1 && repeated && !strings.Contains(r.Result, fmt.Sprintf("p50 of %d runs", o.repeat)) ||
+			o.repeat > 1 && strings.HasPrefix(r.Measure, "create throughput") &&
+				(!strings.Contains(r.Result, fmt.Sprintf("; %d rounds: ", o.repeat)) || r.Figures["pairs"] != float64(o.repeat*o.creates/o.chunk)) {
+			t.Errorf("-repeat %d: %s: %s", o.repeat, r.Measure, r.Result)
+		}
 		if strings.Contains(r.Result, "NOT all Active") {
 			t.Errorf("%s: %s", r.Measure, r.Result)
 		}

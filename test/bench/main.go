@@ -76,6 +76,8 @@ type options struct {
 	// readProfile is how long each size's CPU profile of the reads lasts (-pprof only)
 	readProfile time.Duration
 	workers     int
+	// repeat is how many times the noisy figures are measured in one run (-repeat)
+	repeat int
 }
 
 func main() {
@@ -102,6 +104,9 @@ func main() {
 		"profile over a pass of the timed reads after each size's figures")
 	flag.DurationVar(&o.readProfile, "read-profile", 10*time.Second, "length of each cpu-reads-<size>.pb.gz profile (with -pprof)")
 	flag.IntVar(&o.workers, "workers", 0, "the manager's --max-concurrent-reconciles (0: its default)")
+	flag.IntVar(&o.repeat, "repeat", 1, "how many times the figures that vary from run to run are measured: the create throughput "+
+		"comparison runs this many rounds (its ratio is over all of them; each round's is printed), and the lookup and "+
+		"SubjectAccessReview latencies this many samples (the row shows the one whose p50 is the median, and every sample's p50)")
 	flag.Parse()
 	switch o.layout = scimv1.GrantLayout(*layout); o.layout {
 	case scimv1.GrantLayoutWebhook, scimv1.GrantLayoutBindings:
@@ -122,6 +127,9 @@ func main() {
 	}
 	if o.concurrency, err = ints(*conc); err != nil {
 		fail(fmt.Errorf("-concurrency: %w", err))
+	}
+	if o.repeat < 1 {
+		fail(fmt.Errorf("-repeat %d: 1 or more", o.repeat))
 	}
 	if o.readProfile < time.Second {
 		fail(fmt.Errorf("-read-profile %s: at least 1s", o.readProfile))
@@ -169,6 +177,7 @@ func ints(s string) ([]int, error) {
 func say(format string, a ...any) { fmt.Printf("==> "+format+"\n", a...) }
 
 func run(ctx context.Context, o options) (*report, error) {
+	o.repeat = max(1, o.repeat)
 	if err := os.MkdirAll(o.out, 0o700); err != nil {
 		return nil, err
 	}
@@ -232,13 +241,17 @@ type bench struct {
 
 const outsider = "bench-outsider@unrelated.example"
 
-func (b *bench) sar(ctx context.Context) (sample, error) {
-	return timed(b.o.lookups, func(int) error {
-		ok, err := b.s.canGet(ctx, outsider)
-		if err == nil && ok {
-			err = fmt.Errorf("%s may get pods: the benchmark's outsider must have no access", outsider)
-		}
-		return err
+// sar times the outsider's SubjectAccessReviews: the median of -repeat samples, and each
+// sample's p50.
+func (b *bench) sar(ctx context.Context) (sample, []time.Duration, error) {
+	return medianRun(b.o.repeat, func() (sample, error) {
+		return timed(b.o.lookups, func(int) error {
+			ok, err := b.s.canGet(ctx, outsider)
+			if err == nil && ok {
+				err = fmt.Errorf("%s may get pods: the benchmark's outsider must have no access", outsider)
+			}
+			return err
+		})
 	})
 }
 
@@ -264,11 +277,14 @@ func (b *bench) baseline(ctx context.Context) error {
 	if err := b.emptyMemory(ctx, "manager resident memory, empty"); err != nil {
 		return err
 	}
-	var err error
-	if b.sar0, err = b.sar(ctx); err != nil {
+	var (
+		err  error
+		runs []time.Duration
+	)
+	if b.sar0, runs, err = b.sar(ctx); err != nil {
 		return err
 	}
-	b.rep.add(row{Measure: "SubjectAccessReview, unrelated user, no members", Result: p50p99(b.sar0),
+	b.rep.add(row{Measure: "SubjectAccessReview, unrelated user, no members", Result: p50p99(b.sar0) + runsWords(runs),
 		Figures: map[string]float64{"p50_ms": ms(b.sar0.q(0.5)), "p99_ms": ms(b.sar0.q(0.99))}})
 	b.rep.curve("SubjectAccessReview p50", 1, ms(b.sar0.q(0.5)))
 	return nil
@@ -283,7 +299,8 @@ func (b *bench) baseline(ctx context.Context) error {
 // API server during the SCIM chunk that followed, and the SCIM side paid for both.
 // The controllers' member writes that reached the API server inside each side's chunks
 // are counted and printed, so a reader can see whether both sides ran beside the same
-// load.
+// load. With -repeat the comparison runs that many rounds at each concurrency: the
+// figure is over all of them, and each round's ratio is printed.
 func (b *bench) throughput(ctx context.Context) error {
 	chunk := max(1, b.o.chunk)
 	made := 0
@@ -329,56 +346,61 @@ func (b *bench) throughput(ctx context.Context) error {
 		// beside the ratio of all creates: a median far from it says a few chunks on one
 		// side, not the whole run, made the figure (a noisy machine, or SCIM stalls, which
 		// the ratio of all creates, the verdict, counts as they are)
-		var pairs []float64
-		for from := 0; from < b.o.creates; from += chunk {
-			n := min(chunk, b.o.creates-from)
-			if err := quiet(); err != nil {
-				return err
-			}
-			raw0, scim0 := rawSide.took, scimSide.took
-			if err := window(&rawSide, func() error {
-				return parallel(n, c, func(i int) error {
-					m := rawMember(b.s.ns, b.s.config, fmt.Sprintf("raw-c%d-%05d@example.com", c, from+i), false)
-					return b.s.cluster.Client.Create(ctx, m)
-				})
-			}); err != nil {
-				return err
-			}
-			made += n
-			if err := quiet(); err != nil {
-				return err
-			}
-			if err := window(&scimSide, func() error {
-				return parallel(n, c, func(i int) error {
-					code, body, err := b.s.scim(ctx, "POST", "/Users", userBody(fmt.Sprintf("scim-c%d-%05d@example.com", c, from+i), false))
-					if err == nil && code != 201 {
-						err = fmt.Errorf("POST /Users: %d %s", code, body)
-					}
+		var pairs, rounds []float64
+		for round := range b.o.repeat {
+			raw1, scim1 := rawSide.took, scimSide.took
+			for from := 0; from < b.o.creates; from += chunk {
+				n := min(chunk, b.o.creates-from)
+				if err := quiet(); err != nil {
 					return err
-				})
-			}); err != nil {
-				return err
+				}
+				raw0, scim0 := rawSide.took, scimSide.took
+				if err := window(&rawSide, func() error {
+					return parallel(n, c, func(i int) error {
+						m := rawMember(b.s.ns, b.s.config, fmt.Sprintf("raw-c%d-r%d-%05d@example.com", c, round, from+i), false)
+						return b.s.cluster.Client.Create(ctx, m)
+					})
+				}); err != nil {
+					return err
+				}
+				made += n
+				if err := quiet(); err != nil {
+					return err
+				}
+				if err := window(&scimSide, func() error {
+					return parallel(n, c, func(i int) error {
+						code, body, err := b.s.scim(ctx, "POST", "/Users", userBody(fmt.Sprintf("scim-c%d-r%d-%05d@example.com", c, round, from+i), false))
+						if err == nil && code != 201 {
+							err = fmt.Errorf("POST /Users: %d %s", code, body)
+						}
+						return err
+					})
+				}); err != nil {
+					return err
+				}
+				made += n
+				if took := scimSide.took - scim0; took > 0 {
+					pairs = append(pairs, (rawSide.took-raw0).Seconds()/took.Seconds())
+				}
 			}
-			made += n
-			if took := scimSide.took - scim0; took > 0 {
-				pairs = append(pairs, (rawSide.took-raw0).Seconds()/took.Seconds())
-			}
+			rounds = append(rounds, (rawSide.took-raw1).Seconds()/(scimSide.took-scim1).Seconds())
 		}
-		scimRate := float64(b.o.creates) / scimSide.took.Seconds()
-		rawRate := float64(b.o.creates) / rawSide.took.Seconds()
+		creates := float64(b.o.creates * b.o.repeat)
+		scimRate := creates / scimSide.took.Seconds()
+		rawRate := creates / rawSide.took.Seconds()
 		ratio := scimRate / rawRate
 		mid, lo, hi := median(pairs)
 		b.rep.add(row{Measure: fmt.Sprintf("create throughput, concurrency %d: SCIM / client-go", c),
-			Result: fmt.Sprintf("%.2f (%.0f/s vs %.0f/s; %d chunk pairs: median %.2f, %.2f to %.2f)",
-				ratio, scimRate, rawRate, len(pairs), mid, lo, hi),
+			Result: fmt.Sprintf("%.2f (%.0f/s vs %.0f/s; %d chunk pairs: median %.2f, %.2f to %.2f%s)",
+				ratio, scimRate, rawRate, len(pairs), mid, lo, hi, roundsWords(rounds)),
 			Target: ">= 0.85", Verdict: verdict(ratio >= 0.85),
 			Figures: map[string]float64{"ratio": ratio, "scim_per_s": scimRate, "raw_per_s": rawRate,
-				"pairs": float64(len(pairs)), "pair_median": mid, "pair_min": lo, "pair_max": hi}})
+				"pairs": float64(len(pairs)), "pair_median": mid, "pair_min": lo, "pair_max": hi, "rounds": float64(len(rounds))}})
 		// What a create costs the machine: where all cores are busy, the SCIM side's extra
 		// hop (the IdP's HTTPS client, the manager's server, its claim read) comes out of
 		// the same cores the API server needs.
 		per := func(t cpuTimes) cpuTimes {
-			n := float64(b.o.creates) / 1000 // in ms per create
+			n := creates / 1000 // in ms per create
 			return cpuTimes{t.machine / n, t.manager / n, t.bench / n}
 		}
 		sc, rw := per(scimSide.cpu), per(rawSide.cpu)
@@ -392,7 +414,7 @@ func (b *bench) throughput(ctx context.Context) error {
 		// Whether both sides ran beside the same controller load: each new member gets
 		// the same writes whoever created it (both carry the finalizer; rawMember); what
 		// differs is how many of them reached the API server inside the timed chunks.
-		perCreate := func(w float64) float64 { return w / float64(b.o.creates) }
+		perCreate := func(w float64) float64 { return w / creates }
 		b.rep.add(row{Measure: fmt.Sprintf("controllers' member writes inside the chunks, concurrency %d: SCIM / client-go", c),
 			Result: fmt.Sprintf("%.2f vs %.2f per create", perCreate(scimSide.writes), perCreate(rawSide.writes)), Target: "-", Verdict: "-",
 			Figures: map[string]float64{"scim_per_create": perCreate(scimSide.writes), "raw_per_create": perCreate(rawSide.writes)}})
@@ -431,13 +453,15 @@ func (b *bench) sizes(ctx context.Context) error {
 		b.rep.add(row{Measure: "controllers granting a size step", Size: size, Result: res,
 			Figures: map[string]float64{"write_s": wrote.Seconds(), "settle_s": took.Seconds(), "grants": float64(b.s.grants(ctx))}})
 
-		lookup, err := timed(b.o.lookups, func(int) error {
-			u := orgUser(b.rng.IntN(size))
-			code, body, err := b.s.scim(ctx, "GET", "/Users?filter="+url.QueryEscape(fmt.Sprintf("userName eq %q", u)), nil)
-			if err == nil && (code != 200 || !strings.Contains(string(body), `"totalResults":1`)) {
-				err = fmt.Errorf("lookup %s: %d %s", u, code, body)
-			}
-			return err
+		lookup, lookups, err := medianRun(b.o.repeat, func() (sample, error) {
+			return timed(b.o.lookups, func(int) error {
+				u := orgUser(b.rng.IntN(size))
+				code, body, err := b.s.scim(ctx, "GET", "/Users?filter="+url.QueryEscape(fmt.Sprintf("userName eq %q", u)), nil)
+				if err == nil && (code != 200 || !strings.Contains(string(body), `"totalResults":1`)) {
+					err = fmt.Errorf("lookup %s: %d %s", u, code, body)
+				}
+				return err
+			})
 		})
 		if err != nil {
 			return err
@@ -446,7 +470,7 @@ func (b *bench) sizes(ctx context.Context) error {
 			firstLookup = lookup.q(0.5)
 		}
 		p99ok := lookup.q(0.99) < 5*time.Millisecond
-		b.rep.add(row{Measure: "userName eq lookup", Size: size, Result: p50p99(lookup), Target: "p99 < 5 ms", Verdict: verdict(p99ok),
+		b.rep.add(row{Measure: "userName eq lookup", Size: size, Result: p50p99(lookup) + runsWords(lookups), Target: "p99 < 5 ms", Verdict: verdict(p99ok),
 			Figures: map[string]float64{"p50_ms": ms(lookup.q(0.5)), "p99_ms": ms(lookup.q(0.99))}})
 		b.rep.curve("lookup p50", size, ms(lookup.q(0.5)))
 		b.rep.curve("lookup p99", size, ms(lookup.q(0.99)))
@@ -496,13 +520,14 @@ func (b *bench) sizes(ctx context.Context) error {
 			Result:  fmt.Sprintf("%s (%s live)", bytesIEC(perLive), bytesIEC(float64(heap))),
 			Figures: map[string]float64{"bytes_per_member": perLive, "heap_bytes": float64(heap)}})
 
-		sar, err := b.sar(ctx)
+		sar, sars, err := b.sar(ctx)
 		if err != nil {
 			return err
 		}
 		ratio := float64(sar.q(0.5)) / float64(b.sar0.q(0.5))
 		sarRow := row{Measure: "SubjectAccessReview, unrelated user: p50 / p50 with no members", Size: size,
-			Result:  fmt.Sprintf("%.2f (%s; %d %s)", ratio, p50p99(sar), b.s.grants(ctx), grantWords(b.o.layout)),
+			Result: fmt.Sprintf("%.2f (%s; %d %s%s)", ratio, p50p99(sar), b.s.grants(ctx), grantWords(b.o.layout),
+				runsWords(sars)),
 			Figures: map[string]float64{"ratio": ratio, "p50_ms": ms(sar.q(0.5)), "p99_ms": ms(sar.q(0.99))}}
 		if size == largest {
 			sarRow.Target, sarRow.Verdict = "<= 1.5", verdict(ratio <= 1.5)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -46,6 +48,48 @@ func fmtMS(d time.Duration) string {
 }
 
 func p50p99(s sample) string { return fmt.Sprintf("p50 %s, p99 %s", fmtMS(s.q(0.5)), fmtMS(s.q(0.99))) }
+
+// medianRun measures f runs times and returns the run whose p50 is the median (the lower
+// one of an even count), so that a row's p50 and p99 are one run's, with every run's p50
+// in the order measured.
+func medianRun(runs int, f func() (sample, error)) (sample, []time.Duration, error) {
+	all := make([]sample, 0, runs)
+	p50s := make([]time.Duration, 0, runs)
+	for range max(1, runs) {
+		s, err := f()
+		if err != nil {
+			return nil, nil, err
+		}
+		all = append(all, s)
+		p50s = append(p50s, s.q(0.5))
+	}
+	slices.SortStableFunc(all, func(a, b sample) int { return cmp.Compare(a.q(0.5), b.q(0.5)) })
+	return all[(len(all)-1)/2], p50s, nil
+}
+
+// runsWords is "; p50 of 3 runs: 1.6, 1.8, 2.1 ms" (in the order measured), or "" for one run.
+func runsWords(p50s []time.Duration) string {
+	if len(p50s) < 2 {
+		return ""
+	}
+	parts := make([]string, len(p50s))
+	for i, d := range p50s {
+		parts[i] = fmt.Sprintf("%.2f", ms(d))
+	}
+	return fmt.Sprintf("; p50 of %d runs: %s ms", len(p50s), strings.Join(parts, ", "))
+}
+
+// roundsWords is "; 3 rounds: 0.71, 0.80, 0.77" (in the order run), or "" for one round.
+func roundsWords(ratios []float64) string {
+	if len(ratios) < 2 {
+		return ""
+	}
+	parts := make([]string, len(ratios))
+	for i, r := range ratios {
+		parts[i] = fmt.Sprintf("%.2f", r)
+	}
+	return fmt.Sprintf("; %d rounds: %s", len(ratios), strings.Join(parts, ", "))
+}
 
 // timed runs f n times sequentially and returns each call's latency.
 func timed(n int, f func(i int) error) (sample, error) {
