@@ -537,12 +537,13 @@ func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfi
 			if err != nil {
 				continue // the group's own reconcile fails on the name
 			}
-			in := plan.GroupInput{Config: plan.ConfigEnabled, Policies: cfg.Spec.Policies, Team: team,
-				Former: plan.FormerTeam(g.Status.Team, team, key), TeamCreated: g.Status.TeamCreated,
+			// the team as the reconcile names it (key.Name: the backend's name)
+			in := plan.GroupInput{Config: plan.ConfigEnabled, Policies: cfg.Spec.Policies, Team: listed,
+				Former: plan.FormerTeam(g.Status.Team, listed, key), TeamCreated: g.Status.TeamCreated,
 				Observed: teams.Team(listed), Want: teams.Members(wanted[g.Name])}
 			mt, ok := byTeam[strings.ToLower(listed)]
 			if !ok {
-				mt.removable, mt.hinted = plan.ManagedIDs(members, cfg, team, key)
+				mt.removable, mt.hinted = plan.ManagedIDs(members, cfg, listed, key)
 				byTeam[strings.ToLower(listed)] = mt
 			}
 			in.Removable, in.Hinted = mt.removable, mt.hinted
