@@ -234,7 +234,7 @@ func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGr
 	if g.Status.Team != team {
 		// a renamed group syncs another team, which SCIM has not created (yet); another
 		// name of the same team is the same team (plan.FormerTeam)
-		g.Status.TeamCreated = g.Status.TeamCreated && key.Same(g.Status.Team, team)
+		g.Status.TeamCreated = plan.TeamCreatedKept(g.Status.Team, team, g.Status.TeamCreated, key)
 		g.Status.Team = team
 	}
 	if p.Conflict {

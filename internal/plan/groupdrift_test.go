@@ -90,6 +90,23 @@ func TestFormerTeam(t *testing.T) {
 			t.Errorf("Name(%q) = %q, but Name(%q) = %q", name, once, once, hub.Name(once))
 		}
 	}
+	// review 25 F1: a record of a name the backend once refused does not carry over
+	for _, tc := range []struct {
+		was, team string
+		key       TeamKey
+		want      bool
+	}{
+		{"Devs", "devs", nil, true}, {"Devs", "devs", hub, true}, {"devs", "ops", hub, false},
+		{"acme: qa", "qa", hub, false}, {"acme:acme:qa", "qa", hub, false}, {"acme:qa", "qa", hub, false},
+		{"oidc:devs", "OIDC:devs", nil, true},
+	} {
+		if got := TeamCreatedKept(tc.was, tc.team, true, tc.key); got != tc.want {
+			t.Errorf("TeamCreatedKept(%q, %q, hub key %v) = %v, want %v", tc.was, tc.team, tc.key != nil, got, tc.want)
+		}
+		if TeamCreatedKept(tc.was, tc.team, false, tc.key) {
+			t.Errorf("TeamCreatedKept(%q, %q) without a record = true", tc.was, tc.team)
+		}
+	}
 	if TeamKeyOf(nil) != nil || TeamKeyOf(struct{}{}) != nil {
 		t.Error("a backend that does not list teams has the nil TeamKey")
 	}

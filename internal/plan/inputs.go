@@ -224,6 +224,16 @@ func (k TeamKey) Same(a, b string) bool {
 	return strings.EqualFold(a, b)
 }
 
+// TeamCreatedKept tells whether a group that recorded created for team was (its former
+// status.team) still created the team it now names (team): the same team by another name
+// (key.Same) keeps the record, but only when was is the backend's own name for it. Names
+// recorded before teams were named by the backend (review 24) may be ones the backend
+// once refused ("acme: qa" was Docker Hub's " qa"): such a group recorded created before
+// its create failed, and must not delete a team of that name someone made by hand.
+func TeamCreatedKept(was, team string, created bool, key TeamKey) bool {
+	return created && key.Same(was, team) && strings.EqualFold(key.Name(was), was)
+}
+
 // FormerTeam is the team a group synced before (its status.team, was) when its
 // displayName now maps to another team (team), or "". The same team by another name is
 // not a former team (key.Same): Docker Hub's team names are case-insensitive and
