@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
+	"strings"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/procfs"
-	"k8s.io/client-go/discovery"
 )
 
 // cpuTimes is CPU time spent so far, in seconds: by the whole machine (every process,
@@ -59,39 +60,70 @@ func processCPU(fs procfs.FS, pid int) (float64, error) {
 	return ps.CPUTime(), err
 }
 
-// memberWrites is how many writes other than creates the API server has served on
-// OrgMembers so far (apiserver_request_total: PATCH, UPDATE and APPLY, the status
-// subresource included), read from its /metrics. Between two reads of a throughput chunk
-// it is the controllers' work that ran beside that chunk.
-func (s *stack) memberWrites(ctx context.Context) (float64, error) {
-	dc, err := discovery.NewDiscoveryClientForConfig(s.cluster.Config)
+// apiMetrics reads the API server's /metrics.
+func (s *stack) apiMetrics(ctx context.Context) (map[string]*dto.MetricFamily, error) {
+	body, err := s.apiRaw.Get().AbsPath("/metrics").Stream(ctx)
 	if err != nil {
-		return 0, err
-	}
-	body, err := dc.RESTClient().Get().AbsPath("/metrics").Stream(ctx)
-	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer func() { _ = body.Close() }()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(body)
+	return parser.TextToMetricFamilies(body)
+}
+
+// label is the value of a metric's label name, or "".
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// apiRequests is how many requests the API server has served so far, by verb and resource
+// ("PATCH orgmembers/status"), read from its /metrics (apiserver_request_total).
+func (s *stack) apiRequests(ctx context.Context) (map[string]float64, error) {
+	families, err := s.apiMetrics(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var n float64
+	out := map[string]float64{}
 	for _, m := range families["apiserver_request_total"].GetMetric() {
-		var resource, verb string
-		for _, l := range m.GetLabel() {
-			switch l.GetName() {
-			case "resource":
-				resource = l.GetValue()
-			case "verb":
-				verb = l.GetValue()
-			}
+		k := label(m, "verb") + " " + label(m, "resource")
+		if sub := label(m, "subresource"); sub != "" {
+			k += "/" + sub
 		}
-		if resource == "orgmembers" && (verb == "PATCH" || verb == "UPDATE" || verb == "APPLY") {
-			n += m.GetCounter().GetValue()
+		out[k] += m.GetCounter().GetValue()
+	}
+	return out, nil
+}
+
+// memberWrites counts, of requests (apiRequests), the writes other than creates on
+// OrgMembers (PATCH, UPDATE and APPLY, the status subresource included). Between two
+// reads of a throughput chunk it is the controllers' work that ran beside that chunk.
+func memberWrites(requests map[string]float64) float64 {
+	var n float64
+	for k, v := range requests {
+		verb, resource, _ := strings.Cut(k, " ")
+		if (resource == "orgmembers" || resource == "orgmembers/status") && (verb == "PATCH" || verb == "UPDATE" || verb == "APPLY") {
+			n += v
 		}
 	}
-	return n, nil
+	return n
+}
+
+// webhookCalls is how many calls the API server has made to the manager's authorization
+// webhook so far, and the seconds they took as the API server timed them
+// (apiserver_authorization_webhook_duration_seconds, every result).
+func (s *stack) webhookCalls(ctx context.Context) (n, seconds float64, err error) {
+	families, err := s.apiMetrics(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, m := range families["apiserver_authorization_webhook_duration_seconds"].GetMetric() {
+		n += float64(m.GetHistogram().GetSampleCount())
+		seconds += m.GetHistogram().GetSampleSum()
+	}
+	return n, seconds, nil
 }

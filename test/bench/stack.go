@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -44,6 +46,8 @@ type stack struct {
 	logs        *os.File
 	// pprof is the manager's net/http/pprof address
 	pprof string
+	// apiRaw reads the API server's /metrics (apiMetrics)
+	apiRaw rest.Interface
 }
 
 func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, pprof bool, workers int, say func(string, ...any)) (*stack, error) {
@@ -73,6 +77,11 @@ func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, ppro
 		return nil, err
 	}
 	s := &stack{cluster: cluster, ns: "default", config: "example"}
+	dc, err := discovery.NewDiscoveryClientForConfig(cluster.Config)
+	if err != nil {
+		return nil, err
+	}
+	s.apiRaw = dc.RESTClient()
 	ok := false
 	defer func() {
 		if !ok {

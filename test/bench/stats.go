@@ -53,9 +53,10 @@ func p50p99(s sample) string { return fmt.Sprintf("p50 %s, p99 %s", fmtMS(s.q(0.
 // one of an even count), so that a row's p50 and p99 are one run's, with every run's p50
 // in the order measured.
 func medianRun(runs int, f func() (sample, error)) (sample, []time.Duration, error) {
+	runs = max(1, runs)
 	all := make([]sample, 0, runs)
 	p50s := make([]time.Duration, 0, runs)
-	for range max(1, runs) {
+	for range runs {
 		s, err := f()
 		if err != nil {
 			return nil, nil, err
@@ -89,6 +90,39 @@ func roundsWords(ratios []float64) string {
 		parts[i] = fmt.Sprintf("%.2f", r)
 	}
 	return fmt.Sprintf("; %d rounds: %s", len(ratios), strings.Join(parts, ", "))
+}
+
+func total(m map[string]float64) float64 {
+	var n float64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// requestWords lists the kinds of requests (apiRequests) by how many there were per
+// create, most first, down to 0.05 a create: "POST orgmembers 1.00, GET orgnameclaims 1.00".
+func requestWords(requests map[string]float64, creates float64) string {
+	keys := make([]string, 0, len(requests))
+	for k, v := range requests {
+		if v/creates >= 0.05 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if requests[keys[i]] != requests[keys[j]] {
+			return requests[keys[i]] > requests[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.2f", k, requests[k]/creates)
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // timed runs f n times sequentially and returns each call's latency.
