@@ -19,6 +19,7 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/controllers"
 	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/backend/dockerhub"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/plan"
@@ -150,13 +151,18 @@ func explain(ctx context.Context, c client.Client, m *scimv1.OrgMember, nEvents 
 		}
 	}
 	// Docker Hub: the member observed in the organization, read-only, as plan observes it.
-	var obsErr error
+	var (
+		obsErr error
+		key    plan.TeamKey // how the backend names teams, once it is read
+	)
 	readOrg := !isKube && f.cfg != nil && !plan.BackendNotReady(f.cfg)
 	if readOrg {
 		var h hub
-		if h, _, obsErr = readHub(ctx, c, f.cfg); obsErr == nil {
+		var b *dockerhub.Backend
+		if h, b, obsErr = readHub(ctx, c, f.cfg); obsErr == nil {
 			obs := h.observe(m)
 			f.obs = &obs
+			key = plan.TeamKeyOf(b)
 		}
 	}
 	evs, evErr := memberEvents(ctx, c, m)
@@ -235,7 +241,7 @@ func explain(ctx context.Context, c client.Client, m *scimv1.OrgMember, nEvents 
 			writeObserved(out, f.obs, obsErr)
 		}
 	}
-	if err := writeGroups(ctx, c, m, out); err != nil {
+	if err := writeGroups(ctx, c, m, key, out); err != nil {
 		return err
 	}
 
@@ -282,8 +288,9 @@ func writeObserved(out io.Writer, obs *backend.Member, err error) {
 	w.Flush()
 }
 
-// writeGroups lists the member's OrgGroups (its group labels), on any backend.
-func writeGroups(ctx context.Context, c client.Client, m *scimv1.OrgMember, out io.Writer) error {
+// writeGroups lists the member's OrgGroups (its group labels), on any backend, each with
+// its team as the backend names it (key; nil when the backend was not read).
+func writeGroups(ctx context.Context, c client.Client, m *scimv1.OrgMember, key plan.TeamKey, out io.Writer) error {
 	names := index.GroupsOf(m.Labels)
 	sort.Strings(names)
 	fmt.Fprintf(out, "OrgGroups (labels %s<name>):\n", scimv1.LabelGroupPrefix)
@@ -307,7 +314,7 @@ func writeGroups(ctx context.Context, c client.Client, m *scimv1.OrgMember, out 
 			if !g.DeletionTimestamp.IsZero() {
 				note += ", being deleted"
 			}
-			fmt.Fprintf(w, "  %s\t%s (team %s%s)\n", name, g.Spec.DisplayName, plan.TeamName(g.Spec.DisplayName), note)
+			fmt.Fprintf(w, "  %s\t%s (team %s%s)\n", name, g.Spec.DisplayName, key.Name(plan.TeamName(g.Spec.DisplayName)), note)
 		}
 	}
 	return w.Flush()

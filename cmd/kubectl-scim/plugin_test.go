@@ -776,11 +776,13 @@ add Docker ID nick to team ops (OrgGroup g-ops: a member of the group)
 	var v scimv1.OrgMember
 	w.must(w.c.Get(w.ctx, client.ObjectKey{Namespace: pluginNS, Name: "t-vera"}, &v))
 	v.Labels[scimv1.LabelGroupPrefix+"g-gone"] = ""
+	v.Labels[scimv1.LabelGroupPrefix+"g-ops2"] = ""
 	w.must(w.c.Update(w.ctx, &v))
 	out, _, err = w.run("explain", "vera@example.com")
 	for _, part := range []string{
 		"Organization acme-teams (read now from the backend):\n  state:      member\n  Docker ID:  vera\n  role:       member\n  teams:      qa\n",
-		"OrgGroups (labels " + scimv1.LabelGroupPrefix + "<name>):\n  g-gone  (no such OrgGroup)\n",
+		// the group's team as Docker Hub names it (review 25 F7)
+		"OrgGroups (labels " + scimv1.LabelGroupPrefix + "<name>):\n  g-gone  (no such OrgGroup)\n  g-ops2  x:acme-teams:ops (team ops)\n",
 		"Why: vera@example.com is in: active, Synced, Docker ID vera is a member of organization acme-teams.\n",
 	} {
 		if err != nil || !strings.Contains(out, part) {
