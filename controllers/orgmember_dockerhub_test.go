@@ -503,44 +503,31 @@ var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
 		Eventually(team("eng")).Should(ConsistOf("bob"))
 	})
 
-	It("keeps its team, and what others put in it, when only the case of its name changes", func() {
-		// Review 22 (pre-existing): Docker Hub's team names are case-insensitive, but a
-		// displayName whose case changed made the old name a "former" team, which the
-		// group deleted (it had created it) before creating it again empty.
-		g := newGroup(ns, "acme", ns+":Devs")
-		Expect(k8s.Create(ctx, g)).To(Succeed())
-		memberInGroup(emu, ns, g, "ann")
-		Eventually(groupState(g)).Should(Equal("Devs/1/True/TeamSynced"))
-		Expect(getGroup(g).Status.TeamCreated).To(BeTrue())
-		emu.AddMember("hand", "hand@example.com", "member")
-		emu.AddTeam("Devs", "hand") // someone adds a person to the team outside SCIM
+	// Review 22 (pre-existing): Docker Hub's team names are case-insensitive, but a
+	// displayName whose case changed made the old name a "former" team, which the group
+	// deleted (it had created it) before creating it again empty. Review 23 F1: Docker Hub
+	// strips the organization prefix from what the displayName's own prefix leaves
+	// ("x:acme:qa" -> "acme:qa" -> team qa), and the group compared the forms as text.
+	DescribeTable("keeps its team, and what others put in it, when a rename names the same team",
+		func(from, to, was, renamed string) {
+			g := newGroup(ns, "acme", fmt.Sprintf(from, ns))
+			Expect(k8s.Create(ctx, g)).To(Succeed())
+			memberInGroup(emu, ns, g, "ann")
+			Eventually(groupState(g)).Should(Equal(was + "/1/True/TeamSynced"))
+			Expect(getGroup(g).Status.TeamCreated).To(BeTrue())
+			emu.AddMember("hand", "hand@example.com", "member")
+			emu.AddTeam(was, "hand") // someone adds a person to the team outside SCIM
 
-		updateGroup(g, func(o *scimv1.OrgGroup) { o.Spec.DisplayName = ns + ":devs" })
-		Eventually(groupState(g)).Should(Equal("devs/1/True/TeamSynced"))
-		Expect(team("devs")()).To(ConsistOf("ann", "hand"))
-		Expect(getGroup(g).Status.TeamCreated).To(BeTrue(), "still the team SCIM created")
-		Expect(reasonsOf(ns, g.Name)()).NotTo(ContainElement("TeamDeleted"))
-	})
-
-	It("keeps its team when a rename names the organization twice (x:org:team is the same team)", func() {
-		// Review 23 F1: Docker Hub strips the organization prefix from what the displayName's
-		// own prefix leaves ("x:acme:qa" -> "acme:qa" -> team qa), but the group compared
-		// the two forms as text, so qa became a "former" team and was deleted.
-		g := newGroup(ns, "acme", ns+":qa")
-		Expect(k8s.Create(ctx, g)).To(Succeed())
-		memberInGroup(emu, ns, g, "ann")
-		Eventually(groupState(g)).Should(Equal("qa/1/True/TeamSynced"))
-		Expect(getGroup(g).Status.TeamCreated).To(BeTrue())
-		emu.AddMember("hand", "hand@example.com", "member")
-		emu.AddTeam("qa", "hand")
-
-		updateGroup(g, func(o *scimv1.OrgGroup) { o.Spec.DisplayName = "x:" + ns + ":qa" })
-		Eventually(func() string { return getGroup(g).Spec.DisplayName }).Should(Equal("x:" + ns + ":qa"))
-		Eventually(groupState(g)).Should(Equal("qa/1/True/TeamSynced"), "status.team is the backend's name")
-		Consistently(team("qa"), 2*time.Second, 100*time.Millisecond).Should(ConsistOf("ann", "hand"))
-		Expect(getGroup(g).Status.TeamCreated).To(BeTrue(), "still the team SCIM created")
-		Expect(reasonsOf(ns, g.Name)()).NotTo(ContainElement("TeamDeleted"))
-	})
+			updateGroup(g, func(o *scimv1.OrgGroup) { o.Spec.DisplayName = fmt.Sprintf(to, ns) })
+			Eventually(func() string { return getGroup(g).Spec.DisplayName }).Should(Equal(fmt.Sprintf(to, ns)))
+			Eventually(groupState(g)).Should(Equal(renamed+"/1/True/TeamSynced"), "status.team is the backend's name")
+			Consistently(team(renamed), 2*time.Second, 100*time.Millisecond).Should(ConsistOf("ann", "hand"))
+			Expect(getGroup(g).Status.TeamCreated).To(BeTrue(), "still the team SCIM created")
+			Expect(reasonsOf(ns, g.Name)()).NotTo(ContainElement("TeamDeleted"))
+		},
+		Entry("only the case of its name changes", "%s:Devs", "%s:devs", "Devs", "devs"),
+		Entry("the new name names the organization twice (x:org:team)", "%s:qa", "x:%s:qa", "qa", "qa"),
+	)
 
 	It("keeps a member whose team hint names the organization (org:team) in the team, at no call a pass", func() {
 		// Review 23 F1, for hints: the backend takes "acme:qa" as team qa, but the member's
