@@ -224,9 +224,9 @@ func (k TeamKey) Same(a, b string) bool {
 	return strings.EqualFold(a, b)
 }
 
-// TeamCreatedKept tells whether a group that recorded created for team was (its former
-// status.team) still created the team it now names (team): the same team by another name
-// (key.Same) keeps the record, but only when was is the backend's own name for it. Names
+// TeamCreatedKept tells whether a group that recorded creating its former team (was, its
+// status.team) keeps that record for the team it now names (team): the same team by
+// another name (key.Same) keeps it, but only when was is the backend's own name. Names
 // recorded before teams were named by the backend (review 24) may be ones the backend
 // once refused ("acme: qa" was Docker Hub's " qa"): such a group recorded created before
 // its create failed, and must not delete a team of that name someone made by hand.
