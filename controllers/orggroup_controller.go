@@ -227,7 +227,7 @@ func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGr
 		if step != plan.GroupLeaveFormer {
 			continue
 		}
-		if err := r.leaveTeam(ctx, g, cfg, b, in.Former, key); err != nil {
+		if err := r.leaveTeam(ctx, g, cfg, b, in.Former); err != nil {
 			return r.backendError(outer, g, cfg, "clean up former team "+in.Former, err)
 		}
 	}
@@ -399,8 +399,8 @@ func groupOwner(g *scimv1.OrgGroup) backend.Owner {
 // deleted when SCIM created it for this group and no other group maps to it, else the
 // members SCIM manages for this group are taken out of it.
 func (r *OrgGroupReconciler) leaveTeam(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
-	b backend.Backend, team string, key plan.TeamKey) error {
-	shared, err := r.sharesTeamName(ctx, g, team, key)
+	b backend.Backend, team string) error {
+	shared, err := r.sharesTeamName(ctx, g, team, plan.TeamKeyOf(b))
 	if err != nil || shared {
 		return err
 	}

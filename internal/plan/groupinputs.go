@@ -63,11 +63,11 @@ func ManagedIDs(members []scimv1.OrgMember, cfg *scimv1.ScimConfig, team string,
 // (key.Same) and that was created before g (creationTimestamp, then name), or nil when g
 // owns its team. A group being deleted still counts until it is gone.
 func TeamOwner(g *scimv1.OrgGroup, groups []scimv1.OrgGroup, key TeamKey) *scimv1.OrgGroup {
-	team := TeamName(g.Spec.DisplayName)
+	team := key.Name(TeamName(g.Spec.DisplayName)) // once: a backend's name names itself
 	var owner *scimv1.OrgGroup
 	for i := range groups {
 		o := &groups[i]
-		if o.Name == g.Name || o.Spec.ConfigName != g.Spec.ConfigName || !key.Same(TeamName(o.Spec.DisplayName), team) {
+		if o.Name == g.Name || o.Spec.ConfigName != g.Spec.ConfigName || !strings.EqualFold(key.Name(TeamName(o.Spec.DisplayName)), team) {
 			continue
 		}
 		if OlderGroup(o, g) && (owner == nil || OlderGroup(o, owner)) {
