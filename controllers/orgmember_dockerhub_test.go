@@ -572,6 +572,51 @@ var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
 		Expect(k8s.Create(ctx, newer)).To(Succeed())
 		Eventually(groupState(newer)).Should(Equal("qa/0/False/TeamConflict"))
 	})
+
+	It("hands the team to the newer group of the same team once the older is deleted, at once and keeping the team", func() {
+		// Review 24 F6: the group waiting in TeamConflict is woken by the older group's
+		// deletion (groupsOfSameTeam: names that end alike), not by the next drift pass,
+		// which is 10 minutes away here; the team is not deleted, the newer group syncs it.
+		older := newGroup(ns, "acme", ns+":qa")
+		older.Name = "a-older"
+		Expect(k8s.Create(ctx, older)).To(Succeed())
+		memberInGroup(emu, ns, older, "ann")
+		Eventually(groupState(older)).Should(Equal("qa/1/True/TeamSynced"))
+		newer := newGroup(ns, "acme", "x:"+ns+":QA")
+		newer.Name = "b-newer"
+		Expect(k8s.Create(ctx, newer)).To(Succeed())
+		memberInGroup(emu, ns, newer, "bob")
+		Eventually(groupState(newer)).Should(Equal("QA/1/False/TeamConflict"))
+
+		emu.ResetLog()
+		Expect(k8s.Delete(ctx, older)).To(Succeed())
+		Eventually(groupState(newer)).Should(Equal("QA/1/True/TeamSynced"))
+		Eventually(team("qa")).Should(ConsistOf("bob"))
+		Expect(emu.Count("DELETE", "/v2/orgs/"+ns+"/groups/qa") + emu.Count("DELETE", "/v2/orgs/"+ns+"/groups/QA")).To(BeZero(),
+			"the team is the newer group's now")
+		Expect(emu.Count("POST", "/v2/orgs/"+ns+"/groups")).To(BeZero(), "nor made again")
+	})
+
+	It("leaves a member hinted into its team (org:team) in it, though the member is not in the group", func() {
+		// Review 24 F6, the group side of plan.ManagedIDs: the hint "<org>:qa" names the
+		// group's team qa, so the group keeps the member its hint put there.
+		g := newGroup(ns, "acme", "x:"+ns+":qa")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		memberInGroup(emu, ns, g, "bob")
+		Eventually(groupState(g)).Should(Equal("qa/1/True/TeamSynced"))
+		m := newMember(ns, "acme", "tia@example.com")
+		m.Spec.Docker = &scimv1.DockerUser{Team: ns + ":qa"}
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Invited/True/Invited")
+		Expect(emu.AcceptInvite("tia@example.com", "tia")).To(Succeed())
+		requestReconcile(m)
+		settled(m, "Active/True/Active")
+		Eventually(team("qa")).Should(ConsistOf("bob", "tia"))
+		emu.ResetLog()
+		requestReconcile(g)
+		Consistently(team("qa"), 3*time.Second, 50*time.Millisecond).Should(ConsistOf("bob", "tia"))
+		Expect(emu.Count("DELETE", "/v2/orgs/"+ns+"/groups/qa/members/*")).To(BeZero(), "the group never took the member out")
+	})
 })
 
 var _ = Describe("OrgMember controller at scale", Label("long"), func() {
