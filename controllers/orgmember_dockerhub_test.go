@@ -597,6 +597,35 @@ var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
 		Expect(emu.Count("POST", "/v2/orgs/"+ns+"/groups")).To(BeZero(), "nor made again")
 	})
 
+	It("does not carry a creation recorded under a name Docker Hub once refused over to the team, and leaves that team, made by hand, when deleted", func() {
+		// Review 25 F1 (an upgrade): before d72dd40, "x:<org>: qa" named Docker Hub's " qa",
+		// which it refused, and the group kept {team: "<org>: qa", teamCreated: true}. Its
+		// team by the backend's name, qa, was made by hand: the record must not carry over
+		// (plan.TeamCreatedKept), or deleting the group would delete that team.
+		emu.AddMember("hand", "hand@example.com", "member")
+		emu.AddTeam("qa", "hand")
+		g := newGroup(ns, "acme", "x:"+ns+": qa")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		Eventually(groupState(g)).Should(Equal("qa/0/True/TeamSynced"))
+		Expect(getGroup(g).Status.TeamCreated).To(BeFalse(), "the team was there before the group")
+
+		By("the status an older version wrote")
+		Eventually(func() error {
+			got := getGroup(g)
+			got.Status.Team, got.Status.TeamCreated = ns+": qa", true
+			return k8s.Status().Update(ctx, got)
+		}).Should(Succeed())
+		requestReconcile(g)
+		Eventually(func() string {
+			got := getGroup(g)
+			return fmt.Sprintf("%s/%v", got.Status.Team, got.Status.TeamCreated)
+		}).Should(Equal("qa/false"))
+
+		Expect(k8s.Delete(ctx, g)).To(Succeed())
+		Eventually(groupState(g)).Should(Equal("gone"))
+		Expect(team("qa")()).To(ConsistOf("hand"), "the team made by hand is still there, with its member")
+	})
+
 	It("leaves a member hinted into its team (org:team) in it, though the member is not in the group", func() {
 		// Review 24 F6, the group side of plan.ManagedIDs: the hint "<org>:qa" names the
 		// group's team qa, so the group keeps the member its hint put there.
