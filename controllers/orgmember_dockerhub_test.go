@@ -626,6 +626,30 @@ var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
 		Expect(team("qa")()).To(ConsistOf("hand"), "the team made by hand is still there, with its member")
 	})
 
+	It("keeps a member in its group's team (x:org:team) when the member's hint leaves that team", func() {
+		// The member side of the same key (leaveHintedTeam): the former hint qa is the team
+		// of the member's group x:<org>:qa, so the member stays in it.
+		g := newGroup(ns, "acme", "x:"+ns+":qa")
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		m := newMember(ns, "acme", "tia@example.com")
+		m.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
+		m.Spec.Docker = &scimv1.DockerUser{Team: "qa"}
+		Expect(k8s.Create(ctx, m)).To(Succeed())
+		settled(m, "Invited/True/Invited")
+		Expect(emu.AcceptInvite("tia@example.com", "tia")).To(Succeed())
+		requestReconcile(m)
+		settled(m, "Active/True/Active")
+		Eventually(team("qa")).Should(ConsistOf("tia"))
+		Eventually(groupState(g)).Should(Equal("qa/1/True/TeamSynced"))
+
+		emu.ResetLog()
+		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.Docker = &scimv1.DockerUser{Team: "devs"} })
+		settled(m, "Active/True/Active")
+		Eventually(team("devs")).Should(ConsistOf("tia"))
+		Consistently(team("qa"), 2*time.Second, 50*time.Millisecond).Should(ConsistOf("tia"))
+		Expect(emu.Count("DELETE", "/v2/orgs/"+ns+"/groups/qa/members/*")).To(BeZero(), "the member never left its group's team")
+	})
+
 	It("leaves a member hinted into its team (org:team) in it, though the member is not in the group", func() {
 		// Review 24 F6, the group side of plan.ManagedIDs: the hint "<org>:qa" names the
 		// group's team qa, so the group keeps the member its hint put there.
