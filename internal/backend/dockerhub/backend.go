@@ -243,7 +243,13 @@ func (b *Backend) inviteeOf(userName string, inv hubInvite) backend.Member {
 // member is observed on its SCIM changes, when the drift pass finds it differing, and
 // on a change of its config (which reconciles every member): one search more per such
 // observation of a member not found under its userName or email.
-func (b *Backend) observe(ctx context.Context, userName string, more, also []string) (backend.Member, []hubMember, []hubInvite, error) {
+//
+// The pending invitations are listed (GET /v2/orgs/{org}/invites, one call, unpaged: it
+// grows with the organization; review 20 F6) only when no member is found, or when
+// withInvites asks for them (a removal cancels every invitation of the person, a member's
+// too). A member found answers the observation without them, so observing an existing
+// member costs its searches only.
+func (b *Backend) observe(ctx context.Context, userName string, more, also []string, withInvites bool) (backend.Member, []hubMember, []hubInvite, error) {
 	who := ids(append([]string{userName}, more...)...)
 	members, err := b.findMembers(ctx, who)
 	if err != nil {
@@ -255,9 +261,11 @@ func (b *Backend) observe(ctx context.Context, userName string, more, also []str
 		}
 		who = append(who, extra...)
 	}
-	invites, err := b.findInvites(ctx, who)
-	if err != nil {
-		return backend.Member{}, nil, nil, err
+	var invites []hubInvite
+	if len(members) == 0 || withInvites {
+		if invites, err = b.findInvites(ctx, who); err != nil {
+			return backend.Member{}, nil, nil, err
+		}
 	}
 	switch {
 	case len(members) > 0:
@@ -295,7 +303,7 @@ func (b *Backend) ObserveMember(ctx context.Context, userName string) (m backend
 func (b *Backend) ObserveMemberWithEmail(ctx context.Context, userName, email string, also ...string) (m backend.Member, err error) {
 	start := time.Now()
 	defer func() { b.record("ObserveMember", start, err) }()
-	m, _, _, err = b.observe(ctx, userName, []string{email}, also)
+	m, _, _, err = b.observe(ctx, userName, []string{email}, also, false)
 	return m, err
 }
 
@@ -326,7 +334,7 @@ func (b *Backend) EnsureMember(ctx context.Context, want backend.DesiredMember) 
 	}
 	// want.Also: a member whose account email changed since they accepted is found under
 	// their Docker ID, and not invited again (Docker Hub would send the invitation)
-	m, _, _, err = b.observe(ctx, want.UserName, []string{want.Email}, want.Also)
+	m, _, _, err = b.observe(ctx, want.UserName, []string{want.Email}, want.Also, false)
 	if err != nil {
 		return m, err
 	}
@@ -375,7 +383,7 @@ func (b *Backend) EnsureMember(ctx context.Context, want backend.DesiredMember) 
 	case "existing_org_member":
 		// A member under another identity than the ones searched: look again, and report
 		// a member either way (the service says so).
-		again, _, _, err := b.observe(ctx, want.UserName, []string{want.Email, invitee}, want.Also)
+		again, _, _, err := b.observe(ctx, want.UserName, []string{want.Email, invitee}, want.Also, false)
 		if err == nil && again.State == backend.StateMember {
 			return again, nil
 		}
@@ -407,7 +415,7 @@ func (b *Backend) EnsureMemberAbsent(ctx context.Context, userName string) (err 
 func (b *Backend) EnsureMemberAbsentWithEmail(ctx context.Context, userName, email string) (err error) {
 	start := time.Now()
 	defer func() { b.record("EnsureMemberAbsent", start, err) }()
-	_, members, invites, err := b.observe(ctx, userName, []string{email}, nil)
+	_, members, invites, err := b.observe(ctx, userName, []string{email}, nil, true)
 	if err != nil {
 		return err
 	}

@@ -233,6 +233,14 @@ func TestExistingMembersAreNotInvited(t *testing.T) {
 	if n := e.emu.Count("POST", "/v2/invites/bulk"); n != 0 {
 		t.Fatalf("members were invited %d times", n)
 	}
+	// Review 20 F6: the invitations' listing is unpaged and grows with the organization; a
+	// member found needs none of it, to be observed or ensured.
+	if _, err := e.b.ObserveMember(c, "carol@corp.example"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.emu.Count("GET", "/v2/orgs/"+e.emu.Org()+"/invites"); n != 0 {
+		t.Fatalf("the invitations were listed %d times to observe or ensure members", n)
+	}
 	// A Docker account that is not a member yet is invited by its Docker ID.
 	e.emu.AddAccount("erin", "erin@elsewhere.example")
 	m, err = e.b.EnsureMember(c, backend.DesiredMember{UserName: "erin"})
@@ -243,6 +251,24 @@ func TestExistingMembersAreNotInvited(t *testing.T) {
 	mustClass(t, err, backend.Permanent, "InvalidUser", `refused to invite "no such docker id"`)
 	_, err = e.b.EnsureMember(c, backend.DesiredMember{UserName: "x@corp.example", Role: "admin"})
 	mustClass(t, err, backend.Permanent, "InvalidRole", `role "admin" is not member, editor or owner`)
+}
+
+// A removal cancels every pending invitation of the person, a member's too: one sent to
+// an email before they joined under another (the observation of a member found skips
+// the invitations' listing; a removal must not).
+func TestRemovalCancelsAMembersOldInvitation(t *testing.T) {
+	e := setup(t)
+	c := ctx(t)
+	if _, err := e.b.EnsureMember(c, backend.DesiredMember{UserName: "fay@corp.example"}); err != nil {
+		t.Fatal(err)
+	}
+	e.emu.AddMember("fay", "fay@home.example", "member")
+	if err := e.b.EnsureMemberAbsentWithEmail(c, "fay", "fay@corp.example"); err != nil {
+		t.Fatal(err)
+	}
+	if e.emu.IsMember("fay") || len(e.emu.Invites()) != 0 {
+		t.Fatalf("member %v, invitations %+v: want neither", e.emu.IsMember("fay"), e.emu.Invites())
+	}
 }
 
 func TestLastOwnerIsRefused(t *testing.T) {
