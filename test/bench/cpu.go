@@ -81,20 +81,43 @@ func label(m *dto.Metric, name string) string {
 	return ""
 }
 
-// apiRequests is how many requests the API server has served so far, by verb and resource
-// ("PATCH orgmembers/status"), read from its /metrics (apiserver_request_total).
-func (s *stack) apiRequests(ctx context.Context) (map[string]float64, error) {
+// served is what the API server served of one kind of request: how many, and the seconds
+// it spent on them as it times them (apiserver_request_duration_seconds: from its handler's
+// start to the response, authentication, admission and etcd included; the client's
+// connection and TLS are not).
+type served struct {
+	n, seconds float64
+}
+
+// requestKey names a kind of request by verb and resource ("PATCH orgmembers/status").
+func requestKey(m *dto.Metric) string {
+	k := label(m, "verb") + " " + label(m, "resource")
+	if sub := label(m, "subresource"); sub != "" {
+		k += "/" + sub
+	}
+	return k
+}
+
+// apiRequests is what the API server has served so far, by verb and resource, read from
+// its /metrics: the counts from apiserver_request_total, the time from
+// apiserver_request_duration_seconds (which does not time long-running requests: watches).
+func (s *stack) apiRequests(ctx context.Context) (map[string]served, error) {
 	families, err := s.apiMetrics(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]float64{}
+	out := map[string]served{}
 	for _, m := range families["apiserver_request_total"].GetMetric() {
-		k := label(m, "verb") + " " + label(m, "resource")
-		if sub := label(m, "subresource"); sub != "" {
-			k += "/" + sub
-		}
-		out[k] += m.GetCounter().GetValue()
+		k := requestKey(m)
+		r := out[k]
+		r.n += m.GetCounter().GetValue()
+		out[k] = r
+	}
+	for _, m := range families["apiserver_request_duration_seconds"].GetMetric() {
+		k := requestKey(m)
+		r := out[k]
+		r.seconds += m.GetHistogram().GetSampleSum()
+		out[k] = r
 	}
 	return out, nil
 }
@@ -102,12 +125,12 @@ func (s *stack) apiRequests(ctx context.Context) (map[string]float64, error) {
 // memberWrites counts, of requests (apiRequests), the writes other than creates on
 // OrgMembers (PATCH, UPDATE and APPLY, the status subresource included). Between two
 // reads of a throughput chunk it is the controllers' work that ran beside that chunk.
-func memberWrites(requests map[string]float64) float64 {
+func memberWrites(requests map[string]served) float64 {
 	var n float64
 	for k, v := range requests {
 		verb, resource, _ := strings.Cut(k, " ")
 		if (resource == "orgmembers" || resource == "orgmembers/status") && (verb == "PATCH" || verb == "UPDATE" || verb == "APPLY") {
-			n += v
+			n += v.n
 		}
 	}
 	return n

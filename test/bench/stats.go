@@ -92,37 +92,46 @@ func roundsWords(ratios []float64) string {
 	return fmt.Sprintf("; %d rounds: %s", len(ratios), strings.Join(parts, ", "))
 }
 
-func total(m map[string]float64) float64 {
+func total(m map[string]served) float64 {
 	var n float64
 	for _, v := range m {
-		n += v
+		n += v.n
 	}
 	return n
 }
 
 // requestWords lists the kinds of requests (apiRequests) by how many there were per
-// create, most first, down to 0.05 a create: "POST orgmembers 1.00, GET orgnameclaims 1.00".
-func requestWords(requests map[string]float64, creates float64) string {
+// create, most first, down to 0.05 a create, each with the API server's mean time for one:
+// "POST orgmembers 1.00 (6.1 ms), GET orgnameclaims 1.00 (1.2 ms)".
+func requestWords(requests map[string]served, creates float64) string {
 	keys := make([]string, 0, len(requests))
 	for k, v := range requests {
-		if v/creates >= 0.05 {
+		if v.n/creates >= 0.05 {
 			keys = append(keys, k)
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool {
-		if requests[keys[i]] != requests[keys[j]] {
-			return requests[keys[i]] > requests[keys[j]]
+		if requests[keys[i]].n != requests[keys[j]].n {
+			return requests[keys[i]].n > requests[keys[j]].n
 		}
 		return keys[i] < keys[j]
 	})
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %.2f", k, requests[k]/creates)
+		parts[i] = fmt.Sprintf("%s %.2f (%.1f ms)", k, requests[k].n/creates, 1000*requests[k].mean())
 	}
 	if len(parts) == 0 {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// mean is the API server's mean time for one request of the kind, in seconds (0 for none).
+func (r served) mean() float64 {
+	if r.n == 0 {
+		return 0
+	}
+	return r.seconds / r.n
 }
 
 // timed runs f n times sequentially and returns each call's latency.
