@@ -676,8 +676,15 @@ var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
 		settled(m, "Active/True/Active")
 		Eventually(team("qa")).Should(ConsistOf("bob", "tia"))
 		emu.ResetLog()
+		// a sync of the group after the member joined (lastSyncTime has whole seconds)
+		synced := getGroup(g).Status.LastSyncTime
+		time.Sleep(1100 * time.Millisecond)
 		requestReconcile(g)
-		Consistently(team("qa"), 3*time.Second, 50*time.Millisecond).Should(ConsistOf("bob", "tia"))
+		Eventually(func() bool {
+			t := getGroup(g).Status.LastSyncTime
+			return t != nil && (synced == nil || t.After(synced.Time))
+		}).Should(BeTrue())
+		Consistently(team("qa"), 2*time.Second, 50*time.Millisecond).Should(ConsistOf("bob", "tia"))
 		Expect(emu.Count("DELETE", "/v2/orgs/"+ns+"/groups/qa/members/*")).To(BeZero(), "the group never took the member out")
 	})
 })
