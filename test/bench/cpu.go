@@ -86,7 +86,10 @@ func label(m *dto.Metric, name string) string {
 // start to the response, authentication, admission and etcd included; the client's
 // connection and TLS are not).
 type served struct {
-	n, seconds float64
+	n float64
+	// timed and seconds are the histogram's count and sum (a request the API server
+	// rejects before its handler, such as a 429 of its flow control, is counted in n only)
+	timed, seconds float64
 }
 
 // requestKey names a kind of request by verb and resource ("PATCH orgmembers/status").
@@ -116,6 +119,7 @@ func (s *stack) apiRequests(ctx context.Context) (map[string]served, error) {
 	for _, m := range families["apiserver_request_duration_seconds"].GetMetric() {
 		k := requestKey(m)
 		r := out[k]
+		r.timed += float64(m.GetHistogram().GetSampleCount())
 		r.seconds += m.GetHistogram().GetSampleSum()
 		out[k] = r
 	}

@@ -128,10 +128,10 @@ func requestWords(requests map[string]served, creates float64) string {
 
 // mean is the API server's mean time for one request of the kind, in seconds (0 for none).
 func (r served) mean() float64 {
-	if r.n == 0 {
+	if r.timed == 0 {
 		return 0
 	}
-	return r.seconds / r.n
+	return r.seconds / r.timed
 }
 
 // timed runs f n times sequentially and returns each call's latency.
