@@ -340,11 +340,7 @@ var _ = Describe("Access follows the identity provider (Docker Hub emulator)", f
 	It("removes the old Docker ID when a member's identity changes after acceptance", func() {
 		emu := hubConfig(ns, nil)
 		m := newMember(ns, "acme", "kim@example.com")
-		Expect(k8s.Create(ctx, m)).To(Succeed())
-		settled(m, "Invited/True/Invited")
-		Expect(emu.AcceptInvite("kim@example.com", "kim")).To(Succeed())
-		requestReconcile(m)
-		settled(m, "Active/True/Active")
+		joins(emu, m, "kim")
 		updateMember(m, func(o *scimv1.OrgMember) { o.Spec.UserName = "kim.new@example.com" })
 		Eventually(func() bool { return emu.IsMember("kim") }).Should(BeFalse())
 		Eventually(invitees(emu)).Should(Equal([]string{"kim.new@example.com"}))
@@ -353,11 +349,7 @@ var _ = Describe("Access follows the identity provider (Docker Hub emulator)", f
 	It("records the accepted Docker ID and removes it at DELETE even when the account email changes", func() {
 		emu := hubConfig(ns, nil)
 		m := newMember(ns, "acme", "kim@example.com")
-		Expect(k8s.Create(ctx, m)).To(Succeed())
-		settled(m, "Invited/True/Invited")
-		Expect(emu.AcceptInvite("kim@example.com", "kim")).To(Succeed())
-		requestReconcile(m)
-		settled(m, "Active/True/Active")
+		joins(emu, m, "kim")
 		Eventually(func() []string { return getMember(m).Status.GrantedIdentities }).Should(ContainElement("kim"))
 		emu.AddMember("kim", "kim@home.example", "member") // the person changes their account's email
 		Expect(k8s.Delete(ctx, m)).To(Succeed())
@@ -369,11 +361,7 @@ var _ = Describe("Access follows the identity provider (Docker Hub emulator)", f
 		emu := hubConfig(ns, nil)
 		m := newMember(ns, "acme", "tia@example.com")
 		m.Spec.Docker = &scimv1.DockerUser{Team: "qa"}
-		Expect(k8s.Create(ctx, m)).To(Succeed())
-		settled(m, "Invited/True/Invited")
-		Expect(emu.AcceptInvite("tia@example.com", "tia")).To(Succeed())
-		requestReconcile(m)
-		settled(m, "Active/True/Active")
+		joins(emu, m, "tia")
 		inTeam := func(team string) func() bool {
 			return func() bool {
 				t, ok := emu.Team(team)

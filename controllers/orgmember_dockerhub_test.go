@@ -389,17 +389,24 @@ var _ = Describe("OrgGroup controller with the Docker Hub emulator", func() {
 	})
 })
 
+// joins creates m, waits for its invitation, accepts it as the Docker ID id, and waits
+// until the member is Active.
+func joins(emu *hubemu.Emulator, m *scimv1.OrgMember, id string) {
+	GinkgoHelper()
+	Expect(k8s.Create(ctx, m)).To(Succeed())
+	settled(m, "Invited/True/Invited")
+	Expect(emu.AcceptInvite(m.Spec.UserName, id)).To(Succeed())
+	requestReconcile(m)
+	settled(m, "Active/True/Active")
+}
+
 // memberInGroup makes <id>@example.com an Active member (invited, accepted as Docker ID
 // id) labelled as a member of group g.
 func memberInGroup(emu *hubemu.Emulator, ns string, g *scimv1.OrgGroup, id string) *scimv1.OrgMember {
 	GinkgoHelper()
 	m := newMember(ns, "acme", id+"@example.com")
 	m.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
-	Expect(k8s.Create(ctx, m)).To(Succeed())
-	settled(m, "Invited/True/Invited")
-	Expect(emu.AcceptInvite(id+"@example.com", id)).To(Succeed())
-	requestReconcile(m)
-	settled(m, "Active/True/Active")
+	joins(emu, m, id)
 	return m
 }
 
@@ -546,11 +553,7 @@ var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
 		// backend's name for "acme: qa" kept the space.
 		m := newMember(ns, "acme", "tia@example.com")
 		m.Spec.Docker = &scimv1.DockerUser{Team: ns + ": qa"} // (review 24 F1: and a space)
-		Expect(k8s.Create(ctx, m)).To(Succeed())
-		settled(m, "Invited/True/Invited")
-		Expect(emu.AcceptInvite("tia@example.com", "tia")).To(Succeed())
-		requestReconcile(m)
-		settled(m, "Active/True/Active")
+		joins(emu, m, "tia")
 		Eventually(team("qa")).Should(ConsistOf("tia"))
 		// (quietPass waits for the teams' listing, which a config without groups skips)
 		memberPass := func() int {
@@ -644,11 +647,7 @@ var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
 		m := newMember(ns, "acme", "tia@example.com")
 		m.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
 		m.Spec.Docker = &scimv1.DockerUser{Team: "qa"}
-		Expect(k8s.Create(ctx, m)).To(Succeed())
-		settled(m, "Invited/True/Invited")
-		Expect(emu.AcceptInvite("tia@example.com", "tia")).To(Succeed())
-		requestReconcile(m)
-		settled(m, "Active/True/Active")
+		joins(emu, m, "tia")
 		Eventually(team("qa")).Should(ConsistOf("tia"))
 		Eventually(groupState(g)).Should(Equal("qa/1/True/TeamSynced"))
 
@@ -669,20 +668,18 @@ var _ = Describe("OrgGroup drift repair by listing (Docker Hub)", func() {
 		Eventually(groupState(g)).Should(Equal("qa/1/True/TeamSynced"))
 		m := newMember(ns, "acme", "tia@example.com")
 		m.Spec.Docker = &scimv1.DockerUser{Team: ns + ":qa"}
-		Expect(k8s.Create(ctx, m)).To(Succeed())
-		settled(m, "Invited/True/Invited")
-		Expect(emu.AcceptInvite("tia@example.com", "tia")).To(Succeed())
-		requestReconcile(m)
-		settled(m, "Active/True/Active")
+		joins(emu, m, "tia")
 		Eventually(team("qa")).Should(ConsistOf("bob", "tia"))
 		emu.ResetLog()
-		// a sync of the group after the member joined (lastSyncTime has whole seconds)
-		synced := getGroup(g).Status.LastSyncTime
-		time.Sleep(1100 * time.Millisecond)
+		// a sync of the group the spec asked for, after the member joined: lastSyncTime has
+		// whole seconds, so the request waits for the next one (a sync that ended before it
+		// records an earlier second)
+		next := time.Now().Truncate(time.Second).Add(time.Second)
+		time.Sleep(time.Until(next))
 		requestReconcile(g)
 		Eventually(func() bool {
 			t := getGroup(g).Status.LastSyncTime
-			return t != nil && (synced == nil || t.After(synced.Time))
+			return t != nil && !t.Before(&metav1.Time{Time: next})
 		}).Should(BeTrue())
 		Consistently(team("qa"), 2*time.Second, 50*time.Millisecond).Should(ConsistOf("bob", "tia"))
 		Expect(emu.Count("DELETE", "/v2/orgs/"+ns+"/groups/qa/members/*")).To(BeZero(), "the group never took the member out")
@@ -775,11 +772,7 @@ var _ = Describe("ScimConfig with a Docker Hub that is down for good", func() {
 func acceptedThenEmailChanged(emu *hubemu.Emulator, ns string) *scimv1.OrgMember {
 	GinkgoHelper()
 	m := newMember(ns, "acme", "ann@example.com")
-	Expect(k8s.Create(ctx, m)).To(Succeed())
-	settled(m, "Invited/True/Invited")
-	Expect(emu.AcceptInvite("ann@example.com", "ann")).To(Succeed())
-	requestReconcile(m)
-	settled(m, "Active/True/Active")
+	joins(emu, m, "ann")
 	Expect(getMember(m).Status.BackendID).To(Equal("ann"))
 	emu.AddAccount("ann", "ann@home.example")
 	return m
