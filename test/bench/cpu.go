@@ -82,13 +82,15 @@ func label(m *dto.Metric, name string) string {
 }
 
 // served is what the API server served of one kind of request: how many, and the seconds
-// it spent on them as it times them (apiserver_request_duration_seconds: from its handler's
-// start to the response, authentication, admission and etcd included; the client's
+// it spent on them as it times them (apiserver_request_duration_seconds: from the moment
+// it received the request, before its filters, to its handler's return, so authentication,
+// authorization, flow control, admission and etcd are in it; the client's side, the
 // connection and TLS are not).
 type served struct {
 	n float64
 	// timed and seconds are the histogram's count and sum (a request the API server
-	// rejects before its handler, such as a 429 of its flow control, is counted in n only)
+	// rejects before it reaches its handler, such as a 429 of its flow control, is counted
+	// in n only)
 	timed, seconds float64
 }
 
