@@ -33,8 +33,27 @@ var (
 	}, []string{"backend", "op"})
 )
 
+// Steps of a SCIM user create after its member is written, for CreateWait.
+const (
+	// CreateClaimRead is the live read of the userName's claim (internal/scimstore's
+	// write-then-read rule), until it has a verdict.
+	CreateClaimRead = "claim_read"
+	// CreateCache is the wait until the manager's cache, the pages' order and the
+	// indexes show the member (so the IdP's next read finds it).
+	CreateCache = "cache"
+)
+
+// CreateWait is how long a SCIM user create, once its member is written, waited for each
+// of two steps that run side by side: the claim's live read and the cache. The answer
+// waits for both; a create whose claim read lost (409) is not counted.
+var CreateWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	Name:    "scim_user_create_wait_seconds",
+	Help:    "How long a SCIM user create waited, after writing its member, for its name claim's live read and for the manager's cache (side by side).",
+	Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+}, []string{"step"})
+
 func init() {
-	metrics.Registry.MustRegister(BackendCalls, BackendCallDuration)
+	metrics.Registry.MustRegister(BackendCalls, BackendCallDuration, CreateWait)
 }
 
 // ObserveBackendCall records one backend call that started at start.

@@ -24,6 +24,7 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/membership"
+	"github.com/scim-operator/scim-operator/internal/metrics"
 	"github.com/scim-operator/scim-operator/internal/naming"
 	"github.com/scim-operator/scim-operator/internal/scim"
 	"github.com/scim-operator/scim-operator/internal/scimstore/convert"
@@ -485,16 +486,20 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 		err := s.Client.Create(wctx, m, client.FieldOwner(FieldOwner))
 		if err == nil {
 			// the wait for the cache overlaps the claim's read; the answer waits for both
+			written := time.Now()
+			var cacheWait time.Duration
 			cached := make(chan struct{})
 			cctx, stop := context.WithCancel(ctx)
 			go func() {
 				defer close(cached)
 				s.waitCache(cctx, m, m.ResourceVersion)
+				cacheWait = time.Since(written)
 			}()
 			// the member exists: judging it is part of the write that made it, whether or not
 			// the client is still there (a member whose create lost must not stay)
 			jctx, jcancel := s.writeCtx(context.WithoutCancel(ctx))
 			err := s.settleClaimless(jctx, sc, m)
+			claimRead := time.Since(written)
 			jcancel()
 			if err != nil {
 				stop()
@@ -509,6 +514,8 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			}
 			<-cached
 			stop()
+			metrics.CreateWait.WithLabelValues(metrics.CreateClaimRead).Observe(claimRead.Seconds())
+			metrics.CreateWait.WithLabelValues(metrics.CreateCache).Observe(cacheWait.Seconds())
 			return s.userResource(ctx, sc, m), nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
