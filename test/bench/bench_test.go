@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,10 +110,19 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 			t.Errorf("%s: %s", r.Measure, r.Result)
 		}
 		// the API server's own time for a create's requests is inside the time the IdP
-		// waited for the create, and the claim read's is there (one a SCIM create)
+		// waited for the create, and the claim read's is there (one a SCIM create); so are
+		// the manager's own timings of the waits after its write
 		if f := r.Figures; strings.HasPrefix(r.Measure, "a create's time") &&
 			(f["scim_post_ms"] <= 0 || f["scim_claim_ms"] <= 0 || f["raw_post_ms"] <= 0 ||
-				f["scim_post_ms"]+f["scim_claim_ms"] > f["scim_ms"] || f["raw_post_ms"] > f["raw_ms"]) {
+				f["scim_post_ms"]+f["scim_claim_ms"] > f["scim_ms"] || f["raw_post_ms"] > f["raw_ms"] ||
+				// the manager times both waits of every SCIM create once, inside the IdP's wait,
+				// and none of client-go's
+				f["waits_per_create"] != 1 || f["raw_waits"] != 0 || f["wait_claim_read_ms"] <= 0 || f["wait_cache_ms"] <= 0 ||
+				f["wait_claim_read_ms"] > f["scim_ms"] || f["wait_cache_ms"] > f["scim_ms"] ||
+				// the ratio a create without the read would at least reach, at concurrency 1 only
+				strings.Contains(r.Measure, "concurrency 1:") != (f["ratio_without_read_at_least"] > 0) ||
+				f["ratio_without_read_at_least"] > 0 && math.Abs(f["ratio_without_read_at_least"]-
+					f["raw_ms"]/(f["scim_ms"]-max(0, f["wait_claim_read_ms"]-f["wait_cache_ms"]))) > 1e-9) {
 			t.Errorf("%s: %s (%v)", r.Measure, r.Result, f)
 		}
 		// the API server's own timing of its webhook calls splits each review's time

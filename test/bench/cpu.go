@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"strings"
 
@@ -69,6 +70,27 @@ func (s *stack) apiMetrics(ctx context.Context) (map[string]*dto.MetricFamily, e
 	defer func() { _ = body.Close() }()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	return parser.TextToMetricFamilies(body)
+}
+
+// createWaits is how long the manager's SCIM user creates have waited so far, after
+// writing their members, for each step (scim_user_create_wait_seconds, by step: the claim
+// read and the cache), as histogram counts and sums.
+func (s *stack) createWaits(ctx context.Context) (map[string]served, error) {
+	body, err := s.httpGet(ctx, "http://"+s.metrics+"/metrics")
+	if err != nil {
+		return nil, err
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]served{}
+	for _, m := range families["scim_user_create_wait_seconds"].GetMetric() {
+		h := m.GetHistogram()
+		out[label(m, "step")] = served{n: float64(h.GetSampleCount()), timed: float64(h.GetSampleCount()), seconds: h.GetSampleSum()}
+	}
+	return out, nil
 }
 
 // label is the value of a metric's label name, or "".

@@ -44,8 +44,9 @@ type stack struct {
 	ns, config  string
 	members     cache.Cache
 	logs        *os.File
-	// pprof is the manager's net/http/pprof address
-	pprof string
+	// pprof is the manager's net/http/pprof address; metrics its /metrics (plain HTTP, on
+	// loopback)
+	pprof, metrics string
 	// apiRaw reads the API server's /metrics (apiMetrics)
 	apiRaw rest.Interface
 }
@@ -117,6 +118,11 @@ func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, ppro
 		return nil, err
 	}
 	managerArgs = append(managerArgs, "--pprof-bind-address="+s.pprof)
+	// and its metrics (the throughput step reads how long creates waited inside it)
+	if s.metrics, err = devenv.FreeAddr(); err != nil {
+		return nil, err
+	}
+	managerArgs = append(managerArgs, "--metrics-bind-address="+s.metrics, "--metrics-secure=false")
 	if pprof {
 		say("the manager's profiles: http://%s/debug/pprof/ (go tool pprof http://%s/debug/pprof/profile?seconds=20)", s.pprof, s.pprof)
 	}
@@ -509,7 +515,12 @@ func (s *stack) saveProfile(ctx context.Context, profile, path string) error {
 
 // pprofGet reads one of the manager's net/http/pprof pages.
 func (s *stack) pprofGet(ctx context.Context, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+s.pprof+path, nil)
+	return s.httpGet(ctx, "http://"+s.pprof+path)
+}
+
+// httpGet reads a page the manager serves on loopback.
+func (s *stack) httpGet(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -519,7 +530,7 @@ func (s *stack) pprofGet(ctx context.Context, path string) ([]byte, error) {
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return io.ReadAll(resp.Body)
 }
