@@ -45,7 +45,9 @@ const (
 
 // CreateWait is how long a SCIM user create, once its member is written, waited for each
 // of two steps that run side by side: the claim's live read and the cache. The answer
-// waits for both; a create whose claim read lost (409) is not counted.
+// waits for both. Only creates answered 201 on the claimless path (a userName created
+// under its derived object name, internal/scimstore) whose cache showed the member are
+// counted.
 var CreateWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 	Name:    "scim_user_create_wait_seconds",
 	Help:    "How long a SCIM user create waited, after writing its member, for its name claim's live read and for the manager's cache (side by side).",

@@ -488,11 +488,12 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			// the wait for the cache overlaps the claim's read; the answer waits for both
 			written := time.Now()
 			var cacheWait time.Duration
+			var shown bool
 			cached := make(chan struct{})
 			cctx, stop := context.WithCancel(ctx)
 			go func() {
 				defer close(cached)
-				s.waitCache(cctx, m, m.ResourceVersion)
+				shown = s.waitCache(cctx, m, m.ResourceVersion)
 				cacheWait = time.Since(written)
 			}()
 			// the member exists: judging it is part of the write that made it, whether or not
@@ -514,8 +515,10 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, r scim.Resource) (scim
 			}
 			<-cached
 			stop()
-			metrics.CreateWait.WithLabelValues(metrics.CreateClaimRead).Observe(claimRead.Seconds())
-			metrics.CreateWait.WithLabelValues(metrics.CreateCache).Observe(cacheWait.Seconds())
+			if shown { // (a wait cut short by the client, or by its bound, timed nothing)
+				metrics.CreateWait.WithLabelValues(metrics.CreateClaimRead).Observe(claimRead.Seconds())
+				metrics.CreateWait.WithLabelValues(metrics.CreateCache).Observe(cacheWait.Seconds())
+			}
 			return s.userResource(ctx, sc, m), nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
