@@ -399,28 +399,13 @@ func (b *bench) throughput(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if sd.waits == nil {
-			sd.waits = map[string]served{}
-		}
-		for k, v := range w1 {
-			w := sd.waits[k]
-			w.n += v.n - w0[k].n
-			w.timed += v.timed - w0[k].timed
-			w.seconds += v.seconds - w0[k].seconds
-			sd.waits[k] = w
-		}
+		sd.waits = addServed(sd.waits, w0, w1)
 		r1, err := b.s.apiRequests(ctx)
-		if sd.requests == nil {
-			sd.requests = map[string]served{}
+		if err != nil {
+			return err
 		}
-		for k, v := range r1 {
-			r := sd.requests[k]
-			r.n += v.n - r0[k].n
-			r.timed += v.timed - r0[k].timed
-			r.seconds += v.seconds - r0[k].seconds
-			sd.requests[k] = r
-		}
-		return err
+		sd.requests = addServed(sd.requests, r0, r1)
+		return nil
 	}
 	for _, c := range b.o.concurrency {
 		var scimSide, rawSide side

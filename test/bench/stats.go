@@ -126,7 +126,23 @@ func requestWords(requests map[string]served, creates float64) string {
 	return strings.Join(parts, ", ")
 }
 
-// mean is the API server's mean time for one request of the kind, in seconds (0 for none).
+// addServed adds to sum, by kind, what was served between two readings (after less
+// before), and returns it.
+func addServed(sum, before, after map[string]served) map[string]served {
+	if sum == nil {
+		sum = map[string]served{}
+	}
+	for k, v := range after {
+		r := sum[k]
+		r.n += v.n - before[k].n
+		r.timed += v.timed - before[k].timed
+		r.seconds += v.seconds - before[k].seconds
+		sum[k] = r
+	}
+	return sum
+}
+
+// mean is the mean time for one request (or wait) of the kind, in seconds (0 for none).
 func (r served) mean() float64 {
 	if r.timed == 0 {
 		return 0

@@ -28,3 +28,22 @@ func TestMedianRun(t *testing.T) {
 		}
 	}
 }
+
+func TestAddServed(t *testing.T) {
+	before := map[string]served{"GET x": {n: 2, timed: 2, seconds: 0.5}}
+	after := map[string]served{"GET x": {n: 5, timed: 4, seconds: 1.5}, "POST y": {n: 1, timed: 1, seconds: 0.25}}
+	sum := addServed(nil, before, after)
+	sum = addServed(sum, after, map[string]served{"GET x": {n: 6, timed: 5, seconds: 2}, "POST y": {n: 1, timed: 1, seconds: 0.25}})
+	want := map[string]served{"GET x": {n: 4, timed: 3, seconds: 1.5}, "POST y": {n: 1, timed: 1, seconds: 0.25}}
+	if len(sum) != len(want) {
+		t.Fatalf("got %v, want %v", sum, want)
+	}
+	for k, w := range want {
+		if g := sum[k]; g != w {
+			t.Errorf("%s: got %+v, want %+v", k, g, w)
+		}
+	}
+	if m := sum["GET x"].mean(); m != 0.5 {
+		t.Errorf("mean %v, want 0.5 (seconds over the timed count)", m)
+	}
+}
