@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
@@ -68,8 +69,13 @@ func (s *stack) apiMetrics(ctx context.Context) (map[string]*dto.MetricFamily, e
 		return nil, err
 	}
 	defer func() { _ = body.Close() }()
+	return parseMetrics(body)
+}
+
+// parseMetrics reads a Prometheus text exposition, by metric family.
+func parseMetrics(r io.Reader) (map[string]*dto.MetricFamily, error) {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	return parser.TextToMetricFamilies(body)
+	return parser.TextToMetricFamilies(r)
 }
 
 // createWaits is how long the manager's SCIM user creates have waited so far, after
@@ -80,8 +86,7 @@ func (s *stack) createWaits(ctx context.Context) (map[string]served, error) {
 	if err != nil {
 		return nil, err
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	families, err := parseMetrics(bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -103,8 +108,9 @@ func label(m *dto.Metric, name string) string {
 	return ""
 }
 
-// served is what the API server served of one kind of request: how many, and the seconds
-// it spent on them as it times them (apiserver_request_duration_seconds: from the moment
+// served is what the API server served of one kind of request (or, in createWaits, what
+// the manager waited for at one step): how many, and the seconds it spent on them as it
+// times them (for the API server, apiserver_request_duration_seconds: from the moment
 // it received the request, before its filters, to its handler's return, so authentication,
 // authorization, flow control, admission and etcd are in it; the client's side, the
 // connection and TLS are not).
