@@ -233,8 +233,10 @@ func TestInternerBound(t *testing.T) {
 
 // BenchmarkCachedMember measures what one member and its grant hold in the heap as the
 // cache keeps them, decoded as a watch delivers them (member and grant above), with
-// managedFields stripped only and with the shipped transform. It reports bytes per member
-// (the pair: B/member); the time is not the point. Run:
+// managedFields stripped only and with the shipped transform; and, as the floor of any
+// cache of whole objects, their metadata alone (PartialObjectMetadata, managedFields
+// stripped: what a metadata-only informer would hold). It reports bytes per member (the
+// pair: B/member); the time is not the point. Run:
 //
 //	go test ./internal/cachepolicy -run '^$' -bench BenchmarkCachedMember -benchtime 1x
 func BenchmarkCachedMember(b *testing.B) {
@@ -249,19 +251,28 @@ func BenchmarkCachedMember(b *testing.B) {
 			raws[i][j] = raw
 		}
 	}
-	for _, shipped := range []bool{false, true} {
-		name := map[bool]string{false: "stripped", true: "shipped"}[shipped]
+	for _, name := range []string{"stripped", "shipped", "metadata"} {
 		b.Run(name, func(b *testing.B) {
 			for range b.N {
 				tr := stripManagedFields
-				if shipped {
+				if name == "shipped" {
 					tr = newInterner(maxInterned).transform()
 				}
 				kept := make([]any, 0, 2*n)
 				before := liveHeap()
 				for _, r := range raws {
 					for _, raw := range r {
-						o, err := tr(decode(b, raw))
+						var o any
+						if name == "metadata" {
+							var pm metav1.PartialObjectMetadata
+							if err := json.Unmarshal(raw, &pm); err != nil {
+								b.Fatal(err)
+							}
+							o = &pm
+						} else {
+							o = decode(b, raw)
+						}
+						o, err := tr(o)
 						if err != nil {
 							b.Fatal(err)
 						}
