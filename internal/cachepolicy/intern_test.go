@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -19,7 +21,7 @@ import (
 )
 
 // member i of config acme as the controllers leave it: Active in the kubernetes backend,
-// in group eng, with one change of membership in flight, and managedFields.
+// in group eng, with managedFields.
 func member(i int) *scimv1.OrgMember {
 	user := fmt.Sprintf("user%06d@example.com", i)
 	at := metav1.NewTime(time.Date(2026, 12, 1, 10, 0, i%60, 0, time.UTC))
@@ -29,8 +31,7 @@ func member(i int) *scimv1.OrgMember {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-a", Name: fmt.Sprintf("u-%032x", i),
 			UID:             types.UID(fmt.Sprintf("6f1c2d3e-%04x-4000-8000-%012x", i%0xffff, i)),
 			ResourceVersion: fmt.Sprint(1000 + i), Generation: 1, CreationTimestamp: at,
-			Labels: map[string]string{scimv1.LabelConfig: "acme", scimv1.LabelGroupPrefix + "g-eng": "",
-				scimv1.LabelChangePrefix + fmt.Sprintf("c%08d", i): "add.g-eng"},
+			Labels:      map[string]string{scimv1.LabelConfig: "acme", scimv1.LabelGroupPrefix + "g-eng": ""},
 			Annotations: map[string]string{scimv1.AnnotationLastModified: at.UTC().Format(time.RFC3339Nano)},
 			Finalizers:  []string{scimv1.FinalizerDeprovision},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "scim-operator", Operation: metav1.ManagedFieldsOperationApply,
@@ -131,15 +132,48 @@ func TestTransformKeepsEveryValue(t *testing.T) {
 // Two members decoded apart share the strings members repeat; within each, what equals
 // the userName shares its bytes; a grant's annotated userName shares its subject's.
 func TestTransformSharesRepeatedStrings(t *testing.T) {
+	ms, gs := sharedPairs(t, true)
+	pairs := pairsOf(t, ms, gs)
+	for what, p := range pairs {
+		if p[0] != p[1] {
+			t.Fatalf("%s: %q and %q differ (the fixture is wrong)", what, p[0], p[1])
+		}
+		if !same(p[0], p[1]) {
+			t.Errorf("%s: %q is held twice", what, p[0])
+		}
+	}
+	// the control: as decoded, each of them was held twice
+	ms, gs = sharedPairs(t, false)
+	for what, p := range pairsOf(t, ms, gs) {
+		if same(p[0], p[1]) {
+			t.Errorf("%s: shared before the transform; the check above proves nothing", what)
+		}
+	}
+}
+
+// sharedPairs are members 0 and 1 and their grants, decoded apart, transformed or not.
+func sharedPairs(t *testing.T, transform bool) ([2]*scimv1.OrgMember, [2]*scimv1.OrgGrant) {
 	tr := newInterner(maxInterned).transform()
 	var ms [2]*scimv1.OrgMember
 	var gs [2]*scimv1.OrgGrant
 	for i := range ms {
-		o, _ := tr(decoded(t, member(i)))
-		ms[i] = o.(*scimv1.OrgMember)
-		o, _ = tr(decoded(t, grant(i)))
-		gs[i] = o.(*scimv1.OrgGrant)
+		var o [2]any = [2]any{decoded(t, member(i)), decoded(t, grant(i))}
+		if transform {
+			for j := range o {
+				var err error
+				if o[j], err = tr(o[j]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		ms[i], gs[i] = o[0].(*scimv1.OrgMember), o[1].(*scimv1.OrgGrant)
 	}
+	return ms, gs
+}
+
+// pairsOf are the pairs of strings the transform makes one: across the two members (and
+// grants), and within member 0 (and grant 0).
+func pairsOf(t *testing.T, ms [2]*scimv1.OrgMember, gs [2]*scimv1.OrgGrant) map[string][2]string {
 	key := func(m map[string]string, k string) string {
 		for have := range m {
 			if have == k {
@@ -150,7 +184,7 @@ func TestTransformSharesRepeatedStrings(t *testing.T) {
 		return ""
 	}
 	a, b := ms[0], ms[1]
-	pairs := map[string][2]string{
+	return map[string][2]string{
 		"namespace":                 {a.Namespace, b.Namespace},
 		"config label key":          {key(a.Labels, scimv1.LabelConfig), key(b.Labels, scimv1.LabelConfig)},
 		"config label value":        {a.Labels[scimv1.LabelConfig], b.Labels[scimv1.LabelConfig]},
@@ -179,25 +213,19 @@ func TestTransformSharesRepeatedStrings(t *testing.T) {
 		"email value, userName":     {a.Spec.Emails[0].Value, a.Spec.UserName},
 		"grant's userName, subject": {gs[0].Annotations[k8sbackend.AnnotationUserName], gs[0].Spec.Subject.Name},
 	}
-	for what, p := range pairs {
-		if p[0] != p[1] {
-			t.Fatalf("%s: %q and %q differ (the fixture is wrong)", what, p[0], p[1])
-		}
-		if !same(p[0], p[1]) {
-			t.Errorf("%s: %q is held twice", what, p[0])
-		}
-	}
 }
 
-// Values that are each object's own (uids, userNames, timestamps, member hashes, change
-// ids) stay out of the table: a thousand members and grants intern no more strings than
+// Values that are always each object's own (uids, userNames, timestamps, member hashes,
+// change ids) stay out of the table: a thousand members and grants intern no more strings than
 // one of each does.
 func TestTransformInternsNoOwnValues(t *testing.T) {
 	in := newInterner(maxInterned)
 	tr := in.transform()
 	one := 0
 	for i := range 1000 {
-		if _, err := tr(decoded(t, member(i))); err != nil {
+		m := member(i)
+		m.Labels[scimv1.LabelChangePrefix+fmt.Sprintf("c%08d", i)] = "add.g-eng" // a change in flight
+		if _, err := tr(decoded(t, m)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := tr(decoded(t, grant(i))); err != nil {
@@ -212,18 +240,25 @@ func TestTransformInternsNoOwnValues(t *testing.T) {
 	}
 }
 
-// The table is bounded: past its size, and past maxInternedLen bytes, strings pass
-// through, held as they came; what it holds is still shared.
-func TestInternerBound(t *testing.T) {
+// The table keeps two generations: a full one becomes the previous one; what is found
+// there moves back and stays shared, what came once ages out; long strings pass through.
+func TestInternerAgesOutWhatCameOnce(t *testing.T) {
 	in := newInterner(2)
 	fresh := func(s string) string { return string([]byte(s)) }
-	a, b := in.shared(fresh("ann")), in.shared(fresh("ben"))
-	c1, c2 := fresh("cat"), fresh("cat")
-	if got := in.shared(c1); !same(got, c1) || same(in.shared(c2), c1) {
-		t.Error("a full table interned a third string")
+	ann, ben := in.shared(fresh("ann")), in.shared(fresh("ben"))
+	in.shared(fresh("cat")) // the current generation was full: ann and ben are the previous one
+	if got := in.shared(fresh("ann")); !same(got, ann) {
+		t.Error("a string of the previous generation was not shared")
 	}
-	if !same(in.shared(fresh("ann")), a) || !same(in.shared(fresh("ben")), b) {
-		t.Error("a full table no longer shares what it holds")
+	in.shared(fresh("dan")) // full again (cat, ann): ben, not seen since, ages out
+	if got := in.shared(fresh("ben")); same(got, ben) {
+		t.Error("a string seen once two generations ago is still held")
+	}
+	if !same(in.shared(fresh("ann")), ann) {
+		t.Error("a string that kept coming back is no longer shared")
+	}
+	if in.size() > 4 {
+		t.Errorf("the table holds %d strings, more than two generations of 2", in.size())
 	}
 	long := fresh(string(make([]byte, maxInternedLen+1)))
 	if big := newInterner(10); !same(big.shared(long), long) || big.size() != 0 {
@@ -231,12 +266,63 @@ func TestInternerBound(t *testing.T) {
 	}
 }
 
-// BenchmarkCachedMember measures what one member and its grant hold in the heap as the
-// cache keeps them, decoded as a watch delivers them (member and grant above), with
-// managedFields stripped only and with the shipped transform; and, as the floor of any
-// cache of whole objects, their metadata alone (PartialObjectMetadata, managedFields
-// stripped: what a metadata-only informer would hold). It reports bytes per member (the
-// pair: B/member); the time is not the point. Run:
+// However many values that come once the table has seen (an IdP's titles, error messages,
+// groups since deleted), members of a config that comes later still share its strings.
+func TestTransformSharesAfterManyValuesThatCameOnce(t *testing.T) {
+	tr := newInterner(maxInterned).transform()
+	for i := range 3 * maxInterned {
+		m := member(i)
+		m.Spec.Title = fmt.Sprintf("title %d", i)
+		m.Status.Message = fmt.Sprintf("could not add user%06d: refused", i)
+		m.Labels[scimv1.LabelGroupPrefix+fmt.Sprintf("g-%d", i)] = ""
+		if _, err := tr(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var late [2]*scimv1.OrgMember
+	for i := range late {
+		m := member(i)
+		m.Namespace, m.Spec.ConfigName, m.Labels[scimv1.LabelConfig] = "tenant-late", "late", "late"
+		o, err := tr(decoded(t, m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		late[i] = o.(*scimv1.OrgMember)
+	}
+	a, b := late[0], late[1]
+	if !same(a.Namespace, b.Namespace) || !same(a.Spec.ConfigName, b.Spec.ConfigName) ||
+		!same(a.Labels[scimv1.LabelConfig], b.Labels[scimv1.LabelConfig]) {
+		t.Error("after many values that came once, a new config's members hold their own copies")
+	}
+}
+
+// The transform may meet an object twice (client-go transforms a list's objects when its
+// watch list ends and again when they replace the store's): the second pass changes
+// nothing and interns nothing more.
+func TestTransformTwiceIsOnce(t *testing.T) {
+	in := newInterner(maxInterned)
+	tr := in.transform()
+	for _, o := range []k8sruntime.Object{member(3), grant(3)} {
+		once, err := tr(decoded(t, o))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, n := once.(k8sruntime.Object).DeepCopyObject(), in.size()
+		twice, err := tr(once)
+		if err != nil || !reflect.DeepEqual(twice, want) || in.size() != n {
+			t.Errorf("%T transformed twice: %v, %d strings interned after %d, equal %v", o, err, in.size(), n, reflect.DeepEqual(twice, want))
+		}
+	}
+}
+
+// BenchmarkCachedMember measures what one member and its grant (member and grant above, as
+// the controllers leave them) hold in the heap as the cache keeps them: decoded as a watch
+// delivers them, their type cleared as the cache's decoder does, then transformed, with
+// managedFields stripped only (stripped) or with the shipped transform (shipped); and their
+// metadata alone, as a metadata-only informer would hold it, stripped (metadata) and with
+// the shipped interning of it (metadata-interned): the floor of any cache that keeps an
+// object per member and per grant. It reports bytes per member (the pair: B/member); the
+// time is not the point. The informer's store keys and the indexes come on top. Run:
 //
 //	go test ./internal/cachepolicy -run '^$' -bench BenchmarkCachedMember -benchtime 1x
 func BenchmarkCachedMember(b *testing.B) {
@@ -251,19 +337,20 @@ func BenchmarkCachedMember(b *testing.B) {
 			raws[i][j] = raw
 		}
 	}
-	for _, name := range []string{"stripped", "shipped", "metadata"} {
+	for _, name := range []string{"stripped", "shipped", "metadata", "metadata-interned"} {
 		b.Run(name, func(b *testing.B) {
 			for range b.N {
+				in := newInterner(maxInterned)
 				tr := stripManagedFields
 				if name == "shipped" {
-					tr = newInterner(maxInterned).transform()
+					tr = in.transform()
 				}
 				kept := make([]any, 0, 2*n)
 				before := liveHeap()
 				for _, r := range raws {
-					for _, raw := range r {
-						var o any
-						if name == "metadata" {
+					for j, raw := range r {
+						var o k8sruntime.Object
+						if strings.HasPrefix(name, "metadata") {
 							var pm metav1.PartialObjectMetadata
 							if err := json.Unmarshal(raw, &pm); err != nil {
 								b.Fatal(err)
@@ -272,11 +359,19 @@ func BenchmarkCachedMember(b *testing.B) {
 						} else {
 							o = decode(b, raw)
 						}
-						o, err := tr(o)
+						o.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+						out, err := tr(o)
 						if err != nil {
 							b.Fatal(err)
 						}
-						kept = append(kept, o)
+						if pm, ok := out.(*metav1.PartialObjectMetadata); ok && name == "metadata-interned" {
+							if j == 0 {
+								in.meta(&pm.ObjectMeta, scimv1.LabelConfig)
+							} else {
+								in.meta(&pm.ObjectMeta, scimv1.LabelConfig, k8sbackend.LabelConfigNamespace, k8sbackend.LabelOwnerKind)
+							}
+						}
+						kept = append(kept, out)
 					}
 				}
 				after := liveHeap()

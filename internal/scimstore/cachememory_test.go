@@ -6,9 +6,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -188,4 +190,50 @@ func (c *memberGets) Get(ctx context.Context, key client.ObjectKey, obj client.O
 		c.n.Add(1)
 	}
 	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+// The shipped cache's informer holds members as the cachepolicy transform leaves them
+// (issue 10, memory): managedFields stripped, and the strings members repeat held once.
+func TestShippedCacheHoldsMembersInterned(t *testing.T) {
+	ctx, direct, mgr := startCache(t, false)
+	ns := uniqueNamespace(ctx, t, direct, "interned")
+	var names []string
+	for _, u := range []string{"ann@example.com", "ben@example.com"} {
+		m := &scimv1.OrgMember{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: naming.MemberName("acme", u),
+				Labels: map[string]string{scimv1.LabelConfig: "acme"}, Finalizers: []string{scimv1.FinalizerDeprovision}},
+			Spec: scimv1.OrgMemberSpec{ConfigName: "acme", UserName: u, Active: true},
+		}
+		if err := direct.Create(ctx, m, client.FieldOwner(FieldOwner)); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, m.Name)
+	}
+	inf, err := mgr.GetCache().GetInformer(ctx, &scimv1.OrgMember{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := inf.(interface{ GetStore() toolscache.Store }).GetStore()
+	var held [2]*scimv1.OrgMember
+	deadline := time.Now().Add(30 * time.Second) // bounds a broken cache; not a speed assertion
+	for held[0] == nil || held[1] == nil {
+		for i, name := range names {
+			if o, ok, _ := store.GetByKey(ns + "/" + name); ok {
+				held[i] = o.(*scimv1.OrgMember)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the informer never held both members")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a, b := held[0], held[1]
+	if a.ManagedFields != nil {
+		t.Errorf("the cache holds managedFields: %v", a.ManagedFields)
+	}
+	shared := func(x, y string) bool { return unsafe.StringData(x) == unsafe.StringData(y) }
+	if !shared(a.Namespace, b.Namespace) || !shared(a.Spec.ConfigName, b.Spec.ConfigName) ||
+		!shared(a.Labels[scimv1.LabelConfig], b.Labels[scimv1.LabelConfig]) || !shared(a.Finalizers[0], b.Finalizers[0]) {
+		t.Error("the cache's members each hold their own namespace, config and finalizer: the members' transform is not in the shipped cache")
+	}
 }

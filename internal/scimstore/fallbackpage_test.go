@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/naming"
@@ -58,9 +59,12 @@ func TestPagesWithoutTheOrderMatchTheOrder(t *testing.T) {
 	listed := &Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Log: logr.Discard()}
 	deadline := time.Now().Add(30 * time.Second) // bounds a broken cache; not a speed assertion
 	for {
+		// the member being deleted must show as such first: its creation alone would count
+		var leaving scimv1.OrgMember
+		err := mgr.GetClient().Get(ctx, client.ObjectKey{Namespace: ns, Name: naming.MemberName("acme", "leaving@example.com")}, &leaving)
 		a, an, _ := ordered.ListUsersPage(ctx, sc, 1, 100)
 		b, bn, _ := listed.ListUsersPage(ctx, sc, 1, 100)
-		if order.caughtUp() && an == len(want) && bn == len(want) && len(a) == len(want) && len(b) == len(want) {
+		if err == nil && !leaving.DeletionTimestamp.IsZero() && order.caughtUp() && an == len(want) && bn == len(want) && len(a) == len(want) && len(b) == len(want) {
 			break
 		}
 		if time.Now().After(deadline) {

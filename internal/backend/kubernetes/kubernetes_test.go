@@ -23,6 +23,7 @@ import (
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
 	k8sbackend "github.com/scim-operator/scim-operator/internal/backend/kubernetes"
+	"github.com/scim-operator/scim-operator/internal/cachepolicy"
 	"github.com/scim-operator/scim-operator/internal/index"
 	"github.com/scim-operator/scim-operator/internal/testenv"
 	"github.com/scim-operator/scim-operator/test/access"
@@ -607,13 +608,15 @@ func benchmarkEnsureMember(b *testing.B, l scimv1.GrantLayout) {
 	})
 }
 
-// startedCache is a cache as the manager builds it (index.NewCache, limited by
-// CacheByObject), with setup run on it before it starts (indexes, informers); it stops with
-// the test.
+// startedCache is a cache as the manager builds it (index.NewCache with cachepolicy.Cache:
+// bindings limited by CacheByObject, grants interned), with setup run on it before it
+// starts (indexes, informers); it stops with the test.
 func startedCache(t *testing.T, scheme *runtime.Scheme, setup func(context.Context, cache.Cache) error) cache.Cache {
 	t.Helper()
 	ctx := t.Context()
-	c, err := index.NewCache(restCfg, cache.Options{Scheme: scheme, ByObject: k8sbackend.CacheByObject()})
+	opts := cachepolicy.Cache()
+	opts.Scheme = scheme
+	c, err := index.NewCache(restCfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
