@@ -247,17 +247,14 @@ func (s *Store) userResource(ctx context.Context, sc Scope, m *scimv1.OrgMember)
 // them from the API server, so that the ETag it carries is the one the next conditional
 // write is checked against, whatever this replica's group cache shows yet.
 func (s *Store) userResourceFrom(ctx context.Context, rd client.Reader, sc Scope, m *scimv1.OrgMember) scim.Resource {
-	r := UserToSCIM(m, sc.BaseURL)
 	groups := s.memberGroupsFrom(ctx, rd, sc, m)
+	r := convert.UserToSCIMVersion(m, sc.BaseURL, versionWithGroups(m, groups))
 	var gl []any
 	for _, g := range groups {
 		gl = append(gl, map[string]any{"value": g.Name, "display": g.Spec.DisplayName, "type": "direct", "$ref": sc.BaseURL + "/Groups/" + g.Name})
 	}
 	if gl != nil {
 		r["groups"] = gl
-	}
-	if meta, ok := r["meta"].(map[string]any); ok {
-		meta["version"] = convert.Version(versionWithGroups(m, groups))
 	}
 	return r
 }
