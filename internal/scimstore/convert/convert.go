@@ -74,7 +74,7 @@ func VersionWith(o metav1.Object, groups []string) string {
 		h = fnv32a(fnv32a(h, g), "\n")
 	}
 	h = fnv32a(h, o.GetAnnotations()[AnnotationMembersRevision])
-	b := make([]byte, 0, 28)
+	b := make([]byte, 0, 29) // an int64's 20 characters, "-", 8 hex digits
 	b = strconv.AppendInt(b, o.GetGeneration(), 10)
 	b = append(b, '-')
 	for shift := 28; shift >= 0; shift -= 4 {

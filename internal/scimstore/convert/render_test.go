@@ -99,3 +99,22 @@ func TestVersionWithIsHashFNV(t *testing.T) {
 		}
 	}
 }
+
+// Tokens the former implementation gave, as literals (review 30 F5): a change to both
+// VersionWith and versionWithFNV above still fails here. A member in two groups given out
+// of order, a generation of -1 without annotations, and a group with a members revision.
+func TestVersionTokensAreTheFormerOnes(t *testing.T) {
+	bare := benchMember(7)
+	bare.Generation, bare.Annotations = -1, nil
+	g := &scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Name: "acme-eng", UID: "0b6f6f2e-1c1d-4c55-9f0e-7d2a5e3b9c10",
+		Generation: 3, Annotations: map[string]string{AnnotationMembersRevision: "12"}}}
+	for what, c := range map[string][2]string{
+		"a member in groups b and a":   {VersionWith(benchMember(42), []string{"b", "a"}), "1-fea22bc6"},
+		"generation -1, no annotation": {VersionWith(bare, nil), "-1-22471645"},
+		"a group":                      {VersionOf(g), "3-2bf8cf63"},
+	} {
+		if c[0] != c[1] {
+			t.Errorf("%s: token %s, the former implementation gave %s", what, c[0], c[1])
+		}
+	}
+}
