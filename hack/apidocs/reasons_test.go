@@ -539,6 +539,9 @@ func (s *scan) assign(_ string, fc *fileCtx, as *ast.AssignStmt) {
 			s.fail(as, "a Reason assigned from a multi-value call: the test cannot tell its values")
 			continue
 		}
+		if interned(as.Rhs[i], l) {
+			continue // the same text, as one copy the cache shares: no reason is set
+		}
 		// the type, when the condition variable was made by a literal that names it
 		var typ ast.Expr
 		if id, ok := sel.X.(*ast.Ident); ok {
@@ -563,6 +566,17 @@ func (s *scan) assign(_ string, fc *fileCtx, as *ast.AssignStmt) {
 		}
 		s.record(fc, as, false, typ, "", as.Rhs[i])
 	}
+}
+
+// interned tells whether rhs is the cache's interning of lhs itself (internal/cachepolicy:
+// `c.Reason = t.shared(c.Reason)`), which stores the text lhs already holds.
+func interned(rhs, lhs ast.Expr) bool {
+	call, ok := rhs.(*ast.CallExpr)
+	if !ok || len(call.Args) != 1 {
+		return false
+	}
+	fn, ok := call.Fun.(*ast.SelectorExpr)
+	return ok && fn.Sel.Name == "shared" && exprString(call.Args[0]) == exprString(lhs)
 }
 
 // record evaluates one reason (and type) set on a condition or an event.
