@@ -18,7 +18,9 @@ import (
 // Before the member order has caught up with the cache (a replica starting), pages and
 // cursor pages are cut from a list of the cache instead (the fallback of ListUsersPage and
 // ListUsersCursor). Both ways give the same pages: the config's members by id, without a
-// member of another config in the namespace or a member being deleted.
+// member of another config in the namespace or a member being deleted. (page_test.go
+// compares both ways with the full list; this adds the member being deleted, which the
+// fallback filters itself, and a cursor walk back.)
 func TestPagesWithoutTheOrderMatchTheOrder(t *testing.T) {
 	ctx, direct, mgr := startCache(t, false)
 	ns := uniqueNamespace(ctx, t, direct, "fallbackpage")
