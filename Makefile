@@ -31,14 +31,13 @@ WITH_ASSETS = KUBEBUILDER_ASSETS=$$(K8S_VERSION=$(K8S_VERSION) hack/controlplane
 # The test processes, and the managers that the e2e specs and conformance start, run
 # client-go's cache mutation detector (make test, test-long and test-model; not
 # test-faults, whose figures it would inflate as it would make bench's): an informer keeps
-# a copy of each object it adds or
-# updates, for 2 to 4 minutes, and panics when the cached object no longer matches it. The
-# cache is shared read-only (pages convert the informer's own members without a copy), so a
-# write into it would corrupt every later read. It checks only recently written objects;
-# TestPagesReadTheCacheSharedAndLeaveIt compares older ones itself. client-go reads the
-# variable once, when a process starts. make bench does not set it (the detector's copies
-# would inflate the memory rows), but test-e2e's toy run of the bench does, so that run's
-# memory rows are inflated.
+# a copy of each object it adds or updates, for 2 to 4 minutes, and panics when the cached
+# object no longer matches it. The cache is shared read-only (pages convert the informer's
+# own members without a copy), so a write into it would corrupt every later read. It
+# checks only recently written objects; TestPagesReadTheCacheSharedAndLeaveIt compares
+# older ones itself. client-go reads the variable once, when a process starts. make bench
+# does not set it (the detector's copies would inflate the memory rows), but test-e2e's
+# toy run of the bench does, so that run's memory rows are inflated.
 MUTATION_DETECTOR = KUBE_CACHE_MUTATION_DETECTOR=true
 
 # make fuzz runs every fuzz target for FUZZTIME each (FUZZTIME=5m make fuzz); make test's
