@@ -72,19 +72,6 @@ func (t *interner) shared(s string) string {
 	return v
 }
 
-// size is how many strings the table holds.
-func (t *interner) size() int {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	n := len(t.cur)
-	for k := range t.old {
-		if _, both := t.cur[k]; !both {
-			n++
-		}
-	}
-	return n
-}
-
 // meta interns the keys of the labels and annotations, the namespace and the finalizers,
 // and the values of the labels named in values. Keys are rewritten in place: assigning to
 // an equal key stores the new key (Go updates string keys on assignment).
@@ -169,9 +156,8 @@ func (t *interner) grant(g *scimv1.OrgGrant) {
 // transform is the cache's transform for members and grants: managedFields stripped (as
 // every cached object's), then interned by t.
 func (t *interner) transform() toolscache.TransformFunc {
-	strip := stripManagedFields
 	return func(in any) (any, error) {
-		out, err := strip(in)
+		out, err := stripManagedFields(in)
 		if err != nil {
 			return out, err
 		}

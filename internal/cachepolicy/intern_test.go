@@ -52,7 +52,8 @@ func member(i int) *scimv1.OrgMember {
 	}
 }
 
-// grant i: member i's OrgGrant in the Webhook layout, as the kubernetes backend writes it.
+// grant i: member i's OrgGrant in the Webhook layout, as the kubernetes backend writes it,
+// with managedFields.
 func grant(i int) *scimv1.OrgGrant {
 	m := member(i)
 	return &scimv1.OrgGrant{
@@ -63,7 +64,8 @@ func grant(i int) *scimv1.OrgGrant {
 			Labels: map[string]string{scimv1.LabelConfig: "acme", k8sbackend.LabelConfigNamespace: "tenant-a",
 				k8sbackend.LabelMember: fmt.Sprintf("%032x", i*7919), k8sbackend.LabelOwnerKind: "OrgMember",
 				k8sbackend.LabelOwnerUID: string(m.UID)},
-			Annotations: map[string]string{k8sbackend.AnnotationUserName: m.Spec.UserName},
+			Annotations:   map[string]string{k8sbackend.AnnotationUserName: m.Spec.UserName},
+			ManagedFields: m.ManagedFields,
 		},
 		Spec: scimv1.OrgGrantSpec{Subject: scimv1.OrgGrantSubject{Kind: scimv1.GrantSubjectUser, Name: m.Spec.UserName},
 			Role: scimv1.OrgGrantRole{Kind: scimv1.GrantRoleClusterRole, Name: "view"}},
@@ -97,6 +99,19 @@ func decode(t testing.TB, raw []byte) k8sruntime.Object {
 }
 
 func same(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b) }
+
+// size is how many strings the table holds.
+func (t *interner) size() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := len(t.cur)
+	for k := range t.old {
+		if _, both := t.cur[k]; !both {
+			n++
+		}
+	}
+	return n
+}
 
 // The transform changes no value: a member and a grant with every field it touches come
 // out equal to the stripped original (managedFields gone, nothing else).
