@@ -102,7 +102,7 @@ func main() {
 	layout := flag.String("layout", string(scimv1.GrantLayoutWebhook), "the sample config's spec.backend.kubernetes.grantLayout: Webhook (the API server asks the manager's authorization webhook after RBAC; the layout for large organizations) or Bindings (one RBAC binding per member and role)")
 	flag.BoolVar(&o.pprof, "pprof", false, "print the loopback address of the manager's net/http/pprof profiles at the start, "+
 		"e.g. go tool pprof http://ADDR/debug/pprof/profile?seconds=20 during a step; and write cpu-reads-<size>.pb.gz, the manager's CPU "+
-		"profile over a pass of the timed reads after each size's figures")
+		"profile over a pass of the timed reads after each size's figures, and cpu-sync.pb.gz, its CPU profile over the full sync's first seconds")
 	flag.DurationVar(&o.readProfile, "read-profile", 10*time.Second, "length of each cpu-reads-<size>.pb.gz profile (with -pprof)")
 	flag.IntVar(&o.workers, "workers", 0, "the manager's --max-concurrent-reconciles (0: its default)")
 	flag.IntVar(&o.repeat, "repeat", 1, "how many times the figures that vary from run to run are measured: the create throughput "+
@@ -882,6 +882,24 @@ func (b *bench) fullSync(ctx context.Context) error {
 		// deactivations spread over the sync's expected length
 		deprov, derr = b.deprovision(ctx, b.o.deprov, apiAlone*2/time.Duration(b.o.deprov+1))
 	}()
+	r0, err := b.s.apiRequests(ctx)
+	if err != nil {
+		return err
+	}
+	c0, err := b.s.cpuNow()
+	if err != nil {
+		return err
+	}
+	// with -pprof, the manager's CPU profile over the sync's first seconds (the SCIM
+	// creates and the controllers granting beside them)
+	profiled := make(chan error, 1)
+	if b.o.pprof {
+		go func() {
+			profiled <- b.s.cpuProfile(ctx, min(apiAlone*2, 30*time.Second), filepath.Join(b.o.out, "cpu-sync.pb.gz"))
+		}()
+	} else {
+		profiled <- nil
+	}
 	t0 = time.Now()
 	if err := parallel(n, c, func(i int) error {
 		u := fmt.Sprintf("sync%06d@example.com", i)
@@ -906,6 +924,17 @@ func (b *bench) fullSync(ctx context.Context) error {
 	// deactivated yet must not stand in for a synced user not Active yet
 	_, ok := b.s.waitPhaseOf(ctx, b.s.config, scimv1.PhaseActive, n, b.o.settle, isSynced, say)
 	all := time.Since(t0)
+	c1, err := b.s.cpuNow()
+	if err != nil {
+		return err
+	}
+	r1, err := b.s.apiRequests(ctx)
+	if err != nil {
+		return err
+	}
+	if perr := <-profiled; perr != nil {
+		say("  no CPU profile of the full sync: %v", perr)
+	}
 	<-done
 	if derr != nil {
 		return derr
@@ -924,6 +953,21 @@ func (b *bench) fullSync(ctx context.Context) error {
 	b.rep.add(row{Measure: "full sync until all Active / API server alone writing member, grant and status", Size: n,
 		Result:  fmt.Sprintf("%.2f (API server alone %s for the 3 writes a converged member needs at the least)", floorRatio, floor.Round(time.Millisecond)),
 		Figures: map[string]float64{"ratio": floorRatio, "floor_s": floor.Seconds()}})
+	// What the sync cost the API server and the machine, per synced user, from its first
+	// lookup until all were Active (the deprovisions beside it included): where the time
+	// beyond the floor's three writes goes.
+	requests := addServed(nil, r0, r1)
+	cpu := c1.sub(c0)
+	users := float64(n)
+	b.rep.add(row{Measure: "API server requests during the full sync, per synced user", Size: n,
+		Result: fmt.Sprintf("%.2f (%s)", total(requests)/users, requestWords(requests, users)),
+		Figures: map[string]float64{"per_user": total(requests) / users}})
+	b.rep.add(row{Measure: "CPU during the full sync, per synced user", Size: n,
+		Result: fmt.Sprintf("%.1f ms of the machine (manager %.1f ms, IdP client %.1f ms, the rest %.1f ms; %.1f of %d cores busy)",
+			1000*cpu.machine/users, 1000*cpu.manager/users, 1000*cpu.bench/users, 1000*(cpu.machine-cpu.manager-cpu.bench)/users,
+			cpu.machine/all.Seconds(), runtime.NumCPU()),
+		Figures: map[string]float64{"machine_ms": 1000 * cpu.machine / users, "manager_ms": 1000 * cpu.manager / users,
+			"bench_ms": 1000 * cpu.bench / users, "busy_cores": cpu.machine / all.Seconds()}})
 	b.rep.add(row{Measure: "deprovision during the full sync", Size: b.org, Result: p50p99(deprov),
 		Target: "p99 < 5 s", Verdict: verdict(deprov.q(0.99) < 5*time.Second),
 		Figures: map[string]float64{"p50_ms": ms(deprov.q(0.5)), "p99_ms": ms(deprov.q(0.99))}})
