@@ -85,7 +85,8 @@
 // error naming the role and the ServiceAccount, and Check finds it first with a
 // server-side dry-run as the ServiceAccount. In the Webhook layout no escalation check
 // runs on an OrgGrant, so every OrgGrant write and Check first dry-run the real binding
-// as the ServiceAccount, and the manager then writes the OrgGrant with its own rights: an
+// as the ServiceAccount (an allowed dry-run stands for the role's writes of the next
+// bindCheckReuse), and the manager then writes the OrgGrant with its own rights: an
 // OrgGrant is written only when its tenant could have written the binding itself. The
 // ServiceAccount holds no rights on OrgGrants (if it did, whoever runs a pod as it could
 // write one by hand for a role it may not bind, and nothing would judge it).
@@ -100,11 +101,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -116,6 +119,7 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -197,6 +201,10 @@ func ActAs(serviceAccount string, w client.Client) Option {
 	return func(b *Backend) { b.sa, b.w = serviceAccount, w }
 }
 
+// WithClock sets the clock the backend judges a bind check's age by (bindCheckReuse;
+// default: the real clock).
+func WithClock(c clock.PassiveClock) Option { return func(b *Backend) { b.binds.clock = c } }
+
 // WithLiveReader makes Check read the configured roles and the ServiceAccount through r
 // (the manager's API reader: uncached, so the manager needs only "get" on them) instead of
 // the client given to New.
@@ -234,6 +242,8 @@ type Backend struct {
 	baseLabel map[string]string
 	// webhook: the Webhook grant layout (OrgGrants in cfgNS), else Bindings.
 	webhook bool
+	// binds remembers the Webhook layout's allowed bind checks for bindCheckReuse.
+	binds *bindChecks
 }
 
 var (
@@ -301,7 +311,8 @@ func key(ledger bool, namespace, name string) string {
 // every write without ActAs, deletions only with it.
 func New(c client.Client, cfg *scimv1.ScimConfig, opts ...Option) *Backend {
 	b := &Backend{c: c, owner: DefaultFieldOwner, cfgName: cfg.Name, cfgNS: cfg.Namespace,
-		webhook: cfg.Spec.Backend.Kubernetes.Layout() == scimv1.GrantLayoutWebhook}
+		webhook: cfg.Spec.Backend.Kubernetes.Layout() == scimv1.GrantLayoutWebhook,
+		binds:   &bindChecks{clock: clock.RealClock{}, allowed: map[string]time.Time{}}}
 	if k := cfg.Spec.Backend.Kubernetes; k != nil {
 		seen := map[string]bool{}
 		add := func(r roleRef) {
@@ -785,35 +796,32 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 	// ServiceAccount may not grant) leaves none of the others written either. In the
 	// Webhook layout every write is preceded by a dry-run of the real binding as well: no
 	// escalation check runs on an OrgGrant, so only the real binding proves that the
-	// ServiceAccount could grant the role itself. A single write is not tried first: the
-	// write itself is its own all-or-nothing (one request fewer per member).
-	if len(writes) > 1 || b.webhook {
-		for _, w := range writes {
-			check := b.bindingName("scim-check-", "scim-check", w.r)
-			type probe struct {
-				ac     runtime.ApplyConfiguration
-				ledger bool
+	// ServiceAccount could grant the role itself (bindCheck: one allowed dry-run stands for
+	// the role's grants of the next bindCheckReuse). A single write is not tried first:
+	// the write itself is its own all-or-nothing (one request fewer per member).
+	for _, w := range writes {
+		what := func() string { return fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject) }
+		if b.webhook {
+			check := b.rbacConfig(b.bindingName("scim-check-", "scim-check", w.r), g.kind, g.subject, lbl, w.r)
+			if err := b.bindCheck(ctx, g.kind, w.r, check); err != nil {
+				return b.writeError(ctx, err, what(), w.r)
 			}
-			var probes []probe
-			if b.webhook {
-				// as the ServiceAccount: the escalation check
-				probes = append(probes, probe{b.rbacConfig(check, g.kind, g.subject, lbl, w.r), false})
-			}
-			if len(writes) > 1 {
-				// the write itself, tried: all of them or none
-				probes = append(probes, probe{b.applyConfig(w.name, g.kind, g.subject, lbl, w.r), b.webhook})
-			}
-			for _, p := range probes {
-				if err := b.apply(ctx, p.ac, p.ledger, client.DryRunAll); err != nil {
-					return b.writeError(ctx, err, fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject), w.r)
-				}
+		}
+		if len(writes) > 1 {
+			// the write itself, tried: all of them or none
+			if err := b.apply(ctx, b.applyConfig(w.name, g.kind, g.subject, lbl, w.r), b.webhook, client.DryRunAll); err != nil {
+				return b.writeError(ctx, err, what(), w.r)
 			}
 		}
 	}
 	for _, w := range writes {
 		// a fresh configuration each time: Apply writes the server's answer into it
 		ac := b.applyConfig(w.name, g.kind, g.subject, lbl, w.r)
-		if err := b.apply(ctx, ac, b.webhook); err != nil {
+		write := b.apply
+		if !w.existed {
+			write = b.create
+		}
+		if err := write(ctx, ac, b.webhook); err != nil {
 			return b.writeError(ctx, err, fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject), w.r)
 		}
 	}
@@ -856,6 +864,72 @@ func (b *Backend) writer(ledger bool) client.Client {
 func (b *Backend) apply(ctx context.Context, ac runtime.ApplyConfiguration, ledger bool, opts ...client.ApplyOption) error {
 	err := b.writer(ledger).Apply(ctx, ac, append([]client.ApplyOption{client.FieldOwner(b.owner), client.ForceOwnership}, opts...)...)
 	return b.ledgerError(err, ledger)
+}
+
+// create writes a grant the reader does not show yet (ac, as applyConfig builds it) with a
+// plain create, which costs the API server less than an apply that creates: no read of
+// the object before the write, no merge of field sets. The fields are the field owner's
+// as an Update, and its later applies (ForceOwnership) take them over; none of them is
+// ever left out of a later apply of the same grant name (the name fixes the subject's
+// kind, the role and its scope; the subject's case and the labels' values may change, and
+// an apply sets them). Where the grant exists after all (a reader that lags), the apply
+// does the write.
+func (b *Backend) create(ctx context.Context, ac runtime.ApplyConfiguration, ledger bool, opts ...client.ApplyOption) error {
+	raw, err := json.Marshal(ac)
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(raw); err != nil {
+		return err
+	}
+	err = b.writer(ledger).Create(ctx, u, client.FieldOwner(b.owner))
+	if apierrors.IsAlreadyExists(err) {
+		return b.apply(ctx, ac, ledger, opts...)
+	}
+	return b.ledgerError(err, ledger)
+}
+
+// bindCheckReuse is how long an allowed dry-run of a real binding (the API server's
+// escalation check of the ServiceAccount, for one role and kind of subject) stands for the
+// Webhook layout's next grants of that role. An organization's initial sync grants the
+// same role to thousands of members within seconds; the check asked once per member was
+// a sixth of the API server's requests in `make bench`'s full sync. The escalation check
+// judges the ServiceAccount's rights over the role, not the subject, and the API server's
+// RBAC authorizer answers from its own watch of the bindings; a ServiceAccount that lost
+// the right to bind a role gets no new grant of it once this long has passed. A refused
+// check is never remembered.
+const bindCheckReuse = 2 * time.Second
+
+// bindChecks remembers when a bind check (of a role, for a kind of subject) was last sent
+// and allowed.
+type bindChecks struct {
+	clock   clock.PassiveClock
+	mu      sync.Mutex
+	allowed map[string]time.Time
+}
+
+// bindCheck dry-runs the real binding check (as the ServiceAccount) unless a check of the
+// role for this kind of subject was sent less than bindCheckReuse ago and allowed.
+func (b *Backend) bindCheck(ctx context.Context, kind string, r roleRef, check runtime.ApplyConfiguration) error {
+	k := kind + "\x00" + r.key()
+	c := b.binds
+	c.mu.Lock()
+	at, ok := c.allowed[k]
+	c.mu.Unlock()
+	if ok && c.clock.Since(at) < bindCheckReuse {
+		return nil
+	}
+	sent := c.clock.Now()
+	if err := b.apply(ctx, check, false, client.DryRunAll); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if sent.After(c.allowed[k]) {
+		c.allowed[k] = sent
+	}
+	c.mu.Unlock()
+	return nil
 }
 
 // ledgerError blames a refused OrgGrant write on the manager's own RBAC, not on the

@@ -40,6 +40,7 @@ func TestWebhookLayout(t *testing.T) {
 		// no escalation check runs on an OrgGrant: the real binding's dry-run refuses
 		"TenantCannotGrantMoreThanItHolds": TestTenantCannotGrantMoreThanItHolds,
 		"MissingServiceAccount":            TestMissingServiceAccount,
+		"GrantWrittenBehindALaggingReader": TestGrantWrittenBehindALaggingReader,
 	} {
 		t.Run(name, f)
 	}
