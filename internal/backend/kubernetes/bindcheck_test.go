@@ -30,22 +30,32 @@ import (
 type checkCounter struct {
 	client.Client
 	dryRuns atomic.Int32
+	// during, when set, runs while a dry-run is on its way (after it was sent)
+	during func()
 }
 
 func (c *checkCounter) Apply(ctx context.Context, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
 	if len((&client.ApplyOptions{}).ApplyOptions(opts).DryRun) > 0 {
 		c.dryRuns.Add(1)
+		if c.during != nil {
+			c.during()
+		}
 	}
 	return c.Client.Apply(ctx, obj, opts...)
 }
 
 // webhookTenant is a tenant's Webhook-layout config granting its own Role, and its backend
 // writing as the tenant's ServiceAccount through a counting client, on clock clk.
-func webhookTenant(t *testing.T, clk *clocktesting.FakePassiveClock) (*tenant, *scimv1.ScimConfig, *k8sbackend.Backend, *checkCounter) {
+func webhookTenant(t *testing.T, clk *clocktesting.FakePassiveClock, more ...scimv1.NamespacedRole) (*tenant, *scimv1.ScimConfig, *k8sbackend.Backend, *checkCounter) {
 	t.Helper()
 	tn := newTenant(t)
-	cfg := tn.config(scimv1.KubernetesBackend{GrantLayout: scimv1.GrantLayoutWebhook,
-		Roles: []scimv1.NamespacedRole{{Namespace: tn.ns, Kind: "Role", Name: "team-reader"}}})
+	roles := append([]scimv1.NamespacedRole{{Namespace: tn.ns, Kind: "Role", Name: "team-reader"}}, more...)
+	for i := range roles {
+		if roles[i].Namespace == "" {
+			roles[i].Namespace = tn.ns
+		}
+	}
+	cfg := tn.config(scimv1.KubernetesBackend{GrantLayout: scimv1.GrantLayoutWebhook, Roles: roles})
 	w, err := adminImpersonator().For(cfg.Namespace, tn.sa)
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +102,17 @@ func TestBindCheckStandsForABurst(t *testing.T) {
 	if n := grantsOf(t, cfg); n != 10 {
 		t.Fatalf("%d OrgGrants, want 10", n)
 	}
+	// a grant the reader did not show was created, not applied
+	var grants scimv1.OrgGrantList
+	if err := admin.List(ctx, &grants, client.InNamespace(cfg.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range grants.Items {
+		if len(g.ManagedFields) != 1 || g.ManagedFields[0].Manager != k8sbackend.DefaultFieldOwner ||
+			g.ManagedFields[0].Operation != metav1.ManagedFieldsOperationUpdate {
+			t.Fatalf("OrgGrant %s managed by %+v, want one create (Update) by %s", g.Name, g.ManagedFields, k8sbackend.DefaultFieldOwner)
+		}
+	}
 	clk.SetTime(clk.Now().Add(k8sbackend.BindCheckReuse))
 	if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "late@example.com", Owner: owner(newName("uid"))}); err != nil {
 		t.Fatal(err)
@@ -111,15 +132,7 @@ func TestBindCheckLapses(t *testing.T) {
 	if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "alice@example.com", Owner: owner(newName("uid"))}); err != nil {
 		t.Fatal(err)
 	}
-	binder := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "scim-binder", Namespace: tn.ns},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "scim-binder"},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: tn.sa, Namespace: tn.ns}}}
-	if err := admin.Delete(ctx, binder.DeepCopy()); err != nil {
-		t.Fatal(err)
-	}
-	if err := testenv.RBACSynced(ctx, admin); err != nil {
-		t.Fatal(err)
-	}
+	binder := revokeBinder(t, tn)
 	clk.SetTime(clk.Now().Add(k8sbackend.BindCheckReuse))
 	_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "bob@example.com", Owner: owner(newName("uid"))})
 	wantPermanent(t, err, k8sbackend.ReasonNotAllowedToBind, "team-reader")
@@ -178,4 +191,108 @@ func subjectOf(o client.Object) string {
 		return g.Spec.Subject.Name
 	}
 	return ""
+}
+
+// revokeBinder takes the tenant ServiceAccount's rights away (its scim-binder RoleBinding)
+// and returns them as they were, for create.
+func revokeBinder(t *testing.T, tn *tenant) *rbacv1.RoleBinding {
+	t.Helper()
+	binder := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "scim-binder", Namespace: tn.ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "scim-binder"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: tn.sa, Namespace: tn.ns}}}
+	if err := admin.Delete(t.Context(), binder.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.RBACSynced(t.Context(), admin); err != nil {
+		t.Fatal(err)
+	}
+	return binder
+}
+
+// TestBindCheckEndsWithARefusal (review 31 F2): a refused check, here in Check, ends the
+// reuse of the role's allowed one at once, not when its window ends.
+func TestBindCheckEndsWithARefusal(t *testing.T) {
+	ctx := t.Context()
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	tn, cfg, b, _ := webhookTenant(t, clk)
+	if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "alice@example.com", Owner: owner(newName("uid"))}); err != nil {
+		t.Fatal(err)
+	}
+	revokeBinder(t, tn)
+	wantPermanent(t, b.Check(ctx), k8sbackend.ReasonNotAllowedToBind, "team-reader")
+	_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "bob@example.com", Owner: owner(newName("uid"))})
+	wantPermanent(t, err, k8sbackend.ReasonNotAllowedToBind, "team-reader")
+	if n := grantsOf(t, cfg); n != 1 {
+		t.Fatalf("%d OrgGrants after Check was refused, want alice's 1", n)
+	}
+}
+
+// TestBindCheckIsPerRole (review 31 F5): an allowed check of the Role team-reader does not
+// stand for the ClusterRole of the same name bound in the same namespace, which the
+// ServiceAccount may not bind: nothing is granted.
+func TestBindCheckIsPerRole(t *testing.T) {
+	ctx := t.Context()
+	create(t, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "team-reader"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"list"}}}})
+	t.Cleanup(func() {
+		_ = admin.Delete(context.Background(), &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "team-reader"}})
+	})
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	_, cfg, b, counted := webhookTenant(t, clk, scimv1.NamespacedRole{Kind: "ClusterRole", Name: "team-reader"})
+	_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "mallory@example.com", Owner: owner(newName("uid"))})
+	wantPermanent(t, err, k8sbackend.ReasonNotAllowedToBind, `ClusterRole "team-reader"`)
+	if n := grantsOf(t, cfg); n != 0 {
+		t.Fatalf("%d OrgGrants, want none", n)
+	}
+	if n := counted.dryRuns.Load(); n != 2 {
+		t.Fatalf("%d bind checks, want one per role (2)", n)
+	}
+}
+
+// TestBindCheckAgesFromItsSending (review 31 F5): a check's age counts from when it was
+// sent, not from its answer: the RBAC state it saw is at least that old.
+func TestBindCheckAgesFromItsSending(t *testing.T) {
+	ctx := t.Context()
+	start := time.Now()
+	clk := clocktesting.NewFakePassiveClock(start)
+	_, _, b, counted := webhookTenant(t, clk)
+	counted.during = func() { clk.SetTime(clk.Now().Add(k8sbackend.BindCheckReuse / 2)) }
+	if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "first@example.com", Owner: owner(newName("uid"))}); err != nil {
+		t.Fatal(err)
+	}
+	counted.during = nil
+	clk.SetTime(start.Add(k8sbackend.BindCheckReuse))
+	if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "second@example.com", Owner: owner(newName("uid"))}); err != nil {
+		t.Fatal(err)
+	}
+	if n := counted.dryRuns.Load(); n != 2 {
+		t.Fatalf("%d bind checks, want 2: the first was sent %s before the second grant", n, k8sbackend.BindCheckReuse)
+	}
+}
+
+// TestBindCheckUnderConcurrentGrants: grants of one role made at once by many workers are
+// all written, each after a check or within an allowed one's window.
+func TestBindCheckUnderConcurrentGrants(t *testing.T) {
+	ctx := t.Context()
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	_, cfg, b, counted := webhookTenant(t, clk)
+	const n = 20
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: newName("many") + "@example.com", Owner: owner(newName("uid"))})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := grantsOf(t, cfg); got != n {
+		t.Fatalf("%d OrgGrants, want %d", got, n)
+	}
+	if c := counted.dryRuns.Load(); c < 1 || c > n {
+		t.Fatalf("%d bind checks for %d grants", c, n)
+	}
 }

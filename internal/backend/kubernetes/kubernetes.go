@@ -307,7 +307,8 @@ func key(ledger bool, namespace, name string) string {
 
 // New returns the backend of cfg. It reads cfg once: a changed ScimConfig needs a new
 // Backend (the registry makes one per generation). c reads bindings, which may come from
-// a cache (a stale read only causes an idempotent re-apply), and writes to the API server:
+// a cache (a stale read only causes a create refused as existing, then an idempotent
+// apply), and writes to the API server:
 // every write without ActAs, deletions only with it.
 func New(c client.Client, cfg *scimv1.ScimConfig, opts ...Option) *Backend {
 	b := &Backend{c: c, owner: DefaultFieldOwner, cfgName: cfg.Name, cfgNS: cfg.Namespace,
@@ -492,6 +493,7 @@ func (b *Backend) checkRole(ctx context.Context, r roleRef) error {
 	}
 	probe := b.rbacConfig(b.bindingName("scim-check-", "scim-check", r), rbacv1.UserKind, "scim-operator:bind-check", nil, r)
 	if err := b.w.Apply(ctx, probe, client.FieldOwner(b.owner), client.ForceOwnership, client.DryRunAll); err != nil {
+		b.binds.forget(r)
 		return b.writeError(ctx, err, fmt.Sprintf("binding %s", r), r)
 	}
 	return nil
@@ -794,10 +796,10 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 	}
 	// Several grants to write: dry-run them all first, so that a refused one (a role the
 	// ServiceAccount may not grant) leaves none of the others written either. In the
-	// Webhook layout every write is preceded by a dry-run of the real binding as well: no
-	// escalation check runs on an OrgGrant, so only the real binding proves that the
-	// ServiceAccount could grant the role itself (bindCheck: one allowed dry-run stands for
-	// the role's grants of the next bindCheckReuse). A single write is not tried first:
+	// Webhook layout every write is preceded by a dry-run of the real binding as well (or
+	// stands on an allowed one of the role sent less than bindCheckReuse ago: bindCheck):
+	// no escalation check runs on an OrgGrant, so only the real binding proves that the
+	// ServiceAccount could grant the role itself. A single write is not tried first:
 	// the write itself is its own all-or-nothing (one request fewer per member).
 	for _, w := range writes {
 		what := func() string { return fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject) }
@@ -851,7 +853,8 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 // binding, so that the API server's escalation check judges it; the manager's own (b.c)
 // for an OrgGrant, which no escalation check judges: the tenant ServiceAccount holds no
 // rights on OrgGrants, and every OrgGrant write is preceded by a dry-run of the real
-// binding as the ServiceAccount (ensure, moveOrphans).
+// binding as the ServiceAccount (ensure, where an allowed one of the last bindCheckReuse
+// may stand for it; moveOrphans).
 func (b *Backend) writer(ledger bool) client.Client {
 	if ledger {
 		return b.c
@@ -868,12 +871,15 @@ func (b *Backend) apply(ctx context.Context, ac runtime.ApplyConfiguration, ledg
 
 // create writes a grant the reader does not show yet (ac, as applyConfig builds it) with a
 // plain create, which costs the API server less than an apply that creates: no read of
-// the object before the write, no merge of field sets. The fields are the field owner's
-// as an Update, and its later applies (ForceOwnership) take them over; none of them is
-// ever left out of a later apply of the same grant name (the name fixes the subject's
-// kind, the role and its scope; the subject's case and the labels' values may change, and
-// an apply sets them). Where the grant exists after all (a reader that lags), the apply
-// does the write.
+// the object before the write, no merge of field sets. The fields are then the field
+// owner's as an Update; a later apply (ForceOwnership) owns the fields it sets as well,
+// and takes over those whose values it changes, but it never removes a field the Update
+// owns. None needs removing: the grant's name fixes which fields it has (the subject's
+// kind, hence the user-name annotation; the role and its scope, hence spec.namespace;
+// the owner, hence the owner labels), and only values change (the subject's case, the
+// member label's hash), which an apply sets. The orphan mark, written by a merge patch,
+// is taken off explicitly (unorphan). Where the grant exists after all (a reader that
+// lags), the apply does the write.
 func (b *Backend) create(ctx context.Context, ac runtime.ApplyConfiguration, ledger bool, opts ...client.ApplyOption) error {
 	raw, err := json.Marshal(ac)
 	if err != nil {
@@ -895,10 +901,19 @@ func (b *Backend) create(ctx context.Context, ac runtime.ApplyConfiguration, led
 // Webhook layout's next grants of that role. An organization's initial sync grants the
 // same role to thousands of members within seconds; the check asked once per member was
 // a sixth of the API server's requests in `make bench`'s full sync. The escalation check
-// judges the ServiceAccount's rights over the role, not the subject, and the API server's
-// RBAC authorizer answers from its own watch of the bindings; a ServiceAccount that lost
-// the right to bind a role gets no new grant of it once this long has passed. A refused
-// check is never remembered.
+// judges the ServiceAccount's rights over the role (what it holds, the role's rules), not
+// the subject, and the API server's RBAC authorizer answers from its own watch of the
+// bindings: a check sent this long ago stands for a grant whose checks begin now, so a
+// ServiceAccount that lost the right to bind a role (or a role that gained rules it does
+// not hold) gets no new grant of it once this long has passed. A refused check, here or
+// in Check, ends the reuse of the role's allowed ones and is never remembered.
+//
+// The dry-run also runs the API server's admission on the binding; an admission policy
+// that judges a binding's subject therefore sees one member's binding per role and
+// window, not every member's. This backend's promise is the escalation check (a grant
+// its ServiceAccount could not make itself is never made); a policy on the Webhook
+// layout's subjects belongs on OrgGrants, which are written one per member and role
+// (docs/kubernetes-backend.md).
 const bindCheckReuse = 2 * time.Second
 
 // bindChecks remembers when a bind check (of a role, for a kind of subject) was last sent
@@ -922,6 +937,7 @@ func (b *Backend) bindCheck(ctx context.Context, kind string, r roleRef, check r
 	}
 	sent := c.clock.Now()
 	if err := b.apply(ctx, check, false, client.DryRunAll); err != nil {
+		c.forget(r)
 		return err
 	}
 	c.mu.Lock()
@@ -930,6 +946,18 @@ func (b *Backend) bindCheck(ctx context.Context, kind string, r roleRef, check r
 	}
 	c.mu.Unlock()
 	return nil
+}
+
+// forget drops what was remembered of r: a check of it that failed, here or in Check,
+// ends the reuse of an allowed one sent before it (by another worker).
+func (c *bindChecks) forget(r roleRef) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.allowed {
+		if strings.HasSuffix(k, "\x00"+r.key()) {
+			delete(c.allowed, k)
+		}
+	}
 }
 
 // ledgerError blames a refused OrgGrant write on the manager's own RBAC, not on the
