@@ -30,18 +30,24 @@ import (
 type checkCounter struct {
 	client.Client
 	dryRuns atomic.Int32
-	// during, when set, runs while a dry-run is on its way (after it was sent)
-	during func()
+	// during, when set, runs while a dry-run is on its way (after it was sent); answered,
+	// when set, after the API server answered it and before the caller sees the answer
+	during, answered func()
 }
 
 func (c *checkCounter) Apply(ctx context.Context, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
-	if len((&client.ApplyOptions{}).ApplyOptions(opts).DryRun) > 0 {
+	dry := len((&client.ApplyOptions{}).ApplyOptions(opts).DryRun) > 0
+	if dry {
 		c.dryRuns.Add(1)
 		if c.during != nil {
 			c.during()
 		}
 	}
-	return c.Client.Apply(ctx, obj, opts...)
+	err := c.Client.Apply(ctx, obj, opts...)
+	if dry && c.answered != nil {
+		c.answered()
+	}
+	return err
 }
 
 // webhookTenant is a tenant's Webhook-layout config granting its own Role, and its backend
@@ -294,5 +300,42 @@ func TestBindCheckUnderConcurrentGrants(t *testing.T) {
 	}
 	if c := counted.dryRuns.Load(); c < 1 || c > n {
 		t.Fatalf("%d bind checks for %d grants", c, n)
+	}
+}
+
+// TestBindCheckAllowedBeforeARefusalIsNotKept: a check the API server allowed, whose
+// answer arrives after another worker's check of the role was refused, stands for no
+// later grant.
+func TestBindCheckAllowedBeforeARefusalIsNotKept(t *testing.T) {
+	ctx := t.Context()
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	tn, cfg, b, counted := webhookTenant(t, clk)
+	allowed, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	counted.answered = func() {
+		if calls.Add(1) == 1 { // the first check only: allowed, and held back
+			close(allowed)
+			<-release
+		}
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "alice@example.com", Owner: owner(newName("uid"))})
+		first <- err
+	}()
+	<-allowed
+	revokeBinder(t, tn)
+	clk.SetTime(clk.Now().Add(time.Millisecond))
+	_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "bob@example.com", Owner: owner(newName("uid"))})
+	wantPermanent(t, err, k8sbackend.ReasonNotAllowedToBind, "team-reader")
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("alice, allowed before the rights went: %v", err)
+	}
+	clk.SetTime(clk.Now().Add(time.Millisecond))
+	_, err = b.EnsureMember(ctx, backend.DesiredMember{UserName: "carol@example.com", Owner: owner(newName("uid"))})
+	wantPermanent(t, err, k8sbackend.ReasonNotAllowedToBind, "team-reader")
+	if n := grantsOf(t, cfg); n != 1 {
+		t.Fatalf("%d OrgGrants, want alice's 1", n)
 	}
 }

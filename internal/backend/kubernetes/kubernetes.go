@@ -313,7 +313,7 @@ func key(ledger bool, namespace, name string) string {
 func New(c client.Client, cfg *scimv1.ScimConfig, opts ...Option) *Backend {
 	b := &Backend{c: c, owner: DefaultFieldOwner, cfgName: cfg.Name, cfgNS: cfg.Namespace,
 		webhook: cfg.Spec.Backend.Kubernetes.Layout() == scimv1.GrantLayoutWebhook,
-		binds:   &bindChecks{clock: clock.RealClock{}, allowed: map[string]time.Time{}}}
+		binds:   &bindChecks{clock: clock.RealClock{}, allowed: map[string]time.Time{}, failed: map[string]time.Time{}}}
 	if k := cfg.Spec.Backend.Kubernetes; k != nil {
 		seen := map[string]bool{}
 		add := func(r roleRef) {
@@ -917,11 +917,14 @@ func (b *Backend) create(ctx context.Context, ac runtime.ApplyConfiguration, led
 const bindCheckReuse = 2 * time.Second
 
 // bindChecks remembers when a bind check (of a role, for a kind of subject) was last sent
-// and allowed.
+// and allowed, and when a check of a role last failed.
 type bindChecks struct {
 	clock   clock.PassiveClock
 	mu      sync.Mutex
 	allowed map[string]time.Time
+	// failed is by role key: an allowance sent before it is not kept (a check in flight
+	// while another was refused answers with what it saw before)
+	failed map[string]time.Time
 }
 
 // bindCheck dry-runs the real binding check (as the ServiceAccount) unless a check of the
@@ -941,7 +944,7 @@ func (b *Backend) bindCheck(ctx context.Context, kind string, r roleRef, check r
 		return err
 	}
 	c.mu.Lock()
-	if sent.After(c.allowed[k]) {
+	if sent.After(c.allowed[k]) && sent.After(c.failed[r.key()]) {
 		c.allowed[k] = sent
 	}
 	c.mu.Unlock()
@@ -949,10 +952,12 @@ func (b *Backend) bindCheck(ctx context.Context, kind string, r roleRef, check r
 }
 
 // forget drops what was remembered of r: a check of it that failed, here or in Check,
-// ends the reuse of an allowed one sent before it (by another worker).
+// ends the reuse of an allowed one sent before it (by another worker), and keeps one
+// still in flight from being remembered.
 func (c *bindChecks) forget(r roleRef) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.failed[r.key()] = c.clock.Now()
 	for k := range c.allowed {
 		if strings.HasSuffix(k, "\x00"+r.key()) {
 			delete(c.allowed, k)
