@@ -138,7 +138,7 @@ func TestBindCheckLapses(t *testing.T) {
 	if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "alice@example.com", Owner: owner(newName("uid"))}); err != nil {
 		t.Fatal(err)
 	}
-	binder := revokeBinder(t, tn)
+	revokeBinder(t, tn)
 	clk.SetTime(clk.Now().Add(k8sbackend.BindCheckReuse))
 	_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "bob@example.com", Owner: owner(newName("uid"))})
 	wantPermanent(t, err, k8sbackend.ReasonNotAllowedToBind, "team-reader")
@@ -146,7 +146,7 @@ func TestBindCheckLapses(t *testing.T) {
 		t.Fatalf("%d OrgGrants after a refused check, want alice's 1", n)
 	}
 
-	create(t, binder)
+	create(t, tn.binder())
 	if err := testenv.RBACSynced(ctx, admin); err != nil {
 		t.Fatal(err)
 	}
@@ -199,20 +199,15 @@ func subjectOf(o client.Object) string {
 	return ""
 }
 
-// revokeBinder takes the tenant ServiceAccount's rights away (its scim-binder RoleBinding)
-// and returns them as they were, for create.
-func revokeBinder(t *testing.T, tn *tenant) *rbacv1.RoleBinding {
+// revokeBinder takes the tenant ServiceAccount's rights away (its scim-binder RoleBinding).
+func revokeBinder(t *testing.T, tn *tenant) {
 	t.Helper()
-	binder := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "scim-binder", Namespace: tn.ns},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "scim-binder"},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: tn.sa, Namespace: tn.ns}}}
-	if err := admin.Delete(t.Context(), binder.DeepCopy()); err != nil {
+	if err := admin.Delete(t.Context(), tn.binder()); err != nil {
 		t.Fatal(err)
 	}
 	if err := testenv.RBACSynced(t.Context(), admin); err != nil {
 		t.Fatal(err)
 	}
-	return binder
 }
 
 // TestBindCheckEndsWithARefusal (review 31 F2): a refused check, here in Check, ends the

@@ -61,17 +61,22 @@ func newTenant(t *testing.T) *tenant {
 			// and no rights on orggrants: the manager writes the Webhook layout's grants
 		},
 	})
-	create(t, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "scim-binder", Namespace: tn.ns},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "scim-binder"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: tn.sa, Namespace: tn.ns}},
-	})
+	create(t, tn.binder())
 	tn.secretReader = clusterRole(t, "secret-reader", rbacv1.PolicyRule{
 		APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list"}})
 	tn.bindingAdmin = clusterRole(t, "binding-admin", rbacv1.PolicyRule{
 		APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterrolebindings", "rolebindings"},
 		Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}})
 	return tn
+}
+
+// binder is the RoleBinding that gives the tenant's ServiceAccount its rights.
+func (tn *tenant) binder() *rbacv1.RoleBinding {
+	return &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "scim-binder", Namespace: tn.ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "scim-binder"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: tn.sa, Namespace: tn.ns}},
+	}
 }
 
 func clusterRole(t *testing.T, prefix string, rules ...rbacv1.PolicyRule) string {

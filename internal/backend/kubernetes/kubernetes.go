@@ -313,7 +313,7 @@ func key(ledger bool, namespace, name string) string {
 func New(c client.Client, cfg *scimv1.ScimConfig, opts ...Option) *Backend {
 	b := &Backend{c: c, owner: DefaultFieldOwner, cfgName: cfg.Name, cfgNS: cfg.Namespace,
 		webhook: cfg.Spec.Backend.Kubernetes.Layout() == scimv1.GrantLayoutWebhook,
-		binds:   &bindChecks{clock: clock.RealClock{}, allowed: map[string]time.Time{}, failed: map[string]time.Time{}}}
+		binds:   &bindChecks{clock: clock.RealClock{}, allowed: map[string]map[string]time.Time{}, failed: map[string]time.Time{}}}
 	if k := cfg.Spec.Backend.Kubernetes; k != nil {
 		seen := map[string]bool{}
 		add := func(r roleRef) {
@@ -801,18 +801,20 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 	// no escalation check runs on an OrgGrant, so only the real binding proves that the
 	// ServiceAccount could grant the role itself. A single write is not tried first:
 	// the write itself is its own all-or-nothing (one request fewer per member).
+	what := func(w write) string {
+		return fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject)
+	}
 	for _, w := range writes {
-		what := func() string { return fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject) }
 		if b.webhook {
 			check := b.rbacConfig(b.bindingName("scim-check-", "scim-check", w.r), g.kind, g.subject, lbl, w.r)
 			if err := b.bindCheck(ctx, g.kind, w.r, check); err != nil {
-				return b.writeError(ctx, err, what(), w.r)
+				return b.writeError(ctx, err, what(w), w.r)
 			}
 		}
 		if len(writes) > 1 {
 			// the write itself, tried: all of them or none
 			if err := b.apply(ctx, b.applyConfig(w.name, g.kind, g.subject, lbl, w.r), b.webhook, client.DryRunAll); err != nil {
-				return b.writeError(ctx, err, what(), w.r)
+				return b.writeError(ctx, err, what(w), w.r)
 			}
 		}
 	}
@@ -824,7 +826,7 @@ func (b *Backend) ensure(ctx context.Context, g grant) error {
 			write = b.create
 		}
 		if err := write(ctx, ac, b.webhook); err != nil {
-			return b.writeError(ctx, err, fmt.Sprintf("binding %s to %s %q", w.r, strings.ToLower(g.kind), g.subject), w.r)
+			return b.writeError(ctx, err, what(w), w.r)
 		}
 	}
 	for _, w := range writes {
@@ -919,9 +921,10 @@ const bindCheckReuse = 2 * time.Second
 // bindChecks remembers when a bind check (of a role, for a kind of subject) was last sent
 // and allowed, and when a check of a role last failed.
 type bindChecks struct {
-	clock   clock.PassiveClock
-	mu      sync.Mutex
-	allowed map[string]time.Time
+	clock clock.PassiveClock
+	mu    sync.Mutex
+	// allowed is by role key (roleRef.key), then by the subject's kind
+	allowed map[string]map[string]time.Time
 	// failed is by role key: an allowance sent before it is not kept (a check in flight
 	// while another was refused answers with what it saw before)
 	failed map[string]time.Time
@@ -930,10 +933,10 @@ type bindChecks struct {
 // bindCheck dry-runs the real binding check (as the ServiceAccount) unless a check of the
 // role for this kind of subject was sent less than bindCheckReuse ago and allowed.
 func (b *Backend) bindCheck(ctx context.Context, kind string, r roleRef, check runtime.ApplyConfiguration) error {
-	k := kind + "\x00" + r.key()
+	role := r.key()
 	c := b.binds
 	c.mu.Lock()
-	at, ok := c.allowed[k]
+	at, ok := c.allowed[role][kind]
 	c.mu.Unlock()
 	if ok && c.clock.Since(at) < bindCheckReuse {
 		return nil
@@ -944,8 +947,11 @@ func (b *Backend) bindCheck(ctx context.Context, kind string, r roleRef, check r
 		return err
 	}
 	c.mu.Lock()
-	if sent.After(c.allowed[k]) && sent.After(c.failed[r.key()]) {
-		c.allowed[k] = sent
+	if sent.After(c.allowed[role][kind]) && sent.After(c.failed[role]) {
+		if c.allowed[role] == nil {
+			c.allowed[role] = map[string]time.Time{}
+		}
+		c.allowed[role][kind] = sent
 	}
 	c.mu.Unlock()
 	return nil
@@ -958,11 +964,7 @@ func (c *bindChecks) forget(r roleRef) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.failed[r.key()] = c.clock.Now()
-	for k := range c.allowed {
-		if strings.HasSuffix(k, "\x00"+r.key()) {
-			delete(c.allowed, k)
-		}
-	}
+	delete(c.allowed, r.key())
 }
 
 // ledgerError blames a refused OrgGrant write on the manager's own RBAC, not on the
