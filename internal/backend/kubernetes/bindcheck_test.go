@@ -79,6 +79,12 @@ func webhookTenant(t *testing.T, clk *clocktesting.FakePassiveClock, more ...sci
 	return tn, cfg, b, counted
 }
 
+// grantNew ensures user as a new member (an owner of its own) of b's organization.
+func grantNew(ctx context.Context, b *k8sbackend.Backend, user string) error {
+	_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: user, Owner: owner(newName("uid"))})
+	return err
+}
+
 func grantsOf(t *testing.T, cfg *scimv1.ScimConfig) int {
 	t.Helper()
 	n := 0
@@ -97,7 +103,7 @@ func TestBindCheckStandsForABurst(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(time.Now())
 	_, cfg, b, counted := webhookTenant(t, clk)
 	for i := range 10 {
-		if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: newName("burst") + "@example.com", Owner: owner(newName("uid"))}); err != nil {
+		if err := grantNew(ctx, b, newName("burst")+"@example.com"); err != nil {
 			t.Fatalf("member %d: %v", i, err)
 		}
 		clk.SetTime(clk.Now().Add(k8sbackend.BindCheckReuse / 20))
@@ -120,7 +126,7 @@ func TestBindCheckStandsForABurst(t *testing.T) {
 		}
 	}
 	clk.SetTime(clk.Now().Add(k8sbackend.BindCheckReuse))
-	if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "late@example.com", Owner: owner(newName("uid"))}); err != nil {
+	if err := grantNew(ctx, b, "late@example.com"); err != nil {
 		t.Fatal(err)
 	}
 	if n := counted.dryRuns.Load(); n != 2 {
@@ -135,12 +141,12 @@ func TestBindCheckLapses(t *testing.T) {
 	ctx := t.Context()
 	clk := clocktesting.NewFakePassiveClock(time.Now())
 	tn, cfg, b, _ := webhookTenant(t, clk)
-	if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "alice@example.com", Owner: owner(newName("uid"))}); err != nil {
+	if err := grantNew(ctx, b, "alice@example.com"); err != nil {
 		t.Fatal(err)
 	}
 	revokeBinder(t, tn)
 	clk.SetTime(clk.Now().Add(k8sbackend.BindCheckReuse))
-	_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "bob@example.com", Owner: owner(newName("uid"))})
+	err := grantNew(ctx, b, "bob@example.com")
 	wantPermanent(t, err, k8sbackend.ReasonNotAllowedToBind, "team-reader")
 	if n := grantsOf(t, cfg); n != 1 {
 		t.Fatalf("%d OrgGrants after a refused check, want alice's 1", n)
@@ -150,7 +156,7 @@ func TestBindCheckLapses(t *testing.T) {
 	if err := testenv.RBACSynced(ctx, admin); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "bob@example.com", Owner: owner(newName("uid"))}); err != nil {
+	if err := grantNew(ctx, b, "bob@example.com"); err != nil {
 		t.Fatalf("the right is back, the clock has not moved: %v", err)
 	}
 }
@@ -216,12 +222,12 @@ func TestBindCheckEndsWithARefusal(t *testing.T) {
 	ctx := t.Context()
 	clk := clocktesting.NewFakePassiveClock(time.Now())
 	tn, cfg, b, _ := webhookTenant(t, clk)
-	if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "alice@example.com", Owner: owner(newName("uid"))}); err != nil {
+	if err := grantNew(ctx, b, "alice@example.com"); err != nil {
 		t.Fatal(err)
 	}
 	revokeBinder(t, tn)
 	wantPermanent(t, b.Check(ctx), k8sbackend.ReasonNotAllowedToBind, "team-reader")
-	_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "bob@example.com", Owner: owner(newName("uid"))})
+	err := grantNew(ctx, b, "bob@example.com")
 	wantPermanent(t, err, k8sbackend.ReasonNotAllowedToBind, "team-reader")
 	if n := grantsOf(t, cfg); n != 1 {
 		t.Fatalf("%d OrgGrants after Check was refused, want alice's 1", n)
@@ -240,7 +246,7 @@ func TestBindCheckIsPerRole(t *testing.T) {
 	})
 	clk := clocktesting.NewFakePassiveClock(time.Now())
 	_, cfg, b, counted := webhookTenant(t, clk, scimv1.NamespacedRole{Kind: "ClusterRole", Name: "team-reader"})
-	_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "mallory@example.com", Owner: owner(newName("uid"))})
+	err := grantNew(ctx, b, "mallory@example.com")
 	wantPermanent(t, err, k8sbackend.ReasonNotAllowedToBind, `ClusterRole "team-reader"`)
 	if n := grantsOf(t, cfg); n != 0 {
 		t.Fatalf("%d OrgGrants, want none", n)
@@ -258,12 +264,12 @@ func TestBindCheckAgesFromItsSending(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(start)
 	_, _, b, counted := webhookTenant(t, clk)
 	counted.during = func() { clk.SetTime(clk.Now().Add(k8sbackend.BindCheckReuse / 2)) }
-	if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "first@example.com", Owner: owner(newName("uid"))}); err != nil {
+	if err := grantNew(ctx, b, "first@example.com"); err != nil {
 		t.Fatal(err)
 	}
 	counted.during = nil
 	clk.SetTime(start.Add(k8sbackend.BindCheckReuse))
-	if _, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "second@example.com", Owner: owner(newName("uid"))}); err != nil {
+	if err := grantNew(ctx, b, "second@example.com"); err != nil {
 		t.Fatal(err)
 	}
 	if n := counted.dryRuns.Load(); n != 2 {
@@ -281,7 +287,7 @@ func TestBindCheckUnderConcurrentGrants(t *testing.T) {
 	errs := make(chan error, n)
 	for range n {
 		go func() {
-			_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: newName("many") + "@example.com", Owner: owner(newName("uid"))})
+			err := grantNew(ctx, b, newName("many")+"@example.com")
 			errs <- err
 		}()
 	}
@@ -315,20 +321,20 @@ func TestBindCheckAllowedBeforeARefusalIsNotKept(t *testing.T) {
 	}
 	first := make(chan error, 1)
 	go func() {
-		_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "alice@example.com", Owner: owner(newName("uid"))})
+		err := grantNew(ctx, b, "alice@example.com")
 		first <- err
 	}()
 	<-allowed
 	revokeBinder(t, tn)
 	clk.SetTime(clk.Now().Add(time.Millisecond))
-	_, err := b.EnsureMember(ctx, backend.DesiredMember{UserName: "bob@example.com", Owner: owner(newName("uid"))})
+	err := grantNew(ctx, b, "bob@example.com")
 	wantPermanent(t, err, k8sbackend.ReasonNotAllowedToBind, "team-reader")
 	close(release)
 	if err := <-first; err != nil {
 		t.Fatalf("alice, allowed before the rights went: %v", err)
 	}
 	clk.SetTime(clk.Now().Add(time.Millisecond))
-	_, err = b.EnsureMember(ctx, backend.DesiredMember{UserName: "carol@example.com", Owner: owner(newName("uid"))})
+	err = grantNew(ctx, b, "carol@example.com")
 	wantPermanent(t, err, k8sbackend.ReasonNotAllowedToBind, "team-reader")
 	if n := grantsOf(t, cfg); n != 1 {
 		t.Fatalf("%d OrgGrants, want alice's 1", n)
