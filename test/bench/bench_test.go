@@ -73,8 +73,8 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		"GET /Users page of 100, near the end",
 		"GET /Users cursor walk over every member, pages of 100",
 		"deprovision (active=false until access denied), idle",
-		"full sync (lookup, create; concurrency 4) until all Active / API server alone",
-		"full sync until all Active / API server alone writing member, grant and status",
+		"full sync (lookup, create; concurrency 4) until all Active / API server alone making the same writes",
+		"full sync until all Active / API server alone creating the members only",
 		"deprovision during the full sync",
 	}
 	if o.hubSizes != nil {

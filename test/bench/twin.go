@@ -4,13 +4,18 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/controllers"
 	"github.com/scim-operator/scim-operator/internal/devenv"
 	"github.com/scim-operator/scim-operator/internal/testenv"
 )
@@ -73,4 +78,23 @@ func createTwin(ctx context.Context, c client.Client, obj client.Object) (*unstr
 // member's: phase Active.
 func activateTwin(ctx context.Context, c client.Client, u *unstructured.Unstructured) error {
 	return c.Status().Patch(ctx, u, client.RawPatch(types.MergePatchType, []byte(`{"status":{"phase":"Active"}}`)))
+}
+
+// twinEvent creates the event the member controller's recorder writes when it has granted
+// a member (reason Added, action Provision), about the twin member u: the same object
+// and size, under the name the recorder gives it.
+func twinEvent(ctx context.Context, c client.Client, u *unstructured.Unstructured, note string) error {
+	now := time.Now()
+	ev := &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{Namespace: u.GetNamespace(), Name: fmt.Sprintf("%s.%x", u.GetName(), now.UnixNano())},
+		EventTime:  metav1.NewMicroTime(now), ReportingController: "orgmember-controller",
+		ReportingInstance: "orgmember-controller-bench", Action: "Provision", Reason: controllers.EventAdded,
+		Regarding: corev1.ObjectReference{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(),
+			Name: u.GetName(), UID: u.GetUID(), ResourceVersion: u.GetResourceVersion()},
+		Note: note, Type: corev1.EventTypeNormal,
+	}
+	if err := c.Create(ctx, ev); err != nil {
+		return fmt.Errorf("create the event of %s: %w", u.GetName(), err)
+	}
+	return nil
 }
