@@ -56,14 +56,12 @@ type baselineTimes struct {
 // words says the baseline's time, concurrency and busy cores, then the other
 // concurrency's.
 func (t baselineTimes) words() string {
-	side := func(c int) string {
-		s := t.at[c]
-		return fmt.Sprintf("%s at concurrency %d, %.1f of %d cores busy", s.took.Round(time.Millisecond), c, s.busy, runtime.NumCPU())
-	}
-	w := side(t.fastest) + " for each user's member, grant, status and event"
+	s := t.at[t.fastest]
+	w := fmt.Sprintf("%s for each user's member, grant, status and event at concurrency %d (%.1f of %d cores busy)",
+		s.took.Round(time.Millisecond), t.fastest, s.busy, runtime.NumCPU())
 	for _, c := range slices.Sorted(maps.Keys(t.at)) {
-		if c != t.fastest {
-			w += "; " + side(c)
+		if s := t.at[c]; c != t.fastest {
+			w += fmt.Sprintf("; %s at concurrency %d (%.1f busy)", s.took.Round(time.Millisecond), c, s.busy)
 		}
 	}
 	return w
