@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	"github.com/scim-operator/scim-operator/controllers"
 	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
 )
 
@@ -75,6 +76,8 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		"deprovision (active=false until access denied), idle",
 		"full sync (lookup, create; concurrency 4) until all Active / API server alone making the same writes",
 		"full sync until all Active / API server alone creating the members only",
+		"API server requests during the full sync, per synced user",
+		"CPU during the full sync, per synced user",
 		"deprovision during the full sync",
 	}
 	if o.hubSizes != nil {
@@ -129,6 +132,17 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		if strings.HasPrefix(r.Measure, "SubjectAccessReview") &&
 			(layout == scimv1.GrantLayoutWebhook) != (r.Figures["webhook_ms"] > 0 && r.Figures["webhook_ms"] < r.Figures["mean_ms"]) {
 			t.Errorf("%s: the webhook's part %v ms of %v ms (layout %s)", r.Measure, r.Figures["webhook_ms"], r.Figures["mean_ms"], layout)
+		}
+		// the full sync's baseline: the faster of the sync's concurrency and that plus the
+		// manager's workers, over chunks that alternate with the members-only baseline's
+		if f := r.Figures; strings.Contains(r.Measure, "making the same writes") &&
+			(f["same_writes_concurrency"] != float64(o.syncConc) && f["same_writes_concurrency"] != float64(o.syncConc+controllers.DefaultMaxConcurrentReconciles) ||
+				f["same_writes_s"] <= 0 || f["same_writes_s"] > f["same_writes_at_c_s"] || f["baseline_chunks"] < 2 ||
+				f["same_writes_busy_cores"] <= 0 || f["same_writes_bench_cores"] <= 0 || f["same_writes_bench_cores"] > f["same_writes_busy_cores"]) {
+			t.Errorf("%s: %s (%v)", r.Measure, r.Result, f)
+		}
+		if f := r.Figures; strings.Contains(r.Measure, "creating the members only") && f["members_alone_s"] <= 0 {
+			t.Errorf("%s: %s (%v)", r.Measure, r.Result, f)
 		}
 		if strings.Contains(r.Result, "NOT all Active") {
 			t.Errorf("%s: %s", r.Measure, r.Result)

@@ -19,7 +19,7 @@ type row struct {
 	Size    int                `json:"size,omitempty"`
 	Result  string             `json:"result"`
 	Target  string             `json:"target,omitempty"`
-	Verdict string             `json:"verdict,omitempty"` // met, MISSED, or empty (no target)
+	Verdict string             `json:"verdict,omitempty"` // met, MISSED, unsettled, or empty (no target)
 	Figures map[string]float64 `json:"figures,omitempty"`
 }
 
@@ -36,6 +36,9 @@ type point struct {
 	Size int     `json:"size"`
 	MS   float64 `json:"ms"`
 }
+
+// unsettled is the verdict of a figure whose baseline did not hold: neither met nor missed.
+const unsettled = "unsettled"
 
 func verdict(ok bool) string {
 	if ok {
