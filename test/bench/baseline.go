@@ -40,6 +40,20 @@ import (
 // sync is one chunk), the order rotating from chunk to chunk, so that the machine's
 // background work (a collection, the API server's compaction) falls on all of them alike.
 
+// syncVerdict judges the full sync's ratio to the same writes' baseline against the
+// target of 2. A sync that did not converge missed it. One that beat its baseline leaves
+// it unsettled: the sync cannot make its writes faster than the API server alone at its
+// limit, so a baseline it beat did not reach that limit and says nothing of the target.
+func syncVerdict(converged bool, ratio float64) string {
+	switch {
+	case !converged:
+		return verdict(false)
+	case ratio < 1:
+		return unsettled
+	}
+	return verdict(ratio <= 2)
+}
+
 // sameSide is one concurrency's time for the same writes, and the CPU the machine and the
 // bench (the writes' client) spent meanwhile: the rest is the API server's and etcd's.
 type sameSide struct {

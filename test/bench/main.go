@@ -938,14 +938,11 @@ func (b *bench) fullSync(ctx context.Context) error {
 	alone := "API server alone " + base.words()
 	res := fmt.Sprintf("%.2f (all Active after %s; last 201 after %s; %s)", ratio,
 		all.Round(time.Millisecond), answered.Round(time.Millisecond), alone)
-	v := verdict(ok && ratio <= 2)
+	v := syncVerdict(ok, ratio)
 	if !ok {
 		res = fmt.Sprintf("NOT all Active after %s (last 201 after %s; %s)", all.Round(time.Second), answered.Round(time.Millisecond), alone)
-	} else if ratio < 1 {
-		// the sync cannot make its writes faster than the API server alone at its limit:
-		// a baseline it beat did not reach that limit, and says nothing of the target
+	} else if v == unsettled {
 		res += "; the sync beat the baseline, so the baseline did not reach the API server's limit"
-		v = unsettled
 	}
 	b.rep.add(row{Measure: fmt.Sprintf("full sync (lookup, create; concurrency %d) until all Active / API server alone making the same writes", c),
 		Size: n, Result: res, Target: "<= 2", Verdict: v,

@@ -47,3 +47,21 @@ func TestAddServed(t *testing.T) {
 		t.Errorf("mean %v, want 0.5 (seconds over the timed count)", m)
 	}
 }
+
+// TestSyncVerdict: the full sync meets its target at up to 2 times its baseline, misses it
+// above that or when it did not converge, and leaves it unsettled when it beat the
+// baseline (which then did not reach the API server's limit).
+func TestSyncVerdict(t *testing.T) {
+	for _, c := range []struct {
+		converged bool
+		ratio     float64
+		want      string
+	}{
+		{true, 1.5, "met"}, {true, 2, "met"}, {true, 2.01, "MISSED"},
+		{true, 0.9, unsettled}, {false, 0.9, "MISSED"}, {false, 1.5, "MISSED"},
+	} {
+		if got := syncVerdict(c.converged, c.ratio); got != c.want {
+			t.Errorf("syncVerdict(%v, %v) = %q, want %q", c.converged, c.ratio, got, c.want)
+		}
+	}
+}
