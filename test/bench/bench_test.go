@@ -37,7 +37,7 @@ func TestBenchRunsEveryStep(t *testing.T) {
 
 func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 	out := t.TempDir()
-	o := options{sizes: []int{20, 60}, concurrency: []int{1, 4}, creates: 10, chunk: 5, lookups: 10, syncUsers: 30,
+	o := options{sizes: []int{20, 60}, concurrency: []int{1, 4}, creates: 10, chunk: 5, chunkPerConn: 2, lookups: 10, syncUsers: 30,
 		syncConc: 4, deprov: 2, settle: 3 * time.Minute, out: out, seed: 1, layout: layout,
 		pprof: layout == scimv1.GrantLayoutWebhook, readProfile: time.Second}
 	if layout == scimv1.GrantLayoutWebhook {
@@ -105,15 +105,18 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		if o.repeat > 1 && repeated && !strings.Contains(r.Result, fmt.Sprintf("p50 of %d runs", o.repeat)) ||
 			o.repeat > 1 && strings.HasPrefix(r.Measure, "create throughput") &&
 				(!strings.Contains(r.Result, fmt.Sprintf("; %d rounds: ", o.repeat)) ||
-					r.Figures["pairs"] != float64(o.repeat*((o.creates+o.chunk-1)/o.chunk)) ||
+					r.Figures["pairs"] != float64(o.repeat*((int(r.Figures["creates"])/o.repeat+int(r.Figures["chunk"])-1)/int(r.Figures["chunk"]))) ||
 					r.Figures["ratio"] < r.Figures["round_min"]-1e-9 || r.Figures["ratio"] > r.Figures["round_max"]+1e-9) {
 			t.Errorf("-repeat %d: %s: %s (%v)", o.repeat, r.Measure, r.Result, r.Figures)
 		}
-		// each side's chunks are timed until the controllers are done with their members, so
-		// every member's status write lands inside its own side's chunks
-		if f := r.Figures; strings.HasPrefix(r.Measure, "controllers' member writes inside the chunks") &&
-			(f["scim_per_create"] < 1 || f["raw_per_create"] < 1) {
-			t.Errorf("%s: %s (%v)", r.Measure, r.Result, f)
+		// the chunks grow with the concurrency (-chunk-per-connection), and the creates to
+		// two chunks at least
+		var c int
+		if _, err := fmt.Sscanf(r.Measure, "create throughput, concurrency %d:", &c); err == nil {
+			chunk := max(o.chunk, o.chunkPerConn*c)
+			if r.Figures["chunk"] != float64(chunk) || r.Figures["creates"] != float64(o.repeat*max(o.creates, 2*chunk)) {
+				t.Errorf("%s: %s (%v)", r.Measure, r.Result, r.Figures)
+			}
 		}
 		// each SCIM create is a create of an OrgMember at the API server, as each client-go one
 		if strings.HasPrefix(r.Measure, "API server requests") && !strings.Contains(r.Result, "POST orgmembers 1.00") {
