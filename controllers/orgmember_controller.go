@@ -131,9 +131,8 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if cfg != nil {
 		// One tenant's slow backend must not occupy every worker: when its config holds
 		// its share, the member waits in the queue instead of in a worker.
-		release, ok := r.Slots.Acquire(cfg, losingAccess(m))
+		release, ok := r.Slots.AcquireAfterPause(ctx, cfg, losingAccess(m))
 		if !ok {
-			r.Slots.PauseRefused(ctx)
 			return ctrl.Result{RequeueAfter: jitter(slotWait)}, nil
 		}
 		defer release()

@@ -104,15 +104,27 @@ func TestPauseRefusedEndsWhenASlotIsGivenBack(t *testing.T) {
 }
 
 // A reconcile refused a slot (its config holds its share) pauses in its worker until a
-// slot is given back before it requeues its member: without the pause the worker kept
-// free for other configs cycles through a full sync's whole backlog (PauseRefused). The
-// pause here is an hour, so only the release can end it.
+// slot is given back: without the pause the worker kept free for other configs cycles
+// through a full sync's whole backlog (PauseRefused). A slot given back during the pause is
+// its to take (AcquireAfterPause): without that, its member waited slotWait in the queue
+// while the slot went to a member queued after it. The pause here is an hour, so only the
+// release can end it. A pause that ends with no slot given back requeues the member
+// untouched.
 func TestRefusedReconcilePausesUntilASlotIsGivenBack(t *testing.T) {
-	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "hub"}}
+	// disabled: a reconcile given a slot works on its member without a backend
+	disabled := false
+	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "hub"}, Spec: scimv1.ScimConfigSpec{Enabled: &disabled}}
 	m := &scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "alice"},
 		Spec: scimv1.OrgMemberSpec{ConfigName: "hub", UserName: "alice@example.com", Active: true}}
 	sch := unitScheme(t)
 	c := fake.NewClientBuilder().WithScheme(sch).WithObjects(cfg, m).Build()
+	worked := func() bool {
+		got := &scimv1.OrgMember{}
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(m), got); err != nil {
+			t.Fatal(err)
+		}
+		return controllerutil.ContainsFinalizer(got, FinalizerDeprovision)
+	}
 
 	slots := NewConfigSlots(4)
 	slots.pause = time.Hour
@@ -125,36 +137,51 @@ func TestRefusedReconcilePausesUntilASlotIsGivenBack(t *testing.T) {
 		res ctrl.Result
 		err error
 	}
-	done := make(chan outcome, 1)
-	go func() {
-		res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(m)})
-		done <- outcome{res, err}
-	}()
+	reconcile := func() chan outcome {
+		done := make(chan outcome, 1)
+		go func() {
+			res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(m)})
+			done <- outcome{res, err}
+		}()
+		return done
+	}
+
+	// no slot given back: the pause (shortened) ends and the member is requeued untouched
+	slots.pause = 10 * time.Millisecond
+	slots.waiting = nil
+	out := <-reconcile()
+	if out.err != nil || out.res.RequeueAfter <= 0 {
+		t.Fatalf("a refused reconcile returned (%+v, %v), want its member requeued for later", out.res, out.err)
+	}
+	if worked() {
+		t.Fatal("a reconcile refused a slot went on to work on its member")
+	}
+
+	// a slot given back during the pause: the paused reconcile takes it and works
+	slots.pause = time.Hour
+	slots.waiting = func() { paused <- struct{}{} }
+	done := reconcile()
 	select {
 	case <-paused:
 	case out := <-done:
 		t.Fatalf("a reconcile refused a slot returned (%+v, %v) without pausing for a slot to be given back", out.res, out.err)
 	}
-
 	releasing := make(chan struct{})
 	go func() {
 		close(releasing)
 		held[0]()
 	}()
-	out := <-done // the test's own timeout is the failure if the release does not end the pause
+	out = <-done // the test's own timeout is the failure if the release does not end the pause
 	select {
 	case <-releasing:
 	default:
 		t.Fatal("the paused reconcile returned before a slot was given back")
 	}
-	if out.err != nil || out.res.RequeueAfter <= 0 {
-		t.Fatalf("a refused reconcile returned (%+v, %v), want its member requeued for later", out.res, out.err)
+	if !worked() {
+		t.Fatalf("the paused reconcile returned (%+v, %v) without working on its member in the slot given back", out.res, out.err)
 	}
-	got := &scimv1.OrgMember{}
-	if err := c.Get(context.Background(), client.ObjectKeyFromObject(m), got); err != nil {
-		t.Fatal(err)
-	}
-	if controllerutil.ContainsFinalizer(got, FinalizerDeprovision) {
-		t.Fatal("a reconcile refused a slot went on to work on its member")
+	// and gave the slot back when done: the config holds its share again, no more
+	if _, ok := slots.Acquire(cfg, false); !ok {
+		t.Fatal("the reconcile kept the slot it took")
 	}
 }
