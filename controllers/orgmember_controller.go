@@ -130,12 +130,22 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	if cfg != nil {
 		// One tenant's slow backend must not occupy every worker: when its config holds
-		// its share, the member waits in the queue instead of in a worker.
-		release, ok := r.Slots.AcquireAfterPause(ctx, cfg, losingAccess(m))
+		// its share, the member pauses its worker briefly, then waits in the queue unless
+		// a slot came back meanwhile.
+		release, paused, ok := r.Slots.AcquireAfterPause(ctx, cfg, losingAccess(m))
 		if !ok {
 			return ctrl.Result{RequeueAfter: jitter(slotWait)}, nil
 		}
 		defer release()
+		if paused {
+			// granted after a pause: the member as it is now
+			if err := r.Get(ctx, req.NamespacedName, m); err != nil {
+				return ctrl.Result{}, client.IgnoreNotFound(err)
+			}
+			if deleting = !m.DeletionTimestamp.IsZero(); deleting && !controllerutil.ContainsFinalizer(m, FinalizerDeprovision) {
+				return ctrl.Result{}, nil
+			}
+		}
 	}
 	if !deleting && !controllerutil.ContainsFinalizer(m, FinalizerDeprovision) {
 		orig := m.DeepCopy()

@@ -13,15 +13,17 @@ import (
 const DefaultMaxConcurrentReconciles = 16
 
 // slotWait is how long a member whose config holds its share of the workers waits in the
-// queue before it tries again.
+// queue before it tries again, when no slot came back while its worker paused
+// (AcquireAfterPause).
 const slotWait = 2 * time.Second
 
 // ConfigSlots shares a controller's workers out between ScimConfigs (tenants), so that
 // one tenant whose backend is slow (every call takes seconds) cannot occupy every worker
 // and delay another tenant's provisioning and deprovisioning. A config may always take a
 // worker when it holds none; it takes another only while that leaves free one worker for
-// each config holding workers, plus one (the spare). A member refused a slot is requeued
-// (never waits in a worker).
+// each config holding workers, plus one (the spare). A member refused a slot pauses its
+// worker for at most refusedPause, holding no slot, and is requeued unless a slot was
+// given back meanwhile that the rule now grants it (AcquireAfterPause).
 //
 // One or two slow configs therefore always leave a worker for the others, however their
 // reconciles came. With k slow configs, a slow config's share shrinks as its reconciles end
@@ -36,10 +38,10 @@ type ConfigSlots struct {
 	extra map[string]bool
 	// freed is closed (and replaced) whenever a slot is given back.
 	freed chan struct{}
-	// pause bounds PauseRefused (refusedPause).
-	pause time.Duration
-	// waiting, when set (tests only), is called by PauseRefused once it holds the
-	// channel a release closes, just before it waits: a test then knows a reconcile is
+	// pauseFor bounds a refused reconcile's pause (refusedPause).
+	pauseFor time.Duration
+	// waiting, when set (tests only), is called by a refused reconcile once it holds the
+	// channel a release closes, just before it pauses: a test then knows a reconcile is
 	// paused without sleeping.
 	waiting func()
 }
@@ -47,7 +49,7 @@ type ConfigSlots struct {
 // NewConfigSlots shares workers (at least 1) between configs.
 func NewConfigSlots(workers int) *ConfigSlots {
 	return &ConfigSlots{workers: max(1, workers), held: map[string]int{}, extra: map[string]bool{}, freed: make(chan struct{}),
-		pause: refusedPause}
+		pauseFor: refusedPause}
 }
 
 // Acquire takes a worker slot for cfg. It returns false when cfg already holds its share;
@@ -59,8 +61,15 @@ func NewConfigSlots(workers int) *ConfigSlots {
 // either (a full sync's thousands of new members). Another tenant's revocation then waits
 // for at most one of this tenant's reconciles.
 func (s *ConfigSlots) Acquire(cfg *scimv1.ScimConfig, revocation bool) (release func(), ok bool) {
+	release, _, ok = s.acquire(cfg, revocation)
+	return release, ok
+}
+
+// acquire is Acquire; when it refuses, it also answers the channel the next release closes,
+// read under the same lock as the refusal, so that a release right after it is not missed.
+func (s *ConfigSlots) acquire(cfg *scimv1.ScimConfig, revocation bool) (release func(), freed <-chan struct{}, ok bool) {
 	if s == nil {
-		return func() {}, true
+		return func() {}, nil, true
 	}
 	key := cfg.Namespace + "/" + cfg.Name
 	s.mu.Lock()
@@ -70,7 +79,7 @@ func (s *ConfigSlots) Acquire(cfg *scimv1.ScimConfig, revocation bool) (release 
 	// one more is the spare: two slow configs leave a worker for a third at once
 	if s.held[key] > 0 && s.total+1 > s.workers-len(s.held)-1 {
 		if !revocation || s.extra[key] || s.total >= s.workers {
-			return nil, false
+			return nil, s.freed, false
 		}
 		extra = true
 		s.extra[key] = true
@@ -92,33 +101,53 @@ func (s *ConfigSlots) Acquire(cfg *scimv1.ScimConfig, revocation bool) (release 
 			close(s.freed)
 			s.freed = make(chan struct{})
 		})
-	}, true
+	}, nil, true
 }
 
 // refusedPause is the longest a worker refused a slot waits for one to be given back
-// before it requeues its member (PauseRefused).
+// before it requeues its member (AcquireAfterPause).
 const refusedPause = 100 * time.Millisecond
 
-// PauseRefused waits until a slot is given back, for at most refusedPause, and tells
-// whether one was. A worker refused a slot calls it before requeueing its member: when one
-// config's thousands of members wait (a full sync), the worker kept free for other configs
-// takes them from the queue one after another, and without the pause it would cycle
-// through the whole backlog every slotWait: at 100,000 members, thousands of refused
-// reconciles a second (a quarter of the manager's CPU, profiled) for nothing. With the
-// pause it takes at most one more member per slot given back or per refusedPause, and
-// another config's member waits at most that long. When a slot was given back meanwhile,
-// the worker asks for it again (AcquireAfterPause).
-func (s *ConfigSlots) PauseRefused(ctx context.Context) bool {
-	if s == nil {
-		return false
+// AcquireAfterPause is Acquire for a reconcile. When refused, it pauses until a slot is
+// given back, for at most refusedPause, and then asks once more; it answers whether it
+// paused (the caller's view of its member is that much older).
+//
+// The pause: when one config's thousands of members wait (a full sync), the worker kept
+// free for other configs takes them from the queue one after another, and without the
+// pause it would cycle through the whole backlog every slotWait: at 100,000 members,
+// thousands of refused reconciles a second (a quarter of the manager's CPU, profiled) for
+// nothing. With the pause it takes at most one more member per slot the rule frees or per
+// refusedPause, and another config's member waits at most that long.
+//
+// The second ask: without it, a member refused while its config held its share waited
+// slotWait in the queue even when a slot came back a moment later, and the slot went to a
+// member queued after it. Before it, in make bench (one config, 16 workers; bdef13),
+// chunks of 50 inactive users created at concurrency 32 were answered within half a
+// second, and their last members were Deactivated about 2 s later, with 0.4 of 2 cores
+// busy. The rule that decides is Acquire's either way: a slot given back is taken again
+// only within the config's share.
+func (s *ConfigSlots) AcquireAfterPause(ctx context.Context, cfg *scimv1.ScimConfig, revocation bool) (release func(), paused, ok bool) {
+	release, freed, ok := s.acquire(cfg, revocation)
+	if ok {
+		return release, false, true
 	}
+	if !s.pause(ctx, freed) || ctx.Err() != nil {
+		return nil, true, false
+	}
+	release, ok = s.Acquire(cfg, revocation)
+	return release, true, ok
+}
+
+// pause waits until freed is closed (a slot given back), for at most refusedPause, and
+// tells whether it was.
+func (s *ConfigSlots) pause(ctx context.Context, freed <-chan struct{}) bool {
 	s.mu.Lock()
-	freed, waiting := s.freed, s.waiting
+	waiting, d := s.waiting, s.pauseFor
 	s.mu.Unlock()
 	if waiting != nil {
 		waiting()
 	}
-	t := time.NewTimer(s.pause)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-freed:
@@ -127,19 +156,4 @@ func (s *ConfigSlots) PauseRefused(ctx context.Context) bool {
 	case <-ctx.Done():
 	}
 	return false
-}
-
-// AcquireAfterPause is Acquire for a reconcile; when refused, it pauses (PauseRefused) and,
-// when a slot was given back meanwhile, asks once more. Without the second ask, a member
-// refused while its config held its share waited slotWait in the queue even when a slot
-// came back a moment later, and the slot went to a member queued after it. In make bench
-// (one config, 16 workers), chunks of 50 inactive users created at concurrency 32 were
-// answered within half a second, and their last members were Deactivated about 2 s after
-// that, with 0.4 of 2 cores busy. The rule that decides is Acquire's either way: a slot
-// given back is taken again only within the config's share.
-func (s *ConfigSlots) AcquireAfterPause(ctx context.Context, cfg *scimv1.ScimConfig, revocation bool) (release func(), ok bool) {
-	if release, ok = s.Acquire(cfg, revocation); ok || !s.PauseRefused(ctx) {
-		return release, ok
-	}
-	return s.Acquire(cfg, revocation)
 }

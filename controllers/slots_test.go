@@ -80,32 +80,64 @@ func TestConfigSlotsLetOneRevocationThrough(t *testing.T) {
 	}
 }
 
-// A worker refused a slot pauses until a slot is given back (here the pause is an hour, so
-// only the release can end it), and a second release ends a later pause too.
-func TestPauseRefusedEndsWhenASlotIsGivenBack(t *testing.T) {
+// A reconcile refused a slot pauses until a slot is given back (here the pause is an
+// hour, so only the release can end it) and then asks again: one release, two paused,
+// one granted. A context cancelled during the pause ends it with no second ask, and a
+// pause that ends with nothing given back refuses.
+func TestAcquireAfterPause(t *testing.T) {
 	a := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "hub"}}
 	s := NewConfigSlots(4)
-	s.pause = time.Hour
-	for _, release := range fillShare(s, a) {
-		done := make(chan struct{})
+	s.pauseFor = time.Hour
+	held := fillShare(s, a)
+	paused := make(chan struct{})
+	s.waiting = func() { paused <- struct{}{} }
+	type outcome struct{ paused, ok bool }
+	done := make(chan outcome, 2)
+	for range 2 {
 		go func() {
-			s.PauseRefused(context.Background())
-			close(done)
+			_, p, ok := s.AcquireAfterPause(context.Background(), a, false)
+			done <- outcome{p, ok}
 		}()
-		time.Sleep(10 * time.Millisecond) // let it wait (if it has not, the release below still ends it)
-		release()
-		<-done // the test's own timeout is the failure if the release does not end the pause
+		<-paused
 	}
+	// the config is below its share by one: one of the two takes it (the test's own
+	// timeout is the failure if the release ends no pause)
+	held[0]()
+	got := []outcome{<-done, <-done}
+	if got[0] == got[1] || !got[0].paused || !got[1].paused {
+		t.Fatalf("two paused reconciles and one slot given back: %+v, want one granted and one refused, both paused", got)
+	}
+
+	// a release and a cancelled context both ready: no second ask
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	s.PauseRefused(ctx) // a cancelled context ends it too
+	s.waiting = func() {
+		held[1]()
+		cancel()
+	}
+	if _, p, ok := s.AcquireAfterPause(ctx, a, false); ok || !p {
+		t.Fatalf("a pause whose context was cancelled answered (paused %v, ok %v), want refused", p, ok)
+	}
+	// nothing given back within the pause: refused
+	s.waiting = nil
+	s.pauseFor = 10 * time.Millisecond
+	fillShare(s, a)
+	if _, p, ok := s.AcquireAfterPause(context.Background(), a, false); ok || !p {
+		t.Fatalf("a pause that saw no slot given back answered (paused %v, ok %v), want refused", p, ok)
+	}
+	// granted at once: no pause
+	b := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "b", Name: "k8s"}}
+	if _, p, ok := s.AcquireAfterPause(context.Background(), b, false); !ok || p {
+		t.Fatalf("another config's first reconcile answered (paused %v, ok %v), want granted at once", p, ok)
+	}
 	var none *ConfigSlots
-	none.PauseRefused(context.Background())
+	if _, p, ok := none.AcquireAfterPause(context.Background(), a, false); !ok || p {
+		t.Fatal("no slots: always granted at once")
+	}
 }
 
 // A reconcile refused a slot (its config holds its share) pauses in its worker until a
 // slot is given back: without the pause the worker kept free for other configs cycles
-// through a full sync's whole backlog (PauseRefused). A slot given back during the pause is
+// through a full sync's whole backlog (AcquireAfterPause). A slot given back during the pause is
 // its to take (AcquireAfterPause): without that, its member waited slotWait in the queue
 // while the slot went to a member queued after it. The pause here is an hour, so only the
 // release can end it. A pause that ends with no slot given back requeues the member
@@ -127,9 +159,9 @@ func TestRefusedReconcilePausesUntilASlotIsGivenBack(t *testing.T) {
 	}
 
 	slots := NewConfigSlots(4)
-	slots.pause = time.Hour
+	slots.pauseFor = time.Hour
 	held := fillShare(slots, cfg)
-	paused := make(chan struct{}) // unbuffered: PauseRefused waits until the test has seen it
+	paused := make(chan struct{}) // unbuffered: the reconcile pauses once the test has seen it
 	slots.waiting = func() { paused <- struct{}{} }
 
 	r := &OrgMemberReconciler{Client: c, Scheme: sch, Slots: slots}
@@ -147,7 +179,7 @@ func TestRefusedReconcilePausesUntilASlotIsGivenBack(t *testing.T) {
 	}
 
 	// no slot given back: the pause (shortened) ends and the member is requeued untouched
-	slots.pause = 10 * time.Millisecond
+	slots.pauseFor = 10 * time.Millisecond
 	slots.waiting = nil
 	out := <-reconcile()
 	if out.err != nil || out.res.RequeueAfter <= 0 {
@@ -158,7 +190,7 @@ func TestRefusedReconcilePausesUntilASlotIsGivenBack(t *testing.T) {
 	}
 
 	// a slot given back during the pause: the paused reconcile takes it and works
-	slots.pause = time.Hour
+	slots.pauseFor = time.Hour
 	slots.waiting = func() { paused <- struct{}{} }
 	done := reconcile()
 	select {
