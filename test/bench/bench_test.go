@@ -114,7 +114,7 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		var c int
 		if _, err := fmt.Sscanf(r.Measure, "create throughput, concurrency %d:", &c); err == nil {
 			chunk := max(o.chunk, o.chunkPerConn*c)
-			if r.Figures["chunk"] != float64(chunk) || r.Figures["creates"] != float64(o.repeat*max(o.creates, 2*chunk)) {
+			if r.Figures["chunk"] != float64(chunk) || r.Figures["creates"] != float64(max(1, o.repeat)*max(o.creates, 2*chunk)) {
 				t.Errorf("%s: %s (%v)", r.Measure, r.Result, r.Figures)
 			}
 		}
