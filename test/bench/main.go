@@ -427,7 +427,9 @@ func (b *bench) throughput(ctx context.Context) error {
 		// 2 cores), the client-go side's member status writes inside its chunks were 0.91 a
 		// create at concurrency 8 and 0.46 at 32 (SCIM's 1.00 and 0.77), it spent 8.7 ms of
 		// the machine per create at 8 where chunks of 2,000 spent 14.5 ms (prof2), and the
-		// ratio read 0.41 at 8 where chunks of 2,000 gave 0.75.
+		// ratio read 0.41 at 8 where chunks of 2,000 gave 0.75. Not all of it: at 32 the
+		// client-go creates outrun the manager's workers, a backlog that grows through a chunk
+		// of any length (bdef14, chunks of 512: 0.54 of its status writes inside, SCIM's 0.82).
 		chunk := max(1, b.o.chunk, b.o.chunkPerConn*c)
 		perRound := max(b.o.creates, 2*chunk)
 		var scimSide, rawSide side
