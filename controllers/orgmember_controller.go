@@ -117,12 +117,18 @@ type OrgMemberReconciler struct {
 func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	defer func() { countReconcile("orgmember", res, retErr) }()
 	m := &scimv1.OrgMember{}
-	if err := r.Get(ctx, req.NamespacedName, m); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	var deleting bool
+	// read reads the member, and tells whether nothing is left to do (gone, or deleted and
+	// released)
+	read := func() (bool, error) {
+		if err := r.Get(ctx, req.NamespacedName, m); err != nil {
+			return true, client.IgnoreNotFound(err)
+		}
+		deleting = !m.DeletionTimestamp.IsZero()
+		return deleting && !controllerutil.ContainsFinalizer(m, FinalizerDeprovision), nil
 	}
-	deleting := !m.DeletionTimestamp.IsZero()
-	if deleting && !controllerutil.ContainsFinalizer(m, FinalizerDeprovision) {
-		return ctrl.Result{}, nil
+	if done, err := read(); done || err != nil {
+		return ctrl.Result{}, err
 	}
 	cfg, err := r.config(ctx, m.Namespace, m.Spec.ConfigName)
 	if err != nil {
@@ -139,11 +145,8 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		defer release()
 		if paused {
 			// granted after a pause: the member as it is now
-			if err := r.Get(ctx, req.NamespacedName, m); err != nil {
-				return ctrl.Result{}, client.IgnoreNotFound(err)
-			}
-			if deleting = !m.DeletionTimestamp.IsZero(); deleting && !controllerutil.ContainsFinalizer(m, FinalizerDeprovision) {
-				return ctrl.Result{}, nil
+			if done, err := read(); done || err != nil {
+				return ctrl.Result{}, err
 			}
 		}
 	}

@@ -198,6 +198,16 @@ func TestRefusedReconcilePausesUntilASlotIsGivenBack(t *testing.T) {
 	case out := <-done:
 		t.Fatalf("a reconcile refused a slot returned (%+v, %v) without pausing for a slot to be given back", out.res, out.err)
 	}
+	// the member changes while the reconcile pauses: it works on the member as it is
+	// then (its finalizer's patch is conditional on the version it read)
+	changed := &scimv1.OrgMember{}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(m), changed); err != nil {
+		t.Fatal(err)
+	}
+	changed.Spec.DisplayName = "Alice"
+	if err := c.Update(context.Background(), changed); err != nil {
+		t.Fatal(err)
+	}
 	releasing := make(chan struct{})
 	go func() {
 		close(releasing)
@@ -209,7 +219,7 @@ func TestRefusedReconcilePausesUntilASlotIsGivenBack(t *testing.T) {
 	default:
 		t.Fatal("the paused reconcile returned before a slot was given back")
 	}
-	if !worked() {
+	if out.err != nil || !worked() {
 		t.Fatalf("the paused reconcile returned (%+v, %v) without working on its member in the slot given back", out.res, out.err)
 	}
 	// and gave the slot back when done: the config holds its share again, no more
