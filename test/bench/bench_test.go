@@ -105,16 +105,17 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		if o.repeat > 1 && repeated && !strings.Contains(r.Result, fmt.Sprintf("p50 of %d runs", o.repeat)) ||
 			o.repeat > 1 && strings.HasPrefix(r.Measure, "create throughput") &&
 				(!strings.Contains(r.Result, fmt.Sprintf("; %d rounds: ", o.repeat)) ||
-					r.Figures["pairs"] != float64(o.repeat*((int(r.Figures["creates"])/o.repeat+int(r.Figures["chunk"])-1)/int(r.Figures["chunk"]))) ||
 					r.Figures["ratio"] < r.Figures["round_min"]-1e-9 || r.Figures["ratio"] > r.Figures["round_max"]+1e-9) {
 			t.Errorf("-repeat %d: %s: %s (%v)", o.repeat, r.Measure, r.Result, r.Figures)
 		}
-		// the chunks grow with the concurrency (-chunk-per-connection), and the creates to
-		// two chunks at least
+		// the chunks grow with the concurrency (-chunk-per-connection), the creates to two
+		// chunks at least, in every round (-repeat)
 		var c int
 		if _, err := fmt.Sscanf(r.Measure, "create throughput, concurrency %d:", &c); err == nil {
-			chunk := max(o.chunk, o.chunkPerConn*c)
-			if r.Figures["chunk"] != float64(chunk) || r.Figures["creates"] != float64(max(1, o.repeat)*max(o.creates, 2*chunk)) {
+			chunk, rounds := max(o.chunk, o.chunkPerConn*c), max(1, o.repeat)
+			perRound := max(o.creates, 2*chunk)
+			if r.Figures["chunk"] != float64(chunk) || r.Figures["creates"] != float64(rounds*perRound) ||
+				r.Figures["pairs"] != float64(rounds*((perRound+chunk-1)/chunk)) {
 				t.Errorf("%s: %s (%v)", r.Measure, r.Result, r.Figures)
 			}
 		}
