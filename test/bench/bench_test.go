@@ -118,6 +118,14 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 				r.Figures["pairs"] != float64(rounds*((perRound+chunk-1)/chunk)) {
 				t.Errorf("%s: %s (%v)", r.Measure, r.Result, r.Figures)
 			}
+			// timed until the controllers were done, a chunk takes longer: at least as long as
+			// its answers, and on the client-go side longer (its last member's reconcile
+			// comes after its create's answer)
+			if f := r.Figures; f["scim_done_per_s"] <= 0 || f["scim_done_per_s"] > f["scim_per_s"] ||
+				f["raw_done_per_s"] <= 0 || f["raw_done_per_s"] >= f["raw_per_s"] ||
+				math.Abs(f["done_ratio"]-f["scim_done_per_s"]/f["raw_done_per_s"]) > 1e-9 {
+				t.Errorf("%s: %s (%v)", r.Measure, r.Result, r.Figures)
+			}
 		}
 		// each SCIM create is a create of an OrgMember at the API server, as each client-go one
 		if strings.HasPrefix(r.Measure, "API server requests") && !strings.Contains(r.Result, "POST orgmembers 1.00") {
