@@ -72,7 +72,9 @@ const (
 	// that found the person in the organization already make a burst (an organization
 	// adopted at once): the members that appear next wait for one listing of it. New
 	// people (an IdP's new hires, a full sync into an empty organization) are absent from
-	// any listing, so they are always looked up at once.
+	// any listing, so they are looked up at once; but one who comes during a burst cannot
+	// be told from the adopted people before a lookup, and waits for the burst's listing
+	// too (one pass), then is looked up and invited.
 	firstObservationBurst  = 8
 	firstObservationWindow = 10 * time.Second
 	// listingWaitMax bounds how long a member waits for a listing (a pass that keeps
@@ -601,9 +603,8 @@ func (r *DriftReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Queue == nil {
 		r.Queue = &DriftQueue{}
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	return newController(mgr, "drift").
 		For(&scimv1.ScimConfig{}, builder.WithPredicates(configChanged())).
 		WatchesRawSource(r.Queue.passSource()).
-		Named("drift").
 		Complete(r)
 }

@@ -557,7 +557,7 @@ func (r *OrgGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	b := ctrl.NewControllerManagedBy(mgr).
+	b := newController(mgr, "orggroup").
 		For(&scimv1.OrgGroup{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, reconcileRequested()))).
 		Watches(&scimv1.OrgMember{}, memberGroupsHandler{}).
@@ -572,9 +572,7 @@ func (r *OrgGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Drift != nil {
 		b = b.WatchesRawSource(r.Drift.groupSource())
 	}
-	return b.Named("orggroup").
-		WithOptions(controllerOptions()).
-		Complete(r)
+	return b.Complete(r)
 }
 
 func (r *OrgGroupReconciler) groupsOfConfig(ctx context.Context, o client.Object) []reconcile.Request {

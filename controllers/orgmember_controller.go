@@ -886,8 +886,7 @@ func (r *OrgMemberReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	b := ctrl.NewControllerManagedBy(mgr).
-		Named("orgmember").
+	b := newController(mgr, "orgmember").
 		Watches(&scimv1.OrgMember{}, revocationFirst(), builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, reconcileRequested()))).
 		Watches(&scimv1.ScimConfig{}, handler.EnqueueRequestsFromMapFunc(r.membersOfConfig),
@@ -895,7 +894,7 @@ func (r *OrgMemberReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Drift != nil {
 		b = b.WatchesRawSource(r.Drift.source())
 	}
-	return b.WithOptions(controllerOptions()).Complete(r)
+	return b.Complete(r)
 }
 
 // RevocationPriority is the queue priority of a member whose access is being taken away.

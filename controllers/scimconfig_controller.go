@@ -362,7 +362,7 @@ func (r *ScimConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		func(o client.Object) []string { return referencedSecrets(o.(*scimv1.ScimConfig)) }); err != nil {
 		return err
 	}
-	b := ctrl.NewControllerManagedBy(mgr).
+	b := newController(mgr, "scimconfig").
 		For(&scimv1.ScimConfig{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}, builder.OnlyMetadata).
@@ -371,7 +371,7 @@ func (r *ScimConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Rechecks != nil {
 		b = b.WatchesRawSource(r.Rechecks.source())
 	}
-	return b.Named("scimconfig").WithOptions(controllerOptions()).Complete(r)
+	return b.Complete(r)
 }
 
 func referencedSecrets(cfg *scimv1.ScimConfig) []string {

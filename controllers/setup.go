@@ -7,6 +7,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -47,6 +48,15 @@ func retryLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
 // controllerOptions are the options every controller of this package is built with.
 func controllerOptions() controller.Options {
 	return controller.Options{RateLimiter: retryLimiter()}
+}
+
+// newController starts the builder of every controller of this package: named, and with
+// controllerOptions, so that none is left with client-go's 1,000 s backoff (the drift
+// controller once was: a listing that failed for a while could put the next pass a
+// quarter of an hour away). TestEveryControllerIsBuiltByNewController holds the package
+// to it.
+func newController(mgr ctrl.Manager, name string) *builder.Builder {
+	return ctrl.NewControllerManagedBy(mgr).Named(name).WithOptions(controllerOptions())
 }
 
 // restConfigUser is a backend Provider that needs the manager's own connection to the

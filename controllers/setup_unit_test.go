@@ -1,0 +1,66 @@
+package controllers
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Every controller of the package is built by newController, so that each has
+// controllerOptions (the retry backoff bounded by MaxRetryBackoff): the drift controller,
+// built with ctrl.NewControllerManagedBy directly, once ran with client-go's default
+// backoff of up to 1,000 s, and nothing noticed. The options cannot be read back from a
+// built controller, so the package's source is held to the one constructor.
+func TestEveryControllerIsBuiltByNewController(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fset := token.NewFileSet()
+		file, err := parser.ParseFile(fset, f, src, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range file.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok {
+				continue
+			}
+			ast.Inspect(fn, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				switch fun := call.Fun.(type) {
+				case *ast.SelectorExpr:
+					if fun.Sel.Name == "NewControllerManagedBy" && fn.Name.Name != "newController" {
+						t.Errorf("%s: %s builds a controller with %s.NewControllerManagedBy, not newController: it would miss controllerOptions",
+							fset.Position(call.Pos()), fn.Name.Name, fun.X)
+					}
+				case *ast.Ident:
+					if fun.Name == "newController" {
+						built++
+					}
+				}
+				return true
+			})
+		}
+	}
+	// the ScimConfig, OrgMember, OrgGroup and drift controllers
+	if built != 4 {
+		t.Errorf("newController is called %d times, want once for each of the 4 controllers", built)
+	}
+}
