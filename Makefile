@@ -160,7 +160,7 @@ fuzz: ## Every fuzz target for FUZZTIME each (default 60s): FUZZTIME=5m make fuz
 conformance: ## The Microsoft SCIM collection with newman, when ../shared/conformance exists.
 	$(WITH_ASSETS) $(MUTATION_DETECTOR) NEWMAN_DIR=$(NEWMAN_DIR) NEWMAN_VERSION=$(NEWMAN_VERSION) hack/conformance.sh
 
-# make bench's flags, e.g. BENCH_ARGS="-sizes 1000,10000,100000 -sync 10000 -hub-sizes 1000,10000 -settle 100m"
+# make bench's flags, e.g. BENCH_ARGS="-sizes 1000,10000,100000 -sync 10000 -hub-sizes 1000,10000"
 # (go run ./test/bench -help lists them all).
 BENCH_ARGS ?=
 

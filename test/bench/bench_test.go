@@ -71,6 +71,7 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		"manager live heap per member (after a collection)",
 		"SubjectAccessReview, unrelated user: p50 / p50 with no members",
 		"lookup p50 at 60 / p50 at 20",
+		"GET /Users/{id} p50 at 60 / p50 at 20",
 		"GET /Users page of 100, near the start",
 		"GET /Users page of 100, near the end",
 		"GET /Users cursor walk over every member, pages of 100",
@@ -101,7 +102,7 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		got[r.Measure]++
 		// -repeat: each repeated figure says how many times it was measured, and the
 		// throughput's ratio is over every round's creates
-		repeated := strings.HasPrefix(r.Measure, "userName eq lookup") || strings.HasPrefix(r.Measure, "SubjectAccessReview")
+		repeated := strings.HasPrefix(r.Measure, "userName eq lookup") || r.Measure == "GET /Users/{id}" || strings.HasPrefix(r.Measure, "SubjectAccessReview")
 		if o.repeat > 1 && repeated && !strings.Contains(r.Result, fmt.Sprintf("p50 of %d runs", o.repeat)) ||
 			o.repeat > 1 && strings.HasPrefix(r.Measure, "create throughput") &&
 				(!strings.Contains(r.Result, fmt.Sprintf("; %d rounds: ", o.repeat)) ||
@@ -203,6 +204,17 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 	svg, err := os.ReadFile(filepath.Join(out, "bench.svg"))
 	if err != nil || !strings.Contains(string(svg), "<polyline") {
 		t.Fatalf("bench.svg has no curve: %v", err)
+	}
+	// the chart says what it was measured with, and its size axis has the sizes measured:
+	// the SubjectAccessReview with no members is a dashed level, not a point at size 1
+	for _, want := range []string{rep.Meta["commit"], rep.Meta["go"], "kube-apiserver " + rep.Meta["kube-apiserver"],
+		`text-anchor="middle">20<`, `text-anchor="middle">60<`, "stroke-dasharray", "SubjectAccessReview p50 (dashed: none)"} {
+		if !strings.Contains(string(svg), want) {
+			t.Errorf("bench.svg does not hold %q", want)
+		}
+	}
+	if strings.Contains(string(svg), `text-anchor="middle">1<`) || strings.Contains(string(svg), `text-anchor="middle">0<`) {
+		t.Errorf("bench.svg has a size tick for no members")
 	}
 }
 

@@ -97,19 +97,24 @@ func (r *report) writeJSON(path string) error {
 
 // writeSVG draws the curves (latency in ms against organization size, size on a log
 // scale) as a small standalone SVG: a few lines of markup, no charting library needed.
+// A curve's point at size 0 (no members) has no place on a log scale: it is drawn as a
+// dashed line across the chart, the level the curve starts from. The versions the run
+// was measured with are printed under the title.
 func (r *report) writeSVG(path string) error {
-	const W, H, left, right, top, bottom = 640.0, 360.0, 60.0, 170.0, 30.0, 40.0
+	const W, H, left, right, top, bottom = 640.0, 360.0, 60.0, 170.0, 44.0, 40.0
 	names := make([]string, 0, len(r.Curves))
 	minS, maxS, maxV := math.Inf(1), math.Inf(-1), 0.0
 	for n, pts := range r.Curves {
 		names = append(names, n)
 		for _, p := range pts {
-			minS, maxS = math.Min(minS, float64(p.Size)), math.Max(maxS, float64(p.Size))
+			if p.Size > 0 {
+				minS, maxS = math.Min(minS, float64(p.Size)), math.Max(maxS, float64(p.Size))
+			}
 			maxV = math.Max(maxV, p.MS)
 		}
 	}
 	sort.Strings(names)
-	if len(names) == 0 || maxV == 0 {
+	if len(names) == 0 || maxV == 0 || math.IsInf(minS, 1) {
 		return nil
 	}
 	if minS == maxS {
@@ -124,6 +129,8 @@ func (r *report) writeSVG(path string) error {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="11">`+"\n", W, H)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="%.0f" y="18" font-size="13">%s</text>`+"\n", left, html.EscapeString("SCIM latency against organization size ("+r.Meta["cpus"]+" CPUs)"))
+	fmt.Fprintf(&b, `<text x="%.0f" y="33" fill="#555">%s</text>`+"\n", left, html.EscapeString(fmt.Sprintf("commit %s, %s, kube-apiserver %s, %s layout, %s",
+		r.Meta["commit"], r.Meta["go"], r.Meta["kube-apiserver"], r.Meta["grantLayout"], r.Meta["date"])))
 	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`+"\n", left, H-bottom, W-right, H-bottom)
 	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`+"\n", left, top, left, H-bottom)
 	for i := 0; i <= 4; i++ {
@@ -134,7 +141,9 @@ func (r *report) writeSVG(path string) error {
 	sizes := map[int]bool{}
 	for _, n := range names {
 		for _, p := range r.Curves[n] {
-			sizes[p.Size] = true
+			if p.Size > 0 {
+				sizes[p.Size] = true
+			}
 		}
 	}
 	for s := range sizes {
@@ -145,18 +154,22 @@ func (r *report) writeSVG(path string) error {
 	for i, n := range names {
 		pts := append([]point(nil), r.Curves[n]...)
 		sort.Slice(pts, func(a, c int) bool { return pts[a].Size < pts[c].Size })
-		var path []string
-		for _, p := range pts {
-			path = append(path, fmt.Sprintf("%.1f,%.1f", x(p.Size), y(p.MS)))
-		}
 		c := colors[i%len(colors)]
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", c, strings.Join(path, " "))
+		var path []string
+		label := n
 		for _, p := range pts {
+			if p.Size <= 0 {
+				fmt.Fprintf(&b, `<line x1="%.0f" y1="%.1f" x2="%.0f" y2="%.1f" stroke="%s" stroke-dasharray="4 3"/>`+"\n", left, y(p.MS), W-right, y(p.MS), c)
+				label = n + " (dashed: none)"
+				continue
+			}
+			path = append(path, fmt.Sprintf("%.1f,%.1f", x(p.Size), y(p.MS)))
 			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`+"\n", x(p.Size), y(p.MS), c)
 		}
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", c, strings.Join(path, " "))
 		ly := top + 14 + float64(i)*16
 		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="%s" stroke-width="2"/>`+"\n", W-right+10, ly-4, W-right+28, ly-4, c)
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f">%s</text>`+"\n", W-right+32, ly, html.EscapeString(n))
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f">%s</text>`+"\n", W-right+32, ly, html.EscapeString(label))
 	}
 	b.WriteString("</svg>\n")
 	return os.WriteFile(path, []byte(b.String()), 0o644)
