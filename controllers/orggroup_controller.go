@@ -69,6 +69,8 @@ type OrgGroupReconciler struct {
 	// on a backend whose pass judges groups (DriftQueue.groupsCovered) a synced group is
 	// then not requeued every interval.
 	Drift *DriftQueue
+	// Slots share the workers out between ScimConfigs (nil: no limit).
+	Slots *ConfigSlots
 }
 
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orggroups,verbs=get;list;watch;patch
@@ -82,16 +84,38 @@ type OrgGroupReconciler struct {
 func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	defer func() { countReconcile("orggroup", res, retErr) }()
 	g := &scimv1.OrgGroup{}
-	if err := r.Get(ctx, req.NamespacedName, g); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	var deleting bool
+	// read reads the group, and tells whether nothing is left to do (gone, or deleted and
+	// released)
+	read := func() (bool, error) {
+		if err := r.Get(ctx, req.NamespacedName, g); err != nil {
+			return true, client.IgnoreNotFound(err)
+		}
+		deleting = !g.DeletionTimestamp.IsZero()
+		return deleting && !controllerutil.ContainsFinalizer(g, FinalizerDeprovision), nil
 	}
-	deleting := !g.DeletionTimestamp.IsZero()
-	if deleting && !controllerutil.ContainsFinalizer(g, FinalizerDeprovision) {
-		return ctrl.Result{}, nil
+	if done, err := read(); done || err != nil {
+		return ctrl.Result{}, err
 	}
 	cfg, err := liveConfig(ctx, r.Client, g.Namespace, g.Spec.ConfigName)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if cfg != nil {
+		// As the OrgMember controller's: one tenant's groups stalled on a slow backend
+		// must not occupy every worker, and a group's deletion (its team's grant revoked)
+		// may take the spare.
+		release, paused, ok := r.Slots.AcquireAfterPause(ctx, cfg, deleting)
+		if !ok {
+			return ctrl.Result{RequeueAfter: jitter(slotWait)}, nil
+		}
+		defer release()
+		if paused {
+			// granted after a pause: the group as it is now
+			if done, err := read(); done || err != nil {
+				return ctrl.Result{}, err
+			}
+		}
 	}
 	if !deleting && !controllerutil.ContainsFinalizer(g, FinalizerDeprovision) {
 		orig := g.DeepCopy()

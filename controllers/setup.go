@@ -23,7 +23,8 @@ type Options struct {
 	StatusInterval time.Duration
 	// MaxConcurrentReconciles is the number of workers of each controller, the same
 	// number the manager's controller options give (DefaultMaxConcurrentReconciles when
-	// zero): the OrgMember controller shares them out between ScimConfigs (ConfigSlots).
+	// zero): the OrgMember and OrgGroup controllers share theirs out between ScimConfigs
+	// (ConfigSlots, one for each).
 	MaxConcurrentReconciles int
 }
 
@@ -115,5 +116,6 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Backends: o.Backends,
 		Rechecks: rechecks,
 		Drift:    drift,
+		Slots:    NewConfigSlots(workers),
 	}).SetupWithManager(mgr)
 }

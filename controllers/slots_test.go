@@ -6,10 +6,12 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 )
@@ -141,89 +143,114 @@ func TestAcquireAfterPause(t *testing.T) {
 // its to take (AcquireAfterPause): without that, its member waited slotWait in the queue
 // while the slot went to a member queued after it. The pause here is an hour, so only the
 // release can end it. A pause that ends with no slot given back requeues the member
-// untouched.
+// untouched. The OrgGroup controller shares its workers alike (review 79 F4: it did not,
+// and one tenant's groups stalled on a slow Docker Hub could hold every worker while
+// another tenant's group deletion, which revokes its team's grant, waited).
 func TestRefusedReconcilePausesUntilASlotIsGivenBack(t *testing.T) {
-	// disabled: a reconcile given a slot works on its member without a backend
+	// disabled: a reconcile given a slot works on its object without a backend
 	disabled := false
 	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "hub"}, Spec: scimv1.ScimConfigSpec{Enabled: &disabled}}
-	m := &scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "alice"},
-		Spec: scimv1.OrgMemberSpec{ConfigName: "hub", UserName: "alice@example.com", Active: true}}
-	sch := unitScheme(t)
-	c := fake.NewClientBuilder().WithScheme(sch).WithObjects(cfg, m).Build()
-	worked := func() bool {
-		got := &scimv1.OrgMember{}
-		if err := c.Get(context.Background(), client.ObjectKeyFromObject(m), got); err != nil {
-			t.Fatal(err)
-		}
-		return controllerutil.ContainsFinalizer(got, FinalizerDeprovision)
-	}
+	for _, kind := range []struct {
+		name string
+		obj  client.Object
+		// reconciler reconciles obj's kind with c and slots
+		reconciler func(c client.Client, slots *ConfigSlots) reconcile.Reconciler
+		// change changes obj's spec
+		change func(client.Object)
+	}{
+		{name: "OrgMember",
+			obj: &scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "alice"},
+				Spec: scimv1.OrgMemberSpec{ConfigName: "hub", UserName: "alice@example.com", Active: true}},
+			reconciler: func(c client.Client, slots *ConfigSlots) reconcile.Reconciler {
+				return &OrgMemberReconciler{Client: c, Scheme: c.Scheme(), Slots: slots}
+			},
+			change: func(o client.Object) { o.(*scimv1.OrgMember).Spec.DisplayName = "Alice" }},
+		{name: "OrgGroup",
+			obj: &scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "devs"},
+				Spec: scimv1.OrgGroupSpec{ConfigName: "hub", DisplayName: "devs"}},
+			reconciler: func(c client.Client, slots *ConfigSlots) reconcile.Reconciler {
+				return &OrgGroupReconciler{Client: c, Scheme: c.Scheme(), Slots: slots, Clock: clock.RealClock{}}
+			},
+			change: func(o client.Object) { o.(*scimv1.OrgGroup).Spec.DisplayName = "developers" }},
+	} {
+		t.Run(kind.name, func(t *testing.T) {
+			c := withShippedIndexes(t, fake.NewClientBuilder().WithScheme(unitScheme(t))).
+				WithObjects(cfg.DeepCopy(), kind.obj.DeepCopyObject().(client.Object)).
+				WithStatusSubresource(&scimv1.OrgGroup{}, &scimv1.OrgMember{}, &scimv1.ScimConfig{}).Build()
+			current := func() client.Object {
+				got := kind.obj.DeepCopyObject().(client.Object)
+				if err := c.Get(context.Background(), client.ObjectKeyFromObject(kind.obj), got); err != nil {
+					t.Fatal(err)
+				}
+				return got
+			}
+			worked := func() bool { return controllerutil.ContainsFinalizer(current(), FinalizerDeprovision) }
 
-	slots := NewConfigSlots(4)
-	slots.pauseFor = time.Hour
-	held := fillShare(slots, cfg)
-	paused := make(chan struct{}) // unbuffered: the reconcile pauses once the test has seen it
-	slots.waiting = func() { paused <- struct{}{} }
+			slots := NewConfigSlots(4)
+			slots.pauseFor = time.Hour
+			held := fillShare(slots, cfg)
+			paused := make(chan struct{}) // unbuffered: the reconcile pauses once the test has seen it
+			slots.waiting = func() { paused <- struct{}{} }
 
-	r := &OrgMemberReconciler{Client: c, Scheme: sch, Slots: slots}
-	type outcome struct {
-		res ctrl.Result
-		err error
-	}
-	reconcile := func() chan outcome {
-		done := make(chan outcome, 1)
-		go func() {
-			res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(m)})
-			done <- outcome{res, err}
-		}()
-		return done
-	}
+			r := kind.reconciler(c, slots)
+			type outcome struct {
+				res ctrl.Result
+				err error
+			}
+			reconcile := func() chan outcome {
+				done := make(chan outcome, 1)
+				go func() {
+					res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(kind.obj)})
+					done <- outcome{res, err}
+				}()
+				return done
+			}
 
-	// no slot given back: the pause (shortened) ends and the member is requeued untouched
-	slots.pauseFor = 10 * time.Millisecond
-	slots.waiting = nil
-	out := <-reconcile()
-	if out.err != nil || out.res.RequeueAfter <= 0 {
-		t.Fatalf("a refused reconcile returned (%+v, %v), want its member requeued for later", out.res, out.err)
-	}
-	if worked() {
-		t.Fatal("a reconcile refused a slot went on to work on its member")
-	}
+			// no slot given back: the pause (shortened) ends and the object is requeued untouched
+			slots.pauseFor = 10 * time.Millisecond
+			slots.waiting = nil
+			out := <-reconcile()
+			if out.err != nil || out.res.RequeueAfter <= 0 {
+				t.Fatalf("a refused reconcile returned (%+v, %v), want its %s requeued for later", out.res, out.err, kind.name)
+			}
+			if worked() {
+				t.Fatalf("a reconcile refused a slot went on to work on its %s", kind.name)
+			}
 
-	// a slot given back during the pause: the paused reconcile takes it and works
-	slots.pauseFor = time.Hour
-	slots.waiting = func() { paused <- struct{}{} }
-	done := reconcile()
-	select {
-	case <-paused:
-	case out := <-done:
-		t.Fatalf("a reconcile refused a slot returned (%+v, %v) without pausing for a slot to be given back", out.res, out.err)
-	}
-	// the member changes while the reconcile pauses: it works on the member as it is
-	// then (its finalizer's patch is conditional on the version it read)
-	changed := &scimv1.OrgMember{}
-	if err := c.Get(context.Background(), client.ObjectKeyFromObject(m), changed); err != nil {
-		t.Fatal(err)
-	}
-	changed.Spec.DisplayName = "Alice"
-	if err := c.Update(context.Background(), changed); err != nil {
-		t.Fatal(err)
-	}
-	releasing := make(chan struct{})
-	go func() {
-		close(releasing)
-		held[0]()
-	}()
-	out = <-done // the test's own timeout is the failure if the release does not end the pause
-	select {
-	case <-releasing:
-	default:
-		t.Fatal("the paused reconcile returned before a slot was given back")
-	}
-	if out.err != nil || !worked() {
-		t.Fatalf("the paused reconcile returned (%+v, %v) without working on its member in the slot given back", out.res, out.err)
-	}
-	// and gave the slot back when done: the config holds its share again, no more
-	if _, ok := slots.Acquire(cfg, false); !ok {
-		t.Fatal("the reconcile kept the slot it took")
+			// a slot given back during the pause: the paused reconcile takes it and works
+			slots.pauseFor = time.Hour
+			slots.waiting = func() { paused <- struct{}{} }
+			done := reconcile()
+			select {
+			case <-paused:
+			case out := <-done:
+				t.Fatalf("a reconcile refused a slot returned (%+v, %v) without pausing for a slot to be given back", out.res, out.err)
+			}
+			// the object changes while the reconcile pauses: it works on the object as it is
+			// then (its finalizer's patch is conditional on the version it read)
+			changed := current()
+			kind.change(changed)
+			if err := c.Update(context.Background(), changed); err != nil {
+				t.Fatal(err)
+			}
+			releasing := make(chan struct{})
+			go func() {
+				close(releasing)
+				held[0]()
+			}()
+			out = <-done // the test's own timeout is the failure if the release does not end the pause
+			select {
+			case <-releasing:
+			default:
+				t.Fatal("the paused reconcile returned before a slot was given back")
+			}
+			if out.err != nil || !worked() {
+				t.Fatalf("the paused reconcile returned (%+v, %v) without working on its %s in the slot given back", out.res, out.err, kind.name)
+			}
+			// and gave the slot back when done: the config holds its share again, no more
+			if _, ok := slots.Acquire(cfg, false); !ok {
+				t.Fatal("the reconcile kept the slot it took")
+			}
+		})
 	}
 }

@@ -102,8 +102,9 @@ type Options struct {
 	// backend passes its own Provider and keeps everything else as shipped.
 	Backends backend.Provider
 	// MaxConcurrentReconciles is the number of workers of each controller
-	// (controllers.DefaultMaxConcurrentReconciles when zero). The OrgMember controller
-	// shares them out between ScimConfigs, so that a slow backend cannot hold them all.
+	// (controllers.DefaultMaxConcurrentReconciles when zero). The OrgMember and OrgGroup
+	// controllers share theirs out between ScimConfigs, so that a slow backend cannot hold
+	// them all.
 	MaxConcurrentReconciles int
 	// AuthorizationWebhookAddr is the address of the authorization webhook (HTTPS, path
 	// /authorize) that answers the API server for the Webhook grant layout, on every

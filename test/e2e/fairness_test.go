@@ -17,15 +17,16 @@ import (
 	"github.com/scim-operator/scim-operator/controllers"
 )
 
-// memberCalls tracks the Docker Hub calls of member reconciles (not the backend check, not
-// the token exchange) that are in flight: when each began, and whether it was answered.
-// While hold is open, a member lookup (a members search) is held until it is closed: a
-// backend that stalls exactly as long as the spec wants, each stalled call holding the
-// worker whose reconcile made it.
+// memberCalls tracks the Docker Hub calls of reconciles (not the backend check, not the
+// token exchange) that are in flight: when each began, and whether it was answered. While
+// hold is open, a call that holds matches (a member lookup, a members search, when nil) is
+// held until it is closed: a backend that stalls exactly as long as the spec wants, each
+// stalled call holding the worker whose reconcile made it.
 type memberCalls struct {
 	mu      sync.Mutex
 	calls   []*memberCall
 	hold    chan struct{}
+	holds   func(*http.Request) bool
 	holding int
 }
 
@@ -47,7 +48,7 @@ func (m *memberCalls) wrap(next http.Handler) http.Handler {
 		hold := m.hold
 		m.mu.Unlock()
 		defer func() { m.mu.Lock(); c.done = true; m.mu.Unlock() }()
-		if hold != nil && r.URL.Query().Has("search") {
+		if hold != nil && (m.holds == nil && r.URL.Query().Has("search") || m.holds != nil && m.holds(r)) {
 			m.mu.Lock()
 			m.holding++
 			c.stalled = true
@@ -222,5 +223,71 @@ var _ = Describe("fairness between tenants", Label("fairness"), func() {
 			return cluster.Client.Update(ctx, cfg)
 		}).Should(Succeed())
 		Eventually(pendingA, 5*time.Minute).Should(BeZero())
+	})
+
+	// The OrgGroup controller's workers are shared the same way (review 79 F4: they were
+	// not). A group's deletion on the kubernetes backend takes its team's grant away, so
+	// it is deprovisioning too: tenant B's must not wait behind tenant A's groups stalled
+	// on a slow Docker Hub.
+	It("deletes tenant B's group (kubernetes) while tenant A's groups wait on a stalled Docker Hub", func() {
+		By("tenant B: the kubernetes sample config and a group its team's people get access through")
+		nsB, _, b := readyConfig()
+		code, body, _ := b.do("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"fair-team-`+nsB+`","members":[]}`)
+		Expect(code).To(Equal(201), "%v", body)
+		gid := body["id"].(string)
+		var team string
+		Eventually(func() string {
+			team, _ = kubectl("get", "orggroup", "-n", nsB, gid, "-o", "jsonpath={.status.team}")
+			return strings.TrimSpace(team)
+		}, readyTimeout).ShouldNot(BeEmpty())
+		team = strings.TrimSpace(team)
+		person := "someone-" + nsB + "@example.com" // not a member: the team's grant alone
+		canI := func() string { return canListPods(person, team) }
+		Eventually(canI, readyTimeout).Should(Equal("yes"))
+
+		By("tenant A: a Docker Hub organization whose team calls stall, with more groups than the manager has workers")
+		nsA := newNamespace()
+		inflight := memberCalls{hold: make(chan struct{}), holds: func(r *http.Request) bool {
+			return strings.Contains(r.URL.Path, "/groups")
+		}}
+		release := sync.OnceFunc(func() { close(inflight.hold) })
+		DeferCleanup(release)
+		a := newHubOrg(cluster.Client, nsA, 600, inflight.wrap)
+		idpA := newFaultIdP(func() string { return mgr.SCIMURL + a.cfg.Status.BasePath }, a.token)
+		n := fairnessBacklog()
+		Expect(n).To(BeNumerically(">", controllers.DefaultMaxConcurrentReconciles),
+			"FAIRNESS_BACKLOG: A needs more groups than the manager has workers, or the spec cannot fail")
+		for i := range n {
+			code, _, _, err := idpA.call("POST", "/Groups", fmt.Sprintf(
+				`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"fair-a-%02d","members":[]}`, i))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(code).To(Equal(201))
+		}
+		var plateau int
+		Eventually(func() bool {
+			n := inflight.held()
+			stable := n >= controllers.DefaultMaxConcurrentReconciles/2 && n == plateau
+			plateau = n
+			return stable
+		}, readyTimeout, 2*time.Second).Should(BeTrue(), "tenant A's group workers are busy with its stalled organization")
+
+		By("tenant B deletes its group")
+		start := time.Now()
+		before := inflight.startedBefore(start)
+		stalledAtStart := inflight.stalledOpen(before)
+		code, _, _ = b.do("DELETE", "/Groups/"+gid, "")
+		Expect(code).To(Equal(204))
+		// The property: the team loses its access while every call A had stalled when B's
+		// DELETE came is still stalled. (Without the shares, A's groups hold every worker,
+		// and B's deletion waits until the manager gives up a stalled call: 30 s.)
+		Eventually(canI, readyTimeout, 100*time.Millisecond).Should(Equal("no"))
+		took := time.Since(start)
+		fig := fmt.Sprintf("tenant B's group deleted (SubjectAccessReview denies its team) %s after DELETE, while %d of tenant A's "+
+			"calls begun before it were still unanswered (%d team calls stalled)", took.Round(time.Millisecond), inflight.open(before), inflight.held())
+		GinkgoWriter.Println(fig)
+		AddReportEntry("fairness", fig)
+		Expect(inflight.stalledOpen(before)).To(Equal(stalledAtStart),
+			"B's team lost access only once a call A had stalled was given up: B waited for a worker A held")
+		release()
 	})
 })
