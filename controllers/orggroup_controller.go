@@ -103,19 +103,13 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}
 	if cfg != nil {
 		// As the OrgMember controller's: one tenant's groups stalled on a slow backend
-		// must not occupy every worker, and a group's deletion (its team's grant revoked)
-		// may take the spare.
-		release, paused, ok := r.Slots.AcquireAfterPause(ctx, cfg, deleting)
-		if !ok {
-			return ctrl.Result{RequeueAfter: jitter(slotWait)}, nil
+		// must not occupy every worker, and a group's deletion that takes its team's grant
+		// away may take the spare.
+		release, stop, res, err := r.Slots.admit(ctx, cfg, revokesTeam(g), read)
+		if stop {
+			return res, err
 		}
 		defer release()
-		if paused {
-			// granted after a pause: the group as it is now
-			if done, err := read(); done || err != nil {
-				return ctrl.Result{}, err
-			}
-		}
 	}
 	if !deleting && !controllerutil.ContainsFinalizer(g, FinalizerDeprovision) {
 		orig := g.DeepCopy()
@@ -582,7 +576,7 @@ func (r *OrgGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	b := newController(mgr, "orggroup").
-		For(&scimv1.OrgGroup{}, builder.WithPredicates(predicate.Or(
+		Watches(&scimv1.OrgGroup{}, revocationFirst(groupRevokes), builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, reconcileRequested()))).
 		Watches(&scimv1.OrgMember{}, memberGroupsHandler{}).
 		Watches(&scimv1.OrgGroup{}, handler.EnqueueRequestsFromMapFunc(r.groupsOfSameTeam),
@@ -597,6 +591,22 @@ func (r *OrgGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.WatchesRawSource(r.Drift.groupSource())
 	}
 	return b.Complete(r)
+}
+
+// revokesTeam tells whether the group's reconcile takes its team's access away: it is being
+// deleted, and its team was made (a group deleted before, or while its config was
+// disabled, has nothing to take away).
+func revokesTeam(g *scimv1.OrgGroup) bool {
+	return !g.DeletionTimestamp.IsZero() && (g.Status.TeamCreated || g.Status.Team != "")
+}
+
+// groupRevokes tells whether an update of an OrgGroup begins its deletion: its reconcile
+// goes ahead of the queue (revocationFirst), as a member's deprovisioning does, so that it
+// does not wait behind a tenant's backlog of groups refused a worker.
+func groupRevokes(oldObj, newObj client.Object) bool {
+	o, ok1 := oldObj.(*scimv1.OrgGroup)
+	n, ok2 := newObj.(*scimv1.OrgGroup)
+	return ok1 && ok2 && o.DeletionTimestamp.IsZero() && !n.DeletionTimestamp.IsZero()
 }
 
 func (r *OrgGroupReconciler) groupsOfConfig(ctx context.Context, o client.Object) []reconcile.Request {

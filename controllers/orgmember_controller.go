@@ -135,20 +135,12 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	if cfg != nil {
-		// One tenant's slow backend must not occupy every worker: when its config holds
-		// its share, the member pauses its worker briefly, then waits in the queue unless
-		// a slot came back meanwhile.
-		release, paused, ok := r.Slots.AcquireAfterPause(ctx, cfg, losingAccess(m))
-		if !ok {
-			return ctrl.Result{RequeueAfter: jitter(slotWait)}, nil
+		// One tenant's slow backend must not occupy every worker (ConfigSlots.admit).
+		release, stop, res, err := r.Slots.admit(ctx, cfg, losingAccess(m), read)
+		if stop {
+			return res, err
 		}
 		defer release()
-		if paused {
-			// granted after a pause: the member as it is now
-			if done, err := read(); done || err != nil {
-				return ctrl.Result{}, err
-			}
-		}
 	}
 	if !deleting && !controllerutil.ContainsFinalizer(m, FinalizerDeprovision) {
 		orig := m.DeepCopy()
@@ -887,7 +879,7 @@ func (r *OrgMemberReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	b := newController(mgr, "orgmember").
-		Watches(&scimv1.OrgMember{}, revocationFirst(), builder.WithPredicates(predicate.Or(
+		Watches(&scimv1.OrgMember{}, revocationFirst(revokes), builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, reconcileRequested()))).
 		Watches(&scimv1.ScimConfig{}, handler.EnqueueRequestsFromMapFunc(r.membersOfConfig),
 			builder.WithPredicates(configChangedForMembers()))
@@ -897,14 +889,16 @@ func (r *OrgMemberReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return b.Complete(r)
 }
 
-// RevocationPriority is the queue priority of a member whose access is being taken away.
+// RevocationPriority is the queue priority of a member whose access is being taken away,
+// or of a group whose deletion has begun.
 const RevocationPriority = 100
 
-// revocationFirst enqueues OrgMembers as the builder's For does, except that an update
-// that takes a member's access away (active true to false, or its deletion begun) goes
-// ahead of the queue: during an identity provider's full sync thousands of new members
-// wait in it, and a deprovisioning behind them would wait for all of them.
-func revocationFirst() handler.EventHandler {
+// revocationFirst enqueues objects as the builder's For does, except that an update that
+// revokes says takes access away (a member's active true to false, or its deletion begun;
+// a group's deletion begun) goes ahead of the queue: during an identity provider's full
+// sync thousands of new members wait in it, and a deprovisioning behind them would wait
+// for all of them.
+func revocationFirst(revokes func(oldObj, newObj client.Object) bool) handler.EventHandler {
 	base := handler.WithLowPriorityWhenUnchanged[client.Object, reconcile.Request](&handler.EnqueueRequestForObject{})
 	return handler.Funcs{
 		CreateFunc:  base.Create,

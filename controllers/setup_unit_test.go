@@ -14,7 +14,8 @@ import (
 // controllerOptions (the retry backoff bounded by MaxRetryBackoff): the drift controller,
 // built with ctrl.NewControllerManagedBy directly, once ran with client-go's default
 // backoff of up to 1,000 s, and nothing noticed. The options cannot be read back from a
-// built controller, so the package's source is held to the one constructor.
+// built controller, so the package's source is held to the one constructor: no other way
+// to build a controller, and no WithOptions after it (it would replace the options whole).
 func TestEveryControllerIsBuiltByNewController(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
@@ -46,9 +47,16 @@ func TestEveryControllerIsBuiltByNewController(t *testing.T) {
 				}
 				switch fun := call.Fun.(type) {
 				case *ast.SelectorExpr:
-					if fun.Sel.Name == "NewControllerManagedBy" && fn.Name.Name != "newController" {
-						t.Errorf("%s: %s builds a controller with %s.NewControllerManagedBy, not newController: it would miss controllerOptions",
-							fset.Position(call.Pos()), fn.Name.Name, fun.X)
+					// every way to build a controller, and WithOptions, which replaces the
+					// options whole (the bounded backoff with them)
+					switch fun.Sel.Name {
+					case "NewControllerManagedBy", "ControllerManagedBy", "TypedControllerManagedBy",
+						"New", "NewTyped", "NewUnmanaged", "NewTypedUnmanaged", "WithOptions":
+						if id, ok := fun.X.(*ast.Ident); (fun.Sel.Name == "WithOptions" || ok && (id.Name == "ctrl" || id.Name == "builder" ||
+							id.Name == "controller")) && fn.Name.Name != "newController" {
+							t.Errorf("%s: %s calls %s outside newController: its controller would miss controllerOptions",
+								fset.Position(call.Pos()), fn.Name.Name, fun.Sel.Name)
+						}
 					}
 				case *ast.Ident:
 					if fun.Name == "newController" {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	ctrl "sigs.k8s.io/controller-runtime"
+
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 )
 
@@ -12,8 +14,8 @@ import (
 // manager is given none (--max-concurrent-reconciles).
 const DefaultMaxConcurrentReconciles = 16
 
-// slotWait is how long a member whose config holds its share of the workers waits in the
-// queue before it tries again, when no slot came back while its worker paused
+// slotWait is how long a member or group whose config holds its share of the workers
+// waits in the queue before it tries again, when no slot came back while its worker paused
 // (AcquireAfterPause).
 const slotWait = 2 * time.Second
 
@@ -21,9 +23,10 @@ const slotWait = 2 * time.Second
 // one tenant whose backend is slow (every call takes seconds) cannot occupy every worker
 // and delay another tenant's provisioning and deprovisioning. A config may always take a
 // worker when it holds none; it takes another only while that leaves free one worker for
-// each config holding workers, plus one (the spare). A member refused a slot pauses its
+// each config holding workers, plus one (the spare). A reconcile refused a slot pauses its
 // worker for at most refusedPause, holding no slot, and is requeued unless a slot was
-// given back meanwhile that the rule now grants it (AcquireAfterPause).
+// given back meanwhile that the rule now grants it (AcquireAfterPause). The OrgMember and
+// OrgGroup controllers each have one (admit).
 //
 // One or two slow configs therefore always leave a worker for the others, however their
 // reconciles came. With k slow configs, a slow config's share shrinks as its reconciles end
@@ -55,7 +58,8 @@ func NewConfigSlots(workers int) *ConfigSlots {
 // Acquire takes a worker slot for cfg. It returns false when cfg already holds its share;
 // otherwise release gives the slot back. A nil ConfigSlots always grants.
 //
-// A revocation (a member losing access) of a config that holds its share may still take
+// A revocation (a member losing access, a group's deletion taking its team's grant away)
+// of a config that holds its share may still take
 // the spare worker, one at a time per config: the spare is kept for other tenants'
 // deprovisioning, and a tenant's own deprovisioning must not wait behind its own backlog
 // either (a full sync's thousands of new members). Another tenant's revocation then waits
@@ -156,4 +160,24 @@ func (s *ConfigSlots) pause(ctx context.Context, freed <-chan struct{}) bool {
 	case <-ctx.Done():
 	}
 	return false
+}
+
+// admit takes a worker slot of cfg for a reconcile, as AcquireAfterPause does, and says
+// what the reconcile does next. stop: it ends now, with res and err (refused: requeued
+// after slotWait; or granted after a pause, and read, which reads the object again as it
+// is now, found nothing left to do, or failed). Otherwise it goes on, and calls release
+// when done.
+func (s *ConfigSlots) admit(ctx context.Context, cfg *scimv1.ScimConfig, revocation bool, read func() (done bool, err error)) (
+	release func(), stop bool, res ctrl.Result, err error) {
+	release, paused, ok := s.AcquireAfterPause(ctx, cfg, revocation)
+	if !ok {
+		return nil, true, ctrl.Result{RequeueAfter: jitter(slotWait)}, nil
+	}
+	if paused {
+		if done, err := read(); done || err != nil {
+			release()
+			return nil, true, ctrl.Result{}, err
+		}
+	}
+	return release, false, ctrl.Result{}, nil
 }

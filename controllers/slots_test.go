@@ -11,6 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -252,5 +254,51 @@ func TestRefusedReconcilePausesUntilASlotIsGivenBack(t *testing.T) {
 				t.Fatal("the reconcile kept the slot it took")
 			}
 		})
+	}
+}
+
+// A group's deletion goes ahead of the OrgGroup controller's queue, as a member's
+// deprovisioning goes ahead of the OrgMember controller's (review 80 F1): a tenant's
+// backlog of groups refused a worker would otherwise come before it, each taking its turn
+// to be refused. Only the update that begins the deletion does; and a deletion takes the
+// spare worker (revokesTeam) only when the group's team was made.
+func TestGroupDeletionGoesAheadOfTheQueue(t *testing.T) {
+	ctx := context.Background()
+	q := priorityqueue.New[reconcile.Request]("orggroup-test")
+	defer q.ShutDown()
+	h := revocationFirst(groupRevokes)
+	group := func(name string) *scimv1.OrgGroup {
+		return &scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: name, Generation: 1},
+			Spec: scimv1.OrgGroupSpec{ConfigName: "hub", DisplayName: name}, Status: scimv1.OrgGroupStatus{Team: name, TeamCreated: true}}
+	}
+	for _, n := range []string{"g1", "g2", "g3"} {
+		h.Create(ctx, event.CreateEvent{Object: group(n)}, q)
+	}
+	renamed, deleted := group("renamed"), group("deleted")
+	renamedNew, deletedNew := renamed.DeepCopy(), deleted.DeepCopy()
+	renamedNew.Spec.DisplayName, renamedNew.Generation = "other", 2
+	deletedNew.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	h.Update(ctx, event.UpdateEvent{ObjectOld: renamed, ObjectNew: renamedNew}, q)
+	h.Update(ctx, event.UpdateEvent{ObjectOld: deleted, ObjectNew: deletedNew}, q)
+	item, priority, _ := q.GetWithPriority()
+	if item.Name != "deleted" || priority != RevocationPriority {
+		t.Fatalf("first out of the queue: %s at priority %d, want the deleted group at %d", item.Name, priority, RevocationPriority)
+	}
+	q.Done(item)
+	for range 4 {
+		item, priority, _ := q.GetWithPriority()
+		if priority >= RevocationPriority {
+			t.Errorf("%s went ahead of the queue (priority %d) without its deletion beginning", item.Name, priority)
+		}
+		q.Done(item)
+	}
+
+	if !revokesTeam(deletedNew) {
+		t.Error("a group deleted with its team made does not count as a revocation")
+	}
+	never := deletedNew.DeepCopy()
+	never.Status = scimv1.OrgGroupStatus{}
+	if revokesTeam(never) || revokesTeam(renamedNew) {
+		t.Error("a group with no team made, or not being deleted, counts as a revocation")
 	}
 }

@@ -47,8 +47,8 @@ func main() {
 			"Empty: those headers are ignored.")
 	flag.Int64Var(&o.ScimMaxBodyBytes, "scim-max-body-bytes", 1<<20, "Largest SCIM request body accepted (413 above).")
 	flag.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles,
-		"Workers of each controller. The OrgMember controller shares them out between ScimConfigs: a config with a "+
-			"slow or rate-limited backend never holds them all.")
+		"Workers of each controller. The OrgMember and OrgGroup controllers share theirs out between ScimConfigs: a config "+
+			"with a slow or rate-limited backend never holds them all.")
 	flag.StringVar(&o.DefaultServiceAccount, "default-service-account", "",
 		"ServiceAccount, in each ScimConfig's own namespace, that the kubernetes backend impersonates to create and "+
 			"patch bindings when spec.backend.kubernetes.serviceAccountName is empty (lockdown). Empty: such configs "+
