@@ -5,8 +5,8 @@
 // as JSON and the latency curves as a small SVG chart (-out). Figures come from here, never
 // from timed assertions in tests.
 //
-//	go run ./test/bench                                   # defaults: a few minutes on 2 cores
-//	go run ./test/bench -sizes 1000,10000,100000 -sync 10000   # the sizes
+//	go run ./test/bench                                   # defaults: 11 to 16 minutes on 2 cores
+//	go run ./test/bench -sizes 1000,10000,100000 -sync 10000 -hub-sizes 1000,10000   # the sizes
 //
 // What it measures, in order (README "Reading make bench"):
 //  1. SCIM create throughput at each -concurrency against client-go creates of the same
@@ -36,6 +36,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,8 +95,8 @@ func main() {
 	flag.IntVar(&o.syncUsers, "sync", 2000, "users in the Okta-style full sync")
 	flag.IntVar(&o.syncConc, "sync-concurrency", 8, "concurrent IdP connections during the full sync")
 	flag.IntVar(&o.deprov, "deprovision", 20, "members deactivated for each deprovisioning figure")
-	flag.DurationVar(&o.settle, "settle", 0, "longest wait for the controllers to grant a size step or the full sync "+
-		"(0: 20 minutes, or longer for a larger organization: a second per 40 members of the largest size or sync)")
+	flag.DurationVar(&o.settle, "settle", 0, "longest wait for the controllers to grant a size step, the full sync or a Docker Hub "+
+		"organization (0: 20 minutes, or longer for a larger organization: a second per 40 members of the largest size, sync or Docker Hub size)")
 	flag.StringVar(&o.out, "out", filepath.Join(testenv.RepoRoot(), ".dev", "bench"), "directory for bench.json, bench.svg, the manager's log and the control plane's kubeconfig")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed for the lookups' random choice of members")
 	hubSizes := flag.String("hub-sizes", "100", "Docker Hub organization sizes for the drift figures (\"\" to skip them)")
@@ -140,7 +141,7 @@ func main() {
 		fail(fmt.Errorf("-sync %d, -sync-concurrency %d: 1 or more", o.syncUsers, o.syncConc))
 	}
 	if o.settle == 0 {
-		o.settle = defaultSettle(o.sizes, o.syncUsers)
+		o.settle = defaultSettle(append(slices.Clone(o.sizes), o.hubSizes...), o.syncUsers)
 	}
 	if o.chunkPerConn < 0 {
 		fail(fmt.Errorf("-chunk-per-connection %d: 0 or more", o.chunkPerConn))
@@ -199,7 +200,7 @@ func say(format string, a ...any) {
 }
 
 // defaultSettle is -settle's default: 20 minutes, or a second per 40 members of the
-// largest organization or sync when that is longer. The controllers granted 100,000
+// largest organization (sizes: -sizes and -hub-sizes) or sync when that is longer. The controllers granted 100,000
 // members at 51 to 63 a second on 2 cores, in 17 to 23 minutes after the last write: a
 // fixed 20 minutes measured such a step before it was all Active.
 func defaultSettle(sizes []int, syncUsers int) time.Duration {

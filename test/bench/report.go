@@ -169,6 +169,9 @@ func (r *report) writeSVG(path string) error {
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", c, strings.Join(path, " "))
 		ly := top + 14 + float64(i)*16
 		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="%s" stroke-width="2"/>`+"\n", W-right+10, ly-4, W-right+28, ly-4, c)
+		if label != n { // and the dashed level's own key
+			fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="%s" stroke-dasharray="4 3"/>`+"\n", W-right+10, ly+2, W-right+28, ly+2, c)
+		}
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f">%s</text>`+"\n", W-right+32, ly, html.EscapeString(label))
 	}
 	b.WriteString("</svg>\n")
