@@ -99,6 +99,28 @@ func (m *memberCalls) startedBefore(t time.Time) []*memberCall {
 	return out
 }
 
+// awaitPlateau waits until the held calls stop growing for 2 s, at half the workers or
+// more: tenant A holds as many workers as it may. With the shares that is at most every
+// worker but one left free for another config and the spare (fewer while other configs
+// hold workers); without them, A goes on to every worker, and B has none to run in.
+func (m *memberCalls) awaitPlateau(what string) {
+	var plateau int
+	EventuallyWithOffset(1, func() bool {
+		n := m.held()
+		stable := n >= controllers.DefaultMaxConcurrentReconciles/2 && n == plateau
+		plateau = n
+		return stable
+	}, readyTimeout, 2*time.Second).Should(BeTrue(), what)
+}
+
+// now is the moment tenant B acts: the time, the calls begun before it, and how many of
+// them are stalled then.
+func (m *memberCalls) now() (time.Time, []*memberCall, int) {
+	start := time.Now()
+	before := m.startedBefore(start)
+	return start, before, m.stalledOpen(before)
+}
+
 // open counts the calls of cs not answered yet.
 func (m *memberCalls) open(cs []*memberCall) int {
 	m.mu.Lock()
@@ -175,22 +197,10 @@ var _ = Describe("fairness between tenants", Label("fairness"), func() {
 			return pending, untouched
 		}
 		pendingA := func() int { p, _ := backlogA(); return p }
-		// A holds as many workers as it may: the stalled lookups stop growing for 2 s.
-		// With the shares that is at most every worker but one left free for another
-		// config and the spare (fewer while other configs hold workers); without them, A
-		// goes on to every worker, and B's deactivation below has none to run in.
-		var plateau int
-		Eventually(func() bool {
-			n := inflight.held()
-			stable := n >= controllers.DefaultMaxConcurrentReconciles/2 && n == plateau
-			plateau = n
-			return stable
-		}, readyTimeout, 2*time.Second).Should(BeTrue(), "tenant A's workers are busy with its stalled organization")
+		inflight.awaitPlateau("tenant A's workers are busy with its stalled organization")
 
 		By("tenant B deactivates its user")
-		start := time.Now()
-		before := inflight.startedBefore(start)
-		stalledAtStart := inflight.stalledOpen(before)
+		start, before, stalledAtStart := inflight.now()
 		code, body, _ = b.do("PATCH", "/Users/"+id,
 			`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`)
 		Expect(code).To(Equal(200), "%v", body)
@@ -263,18 +273,10 @@ var _ = Describe("fairness between tenants", Label("fairness"), func() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(code).To(Equal(201))
 		}
-		var plateau int
-		Eventually(func() bool {
-			n := inflight.held()
-			stable := n >= controllers.DefaultMaxConcurrentReconciles/2 && n == plateau
-			plateau = n
-			return stable
-		}, readyTimeout, 2*time.Second).Should(BeTrue(), "tenant A's group workers are busy with its stalled organization")
+		inflight.awaitPlateau("tenant A's group workers are busy with its stalled organization")
 
 		By("tenant B deletes its group")
-		start := time.Now()
-		before := inflight.startedBefore(start)
-		stalledAtStart := inflight.stalledOpen(before)
+		start, before, stalledAtStart := inflight.now()
 		code, _, _ = b.do("DELETE", "/Groups/"+gid, "")
 		Expect(code).To(Equal(204))
 		// The property: the team loses its access while every call A had stalled when B's
