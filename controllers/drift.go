@@ -603,7 +603,7 @@ func (r *DriftReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Queue == nil {
 		r.Queue = &DriftQueue{}
 	}
-	return newController(mgr, "drift").
+	return newController(mgr, "drift", passLimiter()).
 		For(&scimv1.ScimConfig{}, builder.WithPredicates(configChanged())).
 		WatchesRawSource(r.Queue.passSource()).
 		Complete(r)

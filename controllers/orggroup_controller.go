@@ -575,7 +575,7 @@ func (r *OrgGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	b := newController(mgr, "orggroup").
+	b := newController(mgr, "orggroup", retryLimiter()).
 		Watches(&scimv1.OrgGroup{}, revocationFirst(groupRevokes), builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, reconcileRequested()))).
 		Watches(&scimv1.OrgMember{}, memberGroupsHandler{}).

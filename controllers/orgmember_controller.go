@@ -878,7 +878,7 @@ func (r *OrgMemberReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	b := newController(mgr, "orgmember").
+	b := newController(mgr, "orgmember", retryLimiter()).
 		Watches(&scimv1.OrgMember{}, revocationFirst(revokes), builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, reconcileRequested()))).
 		Watches(&scimv1.ScimConfig{}, handler.EnqueueRequestsFromMapFunc(r.membersOfConfig),

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"k8s.io/client-go/util/workqueue"
 	"testing"
 	"time"
 
@@ -45,7 +46,13 @@ func TestTeamName(t *testing.T) {
 // A reconcile that keeps failing (a flaky backend) is retried at least every
 // MaxRetryBackoff, however many times it failed: client-go's default would wait 1,000 s.
 func TestRetryBackoffIsBounded(t *testing.T) {
-	l := controllerOptions().RateLimiter
+	for _, l := range []workqueue.TypedRateLimiter[reconcile.Request]{retryLimiter(), passLimiter()} {
+		retryBackoffIsBounded(t, l)
+	}
+}
+
+func retryBackoffIsBounded(t *testing.T, l workqueue.TypedRateLimiter[reconcile.Request]) {
+	t.Helper()
 	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "m"}}
 	var last time.Duration
 	for range 40 {

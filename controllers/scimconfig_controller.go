@@ -362,7 +362,7 @@ func (r *ScimConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		func(o client.Object) []string { return referencedSecrets(o.(*scimv1.ScimConfig)) }); err != nil {
 		return err
 	}
-	b := newController(mgr, "scimconfig").
+	b := newController(mgr, "scimconfig", retryLimiter()).
 		For(&scimv1.ScimConfig{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}, builder.OnlyMetadata).
