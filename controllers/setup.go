@@ -46,12 +46,6 @@ func retryLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
 	)
 }
 
-// controllerOptions are the options every controller of this package is built with:
-// limiter is retryLimiter, or the drift controller's passLimiter.
-func controllerOptions(limiter workqueue.TypedRateLimiter[reconcile.Request]) controller.Options {
-	return controller.Options{RateLimiter: limiter}
-}
-
 // passLimiter is the drift controller's rate limiter: the per item backoff bounded by
 // MaxRetryBackoff, without retryLimiter's bucket of 10 a second over all items (as
 // controller-runtime builds a priority queue's limiter when given none, which the drift
@@ -62,12 +56,13 @@ func passLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
 }
 
 // newController starts the builder of every controller of this package: named, and with
-// controllerOptions, so that none is left with client-go's 1,000 s backoff (the drift
+// a bounded retry backoff (limiter: retryLimiter, or the drift controller's passLimiter),
+// so that none is left with client-go's 1,000 s backoff (the drift
 // controller once was: a listing that failed for a while could put the next pass a
 // quarter of an hour away). TestEveryControllerIsBuiltByNewController holds the package
 // to it.
 func newController(mgr ctrl.Manager, name string, limiter workqueue.TypedRateLimiter[reconcile.Request]) *builder.Builder {
-	return ctrl.NewControllerManagedBy(mgr).Named(name).WithOptions(controllerOptions(limiter))
+	return ctrl.NewControllerManagedBy(mgr).Named(name).WithOptions(controller.Options{RateLimiter: limiter})
 }
 
 // restConfigUser is a backend Provider that needs the manager's own connection to the

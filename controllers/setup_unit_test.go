@@ -11,7 +11,7 @@ import (
 )
 
 // Every controller of the package is built by newController, so that each has
-// controllerOptions (the retry backoff bounded by MaxRetryBackoff): the drift controller,
+// its bounded retry backoff (MaxRetryBackoff): the drift controller,
 // built with ctrl.NewControllerManagedBy directly, once ran with client-go's default
 // backoff of up to 1,000 s, and nothing noticed. The options cannot be read back from a
 // built controller, so the package's source is held to the one constructor: no other way
@@ -54,7 +54,7 @@ func TestEveryControllerIsBuiltByNewController(t *testing.T) {
 						"New", "NewTyped", "NewUnmanaged", "NewTypedUnmanaged", "WithOptions":
 						if id, ok := fun.X.(*ast.Ident); (fun.Sel.Name == "WithOptions" || ok && (id.Name == "ctrl" || id.Name == "builder" ||
 							id.Name == "controller")) && fn.Name.Name != "newController" {
-							t.Errorf("%s: %s calls %s outside newController: its controller would miss controllerOptions",
+							t.Errorf("%s: %s calls %s outside newController: its controller would miss the bounded backoff",
 								fset.Position(call.Pos()), fn.Name.Name, fun.Sel.Name)
 						}
 					}
