@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -71,6 +72,58 @@ type OrgGroupReconciler struct {
 	Drift *DriftQueue
 	// Slots share the workers out between ScimConfigs (nil: no limit).
 	Slots *ConfigSlots
+
+	// refused are the groups whose organization's request budget refused a call, until
+	// the budget has room again.
+	refused refusals
+}
+
+// refusals are groups whose reconcile the organization's request budget refused (the
+// backend answered RateLimited without calling), each until when and at which generations
+// of the group and its config. Its members' changes enqueue a group, and an adoption
+// changes thousands of members a minute; a refused group that reconciled on each of them
+// listed its members and was refused again every time (the bench's Docker Hub
+// organization of 10,000: half the manager's CPU, and its adoption took 20 minutes).
+// A change of the group's or its config's spec goes ahead at once.
+type refusals struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]refusal
+}
+
+type refusal struct {
+	until       time.Time
+	gen, cfgGen int64
+}
+
+func (rs *refusals) record(key types.NamespacedName, until time.Time, gen, cfgGen int64) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.m == nil {
+		rs.m = map[types.NamespacedName]refusal{}
+	}
+	rs.m[key] = refusal{until: until, gen: gen, cfgGen: cfgGen}
+}
+
+// wait is how long a reconcile of the group at these generations still waits for the
+// budget (0: go ahead).
+func (rs *refusals) wait(key types.NamespacedName, gen, cfgGen int64, now time.Time) time.Duration {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	r, ok := rs.m[key]
+	if !ok {
+		return 0
+	}
+	if !now.Before(r.until) || r.gen != gen || r.cfgGen != cfgGen {
+		delete(rs.m, key)
+		return 0
+	}
+	return r.until.Sub(now)
+}
+
+func (rs *refusals) forget(key types.NamespacedName) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	delete(rs.m, key)
 }
 
 // +kubebuilder:rbac:groups=scim.operator.dev,resources=orggroups,verbs=get;list;watch;patch
@@ -95,11 +148,19 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return deleting && !controllerutil.ContainsFinalizer(g, FinalizerDeprovision), nil
 	}
 	if done, err := read(); done || err != nil {
+		if done && err == nil {
+			r.refused.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, err
 	}
 	cfg, err := liveConfig(ctx, r.Client, g.Namespace, g.Spec.ConfigName)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if cfg != nil && !deleting {
+		if wait := r.refused.wait(req.NamespacedName, g.Generation, cfg.Generation, r.Clock.Now()); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil // the budget would refuse it again (refusals)
+		}
 	}
 	if cfg != nil {
 		// As the OrgMember controller's: one tenant's groups stalled on a slow backend
@@ -322,10 +383,11 @@ func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGr
 }
 
 // groupMembers lists the config's OrgMembers labeled as members of the group, from the
-// cache through the index.Group index.
+// cache through the index.Group index, not copied: callers only read them.
 func (r *OrgGroupReconciler) groupMembers(ctx context.Context, g *scimv1.OrgGroup) ([]scimv1.OrgMember, error) {
 	var list scimv1.OrgMemberList
-	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Group: g.Name}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Group: g.Name},
+		client.UnsafeDisableDeepCopy); err != nil { // read only: counted and their identities read
 		return nil, err
 	}
 	out := list.Items[:0]
@@ -345,7 +407,8 @@ func (r *OrgGroupReconciler) groupMembers(ctx context.Context, g *scimv1.OrgGrou
 func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
 	team string, key plan.TeamKey) (removable, hinted map[string]bool, err error) {
 	var list scimv1.OrgMemberList
-	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: cfg.Name}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: cfg.Name},
+		client.UnsafeDisableDeepCopy); err != nil { // read only (plan.ManagedIDs): every member of the config
 		return nil, nil, err
 	}
 	removable, hinted = plan.ManagedIDs(list.Items, cfg, team, key)
@@ -534,6 +597,9 @@ func (r *OrgGroupReconciler) backendError(ctx context.Context, g *scimv1.OrgGrou
 		}
 		r.synced(g, metav1.ConditionFalse, ReasonRateLimited,
 			fmt.Sprintf("rate limited while trying to %s; retrying in %s", what, wait.Round(time.Second)))
+		if cfg != nil {
+			r.refused.record(client.ObjectKeyFromObject(g), r.Clock.Now().Add(wait), g.Generation, cfg.Generation)
+		}
 		return ctrl.Result{RequeueAfter: wait + time.Duration(rand.Int64N(int64(wait/5)+1))}, nil
 	default:
 		r.synced(g, metav1.ConditionFalse, reason, msg+"; retrying")

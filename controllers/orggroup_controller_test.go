@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"errors"
 	"strconv"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -208,5 +209,41 @@ var _ = Describe("OrgGroup controller", func() {
 		expectGone(g)
 		_, ok := mb.team("ops")
 		Expect(ok).To(BeTrue(), "disabling SCIM leaves teams in place")
+	})
+
+	// An organization's people adopted at once change phase and identity by the thousand,
+	// and each change enqueues their groups: a group that reconciled again on each of them
+	// while the budget was spent listed its members and was refused again, thousands of
+	// times a minute (the bench's Docker Hub adoption of 10,000: half the manager's CPU).
+	It("waits out a refusal of the organization's request budget, whatever its members do meanwhile", func() {
+		a := newMember(ns, "acme", "ann@example.com")
+		g := newGroup(ns, "acme", "acme:ops")
+		a.Labels[scimv1.LabelGroupPrefix+g.Name] = ""
+		c := newMember(ns, "acme", "cy@example.com")
+		Expect(k8s.Create(ctx, a)).To(Succeed())
+		Expect(k8s.Create(ctx, c)).To(Succeed())
+		settled(a, "Active/True/Active")
+		settled(c, "Active/True/Active")
+
+		mb.fail("ObserveTeam", backend.NewRateLimited(4*time.Second, errors.New("429 Rate limit exceeded")))
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		Eventually(func() int { return mb.callsOf("ObserveTeam") }).Should(Equal(1))
+		Eventually(func() string {
+			c := meta.FindStatusCondition(getGroup(g).Status.Conditions, scimv1.ConditionSynced)
+			if c == nil {
+				return ""
+			}
+			return c.Reason
+		}).Should(Equal(controllers.ReasonRateLimited))
+
+		By("its members' changes meanwhile do not take it to the backend again before the wait is over")
+		for _, in := range []bool{true, false, true} {
+			setGroupLabel(c, g.Name, in)
+		}
+		Consistently(func() int { return mb.callsOf("ObserveTeam") }, time.Second, 50*time.Millisecond).Should(Equal(1))
+
+		By("then it syncs, with the members it has now")
+		Eventually(groupState(g), 10*time.Second).Should(Equal("ops/2/True/TeamSynced"))
+		Eventually(func() []string { t, _ := mb.team("ops"); return t }).Should(ConsistOf("ann@example.com", "cy@example.com"))
 	})
 })
