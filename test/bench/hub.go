@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -66,6 +67,7 @@ func (b *bench) dockerHub(ctx context.Context) error {
 				emu.AddTeam(hubTeam(i%len(groups)), hubID(i))
 			}
 		}
+		emu.ResetLog() // the adoption's calls, not the previous size's drift repair
 		if err := parallel(size-have, 32, func(i int) error {
 			m := rawMember(b.s.ns, cfg, hubUser(have+i), true)
 			if g, ok := inGroup(have + i); ok {
@@ -82,14 +84,21 @@ func (b *bench) dockerHub(ctx context.Context) error {
 				}
 			}
 		}
+		added := size - have // people whose OrgMembers appear at this size
 		have = size
 		took, ok := b.s.settleOf(ctx, cfg, b.o.settle, size, say)
-		res := fmt.Sprintf("all %d Active after %s", size, took.Round(time.Second))
+		adoption := emu.Requests()
+		if err := writeRequests(filepath.Join(b.o.out, fmt.Sprintf("hub-adopt-%d.tsv", size)), adoption); err != nil {
+			return err
+		}
+		res := fmt.Sprintf("all %d Active after %s; %d calls, %.1f per 100 people adopted (%s)", size, took.Round(time.Second),
+			len(adoption), 100*float64(len(adoption))/float64(max(1, added)), callShapes(adoption))
 		if !ok {
-			res = fmt.Sprintf("NOT all Active after -settle %s", b.o.settle)
+			res = fmt.Sprintf("NOT all Active after -settle %s (%d calls: %s)", b.o.settle, len(adoption), callShapes(adoption))
 		}
 		b.rep.add(row{Measure: "Docker Hub: members already in the organization adopted", Size: size, Result: res,
-			Figures: map[string]float64{"settle_s": took.Seconds(), "calls": float64(len(emu.Requests()))}})
+			Figures: map[string]float64{"settle_s": took.Seconds(), "calls": float64(len(adoption)), "adopted": float64(added),
+				"calls_per_100": 100 * float64(len(adoption)) / float64(max(1, added))}})
 		if len(groups) > 0 {
 			// every group synced with its share of the people, each of them in its team, and
 			// no group reconcile in flight before the steady state's log starts
@@ -186,13 +195,17 @@ func (b *bench) dockerHub(ctx context.Context) error {
 			}
 		}
 		took = time.Since(t0)
-		res = fmt.Sprintf("%d removed by hand: all invited back after %s, %d calls", k, took.Round(time.Second), len(emu.Requests()))
+		repair := emu.Requests()
+		if err := writeRequests(filepath.Join(b.o.out, fmt.Sprintf("hub-drift-%d.tsv", size)), repair); err != nil {
+			return err
+		}
+		res = fmt.Sprintf("%d removed by hand: all invited back after %s, %d calls (%s)", k, took.Round(time.Second), len(repair), callShapes(repair))
 		if !repaired {
-			res = fmt.Sprintf("%d removed by hand: NOT all invited back after %s (%d calls)", k, took.Round(time.Second), len(emu.Requests()))
+			res = fmt.Sprintf("%d removed by hand: NOT all invited back after %s (%d calls: %s)", k, took.Round(time.Second), len(repair), callShapes(repair))
 		}
 		b.rep.add(row{Measure: "Docker Hub drift repair", Size: size, Result: res,
 			Target: fmt.Sprintf("<= interval + 2 passes + 30 s (%s)", bound.Round(time.Second)), Verdict: verdict(repaired && took <= bound),
-			Figures: map[string]float64{"repair_s": took.Seconds(), "calls": float64(len(emu.Requests())), "drifted": float64(k)}})
+			Figures: map[string]float64{"repair_s": took.Seconds(), "calls": float64(len(repair)), "drifted": float64(k)}})
 		// the removed people come back as members, for the next size's steady state: they
 		// accept the invitation (one left pending would count as repaired at the next size
 		// before anything happened)
@@ -322,6 +335,48 @@ func steadyCalls(log []hubemu.RequestRecord) (listing, checks, tokens, other int
 		}
 	}
 	return listing, checks, tokens, other
+}
+
+// callShapes counts a log's calls by shape, most first: method, path with its names
+// replaced by {} (organization, team, person, invite), and the query's keys other than
+// paging ("GET /v2/orgs/{}/members?invites,type: 101"), so that a call per person shows
+// beside the listing's pages.
+func callShapes(log []hubemu.RequestRecord) string {
+	count := map[string]int{}
+	for _, r := range log {
+		parts := strings.Split(strings.Trim(r.Path, "/"), "/")
+		for i := 1; i < len(parts); i++ {
+			switch parts[i-1] {
+			case "orgs", "groups", "members", "invites", "users":
+				parts[i] = "{}"
+			}
+		}
+		shape := r.Method + " /" + strings.Join(parts, "/")
+		q, _ := url.ParseQuery(r.Query)
+		var keys []string
+		for k := range q {
+			if k != "page" && k != "page_size" {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) > 0 {
+			slices.Sort(keys)
+			shape += "?" + strings.Join(keys, ",")
+		}
+		count[shape]++
+	}
+	shapes := slices.Collect(maps.Keys(count))
+	slices.SortFunc(shapes, func(a, b string) int {
+		if c := count[b] - count[a]; c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	words := make([]string, len(shapes))
+	for i, sh := range shapes {
+		words[i] = fmt.Sprintf("%s: %d", sh, count[sh])
+	}
+	return strings.Join(words, ", ")
 }
 
 // hubPass is one whole drift listing in the emulator's log.

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
 )
 
 // medianRun returns the sample whose p50 is the median (the lower middle one for an even
@@ -82,5 +84,31 @@ func TestDefaultSettle(t *testing.T) {
 		if got := defaultSettle(c.sizes, c.sync); got != c.want {
 			t.Errorf("defaultSettle(%v, %d) = %s, want %s", c.sizes, c.sync, got, c.want)
 		}
+	}
+}
+
+// One size gives no flatness verdict: its ratio would be 1.00 and met by construction.
+func TestFlatnessRowNeedsTwoSizes(t *testing.T) {
+	one := flatnessRow("lookup", []int{100000}, 0.4, 0.4)
+	if one.Verdict != "" || one.Target != "" || one.Figures["ratio"] != 0 {
+		t.Errorf("one size: %+v, want no ratio and no verdict", one)
+	}
+	two := flatnessRow("lookup", []int{1000, 100000}, 0.4, 0.6)
+	if two.Measure != "lookup p50 at 100000 / p50 at 1000" || two.Result != "1.50" || two.Verdict != verdict(false) {
+		t.Errorf("two sizes: %+v, want 1.50 and missed", two)
+	}
+}
+
+// callShapes names each kind of Docker Hub call once, most first, without the names in it.
+func TestCallShapes(t *testing.T) {
+	log := []hubemu.RequestRecord{
+		{Method: "GET", Path: "/v2/orgs/acme/members", Query: "invites=true&page=1&page_size=100&type=all"},
+		{Method: "GET", Path: "/v2/orgs/acme/members", Query: "invites=true&page=2&page_size=100&type=all"},
+		{Method: "GET", Path: "/v2/orgs/acme/members", Query: "search=ann&page_size=100"},
+		{Method: "POST", Path: "/v2/orgs/acme/groups/devs/members"},
+	}
+	want := "GET /v2/orgs/{}/members?invites,type: 2, GET /v2/orgs/{}/members?search: 1, POST /v2/orgs/{}/groups/{}/members: 1"
+	if got := callShapes(log); got != want {
+		t.Errorf("callShapes = %q\nwant %q", got, want)
 	}
 }
