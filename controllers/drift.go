@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -58,7 +59,32 @@ type DriftQueue struct {
 	// the config's reconcile annotation then asks that pass for them too, instead of a
 	// reconcile of every group (configChangedForGroups).
 	groupsJudged map[types.NamespacedName]bool
+	// teams are each config's latest teams view (driftGroups), and teamWrites the changes
+	// this manager made to its teams: a group reads the two together (teamView) instead
+	// of listing its whole team on each of its members' changes.
+	teams      map[types.NamespacedName]teamsView
+	teamWrites map[types.NamespacedName][]teamWrite
 }
+
+// teamsView is a config's teams as a drift pass listed them, and when the pass started.
+type teamsView struct {
+	uid     types.UID
+	started time.Time
+	teams   *plan.Teams
+}
+
+// teamWrite is a change this manager made to a team, done at at: the team created or
+// deleted (id ""), or a person (their backend id) added to it or taken out.
+type teamWrite struct {
+	at      time.Time
+	team    string // folded
+	id      string // as the backend was given it
+	present bool
+}
+
+// maxTeamWrites bounds the writes kept for a config between two passes; beyond it the
+// view is dropped and groups observe their teams themselves until the next pass.
+const maxTeamWrites = 100000
 
 // lastListing is a config's latest drift listing and when it was started.
 type lastListing struct {
@@ -104,6 +130,8 @@ func (d *DriftQueue) init() {
 		d.recent = map[types.NamespacedName][]time.Time{}
 		d.waiting = map[types.NamespacedName]map[types.NamespacedName]time.Time{}
 		d.groupsJudged = map[types.NamespacedName]bool{}
+		d.teams = map[types.NamespacedName]teamsView{}
+		d.teamWrites = map[types.NamespacedName][]teamWrite{}
 	}
 }
 
@@ -166,6 +194,80 @@ func (d *DriftQueue) forget(key types.NamespacedName) {
 	delete(d.recent, key)
 	delete(d.waiting, key)
 	delete(d.groupsJudged, key)
+	delete(d.teams, key)
+	delete(d.teamWrites, key)
+}
+
+// rememberTeams keeps the teams a pass started at started listed; the writes done before
+// it started are in it.
+func (d *DriftQueue) rememberTeams(cfg *scimv1.ScimConfig, started time.Time, teams *plan.Teams) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	key := client.ObjectKeyFromObject(cfg)
+	d.teams[key] = teamsView{uid: cfg.UID, started: started, teams: teams}
+	d.teamWrites[key] = slices.DeleteFunc(d.teamWrites[key], func(w teamWrite) bool { return w.at.Before(started) })
+}
+
+// wroteTeam records a change this manager made to a team of cfg on backend b, once the
+// backend has said it is done: id "" is the team itself, present whether it (or the
+// person in it) is there now. Only where groups read teams views (groupsCovered).
+func (d *DriftQueue) wroteTeam(cfg *scimv1.ScimConfig, b backend.Backend, team, id string, present bool, at time.Time) {
+	if _, labelled := b.(backend.OwnerLedger); d == nil || cfg == nil || labelled || !d.groupsCovered(b) {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	key := client.ObjectKeyFromObject(cfg)
+	if len(d.teamWrites[key]) >= maxTeamWrites {
+		delete(d.teams, key)
+		d.teamWrites[key] = nil
+	}
+	d.teamWrites[key] = append(d.teamWrites[key], teamWrite{at: at, team: strings.ToLower(team), id: id, present: present})
+}
+
+// teamView is the team as the config's latest teams view shows it with this manager's
+// writes since applied (nil: the organization has no such team), when that view was
+// started within the config's resync interval; ok is false otherwise, and the group
+// observes its team itself. The view misses only what was changed by hand since it was
+// listed: that is the next pass's drift, as for every group.
+func (d *DriftQueue) teamView(cfg *scimv1.ScimConfig, team string, now time.Time) (t *backend.Team, ok bool) {
+	if d == nil || cfg == nil {
+		return nil, false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	key := client.ObjectKeyFromObject(cfg)
+	v, ok := d.teams[key]
+	if !ok || v.uid != cfg.UID || now.Sub(v.started) >= resyncInterval(cfg) {
+		return nil, false
+	}
+	t = v.teams.Team(team)
+	f := strings.ToLower(team)
+	for _, w := range d.teamWrites[key] {
+		if w.team != f || w.at.Before(v.started) {
+			continue
+		}
+		switch {
+		case w.id == "" && !w.present:
+			t = nil
+		case t == nil && w.present:
+			t = &backend.Team{Name: team}
+		}
+		if t == nil || w.id == "" {
+			continue
+		}
+		t.Members = slices.DeleteFunc(t.Members, func(id string) bool { return strings.EqualFold(id, w.id) })
+		if w.present {
+			t.Members = append(t.Members, w.id)
+		}
+	}
+	return t, true
 }
 
 // judgesGroups tells whether the config's latest pass judged its groups.
@@ -187,6 +289,12 @@ func (d *DriftQueue) setJudgesGroups(key types.NamespacedName, judged bool) {
 	defer d.mu.Unlock()
 	d.init()
 	d.groupsJudged[key] = judged
+	if !judged {
+		// the groups observe their teams themselves until a pass lists the teams again: an
+		// older view would hide what that pass was to find (a change by hand)
+		delete(d.teams, key)
+		d.teamWrites[key] = nil
+	}
 }
 
 func (d *DriftQueue) ask(cfg *scimv1.ScimConfig) {
@@ -236,6 +344,67 @@ func (d *DriftQueue) firstObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMembe
 	}
 	delete(d.waiting[key], mkey)
 	return backend.Member{}, observeDirectly
+}
+
+// restingObservation decides how a member SCIM has judged, and that is at rest (atRest:
+// nothing about it changed since it was last synced), is observed on a backend without
+// owner labels. Such a member is reconciled by its config's change, a manager's restart,
+// the config's recovery or a drift pass: by the thousand at once, and looking each up
+// would cost a call or two per member.
+//   - its reconcile annotation (kubectl scim resync) asked for a look after the config's
+//     latest listing started, or while there is none fresh: it is looked up;
+//   - the config's latest listing, started within the resync interval, shows the person,
+//     or does not while the member is inactive: that is the observation (an older view
+//     than a lookup, but the one the drift pass judges every member by; a change since is
+//     the next pass's);
+//   - an active member the listing does not show is looked up one by one (it is to be
+//     invited back, and a paged listing may have raced a change);
+//   - no such listing: the member waits for the next pass, asked for now, which enqueues
+//     it; one that waited listingWaitMax (a pass that keeps failing) is looked up.
+func (d *DriftQueue) restingObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMember, now time.Time) (backend.Member, firstObservation) {
+	if d == nil || cfg == nil {
+		return backend.Member{}, observeDirectly
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.init()
+	key, mkey := client.ObjectKeyFromObject(cfg), client.ObjectKeyFromObject(m)
+	last, ok := d.listings[key]
+	fresh := ok && last.uid == cfg.UID && now.Sub(last.started) < resyncInterval(cfg)
+	if reconcileAskedAfter(m, last.started) || (!fresh && reconcileAskedAfter(m, time.Time{})) {
+		delete(d.waiting[key], mkey)
+		return backend.Member{}, observeDirectly // a look asked for after the listing started
+	}
+	if fresh {
+		delete(d.waiting[key], mkey)
+		obs := last.listing.Observe(m, false)
+		if obs.State == backend.StateAbsent && m.Spec.Active {
+			return backend.Member{}, observeDirectly
+		}
+		return obs, observedInListing
+	}
+	if since, ok := d.waiting[key][mkey]; ok {
+		if now.Sub(since) < listingWaitMax {
+			d.ask(cfg) // its own retry: the pass asked for may have failed
+			return backend.Member{}, waitForListing
+		}
+		delete(d.waiting[key], mkey)
+		return backend.Member{}, observeDirectly
+	}
+	d.waitLocked(cfg, mkey, now)
+	return backend.Member{}, waitForListing
+}
+
+// reconcileAskedAfter tells whether the member's reconcile annotation (kubectl scim resync)
+// asks for a look at the backend at or after t (a value that is no time, always): a
+// listing started before it does not answer it.
+func reconcileAskedAfter(m *scimv1.OrgMember, t time.Time) bool {
+	v, ok := m.Annotations[scimv1.AnnotationReconcile]
+	if !ok {
+		return false
+	}
+	at, err := time.Parse(time.RFC3339Nano, v)
+	return err != nil || !at.Before(t)
 }
 
 // waitOnRateLimit tells whether a member whose first observation the organization's
@@ -451,7 +620,7 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	r.Queue.Enqueue(waited)
 	judged := false
 	if r.Queue.groupsCovered(b) {
-		greqs, err := r.driftGroups(lctx, cfg, b.(backend.TeamLister), list, members.Items)
+		greqs, err := r.driftGroups(lctx, cfg, b.(backend.TeamLister), started, list, members.Items)
 		if err != nil {
 			// The members' verdicts stand. The groups answered (all of them, when the teams
 			// could not be listed) observe themselves, as each did every interval before
@@ -463,6 +632,7 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 			}
 		}
 		judged = err == nil
+		r.Queue.setJudgesGroups(req.NamespacedName, judged) // before the groups it answered read their teams
 		r.Queue.EnqueueGroups(greqs)
 	}
 	r.Queue.setJudgesGroups(req.NamespacedName, judged)
@@ -491,7 +661,7 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 // group no longer maps to the team. A config without groups costs no call. When the teams
 // cannot be listed, every group is answered with the error.
 func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfig, tl backend.TeamLister,
-	list []backend.Member, members []scimv1.OrgMember) ([]reconcile.Request, error) {
+	started time.Time, list []backend.Member, members []scimv1.OrgMember) ([]reconcile.Request, error) {
 	var groups scimv1.OrgGroupList
 	if err := r.List(ctx, &groups, client.InNamespace(cfg.Namespace), client.MatchingFields{index.Config: cfg.Name},
 		client.UnsafeDisableDeepCopy); err != nil {
@@ -505,6 +675,7 @@ func (r *DriftReconciler) driftGroups(ctx context.Context, cfg *scimv1.ScimConfi
 		return requestsOf(groups.Items), err
 	}
 	teams := plan.NewTeams(names, list)
+	r.Queue.rememberTeams(cfg, started, teams) // the groups' own reconciles read it too (teamView)
 	key := plan.TeamKeyOf(tl)
 	// the backend ids each group wants (plan.WantedIDs of its live members), without
 	// copying the members: the pass reads the cache's objects as they are

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -147,6 +148,120 @@ var _ = Describe("Drift repair by listing", func() {
 		AddReportEntry("adoption", fig)
 		Expect(calls).To(BeNumerically("<=", 2*10+missing*perInvite+6*pages),
 			"adoption costs the first few lookups, a few listings and the invitations: %v", emu.Requests())
+	})
+
+	It("observes the people it has judged from a listing when its config changes, not one by one", func() {
+		// A change of the config's spec reconciles every member, as a manager's restart does.
+		// Each looked itself up: a call or two a member (review 81 F2: at 10,000 people about
+		// an hour of Docker Hub's budget, after every upgrade). A member at rest reads the
+		// config's listing instead, or waits for one pass.
+		n := driftMembers()
+		emu := hubConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Policies.Adoption = scimv1.AdoptionAdopt })
+		for i := range n {
+			id, email := hubUser(i)
+			emu.AddMember(id, email, "member")
+		}
+		members := make([]*scimv1.OrgMember, n)
+		for i := range n {
+			_, email := hubUser(i)
+			members[i] = newMember(ns, "acme", email)
+			Expect(k8s.Create(ctx, members[i])).To(Succeed())
+		}
+		for _, m := range members {
+			settled(m, "Active/True/Active")
+		}
+		// lastSyncTime has whole seconds: the change comes in a second of its own
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+		changed := time.Now().Truncate(time.Second)
+		emu.ResetLog()
+		updateConfig(ns, "acme", func(c *scimv1.ScimConfig) { c.Spec.Backend.DockerHub.RequestsPerMinute-- })
+		Eventually(func() int {
+			synced := 0
+			for _, m := range members {
+				if t := getMember(m).Status.LastSyncTime; t != nil && !t.Time.Before(changed) {
+					synced++
+				}
+			}
+			return synced
+		}, 2*time.Minute).Should(Equal(n), "every member is reconciled after its config's change")
+		var calls int
+		for _, r := range emu.Requests() {
+			if !(r.Method == "GET" && r.Query == "page_size=1") {
+				calls++
+			}
+		}
+		pages := int(math.Ceil(float64(n) / 100))
+		fig := fmt.Sprintf("a config change at %d members: %d Docker Hub calls besides the backend checks", n, calls)
+		GinkgoWriter.Println(fig)
+		AddReportEntry("config change", fig)
+		Expect(calls).To(BeNumerically("<=", 2*pages), "at most a listing: %v", emu.Requests())
+	})
+
+	It("syncs its groups' members' changes at a call each, not a listing of the whole team each", func() {
+		// Each change of a member reconciles its groups, and each observed its whole team: a
+		// call and one per 100 of its people (review 81 F1: in the bench's adoption of
+		// 10,000 in ten groups, the teams' listings took much of Docker Hub's budget). A
+		// group reads the config's latest teams listing with this manager's writes since.
+		n, outside := driftMembers(), 5
+		emu := hubConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Policies.Adoption = scimv1.AdoptionAdopt })
+		g := newGroup(ns, "acme", ns+":crew")
+		members := make([]*scimv1.OrgMember, n)
+		for i := range n {
+			id, email := hubUser(i)
+			emu.AddMember(id, email, "member")
+			members[i] = newMember(ns, "acme", email)
+			if i >= outside {
+				members[i].Labels[scimv1.LabelGroupPrefix+g.Name] = ""
+			}
+		}
+		for _, m := range members {
+			Expect(k8s.Create(ctx, m)).To(Succeed())
+		}
+		Expect(k8s.Create(ctx, g)).To(Succeed())
+		for _, m := range members {
+			settled(m, "Active/True/Active")
+		}
+		Eventually(groupState(g), time.Minute).Should(Equal(fmt.Sprintf("crew/%d/True/TeamSynced", n-outside)))
+		team := func() []string { t, _ := emu.Team("crew"); return t.Members }
+		Eventually(func() int { return len(team()) }).Should(Equal(n - outside))
+
+		By("a drift pass lists the teams")
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+		asked := time.Now().Truncate(time.Second)
+		requestReconcile(newConfigRef(ns, "acme"))
+		Eventually(func() bool {
+			var c scimv1.ScimConfig
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(newConfigRef(ns, "acme")), &c)).To(Succeed())
+			return c.Status.LastFullSyncTime != nil && !c.Status.LastFullSyncTime.Time.Before(asked)
+		}).Should(BeTrue())
+
+		By("five people join the group and two leave it, one by one")
+		emu.ResetLog()
+		changes := 0
+		for i := range outside {
+			setGroupLabel(members[i], g.Name, true)
+			id, _ := hubUser(i)
+			Eventually(team).Should(ContainElement(id))
+			changes++
+		}
+		for i := outside; i < outside+2; i++ {
+			setGroupLabel(members[i], g.Name, false)
+			id, _ := hubUser(i)
+			Eventually(team).ShouldNot(ContainElement(id))
+			changes++
+		}
+		Eventually(groupState(g)).Should(Equal(fmt.Sprintf("crew/%d/True/TeamSynced", n-2)))
+		var teamCalls int
+		for _, r := range emu.Requests() {
+			if strings.Contains(r.Path, "/groups/") {
+				teamCalls++
+			}
+		}
+		fig := fmt.Sprintf("%d changes of a group of %d: %d Docker Hub calls about its team", changes, n, teamCalls)
+		GinkgoWriter.Println(fig)
+		AddReportEntry("group changes", fig)
+		// an add searches the team for the person, then adds them; a removal is one call
+		Expect(teamCalls).To(BeNumerically("<=", 2*changes), "the calls of the changes alone: %v", emu.Requests())
 	})
 
 	It("measures the Docker Hub calls of one steady-state pass (DRIFT_MEASURE=1)", Label("measure"), func() {

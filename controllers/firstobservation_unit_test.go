@@ -2,10 +2,12 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
@@ -131,5 +133,62 @@ func TestFirstObservationRateLimitedWaitsForAListingDuringAnAdoption(t *testing.
 	}
 	if got := d.remember(cfg, now.Add(time.Second), plan.NewListing(nil)); len(got) != 1 {
 		t.Fatalf("the pass enqueued %d members, want the one that waited", len(got))
+	}
+}
+
+// A group reads its team from the config's latest teams listing with this manager's writes
+// since it started: those made before it are in the listing already, and a listing older
+// than the resync interval is not read (the group observes its team itself).
+func TestTeamViewAppliesTheWritesSinceItsPass(t *testing.T) {
+	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme", UID: "u1"}}
+	b := listingTeamsBackend{}
+	d := &DriftQueue{}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, ok := d.teamView(cfg, "crew", t0); ok {
+		t.Fatal("a team view without any pass")
+	}
+	d.wroteTeam(cfg, b, "crew", "gone-before", false, t0.Add(-time.Second)) // before the pass: in its listing
+	teams := plan.NewTeams([]string{"crew"}, []backend.Member{
+		{UserName: "a@example.com", BackendID: "ann", State: backend.StateMember, Teams: []string{"crew"}},
+		{UserName: "b@example.com", BackendID: "bob", State: backend.StateMember, Teams: []string{"crew"}},
+		{UserName: "g@example.com", BackendID: "gone-before", State: backend.StateMember, Teams: []string{"crew"}},
+	})
+	d.rememberTeams(cfg, t0, teams)
+	d.wroteTeam(cfg, b, "crew", "Cy", true, t0.Add(time.Second))
+	d.wroteTeam(cfg, b, "Crew", "bob", false, t0.Add(2*time.Second))
+	d.wroteTeam(cfg, b, "ops", "", true, t0.Add(3*time.Second))
+	d.wroteTeam(cfg, b, "ops", "dee", true, t0.Add(4*time.Second))
+	now := t0.Add(5 * time.Second)
+	crew, ok := d.teamView(cfg, "crew", now)
+	if !ok || crew == nil {
+		t.Fatalf("crew: %v, %v; want the listed team", crew, ok)
+	}
+	if got := strings.Join(crew.Members, ","); got != "ann,gone-before,Cy" {
+		t.Errorf("crew's members: %s, want ann,gone-before,Cy (bob taken out, Cy added since the pass)", got)
+	}
+	if ops, ok := d.teamView(cfg, "ops", now); !ok || ops == nil || strings.Join(ops.Members, ",") != "dee" {
+		t.Errorf("ops, created since the pass: %v, %v; want it with dee", ops, ok)
+	}
+	d.wroteTeam(cfg, b, "ops", "", false, now)
+	if ops, ok := d.teamView(cfg, "ops", now); !ok || ops != nil {
+		t.Errorf("ops, deleted since: %v, %v; want no team", ops, ok)
+	}
+	if _, ok := d.teamView(cfg, "crew", t0.Add(resyncInterval(cfg))); ok {
+		t.Error("a teams listing as old as the resync interval is read")
+	}
+	other := cfg.DeepCopy()
+	other.UID = "u2"
+	if _, ok := d.teamView(other, "crew", now); ok {
+		t.Error("a config re-created under the same name reads its predecessor's teams")
+	}
+	// the next pass's listing has what was written before it started
+	d.rememberTeams(cfg, now.Add(time.Second), plan.NewTeams([]string{"crew"}, nil))
+	if crew, _ := d.teamView(cfg, "crew", now.Add(2*time.Second)); crew == nil || len(crew.Members) != 0 {
+		t.Errorf("crew after the next pass: %v, want it as that pass listed it", crew)
+	}
+	// a pass that could not list the teams hands the groups their own observation
+	d.setJudgesGroups(client.ObjectKeyFromObject(cfg), false)
+	if _, ok := d.teamView(cfg, "crew", now.Add(2*time.Second)); ok {
+		t.Error("a team view read after a pass failed to list the teams")
 	}
 }

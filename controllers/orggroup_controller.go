@@ -240,8 +240,16 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	defer cancel()
 	bctx = backend.WithGuard(bctx, configEnabled(ctx, r.Client, cfg))
 	if plan.NeedsGroupObservation(in) {
-		if in.Observed, err = r.observeTeam(bctx, g, b, in.Team, in.Labelled); err != nil {
-			return r.backendError(ctx, g, cfg, "observe team "+in.Team, err)
+		viewed := false
+		if !deleting && !in.Labelled {
+			// the config's latest teams view with this manager's writes since: a member's
+			// change costs its own call, not a listing of the whole team (DriftQueue.teamView)
+			in.Observed, viewed = r.Drift.teamView(cfg, in.Team, r.Clock.Now())
+		}
+		if !viewed {
+			if in.Observed, err = r.observeTeam(bctx, g, b, in.Team, in.Labelled); err != nil {
+				return r.backendError(ctx, g, cfg, "observe team "+in.Team, err)
+			}
 		}
 		in.Want = wantedIDs(members)
 		if in.Removable, in.Hinted, err = r.managedIDs(ctx, g, cfg, in.Team, key); err != nil {
@@ -292,6 +300,11 @@ func (r *OrgGroupReconciler) observeTeam(ctx context.Context, g *scimv1.OrgGroup
 		return ol.ObserveTeamOwned(ctx, groupOwner(g), team)
 	}
 	return b.ObserveTeam(ctx, team)
+}
+
+// wrote records a change made to a team for the groups' teams views (DriftQueue.wroteTeam).
+func (r *OrgGroupReconciler) wrote(cfg *scimv1.ScimConfig, b backend.Backend, team, id string, present bool) {
+	r.Drift.wroteTeam(cfg, b, team, id, present, r.Clock.Now())
 }
 
 // wantedIDs are the backend ids of the group's members that belong in its team: active,
@@ -353,6 +366,7 @@ func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGr
 			if err != nil {
 				return r.backendError(outer, g, cfg, "create team "+team, err)
 			}
+			r.wrote(cfg, b, team, "", true)
 			r.event(g, corev1.EventTypeNormal, EventTeamCreated, "CreateTeam",
 				"created team %s in organization %s", team, cfg.Spec.Organization)
 		case plan.GroupAdd:
@@ -360,6 +374,7 @@ func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGr
 				if err := b.EnsureTeamMember(ctx, team, id); err != nil {
 					return r.backendError(outer, g, cfg, fmt.Sprintf("add %s to team %s", id, team), err)
 				}
+				r.wrote(cfg, b, team, id, true)
 			}
 			r.event(g, corev1.EventTypeNormal, EventTeamMemberAdded, "AddTeamMembers",
 				"added %d member(s) to team %s: %s", len(p.Add), team, listWords(p.Add))
@@ -368,6 +383,7 @@ func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGr
 				if err := b.EnsureTeamMemberAbsent(ctx, team, id); err != nil {
 					return r.backendError(outer, g, cfg, fmt.Sprintf("remove %s from team %s", id, team), err)
 				}
+				r.wrote(cfg, b, team, id, false)
 			}
 			r.event(g, corev1.EventTypeNormal, EventTeamMemberRemoved, "RemoveTeamMembers",
 				"removed %d member(s) from team %s: %s", len(p.Remove), team, listWords(p.Remove))
@@ -489,6 +505,7 @@ func (r *OrgGroupReconciler) leaveTeam(ctx context.Context, g *scimv1.OrgGroup, 
 		if err := b.EnsureTeamAbsent(ctx, team); err != nil {
 			return err
 		}
+		r.wrote(cfg, b, team, "", false)
 		r.event(g, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
 			"group renamed: former team %s removed from organization %s", team, cfg.Spec.Organization)
 		return nil
@@ -516,6 +533,7 @@ func (r *OrgGroupReconciler) removeManaged(ctx context.Context, g *scimv1.OrgGro
 		if err := b.EnsureTeamMemberAbsent(ctx, team, id); err != nil {
 			return err
 		}
+		r.wrote(cfg, b, team, id, false)
 	}
 	return nil
 }
@@ -547,6 +565,7 @@ func (r *OrgGroupReconciler) executeDeletion(ctx, outer context.Context, g *scim
 			if err != nil {
 				return r.backendError(outer, g, cfg, "delete team "+g.Status.Team, err)
 			}
+			r.wrote(cfg, b, g.Status.Team, "", false)
 			done = func() {
 				r.event(g, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
 					"group deleted: team %s removed from organization %s", g.Status.Team, cfg.Spec.Organization)
@@ -642,7 +661,7 @@ func (r *OrgGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	b := newController(mgr, "orggroup", retryLimiter()).
-		Watches(&scimv1.OrgGroup{}, revocationFirst(groupRevokes), builder.WithPredicates(predicate.Or(
+		Watches(&scimv1.OrgGroup{}, revocationFirst(groupRevokes, groupRevoking), builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, reconcileRequested()))).
 		Watches(&scimv1.OrgMember{}, memberGroupsHandler{}).
 		Watches(&scimv1.OrgGroup{}, handler.EnqueueRequestsFromMapFunc(r.groupsOfSameTeam),
@@ -664,6 +683,12 @@ func (r *OrgGroupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // disabled, has nothing to take away).
 func revokesTeam(g *scimv1.OrgGroup) bool {
 	return !g.DeletionTimestamp.IsZero() && (g.Status.TeamCreated || g.Status.Team != "")
+}
+
+// groupRevoking is revokesTeam for an event's object.
+func groupRevoking(o client.Object) bool {
+	g, ok := o.(*scimv1.OrgGroup)
+	return ok && revokesTeam(g)
 }
 
 // groupRevokes tells whether an update of an OrgGroup begins its deletion: its reconcile

@@ -205,13 +205,23 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		how := observeDirectly
 		var obs backend.Member
 		first := in.Origin == "" && !in.Labelled
-		if first {
+		resting := !first && !in.Labelled && atRest(m)
+		switch {
+		case first:
 			// never judged yet: read from a fresh listing of the organization when one
 			// shows the person, or wait for one in a burst (DriftQueue.firstObservation)
 			obs, how = r.Drift.firstObservation(cfg, m, r.Clock.Now())
+		case resting:
+			// judged, and nothing changed since: the config's listing, or the next one
+			// (DriftQueue.restingObservation), not a lookup per member
+			obs, how = r.Drift.restingObservation(cfg, m, r.Clock.Now())
 		}
 		switch how {
 		case waitForListing:
+			if resting {
+				// the pass enqueues it; its status stays as it is (nothing is pending)
+				return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
+			}
 			return r.waitForListing(m, cfg)
 		case observeDirectly:
 			if obs, err = observeMember(bctx, b, m); err != nil {
@@ -386,7 +396,7 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 				return r.backendError(outer, m, cfg, "remove the member's former identities", err)
 			}
 		case plan.StepLeaveTeam:
-			if err := r.leaveHintedTeam(ctx, b, m, obs, in.FormerTeam); err != nil {
+			if err := r.leaveHintedTeam(ctx, b, cfg, m, obs, in.FormerTeam); err != nil {
 				return r.backendError(outer, m, cfg, "leave former team "+in.FormerTeam, err)
 			}
 			m.Status.HintedTeam = ""
@@ -402,9 +412,11 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 			if err := b.EnsureTeam(ctx, team); err != nil {
 				return r.backendError(outer, m, cfg, "create team "+team, err)
 			}
+			r.Drift.wroteTeam(cfg, b, team, "", true, r.Clock.Now())
 			if err := b.EnsureTeamMember(ctx, team, obs.BackendID); err != nil {
 				return r.backendError(outer, m, cfg, "add the member to team "+team, err)
 			}
+			r.Drift.wroteTeam(cfg, b, team, obs.BackendID, true, r.Clock.Now())
 			obs.Teams = append(obs.Teams, team)
 			m.Status.HintedTeam = team
 			later = append(later, func() {
@@ -582,7 +594,7 @@ func removeWords(in plan.MemberInput) string {
 
 // leaveHintedTeam takes the member out of the team a former hint put it in, unless one of
 // its groups maps to that team (the group keeps it there).
-func (r *OrgMemberReconciler) leaveHintedTeam(ctx context.Context, b backend.Backend, m *scimv1.OrgMember,
+func (r *OrgMemberReconciler) leaveHintedTeam(ctx context.Context, b backend.Backend, cfg *scimv1.ScimConfig, m *scimv1.OrgMember,
 	obs backend.Member, team string) error {
 	id := obs.BackendID
 	if id == "" {
@@ -603,7 +615,11 @@ func (r *OrgMemberReconciler) leaveHintedTeam(ctx context.Context, b backend.Bac
 			return nil
 		}
 	}
-	return b.EnsureTeamMemberAbsent(ctx, team, id)
+	if err := b.EnsureTeamMemberAbsent(ctx, team, id); err != nil {
+		return err
+	}
+	r.Drift.wroteTeam(cfg, b, team, id, false, r.Clock.Now())
+	return nil
 }
 
 // ownerOf is the backend owner of a member's grants.
@@ -879,7 +895,7 @@ func (r *OrgMemberReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	b := newController(mgr, "orgmember", retryLimiter()).
-		Watches(&scimv1.OrgMember{}, revocationFirst(revokes), builder.WithPredicates(predicate.Or(
+		Watches(&scimv1.OrgMember{}, revocationFirst(revokes, memberLosingAccess), builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, reconcileRequested()))).
 		Watches(&scimv1.ScimConfig{}, handler.EnqueueRequestsFromMapFunc(r.membersOfConfig),
 			builder.WithPredicates(configChangedForMembers()))
@@ -897,20 +913,31 @@ const RevocationPriority = 100
 // revokes says takes access away (a member's active true to false, or its deletion begun;
 // a group's deletion begun) goes ahead of the queue: during an identity provider's full
 // sync thousands of new members wait in it, and a deprovisioning behind them would wait
-// for all of them.
-func revocationFirst(revokes func(oldObj, newObj client.Object) bool) handler.EventHandler {
+// for all of them. So does an object that pending says is still to lose access when it
+// comes in (after a restart, in the informers' initial list, which is otherwise queued at
+// low priority).
+func revocationFirst(revokes func(oldObj, newObj client.Object) bool, pending func(client.Object) bool) handler.EventHandler {
 	base := handler.WithLowPriorityWhenUnchanged[client.Object, reconcile.Request](&handler.EnqueueRequestForObject{})
+	first := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) bool {
+		pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request])
+		if ok {
+			pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(RevocationPriority)},
+				reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
+		}
+		return ok
+	}
 	return handler.Funcs{
-		CreateFunc:  base.Create,
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if !pending(e.Object) || !first(q, e.Object) {
+				base.Create(ctx, e, q)
+			}
+		},
 		DeleteFunc:  base.Delete,
 		GenericFunc: base.Generic,
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok && revokes(e.ObjectOld, e.ObjectNew) {
-				pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(RevocationPriority)},
-					reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.ObjectNew)})
-				return
+			if !revokes(e.ObjectOld, e.ObjectNew) || !first(q, e.ObjectNew) {
+				base.Update(ctx, e, q)
 			}
-			base.Update(ctx, e, q)
 		},
 	}
 }
@@ -920,6 +947,20 @@ func revocationFirst(revokes func(oldObj, newObj client.Object) bool) handler.Ev
 func losingAccess(m *scimv1.OrgMember) bool {
 	has := m.Status.Phase == scimv1.PhaseActive || m.Status.Phase == scimv1.PhaseInvited
 	return has && (!m.Spec.Active || !m.DeletionTimestamp.IsZero())
+}
+
+// atRest tells whether nothing about the member changed since it was last synced: its
+// spec's generation synced (Synced True at it), not being deleted, not losing access.
+func atRest(m *scimv1.OrgMember) bool {
+	c := meta.FindStatusCondition(m.Status.Conditions, scimv1.ConditionSynced)
+	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == m.Generation &&
+		m.Status.ObservedGeneration == m.Generation && m.DeletionTimestamp.IsZero() && !losingAccess(m)
+}
+
+// memberLosingAccess is losingAccess for an event's object.
+func memberLosingAccess(o client.Object) bool {
+	m, ok := o.(*scimv1.OrgMember)
+	return ok && losingAccess(m)
 }
 
 // revokes tells whether an update of an OrgMember takes its access away.

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -162,6 +163,20 @@ func (s *ConfigSlots) pause(ctx context.Context, freed <-chan struct{}) bool {
 	return false
 }
 
+// refusedPriority is the queue priority a reconcile refused a slot comes back at. At its
+// own, a tenant's refused revocations would go ahead of another tenant's: the tenant holds
+// its share and the spare, the one worker left takes each of its refusals as it becomes
+// ready again (a pause each), and the other tenant's deactivation waits behind all of
+// them. So a refused revocation goes behind every fresh revocation and ahead of other
+// work, and anything else refused behind all fresh work (and ahead of the periodic
+// requeues, handler.LowPriority).
+func refusedPriority(revocation bool) int {
+	if revocation {
+		return RevocationPriority - 1
+	}
+	return -1
+}
+
 // admit takes a worker slot of cfg for a reconcile, as AcquireAfterPause does, and says
 // what the reconcile does next. stop: it ends now, with res and err (refused: requeued
 // after slotWait; or granted after a pause, and read, which reads the object again as it
@@ -171,7 +186,7 @@ func (s *ConfigSlots) admit(ctx context.Context, cfg *scimv1.ScimConfig, revocat
 	release func(), stop bool, res ctrl.Result, err error) {
 	release, paused, ok := s.AcquireAfterPause(ctx, cfg, revocation)
 	if !ok {
-		return nil, true, ctrl.Result{RequeueAfter: jitter(slotWait)}, nil
+		return nil, true, ctrl.Result{RequeueAfter: jitter(slotWait), Priority: ptr.To(refusedPriority(revocation))}, nil
 	}
 	if paused {
 		if done, err := read(); done || err != nil {

@@ -2,17 +2,21 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
@@ -266,7 +270,7 @@ func TestGroupDeletionGoesAheadOfTheQueue(t *testing.T) {
 	ctx := context.Background()
 	q := priorityqueue.New[reconcile.Request]("orggroup-test")
 	defer q.ShutDown()
-	h := revocationFirst(groupRevokes)
+	h := revocationFirst(groupRevokes, groupRevoking)
 	group := func(name string) *scimv1.OrgGroup {
 		return &scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: name, Generation: 1},
 			Spec: scimv1.OrgGroupSpec{ConfigName: "hub", DisplayName: name}, Status: scimv1.OrgGroupStatus{Team: name, TeamCreated: true}}
@@ -300,5 +304,93 @@ func TestGroupDeletionGoesAheadOfTheQueue(t *testing.T) {
 	never.Status = scimv1.OrgGroupStatus{}
 	if revokesTeam(never) || revokesTeam(renamedNew) {
 		t.Error("a group with no team made, or not being deleted, counts as a revocation")
+	}
+}
+
+// Tenant A's reconciles refused a slot come back to the queue behind what is fresh. At
+// their own priority, A's refused revocations would go ahead of another tenant's: A holds
+// its share and the spare, the one worker left takes each of A's ready refusals (a pause
+// each), and B's deactivation waits behind all of them (review 81 F3: about R/10 s for R
+// refused revocations of A). A refused revocation goes behind every fresh revocation and
+// ahead of other work; any other refused reconcile behind all fresh work.
+func TestARefusedReconcileGoesBehindFreshWork(t *testing.T) {
+	ctx := context.Background()
+	cfgA := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "hub"}}
+	slots := NewConfigSlots(4)
+	slots.pauseFor = time.Millisecond
+	fillShare(slots, cfgA)
+	if _, ok := slots.Acquire(cfgA, true); !ok {
+		t.Fatal("tenant A could not take the spare for a revocation")
+	}
+	q := priorityqueue.New[reconcile.Request]("orgmember-test")
+	defer q.ShutDown()
+	req := func(ns, name string) reconcile.Request {
+		return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}
+	}
+	for _, a := range []struct {
+		name       string
+		revocation bool
+	}{{"a0", true}, {"a1", false}, {"a2", true}} {
+		_, stop, res, err := slots.admit(ctx, cfgA, a.revocation, func() (bool, error) { return false, nil })
+		if !stop || err != nil || res.RequeueAfter <= 0 {
+			t.Fatalf("%s: admit = (stop %v, %+v, %v), want it refused and requeued", a.name, stop, res, err)
+		}
+		// as controller-runtime requeues a result: at the result's priority, else at the
+		// item's own (once ready again: the requeue's delay is not what is tested)
+		p := 0
+		if a.revocation {
+			p = RevocationPriority
+		}
+		if res.Priority != nil {
+			p = *res.Priority
+		}
+		q.AddWithOpts(priorityqueue.AddOpts{Priority: &p}, req("a", a.name))
+	}
+	q.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(RevocationPriority)}, req("b", "deactivated"))
+	q.Add(req("b", "new"))
+	var order []string
+	for range 5 {
+		item, _, _ := q.GetWithPriority()
+		order = append(order, item.Namespace+"/"+item.Name)
+		q.Done(item)
+	}
+	if want := []string{"b/deactivated", "a/a0", "a/a2", "b/new", "a/a1"}; !slices.Equal(order, want) {
+		t.Fatalf("out of the queue: %v, want %v", order, want)
+	}
+}
+
+// After a restart every object comes in the informers' initial list, at low priority; a
+// member that was losing access, or a group whose deletion takes its team's grant away,
+// when the manager stopped still goes ahead of the queue (review 81 F3).
+func TestPendingRevocationsGoAheadAfterARestart(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []struct {
+		name             string
+		h                handler.EventHandler
+		pending, settled client.Object
+	}{
+		{"OrgMember", revocationFirst(revokes, memberLosingAccess),
+			&scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "leaving"},
+				Spec: scimv1.OrgMemberSpec{Active: false}, Status: scimv1.OrgMemberStatus{Phase: scimv1.PhaseActive}},
+			&scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "staying"},
+				Spec: scimv1.OrgMemberSpec{Active: true}, Status: scimv1.OrgMemberStatus{Phase: scimv1.PhaseActive}}},
+		{"OrgGroup", revocationFirst(groupRevokes, groupRevoking),
+			&scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "leaving",
+				DeletionTimestamp: &metav1.Time{Time: time.Now()}, Finalizers: []string{FinalizerDeprovision}},
+				Status: scimv1.OrgGroupStatus{Team: "devs", TeamCreated: true}},
+			&scimv1.OrgGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "staying"},
+				Status: scimv1.OrgGroupStatus{Team: "ops", TeamCreated: true}}},
+	} {
+		t.Run(kind.name, func(t *testing.T) {
+			q := priorityqueue.New[reconcile.Request]("restart-test")
+			defer q.ShutDown()
+			kind.h.Create(ctx, event.CreateEvent{Object: kind.settled, IsInInitialList: true}, q)
+			kind.h.Create(ctx, event.CreateEvent{Object: kind.pending, IsInInitialList: true}, q)
+			item, priority, _ := q.GetWithPriority()
+			if item.Name != "leaving" || priority != RevocationPriority {
+				t.Fatalf("first out of the queue after a restart: %s at priority %d, want the pending revocation at %d",
+					item.Name, priority, RevocationPriority)
+			}
+		})
 	}
 }
