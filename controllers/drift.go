@@ -55,6 +55,10 @@ type DriftQueue struct {
 	recent map[types.NamespacedName][]time.Time
 	// waiting are the members whose first observation waits for a listing, and since when.
 	waiting map[types.NamespacedName]map[types.NamespacedName]time.Time
+	// resting are the members at rest that wait for a listing (restingObservation), apart
+	// from waiting: they are no burst of new people, and must not make the next new
+	// member wait too.
+	resting map[types.NamespacedName]map[types.NamespacedName]time.Time
 	// groupsJudged are the configs whose latest pass judged their groups (groupsCovered):
 	// the config's reconcile annotation then asks that pass for them too, instead of a
 	// reconcile of every group (configChangedForGroups).
@@ -64,6 +68,9 @@ type DriftQueue struct {
 	// of listing its whole team on each of its members' changes.
 	teams      map[types.NamespacedName]teamsView
 	teamWrites map[types.NamespacedName][]teamWrite
+	// unsure are the teams (folded; "*" for all) a write to which failed since the latest
+	// teams view: it may or may not have been done, so their groups observe them.
+	unsure map[types.NamespacedName]map[string]bool
 }
 
 // teamsView is a config's teams as a drift pass listed them, and when the pass started.
@@ -132,6 +139,8 @@ func (d *DriftQueue) init() {
 		d.groupsJudged = map[types.NamespacedName]bool{}
 		d.teams = map[types.NamespacedName]teamsView{}
 		d.teamWrites = map[types.NamespacedName][]teamWrite{}
+		d.unsure = map[types.NamespacedName]map[string]bool{}
+		d.resting = map[types.NamespacedName]map[types.NamespacedName]time.Time{}
 	}
 }
 
@@ -158,13 +167,15 @@ func (d *DriftQueue) remember(cfg *scimv1.ScimConfig, started time.Time, l *plan
 	key := client.ObjectKeyFromObject(cfg)
 	d.listings[key] = lastListing{uid: cfg.UID, started: started, listing: l}
 	var reqs []reconcile.Request
-	for m, since := range d.waiting[key] {
-		if since.Before(started) {
-			reqs = append(reqs, reconcile.Request{NamespacedName: m})
-			delete(d.waiting[key], m)
+	for _, waiting := range []map[types.NamespacedName]time.Time{d.waiting[key], d.resting[key]} {
+		for m, since := range waiting {
+			if since.Before(started) {
+				reqs = append(reqs, reconcile.Request{NamespacedName: m})
+				delete(waiting, m)
+			}
 		}
 	}
-	if len(d.waiting[key]) > 0 {
+	if len(d.waiting[key]) > 0 || len(d.resting[key]) > 0 {
 		d.ask(cfg) // members that came during the pass: the next one is theirs
 	}
 	return reqs
@@ -196,6 +207,8 @@ func (d *DriftQueue) forget(key types.NamespacedName) {
 	delete(d.groupsJudged, key)
 	delete(d.teams, key)
 	delete(d.teamWrites, key)
+	delete(d.unsure, key)
+	delete(d.resting, key)
 }
 
 // rememberTeams keeps the teams a pass started at started listed; the writes done before
@@ -210,47 +223,69 @@ func (d *DriftQueue) rememberTeams(cfg *scimv1.ScimConfig, started time.Time, te
 	key := client.ObjectKeyFromObject(cfg)
 	d.teams[key] = teamsView{uid: cfg.UID, started: started, teams: teams}
 	d.teamWrites[key] = slices.DeleteFunc(d.teamWrites[key], func(w teamWrite) bool { return w.at.Before(started) })
+	delete(d.unsure, key)
 }
 
-// wroteTeam records a change this manager made to a team of cfg on backend b, once the
-// backend has said it is done: id "" is the team itself, present whether it (or the
-// person in it) is there now. Only where groups read teams views (groupsCovered).
-func (d *DriftQueue) wroteTeam(cfg *scimv1.ScimConfig, b backend.Backend, team, id string, present bool, at time.Time) {
+// wroteTeam records a change this manager made to a team of cfg on backend b: id "" is
+// the team itself, present whether it (or the person in it) is there now; team "*" is
+// every team (a person who left the organization left its teams). err is the call's: a
+// failed call may or may not have been done, and the team's groups observe it until the
+// next pass lists the teams. Only where groups read teams views (groupsCovered).
+func (d *DriftQueue) wroteTeam(cfg *scimv1.ScimConfig, b backend.Backend, team, id string, present bool, err error, at time.Time) {
 	if _, labelled := b.(backend.OwnerLedger); d == nil || cfg == nil || labelled || !d.groupsCovered(b) {
 		return
 	}
+	team = listedTeam(b, team)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.init()
 	key := client.ObjectKeyFromObject(cfg)
+	if err != nil {
+		if d.unsure[key] == nil {
+			d.unsure[key] = map[string]bool{}
+		}
+		d.unsure[key][team] = true
+		return
+	}
 	if len(d.teamWrites[key]) >= maxTeamWrites {
 		delete(d.teams, key)
 		d.teamWrites[key] = nil
 	}
-	d.teamWrites[key] = append(d.teamWrites[key], teamWrite{at: at, team: strings.ToLower(team), id: id, present: present})
+	d.teamWrites[key] = append(d.teamWrites[key], teamWrite{at: at, team: team, id: id, present: present})
+}
+
+// listedTeam is a team's name folded as the teams listing names it ("acme:qa" and "qa"
+// are one team to Docker Hub); "*" stays.
+func listedTeam(b backend.Backend, team string) string {
+	if tl, ok := b.(backend.TeamLister); ok && team != "*" {
+		if listed, err := tl.ListedTeamName(team); err == nil {
+			team = listed
+		}
+	}
+	return strings.ToLower(team)
 }
 
 // teamView is the team as the config's latest teams view shows it with this manager's
 // writes since applied (nil: the organization has no such team), when that view was
-// started within the config's resync interval; ok is false otherwise, and the group
+// started recently enough (readable); ok is false otherwise, and the group
 // observes its team itself. The view misses only what was changed by hand since it was
 // listed: that is the next pass's drift, as for every group.
-func (d *DriftQueue) teamView(cfg *scimv1.ScimConfig, team string, now time.Time) (t *backend.Team, ok bool) {
+func (d *DriftQueue) teamView(cfg *scimv1.ScimConfig, b backend.Backend, team string, now time.Time) (t *backend.Team, ok bool) {
 	if d == nil || cfg == nil {
 		return nil, false
 	}
+	f := listedTeam(b, team)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.init()
 	key := client.ObjectKeyFromObject(cfg)
 	v, ok := d.teams[key]
-	if !ok || v.uid != cfg.UID || now.Sub(v.started) >= resyncInterval(cfg) {
+	if !ok || v.uid != cfg.UID || !readable(cfg, v.started, now) || d.unsure[key][f] || d.unsure[key]["*"] {
 		return nil, false
 	}
 	t = v.teams.Team(team)
-	f := strings.ToLower(team)
 	for _, w := range d.teamWrites[key] {
-		if w.team != f || w.at.Before(v.started) {
+		if (w.team != f && w.team != "*") || w.at.Before(v.started) || (w.team == "*" && (w.id == "" || w.present)) {
 			continue
 		}
 		switch {
@@ -353,7 +388,7 @@ func (d *DriftQueue) firstObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMembe
 // would cost a call or two per member.
 //   - its reconcile annotation (kubectl scim resync) asked for a look after the config's
 //     latest listing started, or while there is none fresh: it is looked up;
-//   - the config's latest listing, started within the resync interval, shows the person,
+//   - the config's latest listing, recent enough (readable), shows the person,
 //     or does not while the member is inactive: that is the observation (an older view
 //     than a lookup, but the one the drift pass judges every member by; a change since is
 //     the next pass's);
@@ -370,29 +405,52 @@ func (d *DriftQueue) restingObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMem
 	d.init()
 	key, mkey := client.ObjectKeyFromObject(cfg), client.ObjectKeyFromObject(m)
 	last, ok := d.listings[key]
-	fresh := ok && last.uid == cfg.UID && now.Sub(last.started) < resyncInterval(cfg)
+	fresh := ok && last.uid == cfg.UID && readable(cfg, last.started, now)
 	if reconcileAskedAfter(m, last.started) || (!fresh && reconcileAskedAfter(m, time.Time{})) {
-		delete(d.waiting[key], mkey)
+		delete(d.resting[key], mkey)
 		return backend.Member{}, observeDirectly // a look asked for after the listing started
 	}
 	if fresh {
-		delete(d.waiting[key], mkey)
+		delete(d.resting[key], mkey)
 		obs := last.listing.Observe(m, false)
 		if obs.State == backend.StateAbsent && m.Spec.Active {
 			return backend.Member{}, observeDirectly
 		}
 		return obs, observedInListing
 	}
-	if since, ok := d.waiting[key][mkey]; ok {
+	if since, ok := d.resting[key][mkey]; ok {
 		if now.Sub(since) < listingWaitMax {
 			d.ask(cfg) // its own retry: the pass asked for may have failed
 			return backend.Member{}, waitForListing
 		}
-		delete(d.waiting[key], mkey)
+		delete(d.resting[key], mkey)
 		return backend.Member{}, observeDirectly
 	}
-	d.waitLocked(cfg, mkey, now)
+	if d.resting[key] == nil {
+		d.resting[key] = map[types.NamespacedName]time.Time{}
+	}
+	if len(d.resting[key]) == 0 {
+		d.ask(cfg)
+	}
+	d.resting[key][mkey] = now
 	return backend.Member{}, waitForListing
+}
+
+// readable tells whether a listing started at started is recent enough for a member at
+// rest or a group to read it at now: started within two resync intervals. A pass starts
+// an interval (jittered) after the last one ended and takes a while (31 s for 10,000
+// people at Docker Hub's rate); with one interval, the last listing was too old to read
+// until the next pass ended, and the groups observed their teams themselves meanwhile.
+// What changed by hand since is the next pass's drift either way.
+func readable(cfg *scimv1.ScimConfig, started, now time.Time) bool {
+	return now.Sub(started) < 2*resyncInterval(cfg)
+}
+
+// restingWait is how long a member at rest that waits for a pass is requeued after: the
+// pass enqueues it, and one that never comes leaves it to be looked up once it has waited
+// listingWaitMax (restingObservation), not a resync interval later.
+func restingWait(cfg *scimv1.ScimConfig) time.Duration {
+	return min(jitter(resyncInterval(cfg)), listingWaitMax+time.Second)
 }
 
 // reconcileAskedAfter tells whether the member's reconcile annotation (kubectl scim resync)

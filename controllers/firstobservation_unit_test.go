@@ -1,7 +1,9 @@
 package controllers
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,54 +143,123 @@ func TestFirstObservationRateLimitedWaitsForAListingDuringAnAdoption(t *testing.
 // than the resync interval is not read (the group observes its team itself).
 func TestTeamViewAppliesTheWritesSinceItsPass(t *testing.T) {
 	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme", UID: "u1"}}
-	b := listingTeamsBackend{}
+	b := orgTeamsBackend{}
 	d := &DriftQueue{}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, ok := d.teamView(cfg, "crew", t0); ok {
+	if _, ok := d.teamView(cfg, b, "crew", t0); ok {
 		t.Fatal("a team view without any pass")
 	}
-	d.wroteTeam(cfg, b, "crew", "gone-before", false, t0.Add(-time.Second)) // before the pass: in its listing
+	d.wroteTeam(cfg, b, "crew", "gone-before", false, nil, t0.Add(-time.Second)) // before the pass: in its listing
 	teams := plan.NewTeams([]string{"crew"}, []backend.Member{
 		{UserName: "a@example.com", BackendID: "ann", State: backend.StateMember, Teams: []string{"crew"}},
 		{UserName: "b@example.com", BackendID: "bob", State: backend.StateMember, Teams: []string{"crew"}},
 		{UserName: "g@example.com", BackendID: "gone-before", State: backend.StateMember, Teams: []string{"crew"}},
 	})
 	d.rememberTeams(cfg, t0, teams)
-	d.wroteTeam(cfg, b, "crew", "Cy", true, t0.Add(time.Second))
-	d.wroteTeam(cfg, b, "Crew", "bob", false, t0.Add(2*time.Second))
-	d.wroteTeam(cfg, b, "ops", "", true, t0.Add(3*time.Second))
-	d.wroteTeam(cfg, b, "ops", "dee", true, t0.Add(4*time.Second))
+	d.wroteTeam(cfg, b, "crew", "Cy", true, nil, t0.Add(time.Second))
+	d.wroteTeam(cfg, b, "Crew", "bob", false, nil, t0.Add(2*time.Second))
+	d.wroteTeam(cfg, b, "ops", "", true, nil, t0.Add(3*time.Second))
+	d.wroteTeam(cfg, b, "ops", "dee", true, nil, t0.Add(4*time.Second))
 	now := t0.Add(5 * time.Second)
-	crew, ok := d.teamView(cfg, "crew", now)
+	crew, ok := d.teamView(cfg, b, "crew", now)
 	if !ok || crew == nil {
 		t.Fatalf("crew: %v, %v; want the listed team", crew, ok)
 	}
 	if got := strings.Join(crew.Members, ","); got != "ann,gone-before,Cy" {
 		t.Errorf("crew's members: %s, want ann,gone-before,Cy (bob taken out, Cy added since the pass)", got)
 	}
-	if ops, ok := d.teamView(cfg, "ops", now); !ok || ops == nil || strings.Join(ops.Members, ",") != "dee" {
+	if ops, ok := d.teamView(cfg, b, "ops", now); !ok || ops == nil || strings.Join(ops.Members, ",") != "dee" {
 		t.Errorf("ops, created since the pass: %v, %v; want it with dee", ops, ok)
 	}
-	d.wroteTeam(cfg, b, "ops", "", false, now)
-	if ops, ok := d.teamView(cfg, "ops", now); !ok || ops != nil {
+	d.wroteTeam(cfg, b, "ops", "", false, nil, now)
+	if ops, ok := d.teamView(cfg, b, "ops", now); !ok || ops != nil {
 		t.Errorf("ops, deleted since: %v, %v; want no team", ops, ok)
 	}
-	if _, ok := d.teamView(cfg, "crew", t0.Add(resyncInterval(cfg))); ok {
-		t.Error("a teams listing as old as the resync interval is read")
+	if _, ok := d.teamView(cfg, b, "crew", t0.Add(2*resyncInterval(cfg)-time.Second)); !ok {
+		t.Error("a teams listing younger than two resync intervals is not read (the next pass may not have ended)")
+	}
+	if _, ok := d.teamView(cfg, b, "crew", t0.Add(2*resyncInterval(cfg))); ok {
+		t.Error("a teams listing as old as two resync intervals is read")
 	}
 	other := cfg.DeepCopy()
 	other.UID = "u2"
-	if _, ok := d.teamView(other, "crew", now); ok {
+	if _, ok := d.teamView(other, b, "crew", now); ok {
 		t.Error("a config re-created under the same name reads its predecessor's teams")
 	}
 	// the next pass's listing has what was written before it started
 	d.rememberTeams(cfg, now.Add(time.Second), plan.NewTeams([]string{"crew"}, nil))
-	if crew, _ := d.teamView(cfg, "crew", now.Add(2*time.Second)); crew == nil || len(crew.Members) != 0 {
+	if crew, _ := d.teamView(cfg, b, "crew", now.Add(2*time.Second)); crew == nil || len(crew.Members) != 0 {
 		t.Errorf("crew after the next pass: %v, want it as that pass listed it", crew)
+	}
+	later := now.Add(2 * time.Second)
+	d.wroteTeam(cfg, b, "crew", "eve", true, nil, later)
+	d.wroteTeam(cfg, b, "ops", "", true, nil, later)
+	d.wroteTeam(cfg, b, "ops", "eve", true, nil, later)
+	// a team named as Docker Hub also takes it ("acme:crew" is crew) is the same team
+	d.wroteTeam(cfg, b, "acme:crew", "fay", true, nil, later)
+	if crew, _ := d.teamView(cfg, b, "crew", later); crew == nil || strings.Join(crew.Members, ",") != "eve,fay" {
+		t.Errorf("crew: %v, want eve and fay (fay added to it as acme:crew)", crew)
+	}
+	// a person who left the organization left every team
+	d.wroteTeam(cfg, b, "*", "EVE", false, nil, later)
+	for _, team := range []string{"crew", "ops"} {
+		if got, _ := d.teamView(cfg, b, team, later); got == nil || slices.ContainsFunc(got.Members, func(id string) bool { return strings.EqualFold(id, "eve") }) {
+			t.Errorf("%s after eve left the organization: %v, want it without her", team, got)
+		}
+	}
+	// a write that failed may have been done: the team is observed until the next pass
+	d.wroteTeam(cfg, b, "crew", "gus", true, errors.New("timeout"), later)
+	if _, ok := d.teamView(cfg, b, "crew", later); ok {
+		t.Error("crew read from its view after a write to it failed")
+	}
+	if _, ok := d.teamView(cfg, b, "ops", later); !ok {
+		t.Error("ops not read from its view after a write to another team failed")
+	}
+	d.wroteTeam(cfg, b, "*", "", false, errors.New("timeout"), later) // a removal from the organization failed
+	if _, ok := d.teamView(cfg, b, "ops", later); ok {
+		t.Error("ops read from its view after a removal from the organization failed")
+	}
+	d.rememberTeams(cfg, later.Add(time.Second), plan.NewTeams([]string{"crew", "ops"}, nil))
+	if _, ok := d.teamView(cfg, b, "crew", later.Add(time.Second)); !ok {
+		t.Error("crew not read from the next pass's view")
 	}
 	// a pass that could not list the teams hands the groups their own observation
 	d.setJudgesGroups(client.ObjectKeyFromObject(cfg), false)
-	if _, ok := d.teamView(cfg, "crew", now.Add(2*time.Second)); ok {
+	if _, ok := d.teamView(cfg, b, "crew", later.Add(time.Second)); ok {
 		t.Error("a team view read after a pass failed to list the teams")
+	}
+}
+
+// orgTeamsBackend lists its teams, and names a team "org:team" as team, as Docker Hub does.
+type orgTeamsBackend struct{ listingTeamsBackend }
+
+func (orgTeamsBackend) ListedTeamName(team string) (string, error) {
+	if _, t, ok := strings.Cut(team, ":"); ok {
+		return t, nil
+	}
+	return team, nil
+}
+
+// Members at rest that wait for a pass (after a restart, a config change) are no burst of
+// new people: a new member that comes meanwhile is looked up at once, and a member at
+// rest waits for a pass at most listingWaitMax, then is looked up (review 82 F3, F8).
+func TestRestingMembersWaitForAPassApart(t *testing.T) {
+	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme", UID: "u1"}}
+	d := &DriftQueue{}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 3 * firstObservationBurst {
+		if _, how := d.restingObservation(cfg, firstObsMember(i, t0.Add(-time.Hour)), t0); how != waitForListing {
+			t.Fatalf("member at rest %d with no listing: %v, want it to wait for a pass", i, how)
+		}
+	}
+	if _, how := d.firstObservation(cfg, firstObsMember(1000, t0), t0.Add(2*time.Second)); how != observeDirectly {
+		t.Fatalf("a new member while members at rest wait: %v, want a direct observation", how)
+	}
+	if _, how := d.restingObservation(cfg, firstObsMember(0, t0.Add(-time.Hour)), t0.Add(listingWaitMax)); how != observeDirectly {
+		t.Errorf("a member at rest that waited listingWaitMax: %v, want a direct observation", how)
+	}
+	cfg.Spec.ResyncInterval = &metav1.Duration{Duration: 24 * time.Hour}
+	if w := restingWait(cfg); w > listingWaitMax+time.Second {
+		t.Errorf("a member at rest waits %s before it looks again, want at most listingWaitMax", w)
 	}
 }

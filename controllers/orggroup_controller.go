@@ -244,7 +244,7 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		if !deleting && !in.Labelled {
 			// the config's latest teams view with this manager's writes since: a member's
 			// change costs its own call, not a listing of the whole team (DriftQueue.teamView)
-			in.Observed, viewed = r.Drift.teamView(cfg, in.Team, r.Clock.Now())
+			in.Observed, viewed = r.Drift.teamView(cfg, b, in.Team, r.Clock.Now())
 		}
 		if !viewed {
 			if in.Observed, err = r.observeTeam(bctx, g, b, in.Team, in.Labelled); err != nil {
@@ -302,9 +302,10 @@ func (r *OrgGroupReconciler) observeTeam(ctx context.Context, g *scimv1.OrgGroup
 	return b.ObserveTeam(ctx, team)
 }
 
-// wrote records a change made to a team for the groups' teams views (DriftQueue.wroteTeam).
-func (r *OrgGroupReconciler) wrote(cfg *scimv1.ScimConfig, b backend.Backend, team, id string, present bool) {
-	r.Drift.wroteTeam(cfg, b, team, id, present, r.Clock.Now())
+// wrote records a change made to a team (or, err set, tried) for the groups' teams views
+// (DriftQueue.wroteTeam).
+func (r *OrgGroupReconciler) wrote(cfg *scimv1.ScimConfig, b backend.Backend, team, id string, present bool, err error) {
+	r.Drift.wroteTeam(cfg, b, team, id, present, err, r.Clock.Now())
 }
 
 // wantedIDs are the backend ids of the group's members that belong in its team: active,
@@ -362,28 +363,30 @@ func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGr
 				err = ol.EnsureTeamOwned(ctx, groupOwner(g), team)
 			} else {
 				err = b.EnsureTeam(ctx, team)
+				r.wrote(cfg, b, team, "", true, err)
 			}
 			if err != nil {
 				return r.backendError(outer, g, cfg, "create team "+team, err)
 			}
-			r.wrote(cfg, b, team, "", true)
 			r.event(g, corev1.EventTypeNormal, EventTeamCreated, "CreateTeam",
 				"created team %s in organization %s", team, cfg.Spec.Organization)
 		case plan.GroupAdd:
 			for _, id := range p.Add {
-				if err := b.EnsureTeamMember(ctx, team, id); err != nil {
+				err := b.EnsureTeamMember(ctx, team, id)
+				r.wrote(cfg, b, team, id, true, err)
+				if err != nil {
 					return r.backendError(outer, g, cfg, fmt.Sprintf("add %s to team %s", id, team), err)
 				}
-				r.wrote(cfg, b, team, id, true)
 			}
 			r.event(g, corev1.EventTypeNormal, EventTeamMemberAdded, "AddTeamMembers",
 				"added %d member(s) to team %s: %s", len(p.Add), team, listWords(p.Add))
 		case plan.GroupRemove:
 			for _, id := range p.Remove {
-				if err := b.EnsureTeamMemberAbsent(ctx, team, id); err != nil {
+				err := b.EnsureTeamMemberAbsent(ctx, team, id)
+				r.wrote(cfg, b, team, id, false, err)
+				if err != nil {
 					return r.backendError(outer, g, cfg, fmt.Sprintf("remove %s from team %s", id, team), err)
 				}
-				r.wrote(cfg, b, team, id, false)
 			}
 			r.event(g, corev1.EventTypeNormal, EventTeamMemberRemoved, "RemoveTeamMembers",
 				"removed %d member(s) from team %s: %s", len(p.Remove), team, listWords(p.Remove))
@@ -502,10 +505,11 @@ func (r *OrgGroupReconciler) leaveTeam(ctx context.Context, g *scimv1.OrgGroup, 
 		return err
 	}
 	if g.Status.TeamCreated {
-		if err := b.EnsureTeamAbsent(ctx, team); err != nil {
+		err := b.EnsureTeamAbsent(ctx, team)
+		r.wrote(cfg, b, team, "", false, err)
+		if err != nil {
 			return err
 		}
-		r.wrote(cfg, b, team, "", false)
 		r.event(g, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
 			"group renamed: former team %s removed from organization %s", team, cfg.Spec.Organization)
 		return nil
@@ -530,10 +534,11 @@ func (r *OrgGroupReconciler) removeManaged(ctx context.Context, g *scimv1.OrgGro
 		if hinted[low] || !removable[low] {
 			continue
 		}
-		if err := b.EnsureTeamMemberAbsent(ctx, team, id); err != nil {
+		err := b.EnsureTeamMemberAbsent(ctx, team, id)
+		r.wrote(cfg, b, team, id, false, err)
+		if err != nil {
 			return err
 		}
-		r.wrote(cfg, b, team, id, false)
 	}
 	return nil
 }
@@ -561,11 +566,11 @@ func (r *OrgGroupReconciler) executeDeletion(ctx, outer context.Context, g *scim
 				err = ol.EnsureOwnerAbsent(ctx, groupOwner(g), g.Status.Team)
 			} else {
 				err = b.EnsureTeamAbsent(ctx, g.Status.Team)
+				r.wrote(cfg, b, g.Status.Team, "", false, err)
 			}
 			if err != nil {
 				return r.backendError(outer, g, cfg, "delete team "+g.Status.Team, err)
 			}
-			r.wrote(cfg, b, g.Status.Team, "", false)
 			done = func() {
 				r.event(g, corev1.EventTypeNormal, EventTeamDeleted, "DeleteTeam",
 					"group deleted: team %s removed from organization %s", g.Status.Team, cfg.Spec.Organization)

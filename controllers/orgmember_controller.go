@@ -220,7 +220,7 @@ func (r *OrgMemberReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		case waitForListing:
 			if resting {
 				// the pass enqueues it; its status stays as it is (nothing is pending)
-				return ctrl.Result{RequeueAfter: jitter(resyncInterval(cfg))}, nil
+				return ctrl.Result{RequeueAfter: restingWait(cfg)}, nil
 			}
 			return r.waitForListing(m, cfg)
 		case observeDirectly:
@@ -392,7 +392,9 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 				recordIdentities(m, plan.CurrentIdentities(m, obs)...)
 			}
 		case plan.StepRemoveStale:
-			if err := removeRenamed(ctx, b, m, in.Stale); err != nil {
+			err := removeRenamed(ctx, b, m, in.Stale)
+			r.leftTeams(cfg, b, in.Stale, err)
+			if err != nil {
 				return r.backendError(outer, m, cfg, "remove the member's former identities", err)
 			}
 		case plan.StepLeaveTeam:
@@ -409,14 +411,16 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 				m.Status.HintedTeam = team
 				continue
 			}
-			if err := b.EnsureTeam(ctx, team); err != nil {
+			err := b.EnsureTeam(ctx, team)
+			r.Drift.wroteTeam(cfg, b, team, "", true, err, r.Clock.Now())
+			if err != nil {
 				return r.backendError(outer, m, cfg, "create team "+team, err)
 			}
-			r.Drift.wroteTeam(cfg, b, team, "", true, r.Clock.Now())
-			if err := b.EnsureTeamMember(ctx, team, obs.BackendID); err != nil {
+			err = b.EnsureTeamMember(ctx, team, obs.BackendID)
+			r.Drift.wroteTeam(cfg, b, team, obs.BackendID, true, err, r.Clock.Now())
+			if err != nil {
 				return r.backendError(outer, m, cfg, "add the member to team "+team, err)
 			}
-			r.Drift.wroteTeam(cfg, b, team, obs.BackendID, true, r.Clock.Now())
 			obs.Teams = append(obs.Teams, team)
 			m.Status.HintedTeam = team
 			later = append(later, func() {
@@ -424,7 +428,9 @@ func (r *OrgMemberReconciler) execute(ctx, outer context.Context, m *scimv1.OrgM
 					"%s added to team %s of organization %s", m.Spec.UserName, team, cfg.Spec.Organization)
 			})
 		case plan.StepRemove:
-			if err := removeGrants(ctx, b, m, in.Labelled); err != nil {
+			err := removeGrants(ctx, b, m, in.Labelled)
+			r.leftTeams(cfg, b, append([]string{m.Status.BackendID, obs.BackendID}, m.Status.GrantedIdentities...), err)
+			if err != nil {
 				return r.backendError(outer, m, cfg, removeWords(in), err)
 			}
 			obs = backend.Member{UserName: m.Spec.UserName, State: backend.StateAbsent}
@@ -592,6 +598,20 @@ func removeWords(in plan.MemberInput) string {
 	return "remove the deactivated member"
 }
 
+// leftTeams records, for the groups' teams views, that the people under ids left the
+// organization and with it every team (err set: they may have; DriftQueue.wroteTeam).
+func (r *OrgMemberReconciler) leftTeams(cfg *scimv1.ScimConfig, b backend.Backend, ids []string, err error) {
+	if err != nil {
+		r.Drift.wroteTeam(cfg, b, "*", "", false, err, r.Clock.Now())
+		return
+	}
+	for _, id := range ids {
+		if id != "" {
+			r.Drift.wroteTeam(cfg, b, "*", id, false, nil, r.Clock.Now())
+		}
+	}
+}
+
 // leaveHintedTeam takes the member out of the team a former hint put it in, unless one of
 // its groups maps to that team (the group keeps it there).
 func (r *OrgMemberReconciler) leaveHintedTeam(ctx context.Context, b backend.Backend, cfg *scimv1.ScimConfig, m *scimv1.OrgMember,
@@ -615,11 +635,9 @@ func (r *OrgMemberReconciler) leaveHintedTeam(ctx context.Context, b backend.Bac
 			return nil
 		}
 	}
-	if err := b.EnsureTeamMemberAbsent(ctx, team, id); err != nil {
-		return err
-	}
-	r.Drift.wroteTeam(cfg, b, team, id, false, r.Clock.Now())
-	return nil
+	err := b.EnsureTeamMemberAbsent(ctx, team, id)
+	r.Drift.wroteTeam(cfg, b, team, id, false, err, r.Clock.Now())
+	return err
 }
 
 // ownerOf is the backend owner of a member's grants.
@@ -942,11 +960,17 @@ func revocationFirst(revokes func(oldObj, newObj client.Object) bool, pending fu
 	}
 }
 
-// losingAccess tells whether the member is to lose access it was given: deactivated or
-// being deleted while its phase still says it has it.
+// losingAccess tells whether the member is to lose access it may have been given:
+// deactivated or being deleted while its phase does not say it has none.
 func losingAccess(m *scimv1.OrgMember) bool {
-	has := m.Status.Phase == scimv1.PhaseActive || m.Status.Phase == scimv1.PhaseInvited
-	return has && (!m.Spec.Active || !m.DeletionTimestamp.IsZero())
+	// Failed and Pending members may hold access too (a refused role change leaves the
+	// person in the organization; an invitation may be out): only a member that has none
+	// by its phase, or was never reconciled (a user created inactive), is no revocation
+	switch m.Status.Phase {
+	case "", scimv1.PhaseDeactivated, scimv1.PhaseRemoved:
+		return false
+	}
+	return !m.Spec.Active || !m.DeletionTimestamp.IsZero()
 }
 
 // atRest tells whether nothing about the member changed since it was last synced: its

@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 )
@@ -168,13 +169,15 @@ func (s *ConfigSlots) pause(ctx context.Context, freed <-chan struct{}) bool {
 // its share and the spare, the one worker left takes each of its refusals as it becomes
 // ready again (a pause each), and the other tenant's deactivation waits behind all of
 // them. So a refused revocation goes behind every fresh revocation and ahead of other
-// work, and anything else refused behind all fresh work (and ahead of the periodic
-// requeues, handler.LowPriority).
+// work, and anything else refused at the lowest priority the queue gives
+// (handler.LowPriority, a resync's or an informer's initial list's): never ahead of what
+// it was queued behind (after a restart, another tenant's initial list would otherwise
+// wait for this tenant's refusals to drain).
 func refusedPriority(revocation bool) int {
 	if revocation {
 		return RevocationPriority - 1
 	}
-	return -1
+	return handler.LowPriority
 }
 
 // admit takes a worker slot of cfg for a reconcile, as AcquireAfterPause does, and says

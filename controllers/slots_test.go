@@ -327,6 +327,8 @@ func TestARefusedReconcileGoesBehindFreshWork(t *testing.T) {
 	req := func(ns, name string) reconcile.Request {
 		return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}
 	}
+	// after a restart, B's member came in the informer's initial list, before A's refusals
+	q.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(handler.LowPriority)}, req("b", "listed"))
 	for _, a := range []struct {
 		name       string
 		revocation bool
@@ -349,12 +351,12 @@ func TestARefusedReconcileGoesBehindFreshWork(t *testing.T) {
 	q.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(RevocationPriority)}, req("b", "deactivated"))
 	q.Add(req("b", "new"))
 	var order []string
-	for range 5 {
+	for range 6 {
 		item, _, _ := q.GetWithPriority()
 		order = append(order, item.Namespace+"/"+item.Name)
 		q.Done(item)
 	}
-	if want := []string{"b/deactivated", "a/a0", "a/a2", "b/new", "a/a1"}; !slices.Equal(order, want) {
+	if want := []string{"b/deactivated", "a/a0", "a/a2", "b/new", "b/listed", "a/a1"}; !slices.Equal(order, want) {
 		t.Fatalf("out of the queue: %v, want %v", order, want)
 	}
 }
@@ -392,5 +394,31 @@ func TestPendingRevocationsGoAheadAfterARestart(t *testing.T) {
 					item.Name, priority, RevocationPriority)
 			}
 		})
+	}
+}
+
+// A member that may hold access by its phase is a revocation when it is deactivated or
+// deleted: Failed (a refused role change leaves the person in) and Pending too, not one
+// that has none, or that was never reconciled (review 82 F1).
+func TestLosingAccessCountsEveryPhaseThatMayHoldAccess(t *testing.T) {
+	for _, tc := range []struct {
+		phase    scimv1.MemberPhase
+		active   bool
+		deleting bool
+		want     bool
+	}{
+		{scimv1.PhaseActive, false, false, true}, {scimv1.PhaseInvited, true, true, true},
+		{scimv1.PhaseFailed, true, true, true}, {scimv1.PhaseFailed, false, false, true},
+		{scimv1.PhasePending, false, false, true}, {scimv1.PhaseActive, true, false, false},
+		{scimv1.PhaseDeactivated, false, true, false}, {scimv1.PhaseRemoved, true, true, false},
+		{"", false, false, false},
+	} {
+		m := &scimv1.OrgMember{Spec: scimv1.OrgMemberSpec{Active: tc.active}, Status: scimv1.OrgMemberStatus{Phase: tc.phase}}
+		if tc.deleting {
+			m.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+		}
+		if got := losingAccess(m); got != tc.want {
+			t.Errorf("phase %q, active %v, deleting %v: losingAccess %v, want %v", tc.phase, tc.active, tc.deleting, got, tc.want)
+		}
 	}
 }
