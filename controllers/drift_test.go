@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
+	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
 )
 
 // driftMembers is the organization size of the Docker Hub drift spec (DRIFT_MEMBERS, 150
@@ -31,6 +32,23 @@ func hubUser(i int) (id, email string) {
 	return fmt.Sprintf("p%05d", i), fmt.Sprintf("p%05d@example.com", i)
 }
 
+// adoptedOrganization is a Docker Hub config adopting an organization of n people, and
+// their OrgMembers, created (not settled yet).
+func adoptedOrganization(ns string, n int) (*hubemu.Emulator, []*scimv1.OrgMember) {
+	emu := hubConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Policies.Adoption = scimv1.AdoptionAdopt })
+	for i := range n {
+		id, email := hubUser(i)
+		emu.AddMember(id, email, "member")
+	}
+	members := make([]*scimv1.OrgMember, n)
+	for i := range n {
+		_, email := hubUser(i)
+		members[i] = newMember(ns, "acme", email)
+		Expect(k8s.Create(ctx, members[i])).To(Succeed())
+	}
+	return emu, members
+}
+
 var _ = Describe("Drift repair by listing", func() {
 	var ns string
 	BeforeEach(func() { ns = newNamespace() })
@@ -43,17 +61,7 @@ var _ = Describe("Drift repair by listing", func() {
 		// annotation, or every member's own resync) searched and listed invites for every
 		// member: 2 calls each.
 		n := driftMembers()
-		emu := hubConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Policies.Adoption = scimv1.AdoptionAdopt })
-		for i := range n {
-			id, email := hubUser(i)
-			emu.AddMember(id, email, "member")
-		}
-		members := make([]*scimv1.OrgMember, n)
-		for i := range n {
-			_, email := hubUser(i)
-			members[i] = newMember(ns, "acme", email)
-			Expect(k8s.Create(ctx, members[i])).To(Succeed())
-		}
+		emu, members := adoptedOrganization(ns, n)
 		Eventually(func() int {
 			var list scimv1.OrgMemberList
 			Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
@@ -156,17 +164,7 @@ var _ = Describe("Drift repair by listing", func() {
 		// an hour of Docker Hub's budget, after every upgrade). A member at rest reads the
 		// config's listing instead, or waits for one pass.
 		n := driftMembers()
-		emu := hubConfig(ns, func(c *scimv1.ScimConfig) { c.Spec.Policies.Adoption = scimv1.AdoptionAdopt })
-		for i := range n {
-			id, email := hubUser(i)
-			emu.AddMember(id, email, "member")
-		}
-		members := make([]*scimv1.OrgMember, n)
-		for i := range n {
-			_, email := hubUser(i)
-			members[i] = newMember(ns, "acme", email)
-			Expect(k8s.Create(ctx, members[i])).To(Succeed())
-		}
+		emu, members := adoptedOrganization(ns, n)
 		for _, m := range members {
 			settled(m, "Active/True/Active")
 		}
