@@ -56,7 +56,9 @@ const (
 //
 // Only members SCIM manages are ever removed from a team: people in the team who are not
 // OrgMembers of the config, or who existed before SCIM with adoption off (Preexisting), are
-// left alone, and so are deactivated members whose policy keeps their access.
+// left alone, and so are deactivated members whose policy keeps their access, and members
+// whose own reconcile has not concluded yet (Pending: an adopted person keeps the team they
+// had until then).
 type OrgGroupReconciler struct {
 	client.Client
 	Scheme   *runtime.Scheme
@@ -419,7 +421,8 @@ func (r *OrgGroupReconciler) groupMembers(ctx context.Context, g *scimv1.OrgGrou
 }
 
 // managedIDs are the backend identities of the config's members that SCIM may take out of
-// a team: provisioned or adopted, and not deactivated under the Keep policy. hinted are
+// a team: provisioned or adopted, concluded, and not deactivated under the Keep policy
+// (plan.ManagedIDs). hinted are
 // those of them, active, whose spec.docker.team names the team: the OrgMember controller
 // puts them in it, so the group keeps them there as if they were its own members (else
 // the two controllers would add and remove them in turn).

@@ -35,8 +35,8 @@ func WantedIDs(members []scimv1.OrgMember) []string {
 }
 
 // ManagedIDs are the backend identities of the config's members (members: every OrgMember
-// of the config) that SCIM may take out of a team: provisioned or adopted, and not
-// deactivated under the Keep policy. hinted are those of them, active, whose
+// of the config) that SCIM may take out of a team: provisioned or adopted, concluded (not
+// Pending), and not deactivated under the Keep policy. hinted are those of them, active, whose
 // spec.docker.team names the team (key.Same, as the OrgMember controller compares its
 // hint): the OrgMember controller puts them in it, so the group keeps them there as if
 // they were its own members.
@@ -45,6 +45,12 @@ func ManagedIDs(members []scimv1.OrgMember, cfg *scimv1.ScimConfig, team string,
 	for i := range members {
 		m := &members[i]
 		if m.Status.BackendID == "" || m.Status.Origin == "" || m.Status.Origin == scimv1.OriginPreexisting {
+			continue
+		}
+		if m.Status.Phase == "" || m.Status.Phase == scimv1.PhasePending {
+			// its reconcile is under way (its origin is recorded before the plan that makes
+			// it Active concludes): taken out now, an adopted person would lose the team
+			// they had before SCIM until their member concludes and the group adds them back
 			continue
 		}
 		if !m.Spec.Active && cfg.Spec.Policies.Deactivation == scimv1.DeactivationKeep {
