@@ -96,9 +96,17 @@ func (b *bench) dockerHub(ctx context.Context) error {
 		if !ok {
 			res = fmt.Sprintf("NOT all Active after -settle %s (%d calls: %s)", b.o.settle, len(adoption), callShapes(adoption))
 		}
+		// the people were in their teams before SCIM: adopting them takes no one out of one
+		takenOut := 0
+		for _, r := range adoption {
+			if r.Method == "DELETE" && strings.Contains(r.Path, "/groups/") {
+				takenOut++
+			}
+		}
 		b.rep.add(row{Measure: "Docker Hub: members already in the organization adopted", Size: size, Result: res,
+			Target: "no one taken out of a team", Verdict: verdict(ok && takenOut == 0),
 			Figures: map[string]float64{"settle_s": took.Seconds(), "calls": float64(len(adoption)), "adopted": float64(added),
-				"calls_per_100": 100 * float64(len(adoption)) / float64(max(1, added))}})
+				"calls_per_100": 100 * float64(len(adoption)) / float64(max(1, added)), "taken_out_of_teams": float64(takenOut)}})
 		if len(groups) > 0 {
 			// every group synced with its share of the people, each of them in its team, and
 			// no group reconcile in flight before the steady state's log starts
