@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -85,7 +86,7 @@ type OrgGroupReconciler struct {
 // of the group and its config. Its members' changes enqueue a group, and an adoption
 // changes thousands of members a minute; a refused group that reconciled on each of them
 // listed its members and was refused again every time (the bench's Docker Hub
-// organization of 10,000: half the manager's CPU, and its adoption took 20 minutes).
+// organization of 10,000 in ten groups: half the manager's CPU while it was adopted).
 // A change of the group's or its config's spec goes ahead at once.
 type refusals struct {
 	mu sync.Mutex
@@ -253,8 +254,10 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 				return r.backendError(ctx, g, cfg, "observe team "+in.Team, err)
 			}
 		}
-		in.Want = wantedIDs(members)
-		if in.Removable, in.Hinted, err = r.managedIDs(ctx, g, cfg, in.Team, key); err != nil {
+		// who the team wants and who SCIM may take out of it, from one read of the members:
+		// two reads could see a member become Active between them, not wanted yet by the
+		// first and removable by the second, and take an adopted person out of their team
+		if in.Want, in.Removable, in.Hinted, err = r.managedIDs(ctx, g, cfg, in.Team, key); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -309,10 +312,6 @@ func (r *OrgGroupReconciler) observeTeam(ctx context.Context, g *scimv1.OrgGroup
 func (r *OrgGroupReconciler) wrote(cfg *scimv1.ScimConfig, b backend.Backend, team, id string, present bool, err error) {
 	r.Drift.wroteTeam(cfg, b, team, id, present, err, r.Clock.Now())
 }
-
-// wantedIDs are the backend ids of the group's members that belong in its team: active,
-// in the backend, and managed by SCIM.
-func wantedIDs(members []scimv1.OrgMember) []string { return plan.WantedIDs(members) }
 
 // execute runs a live group's plan.
 func (r *OrgGroupReconciler) execute(ctx, outer context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
@@ -422,19 +421,26 @@ func (r *OrgGroupReconciler) groupMembers(ctx context.Context, g *scimv1.OrgGrou
 
 // managedIDs are the backend identities of the config's members that SCIM may take out of
 // a team: provisioned or adopted, concluded, and not deactivated under the Keep policy
-// (plan.ManagedIDs). hinted are
-// those of them, active, whose spec.docker.team names the team: the OrgMember controller
-// puts them in it, so the group keeps them there as if they were its own members (else
-// the two controllers would add and remove them in turn).
+// (plan.ManagedIDs). hinted are those of them, active, whose spec.docker.team names the
+// team: the OrgMember controller puts them in it, so the group keeps them there as if they
+// were its own members (else the two controllers would add and remove them in turn). want
+// are the ids of the group's members that belong in its team (plan.WantedIDs), read in the
+// same list.
 func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
-	team string, key plan.TeamKey) (removable, hinted map[string]bool, err error) {
+	team string, key plan.TeamKey) (want []string, removable, hinted map[string]bool, err error) {
 	var list scimv1.OrgMemberList
 	if err := r.List(ctx, &list, client.InNamespace(g.Namespace), client.MatchingFields{index.Config: cfg.Name},
 		client.UnsafeDisableDeepCopy); err != nil { // read only (plan.ManagedIDs): every member of the config
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	removable, hinted = plan.ManagedIDs(list.Items, cfg, team, key)
-	return removable, hinted, nil
+	var mine []scimv1.OrgMember
+	for i := range list.Items {
+		if m := &list.Items[i]; m.DeletionTimestamp.IsZero() && slices.Contains(index.GroupsOf(m.Labels), g.Name) {
+			mine = append(mine, *m)
+		}
+	}
+	return plan.WantedIDs(mine), removable, hinted, nil
 }
 
 // teamOwner returns another OrgGroup of the same config whose team is g's team (key.Same)
@@ -528,7 +534,7 @@ func (r *OrgGroupReconciler) removeManaged(ctx context.Context, g *scimv1.OrgGro
 	if err != nil || t == nil {
 		return err
 	}
-	removable, hinted, err := r.managedIDs(ctx, g, cfg, team, plan.TeamKeyOf(b))
+	_, removable, hinted, err := r.managedIDs(ctx, g, cfg, team, plan.TeamKeyOf(b))
 	if err != nil {
 		return err
 	}
