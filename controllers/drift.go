@@ -426,13 +426,7 @@ func (d *DriftQueue) restingObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMem
 		delete(d.resting[key], mkey)
 		return backend.Member{}, observeDirectly
 	}
-	if d.resting[key] == nil {
-		d.resting[key] = map[types.NamespacedName]time.Time{}
-	}
-	if len(d.resting[key]) == 0 {
-		d.ask(cfg)
-	}
-	d.resting[key][mkey] = now
+	d.waitIn(d.resting, cfg, mkey, now)
 	return backend.Member{}, waitForListing
 }
 
@@ -486,14 +480,21 @@ func (d *DriftQueue) waitOnRateLimit(cfg *scimv1.ScimConfig, m *scimv1.OrgMember
 
 // waitLocked makes member mkey of cfg wait for a listing, asked for by the first to wait.
 func (d *DriftQueue) waitLocked(cfg *scimv1.ScimConfig, mkey types.NamespacedName, now time.Time) {
+	d.waitIn(d.waiting, cfg, mkey, now)
+}
+
+// waitIn makes member mkey of cfg wait in set (waiting or resting) for a listing, asked for
+// by the first of the set to wait.
+func (d *DriftQueue) waitIn(set map[types.NamespacedName]map[types.NamespacedName]time.Time, cfg *scimv1.ScimConfig,
+	mkey types.NamespacedName, now time.Time) {
 	key := client.ObjectKeyFromObject(cfg)
-	if d.waiting[key] == nil {
-		d.waiting[key] = map[types.NamespacedName]time.Time{}
+	if set[key] == nil {
+		set[key] = map[types.NamespacedName]time.Time{}
 	}
-	if len(d.waiting[key]) == 0 {
+	if len(set[key]) == 0 {
 		d.ask(cfg)
 	}
-	d.waiting[key][mkey] = now
+	set[key][mkey] = now
 }
 
 // recentLocked drops the first observations older than the window and returns the others.
