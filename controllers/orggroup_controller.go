@@ -87,7 +87,8 @@ type OrgGroupReconciler struct {
 // changes thousands of members a minute; a refused group that reconciled on each of them
 // listed its members and was refused again every time (the bench's Docker Hub
 // organization of 10,000 in ten groups: half the manager's CPU while it was adopted).
-// A change of the group's or its config's spec goes ahead at once.
+// A change of the group's or its config's spec goes ahead at once, as does a new value of
+// the group's reconcile annotation (kubectl scim resync asks for a reconcile now).
 type refusals struct {
 	mu sync.Mutex
 	m  map[types.NamespacedName]refusal
@@ -96,27 +97,28 @@ type refusals struct {
 type refusal struct {
 	until       time.Time
 	gen, cfgGen int64
+	asked       string // the group's reconcile annotation when it was refused
 }
 
-func (rs *refusals) record(key types.NamespacedName, until time.Time, gen, cfgGen int64) {
+func (rs *refusals) record(key types.NamespacedName, until time.Time, gen, cfgGen int64, asked string) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.m == nil {
 		rs.m = map[types.NamespacedName]refusal{}
 	}
-	rs.m[key] = refusal{until: until, gen: gen, cfgGen: cfgGen}
+	rs.m[key] = refusal{until: until, gen: gen, cfgGen: cfgGen, asked: asked}
 }
 
-// wait is how long a reconcile of the group at these generations still waits for the
-// budget (0: go ahead).
-func (rs *refusals) wait(key types.NamespacedName, gen, cfgGen int64, now time.Time) time.Duration {
+// wait is how long a reconcile of the group at these generations, with this reconcile
+// annotation, still waits for the budget (0: go ahead).
+func (rs *refusals) wait(key types.NamespacedName, gen, cfgGen int64, asked string, now time.Time) time.Duration {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	r, ok := rs.m[key]
 	if !ok {
 		return 0
 	}
-	if !now.Before(r.until) || r.gen != gen || r.cfgGen != cfgGen {
+	if !now.Before(r.until) || r.gen != gen || r.cfgGen != cfgGen || r.asked != asked {
 		delete(rs.m, key)
 		return 0
 	}
@@ -161,7 +163,8 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, err
 	}
 	if cfg != nil && !deleting {
-		if wait := r.refused.wait(req.NamespacedName, g.Generation, cfg.Generation, r.Clock.Now()); wait > 0 {
+		if wait := r.refused.wait(req.NamespacedName, g.Generation, cfg.Generation,
+			g.Annotations[scimv1.AnnotationReconcile], r.Clock.Now()); wait > 0 {
 			return ctrl.Result{RequeueAfter: wait}, nil // the budget would refuse it again (refusals)
 		}
 	}
@@ -631,7 +634,8 @@ func (r *OrgGroupReconciler) backendError(ctx context.Context, g *scimv1.OrgGrou
 		r.synced(g, metav1.ConditionFalse, ReasonRateLimited,
 			fmt.Sprintf("rate limited while trying to %s; retrying in %s", what, wait.Round(time.Second)))
 		if cfg != nil {
-			r.refused.record(client.ObjectKeyFromObject(g), r.Clock.Now().Add(wait), g.Generation, cfg.Generation)
+			r.refused.record(client.ObjectKeyFromObject(g), r.Clock.Now().Add(wait), g.Generation, cfg.Generation,
+				g.Annotations[scimv1.AnnotationReconcile])
 		}
 		return ctrl.Result{RequeueAfter: wait + time.Duration(rand.Int64N(int64(wait/5)+1))}, nil
 	default:
