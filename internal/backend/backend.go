@@ -36,7 +36,7 @@ type Member struct {
 	// invitee who has not accepted yet.
 	BackendID string
 	// Role in the organization ("member", "editor", "owner"), lower case; empty when the
-	// backend has no roles, or does not say (a pending invitation observed by a search).
+	// backend has no roles.
 	Role string
 	// Teams the member is in.
 	Teams []string

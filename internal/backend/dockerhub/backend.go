@@ -135,72 +135,40 @@ func (b *Backend) getPage(ctx context.Context, target string, retry bool, p *pag
 	}
 }
 
-// searchURL searches members and pending invitations together:
-// GET /v2/orgs/{org}/members?search=&invites=true&type=all&page_size=100, paged and
-// filtered by the server, so looking one person up costs a call per identity whatever
-// the number of members and invitations (review 81 F8).
-func (b *Backend) searchURL(search string) string {
+func (b *Backend) membersURL(search string) string {
 	q := url.Values{}
-	q.Set("search", search)
-	q.Set("invites", "true")
-	q.Set("type", "all")
+	if search != "" {
+		q.Set("search", search)
+	}
 	q.Set("page_size", strconv.Itoa(b.opts.PageSize))
 	return b.api("orgs", b.opts.Org, "members") + "?" + q.Encode()
 }
 
-// find searches members and pending invitations for each id and keeps exact
-// (case-insensitive) matches: a member by username or email, an invitation by its
-// invitee (an email, or a Docker ID). An invitation's entry carries its id, as in
-// ListMembers; one listed without it sends find to the unpaged invitations' listing
-// once (GET /v2/orgs/{org}/invites) for the ids, since a removal cancels by id.
-func (b *Backend) find(ctx context.Context, ids []string) ([]hubMember, []hubInvite, error) {
-	var members []hubMember
-	var invites []hubInvite
+// findMembers searches members for each id and keeps exact (case-insensitive) matches
+// by username or email.
+func (b *Backend) findMembers(ctx context.Context, ids []string) ([]hubMember, error) {
+	var out []hubMember
 	seen := map[string]bool{}
-	withoutID := false
 	for _, id := range ids {
-		err := b.listAll(ctx, b.searchURL(id), false, func(raw json.RawMessage) error {
+		err := b.listAll(ctx, b.membersURL(id), false, func(raw json.RawMessage) error {
 			var m hubMember
 			if err := json.Unmarshal(raw, &m); err != nil {
 				return backend.NewTransient("UnexpectedResponse", fmt.Errorf("a members entry is not JSON: %w", err))
 			}
-			if strings.EqualFold(m.Role, "invitee") {
-				invitee := m.Email
-				if invitee == "" {
-					invitee = m.Username
-				}
-				if !strings.EqualFold(invitee, id) || seen["invite "+strings.ToLower(m.ID)] {
-					return nil
-				}
-				if m.ID == "" {
-					withoutID = true
-					return nil
-				}
-				seen["invite "+strings.ToLower(m.ID)] = true
-				invites = append(invites, hubInvite{ID: m.ID, Invitee: invitee})
-				return nil
-			}
-			if seen[strings.ToLower(m.Username)] {
+			if strings.EqualFold(m.Role, "invitee") || seen[strings.ToLower(m.Username)] {
 				return nil
 			}
 			if strings.EqualFold(m.Username, id) || (m.Email != "" && strings.EqualFold(m.Email, id)) {
 				seen[strings.ToLower(m.Username)] = true
-				members = append(members, m)
+				out = append(out, m)
 			}
 			return nil
 		})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	if withoutID {
-		listed, err := b.findInvites(ctx, ids)
-		if err != nil {
-			return nil, nil, err
-		}
-		invites = listed
-	}
-	return members, invites, nil
+	return out, nil
 }
 
 func (b *Backend) listInvites(ctx context.Context) ([]hubInvite, error) {
@@ -255,42 +223,49 @@ func (b *Backend) memberOf(userName string, m hubMember) backend.Member {
 }
 
 func (b *Backend) inviteeOf(userName string, inv hubInvite) backend.Member {
-	// A role is known from the invitation just sent; a search or a listing names an
-	// invitation's role "Invitee", so it is left empty (unknown), not guessed.
 	m := backend.Member{UserName: userName, Role: strings.ToLower(inv.Role), State: backend.StateInvited, InviteID: inv.ID}
+	if m.Role == "" {
+		m.Role = b.opts.DefaultRole
+	}
 	if isEmail(inv.Invitee) {
 		m.Email = inv.Invitee
 	}
 	return m
 }
 
-// observe looks the person up among members and pending invitations, under userName
+// observe looks the person up among members first, then pending invites, under userName
 // and more, and under also (backend.EmailInviter's, DesiredMember.Also: a Docker ID the
 // member accepted under) when no member is found under those: the answer is the same as
 // searching them all (a member found under the userName or the email comes first
 // anyway), and a member whose Docker account email did not change costs no search more.
-// Each identity searched costs one search of members and invitations together
-// (GET /v2/orgs/{org}/members?search=&invites=true&type=all; ids folds repeats). A
+// Each identity of also that is searched, and is not the userName or the email again
+// (ids folds them), costs one members search (GET /v2/orgs/{org}/members?search=). A
 // member is observed on its SCIM changes, when the drift pass finds it differing, and
 // on a change of its config (which reconciles every member): one search more per such
 // observation of a member not found under its userName or email.
 //
-// The unpaged GET /v2/orgs/{org}/invites, which grows with the organization (review 20
-// F6, review 81 F8), is not read: the search finds a person's invitations with their
-// ids, as the drift pass's listing does. An invitation found this way has no role (the
-// listing names it "Invitee"; a pending invitation's role cannot change anyway).
-func (b *Backend) observe(ctx context.Context, userName string, more, also []string) (backend.Member, []hubMember, []hubInvite, error) {
+// The pending invitations are listed (GET /v2/orgs/{org}/invites, one call, unpaged: it
+// grows with the organization; review 20 F6) only when no member is found, or when
+// withInvites asks for them (a removal cancels every invitation of the person, a member's
+// too). A member found answers the observation without them, so observing an existing
+// member costs its searches only.
+func (b *Backend) observe(ctx context.Context, userName string, more, also []string, withInvites bool) (backend.Member, []hubMember, []hubInvite, error) {
 	who := ids(append([]string{userName}, more...)...)
-	members, invites, err := b.find(ctx, who)
+	members, err := b.findMembers(ctx, who)
 	if err != nil {
 		return backend.Member{}, nil, nil, err
 	}
 	if extra := ids(append(slices.Clone(who), also...)...)[len(who):]; len(members) == 0 && len(extra) > 0 {
-		more, moreInvites, err := b.find(ctx, extra)
-		if err != nil {
+		if members, err = b.findMembers(ctx, extra); err != nil {
 			return backend.Member{}, nil, nil, err
 		}
-		members, invites = more, append(invites, moreInvites...)
+		who = append(who, extra...)
+	}
+	var invites []hubInvite
+	if len(members) == 0 || withInvites {
+		if invites, err = b.findInvites(ctx, who); err != nil {
+			return backend.Member{}, nil, nil, err
+		}
 	}
 	switch {
 	case len(members) > 0:
@@ -328,7 +303,7 @@ func (b *Backend) ObserveMember(ctx context.Context, userName string) (m backend
 func (b *Backend) ObserveMemberWithEmail(ctx context.Context, userName, email string, also ...string) (m backend.Member, err error) {
 	start := time.Now()
 	defer func() { b.record("ObserveMember", start, err) }()
-	m, _, _, err = b.observe(ctx, userName, []string{email}, also)
+	m, _, _, err = b.observe(ctx, userName, []string{email}, also, false)
 	return m, err
 }
 
@@ -359,7 +334,7 @@ func (b *Backend) EnsureMember(ctx context.Context, want backend.DesiredMember) 
 	}
 	// want.Also: a member whose account email changed since they accepted is found under
 	// their Docker ID, and not invited again (Docker Hub would send the invitation)
-	m, _, _, err = b.observe(ctx, want.UserName, []string{want.Email}, want.Also)
+	m, _, _, err = b.observe(ctx, want.UserName, []string{want.Email}, want.Also, false)
 	if err != nil {
 		return m, err
 	}
@@ -408,7 +383,7 @@ func (b *Backend) EnsureMember(ctx context.Context, want backend.DesiredMember) 
 	case "existing_org_member":
 		// A member under another identity than the ones searched: look again, and report
 		// a member either way (the service says so).
-		again, _, _, err := b.observe(ctx, want.UserName, []string{want.Email, invitee}, want.Also)
+		again, _, _, err := b.observe(ctx, want.UserName, []string{want.Email, invitee}, want.Also, false)
 		if err == nil && again.State == backend.StateMember {
 			return again, nil
 		}
@@ -440,7 +415,7 @@ func (b *Backend) EnsureMemberAbsent(ctx context.Context, userName string) (err 
 func (b *Backend) EnsureMemberAbsentWithEmail(ctx context.Context, userName, email string) (err error) {
 	start := time.Now()
 	defer func() { b.record("EnsureMemberAbsent", start, err) }()
-	_, members, invites, err := b.observe(ctx, userName, []string{email}, nil)
+	_, members, invites, err := b.observe(ctx, userName, []string{email}, nil, true)
 	if err != nil {
 		return err
 	}
@@ -487,7 +462,9 @@ func (b *Backend) ListMembers(ctx context.Context) (out []backend.Member, err er
 			if invitee == "" {
 				return nil
 			}
-			out = append(out, b.inviteeOf(invitee, hubInvite{ID: m.ID, Invitee: invitee}))
+			inv := b.inviteeOf(invitee, hubInvite{ID: m.ID, Invitee: invitee})
+			inv.Role = ""
+			out = append(out, inv)
 			return nil
 		}
 		name := m.Email
