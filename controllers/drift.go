@@ -388,12 +388,13 @@ func (d *DriftQueue) firstObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMembe
 // would cost a call or two per member.
 //   - its reconcile annotation (kubectl scim resync) asked for a look after the config's
 //     latest listing started, or while there is none fresh: it is looked up;
-//   - the config's latest listing, recent enough (readable), shows the person,
-//     or does not while the member is inactive: that is the observation (an older view
-//     than a lookup, but the one the drift pass judges every member by; a change since is
-//     the next pass's);
-//   - an active member the listing does not show is looked up one by one (it is to be
-//     invited back, and a paged listing may have raced a change);
+//   - the config's latest listing, recent enough (readable), shows the person or not:
+//     that is the observation (an older view than a lookup, but the one the drift pass
+//     judges every member by; a change since is the next pass's). An active member the
+//     listing does not show is to be invited back, and EnsureMember looks the person up
+//     under every identity before it invites (a paged listing may have raced a change):
+//     a lookup before it would only repeat those searches (two per person in the
+//     10,000 drift repair, and again on each refusal by the budget);
 //   - no such listing: the member waits for the next pass, asked for now, which enqueues
 //     it; one that waited listingWaitMax (a pass that keeps failing) is looked up.
 func (d *DriftQueue) restingObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMember, now time.Time) (backend.Member, firstObservation) {
@@ -412,11 +413,7 @@ func (d *DriftQueue) restingObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMem
 	}
 	if fresh {
 		delete(d.resting[key], mkey)
-		obs := last.listing.Observe(m, false)
-		if obs.State == backend.StateAbsent && m.Spec.Active {
-			return backend.Member{}, observeDirectly
-		}
-		return obs, observedInListing
+		return last.listing.Observe(m, false), observedInListing
 	}
 	if since, ok := d.resting[key][mkey]; ok {
 		if now.Sub(since) < listingWaitMax {

@@ -263,3 +263,23 @@ func TestRestingMembersWaitForAPassApart(t *testing.T) {
 		t.Errorf("a member at rest waits %s before it looks again, want at most listingWaitMax", w)
 	}
 }
+
+// An active member at rest that a fresh listing does not show reads that absence: the
+// plan invites it back through EnsureMember, which looks the person up under every
+// identity before it invites, so a lookup first would only repeat those searches (the
+// 10,000 drift repair: two searches more per person, and again on each refusal).
+func TestRestingMembersReadTheirAbsenceFromAFreshListing(t *testing.T) {
+	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme", UID: "u1"}}
+	d := &DriftQueue{}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	listed := backend.Member{UserName: "p1@example.com", BackendID: "p1", Role: "member", State: backend.StateMember}
+	d.remember(cfg, t0, plan.NewListing([]backend.Member{listed}))
+	for i, want := range []backend.MemberState{backend.StateAbsent, backend.StateMember} {
+		m := firstObsMember(i, t0.Add(-time.Hour))
+		m.Spec.Active = true
+		obs, how := d.restingObservation(cfg, m, t0.Add(time.Second))
+		if how != observedInListing || obs.State != want {
+			t.Errorf("active member at rest %s: %v %+v, want the listing's %s", m.Spec.UserName, how, obs, want)
+		}
+	}
+}
