@@ -31,53 +31,77 @@ import (
 
 // GroupMembers lists the members of a group as readers see them (membership.In), from the
 // cache: the labelled members and those carrying a mark of the group's last two changes.
+//
+// Each index is read in its own List, so the reads are snapshots at different moments,
+// and a member settled in between (one write: its mark gone, its label there, by the
+// operator's finisher or another server) is in neither if the labels are read first.
+// So the marks are read first and the labels last (groupMembersOrder): a member still
+// marked is kept as marked, one settled before is labelled in the later read; the first
+// copy read of a member is the one judged.
 func (s *Store) GroupMembers(ctx context.Context, sc Scope, g *scimv1.OrgGroup) ([]scimv1.OrgMember, error) {
-	var list scimv1.OrgMemberList
-	if err := s.Client.List(ctx, &list, client.InNamespace(sc.ns()), client.MatchingFields{index.Group: g.Name}); err != nil {
-		return nil, s.apiError(err, "members")
-	}
-	items := list.Items
-	seen := make(map[string]bool, len(items))
-	for _, m := range items {
-		seen[m.Name] = true
-	}
-	for _, id := range membership.Changes(g) {
-		var marked scimv1.OrgMemberList
-		if err := s.Client.List(ctx, &marked, client.InNamespace(sc.ns()), client.MatchingFields{index.Change: id}); err != nil {
-			return nil, s.apiError(err, "members")
+	return s.groupMembersFrom(ctx, sc, g, func(list *scimv1.OrgMemberList, key groupMemberKey) error {
+		field := index.Group
+		if key.change != "" {
+			field = index.Change
 		}
-		for _, m := range marked.Items {
-			if !seen[m.Name] {
-				seen[m.Name] = true
-				items = append(items, m)
-			}
-		}
-	}
-	out := items[:0]
-	for _, m := range items {
-		if m.Spec.ConfigName == sc.name() && m.DeletionTimestamp.IsZero() && membership.In(&m, g) {
-			out = append(out, m)
-		}
-	}
-	return out, nil
+		return s.Client.List(ctx, list, client.InNamespace(sc.ns()), client.MatchingFields{field: key.value()})
+	})
 }
 
 // groupMembersLive is GroupMembers read from the API server.
 func (s *Store) groupMembersLive(ctx context.Context, sc Scope, g *scimv1.OrgGroup) ([]scimv1.OrgMember, error) {
-	keys := []string{scimv1.LabelGroupPrefix + g.Name}
-	for _, id := range membership.Changes(g) {
-		keys = append(keys, membership.MarkKey(id))
+	return s.groupMembersFrom(ctx, sc, g, func(list *scimv1.OrgMemberList, key groupMemberKey) error {
+		return s.APIReader.List(ctx, list, client.InNamespace(sc.ns()), client.HasLabels{key.label()})
+	})
+}
+
+// groupMemberKey is one read of a group's members: those marked by a change, or (change
+// empty) those labelled with the group.
+type groupMemberKey struct{ group, change string }
+
+// value is the key's value in the cache's index (index.Group or index.Change).
+func (k groupMemberKey) value() string {
+	if k.change != "" {
+		return k.change
 	}
+	return k.group
+}
+
+// label is the key as a label of the member.
+func (k groupMemberKey) label() string {
+	if k.change != "" {
+		return membership.MarkKey(k.change)
+	}
+	return scimv1.LabelGroupPrefix + k.group
+}
+
+// groupMembersOrder is the order a group's members are read in: the marks of its
+// changes, then its label (GroupMembers says why).
+func groupMembersOrder(g *scimv1.OrgGroup) []groupMemberKey {
+	var keys []groupMemberKey
+	for _, id := range membership.Changes(g) {
+		keys = append(keys, groupMemberKey{group: g.Name, change: id})
+	}
+	return append(keys, groupMemberKey{group: g.Name})
+}
+
+// groupMembersFrom reads the group's members through list, key by key in
+// groupMembersOrder, judging the first copy read of each member.
+func (s *Store) groupMembersFrom(ctx context.Context, sc Scope, g *scimv1.OrgGroup,
+	list func(*scimv1.OrgMemberList, groupMemberKey) error) ([]scimv1.OrgMember, error) {
 	seen := map[string]bool{}
 	var out []scimv1.OrgMember
-	for _, key := range keys {
-		var list scimv1.OrgMemberList
-		if err := s.APIReader.List(ctx, &list, client.InNamespace(sc.ns()), client.HasLabels{key}); err != nil {
+	for _, key := range groupMembersOrder(g) {
+		var l scimv1.OrgMemberList
+		if err := list(&l, key); err != nil {
 			return nil, s.apiError(err, "members")
 		}
-		for _, m := range list.Items {
-			if !seen[m.Name] && m.Spec.ConfigName == sc.name() && m.DeletionTimestamp.IsZero() && membership.In(&m, g) {
-				seen[m.Name] = true
+		for _, m := range l.Items {
+			if seen[m.Name] {
+				continue
+			}
+			seen[m.Name] = true
+			if m.Spec.ConfigName == sc.name() && m.DeletionTimestamp.IsZero() && membership.In(&m, g) {
 				out = append(out, m)
 			}
 		}
