@@ -394,7 +394,11 @@ func (d *DriftQueue) firstObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMembe
 //     listing does not show is to be invited back, and EnsureMember looks the person up
 //     under every identity before it invites (a paged listing may have raced a change):
 //     a lookup before it would only repeat those searches (two per person in the
-//     10,000 drift repair, and again on each refusal by the budget);
+//     10,000 drift repair, and again on each refusal by the budget). Unless the listing
+//     started before the member was last synced (it may not show what that sync did: an
+//     invitation, and the plan would tell a repair that never was), or SCIM found the
+//     person in the organization before (Preexisting: adoption turned on re-judges it,
+//     and an absence would record it as provisioned): then it is looked up;
 //   - no such listing: the member waits for the next pass, asked for now, which enqueues
 //     it; one that waited listingWaitMax (a pass that keeps failing) is looked up.
 func (d *DriftQueue) restingObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMember, now time.Time) (backend.Member, firstObservation) {
@@ -413,7 +417,11 @@ func (d *DriftQueue) restingObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMem
 	}
 	if fresh {
 		delete(d.resting[key], mkey)
-		return last.listing.Observe(m, false), observedInListing
+		obs := last.listing.Observe(m, false)
+		if obs.State == backend.StateAbsent && m.Spec.Active && !absenceReadable(m, last.started) {
+			return backend.Member{}, observeDirectly
+		}
+		return obs, observedInListing
 	}
 	if since, ok := d.resting[key][mkey]; ok {
 		if now.Sub(since) < listingWaitMax {
@@ -425,6 +433,16 @@ func (d *DriftQueue) restingObservation(cfg *scimv1.ScimConfig, m *scimv1.OrgMem
 	}
 	d.waitIn(d.resting, cfg, mkey, now)
 	return backend.Member{}, waitForListing
+}
+
+// absenceReadable tells whether a listing started at started may answer that an active
+// member at rest is absent (restingObservation): SCIM provisioned or adopted it, and the
+// listing started after its last sync (lastSyncTime has whole seconds).
+func absenceReadable(m *scimv1.OrgMember, started time.Time) bool {
+	if m.Status.Origin != scimv1.OriginProvisioned && m.Status.Origin != scimv1.OriginAdopted {
+		return false
+	}
+	return m.Status.LastSyncTime != nil && !started.Before(m.Status.LastSyncTime.Add(time.Second))
 }
 
 // readable tells whether a listing started at started is recent enough for a member at

@@ -267,19 +267,37 @@ func TestRestingMembersWaitForAPassApart(t *testing.T) {
 // An active member at rest that a fresh listing does not show reads that absence: the
 // plan invites it back through EnsureMember, which looks the person up under every
 // identity before it invites, so a lookup first would only repeat those searches (the
-// 10,000 drift repair: two searches more per person, and again on each refusal).
+// 10,000 drift repair: two searches more per person, and again on each refusal). Not when
+// the listing started before the member's last sync (review 85 F2: an invitation sent
+// since, told as a repair), nor for a person SCIM found in the organization (review 85
+// F1: adoption turned on would record them as provisioned): those are looked up.
 func TestRestingMembersReadTheirAbsenceFromAFreshListing(t *testing.T) {
 	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme", UID: "u1"}}
 	d := &DriftQueue{}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	listed := backend.Member{UserName: "p1@example.com", BackendID: "p1", Role: "member", State: backend.StateMember}
 	d.remember(cfg, t0, plan.NewListing([]backend.Member{listed}))
-	for i, want := range []backend.MemberState{backend.StateAbsent, backend.StateMember} {
-		m := firstObsMember(i, t0.Add(-time.Hour))
+	for _, c := range []struct {
+		name   string
+		i      int
+		origin scimv1.MemberOrigin
+		synced time.Time
+		how    firstObservation
+		state  backend.MemberState
+	}{
+		{"provisioned, absent, synced before the listing", 0, scimv1.OriginProvisioned, t0.Add(-time.Minute), observedInListing, backend.StateAbsent},
+		{"adopted, absent, synced before the listing", 0, scimv1.OriginAdopted, t0.Add(-time.Minute), observedInListing, backend.StateAbsent},
+		{"provisioned, listed", 1, scimv1.OriginProvisioned, t0.Add(-time.Minute), observedInListing, backend.StateMember},
+		{"provisioned, absent, synced (invited) after the listing started", 0, scimv1.OriginProvisioned, t0, observeDirectly, ""},
+		{"preexisting, absent", 0, scimv1.OriginPreexisting, t0.Add(-time.Minute), observeDirectly, ""},
+	} {
+		m := firstObsMember(c.i, t0.Add(-time.Hour))
 		m.Spec.Active = true
+		m.Status.Origin = c.origin
+		m.Status.LastSyncTime = &metav1.Time{Time: c.synced}
 		obs, how := d.restingObservation(cfg, m, t0.Add(time.Second))
-		if how != observedInListing || obs.State != want {
-			t.Errorf("active member at rest %s: %v %+v, want the listing's %s", m.Spec.UserName, how, obs, want)
+		if how != c.how || obs.State != c.state {
+			t.Errorf("%s: %v %+v, want %v %q", c.name, how, obs, c.how, c.state)
 		}
 	}
 }

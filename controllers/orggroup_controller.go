@@ -734,8 +734,9 @@ func (r *OrgGroupReconciler) groupsOfConfig(ctx context.Context, o client.Object
 
 // memberGroupsHandler enqueues the groups an OrgMember is in (before and after an update)
 // when its group labels, activity, phase or backend identity change: at once when it
-// leaves a group, is deactivated or deleted (a team's access to take away), and
-// memberGroupsDelay later when it appears or only its status changed.
+// leaves a group, is deactivated, is deleted or its status changes while it is being
+// deleted (a team's access to take away), and memberGroupsDelay later when it appears or
+// only its status changed. (A delayed add counts in workqueue_retries_total.)
 type memberGroupsHandler struct{}
 
 // memberGroupsDelay gathers a group's members' arrivals and status changes into one
