@@ -40,11 +40,8 @@ import (
 // copy read of a member is the one judged.
 func (s *Store) GroupMembers(ctx context.Context, sc Scope, g *scimv1.OrgGroup) ([]scimv1.OrgMember, error) {
 	return s.groupMembersFrom(ctx, sc, g, func(list *scimv1.OrgMemberList, key groupMemberKey) error {
-		field := index.Group
-		if key.change != "" {
-			field = index.Change
-		}
-		return s.Client.List(ctx, list, client.InNamespace(sc.ns()), client.MatchingFields{field: key.value()})
+		field, value := key.indexed()
+		return s.Client.List(ctx, list, client.InNamespace(sc.ns()), client.MatchingFields{field: value})
 	})
 }
 
@@ -59,12 +56,13 @@ func (s *Store) groupMembersLive(ctx context.Context, sc Scope, g *scimv1.OrgGro
 // empty) those labelled with the group.
 type groupMemberKey struct{ group, change string }
 
-// value is the key's value in the cache's index (index.Group or index.Change).
-func (k groupMemberKey) value() string {
+// indexed is the key as the cache indexes it: index.Change by the change's id, or
+// index.Group by the group's name.
+func (k groupMemberKey) indexed() (field, value string) {
 	if k.change != "" {
-		return k.change
+		return index.Change, k.change
 	}
-	return k.group
+	return index.Group, k.group
 }
 
 // label is the key as a label of the member.
