@@ -33,6 +33,10 @@ const (
 	// Change indexes OrgMembers by the id of every unfinished membership change they
 	// carry a part of (the change.scim.operator.dev/<id> labels).
 	Change = "index.change"
+	// BackendID indexes OrgMembers by "<configName>/<lower-cased status.backendID>"
+	// (compact; none without one): a group finds who holds each id its team lists without
+	// reading every member of its config.
+	BackendID = "index.backendId"
 )
 
 // Key joins a config name and a value the way the indexes above store them.
@@ -82,6 +86,7 @@ func Setup(ctx context.Context, fi client.FieldIndexer) error {
 	}{
 		{UserName, MemberUserName},
 		{ExternalID, MemberExternalID},
+		{BackendID, MemberBackendID},
 	} {
 		if err := Compact(ctx, fi, &scimv1.OrgMember{}, s.field, InNamespace, s.fn); err != nil {
 			return err
@@ -106,6 +111,15 @@ func MemberExternalID(o client.Object) []string {
 		return nil
 	}
 	return []string{Key(m.Spec.ConfigName, m.Spec.ExternalID)}
+}
+
+// MemberBackendID is the BackendID value of an OrgMember (none before the backend named it).
+func MemberBackendID(o client.Object) []string {
+	m, ok := o.(*scimv1.OrgMember)
+	if !ok || m.Status.BackendID == "" {
+		return nil
+	}
+	return []string{Key(m.Spec.ConfigName, strings.ToLower(m.Status.BackendID))}
 }
 
 // Scope is the one kind of lookup an index registered by Field or Compact answers.
