@@ -257,14 +257,13 @@ func (r *OrgGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 				return r.backendError(ctx, g, cfg, "observe team "+in.Team, err)
 			}
 		}
-		// who the team wants and who SCIM may take out of it, from one read of the members:
-		// two reads could see a member become Active between them, not wanted yet by the
-		// first and removable by the second, and take an adopted person out of their team
+		// who the team wants and who SCIM may take out of it, each member judged from one
+		// read of it (managedIDs)
 		var listed []string
 		if in.Observed != nil {
 			listed = in.Observed.Members
 		}
-		if in.Want, in.Removable, in.Hinted, err = r.managedIDs(ctx, g, cfg, in.Team, key, listed); err != nil {
+		if in.Want, in.Removable, in.Hinted, err = r.managedIDs(ctx, g, cfg, in.Team, key, members, listed); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -426,26 +425,26 @@ func (r *OrgGroupReconciler) groupMembers(ctx context.Context, g *scimv1.OrgGrou
 	return out, nil
 }
 
-// managedIDs judges the ids a team lists (observed): removable are those SCIM may take out
-// of it, held by a member provisioned or adopted, concluded, and not deactivated under the
-// Keep policy (plan.ManagedIDs); hinted are those of them, active, whose spec.docker.team
-// names the team: the OrgMember controller puts them in it, so the group keeps them there
-// as if they were its own members (else the two controllers would add and remove them in
-// turn). want are the ids of the group's members that belong in its team (plan.WantedIDs).
+// managedIDs judges the ids a team lists (observed) for group g, whose members mine were
+// read before (groupMembers): removable are those SCIM may take out of the team, held by a
+// member provisioned or adopted, concluded, and not deactivated under the Keep policy
+// (plan.ManagedIDs); hinted are those of them, active, whose spec.docker.team names the
+// team: the OrgMember controller puts them in it, so the group keeps them there as if they
+// were its own members (else the two controllers would add and remove them in turn). want
+// are the ids of the group's members that belong in its team (plan.WantedIDs).
 //
-// It reads the group's members (index.Group), then the holders of each listed id
-// (index.BackendID): O(group + team), not every member of the config (at 10,000 members
-// that listing was 37% of the manager's CPU while an adoption ran). A member found in both
-// reads is judged, wanted and removable, from the later one alone: judged from two reads, a
-// member that became Active between them would be removable by the second and not wanted
-// by the first, and an adopted person taken out of their team. A holder the index has not
-// caught up with yet is not found, so not removable: a missed read keeps people in.
-func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig,
-	team string, key plan.TeamKey, observed []string) (want []string, removable, hinted map[string]bool, err error) {
-	mine, err := r.groupMembers(ctx, g)
-	if err != nil {
-		return nil, nil, nil, err
-	}
+// It reads the holders of each listed id (index.BackendID): O(group + team), not every
+// member of the config (at 10,000 members that listing was 37% of the manager's CPU while
+// an adoption ran). A member found in both reads is judged, wanted and removable, from the
+// later one alone: judged from two reads, a member that became Active between them would be
+// removable by the second and not wanted by the first, and an adopted person taken out of
+// their team. A holder the index has not caught up with yet is not found, so not removable
+// by its read; and an id held by a group member that the holders' read did not find (the
+// index lagging its change, or its id changed between the reads) is not removable either:
+// judged from the earlier read, that member may want it. A missed read keeps people in; the
+// next reconcile judges again.
+func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup, cfg *scimv1.ScimConfig, team string,
+	key plan.TeamKey, mine []scimv1.OrgMember, observed []string) (want []string, removable, hinted map[string]bool, err error) {
 	holders, err := r.holders(ctx, g.Namespace, cfg.Name, observed)
 	if err != nil {
 		return nil, nil, nil, err
@@ -457,8 +456,9 @@ func (r *OrgGroupReconciler) managedIDs(ctx context.Context, g *scimv1.OrgGroup,
 	}
 	wanted := make([]scimv1.OrgMember, 0, len(mine))
 	for i := range mine {
-		if !reread[mine[i].Name] {
-			wanted = append(wanted, mine[i])
+		if m := &mine[i]; !reread[m.Name] {
+			wanted = append(wanted, *m)
+			delete(removable, strings.ToLower(m.Status.BackendID))
 		}
 	}
 	for i := range holders {
@@ -485,11 +485,7 @@ func (r *OrgGroupReconciler) holders(ctx context.Context, ns, config string, ids
 			client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
 		}
-		for _, m := range list.Items {
-			if m.Spec.ConfigName == config {
-				out = append(out, m)
-			}
-		}
+		out = append(out, list.Items...) // the index's key names the config
 	}
 	return out, nil
 }
@@ -585,7 +581,7 @@ func (r *OrgGroupReconciler) removeManaged(ctx context.Context, g *scimv1.OrgGro
 	if err != nil || t == nil {
 		return err
 	}
-	_, removable, hinted, err := r.managedIDs(ctx, g, cfg, team, plan.TeamKeyOf(b), t.Members)
+	_, removable, hinted, err := r.managedIDs(ctx, g, cfg, team, plan.TeamKeyOf(b), nil, t.Members)
 	if err != nil {
 		return err
 	}
@@ -789,10 +785,11 @@ type memberGroupsHandler struct{}
 
 // memberGroupsDelay gathers a group's members' arrivals and status changes into one
 // reconcile: the queue keeps one delayed add of an item, so a group whose members keep
-// changing reconciles about once a delay. A group's reconcile reads every member of its
-// config (managedIDs); while an adoption made 10,000 people Active, its ten groups
-// reconciled 25 times a second on their members' status changes, and half the manager's
-// CPU went to those reads (a profile of the bench's Docker Hub adoption).
+// changing reconciles about once a delay. While an adoption made 10,000 people Active, its
+// ten groups reconciled 25 times a second on their members' status changes, and half the
+// manager's CPU went to those reconciles, each of which then read every member of its
+// config (a profile of the bench's Docker Hub adoption; managedIDs now reads the group's
+// members and the holders of its team's ids, but a reconcile still costs O(group + team)).
 const memberGroupsDelay = time.Second
 
 type groupQueue = workqueue.TypedRateLimitingInterface[reconcile.Request]

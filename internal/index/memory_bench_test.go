@@ -28,9 +28,9 @@ func benchGrantLabels(o client.Object) []string {
 		pre + "scim.operator.dev/member=" + l["scim.operator.dev/member"]}
 }
 
-// benchObjects are n members of one config, each with a userName and an externalId, or n
-// OrgGrants (one role), each with its owner's UID, its member and its subject: the
-// near-unique values of make bench's organizations.
+// benchObjects are n members of one config, each with a userName, an externalId and a
+// backend id, or n OrgGrants (one role), each with its owner's UID, its member and its
+// subject: the near-unique values of make bench's organizations.
 func benchObjects(kind string, n int) ([]client.Object, []benchField) {
 	objs := make([]client.Object, 0, n)
 	for i := range n {
@@ -39,7 +39,8 @@ func benchObjects(kind string, n int) ([]client.Object, []benchField) {
 		switch kind {
 		case "OrgMember":
 			objs = append(objs, &scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: name},
-				Spec: scimv1.OrgMemberSpec{ConfigName: "acme", UserName: user, ExternalID: fmt.Sprintf("ext-%08d", i)}})
+				Spec:   scimv1.OrgMemberSpec{ConfigName: "acme", UserName: user, ExternalID: fmt.Sprintf("ext-%08d", i)},
+				Status: scimv1.OrgMemberStatus{BackendID: fmt.Sprintf("user%06d", i)}})
 		default:
 			objs = append(objs, &scimv1.OrgGrant{ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: "g-" + name,
 				Labels: map[string]string{"scim.operator.dev/config-namespace": "bench", "scim.operator.dev/config": "acme",
@@ -50,7 +51,8 @@ func benchObjects(kind string, n int) ([]client.Object, []benchField) {
 		}
 	}
 	if kind == "OrgMember" {
-		return objs, []benchField{{UserName, InNamespace, MemberUserName}, {ExternalID, InNamespace, MemberExternalID}}
+		return objs, []benchField{{UserName, InNamespace, MemberUserName}, {ExternalID, InNamespace, MemberExternalID},
+			{BackendID, InNamespace, MemberBackendID}}
 	}
 	return objs, []benchField{{"index.grantLabels", InNamespace, benchGrantLabels}, {GrantSubject, AllNamespaces, GrantSubjectOf}}
 }

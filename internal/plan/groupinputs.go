@@ -34,8 +34,9 @@ func WantedIDs(members []scimv1.OrgMember) []string {
 	return out
 }
 
-// ManagedIDs are the backend identities of the config's members (members: every OrgMember
-// of the config) that SCIM may take out of a team: provisioned or adopted, concluded (not
+// ManagedIDs are the backend identities of members (of one config: all of them, or those
+// holding the ids a team lists, which are all plan.Group asks about) that SCIM may take out
+// of a team: provisioned or adopted, concluded (not
 // Pending), and not deactivated under the Keep policy. hinted are those of them, active, whose
 // spec.docker.team names the team (key.Same, as the OrgMember controller compares its
 // hint): the OrgMember controller puts them in it, so the group keeps them there as if
