@@ -960,8 +960,16 @@ func (b *bench) fullSync(ctx context.Context) error {
 	go func() {
 		defer close(done)
 		// deactivations spread over the time the API server alone took for the sync's
-		// writes, which the sync can hardly beat: most if not all of them inside it
-		deprov, derr = b.deprovision(ctx, b.o.deprov, apiAlone/time.Duration(b.o.deprov+1))
+		// writes, which the sync can hardly beat: most if not all of them inside it, the
+		// first a gap after the sync's start (not before its first request)
+		gap := apiAlone / time.Duration(b.o.deprov+1)
+		select {
+		case <-time.After(gap):
+		case <-ctx.Done():
+			derr = ctx.Err()
+			return
+		}
+		deprov, derr = b.deprovision(ctx, b.o.deprov, gap)
 	}()
 	r0, err := b.s.apiRequests(ctx)
 	if err != nil {
