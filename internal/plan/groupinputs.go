@@ -36,11 +36,10 @@ func WantedIDs(members []scimv1.OrgMember) []string {
 
 // ManagedIDs are the backend identities of members (of one config: all of them, or those
 // holding the ids a team lists, which are all plan.Group asks about) that SCIM may take out
-// of a team: provisioned or adopted, concluded (not
-// Pending), and not deactivated under the Keep policy. hinted are those of them, active, whose
-// spec.docker.team names the team (key.Same, as the OrgMember controller compares its
-// hint): the OrgMember controller puts them in it, so the group keeps them there as if
-// they were its own members.
+// of a team: provisioned or adopted, concluded (not Pending), and not deactivated under the
+// Keep policy. hinted are those of them, active, whose spec.docker.team names the team
+// (key.Same, as the OrgMember controller compares its hint): the OrgMember controller puts
+// them in it, so the group keeps them there as if they were its own members.
 func ManagedIDs(members []scimv1.OrgMember, cfg *scimv1.ScimConfig, team string, key TeamKey) (removable, hinted map[string]bool) {
 	removable, hinted = map[string]bool{}, map[string]bool{}
 	for i := range members {
