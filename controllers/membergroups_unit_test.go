@@ -23,8 +23,8 @@ func (q *addsQueue) Add(r reconcile.Request)                       { q.now = app
 func (q *addsQueue) AddAfter(r reconcile.Request, d time.Duration) { q.after[r.Name] = d }
 
 // A group's members' arrivals and status changes are gathered (an adoption changes
-// thousands a minute, and each group reconcile reads its members and its team's); a member leaving
-// the group, deactivated or being deleted reaches it at once.
+// thousands a minute, and each group reconcile reads its members and its team's); a member
+// leaving the group, deactivated or being deleted reaches it at once.
 func TestMemberChangesReachTheirGroupsGatheredUnlessAccessGoes(t *testing.T) {
 	member := func(mut func(*scimv1.OrgMember)) *scimv1.OrgMember {
 		m := &scimv1.OrgMember{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "m",
