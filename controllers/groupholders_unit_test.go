@@ -47,8 +47,7 @@ func TestGroupJudgesTheTeamsIDsFromTheirHoldersLatestRead(t *testing.T) {
 	var reads []string
 	base := withShippedIndexes(t, fake.NewClientBuilder().WithScheme(unitScheme(t))).
 		WithObjects(cfg, g, alice, bob, carol, erin, dave, other, elsewhere).WithStatusSubresource(&scimv1.OrgMember{})
-	var c client.Client
-	c = base.WithInterceptorFuncs(interceptor.Funcs{List: func(ctx context.Context, cl client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+	c := base.WithInterceptorFuncs(interceptor.Funcs{List: func(ctx context.Context, cl client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
 		lo := (&client.ListOptions{}).ApplyOptions(opts)
 		read := ""
 		if lo.FieldSelector != nil {
