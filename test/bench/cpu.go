@@ -156,6 +156,25 @@ func (s *stack) apiRequests(ctx context.Context) (map[string]served, error) {
 	return out, nil
 }
 
+// consistencyChecks is how many times the API server has checked its watch cache against
+// etcd so far, by resource (apiserver_storage_consistency_checks_total, every status).
+// Since Kubernetes 1.34 (the DetectCacheInconsistency feature, on by default) it checks
+// each cached resource every 5 to 7.5 minutes by listing it from etcd in full and
+// decoding every object: a burst of the API server's CPU that grows with the objects
+// stored (members, their grants, the events of the last hour) and falls on whatever the
+// bench is timing then.
+func (s *stack) consistencyChecks(ctx context.Context) (map[string]float64, error) {
+	families, err := s.apiMetrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, m := range families["apiserver_storage_consistency_checks_total"].GetMetric() {
+		out[label(m, "resource")] += m.GetCounter().GetValue()
+	}
+	return out, nil
+}
+
 // memberWrites counts, of requests (apiRequests), the writes other than creates on
 // OrgMembers (PATCH, UPDATE and APPLY, the status subresource included). Between two
 // reads of a throughput chunk it is the controllers' work that ran beside that chunk.

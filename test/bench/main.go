@@ -948,7 +948,17 @@ func (b *bench) deprovisionIdle(ctx context.Context) error {
 // deprovisions of organization members run beside it.
 func (b *bench) fullSync(ctx context.Context) error {
 	n, c := b.o.syncUsers, b.o.syncConc
+	k0, err := b.s.consistencyChecks(ctx)
+	if err != nil {
+		return err
+	}
+	b0 := time.Now()
 	base, err := b.baselines(ctx, n, c)
+	if err != nil {
+		return err
+	}
+	baseTook := time.Since(b0)
+	k1, err := b.s.consistencyChecks(ctx)
 	if err != nil {
 		return err
 	}
@@ -979,15 +989,16 @@ func (b *bench) fullSync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// with -pprof, the manager's CPU profile over the sync's first seconds (the SCIM
-	// creates and the controllers granting beside them); it runs inside the timed sync, so
-	// a -pprof run's sync rows carry its cost (README)
-	profiled := make(chan error, 1)
+	// with -pprof, the manager's and the API server's CPU profiles over the sync's first
+	// seconds (the SCIM creates and the controllers granting beside them); they run inside
+	// the timed sync, so a -pprof run's sync rows carry their cost (README)
+	profiled := make(chan error, 2)
 	if b.o.pprof {
-		go func() {
-			profiled <- b.s.cpuProfile(ctx, min(apiAlone, 30*time.Second), filepath.Join(b.o.out, "cpu-sync.pb.gz"))
-		}()
+		d := min(apiAlone, 30*time.Second)
+		go func() { profiled <- b.s.cpuProfile(ctx, d, filepath.Join(b.o.out, "cpu-sync.pb.gz")) }()
+		go func() { profiled <- b.s.apiCPUProfile(ctx, d, filepath.Join(b.o.out, "apiserver-cpu-sync.pb.gz")) }()
 	} else {
+		profiled <- nil
 		profiled <- nil
 	}
 	t0 := time.Now()
@@ -1022,8 +1033,14 @@ func (b *bench) fullSync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if perr := <-profiled; perr != nil {
-		say("  no CPU profile of the full sync: %v", perr)
+	k2, err := b.s.consistencyChecks(ctx)
+	if err != nil {
+		return err
+	}
+	for range 2 {
+		if perr := <-profiled; perr != nil {
+			say("  no CPU profile of the full sync: %v", perr)
+		}
 	}
 	<-done
 	if derr != nil {
@@ -1069,6 +1086,14 @@ func (b *bench) fullSync(ctx context.Context) error {
 			cpu.machine/all.Seconds(), runtime.NumCPU()),
 		Figures: map[string]float64{"machine_ms": 1000 * cpu.machine / users, "manager_ms": 1000 * cpu.manager / users,
 			"bench_ms": 1000 * cpu.bench / users, "busy_cores": cpu.machine / all.Seconds()}})
+	// The API server's own checks of its watch cache (consistencyChecks): each a burst of
+	// its CPU that grows with the objects stored, inside the sync or its baselines.
+	syncChecks, syncWords := checksWords(k1, k2)
+	baseChecks, baseWords := checksWords(k0, k1)
+	b.rep.add(row{Measure: "the API server's watch-cache consistency checks (each lists a resource from etcd in full) during the full sync and its baselines", Size: n,
+		Result: fmt.Sprintf("during the sync (%s): %s; during the baselines (%s, every side): %s",
+			all.Round(time.Second), syncWords, baseTook.Round(time.Second), baseWords),
+		Figures: map[string]float64{"sync": syncChecks, "baselines": baseChecks, "sync_s": all.Seconds(), "baselines_s": baseTook.Seconds()}})
 	b.rep.add(row{Measure: "deprovision during the full sync", Size: b.org, Result: p50p99(deprov),
 		Target: "p99 < 5 s", Verdict: verdict(deprov.q(0.99) < 5*time.Second),
 		Figures: map[string]float64{"p50_ms": ms(deprov.q(0.5)), "p99_ms": ms(deprov.q(0.99))}})

@@ -514,6 +514,17 @@ func (s *stack) cpuProfile(ctx context.Context, d time.Duration, path string) er
 	return s.saveProfile(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(math.Ceil(d.Seconds())))), path)
 }
 
+// apiCPUProfile writes the API server's CPU profile over the next d to path (its
+// /debug/pprof, served while --profiling is on, the default).
+func (s *stack) apiCPUProfile(ctx context.Context, d time.Duration, path string) error {
+	pb, err := s.apiRaw.Get().AbsPath("/debug/pprof/profile").
+		Param("seconds", strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))).DoRaw(ctx)
+	if err != nil {
+		return fmt.Errorf("the API server's CPU profile: %w", err)
+	}
+	return os.WriteFile(path, pb, 0o600)
+}
+
 // saveProfile writes one of the manager's net/http/pprof profiles to path.
 func (s *stack) saveProfile(ctx context.Context, profile, path string) error {
 	pb, err := s.pprofGet(ctx, profile)

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -140,6 +141,23 @@ func addServed(sum, before, after map[string]served) map[string]served {
 		sum[k] = r
 	}
 	return sum
+}
+
+// checksWords says the consistency checks (consistencyChecks) run between two readings:
+// how many, and of which resources ("2 (orggrants 1, orgmembers 1)", or "none").
+func checksWords(before, after map[string]float64) (float64, string) {
+	var n float64
+	var parts []string
+	for _, r := range slices.Sorted(maps.Keys(after)) {
+		if d := after[r] - before[r]; d > 0 {
+			n += d
+			parts = append(parts, fmt.Sprintf("%s %.0f", r, d))
+		}
+	}
+	if n == 0 {
+		return 0, "none"
+	}
+	return n, fmt.Sprintf("%.0f (%s)", n, strings.Join(parts, ", "))
 }
 
 // mean is the mean time for one request (or wait) of the kind, in seconds (0 for none).

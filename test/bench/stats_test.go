@@ -50,6 +50,18 @@ func TestAddServed(t *testing.T) {
 	}
 }
 
+// TestChecksWords: the checks between two readings, by resource in name order; a resource
+// first seen in the later reading counts from zero, one that did not move is left out.
+func TestChecksWords(t *testing.T) {
+	n, w := checksWords(map[string]float64{"orgmembers": 3, "events": 1}, map[string]float64{"orgmembers": 4, "events": 1, "orggrants": 2})
+	if n != 3 || w != "3 (orggrants 2, orgmembers 1)" {
+		t.Errorf("got %v %q", n, w)
+	}
+	if n, w := checksWords(map[string]float64{"pods": 1}, map[string]float64{"pods": 1}); n != 0 || w != "none" {
+		t.Errorf("no checks: got %v %q", n, w)
+	}
+}
+
 // TestSyncVerdict: the full sync meets its target at up to 2 times its baseline, misses it
 // above that or when it did not converge, and leaves it unsettled when it beat the
 // baseline (which then did not reach the API server's limit).
