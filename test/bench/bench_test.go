@@ -169,11 +169,6 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 				f["same_writes_busy_cores"] <= 0 || f["same_writes_bench_cores"] <= 0 || f["same_writes_bench_cores"] > f["same_writes_busy_cores"]) {
 			t.Errorf("%s: %s (%v)", r.Measure, r.Result, f)
 		}
-		// the checks row times the sides it counts in (a check is seldom inside a toy run:
-		// its count is read, not asserted)
-		if f := r.Figures; strings.Contains(r.Measure, "consistency checks") && (f["sync_s"] <= 0 || f["baselines_s"] <= 0) {
-			t.Errorf("%s: %s (%v)", r.Measure, r.Result, f)
-		}
 		if f := r.Figures; strings.Contains(r.Measure, "creating the members only") && f["members_alone_s"] <= 0 {
 			t.Errorf("%s: %s (%v)", r.Measure, r.Result, f)
 		}

@@ -156,23 +156,59 @@ func (s *stack) apiRequests(ctx context.Context) (map[string]served, error) {
 	return out, nil
 }
 
-// consistencyChecks is how many times the API server has checked its watch cache against
-// etcd so far, by resource (apiserver_storage_consistency_checks_total, every status).
-// Since Kubernetes 1.34 (the DetectCacheInconsistency feature, on by default) it checks
-// each cached resource every 5 to 7.5 minutes by listing it from etcd in full and
-// decoding every object: a burst of the API server's CPU that grows with the objects
-// stored (members, their grants, the events of the last hour) and falls on whatever the
-// bench is timing then.
-func (s *stack) consistencyChecks(ctx context.Context) (map[string]float64, error) {
+// The API server's checks of its watch cache against etcd. Since Kubernetes 1.34 (the
+// DetectCacheInconsistency feature, on by default) it checks each resource it caches every
+// 5 to 7.5 minutes by listing it in full from its cache and from etcd (pages of 10,000)
+// and decoding every object: a burst of its CPU that grows with the objects stored (the
+// members, their grants and their claims; events are not cached, so not checked) and falls
+// on whatever the bench is timing then.
+const (
+	checksMetric  = "apiserver_storage_consistency_checks_total"
+	objectsMetric = "apiserver_resource_objects"
+)
+
+// checks is what the API server's metrics say of its consistency checks so far.
+type checks struct {
+	// exposed: the API server shows the checks' counter (it does once a check has run)
+	exposed bool
+	// listed counts the checks that listed, by "resource.group" ("resource" in the core
+	// group): successes and failures (a check that errs, as on a cache not ready, lists
+	// nothing)
+	listed map[string]float64
+	// objects is how many objects each resource held at the API server's last count
+	objects map[string]float64
+}
+
+// checksFrom reads the checks from the API server's metric families.
+func checksFrom(families map[string]*dto.MetricFamily) checks {
+	c := checks{listed: map[string]float64{}, objects: map[string]float64{}}
+	key := func(m *dto.Metric) string {
+		if g := label(m, "group"); g != "" {
+			return label(m, "resource") + "." + g
+		}
+		return label(m, "resource")
+	}
+	if f, ok := families[checksMetric]; ok {
+		c.exposed = true
+		for _, m := range f.GetMetric() {
+			if label(m, "status") != "error" {
+				c.listed[key(m)] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	for _, m := range families[objectsMetric].GetMetric() {
+		c.objects[key(m)] = m.GetGauge().GetValue()
+	}
+	return c
+}
+
+// consistencyChecks reads the API server's consistency checks so far.
+func (s *stack) consistencyChecks(ctx context.Context) (checks, error) {
 	families, err := s.apiMetrics(ctx)
 	if err != nil {
-		return nil, err
+		return checks{}, err
 	}
-	out := map[string]float64{}
-	for _, m := range families["apiserver_storage_consistency_checks_total"].GetMetric() {
-		out[label(m, "resource")] += m.GetCounter().GetValue()
-	}
-	return out, nil
+	return checksFrom(families), nil
 }
 
 // memberWrites counts, of requests (apiRequests), the writes other than creates on

@@ -47,7 +47,7 @@ type stack struct {
 	// pprof is the manager's net/http/pprof address; metrics its /metrics (plain HTTP, on
 	// loopback)
 	pprof, metrics string
-	// apiRaw reads the API server's /metrics (apiMetrics)
+	// apiRaw reads the API server's /metrics (apiMetrics); it times out after 32 s
 	apiRaw rest.Interface
 }
 
@@ -517,7 +517,15 @@ func (s *stack) cpuProfile(ctx context.Context, d time.Duration, path string) er
 // apiCPUProfile writes the API server's CPU profile over the next d to path (its
 // /debug/pprof, served while --profiling is on, the default).
 func (s *stack) apiCPUProfile(ctx context.Context, d time.Duration, path string) error {
-	pb, err := s.apiRaw.Get().AbsPath("/debug/pprof/profile").
+	// a client of its own: apiRaw's times out after 32 s (discovery's default), which a
+	// profile of 30 s on a busy machine can reach
+	cfg := rest.CopyConfig(s.cluster.Config)
+	cfg.Timeout = d + time.Minute
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	pb, err := dc.RESTClient().Get().AbsPath("/debug/pprof/profile").
 		Param("seconds", strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))).DoRaw(ctx)
 	if err != nil {
 		return fmt.Errorf("the API server's CPU profile: %w", err)

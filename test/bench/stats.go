@@ -143,21 +143,26 @@ func addServed(sum, before, after map[string]served) map[string]served {
 	return sum
 }
 
-// checksWords says the consistency checks (consistencyChecks) run between two readings:
-// how many, and of which resources ("2 (orggrants 1, orgmembers 1)", or "none").
-func checksWords(before, after map[string]float64) (float64, string) {
-	var n float64
+// checksWords says the consistency checks (consistencyChecks) that listed between two
+// readings: how many, about how many objects they listed from etcd (each resource's
+// count at the later reading), and by resource.
+func checksWords(before, after checks) (n, objects float64, words string) {
+	if !after.exposed {
+		return 0, 0, "none (the API server shows no " + checksMetric + ": no check has run since it started, or its DetectCacheInconsistency feature is off)"
+	}
 	var parts []string
-	for _, r := range slices.Sorted(maps.Keys(after)) {
-		if d := after[r] - before[r]; d > 0 {
+	for _, r := range slices.Sorted(maps.Keys(after.listed)) {
+		if d := after.listed[r] - before.listed[r]; d > 0 {
 			n += d
-			parts = append(parts, fmt.Sprintf("%s %.0f", r, d))
+			o := max(0, after.objects[r]) // (-1: the API server could not count them)
+			objects += d * o
+			parts = append(parts, fmt.Sprintf("%s %.0f (%.0f objects)", r, d, o))
 		}
 	}
 	if n == 0 {
-		return 0, "none"
+		return 0, 0, "none"
 	}
-	return n, fmt.Sprintf("%.0f (%s)", n, strings.Join(parts, ", "))
+	return n, objects, fmt.Sprintf("%.0f, listing about %.0f objects from etcd: %s", n, objects, strings.Join(parts, ", "))
 }
 
 // mean is the mean time for one request (or wait) of the kind, in seconds (0 for none).

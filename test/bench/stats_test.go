@@ -2,8 +2,16 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/storage"
+	cachermetrics "k8s.io/apiserver/pkg/storage/cacher/metrics"
+	etcd3metrics "k8s.io/apiserver/pkg/storage/etcd3/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
 
 	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
 )
@@ -50,15 +58,48 @@ func TestAddServed(t *testing.T) {
 	}
 }
 
-// TestChecksWords: the checks between two readings, by resource in name order; a resource
-// first seen in the later reading counts from zero, one that did not move is left out.
-func TestChecksWords(t *testing.T) {
-	n, w := checksWords(map[string]float64{"orgmembers": 3, "events": 1}, map[string]float64{"orgmembers": 4, "events": 1, "orggrants": 2})
-	if n != 3 || w != "3 (orggrants 2, orgmembers 1)" {
-		t.Errorf("got %v %q", n, w)
+// TestChecksFromTheAPIServersMetrics reads the checks from metric families the API
+// server's own code exposes (its cacher's and its storage's metrics, registered and set
+// as kube-apiserver does), so that a metric or label name the bench misspells fails here:
+// a name that matches nothing would read "none" from every real API server.
+func TestChecksFromTheAPIServersMetrics(t *testing.T) {
+	etcd3metrics.Register()
+	cachermetrics.Register()
+	members := schema.GroupResource{Group: "scim.operator.dev", Resource: "orgmembers"}
+	etcd3metrics.UpdateStoreStats(members, storage.Stats{ObjectCount: 1000}, nil)
+	etcd3metrics.UpdateStoreStats(schema.GroupResource{Resource: "pods"}, storage.Stats{ObjectCount: 3}, nil)
+	families := func() map[string]*dto.MetricFamily {
+		fs, err := legacyregistry.DefaultGatherer.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]*dto.MetricFamily{}
+		for _, f := range fs {
+			out[f.GetName()] = f
+		}
+		return out
 	}
-	if n, w := checksWords(map[string]float64{"pods": 1}, map[string]float64{"pods": 1}); n != 0 || w != "none" {
-		t.Errorf("no checks: got %v %q", n, w)
+	before := checksFrom(families())
+	check := cachermetrics.StorageConsistencyCheckTotal
+	check.WithLabelValues(members.Group, members.Resource, "success").Inc()
+	check.WithLabelValues(members.Group, members.Resource, "failure").Inc()
+	check.WithLabelValues("bench.scim.operator.dev", "orgmembers", "success").Inc() // the baseline's twins: not the members
+	check.WithLabelValues("", "pods", "success").Inc()
+	check.WithLabelValues("", "pods", "error").Inc() // listed nothing
+	after := checksFrom(families())
+	if before.exposed || !after.exposed {
+		t.Errorf("exposed before any check %v, after %v", before.exposed, after.exposed)
+	}
+	n, objects, w := checksWords(before, after)
+	if want := "4, listing about 2003 objects from etcd: orgmembers.bench.scim.operator.dev 1 (0 objects), " +
+		"orgmembers.scim.operator.dev 2 (1000 objects), pods 1 (3 objects)"; n != 4 || objects != 2003 || w != want {
+		t.Errorf("got %v checks, %v objects, %q; want %q", n, objects, w, want)
+	}
+	if n, _, w := checksWords(after, after); n != 0 || w != "none" {
+		t.Errorf("no checks between two equal readings: got %v %q", n, w)
+	}
+	if n, _, w := checksWords(before, before); n != 0 || !strings.Contains(w, "no "+checksMetric) {
+		t.Errorf("no counter: got %v %q", n, w)
 	}
 }
 
