@@ -511,7 +511,12 @@ func (s *stack) heapProfile(ctx context.Context, path string) error {
 
 // cpuProfile writes the manager's CPU profile over the next d to path.
 func (s *stack) cpuProfile(ctx context.Context, d time.Duration, path string) error {
-	return s.saveProfile(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(math.Ceil(d.Seconds())))), path)
+	return s.saveProfile(ctx, "/debug/pprof/profile?seconds="+profileSeconds(d), path)
+}
+
+// profileSeconds is d as net/http/pprof's seconds parameter: whole seconds, at least one.
+func profileSeconds(d time.Duration) string {
+	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
 
 // apiCPUProfile writes the API server's CPU profile over the next d to path (its
@@ -526,7 +531,7 @@ func (s *stack) apiCPUProfile(ctx context.Context, d time.Duration, path string)
 		return err
 	}
 	pb, err := dc.RESTClient().Get().AbsPath("/debug/pprof/profile").
-		Param("seconds", strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))).DoRaw(ctx)
+		Param("seconds", profileSeconds(d)).DoRaw(ctx)
 	if err != nil {
 		return fmt.Errorf("the API server's CPU profile: %w", err)
 	}
