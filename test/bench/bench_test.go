@@ -70,6 +70,7 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		"controllers granting a size step",
 		"userName eq lookup",
 		"GET /Users/{id}",
+		"beside the lookups and GETs by id",
 		"manager resident memory per member",
 		"manager live heap per member (after a collection)",
 		"SubjectAccessReview, unrelated user: p50 / p50 with no members",

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"runtime"
 	"strings"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -209,6 +212,41 @@ func (s *stack) consistencyChecks(ctx context.Context) (checks, error) {
 		return checks{}, err
 	}
 	return checksFrom(families), nil
+}
+
+// mark is a moment of the run: the CPU spent so far and the API server's consistency
+// checks so far. Two marks around a latency figure say what ran beside it.
+type mark struct {
+	at     time.Time
+	cpu    cpuTimes
+	checks checks
+}
+
+func (s *stack) mark(ctx context.Context) (mark, error) {
+	k, err := s.consistencyChecks(ctx)
+	if err != nil {
+		return mark{}, err
+	}
+	c, err := s.cpuNow()
+	return mark{at: time.Now(), cpu: c, checks: k}, err
+}
+
+// beside says what ran on the machine between two marks, in cores busy on average: the
+// manager (serving the reads, and whatever else it did), the bench (the IdP's side), the
+// rest (the API server and etcd: nothing the reads ask of them), and the API server's
+// consistency checks. On 2 cores a burst of the rest takes CPU from the reads.
+func beside(a, b mark) (words string, figures map[string]float64) {
+	d := b.cpu.sub(a.cpu)
+	secs := b.at.Sub(a.at).Seconds()
+	if secs <= 0 {
+		secs = 1e-9
+	}
+	n, objects, kw := checksWords(a.checks, b.checks)
+	rest := d.machine - d.manager - d.bench
+	words = fmt.Sprintf("%.2f of %d cores busy over %s (manager %.2f, IdP client %.2f, the rest %.2f); the API server's consistency checks: %s",
+		d.machine/secs, runtime.NumCPU(), b.at.Sub(a.at).Round(time.Millisecond), d.manager/secs, d.bench/secs, rest/secs, kw)
+	return words, map[string]float64{"busy_cores": d.machine / secs, "manager_cores": d.manager / secs, "bench_cores": d.bench / secs,
+		"rest_cores": rest / secs, "checks": n, "checks_objects": objects, "seconds": secs}
 }
 
 // memberWrites counts, of requests (apiRequests), the writes other than creates on

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -166,5 +167,28 @@ func TestCallShapes(t *testing.T) {
 	want := "GET /v2/orgs/{}/members?invites,type: 2, GET /v2/orgs/{}/members?search: 1, POST /v2/orgs/{}/groups/{}/members: 1"
 	if got := callShapes(log); got != want {
 		t.Errorf("callShapes = %q\nwant %q", got, want)
+	}
+}
+
+// beside gives the cores each part kept busy between two marks: the rest is the machine
+// less the manager and the bench, and the checks that listed between them are named.
+func TestBeside(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	a := mark{at: t0, cpu: cpuTimes{machine: 100, manager: 40, bench: 10},
+		checks: checks{exposed: true, listed: map[string]float64{"orgmembers.scim.operator.dev": 1}, objects: map[string]float64{}}}
+	b := mark{at: t0.Add(2 * time.Second), cpu: cpuTimes{machine: 103, manager: 41, bench: 10.5},
+		checks: checks{exposed: true, listed: map[string]float64{"orgmembers.scim.operator.dev": 2},
+			objects: map[string]float64{"orgmembers.scim.operator.dev": 10000}}}
+	words, figs := beside(a, b)
+	want := map[string]float64{"busy_cores": 1.5, "manager_cores": 0.5, "bench_cores": 0.25, "rest_cores": 0.75, "checks": 1,
+		"checks_objects": 10000, "seconds": 2}
+	for k, v := range want {
+		if math.Abs(figs[k]-v) > 1e-9 {
+			t.Errorf("%s = %v, want %v (%v)", k, figs[k], v, figs)
+		}
+	}
+	if !strings.Contains(words, "1.50 of ") || !strings.Contains(words, "the rest 0.75") ||
+		!strings.Contains(words, "orgmembers.scim.operator.dev 1 (10000 objects)") {
+		t.Errorf("words: %s", words)
 	}
 }
