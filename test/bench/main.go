@@ -650,7 +650,7 @@ func (b *bench) sizes(ctx context.Context) error {
 		b.rep.add(row{Measure: "controllers granting a size step", Size: size, Result: res,
 			Figures: map[string]float64{"write_s": wrote.Seconds(), "settle_s": took.Seconds(), "grants": float64(b.s.grants(ctx))}})
 
-		m0, err := b.s.mark(ctx)
+		m0, err := b.s.markBefore(ctx)
 		if err != nil {
 			return err
 		}
@@ -698,7 +698,7 @@ func (b *bench) sizes(ctx context.Context) error {
 		// What else ran while they were timed: the reads are the manager's alone, so a busy
 		// rest (the API server's consistency checks, the controllers' work finishing) is
 		// CPU the 2 cores did not give them.
-		m1, err := b.s.mark(ctx)
+		m1, err := b.s.markAfter(ctx)
 		if err != nil {
 			return err
 		}
