@@ -154,6 +154,10 @@ type LocalOptions struct {
 	// authorization webhook (the Webhook grant layout; docs/authorization-webhook.md).
 	// LocalAuthorizationWebhook prepares one and the manager's flags that go with it.
 	AuthorizationWebhook *testenv.AuthorizationWebhook
+	// FeatureGates is kube-apiserver's --feature-gates ("": its defaults), for make
+	// bench's -apiserver-feature-gates (DetectCacheInconsistency=false keeps the API
+	// server's periodic consistency checks of its watch cache out of a measurement).
+	FeatureGates string
 }
 
 // LocalAuthorizationWebhook picks a loopback port for the manager's authorization webhook
@@ -177,6 +181,9 @@ func LocalAuthorizationWebhook(dir string, certs *TLS) (*testenv.AuthorizationWe
 // StartLocalWith is StartLocal with options.
 func StartLocalWith(dir string, o LocalOptions) (*Cluster, error) {
 	env := testenv.New()
+	if o.FeatureGates != "" {
+		env.ControlPlane.GetAPIServer().Configure().Set("feature-gates", o.FeatureGates)
+	}
 	if o.AuthorizationWebhook != nil {
 		if err := testenv.UseAuthorizationWebhook(env, *o.AuthorizationWebhook); err != nil {
 			return nil, err

@@ -70,7 +70,8 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		"controllers granting a size step",
 		"userName eq lookup",
 		"GET /Users/{id}",
-		"beside the lookups and GETs by id",
+		"beside the userName eq lookups",
+		"beside the GETs by id",
 		"manager resident memory per member",
 		"manager live heap per member (after a collection)",
 		"SubjectAccessReview, unrelated user: p50 / p50 with no members",
@@ -105,6 +106,14 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 			t.Errorf("%s: %s", r.Measure, r.Result)
 		}
 		got[r.Measure]++
+		// what ran beside the reads: a window that was measured (its marks in order), whose
+		// manager used no more of the cores than the machine, give or take two ticks of
+		// /proc (a few ms here: ticks of 10 ms, so short windows say so)
+		if f := r.Figures; strings.HasPrefix(r.Measure, "beside the ") &&
+			(f["seconds"] <= 0 || f["manager_cores"] > f["busy_cores"]+0.02/f["seconds"] ||
+				f["seconds"] < 1 && !strings.Contains(r.Result, "rough")) {
+			t.Errorf("%s at %d: %s (%v)", r.Measure, r.Size, r.Result, f)
+		}
 		// -repeat: each repeated figure says how many times it was measured, and the
 		// throughput's ratio is over every round's creates
 		repeated := strings.HasPrefix(r.Measure, "userName eq lookup") || r.Measure == "GET /Users/{id}" || strings.HasPrefix(r.Measure, "SubjectAccessReview")
@@ -180,6 +189,11 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 	for _, w := range want {
 		if got[w] == 0 {
 			t.Errorf("no row %q; rows: %v", w, got)
+		}
+	}
+	for _, w := range []string{"beside the userName eq lookups", "beside the GETs by id"} {
+		if got[w] != len(o.sizes) {
+			t.Errorf("%d rows %q, want one a size (%v)", got[w], w, o.sizes)
 		}
 	}
 	for _, size := range o.sizes {

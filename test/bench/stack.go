@@ -51,7 +51,7 @@ type stack struct {
 	apiRaw rest.Interface
 }
 
-func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, pprof bool, workers int, say func(string, ...any)) (*stack, error) {
+func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, pprof bool, workers int, gates string, say func(string, ...any)) (*stack, error) {
 	certs, err := devenv.LocalTLS(dir)
 	if err != nil {
 		return nil, err
@@ -61,16 +61,16 @@ func startStack(ctx context.Context, dir string, layout scimv1.GrantLayout, ppro
 	if workers > 0 {
 		managerArgs = append(managerArgs, fmt.Sprintf("--max-concurrent-reconciles=%d", workers))
 	}
-	connector := devenv.Connector{ForceLocal: true, Dir: dir, Say: say}
+	local := devenv.LocalOptions{FeatureGates: gates}
+	connector := devenv.Connector{ForceLocal: true, Dir: dir, Say: say,
+		StartLocal: func(dir string) (*devenv.Cluster, error) { return devenv.StartLocalWith(dir, local) }}
 	if layout == scimv1.GrantLayoutWebhook {
 		// as make run RUN_ARGS=--authorization-webhook: RBAC, then the manager's webhook
 		webhook, args, err := devenv.LocalAuthorizationWebhook(dir, certs)
 		if err != nil {
 			return nil, err
 		}
-		connector.StartLocal = func(dir string) (*devenv.Cluster, error) {
-			return devenv.StartLocalWith(dir, devenv.LocalOptions{AuthorizationWebhook: webhook})
-		}
+		local.AuthorizationWebhook = webhook
 		managerArgs = append(managerArgs, args...)
 	}
 	cluster, err := connector.Connect(ctx)

@@ -180,6 +180,12 @@ func TestBeside(t *testing.T) {
 		checks: checks{exposed: true, listed: map[string]float64{"orgmembers.scim.operator.dev": 2},
 			objects: map[string]float64{"orgmembers.scim.operator.dev": 10000}}}
 	words, figs := beside(a, b)
+	if strings.Contains(words, "rough") {
+		t.Errorf("a window of 2 s called rough: %s", words)
+	}
+	if w, _ := beside(a, mark{at: t0.Add(300 * time.Millisecond), cpu: b.cpu, checks: b.checks}); !strings.Contains(w, "rough") {
+		t.Errorf("a window of 300 ms not called rough: %s", w)
+	}
 	want := map[string]float64{"busy_cores": 1.5, "manager_cores": 0.5, "bench_cores": 0.25, "rest_cores": 0.75, "checks": 1,
 		"checks_objects": 10000, "seconds": 2}
 	for k, v := range want {
@@ -187,7 +193,7 @@ func TestBeside(t *testing.T) {
 			t.Errorf("%s = %v, want %v (%v)", k, figs[k], v, figs)
 		}
 	}
-	if !strings.Contains(words, "1.50 of ") || !strings.Contains(words, "the rest 0.75") ||
+	if !strings.Contains(words, "1.50 of ") || !strings.Contains(words, " over 2s (manager 0.50, IdP client 0.25, the rest 0.75)") ||
 		!strings.Contains(words, "orgmembers.scim.operator.dev 1 (10000 objects)") {
 		t.Errorf("words: %s", words)
 	}
