@@ -2,14 +2,15 @@ package devenv
 
 import (
 	"context"
-	"strings"
 	"testing"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"k8s.io/client-go/kubernetes"
 )
 
-// LocalOptions.FeatureGates reaches kube-apiserver: its own metric of its features says
-// DetectCacheInconsistency (beta, on by default) is off.
+// LocalOptions.FeatureGates reaches kube-apiserver: its own metric of its features
+// (kubernetes_feature_enabled) says DetectCacheInconsistency, beta and on by default, is off.
 func TestStartLocalPassesFeatureGates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kube-apiserver and etcd")
@@ -23,18 +24,25 @@ func TestStartLocalPassesFeatureGates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	body, err := cs.RESTClient().Get().AbsPath("/metrics").Stream(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	const gate = `kubernetes_feature_enabled{name="DetectCacheInconsistency"`
-	for line := range strings.Lines(string(raw)) {
-		if strings.HasPrefix(line, gate) {
-			if !strings.HasSuffix(strings.TrimSpace(line), "} 0") {
-				t.Errorf("the gate is not off: %s", line)
+	defer func() { _ = body.Close() }()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range families["kubernetes_feature_enabled"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "name" && l.GetValue() == "DetectCacheInconsistency" {
+				if v := m.GetGauge().GetValue(); v != 0 {
+					t.Errorf("DetectCacheInconsistency enabled: %v", v)
+				}
+				return
 			}
-			return
 		}
 	}
-	t.Errorf("kube-apiserver's /metrics has no %s...}", gate)
+	t.Error("kube-apiserver's /metrics does not show DetectCacheInconsistency in kubernetes_feature_enabled")
 }
