@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/recorder"
 )
 
 // Options wire every reconciler of this package into a manager.
@@ -84,12 +85,18 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		workers = DefaultMaxConcurrentReconciles
 	}
 	drift := &DriftQueue{}
+	// Events go through a broadcaster of bounded memory (internal/recorder), not the
+	// manager's, whose series cache holds every event for minutes.
+	events := recorder.New(recorder.Client{Client: mgr.GetClient()}, mgr.GetScheme())
+	if err := mgr.Add(events); err != nil {
+		return err
+	}
 	if err := (&ScimConfigReconciler{
 		Rechecks:       rechecks,
 		Client:         mgr.GetClient(),
 		APIReader:      mgr.GetAPIReader(),
 		Scheme:         mgr.GetScheme(),
-		Recorder:       mgr.GetEventRecorder("scimconfig-controller"),
+		Recorder:       events.NewRecorder("scimconfig-controller"),
 		Backends:       o.Backends,
 		StatusInterval: o.StatusInterval,
 	}).SetupWithManager(mgr); err != nil {
@@ -98,7 +105,7 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 	if err := (&OrgMemberReconciler{
 		Client:   mgr.GetClient(),
 		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("orgmember-controller"),
+		Recorder: events.NewRecorder("orgmember-controller"),
 		Backends: o.Backends,
 		Rechecks: rechecks,
 		Drift:    drift,
@@ -117,7 +124,7 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 	return (&OrgGroupReconciler{
 		Client:   mgr.GetClient(),
 		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("orggroup-controller"),
+		Recorder: events.NewRecorder("orggroup-controller"),
 		Backends: o.Backends,
 		Rechecks: rechecks,
 		Drift:    drift,

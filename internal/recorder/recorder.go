@@ -1,0 +1,355 @@
+// Package recorder writes the controllers' Kubernetes events (events.k8s.io/v1) in bounded
+// memory.
+//
+// client-go's events broadcaster (k8s.io/client-go/tools/events, behind the manager's
+// GetEventRecorder) keeps every event it wrote in a series cache for six to twelve
+// minutes, and writes each one from a goroutine of its own. An IdP that provisions a whole
+// organization makes one event a member, so that cache grows with the organization: at
+// 100,000 members about 90 MB of the manager's 475 MB live heap were events
+// (make bench -pprof, heap-100000.pb.gz: events.(*Event).DeepCopy and recordToSink). The
+// legacy broadcaster (tools/record) is bounded, but writes core/v1 events without an
+// action, which `kubectl scim explain` shows. So this package keeps client-go's event shape
+// and its series (a repeat of an event joins the first one's count instead of making a new
+// object) with client-go's legacy bounds:
+//
+//   - at most queueLen events wait to be written, by one writer; past that an event is
+//     dropped and counted (scim_operator_events_dropped_total), as the legacy broadcaster
+//     drops when its queue of 1,000 is full;
+//   - at most seriesKeys events are remembered for their series (an LRU, as the legacy
+//     correlator's 4,096), each for seriesWindow after its last occurrence.
+//
+// Events are best effort, here as in Kubernetes: what they say is also in the objects'
+// status.
+package recorder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/tools/reference"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/lru"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/scim-operator/scim-operator/internal/metrics"
+)
+
+const (
+	// queueLen is how many events may wait to be written (tools/record's maxQueuedEvents).
+	queueLen = 1000
+	// seriesKeys is how many events are remembered for their series (tools/record's
+	// LRU correlator).
+	seriesKeys = 4096
+	// seriesWindow is how long after its last occurrence a repeat still joins an event's
+	// series (tools/events' finishTime).
+	seriesWindow = 6 * time.Minute
+	// flushInterval is how often the counts of series that grew are written: a series is
+	// written when it starts (its second occurrence), then at most once a flushInterval.
+	flushInterval = time.Minute
+	// maxTries and retryWait bound the attempts at one write the API server could not take
+	// for the moment (tools/events' maxTriesPerEvent and its sleep).
+	maxTries  = 12
+	retryWait = 10 * time.Second
+	// maxNoteBytes is events.k8s.io/v1's limit on a note.
+	maxNoteBytes = 1024
+)
+
+// Writer writes events to the API server; Client is the one the manager uses.
+type Writer interface {
+	Create(ctx context.Context, ev *eventsv1.Event) error
+	Patch(ctx context.Context, ev *eventsv1.Event, mergePatch []byte) error
+}
+
+// Client writes events through a controller-runtime client.
+type Client struct{ client.Client }
+
+func (c Client) Create(ctx context.Context, ev *eventsv1.Event) error {
+	return c.Client.Create(ctx, ev)
+}
+
+func (c Client) Patch(ctx context.Context, ev *eventsv1.Event, p []byte) error {
+	return c.Client.Patch(ctx, ev, client.RawPatch(types.MergePatchType, p))
+}
+
+// Broadcaster queues the events of its Recorders and writes them while it runs (it is a
+// manager.Runnable, on every replica).
+type Broadcaster struct {
+	writer    Writer
+	scheme    *runtime.Scheme
+	clock     clock.PassiveClock
+	instance  string
+	retryWait time.Duration
+	flush     time.Duration
+
+	queue chan write
+
+	mu     sync.Mutex
+	series *lru.Cache           // eventKey -> *series
+	dirty  map[eventKey]*series // series whose count grew since it was last written
+}
+
+// write is one queued write: an event to create, or a series whose count to write.
+type write struct {
+	ev     *eventsv1.Event // a create
+	series *series         // or a count
+}
+
+// series is what is remembered of an event for its repeats.
+type series struct {
+	ev      *eventsv1.Event // as first written (name, namespace, and what a re-create needs)
+	count   int32
+	last    time.Time
+	written int32 // the count last queued for writing
+}
+
+// eventKey is what makes two events one series (tools/events' getKey).
+type eventKey struct {
+	eventType, action, reason, controller, instance string
+	regarding, related                              corev1.ObjectReference
+}
+
+// Option changes a Broadcaster; the tests' knobs.
+type Option func(*Broadcaster)
+
+// WithClock sets the clock that stamps events and times series.
+func WithClock(c clock.PassiveClock) Option { return func(b *Broadcaster) { b.clock = c } }
+
+// WithRetryWait sets the wait between attempts at a write.
+func WithRetryWait(d time.Duration) Option { return func(b *Broadcaster) { b.retryWait = d } }
+
+// WithFlushInterval sets how often grown series are written.
+func WithFlushInterval(d time.Duration) Option { return func(b *Broadcaster) { b.flush = d } }
+
+// New returns a Broadcaster that writes through w; objects' references come from scheme.
+func New(w Writer, scheme *runtime.Scheme, opts ...Option) *Broadcaster {
+	host, _ := os.Hostname()
+	b := &Broadcaster{writer: w, scheme: scheme, clock: clock.RealClock{}, instance: host,
+		retryWait: retryWait, flush: flushInterval, queue: make(chan write, queueLen),
+		dirty: map[eventKey]*series{}}
+	for _, o := range opts {
+		o(b)
+	}
+	// A series pushed out by newer events has its grown count written first.
+	b.series = lru.NewWithEvictionFunc(seriesKeys, func(k lru.Key, v any) {
+		s := v.(*series)
+		if _, ok := b.dirty[k.(eventKey)]; ok {
+			delete(b.dirty, k.(eventKey))
+			b.enqueueCount(s)
+		}
+	})
+	return b
+}
+
+// NeedLeaderElection is false: every replica writes its own events.
+func (b *Broadcaster) NeedLeaderElection() bool { return false }
+
+var _ manager.LeaderElectionRunnable = &Broadcaster{}
+
+// Start writes queued events until ctx ends; events still queued then are not written.
+func (b *Broadcaster) Start(ctx context.Context) error {
+	tick := time.NewTicker(b.flush)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case w := <-b.queue:
+			b.write(ctx, w)
+		case <-tick.C:
+			b.flushGrown()
+		}
+	}
+}
+
+// NewRecorder returns a recorder whose events name controller as their reporter.
+func (b *Broadcaster) NewRecorder(controller string) events.EventRecorder {
+	return &recorder{b: b, controller: controller, instance: truncate(controller+"-"+b.instance, 128)}
+}
+
+type recorder struct {
+	b                    *Broadcaster
+	controller, instance string
+}
+
+// Eventf records an event about regarding (and related, which may be nil), as client-go's
+// recorder does, except that it never blocks and never holds more than the bounds above.
+func (r *recorder) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
+	log := logf.Log.WithName("events")
+	if eventtype != corev1.EventTypeNormal && eventtype != corev1.EventTypeWarning {
+		log.Error(nil, "unsupported event type", "type", eventtype, "reason", reason)
+		return
+	}
+	ref, err := reference.GetReference(r.b.scheme, regarding)
+	if err != nil {
+		log.Error(err, "no reference to the event's object; the event is not written", "reason", reason)
+		return
+	}
+	var rel *corev1.ObjectReference
+	if related != nil {
+		if rel, err = reference.GetReference(r.b.scheme, related); err != nil {
+			rel = nil
+		}
+	}
+	now := r.b.clock.Now()
+	ns := ref.Namespace
+	if ns == "" {
+		ns = metav1.NamespaceDefault
+	}
+	ev := &eventsv1.Event{
+		ObjectMeta:          metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", ref.Name, now.UnixNano()), Namespace: ns},
+		EventTime:           metav1.NewMicroTime(now),
+		ReportingController: r.controller,
+		ReportingInstance:   r.instance,
+		Action:              action,
+		Reason:              reason,
+		Regarding:           *ref,
+		Related:             rel,
+		Note:                truncate(fmt.Sprintf(note, args...), maxNoteBytes),
+		Type:                eventtype,
+	}
+	r.b.record(ev)
+}
+
+// record queues ev, or counts it in the series of an equal event seen within seriesWindow.
+func (b *Broadcaster) record(ev *eventsv1.Event) {
+	k := eventKey{eventType: ev.Type, action: ev.Action, reason: ev.Reason, controller: ev.ReportingController,
+		instance: ev.ReportingInstance, regarding: ev.Regarding}
+	if ev.Related != nil {
+		k.related = *ev.Related
+	}
+	now := b.clock.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if v, ok := b.series.Get(k); ok {
+		s := v.(*series)
+		if now.Sub(s.last) <= seriesWindow {
+			s.count++
+			s.last = now
+			if s.written < 2 {
+				b.enqueueCount(s) // the series starts now, as client-go's does
+			} else {
+				b.dirty[k] = s
+			}
+			return
+		}
+		delete(b.dirty, k)
+		b.enqueueCount(s) // the old series' final count, before it is forgotten
+	}
+	b.series.Add(k, &series{ev: ev, count: 1, last: now, written: 1})
+	b.enqueue(write{ev: ev})
+}
+
+// flushGrown queues the counts of the series that grew since they were last written.
+func (b *Broadcaster) flushGrown() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, s := range b.dirty {
+		delete(b.dirty, k)
+		b.enqueueCount(s)
+	}
+}
+
+// enqueueCount queues s's current count (b.mu held).
+func (b *Broadcaster) enqueueCount(s *series) {
+	if s.count == s.written {
+		return
+	}
+	s.written = s.count
+	b.enqueue(write{series: &series{ev: s.ev, count: s.count, last: s.last}})
+}
+
+// enqueue queues w, or drops it when the queue is full.
+func (b *Broadcaster) enqueue(w write) {
+	select {
+	case b.queue <- w:
+	default:
+		metrics.EventsDropped.Inc()
+	}
+}
+
+// write makes one queued write, retrying while the API server cannot take it for the
+// moment. A count whose event is gone (it was dropped, or expired) is written as a new
+// event carrying the series.
+func (b *Broadcaster) write(ctx context.Context, w write) {
+	do := func() error { return b.writer.Create(ctx, w.ev.DeepCopy()) }
+	if w.series != nil {
+		s := w.series
+		evSeries := &eventsv1.EventSeries{Count: s.count, LastObservedTime: metav1.NewMicroTime(s.last)}
+		do = func() error {
+			p, err := json.Marshal(map[string]any{"series": evSeries})
+			if err != nil {
+				return err
+			}
+			err = b.writer.Patch(ctx, s.ev.DeepCopy(), p)
+			if apierrors.IsNotFound(err) {
+				ev := s.ev.DeepCopy()
+				ev.ResourceVersion = ""
+				ev.Name = fmt.Sprintf("%s.%x", ev.Regarding.Name, b.clock.Now().UnixNano())
+				ev.Series = evSeries
+				err = b.writer.Create(ctx, ev)
+			}
+			return err
+		}
+	}
+	for try := 1; ; try++ {
+		err := do()
+		if err == nil || !retryable(err) || try == maxTries {
+			if err != nil {
+				metrics.EventsDropped.Inc()
+				logf.FromContext(ctx).WithName("events").Info("an event was not written",
+					"reason", w.event().Reason, "regarding", w.event().Regarding.Name, "error", err.Error())
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait.Jitter(b.retryWait, 0.25)):
+		}
+	}
+}
+
+func (w write) event() *eventsv1.Event {
+	if w.series != nil {
+		return w.series.ev
+	}
+	return w.ev
+}
+
+// retryable tells the errors a later attempt may not meet: the API server unreachable,
+// overloaded or timing out (tools/events retries every error that is not an API status).
+func retryable(err error) bool {
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) {
+		return true
+	}
+	return apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsServiceUnavailable(err) || apierrors.IsInternalError(err)
+}
+
+// truncate cuts s to at most n bytes without splitting a character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
