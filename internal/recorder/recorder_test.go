@@ -255,8 +255,8 @@ func TestMemoryIsBounded(t *testing.T) {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: fmt.Sprintf("u%d", i)}}
 		rec.Eventf(cm, nil, corev1.EventTypeNormal, "Provisioned", "Provision", "u%d joined", i)
 	}
-	if len(b.queue) != queueLen {
-		t.Fatalf("%d events wait, want %d", len(b.queue), queueLen)
+	if queued(b) != queueLen {
+		t.Fatalf("%d events wait, want %d", queued(b), queueLen)
 	}
 	if got := testutil.ToFloat64(metrics.EventsDropped) - dropped; got != float64(n-queueLen) {
 		t.Fatalf("%v dropped, want %d", got, n-queueLen)
@@ -277,14 +277,18 @@ func TestAnEvictedSeriesWritesItsCount(t *testing.T) {
 	for i := range seriesKeys {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: fmt.Sprintf("u%d", i)}}
 		rec.Eventf(cm, nil, corev1.EventTypeNormal, "Provisioned", "Provision", "u%d", i)
-		if len(b.queue) == queueLen {
-			<-b.queue // a writer keeping up, without an API server
+		for _, q := range b.queues {
+			if len(q) == cap(q) {
+				<-q // a writer keeping up, without an API server
+			}
 		}
 	}
 	var counts []int32
-	for len(b.queue) > 0 {
-		if w := <-b.queue; w.series != nil && w.series.ev.Regarding.Name == "first" {
-			counts = append(counts, w.series.count)
+	for _, q := range b.queues {
+		for len(q) > 0 {
+			if w := <-q; w.series != nil && w.series.ev.Regarding.Name == "first" {
+				counts = append(counts, w.series.count)
+			}
 		}
 	}
 	// The first's count of 2 was queued when the series started, and may have been drained
@@ -292,6 +296,15 @@ func TestAnEvictedSeriesWritesItsCount(t *testing.T) {
 	if len(counts) == 0 || counts[len(counts)-1] != 3 {
 		t.Fatalf("counts of the evicted series queued: %v, want the last to be 3", counts)
 	}
+}
+
+// queued is how many writes wait.
+func queued(b *Broadcaster) int {
+	n := 0
+	for _, q := range b.queues {
+		n += len(q)
+	}
+	return n
 }
 
 var written atomic.Int64
@@ -303,4 +316,55 @@ func (discard) Create(context.Context, *eventsv1.Event) error { written.Add(1); 
 func (discard) Patch(context.Context, *eventsv1.Event, []byte) error {
 	written.Add(1)
 	return nil
+}
+
+// blocking holds every create until release is closed, counting how many it holds at once.
+type blocking struct {
+	release   chan struct{}
+	mu        sync.Mutex
+	now, most int
+}
+
+func (w *blocking) Create(ctx context.Context, _ *eventsv1.Event) error {
+	w.mu.Lock()
+	w.now++
+	w.most = max(w.most, w.now)
+	w.mu.Unlock()
+	select {
+	case <-w.release:
+	case <-ctx.Done():
+	}
+	w.mu.Lock()
+	w.now--
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *blocking) Patch(context.Context, *eventsv1.Event, []byte) error { return nil }
+
+// Events about different objects are written by every writer at once, so a slow API server
+// does not hold the events of a full sync to one write at a time.
+func TestWritersWriteAtOnce(t *testing.T) {
+	w := &blocking{release: make(chan struct{})}
+	b := New(w, clientgoscheme.Scheme)
+	run(t, b)
+	t.Cleanup(func() { close(w.release) })
+	rec := b.NewRecorder("orgmember-controller")
+	for i := range 200 {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: fmt.Sprintf("u%d", i)}}
+		rec.Eventf(cm, nil, corev1.EventTypeNormal, "Provisioned", "Provision", "u%d", i)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		w.mu.Lock()
+		most := w.most
+		w.mu.Unlock()
+		if most == writers {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("at most %d writes at once, want %d", most, writers)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
