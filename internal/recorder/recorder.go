@@ -111,20 +111,22 @@ type Broadcaster struct {
 	dirty  map[eventKey]*series // series whose count grew since it was last written
 }
 
-// write is one queued write: an event to create, or a series whose count to write.
+// write is one queued write: an event to create, or a series' count.
 type write struct {
-	shard  int             // the writer of its key
-	ev     *eventsv1.Event // a create
-	series *series         // or a count
+	shard int             // the writer of its key
+	ev    *eventsv1.Event // a create, or the series' event with its count
+	count bool
 }
 
-// series is what is remembered of an event for its repeats.
+// series is what is remembered of an event for its repeats: with its key, what makes the
+// event again (not the event: a third of the memory).
 type series struct {
-	shard   int
-	ev      *eventsv1.Event // as first written (name, namespace, and what a re-create needs)
-	count   int32
-	last    time.Time
-	written int32 // the count last queued for writing
+	shard      int
+	name, note string
+	eventTime  time.Time
+	count      int32
+	last       time.Time
+	written    int32 // the count last queued for writing
 }
 
 // eventKey is what makes two events one series (tools/events' getKey).
@@ -158,10 +160,9 @@ func New(w Writer, scheme *runtime.Scheme, opts ...Option) *Broadcaster {
 	}
 	// A series pushed out by newer events has its grown count written first.
 	b.series = lru.NewWithEvictionFunc(seriesKeys, func(k lru.Key, v any) {
-		s := v.(*series)
 		if _, ok := b.dirty[k.(eventKey)]; ok {
 			delete(b.dirty, k.(eventKey))
-			b.enqueueCount(s)
+			b.enqueueCount(k.(eventKey), v.(*series))
 		}
 	})
 	return b
@@ -229,33 +230,46 @@ func (r *recorder) Eventf(regarding, related runtime.Object, eventtype, reason, 
 			rel = nil
 		}
 	}
-	now := r.b.clock.Now()
-	ns := ref.Namespace
+	k := eventKey{eventType: eventtype, action: action, reason: reason, controller: r.controller,
+		instance: r.instance, regarding: *ref}
+	if rel != nil {
+		k.related = *rel
+	}
+	r.b.record(k, truncate(fmt.Sprintf(note, args...), maxNoteBytes))
+}
+
+// event is the event of key k named name.
+func (k eventKey) event(name, note string, at time.Time) *eventsv1.Event {
+	ns := k.regarding.Namespace
 	if ns == "" {
 		ns = metav1.NamespaceDefault
 	}
 	ev := &eventsv1.Event{
-		ObjectMeta:          metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", ref.Name, now.UnixNano()), Namespace: ns},
-		EventTime:           metav1.NewMicroTime(now),
-		ReportingController: r.controller,
-		ReportingInstance:   r.instance,
-		Action:              action,
-		Reason:              reason,
-		Regarding:           *ref,
-		Related:             rel,
-		Note:                truncate(fmt.Sprintf(note, args...), maxNoteBytes),
-		Type:                eventtype,
+		ObjectMeta:          metav1.ObjectMeta{Name: name, Namespace: ns},
+		EventTime:           metav1.NewMicroTime(at),
+		ReportingController: k.controller,
+		ReportingInstance:   k.instance,
+		Action:              k.action,
+		Reason:              k.reason,
+		Regarding:           k.regarding,
+		Note:                note,
+		Type:                k.eventType,
 	}
-	r.b.record(ev)
+	if k.related != (corev1.ObjectReference{}) {
+		rel := k.related
+		ev.Related = &rel
+	}
+	return ev
 }
 
-// record queues ev, or counts it in the series of an equal event seen within seriesWindow.
-func (b *Broadcaster) record(ev *eventsv1.Event) {
-	k := eventKey{eventType: ev.Type, action: ev.Action, reason: ev.Reason, controller: ev.ReportingController,
-		instance: ev.ReportingInstance, regarding: ev.Regarding}
-	if ev.Related != nil {
-		k.related = *ev.Related
-	}
+// eventName is client-go's name of an event about the object named object.
+func eventName(object string, at time.Time) string {
+	return fmt.Sprintf("%s.%x", object, at.UnixNano())
+}
+
+// record queues the event of key k, or counts it in the series of an equal event seen
+// within seriesWindow.
+func (b *Broadcaster) record(k eventKey, note string) {
 	now := b.clock.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -265,18 +279,19 @@ func (b *Broadcaster) record(ev *eventsv1.Event) {
 			s.count++
 			s.last = now
 			if s.written < 2 {
-				b.enqueueCount(s) // the series starts now, as client-go's does
+				b.enqueueCount(k, s) // the series starts now, as client-go's does
 			} else {
 				b.dirty[k] = s
 			}
 			return
 		}
 		delete(b.dirty, k)
-		b.enqueueCount(s) // the old series' final count, before it is forgotten
+		b.enqueueCount(k, s) // the old series' final count, before it is forgotten
 	}
-	shard := b.shard(k)
-	b.series.Add(k, &series{shard: shard, ev: ev, count: 1, last: now, written: 1})
-	b.enqueue(write{shard: shard, ev: ev})
+	s := &series{shard: b.shard(k), name: eventName(k.regarding.Name, now), note: note, eventTime: now,
+		count: 1, last: now, written: 1}
+	b.series.Add(k, s)
+	b.enqueue(write{shard: s.shard, ev: k.event(s.name, note, now)})
 }
 
 // flushGrown queues the counts of the series that grew since they were last written.
@@ -285,17 +300,19 @@ func (b *Broadcaster) flushGrown() {
 	defer b.mu.Unlock()
 	for k, s := range b.dirty {
 		delete(b.dirty, k)
-		b.enqueueCount(s)
+		b.enqueueCount(k, s)
 	}
 }
 
-// enqueueCount queues s's current count (b.mu held).
-func (b *Broadcaster) enqueueCount(s *series) {
+// enqueueCount queues the current count of k's series s (b.mu held).
+func (b *Broadcaster) enqueueCount(k eventKey, s *series) {
 	if s.count == s.written {
 		return
 	}
 	s.written = s.count
-	b.enqueue(write{shard: s.shard, series: &series{ev: s.ev, count: s.count, last: s.last}})
+	ev := k.event(s.name, s.note, s.eventTime)
+	ev.Series = &eventsv1.EventSeries{Count: s.count, LastObservedTime: metav1.NewMicroTime(s.last)}
+	b.enqueue(write{shard: s.shard, ev: ev, count: true})
 }
 
 // shard is the writer of k's events.
@@ -324,20 +341,16 @@ func (b *Broadcaster) enqueue(w write) {
 // event carrying the series.
 func (b *Broadcaster) write(ctx context.Context, w write) {
 	do := func() error { return b.writer.Create(ctx, w.ev.DeepCopy()) }
-	if w.series != nil {
-		s := w.series
-		evSeries := &eventsv1.EventSeries{Count: s.count, LastObservedTime: metav1.NewMicroTime(s.last)}
+	if w.count {
 		do = func() error {
-			p, err := json.Marshal(map[string]any{"series": evSeries})
+			p, err := json.Marshal(map[string]any{"series": w.ev.Series})
 			if err != nil {
 				return err
 			}
-			err = b.writer.Patch(ctx, s.ev.DeepCopy(), p)
+			err = b.writer.Patch(ctx, w.ev.DeepCopy(), p)
 			if apierrors.IsNotFound(err) {
-				ev := s.ev.DeepCopy()
-				ev.ResourceVersion = ""
-				ev.Name = fmt.Sprintf("%s.%x", ev.Regarding.Name, b.clock.Now().UnixNano())
-				ev.Series = evSeries
+				ev := w.ev.DeepCopy()
+				ev.Name = eventName(ev.Regarding.Name, b.clock.Now())
 				err = b.writer.Create(ctx, ev)
 			}
 			return err
@@ -349,7 +362,7 @@ func (b *Broadcaster) write(ctx context.Context, w write) {
 			if err != nil {
 				metrics.EventsDropped.Inc()
 				logf.FromContext(ctx).WithName("events").Info("an event was not written",
-					"reason", w.event().Reason, "regarding", w.event().Regarding.Name, "error", err.Error())
+					"reason", w.ev.Reason, "regarding", w.ev.Regarding.Name, "error", err.Error())
 			}
 			return
 		}
@@ -359,13 +372,6 @@ func (b *Broadcaster) write(ctx context.Context, w write) {
 		case <-time.After(wait.Jitter(b.retryWait, 0.25)):
 		}
 	}
-}
-
-func (w write) event() *eventsv1.Event {
-	if w.series != nil {
-		return w.series.ev
-	}
-	return w.ev
 }
 
 // retryable tells the errors a later attempt may not meet: the API server unreachable,

@@ -286,8 +286,8 @@ func TestAnEvictedSeriesWritesItsCount(t *testing.T) {
 	var counts []int32
 	for _, q := range b.queues {
 		for len(q) > 0 {
-			if w := <-q; w.series != nil && w.series.ev.Regarding.Name == "first" {
-				counts = append(counts, w.series.count)
+			if w := <-q; w.count && w.ev.Regarding.Name == "first" {
+				counts = append(counts, w.ev.Series.Count)
 			}
 		}
 	}
