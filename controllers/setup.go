@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"errors"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -27,6 +28,10 @@ type Options struct {
 	// zero): the OrgMember and OrgGroup controllers share theirs out between ScimConfigs
 	// (ConfigSlots, one for each).
 	MaxConcurrentReconciles int
+	// Events writes the controllers' events. It is not the manager's recorder, whose series
+	// cache holds every event for minutes (internal/recorder); its owner runs it until the
+	// controllers have stopped (manager.Manager.Start).
+	Events *recorder.Broadcaster
 }
 
 // MaxRetryBackoff bounds how long a reconcile that failed (a transient backend or API
@@ -85,11 +90,9 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		workers = DefaultMaxConcurrentReconciles
 	}
 	drift := &DriftQueue{}
-	// Events go through a broadcaster of bounded memory (internal/recorder), not the
-	// manager's, whose series cache holds every event for minutes.
-	events := recorder.New(recorder.Client{Client: mgr.GetClient()}, mgr.GetScheme())
-	if err := mgr.Add(events); err != nil {
-		return err
+	events := o.Events
+	if events == nil {
+		return errors.New("controllers.Options.Events is required: the broadcaster the controllers' events go through")
 	}
 	if err := (&ScimConfigReconciler{
 		Rechecks:       rechecks,

@@ -35,6 +35,7 @@ import (
 	"github.com/scim-operator/scim-operator/internal/backend/registry"
 	"github.com/scim-operator/scim-operator/internal/cachepolicy"
 	"github.com/scim-operator/scim-operator/internal/index"
+	"github.com/scim-operator/scim-operator/internal/recorder"
 	"github.com/scim-operator/scim-operator/internal/scimserver"
 	"github.com/scim-operator/scim-operator/internal/scimstore"
 )
@@ -135,7 +136,21 @@ func Scheme() *runtime.Scheme {
 // build extra handlers over its client and cache, or serve its Handler in-process).
 type Manager struct {
 	ctrl.Manager
-	SCIM *scimserver.Server
+	SCIM   *scimserver.Server
+	events *recorder.Broadcaster
+}
+
+// Start runs the manager until ctx ends, and its events until every controller has
+// stopped: what a controller records while it stops is still written (controller-runtime
+// stops runnables that need no leader election before the controllers).
+func (m *Manager) Start(ctx context.Context) error {
+	evCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.events.Start(evCtx) }()
+	err := m.Manager.Start(ctx)
+	stop()
+	<-done
+	return err
 }
 
 // New builds the manager on restConfig: its cache and client, the field indexes, the SCIM
@@ -216,7 +231,8 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 	if err := k8sbackend.SetupIndex(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
-	srv, err := setup(mgr, o)
+	events := recorder.New(recorder.Client{Client: mgr.GetClient()}, mgr.GetScheme())
+	srv, err := setup(mgr, o, events)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +250,7 @@ func New(restConfig *rest.Config, o Options) (*Manager, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return &Manager{Manager: mgr, SCIM: srv}, nil
+	return &Manager{Manager: mgr, SCIM: srv, events: events}, nil
 }
 
 // authzCertDir is the authorization webhook's certificate directory, checked: its own, else
@@ -290,7 +306,7 @@ func setupAuthz(mgr ctrl.Manager, o Options) error {
 }
 
 // setup wires the SCIM server and the controllers into the manager.
-func setup(mgr ctrl.Manager, o Options) (*scimserver.Server, error) {
+func setup(mgr ctrl.Manager, o Options, events *recorder.Broadcaster) (*scimserver.Server, error) {
 	srv, err := scimserver.New(scimserver.Options{
 		Addr:           o.ScimAddr,
 		CertDir:        o.ScimCertDir,
@@ -326,6 +342,7 @@ func setup(mgr ctrl.Manager, o Options) (*scimserver.Server, error) {
 		Backends:                backends,
 		StatusInterval:          o.StatusInterval,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+		Events:                  events,
 	})
 }
 

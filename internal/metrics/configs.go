@@ -174,11 +174,12 @@ func boolFloat(b bool) float64 {
 	return 0
 }
 
-// EventsDropped counts the events the manager did not write: its queue was full (the API
-// server fell behind), or the API server refused or kept failing the write.
+// EventsDropped counts the events the manager did not write (internal/recorder): their
+// writer's queue was full (the API server fell behind), the API server refused or kept
+// failing the write, or the manager was stopping.
 var EventsDropped = prometheus.NewCounter(prometheus.CounterOpts{
 	Name: "scim_operator_events_dropped_total",
-	Help: "Kubernetes events the manager did not write: its queue of 1,000 was full, or the API server refused the write or kept failing it.",
+	Help: "Kubernetes events the manager did not write: their writer's queue was full, the API server refused the write or kept failing it, or the manager was stopping.",
 })
 
 func init() { ctrlmetrics.Registry.MustRegister(EventsDropped) }

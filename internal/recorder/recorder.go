@@ -6,16 +6,18 @@
 // minutes, and writes each one from a goroutine of its own. An IdP that provisions a whole
 // organization makes one event a member, so that cache grows with the organization: at
 // 100,000 members about 90 MB of the manager's 475 MB live heap were events
-// (make bench -pprof, heap-100000.pb.gz: events.(*Event).DeepCopy and recordToSink). The
-// legacy broadcaster (tools/record) is bounded, but writes core/v1 events without an
-// action, which `kubectl scim explain` shows. So this package keeps client-go's event shape
+// (make bench's heap profile at 100,000 members: events.(*Event).DeepCopy and recordToSink). The
+// legacy broadcaster (tools/record) is bounded, but its recorder takes no action (the
+// events name theirs: Provision, Repair, Deactivate) and writes core/v1 events, which
+// `kubectl scim explain` does not read. So this package keeps client-go's event shape
 // and its series (a repeat of an event joins the first one's count instead of making a new
 // object) with client-go's legacy bounds:
 //
-//   - at most queueLen events wait to be written, by writers goroutines (client-go starts one
-//     an event, so a full sync could start thousands); past that an event is dropped and
-//     counted (scim_operator_events_dropped_total), as the legacy broadcaster drops when its
-//     queue of 1,000 is full;
+//   - at most queueLen events wait to be written, by writers goroutines, each with a queue
+//     of its own for its share of the events' keys (client-go starts a goroutine an
+//     event, so a full sync could start thousands); an event whose writer's queue is full
+//     is dropped and counted (scim_operator_events_dropped_total), as the legacy
+//     broadcaster drops when its queue of 1,000 is full;
 //   - at most seriesKeys events are remembered for their series (an LRU, as the legacy
 //     correlator's 4,096), each for seriesWindow after its last occurrence.
 //
@@ -47,7 +49,6 @@ import (
 	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/scim-operator/scim-operator/internal/metrics"
 )
@@ -72,6 +73,8 @@ const (
 	// for the moment (tools/events' maxTriesPerEvent and its sleep).
 	maxTries  = 12
 	retryWait = 10 * time.Second
+	// drainFor bounds the writes after the broadcaster is stopped.
+	drainFor = 5 * time.Second
 	// maxNoteBytes is events.k8s.io/v1's limit on a note.
 	maxNoteBytes = 1024
 )
@@ -93,8 +96,7 @@ func (c Client) Patch(ctx context.Context, ev *eventsv1.Event, p []byte) error {
 	return c.Client.Patch(ctx, ev, client.RawPatch(types.MergePatchType, p))
 }
 
-// Broadcaster queues the events of its Recorders and writes them while it runs (it is a
-// manager.Runnable, on every replica).
+// Broadcaster queues the events of its Recorders and writes them while it runs (Start).
 type Broadcaster struct {
 	writer    Writer
 	scheme    *runtime.Scheme
@@ -103,12 +105,14 @@ type Broadcaster struct {
 	retryWait time.Duration
 	flush     time.Duration
 
-	seed   maphash.Seed
-	queues [writers]chan write // by the hash of the event's key
+	seed     maphash.Seed
+	queues   [writers]chan write // by the hash of the event's key
+	drainFor time.Duration
 
-	mu     sync.Mutex
-	series *lru.Cache           // eventKey -> *series
-	dirty  map[eventKey]*series // series whose count grew since it was last written
+	mu      sync.Mutex
+	stopped bool                 // Start has returned or is draining: nothing more is queued
+	series  *lru.Cache           // eventKey -> *series
+	dirty   map[eventKey]*series // series whose count grew since it was last written
 }
 
 // write is one queued write: an event to create, or a series' count.
@@ -151,7 +155,7 @@ func WithFlushInterval(d time.Duration) Option { return func(b *Broadcaster) { b
 func New(w Writer, scheme *runtime.Scheme, opts ...Option) *Broadcaster {
 	host, _ := os.Hostname()
 	b := &Broadcaster{writer: w, scheme: scheme, clock: clock.RealClock{}, instance: host,
-		retryWait: retryWait, flush: flushInterval, seed: maphash.MakeSeed(), dirty: map[eventKey]*series{}}
+		retryWait: retryWait, flush: flushInterval, drainFor: drainFor, seed: maphash.MakeSeed(), dirty: map[eventKey]*series{}}
 	for i := range b.queues {
 		b.queues[i] = make(chan write, queueLen/writers)
 	}
@@ -162,29 +166,36 @@ func New(w Writer, scheme *runtime.Scheme, opts ...Option) *Broadcaster {
 	b.series = lru.NewWithEvictionFunc(seriesKeys, func(k lru.Key, v any) {
 		if _, ok := b.dirty[k.(eventKey)]; ok {
 			delete(b.dirty, k.(eventKey))
-			b.enqueueCount(k.(eventKey), v.(*series))
+			lost(b.enqueueCount(k.(eventKey), v.(*series)))
 		}
 	})
 	return b
 }
 
-// NeedLeaderElection is false: every replica writes its own events.
-func (b *Broadcaster) NeedLeaderElection() bool { return false }
-
-var _ manager.LeaderElectionRunnable = &Broadcaster{}
-
-// Start writes queued events until ctx ends; events still queued then are not written.
+// Start writes events until ctx ends, then the counts that grew and the writes still
+// queued, for at most drainFor, and returns. Events recorded after that are dropped
+// (counted). The manager stops it after every controller has stopped (manager.Start), so
+// that what they record while they stop is written.
 func (b *Broadcaster) Start(ctx context.Context) error {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx)) // the writes outlive ctx by the drain
+	defer cancel()
+	draining := make(chan struct{})
 	var wg sync.WaitGroup
-	defer wg.Wait()
 	for _, q := range b.queues {
 		wg.Go(func() {
 			for {
 				select {
-				case <-ctx.Done():
-					return
 				case w := <-q:
-					b.write(ctx, w)
+					b.write(wctx, w)
+				case <-draining:
+					for {
+						select {
+						case w := <-q:
+							b.write(wctx, w)
+						default:
+							return
+						}
+					}
 				}
 			}
 		})
@@ -193,12 +204,26 @@ func (b *Broadcaster) Start(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		select {
-		case <-ctx.Done():
-			return nil
 		case <-tick.C:
 			b.flushGrown()
+			continue
+		case <-ctx.Done():
 		}
+		break
 	}
+	b.mu.Lock()
+	b.flushGrownLocked()
+	for k := range b.dirty { // counts that found no room even now
+		delete(b.dirty, k)
+		lost(false)
+	}
+	b.stopped = true
+	b.mu.Unlock()
+	close(draining)
+	deadline := time.AfterFunc(b.drainFor, cancel) // a write still failing then is dropped
+	defer deadline.Stop()
+	wg.Wait()
+	return nil
 }
 
 // NewRecorder returns a recorder whose events name controller as their reporter.
@@ -270,49 +295,63 @@ func eventName(object string, at time.Time) string {
 // record queues the event of key k, or counts it in the series of an equal event seen
 // within seriesWindow.
 func (b *Broadcaster) record(k eventKey, note string) {
-	now := b.clock.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	now := b.clock.Now()
+	if b.stopped {
+		metrics.EventsDropped.Inc()
+		return
+	}
 	if v, ok := b.series.Get(k); ok {
 		s := v.(*series)
 		if now.Sub(s.last) <= seriesWindow {
 			s.count++
-			s.last = now
-			if s.written < 2 {
-				b.enqueueCount(k, s) // the series starts now, as client-go's does
-			} else {
+			if now.After(s.last) { // recorders race to the lock: time never goes back
+				s.last = now
+			}
+			if s.written >= 2 || !b.enqueueCount(k, s) { // a series starts at once, as client-go's
 				b.dirty[k] = s
 			}
 			return
 		}
 		delete(b.dirty, k)
-		b.enqueueCount(k, s) // the old series' final count, before it is forgotten
+		lost(b.enqueueCount(k, s)) // the old series' final count, before it is forgotten
 	}
 	s := &series{shard: b.shard(k), name: eventName(k.regarding.Name, now), note: note, eventTime: now,
 		count: 1, last: now, written: 1}
 	b.series.Add(k, s)
-	b.enqueue(write{shard: s.shard, ev: k.event(s.name, note, now)})
+	lost(b.enqueue(write{shard: s.shard, ev: k.event(s.name, note, now)}))
 }
 
-// flushGrown queues the counts of the series that grew since they were last written.
+// flushGrown queues the counts of the series that grew since they were last written; one
+// whose queue is full stays for the next flush.
 func (b *Broadcaster) flushGrown() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.flushGrownLocked()
+}
+
+func (b *Broadcaster) flushGrownLocked() {
 	for k, s := range b.dirty {
-		delete(b.dirty, k)
-		b.enqueueCount(k, s)
+		if b.enqueueCount(k, s) {
+			delete(b.dirty, k)
+		}
 	}
 }
 
-// enqueueCount queues the current count of k's series s (b.mu held).
-func (b *Broadcaster) enqueueCount(k eventKey, s *series) {
+// enqueueCount queues the current count of k's series s (b.mu held), and tells whether
+// it is queued (or was already); a count that found its queue full is not marked written.
+func (b *Broadcaster) enqueueCount(k eventKey, s *series) bool {
 	if s.count == s.written {
-		return
+		return true
 	}
-	s.written = s.count
 	ev := k.event(s.name, s.note, s.eventTime)
 	ev.Series = &eventsv1.EventSeries{Count: s.count, LastObservedTime: metav1.NewMicroTime(s.last)}
-	b.enqueue(write{shard: s.shard, ev: ev, count: true})
+	if !b.enqueue(write{shard: s.shard, ev: ev, count: true}) {
+		return false
+	}
+	s.written = s.count
+	return true
 }
 
 // shard is the writer of k's events.
@@ -327,11 +366,19 @@ func (b *Broadcaster) shard(k eventKey) int {
 	return int(h.Sum64() % writers)
 }
 
-// enqueue queues w with the writes of its key, or drops it when their queue is full.
-func (b *Broadcaster) enqueue(w write) {
+// enqueue queues w with the writes of its key, and tells whether there was room.
+func (b *Broadcaster) enqueue(w write) bool {
 	select {
 	case b.queues[w.shard] <- w:
+		return true
 	default:
+		return false
+	}
+}
+
+// lost counts a write that will never be made.
+func lost(queued bool) {
+	if !queued {
 		metrics.EventsDropped.Inc()
 	}
 }
@@ -349,15 +396,18 @@ func (b *Broadcaster) write(ctx context.Context, w write) {
 			}
 			err = b.writer.Patch(ctx, w.ev.DeepCopy(), p)
 			if apierrors.IsNotFound(err) {
-				ev := w.ev.DeepCopy()
-				ev.Name = eventName(ev.Regarding.Name, b.clock.Now())
-				err = b.writer.Create(ctx, ev)
+				// The event is gone (its create was dropped, or it expired): write it again
+				// under its name, with its count, so later counts find it (as client-go does).
+				err = b.writer.Create(ctx, w.ev.DeepCopy())
 			}
 			return err
 		}
 	}
 	for try := 1; ; try++ {
 		err := do()
+		if try > 1 && apierrors.IsAlreadyExists(err) {
+			err = nil // an earlier try that timed out had written it
+		}
 		if err == nil || !retryable(err) || try == maxTries {
 			if err != nil {
 				metrics.EventsDropped.Inc()
@@ -368,6 +418,7 @@ func (b *Broadcaster) write(ctx context.Context, w write) {
 		}
 		select {
 		case <-ctx.Done():
+			metrics.EventsDropped.Inc() // the drain's deadline came first
 			return
 		case <-time.After(wait.Jitter(b.retryWait, 0.25)):
 		}

@@ -28,7 +28,7 @@ import (
 	"github.com/scim-operator/scim-operator/internal/testenv"
 )
 
-// direct is the package's API server (envtest), as its admin; nil in -short runs.
+// direct is the package's API server (envtest), as its admin.
 var direct client.Client
 
 func TestMain(m *testing.M) {
@@ -151,25 +151,6 @@ func TestRepeatsJoinOneSeries(t *testing.T) {
 			t.Fatalf("the first series changed: %+v", e)
 		}
 	}
-}
-
-// A series whose first event is gone (dropped, or expired by the API server) is written as
-// a new event that carries its count.
-func TestACountWhoseEventIsGoneIsANewEvent(t *testing.T) {
-	cm := subject(t)
-	b := New(Client{direct}, clientgoscheme.Scheme)
-	run(t, b)
-	rec := b.NewRecorder("orgmember-controller")
-	rec.Eventf(cm, nil, corev1.EventTypeWarning, "Failed", "Sync", "down")
-	first := eventsOf(t, cm.Namespace, "one event", count(1))[0]
-	if err := direct.Delete(t.Context(), &first); err != nil {
-		t.Fatal(err)
-	}
-	rec.Eventf(cm, nil, corev1.EventTypeWarning, "Failed", "Sync", "down")
-	eventsOf(t, cm.Namespace, "one new event counting 2", func(l []eventsv1.Event) bool {
-		return len(l) == 1 && l[0].Name != first.Name && l[0].Series != nil && l[0].Series.Count == 2 &&
-			l[0].Note == "down"
-	})
 }
 
 // A note longer than events.k8s.io's 1 KiB is cut at a character's edge, not refused.
@@ -366,5 +347,165 @@ func TestWritersWriteAtOnce(t *testing.T) {
 			t.Fatalf("at most %d writes at once, want %d", most, writers)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A series whose first event is gone (its create was dropped, or the API server expired
+// it) is written again under its name with its count, so that later counts patch it
+// rather than make an event each (review 90, F1).
+func TestAGoneEventIsWrittenAgainOnce(t *testing.T) {
+	cm := subject(t)
+	b := New(Client{direct}, clientgoscheme.Scheme, WithFlushInterval(20*time.Millisecond))
+	run(t, b)
+	rec := b.NewRecorder("orgmember-controller")
+	rec.Eventf(cm, nil, corev1.EventTypeWarning, "Failed", "Sync", "down")
+	first := eventsOf(t, cm.Namespace, "one event", count(1))[0]
+	if err := direct.Delete(t.Context(), &first); err != nil {
+		t.Fatal(err)
+	}
+	rec.Eventf(cm, nil, corev1.EventTypeWarning, "Failed", "Sync", "down")
+	eventsOf(t, cm.Namespace, "the event again, counting 2", func(l []eventsv1.Event) bool {
+		return len(l) == 1 && l[0].Series != nil && l[0].Series.Count == 2
+	})
+	rec.Eventf(cm, nil, corev1.EventTypeWarning, "Failed", "Sync", "down")
+	eventsOf(t, cm.Namespace, "still one event, counting 3", func(l []eventsv1.Event) bool {
+		return len(l) == 1 && l[0].Series != nil && l[0].Series.Count == 3
+	})
+}
+
+// Review 90, F3: a count that found its queue full stays to be written by a later flush.
+func TestACountThatFoundItsQueueFullIsWrittenLater(t *testing.T) {
+	b := New(Client{direct}, clientgoscheme.Scheme) // never started: the test is the writer
+	rec := b.NewRecorder("orgmember-controller")
+	const n = 2000
+	drain := func() map[string]int32 {
+		got := map[string]int32{}
+		for _, q := range b.queues {
+			for len(q) > 0 {
+				if w := <-q; w.count {
+					got[w.ev.Regarding.Name] = w.ev.Series.Count
+				}
+			}
+		}
+		return got
+	}
+	for round := range 3 {
+		for i := range n {
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: fmt.Sprintf("u%d", i)}}
+			rec.Eventf(cm, nil, corev1.EventTypeWarning, "Failed", "Sync", "down")
+			if round < 2 && i%100 == 99 {
+				drain() // the creates and the counts of 2 keep up
+			}
+		}
+	}
+	last := map[string]int32{}
+	for range 20 { // a flush a minute, twenty minutes
+		b.flushGrown()
+		for k, v := range drain() {
+			last[k] = v
+		}
+	}
+	for i := range n {
+		if c := last[fmt.Sprintf("u%d", i)]; c != 3 {
+			t.Fatalf("u%d: last count written %d, want 3 (%d of %d right)", i, c, countOf(last, 3), n)
+		}
+	}
+}
+
+func countOf(m map[string]int32, v int32) int {
+	n := 0
+	for _, c := range m {
+		if c == v {
+			n++
+		}
+	}
+	return n
+}
+
+// timeoutAfterWrite writes, then answers as if the API server had timed out, once.
+type timeoutAfterWrite struct {
+	Writer
+	done atomic.Bool
+}
+
+func (w *timeoutAfterWrite) Create(ctx context.Context, ev *eventsv1.Event) error {
+	err := w.Writer.Create(ctx, ev)
+	if err == nil && !w.done.Swap(true) {
+		return apierrors.NewServerTimeout(schema.GroupResource{Group: "events.k8s.io", Resource: "events"}, "create", 1)
+	}
+	return err
+}
+
+// Review 90, F4: a create retried after a timeout that had written it is not a drop.
+func TestARetryThatFindsItsEventWrittenIsNotADrop(t *testing.T) {
+	cm := subject(t)
+	b := New(&timeoutAfterWrite{Writer: Client{direct}}, clientgoscheme.Scheme, WithRetryWait(time.Millisecond))
+	run(t, b)
+	dropped := testutil.ToFloat64(metrics.EventsDropped)
+	b.NewRecorder("orgmember-controller").Eventf(cm, nil, corev1.EventTypeNormal, "Provisioned", "Provision", "alice")
+	eventsOf(t, cm.Namespace, "one event", count(1))
+	time.Sleep(200 * time.Millisecond) // the retry's answer
+	if got := testutil.ToFloat64(metrics.EventsDropped) - dropped; got != 0 {
+		t.Fatalf("%v events counted as dropped", got)
+	}
+}
+
+// Review 90, F2: what is queued when the broadcaster is stopped is written before Start
+// returns, and an event recorded after that is counted as dropped, never silently lost.
+func TestStopWritesWhatIsQueuedAndCountsWhatComesAfter(t *testing.T) {
+	cm := subject(t)
+	b := New(Client{direct}, clientgoscheme.Scheme)
+	rec := b.NewRecorder("orgmember-controller")
+	for i := range 50 {
+		rec.Eventf(cm, nil, corev1.EventTypeNormal, "Provisioned", fmt.Sprintf("Provision%d", i), "alice")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stopped before it starts: only the drain writes
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var l eventsv1.EventList
+	if err := direct.List(t.Context(), &l, client.InNamespace(cm.Namespace)); err != nil || len(l.Items) != 50 {
+		t.Fatalf("after Start returned: %v, %d events, want 50", err, len(l.Items))
+	}
+	dropped := testutil.ToFloat64(metrics.EventsDropped)
+	rec.Eventf(cm, nil, corev1.EventTypeNormal, "Provisioned", "Late", "alice")
+	if got := testutil.ToFloat64(metrics.EventsDropped) - dropped; got != 1 {
+		t.Fatalf("an event after the stop: %v counted as dropped, want 1", got)
+	}
+}
+
+// steppingClock gives its times in the order listed, then the last one.
+type steppingClock struct {
+	clocktesting.FakePassiveClock
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (c *steppingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.times[0]
+	if len(c.times) > 1 {
+		c.times = c.times[1:]
+	}
+	return t
+}
+
+// Review 90, F6: a series' last observed time never goes back before its event's time.
+func TestASeriesLastObservedIsNeverBeforeItsEvent(t *testing.T) {
+	t0 := time.Now()
+	clk := &steppingClock{times: []time.Time{t0, t0.Add(-time.Second)}}
+	b := New(Client{direct}, clientgoscheme.Scheme, WithClock(clk))
+	rec := b.NewRecorder("orgmember-controller")
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: "alice"}}
+	rec.Eventf(cm, nil, corev1.EventTypeWarning, "Failed", "Sync", "down")
+	rec.Eventf(cm, nil, corev1.EventTypeWarning, "Failed", "Sync", "down")
+	for _, q := range b.queues {
+		for len(q) > 0 {
+			if w := <-q; w.count && w.ev.Series.LastObservedTime.Before(&w.ev.EventTime) {
+				t.Fatalf("last observed %v before the event's %v", w.ev.Series.LastObservedTime, w.ev.EventTime)
+			}
+		}
 	}
 }
