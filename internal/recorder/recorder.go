@@ -263,8 +263,8 @@ func (r *recorder) Eventf(regarding, related runtime.Object, eventtype, reason, 
 	r.b.record(k, truncate(fmt.Sprintf(note, args...), maxNoteBytes))
 }
 
-// event is the event of key k named name.
-func (k eventKey) event(name, note string, at time.Time) *eventsv1.Event {
+// toEvent is the event of key k named name.
+func (k eventKey) toEvent(name, note string, at time.Time) *eventsv1.Event {
 	ns := k.regarding.Namespace
 	if ns == "" {
 		ns = metav1.NamespaceDefault
@@ -320,7 +320,7 @@ func (b *Broadcaster) record(k eventKey, note string) {
 	s := &series{shard: b.shard(k), name: eventName(k.regarding.Name, now), note: note, eventTime: now,
 		count: 1, last: now, written: 1}
 	b.series.Add(k, s)
-	lost(b.enqueue(write{shard: s.shard, ev: k.event(s.name, note, now)}))
+	lost(b.enqueue(write{shard: s.shard, ev: k.toEvent(s.name, note, now)}))
 }
 
 // flushGrown queues the counts of the series that grew since they were last written; one
@@ -345,7 +345,7 @@ func (b *Broadcaster) enqueueCount(k eventKey, s *series) bool {
 	if s.count == s.written {
 		return true
 	}
-	ev := k.event(s.name, s.note, s.eventTime)
+	ev := k.toEvent(s.name, s.note, s.eventTime)
 	ev.Series = &eventsv1.EventSeries{Count: s.count, LastObservedTime: metav1.NewMicroTime(s.last)}
 	if !b.enqueue(write{shard: s.shard, ev: ev, count: true}) {
 		return false
