@@ -125,7 +125,6 @@ type write struct {
 // series is what is remembered of an event for its repeats: with its key, what makes the
 // event again (not the event: a third of the memory).
 type series struct {
-	shard      int
 	name, note string
 	eventTime  time.Time
 	count      int32
@@ -188,14 +187,8 @@ func (b *Broadcaster) Start(ctx context.Context) error {
 				case w := <-q:
 					b.write(wctx, w)
 				case <-draining:
-					for {
-						select {
-						case w := <-q:
-							b.write(wctx, w)
-						default:
-							return
-						}
-					}
+					b.drain(wctx, q)
+					return
 				}
 			}
 		})
@@ -226,6 +219,18 @@ func (b *Broadcaster) Start(ctx context.Context) error {
 	return nil
 }
 
+// drain writes what q holds.
+func (b *Broadcaster) drain(ctx context.Context, q chan write) {
+	for {
+		select {
+		case w := <-q:
+			b.write(ctx, w)
+		default:
+			return
+		}
+	}
+}
+
 // NewRecorder returns a recorder whose events name controller as their reporter.
 func (b *Broadcaster) NewRecorder(controller string) events.EventRecorder {
 	return &recorder{b: b, controller: controller, instance: truncate(controller+"-"+b.instance, 128)}
@@ -239,14 +244,13 @@ type recorder struct {
 // Eventf records an event about regarding (and related, which may be nil), as client-go's
 // recorder does, except that it never blocks and never holds more than the bounds above.
 func (r *recorder) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
-	log := logf.Log.WithName("events")
 	if eventtype != corev1.EventTypeNormal && eventtype != corev1.EventTypeWarning {
-		log.Error(nil, "unsupported event type", "type", eventtype, "reason", reason)
+		logf.Log.WithName("events").Error(nil, "unsupported event type", "type", eventtype, "reason", reason)
 		return
 	}
 	ref, err := reference.GetReference(r.b.scheme, regarding)
 	if err != nil {
-		log.Error(err, "no reference to the event's object; the event is not written", "reason", reason)
+		logf.Log.WithName("events").Error(err, "no reference to the event's object; the event is not written", "reason", reason)
 		return
 	}
 	var rel *corev1.ObjectReference
@@ -317,10 +321,9 @@ func (b *Broadcaster) record(k eventKey, note string) {
 		delete(b.dirty, k)
 		lost(b.enqueueCount(k, s)) // the old series' final count, before it is forgotten
 	}
-	s := &series{shard: b.shard(k), name: eventName(k.regarding.Name, now), note: note, eventTime: now,
-		count: 1, last: now, written: 1}
+	s := &series{name: eventName(k.regarding.Name, now), note: note, eventTime: now, count: 1, last: now, written: 1}
 	b.series.Add(k, s)
-	lost(b.enqueue(write{shard: s.shard, ev: k.toEvent(s.name, note, now)}))
+	lost(b.enqueue(write{shard: b.shard(k), ev: k.toEvent(s.name, note, now)}))
 }
 
 // flushGrown queues the counts of the series that grew since they were last written; one
@@ -347,7 +350,7 @@ func (b *Broadcaster) enqueueCount(k eventKey, s *series) bool {
 	}
 	ev := k.toEvent(s.name, s.note, s.eventTime)
 	ev.Series = &eventsv1.EventSeries{Count: s.count, LastObservedTime: metav1.NewMicroTime(s.last)}
-	if !b.enqueue(write{shard: s.shard, ev: ev, count: true}) {
+	if !b.enqueue(write{shard: b.shard(k), ev: ev, count: true}) {
 		return false
 	}
 	s.written = s.count

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -507,5 +508,32 @@ func TestASeriesLastObservedIsNeverBeforeItsEvent(t *testing.T) {
 				t.Fatalf("last observed %v before the event's %v", w.ev.Series.LastObservedTime, w.ev.EventTime)
 			}
 		}
+	}
+}
+
+// A series that grew since its count was last written, and is superseded by a repeat after
+// seriesWindow, has its final count written before the new event.
+func TestASupersededSeriesWritesItsFinalCount(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	b := New(Client{direct}, clientgoscheme.Scheme, WithClock(clk)) // never started: the test reads the queues
+	rec := b.NewRecorder("orgmember-controller")
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: "alice"}}
+	for range 3 { // the event, its count of 2 at once, a count of 3 left for a flush
+		rec.Eventf(cm, nil, corev1.EventTypeWarning, "Failed", "Sync", "down")
+	}
+	clk.Step(seriesWindow + time.Second)
+	rec.Eventf(cm, nil, corev1.EventTypeWarning, "Failed", "Sync", "down")
+	var got []string
+	for _, q := range b.queues {
+		for len(q) > 0 {
+			if w := <-q; w.count {
+				got = append(got, fmt.Sprintf("count %d", w.ev.Series.Count))
+			} else {
+				got = append(got, "create")
+			}
+		}
+	}
+	if want := []string{"create", "count 2", "count 3", "create"}; !slices.Equal(got, want) {
+		t.Fatalf("writes queued: %v, want %v", got, want)
 	}
 }
