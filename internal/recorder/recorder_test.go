@@ -19,6 +19,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -200,6 +201,8 @@ func TestWritesAreRetriedOnlyWhenALaterTryCanSucceed(t *testing.T) {
 		{"unreachable", errors.New("connection refused"), true},
 		{"forbidden", apierrors.NewForbidden(gr, "", errors.New("no")), false},
 		{"invalid", apierrors.NewBadRequest("bad"), false},
+		// no later try builds the request
+		{"not registered", fmt.Errorf("creating: %w", k8sruntime.NewNotRegisteredErrForKind("test", eventsv1.SchemeGroupVersion.WithKind("Event"))), false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cm := subject(t)
