@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -14,10 +15,12 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/google/pprof/profile"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/controllers"
+	"github.com/scim-operator/scim-operator/internal/devenv"
 	hubemu "github.com/scim-operator/scim-operator/test/dockerhub"
 )
 
@@ -184,6 +187,24 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		}
 		if strings.Contains(r.Result, "NOT all Active") {
 			t.Errorf("%s: %s", r.Measure, r.Result)
+		}
+		// a size's memory is per member of the organization, the size: a Docker Hub
+		// organization measured beside (hubBeside) is in the baseline, whole (its people
+		// adopted before the reading), which says so
+		if r.Measure == "manager resident memory per member" && !strings.HasSuffix(r.Result, fmt.Sprintf(", %d members)", r.Size)) ||
+			r.Measure == "manager resident memory, empty again after the throughput step" && o.hubSizes != nil && !o.hubApart &&
+				(!strings.Contains(r.Result, fmt.Sprintf("the Docker Hub organization's %d members", o.hubSizes[0])) || strings.Contains(r.Result, "not all")) {
+			t.Errorf("%s: %s", r.Measure, r.Result)
+		}
+	}
+	// the rows keep the steps' order, the Docker Hub step's last, though its first size
+	// ran beside the others
+	if o.hubSizes != nil {
+		last := len(rep.Rows) - 4
+		for i, r := range rep.Rows {
+			if strings.HasPrefix(r.Measure, "Docker Hub") != (i >= last) {
+				t.Errorf("row %d of %d, %q: the Docker Hub step's four rows are not the last", i, len(rep.Rows), r.Measure)
+			}
 		}
 	}
 	for _, w := range want {
@@ -355,5 +376,29 @@ func TestSteadyCalls(t *testing.T) {
 	listing, checks, tokens, other := steadyCalls(log)
 	if listing != 3 || checks != 1 || tokens != 1 || other != 5 {
 		t.Errorf("steadyCalls = %d listing, %d checks, %d tokens, %d other; want 3, 1, 1, 5", listing, checks, tokens, other)
+	}
+}
+
+// A drift repair whose run has ended (a later step failed, or Ctrl-C) stops at once: it
+// used to wait out twice its bound (over 7 minutes at a resync of a minute) for
+// re-invitations from a manager that may be gone, before the run could report its error.
+func TestAHubRepairStopsWithItsRun(t *testing.T) {
+	emu := hubemu.New(hubemu.Options{})
+	for i := range 2 {
+		emu.AddMember(hubID(i), hubUser(i), "member")
+	}
+	b := &bench{o: options{hubResync: time.Minute, hubDrift: 2, out: t.TempDir()}}
+	h := &hubRun{hub: &devenv.Hub{Emulator: emu, Config: types.NamespacedName{Namespace: "bench", Name: "dockerhub"}}}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.hubRepair(ctx, h, 2) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the repair of an ended run answered %v, want its context's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the repair of an ended run still waits after 10 s")
 	}
 }

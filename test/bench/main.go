@@ -5,7 +5,7 @@
 // as JSON and the latency curves as a small SVG chart (-out). Figures come from here, never
 // from timed assertions in tests.
 //
-//	go run ./test/bench                                   # defaults: 11 to 16 minutes on 2 cores
+//	go run ./test/bench                                   # defaults: about 7 minutes on 2 cores
 //	go run ./test/bench -sizes 1000,10000,100000 -sync 10000 -hub-sizes 1000,10000   # the sizes
 //
 // What it measures, in order (README "Reading make bench"):
@@ -21,6 +21,10 @@
 //  4. An Okta-style full sync of -sync users (lookup, then create) until all are Active,
 //     against the time the API server alone takes for the same writes (each user's member,
 //     grant, status and event); deprovisioning measured again during it.
+//  5. Docker Hub (-hub-sizes): an organization adopted, its steady drift passes (calls per
+//     resync interval), then a drift repair. The first size's adoption and steady state
+//     run beside steps 2 to 4 (hub.go, hubBeside; -hub-apart: after them); every repair
+//     runs alone, last.
 package main
 
 import (
@@ -71,8 +75,10 @@ type options struct {
 	hubResync   time.Duration
 	hubDrift    int
 	hubGroups   int
-	layout      scimv1.GrantLayout
-	pprof       bool
+	// hubApart runs the first Docker Hub size after the kubernetes steps, not beside them
+	hubApart bool
+	layout   scimv1.GrantLayout
+	pprof    bool
 	// readProfile is how long each size's CPU profile of the reads lasts (-pprof only)
 	readProfile time.Duration
 	workers     int
@@ -106,6 +112,9 @@ func main() {
 	flag.DurationVar(&o.hubResync, "hub-resync", time.Minute, "the Docker Hub ScimConfig's spec.resyncInterval")
 	flag.IntVar(&o.hubDrift, "hub-drift", 10, "members removed by hand in Docker Hub for the drift-repair figure")
 	flag.IntVar(&o.hubGroups, "hub-groups", 10, "OrgGroups of the Docker Hub organization, each syncing a team its members share out (0 for none)")
+	flag.BoolVar(&o.hubApart, "hub-apart", false, "measure the first Docker Hub size's adoption and steady state after the kubernetes steps, "+
+		"alone, instead of beside them (their figures are call counts and waits on the resync interval; beside, the run takes about 3 minutes less; "+
+		"the drift repair always runs alone, at the end)")
 	layout := flag.String("layout", string(scimv1.GrantLayoutWebhook), "the sample config's spec.backend.kubernetes.grantLayout: Webhook (the API server asks the manager's authorization webhook after RBAC; the layout for large organizations) or Bindings (one RBAC binding per member and role)")
 	flag.BoolVar(&o.pprof, "pprof", false, "print the loopback address of the manager's net/http/pprof profiles at the start, "+
 		"e.g. go tool pprof http://ADDR/debug/pprof/profile?seconds=20 during a step; and write cpu-reads-<size>.pb.gz, the manager's CPU "+
@@ -132,6 +141,9 @@ func main() {
 		if o.hubSizes, err = ints(*hubSizes); err != nil {
 			fail(fmt.Errorf("-hub-sizes: %w", err))
 		}
+	}
+	if o.hubApart && len(o.hubSizes) == 0 {
+		fail(fmt.Errorf("-hub-apart with no -hub-sizes: there is no Docker Hub step to run apart"))
 	}
 	if o.hubGroups < 0 {
 		fail(fmt.Errorf("-hub-groups %d: 0 or more", o.hubGroups))
@@ -235,18 +247,26 @@ func run(ctx context.Context, o options) (*report, error) {
 	defer s.stop()
 	rep.Meta["manager"] = fmt.Sprintf("pid %d, log %s", s.mgr.PID(), filepath.Join(o.out, "manager.log"))
 	b := &bench{s: s, o: o, rep: rep, rng: rand.New(rand.NewPCG(o.seed, 0))}
+	defer b.stopHub()
 
-	steps := []struct {
+	type step struct {
 		name string
 		f    func(context.Context) error
-	}{
+	}
+	steps := []step{
 		{"baseline: the manager and the authorizer with no members", b.baseline},
 		{"create throughput: SCIM against client-go", b.throughput},
+	}
+	if len(o.hubSizes) > 0 && !o.hubApart {
+		steps = append(steps, step{fmt.Sprintf("Docker Hub at %d members: its adoption and steady state, beside the steps that follow", o.hubSizes[0]), b.hubBeside})
+	}
+	steps = append(steps, []step{
+		{"deleting the throughput step's members", b.clearThroughput},
 		{"organization sizes", b.sizes},
 		{"deprovisioning while idle", b.deprovisionIdle},
 		{"full sync", b.fullSync},
 		{"Docker Hub drift repair", b.dockerHub},
-	}
+	}...)
 	for _, st := range steps {
 		say("%s", st.name)
 		if err := st.f(ctx); err != nil {
@@ -274,6 +294,8 @@ type bench struct {
 
 	rss0   int64
 	heap0  int64
+	hub    *hubRun // the Docker Hub step's organization, once started
+	made   int     // members the throughput step made
 	sar0   sample
 	org    int // org members created so far: orgUser(0..org-1), all active
 	deprov int // org members deactivated so far, from the start of the range
@@ -339,7 +361,7 @@ func (b *bench) sar(ctx context.Context) (sars, error) {
 // emptyMemory reads the manager's memory with no organization (b.heap0, b.rss0: the
 // per-member rows count from the last reading) and adds its row: as at each size, the
 // manager collects its garbage first, then its resident memory is read.
-func (b *bench) emptyMemory(ctx context.Context, measure string) error {
+func (b *bench) emptyMemory(ctx context.Context, measure, note string) error {
 	time.Sleep(2 * time.Second)
 	var err error
 	if b.heap0, err = b.s.liveHeap(ctx); err != nil {
@@ -349,13 +371,13 @@ func (b *bench) emptyMemory(ctx context.Context, measure string) error {
 	if b.rss0, err = b.s.rss(); err != nil {
 		return err
 	}
-	b.rep.add(row{Measure: measure, Result: fmt.Sprintf("%s (live heap %s)", bytesIEC(float64(b.rss0)), bytesIEC(float64(b.heap0))),
+	b.rep.add(row{Measure: measure, Result: fmt.Sprintf("%s (live heap %s%s)", bytesIEC(float64(b.rss0)), bytesIEC(float64(b.heap0)), note),
 		Figures: map[string]float64{"rss_bytes": float64(b.rss0), "heap_bytes": float64(b.heap0)}})
 	return nil
 }
 
 func (b *bench) baseline(ctx context.Context) error {
-	if err := b.emptyMemory(ctx, "manager resident memory, empty"); err != nil {
+	if err := b.emptyMemory(ctx, "manager resident memory, empty", ""); err != nil {
 		return err
 	}
 	r, err := b.sar(ctx)
@@ -620,16 +642,36 @@ func (b *bench) throughput(ctx context.Context) error {
 				sWall, rWall, sWall-rWall, sPost, sClaim, sWall-sPost-sClaim, waitRead, waitCache, rPost, rWall-rPost, without),
 			Target: "-", Verdict: "-", Figures: figs})
 	}
-	// The organization sizes start from an empty organization: a size step's lookups,
-	// memory and pages are measured at the size their rows name, not beside these users.
-	say("  deleting the throughput step's %d members", made)
+	b.made = made
+	return nil
+}
+
+// clearThroughput deletes the throughput step's members. The organization sizes start
+// from an empty organization: a size step's lookups, memory and pages are measured at the
+// size their rows name, not beside these users.
+func (b *bench) clearThroughput(ctx context.Context) error {
+	say("  %d members, each released by the controllers (its finalizer)", b.made)
 	if err := b.s.clear(ctx, b.o.settle); err != nil {
-		return fmt.Errorf("the throughput step's %d members: %w", made, err)
+		return fmt.Errorf("the throughput step's %d members: %w", b.made, err)
 	}
 	// The per-member memory rows count from here: the heap's and the process's high-water
 	// marks of the throughput step (maps do not shrink, freed pages go back to the system
-	// slowly) are not the organization's.
-	return b.emptyMemory(ctx, "manager resident memory, empty again after the throughput step")
+	// slowly) are not the organization's. Nor is the Docker Hub organization measured
+	// beside the steps from here (hubBeside): its people are adopted before the reading,
+	// so they are in it.
+	note := ""
+	if h := b.hub; h != nil && h.adopted != nil {
+		select {
+		case <-h.adopted:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		note = fmt.Sprintf("; the Docker Hub organization's %d members and %d groups included, measured beside the steps from here", h.have, len(h.groups))
+		if !h.adoptedAll {
+			note += " (not all of them Active yet: see its adoption row)"
+		}
+	}
+	return b.emptyMemory(ctx, "manager resident memory, empty again after the throughput step", note)
 }
 
 // sizes grows the organization to each size and measures there.
@@ -726,7 +768,7 @@ func (b *bench) sizes(ctx context.Context) error {
 			return err
 		}
 		// per member the manager holds: the organization (the throughput step's users are
-		// gone by now)
+		// gone by now; a Docker Hub organization beside is in the baseline, clearThroughput)
 		members := max(1, b.countMembers(ctx))
 		per := float64(rss-b.rss0) / float64(members)
 		memRow := row{Measure: "manager resident memory per member", Size: size,
