@@ -429,9 +429,9 @@ func (b *Broadcaster) write(ctx context.Context, w write) {
 }
 
 // retryable tells the errors a later attempt may not meet: the API server unreachable,
-// overloaded or timing out (tools/events retries every error that is not an API status).
-// A scheme that does not know the event's type is not one of them: no try builds that
-// request (client-go would retry it, every 10 s, twelve times).
+// overloaded or timing out (tools/events retries nearly every error that is not an API
+// status). A scheme that does not know the event's type is not one of them: no try builds
+// that request (client-go would retry it, as an unreachable server, for about 2 minutes).
 func retryable(err error) bool {
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		if runtime.IsNotRegisteredError(e) {

@@ -402,3 +402,18 @@ func TestAHubRepairStopsWithItsRun(t *testing.T) {
 		t.Fatal("the repair of an ended run still waits after 10 s")
 	}
 }
+
+// The Docker Hub size beside keeps the rows it made before the run ended early, not
+// those made after: a wait the end cut short would read as a timeout, a steady state as
+// no pass seen.
+func TestRowsMadeAfterTheRunEndedAreDropped(t *testing.T) {
+	h := &hubRun{}
+	ctx, cancel := context.WithCancel(t.Context())
+	keep := h.keep(ctx)
+	keep(row{Measure: "Docker Hub: members already in the organization adopted"})
+	cancel()
+	keep(row{Measure: "Docker Hub drift pass, nothing changed (resync 1m0s)", Result: "no whole pass of 1 pages in 5s"})
+	if len(h.rows) != 1 || h.rows[0].Measure != "Docker Hub: members already in the organization adopted" {
+		t.Fatalf("kept %+v, want the adoption's row only", h.rows)
+	}
+}

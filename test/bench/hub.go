@@ -48,6 +48,7 @@ func (b *bench) dockerHub(ctx context.Context) error {
 		if err := b.joinHub(); err != nil {
 			return err
 		}
+		h.say = say // the sizes after the first run here, in the foreground
 		if err := b.hubRepair(ctx, h, b.o.hubSizes[0]); err != nil {
 			return err
 		}
@@ -106,13 +107,15 @@ func (b *bench) startHub(ctx context.Context, say func(string, ...any)) (*hubRun
 
 // hubBeside starts the first Docker Hub size in the background, unless -hub-apart: its
 // adoption, its groups and its steady state, whose figures are call counts and waits on
-// the resync interval, which the kubernetes steps after it leave alone; what it costs
-// them is a listing or two an interval (the drift pass, the steady state's only calls).
-// Its adoption runs while the throughput step's members are deleted, which nothing
-// times (its own time to Active then counts their deletion: read it as an upper
-// bound); the memory rows' baseline is read after it (clearThroughput), so its members
-// are in the baseline and not in any size's per-member figure. The last step,
-// dockerHub, waits for it, then measures its drift repair.
+// the resync interval; what it costs the kubernetes steps is a listing or two an
+// interval (the drift pass, the steady state's only calls). Its adoption runs while the
+// throughput step's members are deleted, which nothing times; their reconciles share the
+// controllers' one queue with its people's, so its adoption's time and calls and its
+// groups' time count that deletion too (read them as upper bounds), and its steady
+// passes run beside the size steps' load. The memory rows' baseline is read after the
+// adoption (clearThroughput), so its members are in the baseline and not in any size's
+// per-member figure. The last step, dockerHub, waits for it, then measures its drift
+// repair alone.
 func (b *bench) hubBeside(ctx context.Context) error {
 	h, err := b.startHub(ctx, func(format string, a ...any) { say("  [Docker Hub, beside] "+strings.TrimLeft(format, " "), a...) })
 	if err != nil {
@@ -125,9 +128,20 @@ func (b *bench) hubBeside(ctx context.Context) error {
 	adopted := func() { once.Do(func() { close(h.adopted) }) }
 	go func() {
 		defer adopted()
-		h.beside <- b.hubSize(bctx, h, b.o.hubSizes[0], func(r row) { h.rows = append(h.rows, r) }, adopted)
+		h.beside <- b.hubSize(bctx, h, b.o.hubSizes[0], h.keep(bctx), adopted)
 	}()
 	return nil
+}
+
+// keep keeps the rows of the size beside until joinHub adds them, but for a row made
+// once ctx ended (the run ended early: stopHub), which is not a figure: a wait cut short
+// reads as a timeout, a steady state cut short as no pass seen.
+func (h *hubRun) keep(ctx context.Context) func(row) {
+	return func(r row) {
+		if ctx.Err() == nil {
+			h.rows = append(h.rows, r)
+		}
+	}
 }
 
 // joinHub waits for the Docker Hub size running beside (hubBeside) and adds its rows.
@@ -143,7 +157,8 @@ func (b *bench) joinHub() error {
 }
 
 // stopHub ends the Docker Hub step: its size beside, if the run ends before dockerHub
-// waited for it (what it measured is still added to the table), then the emulator.
+// waited for it (the rows it made before are still added to the table), then the
+// emulator.
 func (b *bench) stopHub() {
 	h := b.hub
 	if h == nil {

@@ -113,7 +113,7 @@ func main() {
 	flag.IntVar(&o.hubDrift, "hub-drift", 10, "members removed by hand in Docker Hub for the drift-repair figure")
 	flag.IntVar(&o.hubGroups, "hub-groups", 10, "OrgGroups of the Docker Hub organization, each syncing a team its members share out (0 for none)")
 	flag.BoolVar(&o.hubApart, "hub-apart", false, "measure the first Docker Hub size's adoption and steady state after the kubernetes steps, "+
-		"alone, instead of beside them (their figures are call counts and waits on the resync interval; beside, the run takes about 3 minutes less; "+
+		"alone, instead of beside them (their figures are call counts and waits on the resync interval; beside, the run takes about 2 minutes less; "+
 		"the drift repair always runs alone, at the end)")
 	layout := flag.String("layout", string(scimv1.GrantLayoutWebhook), "the sample config's spec.backend.kubernetes.grantLayout: Webhook (the API server asks the manager's authorization webhook after RBAC; the layout for large organizations) or Bindings (one RBAC binding per member and role)")
 	flag.BoolVar(&o.pprof, "pprof", false, "print the loopback address of the manager's net/http/pprof profiles at the start, "+
