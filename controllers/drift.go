@@ -561,6 +561,26 @@ func (d *DriftQueue) Enqueue(reqs []reconcile.Request) {
 	}
 }
 
+// EnqueueRevocations adds the requests to the member queue ahead of other work, at
+// RevocationPriority, as a deactivation from SCIM is (revocationFirst): access a pass
+// finds that nobody should hold must not wait behind another tenant's full sync.
+func (d *DriftQueue) EnqueueRevocations(reqs []reconcile.Request) {
+	if d == nil || len(reqs) == 0 {
+		return
+	}
+	d.mu.Lock()
+	q := d.q
+	d.mu.Unlock()
+	if q == nil {
+		return
+	}
+	for _, r := range reqs {
+		if !addFirst(q, r) {
+			q.Add(r)
+		}
+	}
+}
+
 // EnqueueGroups adds the requests to the group queue, as Enqueue does to the member queue.
 func (d *DriftQueue) EnqueueGroups(reqs []reconcile.Request) {
 	if d != nil {
@@ -673,16 +693,21 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	_, labelled := b.(backend.OwnerLedger)
 	_, groupsOnly := b.(backend.NoUserTeams)
 	listing := plan.NewListing(list)
-	var reqs, waited []reconcile.Request
+	var reqs, revocations, waited []reconcile.Request
 	if !labelled { // there members observe one by one (cheap, and Managed needs it)
 		waited = r.Queue.remember(cfg, started, listing)
 	}
 	complete := true
 	for i := range members.Items {
 		m := &members.Items[i]
-		if drifted, why := plan.Drifted(m, cfg, listing, labelled, !groupsOnly); drifted {
+		if drifted, why, revokes := plan.Drifted(m, cfg, listing, labelled, !groupsOnly); drifted {
 			log.V(1).Info("drift pass: member differs from the backend", "member", m.Name, "why", why)
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(m)})
+			req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(m)}
+			if revokes {
+				revocations = append(revocations, req)
+			} else {
+				reqs = append(reqs, req)
+			}
 			complete = false
 			continue
 		}
@@ -690,6 +715,7 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 			complete = false // waiting or failing: its own requeue retries it
 		}
 	}
+	r.Queue.EnqueueRevocations(revocations)
 	r.Queue.Enqueue(reqs)
 	r.Queue.Enqueue(waited)
 	judged := false

@@ -937,12 +937,7 @@ const RevocationPriority = 100
 func revocationFirst(revokes func(oldObj, newObj client.Object) bool, pending func(client.Object) bool) handler.EventHandler {
 	base := handler.WithLowPriorityWhenUnchanged[client.Object, reconcile.Request](&handler.EnqueueRequestForObject{})
 	first := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) bool {
-		pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request])
-		if ok {
-			pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(RevocationPriority)},
-				reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
-		}
-		return ok
+		return addFirst(q, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
 	}
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
@@ -958,6 +953,16 @@ func revocationFirst(revokes func(oldObj, newObj client.Object) bool, pending fu
 			}
 		},
 	}
+}
+
+// addFirst adds req to q at RevocationPriority, and tells whether it could (q is a
+// priority queue, as the controllers' are).
+func addFirst(q workqueue.TypedRateLimitingInterface[reconcile.Request], req reconcile.Request) bool {
+	pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request])
+	if ok {
+		pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(RevocationPriority)}, req)
+	}
+	return ok
 }
 
 // losingAccess tells whether the member is to lose access it may have been given:

@@ -90,57 +90,60 @@ func (l *Listing) observe(m *scimv1.OrgMember, labelled bool) backend.Member {
 
 // Drifted tells whether the backend, as the listing shows it, differs from what the
 // member's status says the backend holds, and why: only such members are reconciled by a
-// drift pass. A member that is being deleted, is Preexisting, or is in a phase that
-// requeues itself (Pending, Failed, waiting) is not the pass's to judge.
+// drift pass. revokes tells whether the repair takes access away (a deactivated member or
+// a former name still holding access, a role above the one wanted): the pass queues those
+// ahead, as it does a deactivation from SCIM. A member that is being deleted, is
+// Preexisting, or is in a phase that requeues itself (Pending, Failed, waiting) is not
+// the pass's to judge.
 //
 // labelled is true for a backend that records owners on its grants (backend.OwnerLedger):
 // every grant owned by the member's UID must then name its current userName, whatever
 // name the member had when the grant was made.
-func Drifted(m *scimv1.OrgMember, cfg *scimv1.ScimConfig, l *Listing, labelled, userTeams bool) (bool, string) {
+func Drifted(m *scimv1.OrgMember, cfg *scimv1.ScimConfig, l *Listing, labelled, userTeams bool) (drifted bool, why string, revokes bool) {
 	if !m.DeletionTimestamp.IsZero() || m.Status.Origin == scimv1.OriginPreexisting {
-		return false, ""
+		return false, "", false
 	}
 	if m.Status.Origin == "" {
 		// On a labelled backend the origin is written with the outcome (MemberPlan.
 		// OriginKeptByGrants): a member whose outcome write was lost, and which a reconcile
 		// reading a stale cache then judged never provisioned, still owns its grants.
 		if labelled && len(l.byOwner[string(m.UID)]) > 0 {
-			return true, "a member with no recorded origin owns a grant"
+			return true, "a member with no recorded origin owns a grant", false
 		}
-		return false, ""
+		return false, "", false
 	}
 	obs := l.observe(m, labelled)
 	if labelled {
 		for _, e := range l.byOwner[string(m.UID)] {
 			if m.Status.Phase == scimv1.PhaseDeactivated && !keeps(m, cfg) {
-				return true, "a deactivated member still owns a grant (to " + e.UserName + ")"
+				return true, "a deactivated member still owns a grant (to " + e.UserName + ")", true
 			}
 			if naming.FoldUserName(e.UserName) != naming.FoldUserName(m.Spec.UserName) {
-				return true, "the member owns a grant to a former name " + e.UserName
+				return true, "the member owns a grant to a former name " + e.UserName, true
 			}
 		}
 	}
 	switch m.Status.Phase {
 	case scimv1.PhaseActive:
 		if obs.State != backend.StateMember {
-			return true, "an Active member is " + string(obs.State) + " in the backend"
+			return true, "an Active member is " + string(obs.State) + " in the backend", false
 		}
 		if want := DesiredRole(m, cfg); want != "" && obs.Role != "" && !strings.EqualFold(want, obs.Role) {
-			return true, "role " + obs.Role + " in the backend, " + want + " wanted"
+			return true, "role " + obs.Role + " in the backend, " + want + " wanted", roleRank(obs.Role) > roleRank(want)
 		}
 		if team := m.Status.HintedTeam; userTeams && team != "" && !InTeam(obs.Teams, team) {
-			return true, "not in team " + team
+			return true, "not in team " + team, false
 		}
 	case scimv1.PhaseInvited:
 		if obs.State != backend.StateInvited {
-			return true, "an Invited member is " + string(obs.State) + " in the backend"
+			return true, "an Invited member is " + string(obs.State) + " in the backend", false
 		}
 	case scimv1.PhaseDeactivated:
 		if keeps(m, cfg) {
 			// Keep keeps and repairs what the member holds: a member or an invitation, as
 			// the deactivation found it (kubernetes: every grant)
 			if obs.State != backend.StateMember && (labelled || obs.State != backend.StateInvited) {
-				return true, "a member deactivated under Keep is " + string(obs.State) + " in the backend"
+				return true, "a member deactivated under Keep is " + string(obs.State) + " in the backend", false
 			}
 			break
 		}
@@ -149,18 +152,31 @@ func Drifted(m *scimv1.OrgMember, cfg *scimv1.ScimConfig, l *Listing, labelled, 
 			ids = []string{m.Spec.UserName}
 		}
 		if l.present(ids...) {
-			return true, "a deactivated member is still in the backend"
+			return true, "a deactivated member is still in the backend", true
 		}
-		return false, ""
+		return false, "", false
 	default:
-		return false, ""
+		return false, "", false
 	}
 	if !labelled {
 		if stale := StaleIdentities(m, obs, false); l.present(stale...) {
-			return true, "a former identity of the member is still in the backend"
+			return true, "a former identity of the member is still in the backend", true
 		}
 	}
-	return false, ""
+	return false, "", false
+}
+
+// roleRank orders Docker Hub's organization roles by what they allow (0: not one of them).
+func roleRank(role string) int {
+	switch strings.ToLower(role) {
+	case "member":
+		return 1
+	case "editor":
+		return 2
+	case "owner":
+		return 3
+	}
+	return 0
 }
 
 // keeps tells whether the member's deactivation leaves its access in place (policy Keep,

@@ -120,9 +120,46 @@ func TestDrifted(t *testing.T) {
 		{"kubernetes: active, a grant it owns under a former name", driftMember("ann@x.io", scimv1.PhaseActive), k8s, []backend.Member{bound, formerName}, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, why := Drifted(tc.m, tc.cfg, NewListing(tc.list), tc.labelled, !tc.labelled)
+			got, why, _ := Drifted(tc.m, tc.cfg, NewListing(tc.list), tc.labelled, !tc.labelled)
 			if got != tc.wantDrift {
 				t.Fatalf("Drifted = %v (%s), want %v", got, why, tc.wantDrift)
+			}
+		})
+	}
+}
+
+// Review 93 F2: what a pass finds that takes access away says so (the pass queues it
+// ahead, as a deactivation from SCIM); what grants or repairs access does not.
+func TestDriftedRevokes(t *testing.T) {
+	hub := &scimv1.ScimConfig{}
+	hub.Spec.Backend.DockerHub = &scimv1.DockerHubBackend{DefaultRole: "member"}
+	ann := backend.Member{UserName: "ann@x.io", Email: "ann@x.io", BackendID: "ann", Role: "member", State: backend.StateMember}
+	owner := ann
+	owner.Role = "owner"
+	wantsEditor := func(m *scimv1.OrgMember) { m.Spec.Docker = &scimv1.DockerUser{Role: "editor"} }
+	formerName := backend.Member{UserName: "ann.old@x.io", BackendID: "ann.old@x.io", State: backend.StateMember, Owners: []string{"uid-1"}}
+	for _, tc := range []struct {
+		name     string
+		m        *scimv1.OrgMember
+		list     []backend.Member
+		labelled bool
+		revokes  bool
+	}{
+		{"deactivated, re-added by hand", driftMember("ann@x.io", scimv1.PhaseDeactivated), []backend.Member{ann}, false, true},
+		{"a former identity still a member", driftMember("ann@x.io", scimv1.PhaseActive, func(m *scimv1.OrgMember) {
+			m.Status.GrantedIdentities = []string{"ann.old@x.io", "ann@x.io"}
+		}), []backend.Member{ann, {UserName: "ann.old@x.io", Email: "ann.old@x.io", BackendID: "annold", Role: "member", State: backend.StateMember}}, false, true},
+		{"a grant to a former name", driftMember("ann@x.io", scimv1.PhaseActive), []backend.Member{formerName}, true, true},
+		{"made owner by hand", driftMember("ann@x.io", scimv1.PhaseActive), []backend.Member{owner}, false, true},
+		{"editor wanted, member in the backend", driftMember("ann@x.io", scimv1.PhaseActive, wantsEditor), []backend.Member{ann}, false, false},
+		{"editor wanted, owner in the backend", driftMember("ann@x.io", scimv1.PhaseActive, wantsEditor), []backend.Member{owner}, false, true},
+		{"active, removed by hand", driftMember("ann@x.io", scimv1.PhaseActive), nil, false, false},
+		{"invited, expired", driftMember("ann@x.io", scimv1.PhaseInvited), nil, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			drifted, why, revokes := Drifted(tc.m, hub, NewListing(tc.list), tc.labelled, true)
+			if !drifted || revokes != tc.revokes {
+				t.Errorf("drifted %v (%s), revokes %v, want drifted, revokes %v", drifted, why, revokes, tc.revokes)
 			}
 		})
 	}
