@@ -23,14 +23,21 @@ func TestHubSampleCarriesTheAdoptionPolicy(t *testing.T) {
 	for _, tc := range []struct {
 		adoption scimv1.AdoptionPolicy
 		want     string
-	}{{"", ""}, {scimv1.AdoptionAdopt, "Adopt"}} {
+		rate     int
+	}{{"", "", 0}, {scimv1.AdoptionAdopt, "Adopt", 60}} {
 		objs, err := placeInNamespace(raw, "bench", namespacedKind)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg := byKind(t, objs, "ScimConfig")
-		if err := pointAt(cfg, "http://127.0.0.1:1", HubOptions{ResyncInterval: "1m", Adoption: tc.adoption}); err != nil {
+		if err := pointAt(cfg, "http://127.0.0.1:1", HubOptions{ResyncInterval: "1m", Adoption: tc.adoption, RateLimit: tc.rate}); err != nil {
 			t.Fatal(err)
+		}
+		// the manager's budget follows the emulator's limit; unlimited leaves the CRD's
+		// default
+		rpm, found, _ := unstructured.NestedInt64(cfg.Object, "spec", "backend", "dockerhub", "requestsPerMinute")
+		if found != (tc.rate > 0) || rpm != int64(tc.rate) {
+			t.Errorf("rate %d: the ScimConfig's requestsPerMinute is %d (set: %v)", tc.rate, rpm, found)
 		}
 		got, _, _ := unstructured.NestedString(cfg.Object, "spec", "policies", "adoption")
 		url, _, _ := unstructured.NestedString(cfg.Object, "spec", "backend", "dockerhub", "baseURL")
