@@ -336,8 +336,10 @@ func TestTransformTwiceIsOnce(t *testing.T) {
 // managedFields stripped only (stripped) or with the shipped transform (shipped); and their
 // metadata alone, as a metadata-only informer would hold it, stripped (metadata) and with
 // the shipped interning of it (metadata-interned): the floor of any cache that keeps an
-// object per member and per grant. It reports bytes per member (the pair: B/member); the
-// time is not the point. The informer's store keys and the indexes come on top. Run:
+// object per member and per grant; and the member alone, shipped and as metadata
+// (shipped-member, metadata-interned-member), the floor of a layout with no grant object.
+// It reports bytes per member (the pair, or the member alone: B/member); the time is not
+// the point. The informer's store keys and the indexes come on top. Run:
 //
 //	go test ./internal/cachepolicy -run '^$' -bench BenchmarkCachedMember -benchtime 1x
 func BenchmarkCachedMember(b *testing.B) {
@@ -352,8 +354,11 @@ func BenchmarkCachedMember(b *testing.B) {
 			raws[i][j] = raw
 		}
 	}
-	for _, name := range []string{"stripped", "shipped", "metadata", "metadata-interned"} {
-		b.Run(name, func(b *testing.B) {
+	for _, variant := range []string{"stripped", "shipped", "metadata", "metadata-interned", "shipped-member", "metadata-interned-member"} {
+		// a -member variant keeps the member alone: the floor of a layout without a grant
+		// object per member (the webhook answering from the member itself)
+		name, alone := strings.CutSuffix(variant, "-member")
+		b.Run(variant, func(b *testing.B) {
 			for range b.N {
 				in := newInterner(maxInterned)
 				tr := stripManagedFields
@@ -364,6 +369,9 @@ func BenchmarkCachedMember(b *testing.B) {
 				before := liveHeap()
 				for _, r := range raws {
 					for j, raw := range r {
+						if alone && j == 1 {
+							continue
+						}
 						var o k8sruntime.Object
 						if strings.HasPrefix(name, "metadata") {
 							var pm metav1.PartialObjectMetadata
