@@ -62,6 +62,8 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		"SubjectAccessReview, unrelated user, no members",
 		"create throughput, concurrency 1: SCIM / client-go",
 		"create throughput, concurrency 4: SCIM / client-go",
+		"create and claim read, concurrency 1: SCIM / client-go",
+		"create and claim read, concurrency 4: SCIM / client-go",
 		"CPU per create, concurrency 1: SCIM / client-go",
 		"CPU per create, concurrency 4: SCIM / client-go",
 		"controllers' member writes inside the chunks, concurrency 1: SCIM / client-go",
@@ -147,6 +149,12 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 				t.Errorf("%s: %s (%v)", r.Measure, r.Result, r.Figures)
 			}
 		}
+		// the third side reads one claim a create, as a SCIM create does, no more
+		if f := r.Figures; strings.HasPrefix(r.Measure, "create and claim read, concurrency") &&
+			(math.Abs(f["read_claim_gets_per_create"]-1) > 1e-9 || f["read_per_s"] <= 0 ||
+				math.Abs(f["ratio"]-f["scim_per_s"]/f["read_per_s"]) > 1e-9) {
+			t.Errorf("%s: %s (%v)", r.Measure, r.Result, f)
+		}
 		// each SCIM create is a create of an OrgMember at the API server, as each client-go one
 		if strings.HasPrefix(r.Measure, "API server requests") && !strings.Contains(r.Result, "POST orgmembers 1.00") {
 			t.Errorf("%s: %s", r.Measure, r.Result)
@@ -188,6 +196,15 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		if strings.Contains(r.Result, "NOT all Active") {
 			t.Errorf("%s: %s", r.Measure, r.Result)
 		}
+		// a size's memory per member counts from the first empty reading, at 0 members
+		// (issue 10: "at 0, 10k and 100k members"), not from the one after the throughput
+		// step, which holds that step's high-water marks
+		if f := r.Figures; r.Measure == "manager resident memory per member" &&
+			!(math.Abs(f["bytes_per_member"]*f["members"]+first(rep, "manager resident memory, empty", "rss_bytes")-f["rss_bytes"]) <= 1) ||
+			r.Measure == "manager live heap per member (after a collection)" &&
+				!(math.Abs(f["bytes_per_member"]*f["members"]+first(rep, "manager resident memory, empty", "heap_bytes")-f["heap_bytes"]) <= 1) {
+			t.Errorf("%s at %d: %s (%v), not counted from the first empty reading", r.Measure, r.Size, r.Result, f)
+		}
 		// a size's memory is per member of the organization, the size: a Docker Hub
 		// organization measured beside (hubBeside) is in the baseline, whole (its people
 		// adopted before the reading), which says so
@@ -223,6 +240,14 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 		}
 		if o.pprof {
 			profiledIn(t, filepath.Join(out, fmt.Sprintf("cpu-reads-%d.pb.gz", size)), "internal/scimserver")
+			// the API server's, beside each size's timed reads: a CPU profile of a second
+			// at least (an API server idle beside them may have no sample)
+			for _, reads := range []string{"lookups", "byid"} {
+				path := filepath.Join(out, fmt.Sprintf("apiserver-cpu-%s-%d.pb.gz", reads, size))
+				if p := parsed(t, path); p != nil && (p.DurationNanos < int64(time.Second) || len(p.SampleType) == 0 || p.SampleType[len(p.SampleType)-1].Type != "cpu") {
+					t.Errorf("%s: %v for %v, not a CPU profile of a second at least", path, p.SampleType, time.Duration(p.DurationNanos))
+				}
+			}
 		}
 	}
 	if o.pprof {
@@ -269,15 +294,8 @@ func benchRunsEveryStep(t *testing.T, layout scimv1.GrantLayout) {
 // holds pkg.
 func profiledIn(t *testing.T, path, pkg string) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Errorf("no CPU profile: %v", err)
-		return
-	}
-	defer func() { _ = f.Close() }()
-	p, err := profile.Parse(f)
-	if err != nil {
-		t.Errorf("%s: %v", path, err)
+	p := parsed(t, path)
+	if p == nil {
 		return
 	}
 	for _, s := range p.Sample {
@@ -290,6 +308,33 @@ func profiledIn(t *testing.T, path, pkg string) {
 		}
 	}
 	t.Errorf("%s: none of its %d samples is in %s", path, len(p.Sample), pkg)
+}
+
+// first is the figure of the first row measuring measure.
+func first(rep *report, measure, figure string) float64 {
+	for _, r := range rep.Rows {
+		if r.Measure == measure {
+			return r.Figures[figure]
+		}
+	}
+	return math.NaN()
+}
+
+// parsed is the profile at path, or nil (and an error) when there is none.
+func parsed(t *testing.T, path string) *profile.Profile {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Errorf("no CPU profile: %v", err)
+		return nil
+	}
+	defer func() { _ = f.Close() }()
+	p, err := profile.Parse(f)
+	if err != nil {
+		t.Errorf("%s: %v", path, err)
+		return nil
+	}
+	return p
 }
 
 // TestListingPasses finds whole drift listings only: a run that starts mid-listing (the

@@ -118,7 +118,8 @@ func main() {
 	layout := flag.String("layout", string(scimv1.GrantLayoutWebhook), "the sample config's spec.backend.kubernetes.grantLayout: Webhook (the API server asks the manager's authorization webhook after RBAC; the layout for large organizations) or Bindings (one RBAC binding per member and role)")
 	flag.BoolVar(&o.pprof, "pprof", false, "print the loopback address of the manager's net/http/pprof profiles at the start, "+
 		"e.g. go tool pprof http://ADDR/debug/pprof/profile?seconds=20 during a step; and write cpu-reads-<size>.pb.gz, the manager's CPU "+
-		"profile over a pass of the timed reads after each size's figures, and cpu-sync.pb.gz and apiserver-cpu-sync.pb.gz, its and the API server's CPU "+
+		"profile over a pass of the timed reads after each size's figures, apiserver-cpu-lookups-<size>.pb.gz and apiserver-cpu-byid-<size>.pb.gz, "+
+		"the API server's over the timed reads themselves, and cpu-sync.pb.gz and apiserver-cpu-sync.pb.gz, its and the API server's CPU "+
 		"profiles over the full sync's first seconds")
 	flag.DurationVar(&o.readProfile, "read-profile", 10*time.Second, "length of each cpu-reads-<size>.pb.gz profile (with -pprof)")
 	flag.IntVar(&o.workers, "workers", 0, "the manager's --max-concurrent-reconciles (0: its default)")
@@ -292,8 +293,12 @@ type bench struct {
 	rep *report
 	rng *rand.Rand
 
-	rss0   int64
-	heap0  int64
+	// the empty readings: the first (no member has ever existed: the per-member figures
+	// and their verdict count from it, the "at 0") and the last (rss0, heap0:
+	// after the throughput step, with a Docker Hub organization beside)
+	rssFirst, heapFirst int64
+	rss0, heap0         int64
+
 	hub    *hubRun // the Docker Hub step's organization, once started
 	made   int     // members the throughput step made
 	sar0   sample
@@ -370,6 +375,9 @@ func (b *bench) emptyMemory(ctx context.Context, measure, note string) error {
 	time.Sleep(2 * time.Second)
 	if b.rss0, err = b.s.rss(); err != nil {
 		return err
+	}
+	if b.rssFirst == 0 {
+		b.rssFirst, b.heapFirst = b.rss0, b.heap0
 	}
 	b.rep.add(row{Measure: measure, Result: fmt.Sprintf("%s (live heap %s%s)", bytesIEC(float64(b.rss0)), bytesIEC(float64(b.heap0)), note),
 		Figures: map[string]float64{"rss_bytes": float64(b.rss0), "heap_bytes": float64(b.heap0)}})
@@ -502,12 +510,18 @@ func (b *bench) throughput(ctx context.Context) error {
 		// of any length (bdef14, chunks of 512: 0.54 of its status writes inside, SCIM's 0.82).
 		chunk := max(1, b.o.chunk, b.o.chunkPerConn*c)
 		perRound := max(b.o.creates, 2*chunk)
-		var scimSide, rawSide side
+		// readSide is the third side: client-go creates, each followed by the live read of
+		// its userName's claim that a SCIM create makes after its write (internal/scimstore:
+		// the write-then-read rule that keeps a userName unique under a concurrent rename).
+		// It is what any create keeping that rule costs the API server at least, so SCIM
+		// against it is the SCIM server's own cost, measured, beside the ceiling.
+		var scimSide, rawSide, readSide side
 		// each pair's own ratio (its client-go chunk's time over its SCIM chunk's), printed
 		// beside the ratio of all creates: a median far from it says a few chunks on one
 		// side, not the whole run, made the figure (a noisy machine, or SCIM stalls, which
-		// the ratio of all creates, the verdict, counts as they are)
-		var pairs, rounds []float64
+		// the ratio of all creates, the verdict, counts as they are); readPairs the same
+		// against the third side's chunk
+		var pairs, readPairs, rounds []float64
 		for round := range b.o.repeat {
 			raw1, scim1 := rawSide.took, scimSide.took
 			for from := 0; from < perRound; from += chunk {
@@ -515,7 +529,7 @@ func (b *bench) throughput(ctx context.Context) error {
 				if err := quiet(); err != nil {
 					return err
 				}
-				raw0, scim0 := rawSide.took, scimSide.took
+				raw0, scim0, read0 := rawSide.took, scimSide.took, readSide.took
 				userNames := func(side string) []string {
 					out := make([]string, n)
 					for i := range out {
@@ -523,11 +537,28 @@ func (b *bench) throughput(ctx context.Context) error {
 					}
 					return out
 				}
-				raws, scims := userNames("raw"), userNames("scim")
+				raws, reads, scims := userNames("raw"), userNames("read"), userNames("scim")
 				if err := window(&rawSide, raws, func() error {
 					return parallel(n, c, func(i int) error {
 						m := rawMember(b.s.ns, b.s.config, raws[i], false)
 						return timedCreate(&rawSide, func() error { return b.s.cluster.Client.Create(ctx, m) })
+					})
+				}); err != nil {
+					return err
+				}
+				made += n
+				if err := quiet(); err != nil {
+					return err
+				}
+				if err := window(&readSide, reads, func() error {
+					return parallel(n, c, func(i int) error {
+						m := rawMember(b.s.ns, b.s.config, reads[i], false)
+						return timedCreate(&readSide, func() error {
+							if err := b.s.cluster.Client.Create(ctx, m); err != nil {
+								return err
+							}
+							return b.s.claimAbsent(ctx, reads[i])
+						})
 					})
 				}); err != nil {
 					return err
@@ -552,6 +583,7 @@ func (b *bench) throughput(ctx context.Context) error {
 				made += n
 				if took := scimSide.took - scim0; took > 0 {
 					pairs = append(pairs, (rawSide.took-raw0).Seconds()/took.Seconds())
+					readPairs = append(readPairs, (readSide.took-read0).Seconds()/took.Seconds())
 				}
 			}
 			if took := scimSide.took - scim1; took > 0 {
@@ -579,6 +611,21 @@ func (b *bench) throughput(ctx context.Context) error {
 				"done_ratio": scimDone / rawDone, "scim_done_per_s": scimDone, "raw_done_per_s": rawDone,
 				"pairs": float64(len(pairs)), "chunk": float64(chunk), "creates": creates, "pair_median": mid, "pair_min": lo, "pair_max": hi,
 				"rounds": float64(len(rounds)), "round_min": rlo, "round_max": rhi}})
+		// Against the third side (readSide): the ceiling assumes a SCIM create needs
+		// only its write; one that keeps a userName unique under renames needs the write and
+		// then the claim's live read, so this is the ceiling the SCIM server's own cost (its
+		// HTTPS hop, JSON, authentication, the wait for its cache) is measured against.
+		readRate := creates / readSide.took.Seconds()
+		readGets := readSide.requests["GET orgnameclaims"].n / creates
+		rmid, rlo2, rhi2 := median(readPairs)
+		b.rep.add(row{Measure: fmt.Sprintf("create and claim read, concurrency %d: SCIM / client-go", c),
+			Result: fmt.Sprintf("%.2f (%.0f/s vs %.0f/s; the third side's chunks beside the same pairs: median %.2f, %.2f to %.2f; "+
+				"client-go alone %.0f/s, so the read costs it %.2f of its rate; %.2f claim reads a create)",
+				scimRate/readRate, scimRate, readRate, rmid, rlo2, rhi2, rawRate, readRate/rawRate, readGets),
+			Target: "-", Verdict: "-",
+			Figures: map[string]float64{"ratio": scimRate / readRate, "scim_per_s": scimRate, "read_per_s": readRate,
+				"read_over_raw": readRate / rawRate, "read_claim_gets_per_create": readGets,
+				"pair_median": rmid, "pair_min": rlo2, "pair_max": rhi2}})
 		// What a create costs the machine: where all cores are busy, the SCIM side's extra
 		// hop (the IdP's HTTPS client, the manager's server, its claim read) comes out of
 		// the same cores the API server needs.
@@ -697,7 +744,7 @@ func (b *bench) sizes(ctx context.Context) error {
 			Figures: map[string]float64{"write_s": wrote.Seconds(), "settle_s": took.Seconds(), "grants": float64(b.s.grants(ctx))}})
 
 		var lookup, byID sample
-		if err := b.besideRow(ctx, "beside the userName eq lookups", size, func() error {
+		if err := b.besideRow(ctx, "beside the userName eq lookups", "lookups", size, func() error {
 			var lookups []time.Duration
 			var err error
 			lookup, lookups, err = medianRun(b.o.repeat, func() (sample, error) {
@@ -726,7 +773,7 @@ func (b *bench) sizes(ctx context.Context) error {
 		b.rep.curve("lookup p50", size, ms(lookup.q(0.5)))
 		b.rep.curve("lookup p99", size, ms(lookup.q(0.99)))
 
-		if err := b.besideRow(ctx, "beside the GETs by id", size, func() error {
+		if err := b.besideRow(ctx, "beside the GETs by id", "byid", size, func() error {
 			var byIDs []time.Duration
 			var err error
 			byID, byIDs, err = medianRun(b.o.repeat, func() (sample, error) {
@@ -768,20 +815,27 @@ func (b *bench) sizes(ctx context.Context) error {
 			return err
 		}
 		// per member the manager holds: the organization (the throughput step's users are
-		// gone by now; a Docker Hub organization beside is in the baseline, clearThroughput)
+		// gone by now), counted from the first empty reading, at 0 members; beside it, from
+		// the reading after the throughput step, which holds that step's high-water marks
+		// (maps that do not shrink, pages not yet given back, which the organization then
+		// reuses) and a Docker Hub organization beside (clearThroughput): a lower figure,
+		// not the verdict's
 		members := max(1, b.countMembers(ctx))
-		per := float64(rss-b.rss0) / float64(members)
+		per, perAfter := float64(rss-b.rssFirst)/float64(members), float64(rss-b.rss0)/float64(members)
 		memRow := row{Measure: "manager resident memory per member", Size: size,
-			Result:  fmt.Sprintf("%s (%s resident, %d members)", bytesIEC(per), bytesIEC(float64(rss)), members),
-			Figures: map[string]float64{"bytes_per_member": per, "rss_bytes": float64(rss)}}
+			Result: fmt.Sprintf("%s (%s from the reading after the throughput step; %s resident, %d members)",
+				bytesIEC(per), bytesIEC(perAfter), bytesIEC(float64(rss)), members),
+			Figures: map[string]float64{"bytes_per_member": per, "bytes_per_member_after_throughput": perAfter, "rss_bytes": float64(rss), "members": float64(members)}}
 		if size == largest {
 			memRow.Target, memRow.Verdict = "< 2 KiB at the largest size", verdict(per < 2048)
 		}
 		b.rep.add(memRow)
-		perLive := float64(heap-b.heap0) / float64(members)
+		perLive, perLiveAfter := float64(heap-b.heapFirst)/float64(members), float64(heap-b.heap0)/float64(members)
 		b.rep.add(row{Measure: "manager live heap per member (after a collection)", Size: size,
-			Result:  fmt.Sprintf("%s (%s live)", bytesIEC(perLive), bytesIEC(float64(heap))),
-			Figures: map[string]float64{"bytes_per_member": perLive, "heap_bytes": float64(heap)}})
+			Result: fmt.Sprintf("%s (%s from the reading after the throughput step; %s live)",
+				bytesIEC(perLive), bytesIEC(perLiveAfter), bytesIEC(float64(heap))),
+			Figures: map[string]float64{"bytes_per_member": perLive, "bytes_per_member_after_throughput": perLiveAfter,
+				"heap_bytes": float64(heap), "members": float64(members)}})
 
 		sar, err := b.sar(ctx)
 		if err != nil {
@@ -842,15 +896,30 @@ func (b *bench) sizes(ctx context.Context) error {
 // adds the row that says what else ran meanwhile (beside): the reads are the manager's
 // alone, so on 2 cores a busy rest (the API server's consistency checks, the controllers'
 // work finishing) is CPU they did not get.
-func (b *bench) besideRow(ctx context.Context, name string, size int, measure func() error) error {
+//
+// With -pprof, the API server's CPU profile over measure is written as
+// apiserver-cpu-<profile>-<size>.pb.gz: what the rest ran beside the reads.
+func (b *bench) besideRow(ctx context.Context, name, profile string, size int, measure func() error) error {
 	m0, err := b.s.markBefore(ctx)
 	if err != nil {
 		return err
 	}
-	if err := measure(); err != nil {
-		return err
+	var prof *apiProfiles
+	if b.o.pprof {
+		prof = b.s.startAPIProfiles(ctx)
 	}
-	m1, err := b.s.markAfter(ctx)
+	var m1 mark
+	err = measure()
+	if err == nil {
+		m1, err = b.s.markAfter(ctx)
+	}
+	if prof != nil {
+		// after the mark: the profile running then lasts up to a second more. One that
+		// fails is reported, and the run goes on (as profileReads')
+		if perr := prof.write(filepath.Join(b.o.out, fmt.Sprintf("apiserver-cpu-%s-%d.pb.gz", profile, size))); perr != nil && err == nil {
+			say("  the API server's profile beside the %s at %d: %v", profile, size, perr)
+		}
+	}
 	if err != nil {
 		return err
 	}

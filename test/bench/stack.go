@@ -17,6 +17,7 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -248,6 +249,21 @@ func rawMember(ns, config, userName string, active bool) *scimv1.OrgMember {
 			Name:   &scimv1.Name{GivenName: "Bench", FamilyName: userName},
 			Emails: []scimv1.MultiValue{{Value: userName, Type: "work", Primary: true}}},
 	}
+}
+
+// claimAbsent reads userName's claim live, as a SCIM create does after its write
+// (internal/scimstore's claimlessVerdict: a GET of the name's OrgNameClaim from the API
+// server), and wants it absent: the bench's users are unique, so a claim is a fault.
+func (s *stack) claimAbsent(ctx context.Context, userName string) error {
+	key := client.ObjectKey{Namespace: s.ns, Name: naming.ClaimName(string(scimv1.NameClaimUser), s.config, userName)}
+	err := s.cluster.Client.Get(ctx, key, &scimv1.OrgNameClaim{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err == nil:
+		return fmt.Errorf("the claim of %s exists: the bench's users must be new", userName)
+	}
+	return err
 }
 
 // rawGroup is an OrgGroup as the SCIM server writes it, without members (the members'
@@ -522,20 +538,29 @@ func profileSeconds(d time.Duration) string {
 // apiCPUProfile writes the API server's CPU profile over the next d to path (its
 // /debug/pprof, served while --profiling is on, the default).
 func (s *stack) apiCPUProfile(ctx context.Context, d time.Duration, path string) error {
+	pb, err := s.apiCPUProfileData(ctx, d)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, pb, 0o600)
+}
+
+// apiCPUProfileData is the API server's CPU profile over the next d.
+func (s *stack) apiCPUProfileData(ctx context.Context, d time.Duration) ([]byte, error) {
 	// a client of its own: apiRaw's times out after 32 s (discovery's default), which a
 	// profile of 30 s on a busy machine can reach
 	cfg := rest.CopyConfig(s.cluster.Config)
 	cfg.Timeout = d + time.Minute
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pb, err := dc.RESTClient().Get().AbsPath("/debug/pprof/profile").
 		Param("seconds", profileSeconds(d)).DoRaw(ctx)
 	if err != nil {
-		return fmt.Errorf("the API server's CPU profile: %w", err)
+		return nil, fmt.Errorf("the API server's CPU profile: %w", err)
 	}
-	return os.WriteFile(path, pb, 0o600)
+	return pb, nil
 }
 
 // saveProfile writes one of the manager's net/http/pprof profiles to path.
