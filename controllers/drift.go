@@ -562,8 +562,10 @@ func (d *DriftQueue) Enqueue(reqs []reconcile.Request) {
 }
 
 // EnqueueRevocations adds the requests to the member queue ahead of other work, at
-// RevocationPriority, as a deactivation from SCIM is (revocationFirst): access a pass
-// finds that nobody should hold must not wait behind another tenant's full sync.
+// LaterRevocationPriority: access a pass finds that nobody should hold must not wait
+// behind another tenant's full sync, and a deactivation from SCIM (RevocationPriority)
+// must not wait behind a tenant's pass that found many (a policy changed from Keep to
+// Remove makes every deactivated member present one).
 func (d *DriftQueue) EnqueueRevocations(reqs []reconcile.Request) {
 	if d == nil || len(reqs) == 0 {
 		return
@@ -575,7 +577,7 @@ func (d *DriftQueue) EnqueueRevocations(reqs []reconcile.Request) {
 		return
 	}
 	for _, r := range reqs {
-		if !addFirst(q, r) {
+		if !addAt(q, r, LaterRevocationPriority) {
 			q.Add(r)
 		}
 	}
@@ -738,8 +740,9 @@ func (r *DriftReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	r.Queue.setJudgesGroups(req.NamespacedName, judged)
 	metrics.DriftPasses.WithLabelValues(cfg.Namespace, cfg.Name, "success").Inc()
 	metrics.DriftListed.WithLabelValues(cfg.Namespace, cfg.Name).Set(float64(len(list)))
-	metrics.DriftDiffering.WithLabelValues(cfg.Namespace, cfg.Name).Set(float64(len(reqs)))
-	log.V(1).Info("drift pass", "listed", len(list), "members", len(members.Items), "differing", len(reqs), "waited", len(waited))
+	metrics.DriftDiffering.WithLabelValues(cfg.Namespace, cfg.Name).Set(float64(len(reqs) + len(revocations)))
+	log.V(1).Info("drift pass", "listed", len(list), "members", len(members.Items), "differing", len(reqs)+len(revocations),
+		"revoking", len(revocations), "waited", len(waited))
 	if complete {
 		// Every member the config manages matched the backend as listed at started.
 		orig := cfg.DeepCopy()

@@ -2,8 +2,10 @@ package controllers
 
 import (
 	"context"
-	"slices"
+	"maps"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -14,6 +16,7 @@ import (
 
 	scimv1 "github.com/scim-operator/scim-operator/api/v1alpha1"
 	"github.com/scim-operator/scim-operator/internal/backend"
+	"github.com/scim-operator/scim-operator/internal/metrics"
 )
 
 // listedBackend lists the organization as list; other calls are not made.
@@ -25,9 +28,11 @@ type listedBackend struct {
 func (b listedBackend) ListMembers(context.Context) ([]backend.Member, error) { return b.list, nil }
 
 // Review 93 F2: a revocation a drift pass finds (a deactivated member added back by hand, a
-// former identity still in the organization) goes ahead of the queue, as a revocation
-// from SCIM does: behind another tenant's full sync it would wait for all of it. What the
-// pass finds missing (an Active member removed by hand) is queued as before.
+// former identity still in the organization) goes ahead of the queue: behind another
+// tenant's full sync it would wait for all of it. Behind a fresh revocation from SCIM
+// (review 94 F2: another tenant's deactivation must not wait behind a pass that found
+// many). What the pass finds missing (an Active member removed by hand) is queued as
+// before. The pass counts both kinds as differing (review 94 F1).
 func TestDriftFoundRevocationsGoFirst(t *testing.T) {
 	cfg := &scimv1.ScimConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme"},
 		Spec: scimv1.ScimConfigSpec{Organization: "acme"}}
@@ -63,6 +68,13 @@ func TestDriftFoundRevocationsGoFirst(t *testing.T) {
 	if _, err := r.Reconcile(context.Background(), reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "acme"}}); err != nil {
 		t.Fatal(err)
 	}
+	if n := testutil.ToFloat64(metrics.DriftDiffering.WithLabelValues("ns", "acme")); n != 3 {
+		t.Errorf("scim_operator_drift_differing %v, want 3", n)
+	}
+	// another tenant's deactivation from SCIM, after the pass
+	if !addAt(q, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "other", Name: "deactivated"}}, RevocationPriority) {
+		t.Fatal("not a priority queue")
+	}
 	got := map[string]int{}
 	var order []string
 	for q.Len() > 0 {
@@ -71,9 +83,8 @@ func TestDriftFoundRevocationsGoFirst(t *testing.T) {
 		order = append(order, item.Name)
 		q.Done(item)
 	}
-	want := map[string]int{"readded": RevocationPriority, "renamed": RevocationPriority, "removed": 0}
-	if len(got) != len(want) || got["readded"] != want["readded"] || got["renamed"] != want["renamed"] || got["removed"] != want["removed"] ||
-		slices.Index(order, "removed") != 2 {
-		t.Errorf("the pass queued %v (in the order %v), want the priorities %v, revocations first", got, order, want)
+	want := map[string]int{"deactivated": RevocationPriority, "readded": LaterRevocationPriority, "renamed": LaterRevocationPriority, "removed": 0}
+	if !maps.Equal(got, want) || order[0] != "deactivated" || order[3] != "removed" {
+		t.Errorf("out of the queue %v (in the order %v), want the priorities %v: SCIM's revocation, then the pass's, then the rest", got, order, want)
 	}
 }

@@ -927,6 +927,12 @@ func (r *OrgMemberReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // or of a group whose deletion has begun.
 const RevocationPriority = 100
 
+// LaterRevocationPriority is the queue priority of a revocation that is not fresh: one
+// refused a worker slot (refusedPriority), or a member a drift pass found holding access
+// it should not (plan.Drifted's revokes). Behind every fresh revocation, ahead of other
+// work.
+const LaterRevocationPriority = RevocationPriority - 1
+
 // revocationFirst enqueues objects as the builder's For does, except that an update that
 // revokes says takes access away (a member's active true to false, or its deletion begun;
 // a group's deletion begun) goes ahead of the queue: during an identity provider's full
@@ -937,7 +943,7 @@ const RevocationPriority = 100
 func revocationFirst(revokes func(oldObj, newObj client.Object) bool, pending func(client.Object) bool) handler.EventHandler {
 	base := handler.WithLowPriorityWhenUnchanged[client.Object, reconcile.Request](&handler.EnqueueRequestForObject{})
 	first := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) bool {
-		return addFirst(q, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
+		return addAt(q, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)}, RevocationPriority)
 	}
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
@@ -955,12 +961,12 @@ func revocationFirst(revokes func(oldObj, newObj client.Object) bool, pending fu
 	}
 }
 
-// addFirst adds req to q at RevocationPriority, and tells whether it could (q is a
-// priority queue, as the controllers' are).
-func addFirst(q workqueue.TypedRateLimitingInterface[reconcile.Request], req reconcile.Request) bool {
+// addAt adds req to q at priority p, and tells whether it could (q is a priority queue, as
+// the controllers' are).
+func addAt(q workqueue.TypedRateLimitingInterface[reconcile.Request], req reconcile.Request, p int) bool {
 	pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request])
 	if ok {
-		pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(RevocationPriority)}, req)
+		pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(p)}, req)
 	}
 	return ok
 }

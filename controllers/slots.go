@@ -175,7 +175,7 @@ func (s *ConfigSlots) pause(ctx context.Context, freed <-chan struct{}) bool {
 // wait for this tenant's refusals to drain).
 func refusedPriority(revocation bool) int {
 	if revocation {
-		return RevocationPriority - 1
+		return LaterRevocationPriority
 	}
 	return handler.LowPriority
 }

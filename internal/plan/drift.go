@@ -129,7 +129,8 @@ func Drifted(m *scimv1.OrgMember, cfg *scimv1.ScimConfig, l *Listing, labelled, 
 			return true, "an Active member is " + string(obs.State) + " in the backend", false
 		}
 		if want := DesiredRole(m, cfg); want != "" && obs.Role != "" && !strings.EqualFold(want, obs.Role) {
-			return true, "role " + obs.Role + " in the backend, " + want + " wanted", roleRank(obs.Role) > roleRank(want)
+			// a role this code does not know may allow anything: revoking
+			return true, "role " + obs.Role + " in the backend, " + want + " wanted", roleRank(obs.Role) == 0 || roleRank(obs.Role) > roleRank(want)
 		}
 		if team := m.Status.HintedTeam; userTeams && team != "" && !InTeam(obs.Teams, team) {
 			return true, "not in team " + team, false

@@ -133,31 +133,39 @@ func TestDrifted(t *testing.T) {
 func TestDriftedRevokes(t *testing.T) {
 	hub := &scimv1.ScimConfig{}
 	hub.Spec.Backend.DockerHub = &scimv1.DockerHubBackend{DefaultRole: "member"}
+	keep := hub.DeepCopy()
+	keep.Spec.Policies.Deactivation = scimv1.DeactivationKeep
 	ann := backend.Member{UserName: "ann@x.io", Email: "ann@x.io", BackendID: "ann", Role: "member", State: backend.StateMember}
-	owner := ann
-	owner.Role = "owner"
+	owner, admin := ann, ann
+	owner.Role, admin.Role = "owner", "admin"
 	wantsEditor := func(m *scimv1.OrgMember) { m.Spec.Docker = &scimv1.DockerUser{Role: "editor"} }
 	formerName := backend.Member{UserName: "ann.old@x.io", BackendID: "ann.old@x.io", State: backend.StateMember, Owners: []string{"uid-1"}}
+	bound := backend.Member{UserName: "ann@x.io", BackendID: "ann@x.io", State: backend.StateMember, Owners: []string{"uid-1"}}
 	for _, tc := range []struct {
 		name     string
 		m        *scimv1.OrgMember
+		cfg      *scimv1.ScimConfig
 		list     []backend.Member
 		labelled bool
 		revokes  bool
 	}{
-		{"deactivated, re-added by hand", driftMember("ann@x.io", scimv1.PhaseDeactivated), []backend.Member{ann}, false, true},
+		{"deactivated, re-added by hand", driftMember("ann@x.io", scimv1.PhaseDeactivated), hub, []backend.Member{ann}, false, true},
 		{"a former identity still a member", driftMember("ann@x.io", scimv1.PhaseActive, func(m *scimv1.OrgMember) {
 			m.Status.GrantedIdentities = []string{"ann.old@x.io", "ann@x.io"}
-		}), []backend.Member{ann, {UserName: "ann.old@x.io", Email: "ann.old@x.io", BackendID: "annold", Role: "member", State: backend.StateMember}}, false, true},
-		{"a grant to a former name", driftMember("ann@x.io", scimv1.PhaseActive), []backend.Member{formerName}, true, true},
-		{"made owner by hand", driftMember("ann@x.io", scimv1.PhaseActive), []backend.Member{owner}, false, true},
-		{"editor wanted, member in the backend", driftMember("ann@x.io", scimv1.PhaseActive, wantsEditor), []backend.Member{ann}, false, false},
-		{"editor wanted, owner in the backend", driftMember("ann@x.io", scimv1.PhaseActive, wantsEditor), []backend.Member{owner}, false, true},
-		{"active, removed by hand", driftMember("ann@x.io", scimv1.PhaseActive), nil, false, false},
-		{"invited, expired", driftMember("ann@x.io", scimv1.PhaseInvited), nil, false, false},
+		}), hub, []backend.Member{ann, {UserName: "ann.old@x.io", Email: "ann.old@x.io", BackendID: "annold", Role: "member", State: backend.StateMember}}, false, true},
+		{"a grant to a former name", driftMember("ann@x.io", scimv1.PhaseActive), hub, []backend.Member{formerName}, true, true},
+		{"deactivated, still owns a grant", driftMember("ann@x.io", scimv1.PhaseDeactivated), hub, []backend.Member{bound}, true, true},
+		{"made owner by hand", driftMember("ann@x.io", scimv1.PhaseActive), hub, []backend.Member{owner}, false, true},
+		{"editor wanted, member in the backend", driftMember("ann@x.io", scimv1.PhaseActive, wantsEditor), hub, []backend.Member{ann}, false, false},
+		{"editor wanted, owner in the backend", driftMember("ann@x.io", scimv1.PhaseActive, wantsEditor), hub, []backend.Member{owner}, false, true},
+		{"a role this code does not know", driftMember("ann@x.io", scimv1.PhaseActive), hub, []backend.Member{admin}, false, true},
+		{"active, removed by hand", driftMember("ann@x.io", scimv1.PhaseActive), hub, nil, false, false},
+		{"invited, expired", driftMember("ann@x.io", scimv1.PhaseInvited), hub, nil, false, false},
+		{"deactivated under Keep, removed by hand", driftMember("ann@x.io", scimv1.PhaseDeactivated), keep, nil, false, false},
+		{"deactivated under Keep, its grant deleted by hand", driftMember("ann@x.io", scimv1.PhaseDeactivated), keep, nil, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			drifted, why, revokes := Drifted(tc.m, hub, NewListing(tc.list), tc.labelled, true)
+			drifted, why, revokes := Drifted(tc.m, tc.cfg, NewListing(tc.list), tc.labelled, true)
 			if !drifted || revokes != tc.revokes {
 				t.Errorf("drifted %v (%s), revokes %v, want drifted, revokes %v", drifted, why, revokes, tc.revokes)
 			}
