@@ -67,6 +67,9 @@ type HubOptions struct {
 	Adoption scimv1.AdoptionPolicy
 }
 
+// maxRequestsPerMinute is the CRD's bound on spec.backend.dockerhub.requestsPerMinute.
+const maxRequestsPerMinute = 6000
+
 // pointAt points the sample ScimConfig at the emulator's url with the options.
 func pointAt(cfg *unstructured.Unstructured, url string, o HubOptions) error {
 	if err := unstructured.SetNestedField(cfg.Object, url, "spec", "backend", "dockerhub", "baseURL"); err != nil {
@@ -74,6 +77,9 @@ func pointAt(cfg *unstructured.Unstructured, url string, o HubOptions) error {
 	}
 	if err := unstructured.SetNestedField(cfg.Object, o.ResyncInterval, "spec", "resyncInterval"); err != nil {
 		return err
+	}
+	if o.RateLimit > maxRequestsPerMinute {
+		return fmt.Errorf("a rate limit of %d requests a minute: a ScimConfig allows at most %d", o.RateLimit, maxRequestsPerMinute)
 	}
 	if o.RateLimit > 0 {
 		// the manager's budget is the emulator's limit: a bench at -hub-rate 600 measures

@@ -3,6 +3,7 @@ package devenv
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -38,6 +39,12 @@ func TestHubSampleCarriesTheAdoptionPolicy(t *testing.T) {
 		rpm, found, _ := unstructured.NestedInt64(cfg.Object, "spec", "backend", "dockerhub", "requestsPerMinute")
 		if found != (tc.rate > 0) || rpm != int64(tc.rate) {
 			t.Errorf("rate %d: the ScimConfig's requestsPerMinute is %d (set: %v)", tc.rate, rpm, found)
+		}
+		// a rate the CRD refuses is refused here, by name, not by the API server's
+		// validation of the applied sample (review 94 F8)
+		if err := pointAt(cfg, "http://127.0.0.1:1", HubOptions{ResyncInterval: "1m", RateLimit: 6001}); err == nil ||
+			!strings.Contains(err.Error(), "at most 6000") {
+			t.Errorf("rate 6001: %v, want refused", err)
 		}
 		got, _, _ := unstructured.NestedString(cfg.Object, "spec", "policies", "adoption")
 		url, _, _ := unstructured.NestedString(cfg.Object, "spec", "backend", "dockerhub", "baseURL")
