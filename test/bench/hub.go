@@ -112,9 +112,10 @@ func (b *bench) startHub(ctx context.Context, say func(string, ...any)) (*hubRun
 // throughput step's members are deleted, which nothing times; their reconciles share the
 // controllers' one queue with its people's, so its adoption's time and calls and its
 // groups' time count that deletion too (read them as upper bounds), and its steady
-// passes run beside the size steps' load. The memory rows' baseline is read after the
-// adoption (clearThroughput), so its members are in the baseline and not in any size's
-// per-member figure. The last step, dockerHub, waits for it, then measures its drift
+// passes run beside the size steps' load. The memory reading after the throughput step
+// is taken after the adoption (clearThroughput), so its members are in it, and in no
+// size's figure counted from it (the verdicts count from the first reading, and the
+// organization beside is in them). The last step, dockerHub, waits for it, then measures its drift
 // repair alone.
 func (b *bench) hubBeside(ctx context.Context) error {
 	h, err := b.startHub(ctx, func(format string, a ...any) { say("  [Docker Hub, beside] "+strings.TrimLeft(format, " "), a...) })
