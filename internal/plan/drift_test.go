@@ -19,6 +19,18 @@ func driftMember(user string, phase scimv1.MemberPhase, change ...func(*scimv1.O
 	return m
 }
 
+// driftCase is a member, its config and the organization's listing (from a labelled
+// backend or not), and what Drifted should say of them: whether it drifted
+// (TestDrifted) or whether repairing it revokes (TestDriftedRevokes).
+type driftCase struct {
+	name     string
+	m        *scimv1.OrgMember
+	cfg      *scimv1.ScimConfig
+	list     []backend.Member
+	labelled bool
+	want     bool
+}
+
 func TestDrifted(t *testing.T) {
 	hub := &scimv1.ScimConfig{}
 	hub.Spec.Backend.DockerHub = &scimv1.DockerHubBackend{DefaultRole: "member"}
@@ -43,14 +55,7 @@ func TestDrifted(t *testing.T) {
 	}
 	other := backend.Member{UserName: "ben@x.io", Email: "ben@x.io", BackendID: "ben", Role: "member", State: backend.StateMember}
 
-	for _, tc := range []struct {
-		name      string
-		m         *scimv1.OrgMember
-		cfg       *scimv1.ScimConfig
-		list      []backend.Member
-		labelled  bool
-		wantDrift bool
-	}{
+	for _, tc := range []driftCase{
 		{"active and listed as member", driftMember("ann@x.io", scimv1.PhaseActive), hub, []backend.Member{ann, other}, false, false},
 		{"active, found by the Docker ID only through the email", driftMember("ann", scimv1.PhaseActive, func(m *scimv1.OrgMember) {
 			m.Spec.Emails = []scimv1.MultiValue{{Value: "ann@x.io", Primary: true}}
@@ -121,8 +126,8 @@ func TestDrifted(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, why, _ := Drifted(tc.m, tc.cfg, NewListing(tc.list), tc.labelled, !tc.labelled)
-			if got != tc.wantDrift {
-				t.Fatalf("Drifted = %v (%s), want %v", got, why, tc.wantDrift)
+			if got != tc.want {
+				t.Fatalf("Drifted = %v (%s), want %v", got, why, tc.want)
 			}
 		})
 	}
@@ -141,14 +146,7 @@ func TestDriftedRevokes(t *testing.T) {
 	wantsEditor := func(m *scimv1.OrgMember) { m.Spec.Docker = &scimv1.DockerUser{Role: "editor"} }
 	formerName := backend.Member{UserName: "ann.old@x.io", BackendID: "ann.old@x.io", State: backend.StateMember, Owners: []string{"uid-1"}}
 	bound := backend.Member{UserName: "ann@x.io", BackendID: "ann@x.io", State: backend.StateMember, Owners: []string{"uid-1"}}
-	for _, tc := range []struct {
-		name     string
-		m        *scimv1.OrgMember
-		cfg      *scimv1.ScimConfig
-		list     []backend.Member
-		labelled bool
-		revokes  bool
-	}{
+	for _, tc := range []driftCase{
 		{"deactivated, re-added by hand", driftMember("ann@x.io", scimv1.PhaseDeactivated), hub, []backend.Member{ann}, false, true},
 		{"a former identity still a member", driftMember("ann@x.io", scimv1.PhaseActive, func(m *scimv1.OrgMember) {
 			m.Status.GrantedIdentities = []string{"ann.old@x.io", "ann@x.io"}
@@ -166,8 +164,8 @@ func TestDriftedRevokes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			drifted, why, revokes := Drifted(tc.m, tc.cfg, NewListing(tc.list), tc.labelled, true)
-			if !drifted || revokes != tc.revokes {
-				t.Errorf("drifted %v (%s), revokes %v, want drifted, revokes %v", drifted, why, revokes, tc.revokes)
+			if !drifted || revokes != tc.want {
+				t.Errorf("drifted %v (%s), revokes %v, want drifted, revokes %v", drifted, why, revokes, tc.want)
 			}
 		})
 	}
