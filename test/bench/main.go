@@ -112,7 +112,7 @@ func main() {
 	flag.StringVar(&o.out, "out", filepath.Join(testenv.RepoRoot(), ".dev", "bench"), "directory for bench.json, bench.svg, the manager's log and the control plane's kubeconfig")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed for the lookups' random choice of members")
 	hubSizes := flag.String("hub-sizes", "100", "Docker Hub organization sizes for the drift figures (\"\" to skip them)")
-	flag.IntVar(&o.hubRate, "hub-rate", 180, "the Docker Hub emulator's requests a minute (Docker Hub's limit)")
+	flag.IntVar(&o.hubRate, "hub-rate", 180, "the Docker Hub emulator's requests a minute (Docker Hub's limit), and its ScimConfig's requestsPerMinute (at most 6000)")
 	flag.DurationVar(&o.hubResync, "hub-resync", time.Minute, "the Docker Hub ScimConfig's spec.resyncInterval")
 	flag.IntVar(&o.hubDrift, "hub-drift", 10, "members removed by hand in Docker Hub for the drift-repair figure")
 	flag.IntVar(&o.hubGroups, "hub-groups", 10, "OrgGroups of the Docker Hub organization, each syncing a team its members share out (0 for none)")
