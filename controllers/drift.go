@@ -557,7 +557,7 @@ func (d *DriftQueue) queueSource(into *workqueue.TypedRateLimitingInterface[reco
 // controller has started there is no queue: its start reconciles every member anyway.
 func (d *DriftQueue) Enqueue(reqs []reconcile.Request) {
 	if d != nil {
-		d.addTo(&d.q, reqs)
+		d.addTo(&d.q, reqs, 0)
 	}
 }
 
@@ -567,30 +567,20 @@ func (d *DriftQueue) Enqueue(reqs []reconcile.Request) {
 // must not wait behind a tenant's pass that found many (a policy changed from Keep to
 // Remove makes every deactivated member present one).
 func (d *DriftQueue) EnqueueRevocations(reqs []reconcile.Request) {
-	if d == nil || len(reqs) == 0 {
-		return
-	}
-	d.mu.Lock()
-	q := d.q
-	d.mu.Unlock()
-	if q == nil {
-		return
-	}
-	for _, r := range reqs {
-		if !addAt(q, r, LaterRevocationPriority) {
-			q.Add(r)
-		}
+	if d != nil {
+		d.addTo(&d.q, reqs, LaterRevocationPriority)
 	}
 }
 
 // EnqueueGroups adds the requests to the group queue, as Enqueue does to the member queue.
 func (d *DriftQueue) EnqueueGroups(reqs []reconcile.Request) {
 	if d != nil {
-		d.addTo(&d.gq, reqs)
+		d.addTo(&d.gq, reqs, 0)
 	}
 }
 
-func (d *DriftQueue) addTo(which *workqueue.TypedRateLimitingInterface[reconcile.Request], reqs []reconcile.Request) {
+// addTo adds the requests to the queue in *which, at priority (0: the queue's default).
+func (d *DriftQueue) addTo(which *workqueue.TypedRateLimitingInterface[reconcile.Request], reqs []reconcile.Request, priority int) {
 	d.mu.Lock()
 	q := *which
 	d.mu.Unlock()
@@ -598,7 +588,9 @@ func (d *DriftQueue) addTo(which *workqueue.TypedRateLimitingInterface[reconcile
 		return
 	}
 	for _, r := range reqs {
-		q.Add(r)
+		if priority == 0 || !addAt(q, r, priority) {
+			q.Add(r)
+		}
 	}
 }
 

@@ -115,8 +115,8 @@ func (b *bench) startHub(ctx context.Context, say func(string, ...any)) (*hubRun
 // passes run beside the size steps' load. The memory reading after the throughput step
 // is taken after the adoption (clearThroughput), so its members are in it, and in no
 // size's figure counted from it (the verdicts count from the first reading, and the
-// organization beside is in them). The last step, dockerHub, waits for it, then measures its drift
-// repair alone.
+// organization beside is in them). The last step, dockerHub, waits for it, then measures
+// its drift repair alone.
 func (b *bench) hubBeside(ctx context.Context) error {
 	h, err := b.startHub(ctx, func(format string, a ...any) { say("  [Docker Hub, beside] "+strings.TrimLeft(format, " "), a...) })
 	if err != nil {
